@@ -1,0 +1,74 @@
+import express, { type Request, type Response, type NextFunction } from 'express';
+import type { FhirContext } from './fhir/context.js';
+import { capabilityStatement, type SecurityUrls } from './fhir/capability.js';
+import { fhirRouter, type Authenticate } from './http/fhirRoutes.js';
+
+export interface AppDeps {
+  ctx: FhirContext;
+  fhirBase: string;
+  maxBodyBytes: number;
+  authRequired: boolean;
+  authenticate?: Authenticate;
+  security?: SecurityUrls;
+  /** Routers mounted at the root before /fhir (OAuth, sandbox, app). */
+  routers?: express.Router[];
+  /** Origins allowed to call from a browser (registered apps). */
+  allowedOrigin?: (origin: string) => boolean | Promise<boolean>;
+  version: string;
+}
+
+/** Builds the Express app; no listen(), so tests and main share it. */
+export function createApp(deps: AppDeps): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('query parser', 'simple');
+  app.use(securityHeaders);
+  app.use(cors(deps.allowedOrigin));
+  for (const router of deps.routers ?? []) app.use(router);
+  const metadata = (baseUrl: string) => ({ status: 200, body: capabilityStatement(deps.ctx, baseUrl, deps.security, deps.version) });
+  app.use(
+    '/fhir',
+    fhirRouter(deps.ctx, {
+      fhirBase: deps.fhirBase,
+      maxBodyBytes: deps.maxBodyBytes,
+      authenticate: deps.authenticate,
+      authRequired: deps.authRequired,
+      metadata,
+      wwwAuthenticate: `Bearer realm="${deps.fhirBase}"`,
+    }),
+  );
+  app.get('/', (_req, res) => res.redirect(deps.routers?.length ? '/sandbox' : '/fhir/metadata'));
+  app.get('/healthz', (_req, res) => res.json({ status: 'ok' }));
+  return app;
+}
+
+function securityHeaders(_req: Request, res: Response, next: NextFunction): void {
+  res.setHeader('X-Content-Type-Options', 'nosniff');
+  res.setHeader('X-Frame-Options', 'SAMEORIGIN');
+  res.setHeader('Referrer-Policy', 'no-referrer');
+  res.setHeader('Strict-Transport-Security', 'max-age=31536000; includeSubDomains');
+  res.setHeader('Cross-Origin-Resource-Policy', 'same-site');
+  next();
+}
+
+/** CORS only for registered app origins; same-origin calls need none. */
+function cors(allowed?: (origin: string) => boolean | Promise<boolean>) {
+  return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
+    const origin = req.headers.origin;
+    if (origin && allowed && (await allowed(origin))) {
+      res.setHeader('Access-Control-Allow-Origin', origin);
+      res.setHeader('Vary', 'Origin');
+      res.setHeader('Access-Control-Allow-Credentials', 'true');
+      res.setHeader('Access-Control-Expose-Headers', 'Location, ETag, Last-Modified, Content-Location, WWW-Authenticate');
+      if (req.method === 'OPTIONS') {
+        res.setHeader('Access-Control-Allow-Methods', 'GET, POST, PUT, PATCH, DELETE, OPTIONS');
+        res.setHeader('Access-Control-Allow-Headers', 'Authorization, Content-Type, If-Match, If-None-Exist, If-None-Match, If-Modified-Since, Prefer, Accept');
+        res.setHeader('Access-Control-Max-Age', '600');
+        res.status(204).end();
+        return;
+      }
+    }
+    next();
+  };
+}

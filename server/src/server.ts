@@ -1,0 +1,114 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type express from 'express';
+import { createApp } from './app.js';
+import type { ServerConfig } from './config.js';
+import { BufferedAuditSink } from './fhir/audit.js';
+import { ourSearchParameters, publishConformance, readConformanceResources } from './fhir/conformance.js';
+import type { AccessPolicy, FhirContext, OperationDefinitionEntry, ResourceValidator } from './fhir/context.js';
+import { Indexer } from './fhir/search/indexer.js';
+import { SearchParamRegistry } from './fhir/search/registry.js';
+import { createLogger, errorFields, type Logger } from './log.js';
+import type { FhirStore } from './storage/FhirStore.js';
+import { openStore } from './storage/openStore.js';
+import type { Authenticate } from './http/fhirRoutes.js';
+import type { SecurityUrls } from './fhir/capability.js';
+
+export const VERSION = '0.1.0';
+
+/** Pieces of the server that other modules contribute (auth, operations, demo data). */
+export interface ServerParts {
+  policy: AccessPolicy;
+  validator?: ResourceValidator;
+  operations?: OperationDefinitionEntry[];
+  authenticate?: Authenticate;
+  security?: SecurityUrls;
+  routers?: express.Router[];
+  allowedOrigin?: (origin: string) => boolean | Promise<boolean>;
+  /** Runs after migrations and conformance publishing, before listening (demo data). */
+  seed?: (store: FhirStore) => Promise<void>;
+}
+
+export interface RunningServer {
+  url: string;
+  fhirBase: string;
+  store: FhirStore;
+  ctx: FhirContext;
+  close(): Promise<void>;
+}
+
+/** What the parts are built from: the real URLs (known once the port is bound) and the store. */
+export interface PartsEnv {
+  config: ServerConfig;
+  publicUrl: string;
+  fhirBase: string;
+  store: FhirStore;
+  registry: SearchParamRegistry;
+  logger: Logger;
+}
+
+export async function startServer(
+  config: ServerConfig,
+  makeParts: (env: PartsEnv) => Promise<ServerParts>,
+  logger: Logger = createLogger(config.logLevel),
+): Promise<RunningServer> {
+  const conformance = readConformanceResources();
+  const registry = SearchParamRegistry.withStandard(ourSearchParameters(conformance));
+  const store = await openStore(config.store, registry);
+  await publishConformance(store, conformance);
+  const server = createServer();
+  server.keepAliveTimeout = 5000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  // With PORT=0 the real port is known only now; PUBLIC_URL, when set, wins.
+  const url = config.publicUrl.replace(/:0$/, `:${port}`);
+  const fhirBase = `${url}/fhir`;
+  const parts = await makeParts({ config, publicUrl: url, fhirBase, store, registry, logger });
+  await parts.seed?.(store);
+  const audit = new BufferedAuditSink(store, { intervalMs: 200, maxBatch: 200, enabled: config.auditEnabled });
+  const ctx: FhirContext = {
+    store,
+    registry,
+    indexer: new Indexer(registry),
+    validator: parts.validator,
+    policy: parts.policy,
+    audit,
+    operations: parts.operations ?? [],
+    limits: { maxBundleEntries: config.maxBundleEntries },
+    onUnexpectedError: (err) => logger.error('unexpected_error', errorFields(err)),
+  };
+  const app = createApp({
+    ctx,
+    fhirBase,
+    maxBodyBytes: config.maxBodyBytes,
+    authRequired: config.authRequired,
+    authenticate: parts.authenticate,
+    security: parts.security,
+    routers: parts.routers,
+    allowedOrigin: parts.allowedOrigin,
+    version: VERSION,
+  });
+  server.on('request', app);
+  logger.info('server_started', { url, fhirBase: `${url}/fhir`, store: config.store.driver });
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    fhirBase,
+    store,
+    ctx,
+    close: () =>
+      (closing ??= (async () => {
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeIdleConnections();
+        });
+        await audit.flush();
+        await store.close();
+        logger.info('server_stopped');
+      })()),
+  };
+}
+

@@ -1,0 +1,126 @@
+import type { Resource } from 'fhir/r4.js';
+
+/** A parsed search, independent of SQL. Built by fhir/search/parse.ts. */
+export interface SearchQuery {
+  resourceType: string;
+  /** All clauses must hold (AND); the values inside one clause are alternatives (OR). */
+  clauses: SearchClause[];
+  sort: SortRule[];
+  count: number;
+  offset: number;
+  /** Compute the total number of matches. */
+  total: boolean;
+}
+
+export type SearchClause =
+  | { kind: 'id'; ids: string[]; not?: boolean }
+  | { kind: 'token'; param: string; values: string[]; not: boolean }
+  | { kind: 'missing'; param: string; missing: boolean }
+  | { kind: 'reference'; param: string; values: string[] }
+  | { kind: 'string'; param: string; mode: 'starts' | 'exact' | 'contains'; values: string[] }
+  | { kind: 'date'; param: string; values: DateCondition[] }
+  | { kind: 'lastUpdated'; values: DateCondition[] }
+  | { kind: 'number'; param: string; values: NumberCondition[] }
+  | { kind: 'compartment'; compartment: string }
+  | { kind: 'chain'; param: string; targetType: string; clause: SearchClause }
+  | { kind: 'reverseChain'; sourceType: string; refParam: string; clause: SearchClause };
+
+export type Prefix = 'eq' | 'ne' | 'gt' | 'lt' | 'ge' | 'le' | 'sa' | 'eb' | 'ap';
+export interface DateCondition {
+  prefix: Prefix;
+  lo: Date;
+  hi: Date;
+}
+export interface NumberCondition {
+  prefix: Prefix;
+  value: number;
+  /** Half the precision of the value as written (for eq on 100 means [99.5, 100.5)). */
+  tolerance: number;
+  system?: string;
+  unit?: string;
+}
+
+export interface SortRule {
+  param: string;
+  kind: 'id' | 'lastUpdated' | 'string' | 'date' | 'number' | 'token';
+  descending: boolean;
+}
+
+export interface SearchResult {
+  resources: Resource[];
+  total?: number;
+  /** True when at least one more match follows this page. */
+  hasMore: boolean;
+}
+
+export interface HistoryEntry {
+  resourceType: string;
+  id: string;
+  versionId: string;
+  lastUpdated: string;
+  deleted: boolean;
+  /** Absent for a deletion. */
+  resource?: Resource;
+  /** The version was the first one (a create). */
+  created: boolean;
+}
+
+export interface HistoryQuery {
+  resourceType?: string;
+  id?: string;
+  since?: Date;
+  at?: Date;
+  count: number;
+  offset: number;
+}
+
+export interface OutboxMessage {
+  id: string;
+  kind: string;
+  payload: unknown;
+  attempts: number;
+  notBefore: Date;
+}
+
+/**
+ * The one storage interface. Implementations keep every version, index the search parameters and
+ * run `transaction` atomically (all or nothing).
+ */
+export interface FhirStore {
+  /** Current version, or throws notFound (404) / gone (410). */
+  read(resourceType: string, id: string): Promise<Resource>;
+  /** Current version or undefined (also for deleted). */
+  find(resourceType: string, id: string): Promise<Resource | undefined>;
+  vread(resourceType: string, id: string, versionId: string): Promise<Resource>;
+  /** Stores a new resource; `resource.id` is kept if set (update-as-create), otherwise assigned. */
+  create<T extends Resource>(resource: T): Promise<T>;
+  /** New version of an existing resource; `ifMatch` is the expected current versionId (412 on mismatch). */
+  update<T extends Resource>(resource: T, ifMatch?: string): Promise<{ resource: T; created: boolean }>;
+  /** Marks deleted (a new version); returns false if there was nothing to delete. */
+  delete(resourceType: string, id: string, ifMatch?: string): Promise<boolean>;
+  search(query: SearchQuery): Promise<SearchResult>;
+  history(query: HistoryQuery): Promise<HistoryEntry[]>;
+  /** Runs `fn` atomically; the store passed to `fn` sees its own writes. */
+  transaction<T>(fn: (tx: FhirStore) => Promise<T>): Promise<T>;
+  /** Serializes callers that pass the same key until the enclosing transaction ends. */
+  lock(key: string): Promise<void>;
+
+  /** Outbox: written in the caller's transaction, drained by the outbound worker. */
+  enqueue(kind: string, payload: unknown, dedupeKey?: string): Promise<void>;
+  claimOutbox(limit: number, leaseMs: number): Promise<OutboxMessage[]>;
+  completeOutbox(id: string): Promise<void>;
+  failOutbox(id: string, error: string, retryAt: Date | undefined): Promise<void>;
+
+  /**
+   * Short-lived shared state for the auth server (authorization codes, launch contexts, refresh
+   * tokens, used assertion ids), kept in the database so several server processes agree.
+   */
+  putEphemeral(key: string, value: unknown, expiresAt: Date): Promise<void>;
+  getEphemeral(key: string): Promise<unknown | undefined>;
+  /** Reads and deletes in one step: a second caller gets undefined (single-use codes). */
+  takeEphemeral(key: string): Promise<unknown | undefined>;
+  /** True the first time a key is claimed before it expires (replay protection for `jti`). */
+  claimOnce(key: string, expiresAt: Date): Promise<boolean>;
+
+  close(): Promise<void>;
+}

@@ -1,0 +1,26 @@
+import { mkdirSync } from 'node:fs';
+import { Indexer } from '../fhir/search/indexer.js';
+import type { SearchParamRegistry } from '../fhir/search/registry.js';
+import type { FhirStore } from './FhirStore.js';
+import type { SqlConnection } from './sql/connection.js';
+import { openPglite } from './sql/pglite.js';
+import { openPostgres } from './sql/postgres.js';
+import { migrate } from './sql/schema.js';
+import { SqlFhirStore } from './sql/SqlFhirStore.js';
+
+export type StoreConfig =
+  | { driver: 'pglite'; dataDir: string; loadDataDir?: Blob }
+  | { driver: 'postgres'; databaseUrl: string; schema?: string; poolSize?: number };
+
+export async function openConnection(config: StoreConfig): Promise<SqlConnection> {
+  if (config.driver === 'postgres') return openPostgres(config.databaseUrl, { schema: config.schema, max: config.poolSize });
+  if (!config.dataDir.startsWith('memory://')) mkdirSync(config.dataDir, { recursive: true });
+  return openPglite(config.dataDir, config.loadDataDir);
+}
+
+/** Opens the configured database, runs migrations and returns the store. */
+export async function openStore(config: StoreConfig, registry: SearchParamRegistry): Promise<FhirStore> {
+  const conn = await openConnection(config);
+  await migrate(conn);
+  return new SqlFhirStore(conn, new Indexer(registry));
+}

@@ -1,0 +1,273 @@
+import { randomUUID } from 'node:crypto';
+import type { Resource } from 'fhir/r4.js';
+import { conflict, gone, notFound, preconditionFailed } from '../../fhir/outcomes.js';
+import type { Indexer, ResourceIndex } from '../../fhir/search/indexer.js';
+import type { FhirStore, HistoryEntry, HistoryQuery, OutboxMessage, SearchQuery, SearchResult } from '../FhirStore.js';
+import type { SqlConnection } from './connection.js';
+import { buildOrderBy, buildWhere, Params } from './searchSql.js';
+
+interface CurrentRow {
+  version_id: number;
+  deleted: boolean;
+}
+
+/** The FhirStore over PostgreSQL SQL; the same code runs on PGlite and on a PostgreSQL server. */
+export class SqlFhirStore implements FhirStore {
+  constructor(
+    private readonly conn: SqlConnection,
+    private readonly indexer: Indexer,
+  ) {}
+
+  async find(resourceType: string, id: string): Promise<Resource | undefined> {
+    const { rows } = await this.conn.query('SELECT content FROM resources WHERE res_type = $1 AND id = $2 AND NOT deleted', [resourceType, id]);
+    return rows[0]?.content as Resource | undefined;
+  }
+
+  async read(resourceType: string, id: string): Promise<Resource> {
+    const { rows } = await this.conn.query('SELECT deleted, content FROM resources WHERE res_type = $1 AND id = $2', [resourceType, id]);
+    const row = rows[0];
+    if (!row) throw notFound(`${resourceType}/${id} not found`);
+    if (row.deleted) throw gone(`${resourceType}/${id} was deleted`);
+    return row.content as Resource;
+  }
+
+  async vread(resourceType: string, id: string, versionId: string): Promise<Resource> {
+    const version = Number(versionId);
+    if (!Number.isInteger(version) || version < 1) throw notFound(`${resourceType}/${id}/_history/${versionId} not found`);
+    const { rows } = await this.conn.query(
+      'SELECT deleted, content FROM resource_history WHERE res_type = $1 AND id = $2 AND version_id = $3',
+      [resourceType, id, version],
+    );
+    const row = rows[0];
+    if (!row) throw notFound(`${resourceType}/${id}/_history/${versionId} not found`);
+    if (row.deleted) throw gone(`${resourceType}/${id}/_history/${versionId} is a deletion`);
+    return row.content as Resource;
+  }
+
+  async create<T extends Resource>(resource: T): Promise<T> {
+    return this.transaction(async (tx) => (tx as SqlFhirStore).writeVersion(resource, undefined, 'create')).then((r) => r.resource);
+  }
+
+  async update<T extends Resource>(resource: T, ifMatch?: string): Promise<{ resource: T; created: boolean }> {
+    return this.transaction(async (tx) => (tx as SqlFhirStore).writeVersion(resource, ifMatch, 'update'));
+  }
+
+  async delete(resourceType: string, id: string, ifMatch?: string): Promise<boolean> {
+    return this.transaction(async (tx) => (tx as SqlFhirStore).deleteInTx(resourceType, id, ifMatch));
+  }
+
+  private async current(resourceType: string, id: string): Promise<CurrentRow | undefined> {
+    const { rows } = await this.conn.query('SELECT version_id, deleted FROM resources WHERE res_type = $1 AND id = $2 FOR UPDATE', [resourceType, id]);
+    return rows[0] as unknown as CurrentRow | undefined;
+  }
+
+  private async writeVersion<T extends Resource>(resource: T, ifMatch: string | undefined, mode: 'create' | 'update'): Promise<{ resource: T; created: boolean }> {
+    const id = resource.id ?? randomUUID();
+    const existing = await this.current(resource.resourceType, id);
+    if (mode === 'create' && existing && !existing.deleted) throw conflict(`${resource.resourceType}/${id} already exists`, 'duplicate');
+    if (ifMatch !== undefined && (!existing || existing.deleted || String(existing.version_id) !== ifMatch)) {
+      throw preconditionFailed(`Version ${ifMatch} of ${resource.resourceType}/${id} is not the current version${existing ? ` (current: ${existing.version_id})` : ''}`);
+    }
+    const version = (existing?.version_id ?? 0) + 1;
+    const lastUpdated = new Date();
+    const stored = {
+      ...resource,
+      id,
+      meta: { ...resource.meta, versionId: String(version), lastUpdated: lastUpdated.toISOString() },
+    } as T;
+    const index = this.indexer.index(stored);
+    const values = [stored.resourceType, id, version, lastUpdated.toISOString(), JSON.stringify(stored), index.tokens, index.refs, index.compartments];
+    if (existing) {
+      await this.conn.query(
+        `UPDATE resources SET version_id = $3, last_updated = $4, deleted = false, content = $5::json, tokens = $6, refs = $7, compartments = $8
+         WHERE res_type = $1 AND id = $2`,
+        values,
+      );
+    } else {
+      await this.conn.query(
+        `INSERT INTO resources (res_type, id, version_id, last_updated, content, tokens, refs, compartments) VALUES ($1, $2, $3, $4, $5::json, $6, $7, $8)`,
+        values,
+      );
+    }
+    await this.conn.query(
+      'INSERT INTO resource_history (res_type, id, version_id, last_updated, content) VALUES ($1, $2, $3, $4, $5::json)',
+      values.slice(0, 5),
+    );
+    await this.writeIndex(stored.resourceType, id, index, existing !== undefined);
+    return { resource: stored, created: !existing || existing.deleted };
+  }
+
+  private async deleteInTx(resourceType: string, id: string, ifMatch?: string): Promise<boolean> {
+    const existing = await this.current(resourceType, id);
+    if (!existing || existing.deleted) return false;
+    if (ifMatch !== undefined && String(existing.version_id) !== ifMatch) {
+      throw preconditionFailed(`Version ${ifMatch} of ${resourceType}/${id} is not the current version (current: ${existing.version_id})`);
+    }
+    const version = existing.version_id + 1;
+    const now = new Date().toISOString();
+    await this.conn.query(
+      `UPDATE resources SET version_id = $3, last_updated = $4, deleted = true, content = NULL, tokens = '{}', refs = '{}', compartments = '{}' WHERE res_type = $1 AND id = $2`,
+      [resourceType, id, version, now],
+    );
+    await this.conn.query('INSERT INTO resource_history (res_type, id, version_id, last_updated, deleted) VALUES ($1, $2, $3, $4, true)', [resourceType, id, version, now]);
+    await this.clearIndex(resourceType, id);
+    return true;
+  }
+
+  private async clearIndex(resourceType: string, id: string): Promise<void> {
+    for (const table of ['sp_string', 'sp_date', 'sp_number']) {
+      await this.conn.query(`DELETE FROM ${table} WHERE res_type = $1 AND id = $2`, [resourceType, id]);
+    }
+  }
+
+  private async writeIndex(resourceType: string, id: string, index: ResourceIndex, replacing: boolean): Promise<void> {
+    if (replacing) await this.clearIndex(resourceType, id);
+    if (index.strings.length) {
+      await this.conn.query(
+        'INSERT INTO sp_string (res_type, id, param, value, exact) SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::text[])',
+        [resourceType, id, index.strings.map((s) => s.param), index.strings.map((s) => s.value), index.strings.map((s) => s.exact)],
+      );
+    }
+    if (index.dates.length) {
+      await this.conn.query(
+        'INSERT INTO sp_date (res_type, id, param, lo, hi) SELECT $1, $2, * FROM unnest($3::text[], $4::timestamptz[], $5::timestamptz[])',
+        [resourceType, id, index.dates.map((d) => d.param), index.dates.map((d) => clampDate(d.lo)), index.dates.map((d) => clampDate(d.hi))],
+      );
+    }
+    if (index.numbers.length) {
+      await this.conn.query(
+        'INSERT INTO sp_number (res_type, id, param, value, system, unit) SELECT $1, $2, * FROM unnest($3::text[], $4::numeric[], $5::text[], $6::text[])',
+        [resourceType, id, index.numbers.map((n) => n.param), index.numbers.map((n) => n.value), index.numbers.map((n) => n.system), index.numbers.map((n) => n.unit)],
+      );
+    }
+  }
+
+  async search(query: SearchQuery): Promise<SearchResult> {
+    const params = new Params();
+    const where = buildWhere(query, params);
+    const orderBy = buildOrderBy(query, params);
+    const limit = params.add(query.count + 1);
+    const offset = params.add(query.offset);
+    const { rows } = query.count > 0
+      ? await this.conn.query(`SELECT r.content FROM resources r WHERE ${where} ORDER BY ${orderBy} LIMIT ${limit} OFFSET ${offset}`, params.values)
+      : { rows: [] };
+    const hasMore = rows.length > query.count;
+    const resources = rows.slice(0, query.count).map((row) => row.content as Resource);
+    let total: number | undefined;
+    if (query.total) {
+      const countParams = new Params();
+      const counted = await this.conn.query(`SELECT count(*)::int AS n FROM resources r WHERE ${buildWhere(query, countParams)}`, countParams.values);
+      total = Number(counted.rows[0]?.n ?? 0);
+    } else if (!hasMore && (resources.length > 0 || query.offset === 0)) {
+      total = query.offset + resources.length;
+    }
+    return { resources, total, hasMore };
+  }
+
+  async history(query: HistoryQuery): Promise<HistoryEntry[]> {
+    const params = new Params();
+    const conditions: string[] = [];
+    if (query.resourceType) conditions.push(`res_type = ${params.add(query.resourceType)}`);
+    if (query.id) conditions.push(`id = ${params.add(query.id)}`);
+    if (query.since) conditions.push(`last_updated >= ${params.add(query.since.toISOString())}::timestamptz`);
+    if (query.at) conditions.push(`last_updated <= ${params.add(query.at.toISOString())}::timestamptz`);
+    const where = conditions.length ? `WHERE ${conditions.join(' AND ')}` : '';
+    const { rows } = await this.conn.query(
+      `SELECT res_type, id, version_id, last_updated, deleted, content FROM resource_history ${where}
+       ORDER BY last_updated DESC, version_id DESC LIMIT ${params.add(query.count)} OFFSET ${params.add(query.offset)}`,
+      params.values,
+    );
+    return rows.map((row) => ({
+      resourceType: String(row.res_type),
+      id: String(row.id),
+      versionId: String(row.version_id),
+      lastUpdated: new Date(row.last_updated as string | Date).toISOString(),
+      deleted: Boolean(row.deleted),
+      resource: (row.content ?? undefined) as Resource | undefined,
+      created: Number(row.version_id) === 1,
+    }));
+  }
+
+  async transaction<T>(fn: (tx: FhirStore) => Promise<T>): Promise<T> {
+    if (this.conn.inTransaction) return fn(this);
+    return this.conn.transaction((c) => fn(new SqlFhirStore(c, this.indexer)));
+  }
+
+  async lock(key: string): Promise<void> {
+    if (!this.conn.inTransaction) throw new Error('lock() needs a transaction');
+    await this.conn.query('SELECT pg_advisory_xact_lock(hashtext($1))', [key]);
+  }
+
+  async enqueue(kind: string, payload: unknown, dedupeKey?: string): Promise<void> {
+    await this.conn.query('INSERT INTO outbox (id, kind, payload, dedupe_key) VALUES ($1, $2, $3::jsonb, $4) ON CONFLICT (dedupe_key) DO NOTHING', [
+      randomUUID(),
+      kind,
+      JSON.stringify(payload),
+      dedupeKey ?? null,
+    ]);
+  }
+
+  async claimOutbox(limit: number, leaseMs: number): Promise<OutboxMessage[]> {
+    const { rows } = await this.conn.query(
+      `UPDATE outbox SET status = 'sending', attempts = attempts + 1, not_before = now() + ($2::int * interval '1 millisecond')
+       WHERE id IN (SELECT id FROM outbox WHERE status IN ('pending', 'sending') AND not_before <= now() ORDER BY not_before LIMIT $1 FOR UPDATE SKIP LOCKED)
+       RETURNING id, kind, payload, attempts, not_before`,
+      [limit, leaseMs],
+    );
+    return rows.map((row) => ({
+      id: String(row.id),
+      kind: String(row.kind),
+      payload: row.payload,
+      attempts: Number(row.attempts),
+      notBefore: new Date(row.not_before as string | Date),
+    }));
+  }
+
+  async completeOutbox(id: string): Promise<void> {
+    await this.conn.query(`UPDATE outbox SET status = 'sent', sent_at = now(), last_error = NULL WHERE id = $1`, [id]);
+  }
+
+  async failOutbox(id: string, error: string, retryAt: Date | undefined): Promise<void> {
+    await this.conn.query(
+      `UPDATE outbox SET status = $2, last_error = $3, not_before = COALESCE($4::timestamptz, not_before) WHERE id = $1`,
+      [id, retryAt ? 'pending' : 'failed', error.slice(0, 1000), retryAt?.toISOString() ?? null],
+    );
+  }
+
+  async putEphemeral(key: string, value: unknown, expiresAt: Date): Promise<void> {
+    await this.conn.query(
+      'INSERT INTO ephemeral (key, value, expires_at) VALUES ($1, $2::jsonb, $3) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at',
+      [key, JSON.stringify(value ?? null), expiresAt.toISOString()],
+    );
+  }
+
+  async getEphemeral(key: string): Promise<unknown | undefined> {
+    const { rows } = await this.conn.query('SELECT value FROM ephemeral WHERE key = $1 AND expires_at > now()', [key]);
+    return rows[0]?.value ?? undefined;
+  }
+
+  async takeEphemeral(key: string): Promise<unknown | undefined> {
+    const { rows } = await this.conn.query('DELETE FROM ephemeral WHERE key = $1 RETURNING value, expires_at > now() AS live', [key]);
+    return rows[0]?.live ? (rows[0].value ?? undefined) : undefined;
+  }
+
+  async claimOnce(key: string, expiresAt: Date): Promise<boolean> {
+    await this.conn.query('DELETE FROM ephemeral WHERE expires_at <= now() AND key = $1', [key]);
+    const { rowCount } = await this.conn.query(
+      "INSERT INTO ephemeral (key, value, expires_at) VALUES ($1, 'true'::jsonb, $2) ON CONFLICT (key) DO NOTHING",
+      [key, expiresAt.toISOString()],
+    );
+    return rowCount === 1;
+  }
+
+  async close(): Promise<void> {
+    await this.conn.close();
+  }
+}
+
+/** PostgreSQL timestamptz spans 4713 BC to 294276 AD; open-ended periods use the extremes. */
+function clampDate(d: Date): string {
+  const min = Date.UTC(-4000, 0, 1);
+  const max = Date.UTC(200000, 0, 1);
+  return new Date(Math.min(Math.max(d.getTime(), min), max)).toISOString();
+}

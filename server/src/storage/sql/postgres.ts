@@ -1,0 +1,75 @@
+import pg from 'pg';
+import { serviceUnavailable } from '../../fhir/outcomes.js';
+import { isTransientDbError, type SqlConnection, type SqlRows } from './connection.js';
+
+// Return timestamptz as Date and bigint counts as numbers (counts here stay far below 2^53).
+pg.types.setTypeParser(20, (v: string) => Number(v));
+
+class PoolConnection implements SqlConnection {
+  readonly inTransaction = false;
+  constructor(private readonly pool: pg.Pool) {}
+
+  async query(sql: string, params: unknown[] = []): Promise<SqlRows> {
+    const result = await this.pool.query(sql, params).catch(unavailable);
+    return { rows: result.rows as Record<string, unknown>[], rowCount: result.rowCount ?? 0 };
+  }
+
+  async transaction<T>(fn: (conn: SqlConnection) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect().catch(unavailable);
+    try {
+      await client.query('BEGIN');
+      const result = await fn(new ClientConnection(client));
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      return unavailable(err);
+    } finally {
+      client.release();
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}
+
+/** A lost or restarting database is the server's temporary trouble: 503 with Retry-After, not 500. */
+function unavailable(err: unknown): never {
+  if (isTransientDbError(err)) throw serviceUnavailable('The database is unavailable; retry shortly', 2);
+  throw err;
+}
+
+class ClientConnection implements SqlConnection {
+  readonly inTransaction = true;
+  constructor(private readonly client: pg.PoolClient) {}
+
+  async query(sql: string, params: unknown[] = []): Promise<SqlRows> {
+    const result = await this.client.query(sql, params);
+    return { rows: result.rows as Record<string, unknown>[], rowCount: result.rowCount ?? 0 };
+  }
+
+  async transaction<T>(fn: (conn: SqlConnection) => Promise<T>): Promise<T> {
+    return fn(this);
+  }
+
+  async close(): Promise<void> {}
+}
+
+/** A PostgreSQL server through `pg`. `schema` (created if missing) isolates tests and tenants. */
+export async function openPostgres(connectionString: string, options: { schema?: string; max?: number } = {}): Promise<SqlConnection> {
+  const { schema, max = 10 } = options;
+  if (schema !== undefined && !/^[a-z_][a-z0-9_]*$/.test(schema)) throw new Error('Invalid schema name');
+  if (schema) {
+    const setup = new pg.Client({ connectionString });
+    await setup.connect();
+    try {
+      await setup.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+    } finally {
+      await setup.end();
+    }
+  }
+  const pool = new pg.Pool({ connectionString, max, ...(schema ? { options: `-c search_path=${schema}` } : {}) });
+  pool.on('error', () => undefined); // an idle client lost its server; the next query reconnects
+  return new PoolConnection(pool);
+}

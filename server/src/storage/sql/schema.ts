@@ -1,0 +1,108 @@
+import type { SqlConnection } from './connection.js';
+
+/**
+ * Schema migrations, applied in order on start. Each runs once, in a transaction, and is recorded
+ * in schema_migrations. Never edit a released migration; add a new one.
+ */
+const MIGRATIONS: { version: number; sql: string }[] = [
+  {
+    version: 1,
+    sql: `
+      CREATE TABLE resources (
+        res_type text NOT NULL,
+        id text NOT NULL,
+        version_id integer NOT NULL,
+        last_updated timestamptz NOT NULL,
+        deleted boolean NOT NULL DEFAULT false,
+        content json,
+        tokens text[] NOT NULL DEFAULT '{}',
+        refs text[] NOT NULL DEFAULT '{}',
+        compartments text[] NOT NULL DEFAULT '{}',
+        PRIMARY KEY (res_type, id)
+      );
+      CREATE INDEX resources_tokens ON resources USING gin (tokens);
+      CREATE INDEX resources_refs ON resources USING gin (refs);
+      CREATE INDEX resources_compartments ON resources USING gin (compartments);
+      CREATE INDEX resources_updated ON resources (res_type, last_updated);
+
+      CREATE TABLE resource_history (
+        res_type text NOT NULL,
+        id text NOT NULL,
+        version_id integer NOT NULL,
+        last_updated timestamptz NOT NULL,
+        deleted boolean NOT NULL DEFAULT false,
+        content json,
+        PRIMARY KEY (res_type, id, version_id)
+      );
+      CREATE INDEX resource_history_updated ON resource_history (last_updated);
+      CREATE INDEX resource_history_type_updated ON resource_history (res_type, last_updated);
+
+      CREATE TABLE sp_string (
+        res_type text NOT NULL,
+        id text NOT NULL,
+        param text NOT NULL,
+        value text NOT NULL,
+        exact text NOT NULL
+      );
+      CREATE INDEX sp_string_value ON sp_string (res_type, param, value text_pattern_ops);
+      CREATE INDEX sp_string_res ON sp_string (res_type, id);
+
+      CREATE TABLE sp_date (
+        res_type text NOT NULL,
+        id text NOT NULL,
+        param text NOT NULL,
+        lo timestamptz NOT NULL,
+        hi timestamptz NOT NULL
+      );
+      CREATE INDEX sp_date_lo ON sp_date (res_type, param, lo);
+      CREATE INDEX sp_date_hi ON sp_date (res_type, param, hi);
+      CREATE INDEX sp_date_res ON sp_date (res_type, id);
+
+      CREATE TABLE sp_number (
+        res_type text NOT NULL,
+        id text NOT NULL,
+        param text NOT NULL,
+        value numeric NOT NULL,
+        system text NOT NULL,
+        unit text NOT NULL
+      );
+      CREATE INDEX sp_number_value ON sp_number (res_type, param, value);
+      CREATE INDEX sp_number_res ON sp_number (res_type, id);
+
+      CREATE TABLE outbox (
+        id text PRIMARY KEY,
+        kind text NOT NULL,
+        payload jsonb NOT NULL,
+        dedupe_key text UNIQUE,
+        status text NOT NULL DEFAULT 'pending',
+        attempts integer NOT NULL DEFAULT 0,
+        not_before timestamptz NOT NULL DEFAULT now(),
+        last_error text,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        sent_at timestamptz
+      );
+      CREATE INDEX outbox_pending ON outbox (status, not_before);
+
+      CREATE TABLE ephemeral (
+        key text PRIMARY KEY,
+        value jsonb,
+        expires_at timestamptz NOT NULL
+      );
+      CREATE INDEX ephemeral_expiry ON ephemeral (expires_at);
+    `,
+  },
+];
+
+export async function migrate(conn: SqlConnection): Promise<void> {
+  await conn.query('CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())');
+  for (const migration of MIGRATIONS) {
+    await conn.transaction(async (tx) => {
+      // Two server processes starting on one database must not both apply a migration.
+      await tx.query('SELECT pg_advisory_xact_lock(727274)');
+      const done = await tx.query('SELECT 1 FROM schema_migrations WHERE version = $1', [migration.version]);
+      if (done.rows.length) return;
+      for (const statement of migration.sql.split(';').map((x) => x.trim()).filter(Boolean)) await tx.query(statement);
+      await tx.query('INSERT INTO schema_migrations (version) VALUES ($1)', [migration.version]);
+    });
+  }
+}

@@ -1,0 +1,134 @@
+import type { DateCondition, NumberCondition, Prefix, SearchClause, SearchQuery, SortRule } from '../FhirStore.js';
+
+/** Collects positional parameters while a statement is built. */
+export class Params {
+  readonly values: unknown[] = [];
+  add(value: unknown): string {
+    this.values.push(value);
+    return `$${this.values.length}`;
+  }
+}
+
+/** WHERE and ORDER BY of a search over `resources r`. */
+export function buildWhere(query: SearchQuery, params: Params): string {
+  const conditions = [`r.res_type = ${params.add(query.resourceType)}`, 'NOT r.deleted'];
+  for (const clause of query.clauses) conditions.push(clauseSql(clause, 'r', params));
+  return conditions.join(' AND ');
+}
+
+export function buildOrderBy(query: SearchQuery, params: Params): string {
+  return [...query.sort.map((rule) => sortSql(rule, params)), 'r.id'].join(', ');
+}
+
+function clauseSql(clause: SearchClause, alias: string, params: Params): string {
+  const r = alias;
+  switch (clause.kind) {
+    case 'id':
+      return `${clause.not ? 'NOT ' : ''}${r}.id = ANY(${params.add(clause.ids)}::text[])`;
+    case 'token':
+      return `${clause.not ? 'NOT ' : ''}(${r}.tokens && ${params.add(clause.values)}::text[])`;
+    case 'missing':
+      return `${clause.missing ? 'NOT ' : ''}(${r}.tokens @> ARRAY[${params.add(`#${clause.param}`)}::text])`;
+    case 'reference':
+      return `${r}.refs && ${params.add(clause.values)}::text[]`;
+    case 'compartment':
+      return `${r}.compartments @> ARRAY[${params.add(clause.compartment)}::text]`;
+    case 'string':
+      return stringSql(clause, r, params);
+    case 'date':
+      return `EXISTS (SELECT 1 FROM sp_date d WHERE d.res_type = ${r}.res_type AND d.id = ${r}.id AND d.param = ${params.add(clause.param)} AND (${clause.values.map((v) => dateSql(v, 'd.lo', 'd.hi', params)).join(' OR ')}))`;
+    case 'lastUpdated':
+      return `(${clause.values.map((v) => dateSql(v, `${r}.last_updated`, `${r}.last_updated`, params)).join(' OR ')})`;
+    case 'number':
+      return `EXISTS (SELECT 1 FROM sp_number n WHERE n.res_type = ${r}.res_type AND n.id = ${r}.id AND n.param = ${params.add(clause.param)} AND (${clause.values.map((v) => numberSql(v, params)).join(' OR ')}))`;
+    case 'chain': {
+      const t = `${alias}c`;
+      const prefix = params.add(`${clause.param}|${clause.targetType}/`);
+      return `${r}.refs && ARRAY(SELECT ${prefix} || ${t}.id FROM resources ${t} WHERE ${t}.res_type = ${params.add(clause.targetType)} AND NOT ${t}.deleted AND ${clauseSql(clause.clause, t, params)})`;
+    }
+    case 'reverseChain': {
+      const t = `${alias}h`;
+      return `EXISTS (SELECT 1 FROM resources ${t} WHERE ${t}.res_type = ${params.add(clause.sourceType)} AND NOT ${t}.deleted AND ${t}.refs @> ARRAY[${params.add(`${clause.refParam}|`)} || ${r}.res_type || '/' || ${r}.id] AND ${clauseSql(clause.clause, t, params)})`;
+    }
+  }
+}
+
+function stringSql(clause: Extract<SearchClause, { kind: 'string' }>, r: string, params: Params): string {
+  const tests = clause.values.map((value) => {
+    if (clause.mode === 'exact') return `s.exact = ${params.add(value)}`;
+    const escaped = value.replace(/[\\%_]/g, (c) => `\\${c}`);
+    return `s.value LIKE ${params.add(clause.mode === 'contains' ? `%${escaped}%` : `${escaped}%`)}`;
+  });
+  return `EXISTS (SELECT 1 FROM sp_string s WHERE s.res_type = ${r}.res_type AND s.id = ${r}.id AND s.param = ${params.add(clause.param)} AND (${tests.join(' OR ')}))`;
+}
+
+/** FHIR R4 search prefixes on ranges (3.1.1.4.2): the resource range [lo, hi] against the value range. */
+function dateSql(v: DateCondition, lo: string, hi: string, params: Params): string {
+  // Parameters are added only when used: PostgreSQL cannot type an unused parameter.
+  const at = (d: Date) => `${params.add(d.toISOString())}::timestamptz`;
+  switch (v.prefix) {
+    case 'eq':
+      return `(${lo} >= ${at(v.lo)} AND ${hi} <= ${at(v.hi)})`;
+    case 'ne':
+      return `NOT (${lo} >= ${at(v.lo)} AND ${hi} <= ${at(v.hi)})`;
+    case 'gt':
+      return `${hi} > ${at(v.hi)}`;
+    case 'lt':
+      return `${lo} < ${at(v.lo)}`;
+    case 'ge':
+      return `${hi} >= ${at(v.lo)}`;
+    case 'le':
+      return `${lo} <= ${at(v.hi)}`;
+    case 'sa':
+      return `${lo} > ${at(v.hi)}`;
+    case 'eb':
+      return `${hi} < ${at(v.lo)}`;
+    case 'ap': {
+      // Approximately: within 10% of the distance from now, at least a day (3.1.1.4.2).
+      const gap = Math.max(Math.abs(Date.now() - v.lo.getTime()) * 0.1, 86_400_000);
+      return `(${lo} <= ${at(new Date(v.hi.getTime() + gap))} AND ${hi} >= ${at(new Date(v.lo.getTime() - gap))})`;
+    }
+  }
+}
+
+function numberSql(v: NumberCondition, params: Params): string {
+  const unit = [
+    v.system ? `n.system = ${params.add(v.system)}` : '',
+    v.unit ? `n.unit = ${params.add(v.unit)}` : '',
+  ].filter(Boolean);
+  const num = (x: number) => `${params.add(x)}::numeric`;
+  const range = () => `n.value >= ${num(v.value - v.tolerance)} AND n.value < ${num(v.value + v.tolerance)}`;
+  const tests: Record<Prefix, () => string> = {
+    eq: () => `(${range()})`,
+    ne: () => `NOT (${range()})`,
+    gt: () => `n.value > ${num(v.value)}`,
+    lt: () => `n.value < ${num(v.value)}`,
+    ge: () => `n.value >= ${num(v.value)}`,
+    le: () => `n.value <= ${num(v.value)}`,
+    sa: () => `n.value > ${num(v.value)}`,
+    eb: () => `n.value < ${num(v.value)}`,
+    ap: () => `(n.value >= ${num(Math.min(v.value * 0.9, v.value * 1.1))} AND n.value <= ${num(Math.max(v.value * 0.9, v.value * 1.1))})`,
+  };
+  const test = tests[v.prefix]();
+  return [test, ...unit].join(' AND ');
+}
+
+function sortSql(rule: SortRule, params: Params): string {
+  const dir = rule.descending ? 'DESC' : 'ASC';
+  const agg = rule.descending ? 'max' : 'min';
+  const p = () => params.add(rule.param);
+  switch (rule.kind) {
+    case 'id':
+      return `r.id ${dir}`;
+    case 'lastUpdated':
+      return `r.last_updated ${dir}`;
+    case 'date':
+      return `(SELECT ${agg}(${rule.descending ? 'd.hi' : 'd.lo'}) FROM sp_date d WHERE d.res_type = r.res_type AND d.id = r.id AND d.param = ${p()}) ${dir} NULLS LAST`;
+    case 'string':
+      return `(SELECT ${agg}(s.value) FROM sp_string s WHERE s.res_type = r.res_type AND s.id = r.id AND s.param = ${p()}) ${dir} NULLS LAST`;
+    case 'number':
+      return `(SELECT ${agg}(n.value) FROM sp_number n WHERE n.res_type = r.res_type AND n.id = r.id AND n.param = ${p()}) ${dir} NULLS LAST`;
+    case 'token':
+      return `(SELECT ${agg}(t) FROM unnest(r.tokens) t WHERE t LIKE ${params.add(`${rule.param}|*|%`)}) ${dir} NULLS LAST`;
+  }
+}

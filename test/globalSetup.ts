@@ -1,0 +1,22 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { wrapPglite } from '../server/src/storage/sql/pglite.js';
+import { migrate } from '../server/src/storage/sql/schema.js';
+import { SNAPSHOT_PATH } from './helpers/paths.js';
+
+/**
+ * Builds one migrated PGlite data directory for the whole run; each test database starts from it
+ * (about 0.5 s) instead of running initdb and the migrations again (2-3 s).
+ */
+export default async function setup(): Promise<void> {
+  const db = await PGlite.create('memory://');
+  await migrate(wrapPglite(db));
+  const dump = await db.dumpDataDir('none');
+  mkdirSync(dirname(SNAPSHOT_PATH), { recursive: true });
+  writeFileSync(SNAPSHOT_PATH, Buffer.from(await dump.arrayBuffer()));
+  await db.close();
+  if (!process.env.TEST_DATABASE_URL) {
+    console.warn('\n*** TEST_DATABASE_URL is not set: the PostgreSQL suites are SKIPPED (PGlite only). ***\n');
+  }
+}
