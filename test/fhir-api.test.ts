@@ -169,7 +169,7 @@ describe.each(STORE_DRIVERS)('FHIR REST API on $name', (driver) => {
             status,
             intent: 'order',
             for: { reference: `Patient/${patientId}` },
-            focus: { reference: `ServiceRequest/${(sr as { id: string }).id}` },
+            focus: { reference: `ServiceRequest/${(sr as unknown as { id: string }).id}` },
             authoredOn: `2026-11-2${i}T10:00:00-08:00`,
             businessStatus: { coding: [{ system: 'urn:bs', code: i % 2 ? 'um-review' : 'received' }] },
           } as Open<Task>,

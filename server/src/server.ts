@@ -25,8 +25,10 @@ export interface ServerParts {
   security?: SecurityUrls;
   routers?: express.Router[];
   allowedOrigin?: (origin: string) => boolean | Promise<boolean>;
-  /** Runs after migrations and conformance publishing, before listening (demo data). */
+  /** Runs after migrations and conformance publishing, before serving (demo data). */
   seed?: (store: FhirStore) => Promise<void>;
+  /** Background work (outbox delivery) started once serving and stopped before the store closes. */
+  workers?: { start(): void; stop(): Promise<void> }[];
 }
 
 export interface RunningServer {
@@ -92,6 +94,7 @@ export async function startServer(
     version: VERSION,
   });
   server.on('request', app);
+  for (const worker of parts.workers ?? []) worker.start();
   logger.info('server_started', { url, fhirBase: `${url}/fhir`, store: config.store.driver });
   let closing: Promise<void> | undefined;
   return {
@@ -105,6 +108,7 @@ export async function startServer(
           server.close(() => resolve());
           server.closeIdleConnections();
         });
+        for (const worker of parts.workers ?? []) await worker.stop();
         await audit.flush();
         await store.close();
         logger.info('server_stopped');

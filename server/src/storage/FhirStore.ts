@@ -83,6 +83,12 @@ export interface OutboxMessage {
 }
 
 /**
+ * Called inside the transaction of every create, update and delete, with a store bound to that
+ * transaction: what it enqueues (subscription notifications) commits or rolls back with the change.
+ */
+export type WriteHook = (tx: FhirStore, change: { resource?: Resource; previous?: Resource; resourceType: string; id: string; kind: 'create' | 'update' | 'delete' }) => Promise<void>;
+
+/**
  * The one storage interface. Implementations keep every version, index the search parameters and
  * run `transaction` atomically (all or nothing).
  */
@@ -121,6 +127,9 @@ export interface FhirStore {
   takeEphemeral(key: string): Promise<unknown | undefined>;
   /** True the first time a key is claimed before it expires (replay protection for `jti`). */
   claimOnce(key: string, expiresAt: Date): Promise<boolean>;
+
+  /** Registers a hook run inside the transaction of every write. */
+  addWriteHook(hook: WriteHook): void;
 
   close(): Promise<void>;
 }

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Resource } from 'fhir/r4.js';
 import { conflict, gone, notFound, preconditionFailed } from '../../fhir/outcomes.js';
 import type { Indexer, ResourceIndex } from '../../fhir/search/indexer.js';
-import type { FhirStore, HistoryEntry, HistoryQuery, OutboxMessage, SearchQuery, SearchResult } from '../FhirStore.js';
+import type { FhirStore, HistoryEntry, HistoryQuery, OutboxMessage, SearchQuery, SearchResult, WriteHook } from '../FhirStore.js';
 import type { SqlConnection } from './connection.js';
 import { buildOrderBy, buildWhere, Params } from './searchSql.js';
 
@@ -16,7 +16,16 @@ export class SqlFhirStore implements FhirStore {
   constructor(
     private readonly conn: SqlConnection,
     private readonly indexer: Indexer,
+    private readonly hooks: WriteHook[] = [],
   ) {}
+
+  addWriteHook(hook: WriteHook): void {
+    this.hooks.push(hook);
+  }
+
+  private async runHooks(change: Parameters<WriteHook>[1]): Promise<void> {
+    for (const hook of this.hooks) await hook(this, change);
+  }
 
   async find(resourceType: string, id: string): Promise<Resource | undefined> {
     const { rows } = await this.conn.query('SELECT content FROM resources WHERE res_type = $1 AND id = $2 AND NOT deleted', [resourceType, id]);
@@ -94,7 +103,12 @@ export class SqlFhirStore implements FhirStore {
       values.slice(0, 5),
     );
     await this.writeIndex(stored.resourceType, id, index, existing !== undefined);
-    return { resource: stored, created: !existing || existing.deleted };
+    const created = !existing || existing.deleted;
+    if (this.hooks.length) {
+      const previous = created ? undefined : await this.vread(stored.resourceType, id, String(version - 1)).catch(() => undefined);
+      await this.runHooks({ resource: stored, previous, resourceType: stored.resourceType, id, kind: created ? 'create' : 'update' });
+    }
+    return { resource: stored, created };
   }
 
   private async deleteInTx(resourceType: string, id: string, ifMatch?: string): Promise<boolean> {
@@ -111,6 +125,10 @@ export class SqlFhirStore implements FhirStore {
     );
     await this.conn.query('INSERT INTO resource_history (res_type, id, version_id, last_updated, deleted) VALUES ($1, $2, $3, $4, true)', [resourceType, id, version, now]);
     await this.clearIndex(resourceType, id);
+    if (this.hooks.length) {
+      const previous = await this.vread(resourceType, id, String(existing.version_id)).catch(() => undefined);
+      await this.runHooks({ previous, resourceType, id, kind: 'delete' });
+    }
     return true;
   }
 
@@ -190,7 +208,7 @@ export class SqlFhirStore implements FhirStore {
 
   async transaction<T>(fn: (tx: FhirStore) => Promise<T>): Promise<T> {
     if (this.conn.inTransaction) return fn(this);
-    return this.conn.transaction((c) => fn(new SqlFhirStore(c, this.indexer)));
+    return this.conn.transaction((c) => fn(new SqlFhirStore(c, this.indexer, this.hooks)));
   }
 
   async lock(key: string): Promise<void> {

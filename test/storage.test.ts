@@ -1,0 +1,99 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Patient, Task } from 'fhir/r4.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FhirError } from '../server/src/fhir/outcomes.js';
+import { SearchParamRegistry } from '../server/src/fhir/search/registry.js';
+import type { FhirStore } from '../server/src/storage/FhirStore.js';
+import { openStore } from '../server/src/storage/openStore.js';
+import { STORE_DRIVERS } from './helpers/stores.js';
+
+const registry = SearchParamRegistry.withStandard();
+const task = (status: Task['status']): Task => ({ resourceType: 'Task', status, intent: 'order' });
+
+describe.each(STORE_DRIVERS)('FhirStore contract on $name', (driver) => {
+  let store: FhirStore;
+  const config = driver.config();
+  beforeAll(async () => {
+    store = await openStore(config, registry);
+  });
+  afterAll(async () => {
+    await store?.close();
+    await driver.cleanup(config);
+  });
+
+  it('keeps every version and assigns increasing versionIds', async () => {
+    const created = await store.create(task('requested'));
+    const v2 = await store.update({ ...created, status: 'in-progress' });
+    const v3 = await store.update({ ...v2.resource, status: 'completed' }, '2');
+    expect([created.meta?.versionId, v2.resource.meta?.versionId, v3.resource.meta?.versionId]).toEqual(['1', '2', '3']);
+    const history = await store.history({ resourceType: 'Task', id: created.id, count: 10, offset: 0 });
+    expect(history.map((h) => (h.resource as Task).status)).toEqual(['completed', 'in-progress', 'requested']);
+  });
+
+  it('refuses a create over an existing id with 409 and a stale version with 412', async () => {
+    const created = await store.create(task('requested'));
+    await expect(store.create({ ...created })).rejects.toMatchObject({ status: 409 });
+    await expect(store.update({ ...created }, '7')).rejects.toMatchObject({ status: 412 });
+  });
+
+  it('rolls back everything a failing transaction wrote', async () => {
+    const marker = `rollback-${driver.name}`;
+    await expect(
+      store.transaction(async (tx) => {
+        await tx.create({ resourceType: 'Patient', identifier: [{ system: 'urn:t', value: marker }] } as Patient);
+        await tx.enqueue('notice', { marker }, marker);
+        throw new FhirError(400, { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'invalid' }] });
+      }),
+    ).rejects.toBeInstanceOf(FhirError);
+    const found = await store.search({ resourceType: 'Patient', clauses: [{ kind: 'token', param: 'identifier', values: [`identifier|urn:t|${marker}`], not: false }], sort: [], count: 5, offset: 0, total: true });
+    expect(found.total).toBe(0);
+    const claimed = await store.claimOutbox(100, 1000);
+    expect(claimed.filter((m) => (m.payload as { marker?: string }).marker === marker)).toHaveLength(0);
+  });
+
+  it('outbox: dedupes, leases, retries and completes', async () => {
+    await store.enqueue('k', { n: 1 }, `dedupe-${driver.name}`);
+    await store.enqueue('k', { n: 1 }, `dedupe-${driver.name}`);
+    const first = await store.claimOutbox(10, 60_000);
+    expect(first.filter((m) => m.kind === 'k')).toHaveLength(1);
+    expect(await store.claimOutbox(10, 60_000)).toHaveLength(0); // leased
+    const msg = first.find((m) => m.kind === 'k')!;
+    await store.failOutbox(msg.id, 'HTTP 500', new Date(Date.now() - 1));
+    const retry = await store.claimOutbox(10, 60_000);
+    expect(retry.map((m) => [m.id, m.attempts])).toEqual([[msg.id, 2]]);
+    await store.completeOutbox(msg.id);
+    expect(await store.claimOutbox(10, 0)).toHaveLength(0);
+  });
+
+  it('ephemeral values: single-use take and one-time claims', async () => {
+    const soon = new Date(Date.now() + 60_000);
+    await store.putEphemeral(`code-${driver.name}`, { a: 1 }, soon);
+    expect(await store.takeEphemeral(`code-${driver.name}`)).toEqual({ a: 1 });
+    expect(await store.takeEphemeral(`code-${driver.name}`)).toBeUndefined();
+    expect(await store.claimOnce(`jti-${driver.name}`, soon)).toBe(true);
+    expect(await store.claimOnce(`jti-${driver.name}`, soon)).toBe(false);
+    await store.putEphemeral(`old-${driver.name}`, 1, new Date(Date.now() - 1000));
+    expect(await store.getEphemeral(`old-${driver.name}`)).toBeUndefined();
+  });
+});
+
+describe('PGlite data folder', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'so-fhir-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('data survives a restart (write, stop, start, read)', async () => {
+    const first = await openStore({ driver: 'pglite', dataDir: dir }, registry);
+    const created = await first.create({ resourceType: 'Patient', name: [{ family: 'Durable' }] } as Patient);
+    await first.update({ ...created, gender: 'female' } as Patient);
+    await first.close();
+    const second = await openStore({ driver: 'pglite', dataDir: dir }, registry);
+    const read = (await second.read('Patient', created.id!)) as Patient;
+    expect(read.gender).toBe('female');
+    expect(read.meta?.versionId).toBe('2');
+    const found = await second.search({ resourceType: 'Patient', clauses: [{ kind: 'string', param: 'family', mode: 'starts', values: ['durable'] }], sort: [], count: 5, offset: 0, total: false });
+    expect(found.resources.map((r) => r.id)).toEqual([created.id]);
+    await second.close();
+  });
+});
