@@ -4,6 +4,8 @@ import { capabilityStatement, type SecurityUrls } from './fhir/capability.js';
 import { fhirRouter, type Authenticate } from './http/fhirRoutes.js';
 
 export interface AppDeps {
+  /** Access log: one line per request with method, route shape, status and time (no ids, no query). */
+  logRequest?: (fields: { method: string; route: string; status: number; ms: number }) => void;
   ctx: FhirContext;
   fhirBase: string;
   maxBodyBytes: number;
@@ -24,6 +26,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.set('etag', false);
   app.set('query parser', 'simple');
   app.use(securityHeaders);
+  if (deps.logRequest) app.use(accessLog(deps.logRequest));
   app.use(cors(deps.allowedOrigin));
   for (const router of deps.routers ?? []) app.use(router);
   const metadata = (baseUrl: string) => ({ status: 200, body: capabilityStatement(deps.ctx, baseUrl, deps.security, deps.version) });
@@ -41,6 +44,28 @@ export function createApp(deps: AppDeps): express.Express {
   app.get('/', (_req, res) => res.redirect(deps.routers?.length ? '/sandbox' : '/fhir/metadata'));
   app.get('/healthz', (_req, res) => res.json({ status: 'ok' }));
   return app;
+}
+
+function accessLog(log: NonNullable<AppDeps['logRequest']>) {
+  return (req: Request, res: Response, next: NextFunction): void => {
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      log({ method: req.method, route: routeShape(req.path), status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6 });
+    });
+    next();
+  };
+}
+
+/** `/fhir/Patient/123/_history/2` → `/fhir/Patient/:id/_history/:vid`: ids can identify people. */
+export function routeShape(path: string): string {
+  const parts = path.split('/');
+  const fhir = parts[1] === 'fhir';
+  return parts
+    .map((seg, i) => {
+      if (!fhir || i < 3 || seg.startsWith('$') || seg.startsWith('_')) return seg;
+      return i === 3 ? ':id' : i === 5 ? ':vid' : seg;
+    })
+    .join('/');
 }
 
 function securityHeaders(_req: Request, res: Response, next: NextFunction): void {

@@ -92,6 +92,7 @@ export async function startServer(
     routers: parts.routers,
     allowedOrigin: parts.allowedOrigin,
     version: VERSION,
+    logRequest: (fields) => logger.info('request', fields),
   });
   server.on('request', app);
   for (const worker of parts.workers ?? []) worker.start();

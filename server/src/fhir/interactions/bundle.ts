@@ -3,6 +3,7 @@ import type { Bundle, BundleEntry, OperationOutcome } from 'fhir/r4.js';
 import type { FhirContext } from '../context.js';
 import { badRequest, FhirError, normalizeError, preconditionFailed } from '../outcomes.js';
 import type { FhirRequest, FhirResponse, HttpMethod } from '../request.js';
+import { collectReferences, rewriteReferences } from '../references.js';
 import { runSearch } from './search.js';
 
 export type Dispatch = (req: FhirRequest, ctx: FhirContext) => Promise<FhirResponse>;
@@ -87,11 +88,7 @@ function presetIdOf(entry: BundleEntry, ids: Map<string, string>): string | unde
 async function resolveReferences(req: FhirRequest, ctx: FhirContext, entry: BundleEntry, ids: Map<string, string>): Promise<BundleEntry> {
   if (!entry.resource) return { ...entry, request: { ...entry.request!, url: ids.get(entry.request!.url) ?? entry.request!.url } };
   const conditional = new Map<string, string>();
-  const refs: string[] = [];
-  walkReferences(entry.resource, (ref) => {
-    refs.push(ref);
-  });
-  for (const ref of refs) {
+  for (const ref of collectReferences(entry.resource)) {
     if (!/^[A-Z][A-Za-z]+\?/.test(ref) || conditional.has(ref)) continue;
     const [type, query] = ref.split('?', 2);
     const matches = await runSearch(req, ctx, type, [...new URLSearchParams(query).entries()], 2);
@@ -99,7 +96,7 @@ async function resolveReferences(req: FhirRequest, ctx: FhirContext, entry: Bund
     conditional.set(ref, `${type}/${matches[0].id}`);
   }
   const resource = structuredClone(entry.resource);
-  walkReferences(resource, (ref) => {
+  rewriteReferences(resource, (ref) => {
     if (ref.startsWith('urn:uuid:') || ref.startsWith('urn:oid:')) {
       const target = ids.get(ref);
       if (!target) throw badRequest(`Reference '${ref}' does not match any fullUrl in the Bundle`);
@@ -108,22 +105,6 @@ async function resolveReferences(req: FhirRequest, ctx: FhirContext, entry: Bund
     return conditional.get(ref);
   });
   return { ...entry, resource };
-}
-
-/** Calls `visit` on every Reference.reference string; a returned string replaces it. */
-function walkReferences(node: unknown, visit: (ref: string) => string | undefined | void, depth = 0): void {
-  if (depth > 64 || typeof node !== 'object' || node === null) return;
-  if (Array.isArray(node)) {
-    for (const item of node) walkReferences(item, visit, depth + 1);
-    return;
-  }
-  const record = node as Record<string, unknown>;
-  for (const [k, v] of Object.entries(record)) {
-    if (k === 'reference' && typeof v === 'string') {
-      const replaced = visit(v);
-      if (typeof replaced === 'string') record[k] = replaced;
-    } else walkReferences(v, visit, depth + 1);
-  }
 }
 
 function entryRequest(req: FhirRequest, entry: BundleEntry): FhirRequest {
