@@ -50,7 +50,7 @@ function accessLog(log: NonNullable<AppDeps['logRequest']>) {
   return (req: Request, res: Response, next: NextFunction): void => {
     const started = process.hrtime.bigint();
     res.on('finish', () => {
-      log({ method: req.method, route: routeShape(req.path), status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6 });
+      log({ method: req.method, route: routeShape(req.originalUrl.split('?')[0]), status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6 });
     });
     next();
   };
