@@ -32,6 +32,20 @@ describe.each(STORE_DRIVERS)('FhirStore contract on $name', (driver) => {
     expect(history.map((h) => (h.resource as Task).status)).toEqual(['completed', 'in-progress', 'requested']);
   });
 
+  it('createMany stores and indexes every resource in one go', async () => {
+    const marker = `bulk-${driver.name}`;
+    const stored = await store.createMany(
+      Array.from({ length: 5 }, (_, i) => ({ resourceType: 'Patient', identifier: [{ system: 'urn:bulk', value: marker }], birthDate: `200${i}-01-01`, name: [{ family: `Bulk${i}` }] }) as Patient),
+    );
+    expect(new Set(stored.map((r) => r.id)).size).toBe(5);
+    const byToken = await store.search({ resourceType: 'Patient', clauses: [{ kind: 'token', param: 'identifier', values: [`identifier|urn:bulk|${marker}`], not: false }], sort: [{ param: 'birthdate', kind: 'date', descending: true }], count: 10, offset: 0, total: true });
+    expect(byToken.total).toBe(5);
+    expect((byToken.resources[0] as Patient).birthDate).toBe('2004-01-01');
+    const byName = await store.search({ resourceType: 'Patient', clauses: [{ kind: 'string', param: 'family', mode: 'exact', values: ['Bulk3'] }], sort: [], count: 10, offset: 0, total: false });
+    expect(byName.resources).toHaveLength(1);
+    expect((await store.history({ resourceType: 'Patient', id: stored[0].id, count: 5, offset: 0 })).length).toBe(1);
+  });
+
   it('refuses a create over an existing id with 409 and a stale version with 412', async () => {
     const created = await store.create(task('requested'));
     await expect(store.create({ ...created })).rejects.toMatchObject({ status: 409 });

@@ -78,9 +78,8 @@ export class BufferedAuditSink implements AuditSink {
     if (!batch.length) return this.flushing;
     this.flushing = this.flushing.then(() =>
       this.store
-        .transaction(async (tx) => {
-          for (const event of batch) await tx.create(event);
-        })
+        .createMany(batch)
+        .then(() => undefined)
         .catch(() => {
           this.failures += batch.length;
         }),

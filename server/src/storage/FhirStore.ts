@@ -100,6 +100,8 @@ export interface FhirStore {
   vread(resourceType: string, id: string, versionId: string): Promise<Resource>;
   /** Stores a new resource; `resource.id` is kept if set (update-as-create), otherwise assigned. */
   create<T extends Resource>(resource: T): Promise<T>;
+  /** Stores many new resources (server-assigned ids) with a handful of statements; for AuditEvents and bulk loads. */
+  createMany(resources: Resource[]): Promise<Resource[]>;
   /** New version of an existing resource; `ifMatch` is the expected current versionId (412 on mismatch). */
   update<T extends Resource>(resource: T, ifMatch?: string): Promise<{ resource: T; created: boolean }>;
   /** Marks deleted (a new version); returns false if there was nothing to delete. */

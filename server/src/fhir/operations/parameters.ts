@@ -1,0 +1,82 @@
+import type { OperationDefinition, OperationDefinitionParameter, Parameters, ParametersParameter, Resource } from 'fhir/r4.js';
+import { badRequest } from '../outcomes.js';
+import type { FhirRequest } from '../request.js';
+
+/** One input value: a primitive (as its JSON value), a complex datatype or a resource. */
+export type ParamValue = string | number | boolean | Record<string, unknown> | Resource;
+
+export type ParsedParameters = Map<string, ParamValue[]>;
+
+/**
+ * Reads an operation's inputs (Parameters body, a bare resource for a single resource input, or
+ * query parameters for GET) and checks them against the OperationDefinition: unknown names,
+ * cardinality, and value types are refused with 400.
+ */
+export function parseOperationInput(req: FhirRequest, definition: OperationDefinition): ParsedParameters {
+  const inputs = (definition.parameter ?? []).filter((p) => p.use === 'in');
+  const values: ParsedParameters = new Map();
+  if (req.method === 'GET') {
+    for (const [name, value] of req.query) add(values, inputs, name, value, 'query');
+  } else {
+    const body = req.body as Resource | undefined;
+    if (body?.resourceType === 'Parameters') {
+      for (const p of (body as Parameters).parameter ?? []) add(values, inputs, p.name, valueOf(p), 'body');
+    } else if (body && typeof body === 'object' && 'resourceType' in body) {
+      const resourceInput = inputs.filter((p) => p.type === 'Resource' || p.type === body.resourceType || p.type === 'Bundle');
+      if (resourceInput.length !== 1) throw badRequest(`$${definition.code} takes a Parameters resource`);
+      add(values, inputs, resourceInput[0].name, body, 'body');
+    } else if (body !== undefined && !(typeof body === 'object' && Object.keys(body).length === 0)) {
+      throw badRequest(`$${definition.code} takes a Parameters resource`);
+    }
+    for (const [name, value] of req.query) add(values, inputs, name, value, 'query');
+  }
+  for (const p of inputs) {
+    const n = values.get(p.name)?.length ?? 0;
+    if (n < p.min) throw badRequest(`$${definition.code}: parameter '${p.name}' is required`, p.name);
+    if (p.max !== '*' && n > Number(p.max)) throw badRequest(`$${definition.code}: parameter '${p.name}' may appear at most ${p.max} time(s)`, p.name);
+  }
+  return values;
+}
+
+function add(values: ParsedParameters, inputs: OperationDefinitionParameter[], name: string, value: ParamValue | undefined, from: 'query' | 'body'): void {
+  const def = inputs.find((p) => p.name === name);
+  if (!def) throw badRequest(`Unknown parameter '${name.slice(0, 64)}'`, name);
+  if (value === undefined) throw badRequest(`Parameter '${name}' has no value`, name);
+  if (from === 'query' && typeof value === 'string' && !isPrimitiveType(def.type)) throw badRequest(`Parameter '${name}' must be sent in a Parameters body`, name);
+  values.set(name, [...(values.get(name) ?? []), checkType(def, value)]);
+}
+
+const PRIMITIVES = new Set(['string', 'code', 'uri', 'url', 'canonical', 'id', 'date', 'dateTime', 'instant', 'boolean', 'integer', 'positiveInt', 'unsignedInt', 'decimal', 'markdown']);
+const isPrimitiveType = (type?: string) => type !== undefined && PRIMITIVES.has(type);
+
+function checkType(def: OperationDefinitionParameter, value: ParamValue): ParamValue {
+  const type = def.type;
+  if (!type) return value;
+  if (type === 'boolean' && typeof value === 'string') {
+    if (value !== 'true' && value !== 'false') throw badRequest(`Parameter '${def.name}' must be true or false`, def.name);
+    return value === 'true';
+  }
+  if (['integer', 'positiveInt', 'unsignedInt'].includes(type)) {
+    const n = typeof value === 'string' ? Number(value) : value;
+    if (typeof n !== 'number' || !Number.isInteger(n)) throw badRequest(`Parameter '${def.name}' must be an integer`, def.name);
+    return n;
+  }
+  if (isPrimitiveType(type) && typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') {
+    throw badRequest(`Parameter '${def.name}' must be a ${type}`, def.name);
+  }
+  if (!isPrimitiveType(type) && (typeof value !== 'object' || value === null)) throw badRequest(`Parameter '${def.name}' must be a ${type}`, def.name);
+  return value;
+}
+
+function valueOf(p: ParametersParameter): ParamValue | undefined {
+  if (p.resource) return p.resource;
+  for (const [key, v] of Object.entries(p)) {
+    if (key.startsWith('value') && v !== undefined) return v as ParamValue;
+  }
+  if (p.part) return Object.fromEntries(p.part.map((part) => [part.name, valueOf(part)]));
+  return undefined;
+}
+
+export function single<T extends ParamValue>(params: ParsedParameters, name: string): T | undefined {
+  return params.get(name)?.[0] as T | undefined;
+}
