@@ -5,6 +5,7 @@ import type { FhirStore } from './FhirStore.js';
 import type { SqlConnection } from './sql/connection.js';
 import { openPglite } from './sql/pglite.js';
 import { openPostgres } from './sql/postgres.js';
+import { ReadCache } from './sql/readCache.js';
 import { migrate } from './sql/schema.js';
 import { SqlFhirStore } from './sql/SqlFhirStore.js';
 
@@ -22,5 +23,8 @@ export async function openConnection(config: StoreConfig): Promise<SqlConnection
 export async function openStore(config: StoreConfig, registry: SearchParamRegistry): Promise<FhirStore> {
   const conn = await openConnection(config);
   await migrate(conn);
-  return new SqlFhirStore(conn, new Indexer(registry));
+  // PGlite has one process writing to it, so a current-version cache is always coherent there;
+  // several server processes share a PostgreSQL server, so they read through.
+  const cache = config.driver === 'pglite' ? new ReadCache(20_000) : undefined;
+  return new SqlFhirStore(conn, new Indexer(registry), [], cache);
 }

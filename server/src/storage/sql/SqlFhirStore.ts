@@ -4,6 +4,7 @@ import { conflict, gone, notFound, preconditionFailed } from '../../fhir/outcome
 import type { Indexer, ResourceIndex } from '../../fhir/search/indexer.js';
 import type { FhirStore, HistoryEntry, HistoryQuery, OutboxMessage, SearchQuery, SearchResult, WriteHook } from '../FhirStore.js';
 import type { SqlConnection } from './connection.js';
+import type { ReadCache } from './readCache.js';
 import { buildOrderBy, buildWhere, Params } from './searchSql.js';
 
 interface CurrentRow {
@@ -17,6 +18,8 @@ export class SqlFhirStore implements FhirStore {
     private readonly conn: SqlConnection,
     private readonly indexer: Indexer,
     private readonly hooks: WriteHook[] = [],
+    /** Only for a single-process store (PGlite); shared by the transaction-bound instances. */
+    private readonly cache?: ReadCache,
   ) {}
 
   addWriteHook(hook: WriteHook): void {
@@ -33,10 +36,16 @@ export class SqlFhirStore implements FhirStore {
   }
 
   async read(resourceType: string, id: string): Promise<Resource> {
+    const key = `${resourceType}/${id}`;
+    const cached = this.conn.inTransaction ? undefined : this.cache?.get(key);
+    if (cached === null) throw gone(`${key} was deleted`);
+    if (cached !== undefined) return parseContent(cached);
+    const startedAt = this.cache?.begin() ?? 0;
     const { rows } = await this.conn.query('SELECT deleted, content::text AS content FROM resources WHERE res_type = $1 AND id = $2', [resourceType, id]);
     const row = rows[0];
-    if (!row) throw notFound(`${resourceType}/${id} not found`);
-    if (row.deleted) throw gone(`${resourceType}/${id} was deleted`);
+    if (!row) throw notFound(`${key} not found`);
+    if (!this.conn.inTransaction) this.cache?.fill(key, row.deleted ? null : String(row.content), startedAt);
+    if (row.deleted) throw gone(`${key} was deleted`);
     return parseContent(row.content);
   }
 
@@ -107,6 +116,7 @@ export class SqlFhirStore implements FhirStore {
   }
 
   private async current(resourceType: string, id: string): Promise<CurrentRow | undefined> {
+    this.cache?.invalidate(`${resourceType}/${id}`);
     const { rows } = await this.conn.query('SELECT version_id, deleted FROM resources WHERE res_type = $1 AND id = $2 FOR UPDATE', [resourceType, id]);
     return rows[0] as unknown as CurrentRow | undefined;
   }
@@ -260,7 +270,7 @@ export class SqlFhirStore implements FhirStore {
 
   async transaction<T>(fn: (tx: FhirStore) => Promise<T>): Promise<T> {
     if (this.conn.inTransaction) return fn(this);
-    return this.conn.transaction((c) => fn(new SqlFhirStore(c, this.indexer, this.hooks)));
+    return this.conn.transaction((c) => fn(new SqlFhirStore(c, this.indexer, this.hooks, this.cache)));
   }
 
   async lock(key: string): Promise<void> {
