@@ -1,0 +1,162 @@
+import { randomUUID } from 'node:crypto';
+import type { Bundle, Coverage, Patient, Provenance, Reference, Resource, ServiceRequest, Task } from 'fhir/r4.js';
+import { unprocessable } from '../fhir/outcomes.js';
+import { parseLiteral } from '../fhir/references.js';
+import { IDENTIFIER_SYSTEMS } from '../fhir/systems.js';
+import type { FhirStore } from '../storage/FhirStore.js';
+import { caseTask, type CaseDecision, type CaseRefs, coverageInformation, eligibilityRequest, eligibilityResponse, stampServiceRequest } from './caseResources.js';
+import { parseSubmission, resolveSubmission } from './intake.js';
+
+/** Everything the decision needs, read from the store inside the submitting transaction. */
+export interface CaseFacts {
+  serviceRequest: ServiceRequest;
+  patient: Patient;
+  coverage: Coverage;
+  requester?: Resource;
+  receivedAt: string;
+}
+
+/** The decision step: plan rules over stored facts (domain/ through workflow/decide.ts). */
+export type DecideCase = (store: FhirStore, facts: CaseFacts) => Promise<{ decision: CaseDecision; insurer: Reference }>;
+
+export interface SubmitResult {
+  created: boolean;
+  serviceRequest: ServiceRequest;
+  eligibilityRequest: Resource;
+  eligibilityResponse: Resource;
+  task: Task;
+}
+
+/**
+ * `$submit`: stores the request, its CoverageEligibilityRequest/Response and its Task in one
+ * transaction. A resubmission with the same identifier returns the existing case and creates nothing.
+ */
+export async function submitSecondOpinion(store: FhirStore, body: unknown, decide: DecideCase, actor: Reference | undefined, now = new Date()): Promise<SubmitResult> {
+  const submission = parseSubmission(body);
+  const requestIdentifier = identifierOf(submission.serviceRequest);
+  return store.transaction(async (tx) => {
+    if (requestIdentifier) {
+      await tx.lock(`second-opinion:${requestIdentifier.system}|${requestIdentifier.value}`);
+      const existing = await findCase(tx, requestIdentifier);
+      if (existing) return existing;
+    }
+    const { serviceRequest } = await resolveSubmission(tx, submission);
+    const receivedAt = now.toISOString();
+    const facts = await loadFacts(tx, serviceRequest, receivedAt);
+    const { decision, insurer } = await decide(tx, facts);
+    return persistCase(tx, facts, decision, insurer, requestIdentifier?.value ?? randomUUID(), actor);
+  });
+}
+
+function identifierOf(sr: ServiceRequest): { system: string; value: string } | undefined {
+  const id = sr.identifier?.find((i) => i.system === IDENTIFIER_SYSTEMS.secondOpinionRequest && i.value) ?? sr.identifier?.find((i) => i.system && i.value);
+  return id ? { system: id.system!, value: id.value! } : undefined;
+}
+
+async function findCase(tx: FhirStore, identifier: { system: string; value: string }): Promise<SubmitResult | undefined> {
+  const { resources } = await tx.search({
+    resourceType: 'ServiceRequest',
+    clauses: [{ kind: 'token', param: 'identifier', values: [`identifier|${identifier.system}|${identifier.value}`], not: false }],
+    sort: [],
+    count: 1,
+    offset: 0,
+    total: false,
+  });
+  const serviceRequest = resources[0] as ServiceRequest | undefined;
+  if (!serviceRequest) return undefined;
+  const byRef = async (type: string, param: string, target: string) =>
+    (await tx.search({ resourceType: type, clauses: [{ kind: 'reference', param, values: [`${param}|${target}`] }], sort: [], count: 1, offset: 0, total: false })).resources[0];
+  const task = (await byRef('Task', 'focus', `ServiceRequest/${serviceRequest.id}`)) as Task | undefined;
+  const eligibilityReq = task?.input?.find((i) => i.type.text === 'eligibility-request')?.valueReference?.reference;
+  const eligibilityRes = task?.input?.find((i) => i.type.text === 'eligibility-response')?.valueReference?.reference;
+  if (!task || !eligibilityReq || !eligibilityRes) return undefined;
+  const [reqType, reqId] = parseLiteral(eligibilityReq)!;
+  const [resType, resId] = parseLiteral(eligibilityRes)!;
+  return {
+    created: false,
+    serviceRequest,
+    task,
+    eligibilityRequest: await tx.read(reqType, reqId),
+    eligibilityResponse: await tx.read(resType, resId),
+  };
+}
+
+async function loadFacts(tx: FhirStore, serviceRequest: ServiceRequest, receivedAt: string): Promise<CaseFacts> {
+  const subject = parseLiteral(serviceRequest.subject?.reference);
+  if (!subject || subject[0] !== 'Patient') throw unprocessable('ServiceRequest.subject must be the member (a Patient)', ['ServiceRequest.subject']);
+  const patient = (await tx.find('Patient', subject[1])) as Patient | undefined;
+  if (!patient) throw unprocessable(`No member Patient/${subject[1]}`, ['ServiceRequest.subject']);
+  const coverage = await activeCoverage(tx, serviceRequest, patient, receivedAt);
+  const requesterRef = parseLiteral(serviceRequest.requester?.reference);
+  if (!requesterRef) throw unprocessable('The request has no identifiable requester', ['ServiceRequest.requester']);
+  const requester = await tx.find(requesterRef[0], requesterRef[1]);
+  if (!requester) throw unprocessable(`Unknown requester ${serviceRequest.requester?.reference}`, ['ServiceRequest.requester']);
+  if (!serviceRequest.reasonCode?.length && !serviceRequest.reasonReference?.length) {
+    throw unprocessable('The request gives no reason for the second opinion (R2)', ['ServiceRequest.reasonCode']);
+  }
+  return { serviceRequest, patient, coverage, requester, receivedAt };
+}
+
+/** The member's Coverage named on the request, active on the day of receipt (Medi-Cal eligibility). */
+async function activeCoverage(tx: FhirStore, sr: ServiceRequest, patient: Patient, receivedAt: string): Promise<Coverage> {
+  const refs = (sr.insurance ?? []).map((r) => parseLiteral(r.reference)).filter((r): r is [string, string] => r?.[0] === 'Coverage');
+  if (!refs.length) throw unprocessable('The request names no Coverage (ServiceRequest.insurance)', ['ServiceRequest.insurance']);
+  for (const [, id] of refs) {
+    const coverage = (await tx.find('Coverage', id)) as Coverage | undefined;
+    if (!coverage) continue;
+    if (coverage.beneficiary.reference !== `Patient/${patient.id}`) throw unprocessable(`Coverage/${id} belongs to another member`, ['ServiceRequest.insurance']);
+    const start = coverage.period?.start ? Date.parse(coverage.period.start) : -Infinity;
+    const end = coverage.period?.end ? Date.parse(coverage.period.end) + 86_399_999 : Infinity;
+    const at = Date.parse(receivedAt);
+    if (coverage.status === 'active' && start <= at && at <= end) return coverage;
+  }
+  throw unprocessable('The member has no active Medi-Cal Coverage on the date of the request', ['ServiceRequest.insurance']);
+}
+
+async function persistCase(tx: FhirStore, facts: CaseFacts, decision: CaseDecision, insurer: Reference, requestIdentifier: string, actor: Reference | undefined): Promise<SubmitResult> {
+  const srId = randomUUID();
+  const refsBase = {
+    serviceRequest: { reference: `ServiceRequest/${srId}` },
+    patient: { reference: `Patient/${facts.patient.id}` },
+    coverage: { reference: `Coverage/${facts.coverage.id}` },
+    insurer,
+    requester: facts.serviceRequest.requester,
+    performer: facts.serviceRequest.performer?.[0],
+  };
+  const eligibilityReq = await tx.create(eligibilityRequest(refsBase, facts.receivedAt));
+  const refs: CaseRefs = { ...refsBase, eligibilityRequest: { reference: `CoverageEligibilityRequest/${eligibilityReq.id}` } };
+  const preAuthRef = decision.outcome === 'approved' && decision.authorizationRequired ? `PA-${randomUUID().slice(0, 8).toUpperCase()}` : undefined;
+  const info = coverageInformation(decision, refs, facts.receivedAt, randomUUID(), preAuthRef);
+  const serviceRequest = await tx.create({ ...stampServiceRequest(facts.serviceRequest, requestIdentifier, facts.receivedAt, info), id: srId });
+  const eligibilityRes = await tx.create(eligibilityResponse(decision, refs, facts.receivedAt, preAuthRef));
+  const draft = caseTask(decision, refs, facts.receivedAt, requestIdentifier);
+  draft.input = [
+    { type: { text: 'eligibility-request' }, valueReference: { reference: `CoverageEligibilityRequest/${eligibilityReq.id}` } },
+    { type: { text: 'eligibility-response' }, valueReference: { reference: `CoverageEligibilityResponse/${eligibilityRes.id}` } },
+    ...(draft.input ?? []),
+  ];
+  const task = await tx.create(draft);
+  await tx.create(provenance([serviceRequest, eligibilityRes, task], actor ?? facts.serviceRequest.requester, 'CREATE', 'Second-opinion request received'));
+  return { created: true, serviceRequest, eligibilityRequest: eligibilityReq, eligibilityResponse: eligibilityRes, task };
+}
+
+export function provenance(targets: Resource[], agent: Reference | undefined, activity: string, reason: string): Provenance {
+  return {
+    resourceType: 'Provenance',
+    target: targets.map((t) => ({ reference: `${t.resourceType}/${t.id}/_history/${t.meta?.versionId ?? '1'}` })),
+    recorded: new Date().toISOString(),
+    activity: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-DataOperation', code: activity }] },
+    reason: [{ text: reason }],
+    agent: [{ type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/provenance-participant-type', code: 'author' }] }, who: agent ?? { display: 'second-opinion-fhir' } }],
+  };
+}
+
+export function resultBundle(result: SubmitResult, baseUrl: string): Bundle {
+  const entry = (r: Resource) => ({ fullUrl: `${baseUrl}/${r.resourceType}/${r.id}`, resource: r });
+  return {
+    resourceType: 'Bundle',
+    type: 'collection',
+    timestamp: new Date().toISOString(),
+    entry: [result.serviceRequest, result.eligibilityRequest, result.eligibilityResponse, result.task].map(entry),
+  };
+}
