@@ -64,6 +64,11 @@ export interface FhirContext {
   audit: AuditSink;
   operations: OperationDefinitionEntry[];
   limits: { maxBundleEntries: number };
+  /**
+   * Creates of a type that start a workflow instead of a plain store (a ServiceRequest with the
+   * second-opinion profile starts the same workflow as `$submit`); undefined means "store as usual".
+   */
+  createInterceptors?: Record<string, (req: FhirRequest, ctx: FhirContext, resource: Resource) => Promise<FhirResponse | undefined>>;
   /** Called with errors that became a 500, for the log (never sent to the client). */
   onUnexpectedError?: (err: unknown) => void;
 }

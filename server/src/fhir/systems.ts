@@ -71,3 +71,9 @@ export const EXTENSIONS = {
   /** Member's preferred language for notices. */
   preferredLanguage: `${CANONICAL_BASE}/StructureDefinition/preferred-language`,
 } as const;
+
+/** Topics of R4 topic-based subscriptions (Subscriptions R5 Backport IG): Subscription.criteria. */
+export const SUBSCRIPTION_TOPICS = {
+  /** Changes to the Task, ServiceRequest, CoverageEligibilityResponse, Communication and DocumentReference of a second-opinion case. */
+  secondOpinionCase: `${CANONICAL_BASE}/SubscriptionTopic/second-opinion-case`,
+} as const;

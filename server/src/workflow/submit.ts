@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import type { Bundle, Coverage, Patient, Provenance, Reference, Resource, ServiceRequest, Task } from 'fhir/r4.js';
-import { unprocessable } from '../fhir/outcomes.js';
+import type { Bundle, Coverage, CoverageEligibilityResponse, Patient, Provenance, Reference, Resource, ServiceRequest, Task } from 'fhir/r4.js';
+import { forbidden, unprocessable } from '../fhir/outcomes.js';
 import { parseLiteral } from '../fhir/references.js';
 import { IDENTIFIER_SYSTEMS } from '../fhir/systems.js';
 import type { FhirStore } from '../storage/FhirStore.js';
 import { caseTask, type CaseDecision, type CaseRefs, coverageInformation, eligibilityRequest, eligibilityResponse, stampServiceRequest } from './caseResources.js';
-import { parseSubmission, resolveSubmission } from './intake.js';
+import { parseSubmission, resolveSubmission, type Submission } from './intake.js';
 
 /** Everything the decision needs, read from the store inside the submitting transaction. */
 export interface CaseFacts {
@@ -19,6 +19,14 @@ export interface CaseFacts {
 /** The decision step: plan rules over stored facts (domain/ through workflow/decide.ts). */
 export type DecideCase = (store: FhirStore, facts: CaseFacts) => Promise<{ decision: CaseDecision; insurer: Reference }>;
 
+/** Access checks the caller's token imposes on what a submission stores and reads. */
+export interface SubmitGuard {
+  /** Throws (403) when the caller may not create a resource of this type. */
+  authorize(resource: Resource): void;
+  /** False when the resource is outside the caller's patient compartment. */
+  mayAccess(resource: Resource): boolean;
+}
+
 export interface SubmitResult {
   created: boolean;
   serviceRequest: ServiceRequest;
@@ -31,22 +39,77 @@ export interface SubmitResult {
  * `$submit`: stores the request, its CoverageEligibilityRequest/Response and its Task in one
  * transaction. A resubmission with the same identifier returns the existing case and creates nothing.
  */
-export async function submitSecondOpinion(store: FhirStore, body: unknown, decide: DecideCase, actor: Reference | undefined, now = new Date()): Promise<SubmitResult> {
+export async function submitSecondOpinion(
+  store: FhirStore,
+  body: unknown,
+  decide: DecideCase,
+  actor: Reference | undefined,
+  now: Date,
+  guard: SubmitGuard,
+): Promise<SubmitResult> {
   const submission = parseSubmission(body);
   const requestIdentifier = identifierOf(submission.serviceRequest);
   return store.transaction(async (tx) => {
     if (requestIdentifier) {
       await tx.lock(`second-opinion:${requestIdentifier.system}|${requestIdentifier.value}`);
       const existing = await findCase(tx, requestIdentifier);
-      if (existing) return existing;
+      if (existing) {
+        if (!guard.mayAccess(existing.serviceRequest)) throw forbidden('That request belongs to another member');
+        return existing;
+      }
     }
-    const { serviceRequest } = await resolveSubmission(tx, submission);
-    const receivedAt = now.toISOString();
-    const facts = await loadFacts(tx, serviceRequest, receivedAt);
+    const facts = await intake(tx, submission, now, guard);
     const { decision, insurer } = await decide(tx, facts);
     return persistCase(tx, facts, decision, insurer, requestIdentifier?.value ?? randomUUID(), actor);
   });
 }
+
+async function intake(tx: FhirStore, submission: Submission, now: Date, guard: SubmitGuard): Promise<CaseFacts> {
+  const { serviceRequest, stored } = await resolveSubmission(tx, submission);
+  for (const resource of stored) {
+    guard.authorize(resource);
+    if (!guard.mayAccess(resource)) throw forbidden(`${resource.resourceType} is outside the patient compartment of this token`);
+  }
+  const facts = await loadFacts(tx, serviceRequest, now.toISOString());
+  if (!guard.mayAccess(facts.patient)) throw forbidden('A member may submit only for themselves');
+  return facts;
+}
+
+class DryRun extends Error {
+  constructor(readonly response: CoverageEligibilityResponse) {
+    super('dry run');
+  }
+}
+
+/**
+ * `CoverageEligibilityRequest/$submit`: the answer `$submit` would give, computed inside a
+ * transaction that is then rolled back, so nothing is stored.
+ */
+export async function checkEligibility(store: FhirStore, body: unknown, decide: DecideCase, guard: SubmitGuard, now = new Date()): Promise<CoverageEligibilityResponse> {
+  const submission = parseSubmission(body);
+  try {
+    await store.transaction(async (tx) => {
+      const facts = await intake(tx, submission, now, guard);
+      const { decision, insurer } = await decide(tx, facts);
+      const refs: CaseRefs = {
+        serviceRequest: { display: 'proposed second-opinion request' },
+        patient: { reference: `Patient/${facts.patient.id}` },
+        coverage: { reference: `Coverage/${facts.coverage.id}` },
+        insurer,
+        requester: facts.serviceRequest.requester,
+        performer: facts.serviceRequest.performer?.[0],
+        eligibilityRequest: { display: 'auth-requirements check (not stored)' },
+      };
+      throw new DryRun(eligibilityResponse(decision, refs, facts.receivedAt));
+    });
+  } catch (err) {
+    if (err instanceof DryRun) return err.response;
+    throw err;
+  }
+  throw new Error('unreachable');
+}
+
+
 
 function identifierOf(sr: ServiceRequest): { system: string; value: string } | undefined {
   const id = sr.identifier?.find((i) => i.system === IDENTIFIER_SYSTEMS.secondOpinionRequest && i.value) ?? sr.identifier?.find((i) => i.system && i.value);

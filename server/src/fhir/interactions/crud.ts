@@ -31,6 +31,8 @@ export async function createResource(req: FhirRequest, ctx: FhirContext, type: s
   requireScope(req, ctx, type, 'create');
   refuseReadOnly(type);
   const body = requireBody(req, type);
+  const intercepted = await ctx.createInterceptors?.[type]?.(req, ctx, body);
+  if (intercepted) return intercepted;
   if (req.headers.ifNoneExist) return conditionalCreate(req, ctx, type, body, presetId);
   const resource = prepare(ctx, { ...body, id: presetId } as Resource);
   requireAccess(req, ctx, resource);

@@ -1,0 +1,64 @@
+import type { Bundle, Reference, ServiceRequest } from 'fhir/r4.js';
+import { checkEligibility, resultBundle, submitSecondOpinion, type DecideCase } from '../../workflow/submit.js';
+import type { FhirContext, OperationDefinitionEntry } from '../context.js';
+import { requireScope } from '../guard.js';
+import { writeResponse } from '../responses.js';
+import { CANONICAL_BASE, PROFILES } from '../systems.js';
+
+const actorOf = (fhirUser?: string): Reference | undefined => (fhirUser ? { reference: fhirUser } : undefined);
+
+/** `ServiceRequest/$submit`: a second-opinion request becomes a case (ServiceRequest, eligibility, Task). */
+export function submitOperation(decide: DecideCase): OperationDefinitionEntry {
+  return {
+    name: 'submit',
+    levels: ['type'],
+    resourceTypes: ['ServiceRequest'],
+    interaction: 'create',
+    affectsState: true,
+    definition: `${CANONICAL_BASE}/OperationDefinition/ServiceRequest-submit`,
+    async handler(req, ctx) {
+      for (const type of ['Task', 'CoverageEligibilityResponse']) requireScope(req, ctx, type, 'read');
+      const result = await submitSecondOpinion(ctx.store, req.body, decide, actorOf(req.auth?.fhirUser), new Date(), {
+        authorize: (resource) => {
+          requireScope(req, ctx, resource.resourceType, 'create');
+        },
+        mayAccess: (resource) => (req.auth ? ctx.policy.mayAccess(req.auth, resource.resourceType, ctx.indexer.patientCompartments(resource)) : true),
+      });
+      return { status: result.created ? 201 : 200, body: resultBundle(result, req.baseUrl) };
+    },
+  };
+}
+
+/**
+ * A plain `POST /ServiceRequest` carrying the second-opinion profile starts the same workflow as
+ * `$submit` (the request alone, referring to stored resources); it answers with the stored ServiceRequest.
+ */
+export function submitOnCreate(decide: DecideCase): NonNullable<FhirContext['createInterceptors']>[string] {
+  const op = submitOperation(decide);
+  return async (req, ctx, resource) => {
+    if (!resource.meta?.profile?.includes(PROFILES.serviceRequest)) return undefined;
+    const bundle: Bundle = { resourceType: 'Bundle', type: 'collection', entry: [{ resource }] };
+    const response = await op.handler({ ...req, body: bundle }, ctx, { resourceType: 'ServiceRequest' });
+    const stored = (response.body as Bundle).entry?.[0]?.resource as ServiceRequest;
+    return writeResponse(req, stored, response.status);
+  };
+}
+
+/** `CoverageEligibilityRequest/$submit` (auth-requirements): would this second opinion need authorization? Creates nothing. */
+export function eligibilityCheckOperation(decide: DecideCase): OperationDefinitionEntry {
+  return {
+    name: 'submit',
+    levels: ['type'],
+    resourceTypes: ['CoverageEligibilityRequest'],
+    interaction: 'create',
+    affectsState: true,
+    definition: `${CANONICAL_BASE}/OperationDefinition/CoverageEligibilityRequest-submit`,
+    async handler(req, ctx) {
+      const response = await checkEligibility(ctx.store, req.body, decide, {
+        authorize: () => undefined,
+        mayAccess: (resource) => (req.auth ? ctx.policy.mayAccess(req.auth, resource.resourceType, ctx.indexer.patientCompartments(resource)) : true),
+      });
+      return { status: 200, body: response };
+    },
+  };
+}

@@ -1,0 +1,92 @@
+import type { Subscription, Task } from 'fhir/r4.js';
+import type { AccessPolicy, OperationDefinitionEntry } from '../fhir/context.js';
+import type { AccessContext } from '../fhir/request.js';
+import type { SearchParamRegistry } from '../fhir/search/registry.js';
+import type { Logger } from '../log.js';
+import type { FhirStore, WriteHook } from '../storage/FhirStore.js';
+import { CDEX_POLL, cdexPollHandler, enqueueInformationRequest, type InformationRequest } from './cdex.js';
+import { loadOutboundConfig, type OutboundConfig, type OutboundConfigInput } from './config.js';
+import { deadLetterRecorder } from './deadLetter.js';
+import { endpointsFor, enqueueDelivery, FHIR_CREATE, fhirCreateHandler, type DeliveryRequest, type ProviderEndpoint } from './deliveries.js';
+import { ProviderAuth } from './providerAuth.js';
+import { checkSubscriptionAccess, subscriptionStatusOperation } from './subscriptionStatus.js';
+import { HeartbeatScheduler, REST_HOOK, restHookHandler, subscriptionWriteHook } from './subscriptions.js';
+import { publishTopic } from './topic.js';
+import { OutboxWorker, type OutboxMetrics } from './worker.js';
+
+export { loadOutboundConfig, OutboundConfigSchema, type OutboundConfig, type OutboundConfigInput } from './config.js';
+export { SUBSCRIPTION_OWNER_SYSTEM, subscriptionOwner } from './subscriptionStatus.js';
+export { TOPIC_URL } from './topic.js';
+export type { DeliveryRequest, InformationRequest, ProviderEndpoint };
+export type { OutboxMetrics };
+
+export interface OutboundEnv {
+  store: FhirStore;
+  registry: SearchParamRegistry;
+  /** Our FHIR base (notification references, filter parsing). */
+  fhirBase: string;
+  /** Validated config, raw input, or a JSON file path. */
+  config: OutboundConfig | OutboundConfigInput | string | undefined;
+  logger: Logger;
+  /** For tests: the fetch used for token requests. */
+  fetch?: typeof fetch;
+}
+
+export interface Outbound {
+  /** Outbox worker and heartbeat scheduler: ServerParts.workers. */
+  workers: { start(): void; stop(): Promise<void> }[];
+  worker: OutboxWorker;
+  heartbeats: HeartbeatScheduler;
+  /** Register with store.addWriteHook before serving. */
+  writeHook: WriteHook;
+  /** `$status` on Subscription: ServerParts.operations. */
+  operations: OperationDefinitionEntry[];
+  enqueueDelivery(tx: FhirStore, request: DeliveryRequest): Promise<void>;
+  enqueueInformationRequest(tx: FhirStore, request: InformationRequest): Promise<Task>;
+  endpointsFor(store: FhirStore, reference: string): Promise<ProviderEndpoint[]>;
+  /** Call on Subscription create/update with the caller's auth; returns the Subscription stamped with its owner. */
+  checkSubscriptionAccess(auth: AccessContext | undefined, subscription: Subscription, policy: AccessPolicy, existing?: Subscription): Subscription;
+  metrics(): OutboxMetrics;
+  config: OutboundConfig;
+}
+
+/**
+ * Everything the server sends to others, wired in one place: provider deliveries (`fhir-create`),
+ * CDex information requests (`cdex-poll`) and subscription notifications (`rest-hook`), all
+ * through one outbox worker. Publishes the subscription topic (a Basic) in the store.
+ */
+export async function createOutbound(env: OutboundEnv): Promise<Outbound> {
+  // Parsing is idempotent: an already validated config passes through unchanged.
+  const config = loadOutboundConfig(env.config);
+  const { store, registry, fhirBase, logger } = env;
+  const auth = new ProviderAuth(config.credentials, { network: config.network, fetch: env.fetch });
+  const delivery = { auth, network: config.network };
+  const subscriptionDeps = { store, registry, fhirBase, network: config.network, settings: config.subscriptions, logger };
+  await publishTopic(store);
+  const worker = new OutboxWorker({
+    store,
+    handlers: {
+      [FHIR_CREATE]: fhirCreateHandler(delivery),
+      [CDEX_POLL]: cdexPollHandler({ ...delivery, store, settings: config.cdex }),
+      [REST_HOOK]: restHookHandler(subscriptionDeps),
+    },
+    ...config.worker,
+    onDeadLetter: deadLetterRecorder({ planOrganization: config.planOrganization, registry, fhirBase, logger }),
+    logger,
+  });
+  const heartbeats = new HeartbeatScheduler(subscriptionDeps, config.subscriptions.heartbeatCheckMs);
+  return {
+    workers: [worker, heartbeats],
+    worker,
+    heartbeats,
+    writeHook: subscriptionWriteHook(subscriptionDeps),
+    operations: [subscriptionStatusOperation({ registry })],
+    enqueueDelivery,
+    enqueueInformationRequest: (tx, request) => enqueueInformationRequest(tx, request, config.cdex),
+    endpointsFor,
+    checkSubscriptionAccess: (authContext, subscription, policy, existing) =>
+      checkSubscriptionAccess(authContext, subscription, policy, { registry, baseUrl: fhirBase, maxFilters: config.subscriptions.maxFilters, existing }),
+    metrics: () => worker.metrics(),
+    config,
+  };
+}

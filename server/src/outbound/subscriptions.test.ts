@@ -1,0 +1,152 @@
+import type { Basic, Extension, Subscription } from 'fhir/r4.js';
+import { describe, expect, it } from 'vitest';
+import type { AccessPolicy } from '../fhir/context.js';
+import { FhirError, forbidden } from '../fhir/outcomes.js';
+import type { AccessContext } from '../fhir/request.js';
+import { SearchParamRegistry } from '../fhir/search/registry.js';
+import { OutboundConfigSchema } from './config.js';
+import { notificationBundle, statusParameters } from './notifications.js';
+import { checkSubscriptionAccess, SUBSCRIPTION_OWNER_SYSTEM } from './subscriptionStatus.js';
+import { channelSettings } from './subscriptions.js';
+import { BACKPORT, readTopicBasic, TOPIC_RESOURCE_TYPES, TOPIC_URL } from './topic.js';
+
+const registry = SearchParamRegistry.withStandard();
+const BASE = 'https://plan.example.org/fhir';
+const config = OutboundConfigSchema.parse({});
+const deps = { registry, fhirBase: BASE, network: config.network, settings: config.subscriptions };
+
+function sub(filters: string[], extra: Partial<Subscription> = {}): Subscription {
+  return {
+    resourceType: 'Subscription',
+    id: 's1',
+    status: 'requested',
+    reason: 'r',
+    criteria: TOPIC_URL,
+    _criteria: { extension: filters.map((valueString) => ({ url: BACKPORT.filterCriteria, valueString })) },
+    channel: {
+      type: 'rest-hook',
+      endpoint: 'https://subscriber.example.com/hook',
+      payload: 'application/fhir+json',
+      _payload: { extension: [{ url: BACKPORT.payloadContent, valueCode: 'full-resource' }] },
+      header: ['Authorization: Bearer abc'],
+      extension: [{ url: BACKPORT.heartbeatPeriod, valueUnsignedInt: 3600 }],
+    },
+    ...extra,
+  } as Subscription;
+}
+
+const status = (fn: () => unknown): number => {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof FhirError) return err.status;
+    throw err;
+  }
+  return 0;
+};
+
+describe('the topic', () => {
+  it('is published as the backport IG R4 Basic with the same canonical and one trigger per resource type', () => {
+    const basic: Basic = readTopicBasic();
+    const ext = (url: string): Extension[] => (basic.extension ?? []).filter((e) => e.url === url);
+    expect(ext('http://hl7.org/fhir/StructureDefinition/artifact-url')[0].valueUri).toBe(TOPIC_URL);
+    expect(basic.code.coding?.[0]).toEqual({ system: 'http://hl7.org/fhir/fhir-types', code: 'SubscriptionTopic' });
+    const triggers = ext('http://hl7.org/fhir/5.0/StructureDefinition/extension-SubscriptionTopic.resourceTrigger').map(
+      (e) => e.extension?.find((x) => x.url === 'resource')?.valueUri?.split('/').pop(),
+    );
+    expect(triggers.sort()).toEqual([...TOPIC_RESOURCE_TYPES].sort());
+  });
+});
+
+describe('channelSettings', () => {
+  it('reads the backport extensions', () => {
+    const s = channelSettings(sub(['Task?patient=Patient/1&status=requested']), deps);
+    expect(s).toMatchObject({ content: 'full-resource', heartbeatSeconds: 3600, endpoint: 'https://subscriber.example.com/hook', headers: { authorization: 'Bearer abc' } });
+    expect(s.filters).toHaveLength(1);
+    expect(s.filters[0].resourceType).toBe('Task');
+    expect(s.filters[0].query.clauses).toHaveLength(2);
+  });
+
+  it('refuses what the server cannot honour', () => {
+    expect(status(() => channelSettings(sub([], { criteria: 'Task?status=ready' }), deps))).toBe(422);
+    expect(status(() => channelSettings(sub(['Observation?patient=Patient/1']), deps))).toBe(422);
+    expect(status(() => channelSettings(sub(['Task?unknown-param=1']), deps))).toBe(400);
+    expect(status(() => channelSettings(sub(['Task?_count=5']), deps))).toBe(400);
+    expect(status(() => channelSettings(sub(['patient=Patient/1']), deps))).toBe(400);
+    const s = sub([]);
+    expect(status(() => channelSettings({ ...s, channel: { ...s.channel, endpoint: 'http://subscriber.example.com/hook' } } as Subscription, deps))).toBe(422);
+    expect(status(() => channelSettings({ ...s, channel: { ...s.channel, endpoint: 'https://10.0.0.5/hook' } } as Subscription, deps))).toBe(422);
+    expect(status(() => channelSettings({ ...s, channel: { ...s.channel, payload: 'application/fhir+xml' } } as Subscription, deps))).toBe(422);
+    expect(status(() => channelSettings({ ...s, channel: { ...s.channel, header: ['Content-Length: 5'] } } as Subscription, deps))).toBe(422);
+    expect(status(() => channelSettings({ ...s, channel: { ...s.channel, extension: [{ url: BACKPORT.heartbeatPeriod, valueUnsignedInt: 5 }] } } as Subscription, deps))).toBe(422);
+  });
+});
+
+describe('notification content', () => {
+  const event = { number: 7, timestamp: '2025-03-01T10:00:00Z', focus: 'Task/t1' };
+  const input = { fhirBase: BASE, subscriptionId: 's1', status: 'active' as const, type: 'event-notification' as const, eventsSinceStart: 7, event };
+  const names = (content: 'empty' | 'id-only' | 'full-resource') => statusParameters({ ...input, content }).parameter!.map((p) => p.name);
+
+  it('follows the R4 SubscriptionStatus profile: topic and focus only beyond empty', () => {
+    expect(names('empty')).toEqual(['subscription', 'status', 'type', 'events-since-subscription-start', 'notification-event']);
+    expect(names('id-only')).toEqual(['subscription', 'topic', 'status', 'type', 'events-since-subscription-start', 'notification-event']);
+    const params = statusParameters({ ...input, content: 'id-only' });
+    expect(params.meta?.profile).toEqual([BACKPORT.statusProfile]);
+    expect(params.parameter!.find((p) => p.name === 'notification-event')!.part).toEqual([
+      { name: 'event-number', valueString: '7' },
+      { name: 'timestamp', valueInstant: '2025-03-01T10:00:00Z' },
+      { name: 'focus', valueReference: { reference: `${BASE}/Task/t1` } },
+    ]);
+    expect(statusParameters({ ...input, content: 'empty' }).parameter!.find((p) => p.name === 'notification-event')!.part).toHaveLength(2);
+  });
+
+  it('puts the focus after the status entry for full-resource', () => {
+    const focusResource = { resourceType: 'Task' as const, id: 't1', status: 'ready' as const, intent: 'order' as const };
+    const bundle = notificationBundle({ ...input, content: 'full-resource', focusResource, created: false });
+    expect(bundle.type).toBe('history');
+    expect(bundle.meta?.profile).toEqual([BACKPORT.notificationProfile]);
+    expect(bundle.entry?.[0].request).toEqual({ method: 'GET', url: `${BASE}/Subscription/s1/$status` });
+    expect(bundle.entry?.[1]).toEqual({ fullUrl: `${BASE}/Task/t1`, resource: focusResource, request: { method: 'PUT', url: 'Task/t1' }, response: { status: '200' } });
+    expect(notificationBundle({ ...input, content: 'id-only', focusResource }).entry).toHaveLength(1);
+  });
+});
+
+describe('checkSubscriptionAccess', () => {
+  const searched: string[] = [];
+  const policy = (compartment?: string, allowed = TOPIC_RESOURCE_TYPES as readonly string[]): AccessPolicy => ({
+    requireScope: (_ctx, type) => {
+      searched.push(type);
+      if (!allowed.includes(type)) throw forbidden(`no scope for ${type}`);
+    },
+    patientCompartment: () => compartment,
+    mayAccess: () => true,
+  });
+  const auth: AccessContext = { kind: 'user', clientId: 'app-1', scopes: [], roles: ['treating-provider'] };
+  const options = { registry, baseUrl: BASE };
+
+  it('needs search access to every type the filters deliver, and stamps the owner', () => {
+    searched.length = 0;
+    const stamped = checkSubscriptionAccess(auth, sub(['Task?patient=Patient/1', 'ServiceRequest?patient=Patient/1']), policy(), options);
+    expect(searched).toEqual(['Task', 'ServiceRequest']);
+    expect(stamped.meta?.tag).toEqual([{ system: SUBSCRIPTION_OWNER_SYSTEM, code: 'app-1' }]);
+    expect(status(() => checkSubscriptionAccess(auth, sub(['Task?patient=Patient/1']), policy(undefined, ['ServiceRequest']), options))).toBe(403);
+    searched.length = 0;
+    checkSubscriptionAccess(auth, sub([]), policy(), options);
+    expect(searched).toEqual([...TOPIC_RESOURCE_TYPES]);
+  });
+
+  it('makes a patient-limited caller pin every filter to its patient', () => {
+    const p = policy('Patient/1');
+    expect(status(() => checkSubscriptionAccess(auth, sub(['Task?patient=Patient/1']), p, options))).toBe(0);
+    expect(status(() => checkSubscriptionAccess(auth, sub([`Task?patient=${BASE}/Patient/1`]), p, options))).toBe(0);
+    expect(status(() => checkSubscriptionAccess(auth, sub(['Task?patient=Patient/2']), p, options))).toBe(403);
+    expect(status(() => checkSubscriptionAccess(auth, sub(['Task?patient=Patient/1,Patient/2']), p, options))).toBe(403);
+    expect(status(() => checkSubscriptionAccess(auth, sub(['Task?status=ready']), p, options))).toBe(403);
+    expect(status(() => checkSubscriptionAccess(auth, sub([]), p, options))).toBe(403);
+  });
+
+  it("refuses changes to another client's Subscription", () => {
+    const existing = { ...sub([]), meta: { tag: [{ system: SUBSCRIPTION_OWNER_SYSTEM, code: 'someone-else' }] } };
+    expect(status(() => checkSubscriptionAccess(auth, sub([]), policy(), { ...options, existing }))).toBe(403);
+  });
+});

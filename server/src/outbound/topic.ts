@@ -1,0 +1,164 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Basic, Reference, Resource, Subscription } from 'fhir/r4.js';
+import { PROFILES_DIR, sameContent } from '../fhir/conformance.js';
+import { badRequest, unprocessable } from '../fhir/outcomes.js';
+import { parseLiteral } from '../fhir/references.js';
+import { parseSearch } from '../fhir/search/parse.js';
+import type { SearchParamRegistry } from '../fhir/search/registry.js';
+import { CANONICAL_BASE, CODE_SYSTEMS, IDENTIFIER_SYSTEMS, PROFILES, SUBSCRIPTION_TOPICS } from '../fhir/systems.js';
+import type { FhirStore, SearchQuery } from '../storage/FhirStore.js';
+
+/**
+ * The one subscription topic this server offers (Subscriptions R5 Backport IG 1.1, R4 form):
+ * changes to the resources of a second-opinion case. In R4 there is no SubscriptionTopic
+ * resource; the IG represents a topic as a `Basic` carrying the R5 SubscriptionTopic as
+ * cross-version extensions (profiles/SubscriptionTopic-second-opinion-case.json), and clients
+ * name it by its canonical URL in Subscription.criteria.
+ */
+export const TOPIC_URL = SUBSCRIPTION_TOPICS.secondOpinionCase;
+export const TOPIC_BASIC_ID = 'second-opinion-case';
+
+export const TOPIC_RESOURCE_TYPES = ['Task', 'ServiceRequest', 'CoverageEligibilityResponse', 'Communication', 'DocumentReference'] as const;
+export type TopicResourceType = (typeof TOPIC_RESOURCE_TYPES)[number];
+export const isTopicResourceType = (type: string): type is TopicResourceType => (TOPIC_RESOURCE_TYPES as readonly string[]).includes(type);
+
+const BACKPORT_SD = 'http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition';
+export const BACKPORT = {
+  filterCriteria: `${BACKPORT_SD}/backport-filter-criteria`,
+  payloadContent: `${BACKPORT_SD}/backport-payload-content`,
+  heartbeatPeriod: `${BACKPORT_SD}/backport-heartbeat-period`,
+  timeout: `${BACKPORT_SD}/backport-timeout`,
+  maxCount: `${BACKPORT_SD}/backport-max-count`,
+  subscriptionProfile: `${BACKPORT_SD}/backport-subscription`,
+  statusProfile: `${BACKPORT_SD}/backport-subscription-status-r4`,
+  notificationProfile: `${BACKPORT_SD}/backport-subscription-notification-r4`,
+  statusOperation: 'http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-status',
+  subscriptionError: 'http://terminology.hl7.org/CodeSystem/subscription-error',
+} as const;
+
+/** Tag on the Tasks this module writes about failed deliveries; they never trigger notifications. */
+export const OUTBOUND_TAG = { system: `${CANONICAL_BASE}/CodeSystem/outbound`, code: 'delivery-failed' } as const;
+
+/** A parsed `backport-filter-criteria` value: `Task?patient=Patient/123&status=requested`. */
+export interface TopicFilter {
+  resourceType: TopicResourceType;
+  params: [string, string][];
+  query: SearchQuery;
+}
+
+const RESULT_PARAMS = /^_(count|offset|sort|include|revinclude|summary|elements|total|format|pretty|contained|containedType)(:|$)/;
+
+/** Reads and checks the filters of a Subscription; 400/422 with the offending filter otherwise. */
+export function parseFilters(subscription: Subscription, registry: SearchParamRegistry, baseUrl: string, maxFilters: number): TopicFilter[] {
+  const values = (subscription._criteria?.extension ?? []).filter((e) => e.url === BACKPORT.filterCriteria).map((e) => e.valueString);
+  if (values.length > maxFilters) throw unprocessable(`At most ${maxFilters} filter criteria are allowed`, ['Subscription.criteria']);
+  return values.map((value) => {
+    if (typeof value !== 'string' || !value) throw badRequest('A filter criteria extension needs a valueString', 'Subscription.criteria');
+    const m = /^([A-Z][A-Za-z]+)\?(.+)$/.exec(value);
+    if (!m) throw badRequest(`Filter '${value.slice(0, 100)}' must read Type?param=value (e.g. Task?patient=Patient/123)`, 'Subscription.criteria');
+    const [, resourceType, query] = m;
+    if (!isTopicResourceType(resourceType)) {
+      throw unprocessable(`Topic ${TOPIC_URL} has no ${resourceType} events (it covers ${TOPIC_RESOURCE_TYPES.join(', ')})`, ['Subscription.criteria']);
+    }
+    const params = [...new URLSearchParams(query).entries()];
+    if (!params.length) throw badRequest(`Filter '${value.slice(0, 100)}' has no parameters`, 'Subscription.criteria');
+    const bad = params.find(([k]) => RESULT_PARAMS.test(k));
+    if (bad) throw badRequest(`Filter parameter '${bad[0]}' does not select resources`, 'Subscription.criteria');
+    const parsed = parseSearch(resourceType, params, registry, { strict: true, baseUrl });
+    return { resourceType, params, query: { ...parsed.query, sort: [], offset: 0, total: false } };
+  });
+}
+
+/**
+ * Whether a stored resource passes the subscription's filters. A subscription with filters gets the
+ * events of the resource types it filters on (all filters of that type must hold, IG: "logical
+ * AND"); one without filters gets every event of the topic. Matching reuses the search engine on
+ * the transaction that wrote the resource, so it sees the new version and its index.
+ */
+export async function passesFilters(tx: FhirStore, filters: TopicFilter[], resource: Resource): Promise<boolean> {
+  if (!filters.length) return true;
+  const own = filters.filter((f) => f.resourceType === resource.resourceType);
+  if (!own.length || !resource.id) return false;
+  for (const filter of own) {
+    const { resources } = await tx.search({ ...filter.query, clauses: [...filter.query.clauses, { kind: 'id', ids: [resource.id] }], count: 1 });
+    if (!resources.length) return false;
+  }
+  return true;
+}
+
+const hasProfile = (r: Resource, url: string) => r.meta?.profile?.includes(url) ?? false;
+const hasTag = (r: Resource, tag: { system: string; code: string }) => r.meta?.tag?.some((t) => t.system === tag.system && t.code === tag.code) ?? false;
+
+/** A second-opinion request: our profile, our category or our request identifier. */
+export function isSecondOpinionRequest(resource: Resource): boolean {
+  if (resource.resourceType !== 'ServiceRequest') return false;
+  const sr = resource as Resource & { category?: { coding?: { system?: string }[] }[]; identifier?: { system?: string }[] };
+  return (
+    hasProfile(resource, PROFILES.serviceRequest) ||
+    (sr.category ?? []).some((c) => (c.coding ?? []).some((x) => x.system === CODE_SYSTEMS.serviceRequestCategory)) ||
+    (sr.identifier ?? []).some((i) => i.system === IDENTIFIER_SYSTEMS.secondOpinionRequest)
+  );
+}
+
+/**
+ * Whether a resource belongs to a second-opinion case, i.e. is an event of the topic: the case's
+ * ServiceRequest; a Task, Communication or DocumentReference with our profile or pointing
+ * (basedOn, focus, partOf, about, context.related) at the case's ServiceRequest or one of its
+ * Tasks; a CoverageEligibilityResponse with our profile. Delivery-failed Tasks are internal and
+ * never events.
+ */
+export async function isCaseResource(tx: FhirStore, resource: Resource, depth = 0): Promise<boolean> {
+  if (hasTag(resource, OUTBOUND_TAG)) return false;
+  switch (resource.resourceType) {
+    case 'ServiceRequest':
+      return isSecondOpinionRequest(resource);
+    case 'CoverageEligibilityResponse':
+      return hasProfile(resource, PROFILES.coverageEligibilityResponse);
+    case 'Task':
+      if (hasProfile(resource, PROFILES.task)) return true;
+      break;
+    case 'DocumentReference':
+      if (hasProfile(resource, PROFILES.consultationReport) || hasProfile(resource, PROFILES.decisionNotice)) return true;
+      break;
+    case 'Communication':
+      break;
+    default:
+      return false;
+  }
+  if (depth > 1) return false;
+  for (const ref of caseLinks(resource)) {
+    const literal = parseLiteral(ref);
+    if (!literal || (literal[0] !== 'ServiceRequest' && literal[0] !== 'Task')) continue;
+    const target = await tx.find(literal[0], literal[1]);
+    if (target && (await isCaseResource(tx, target, depth + 1))) return true;
+  }
+  return false;
+}
+
+function caseLinks(resource: Resource): string[] {
+  const r = resource as Resource & {
+    basedOn?: Reference[];
+    partOf?: Reference[];
+    about?: Reference[];
+    focus?: Reference;
+    context?: { related?: Reference[] };
+  };
+  return [...(r.basedOn ?? []), ...(r.partOf ?? []), ...(r.about ?? []), ...(r.focus ? [r.focus] : []), ...(r.context?.related ?? [])]
+    .map((x) => x.reference)
+    .filter((x): x is string => typeof x === 'string');
+}
+
+export const TOPIC_FILE = join(PROFILES_DIR, 'SubscriptionTopic-second-opinion-case.json');
+
+/** The topic as the IG's R4 `Basic` form, for clients to discover (`Basic?code=SubscriptionTopic`). */
+export function readTopicBasic(file = TOPIC_FILE): Basic {
+  return JSON.parse(readFileSync(file, 'utf8')) as Basic;
+}
+
+/** Stores the topic Basic (unchanged content is left alone). */
+export async function publishTopic(store: FhirStore, topic: Basic = readTopicBasic()): Promise<void> {
+  const current = await store.find('Basic', TOPIC_BASIC_ID);
+  if (current && sameContent(current, topic)) return;
+  await store.update({ ...topic, id: TOPIC_BASIC_ID });
+}
