@@ -1,0 +1,233 @@
+import { Client } from 'fhir-kit-client';
+import type { Bundle, Parameters, ParametersParameter, Patient, ServiceRequest, Subscription, Task } from 'fhir/r4.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PROFILES, SUBSCRIPTION_TOPICS } from '../server/src/fhir/systems.js';
+import type { OutboundConfigInput } from '../server/src/outbound/index.js';
+import { failure } from './helpers/fhir.js';
+import { startNotificationReceiver, startPlanServer, waitFor, type NotificationReceiver, type PlanServer } from './helpers/providerServer.js';
+import { STORE_DRIVERS } from './helpers/stores.js';
+
+const TOPIC = SUBSCRIPTION_TOPICS.secondOpinionCase;
+const BACKPORT = 'http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition';
+
+const config: OutboundConfigInput = {
+  planOrganization: 'Organization/plan-ant',
+  worker: { pollMs: 25, batch: 20, leaseMs: 5000, maxAttempts: 3, backoff: { baseMs: 20, maxMs: 60 } },
+  network: { allowPrivateNetwork: true, timeoutMs: 3000 },
+  subscriptions: { handshakeAttempts: 2, heartbeatCheckMs: 100, minHeartbeatSeconds: 1 },
+};
+
+function subscription(endpoint: string, filters: string[], content: 'empty' | 'id-only' | 'full-resource', extra: { heartbeat?: number; header?: string[] } = {}): Subscription {
+  return {
+    resourceType: 'Subscription',
+    status: 'requested',
+    reason: 'Second-opinion case updates',
+    criteria: TOPIC,
+    _criteria: { extension: filters.map((valueString) => ({ url: `${BACKPORT}/backport-filter-criteria`, valueString })) },
+    channel: {
+      type: 'rest-hook',
+      endpoint,
+      payload: 'application/fhir+json',
+      _payload: { extension: [{ url: `${BACKPORT}/backport-payload-content`, valueCode: content }] },
+      header: extra.header,
+      extension: extra.heartbeat ? [{ url: `${BACKPORT}/backport-heartbeat-period`, valueUnsignedInt: extra.heartbeat }] : undefined,
+    },
+  } as Subscription;
+}
+
+/** The SubscriptionStatus of a notification, flattened: name → value (parts as objects). */
+function statusOf(bundle: Bundle): Record<string, unknown> {
+  const params = bundle.entry?.[0]?.resource as Parameters;
+  const value = (p: ParametersParameter): unknown =>
+    p.part ? Object.fromEntries(p.part.map((x) => [x.name, value(x)])) : (p.valueString ?? p.valueCode ?? p.valueCanonical ?? p.valueInstant ?? p.valueReference?.reference);
+  return Object.fromEntries((params.parameter ?? []).map((p) => [p.name, value(p)]));
+}
+
+const bundles = (r: NotificationReceiver) => r.received.map((x) => x.body as Bundle);
+const events = (r: NotificationReceiver) => bundles(r).filter((b) => statusOf(b).type === 'event-notification');
+const eventNumbers = (r: NotificationReceiver) => events(r).map((b) => Number((statusOf(b)['notification-event'] as Record<string, string>)['event-number']));
+
+describe.each(STORE_DRIVERS)('topic-based subscriptions (R4 backport) on $name', (driver) => {
+  let plan: PlanServer;
+  let client: Client;
+  const store = driver.config();
+  const receivers: NotificationReceiver[] = [];
+  let patient: Patient;
+  let other: Patient;
+  let sr: ServiceRequest;
+
+  const receiver = async () => {
+    const r = await startNotificationReceiver();
+    receivers.push(r);
+    return r;
+  };
+  const create = async <T>(resource: T): Promise<T> => (await client.create({ resourceType: (resource as { resourceType: string }).resourceType, body: resource as never })) as unknown as T;
+  const active = (id: string) => waitFor(async () => ((await plan.server.store.read('Subscription', id)) as Subscription).status === 'active' || undefined, 10_000, 'active');
+
+  beforeAll(async () => {
+    plan = await startPlanServer(store, config);
+    client = new Client({ baseUrl: plan.server.fhirBase });
+    patient = await create<Patient>({ resourceType: 'Patient', name: [{ family: 'Subscribed' }] });
+    other = await create<Patient>({ resourceType: 'Patient', name: [{ family: 'Other' }] });
+  });
+  afterAll(async () => {
+    await plan?.server.close();
+    for (const r of receivers) await r.close();
+    await driver.cleanup(store);
+  });
+
+  it('refuses Subscriptions it cannot honour with 422', async () => {
+    const r = await receiver();
+    const bad = [
+      { ...subscription(r.url, [], 'id-only'), criteria: 'Task?status=requested' },
+      { ...subscription(r.url, [], 'id-only'), channel: { ...subscription(r.url, [], 'id-only').channel, type: 'email' } },
+      subscription(r.url, ['Patient?name=x'], 'id-only'),
+      subscription(r.url, ['Task?nonsense=1'], 'id-only'),
+      subscription('ftp://127.0.0.1/hook', [], 'id-only'),
+      { ...subscription(r.url, [], 'id-only'), status: 'active' },
+      subscription(r.url, [], 'id-only', { header: ['Host: evil.example.org'] }),
+    ];
+    for (const body of bad) {
+      const res = await failure(client.create({ resourceType: 'Subscription', body: body as never }));
+      expect([400, 422]).toContain(res.status);
+    }
+    expect(r.received).toHaveLength(0);
+  });
+
+  it('sends a handshake with the channel headers, then activates the Subscription', async () => {
+    const r = await receiver();
+    const sub = await create(subscription(r.url, [`Task?patient=Patient/${patient.id}`], 'id-only', { header: ['Authorization: Bearer subscriber-secret'] }));
+    expect(sub.status).toBe('requested');
+    await active(sub.id!);
+    expect(r.received).toHaveLength(1);
+    const handshake = r.received[0];
+    expect(handshake.headers.authorization).toBe('Bearer subscriber-secret');
+    expect(handshake.headers['content-type']).toContain('application/fhir+json');
+    const bundle = handshake.body as Bundle;
+    expect(bundle.type).toBe('history');
+    expect(bundle.entry?.[0].resource?.resourceType).toBe('Parameters');
+    expect(bundle.entry?.[0].request).toEqual({ method: 'GET', url: `${plan.server.fhirBase}/Subscription/${sub.id}/$status` });
+    expect(statusOf(bundle)).toMatchObject({ type: 'handshake', status: 'requested', 'events-since-subscription-start': '0', subscription: `${plan.server.fhirBase}/Subscription/${sub.id}`, topic: TOPIC });
+    // Only the server moves a Subscription to active.
+    const current = (await client.read({ resourceType: 'Subscription', id: sub.id! })) as unknown as Subscription;
+    const res = await failure(client.update({ resourceType: 'Subscription', id: sub.id!, body: { ...current, status: 'error' } as never }));
+    expect(res.status).toBe(422);
+  });
+
+  it('notifies case events that match the filters, numbered per subscription, at each content level', async () => {
+    const [empty, idOnly, full] = [await receiver(), await receiver(), await receiver()];
+    const p = `Patient/${patient.id}`;
+    const subs = [
+      await create(subscription(empty.url, [`Task?patient=${p}`], 'empty')),
+      await create(subscription(idOnly.url, [`Task?patient=${p}`, `ServiceRequest?patient=${p}`], 'id-only')),
+      await create(subscription(full.url, [`Task?patient=${p}&status=requested,in-progress`], 'full-resource')),
+    ];
+    for (const s of subs) await active(s.id!);
+
+    sr = await create<ServiceRequest>({ resourceType: 'ServiceRequest', meta: { profile: [PROFILES.serviceRequest] }, status: 'active', intent: 'order', subject: { reference: p } });
+    const task = await create<Task>({ resourceType: 'Task', status: 'requested', intent: 'order', for: { reference: p }, basedOn: [{ reference: `ServiceRequest/${sr.id}` }] });
+    const updated = (await client.update({ resourceType: 'Task', id: task.id!, body: { ...task, status: 'in-progress' } as never })) as unknown as Task;
+    // Not events for these subscriptions: another member's case, and a Task outside any case.
+    const otherSr = await create<ServiceRequest>({ resourceType: 'ServiceRequest', meta: { profile: [PROFILES.serviceRequest] }, status: 'active', intent: 'order', subject: { reference: `Patient/${other.id}` } });
+    await create<Task>({ resourceType: 'Task', status: 'requested', intent: 'order', for: { reference: `Patient/${other.id}` }, basedOn: [{ reference: `ServiceRequest/${otherSr.id}` }] });
+    await create<Task>({ resourceType: 'Task', status: 'requested', intent: 'order', for: { reference: p }, description: 'not part of a case' });
+    // A write that rolls back notifies nobody and uses no event number.
+    await plan.server.store
+      .transaction(async (tx) => {
+        await tx.create<Task>({ resourceType: 'Task', status: 'requested', intent: 'order', for: { reference: p }, basedOn: [{ reference: `ServiceRequest/${sr.id}` }] });
+        throw new Error('rolled back');
+      })
+      .catch(() => undefined);
+    const completed = (await client.update({ resourceType: 'Task', id: task.id!, body: { ...updated, status: 'completed' } as never })) as unknown as Task;
+
+    await waitFor(() => (events(empty).length >= 3 && events(idOnly).length >= 4 && events(full).length >= 2) || undefined, 10_000, 'notifications');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+
+    expect([...eventNumbers(empty)].sort((a, b) => a - b)).toEqual([1, 2, 3]);
+    expect([...eventNumbers(idOnly)].sort((a, b) => a - b)).toEqual([1, 2, 3, 4]);
+    // status=requested,in-progress: the update to completed is filtered out.
+    expect([...eventNumbers(full)].sort((a, b) => a - b)).toEqual([1, 2]);
+
+    for (const b of events(empty)) {
+      const s = statusOf(b);
+      expect(b.entry).toHaveLength(1);
+      expect(s.topic).toBeUndefined();
+      expect((s['notification-event'] as Record<string, unknown>).focus).toBeUndefined();
+      expect(s['events-since-subscription-start']).toBe((s['notification-event'] as Record<string, string>)['event-number']);
+    }
+    const idFocus = events(idOnly)
+      .sort((a, b) => Number((statusOf(a)['notification-event'] as Record<string, string>)['event-number']) - Number((statusOf(b)['notification-event'] as Record<string, string>)['event-number']))
+      .map((b) => {
+        expect(b.entry).toHaveLength(1);
+        expect(statusOf(b).topic).toBe(TOPIC);
+        return (statusOf(b)['notification-event'] as Record<string, string>).focus;
+      });
+    const base = plan.server.fhirBase;
+    expect(idFocus).toEqual([`${base}/ServiceRequest/${sr.id}`, `${base}/Task/${task.id}`, `${base}/Task/${task.id}`, `${base}/Task/${task.id}`]);
+
+    const fullEvents = events(full).sort((a, b) => ((a.entry?.[1].resource?.meta?.versionId ?? '') < (b.entry?.[1].resource?.meta?.versionId ?? '') ? -1 : 1));
+    expect(fullEvents.map((b) => b.entry?.[1].request)).toEqual([
+      { method: 'POST', url: 'Task' },
+      { method: 'PUT', url: `Task/${task.id}` },
+    ]);
+    expect(fullEvents.map((b) => (b.entry?.[1].resource as Task).status)).toEqual(['requested', 'in-progress']);
+    expect(fullEvents[0].entry?.[1].fullUrl).toBe(`${base}/Task/${task.id}`);
+    expect(completed.status).toBe('completed');
+
+    // $status reports the count of events so far.
+    const status = (await client.request(`Subscription/${subs[1].id}/$status`)) as unknown as Bundle;
+    expect(status.type).toBe('searchset');
+    expect(statusOf(status)).toMatchObject({ type: 'query-status', status: 'active', 'events-since-subscription-start': '4' });
+    const typeLevel = (await client.request(`Subscription/$status?id=${subs[0].id}&id=${subs[2].id}`)) as unknown as Bundle;
+    expect(typeLevel.entry?.map((e) => statusOf({ ...typeLevel, entry: [e] })['events-since-subscription-start']).sort()).toEqual(['2', '3']);
+  });
+
+  it('numbers concurrent events without gaps or repeats', async () => {
+    const r = await receiver();
+    const sub = await create(subscription(r.url, [`ServiceRequest?patient=Patient/${other.id}`], 'id-only'));
+    await active(sub.id!);
+    await Promise.all(
+      Array.from({ length: 8 }, () =>
+        create<ServiceRequest>({ resourceType: 'ServiceRequest', meta: { profile: [PROFILES.serviceRequest] }, status: 'draft', intent: 'order', subject: { reference: `Patient/${other.id}` } }),
+      ),
+    );
+    await waitFor(() => events(r).length >= 8 || undefined, 10_000, 'concurrent notifications');
+    expect([...eventNumbers(r)].sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+  });
+
+  it('sends heartbeats on schedule', async () => {
+    const r = await receiver();
+    const sub = await create(subscription(r.url, [`Task?patient=Patient/${other.id}`], 'empty', { heartbeat: 1 }));
+    await active(sub.id!);
+    const beat = await waitFor(() => bundles(r).find((b) => statusOf(b).type === 'heartbeat'), 10_000, 'heartbeat');
+    expect(statusOf(beat)).toMatchObject({ type: 'heartbeat', status: 'active', 'events-since-subscription-start': '0' });
+  });
+
+  it('puts a Subscription whose handshake keeps failing in error and tells UM staff once', async () => {
+    const r = await receiver();
+    r.respondWith(() => 503);
+    const sub = await create(subscription(r.url, [], 'id-only'));
+    const failed = await waitFor(async () => {
+      const s = (await plan.server.store.read('Subscription', sub.id!)) as Subscription;
+      return s.status === 'error' ? s : undefined;
+    }, 10_000, 'status error');
+    expect(failed.error).toContain('handshake failed');
+    const tasks = await waitFor(async () => {
+      const { resources } = await plan.server.store.search({
+        resourceType: 'Task',
+        clauses: [{ kind: 'reference', param: 'focus', values: [`focus|Subscription/${sub.id}`] }],
+        sort: [],
+        count: 10,
+        offset: 0,
+        total: false,
+      });
+      return resources.length ? (resources as Task[]) : undefined;
+    }, 10_000, 'delivery-failed Task');
+    expect(tasks).toHaveLength(1);
+    expect(tasks[0]).toMatchObject({ status: 'requested', code: { text: 'delivery-failed' }, owner: { reference: 'Organization/plan-ant' } });
+    // A failed subscription gets no more events.
+    await create<ServiceRequest>({ resourceType: 'ServiceRequest', meta: { profile: [PROFILES.serviceRequest] }, status: 'active', intent: 'order', subject: { reference: `Patient/${patient.id}` } });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(r.received).toHaveLength(0);
+  });
+});
