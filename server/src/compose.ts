@@ -1,4 +1,5 @@
 import type { AccessPolicy } from './fhir/context.js';
+import { createOutbound } from './outbound/index.js';
 import type { PartsEnv, ServerParts } from './server.js';
 
 /** Until a token says otherwise, nobody may do anything (fail closed). */
@@ -11,6 +12,18 @@ const denyAll: AccessPolicy = {
 };
 
 /** The composition root: every module the server runs with, wired in one place. */
-export async function buildParts(_env: PartsEnv): Promise<ServerParts> {
-  return { policy: denyAll };
+export async function buildParts(env: PartsEnv): Promise<ServerParts> {
+  const outbound = await createOutbound({
+    store: env.store,
+    registry: env.registry,
+    fhirBase: env.fhirBase,
+    logger: env.logger,
+    config: env.config.outboundConfigFile,
+  });
+  env.store.addWriteHook(outbound.writeHook);
+  return {
+    policy: denyAll,
+    operations: [...outbound.operations],
+    workers: env.config.outboxEnabled ? outbound.workers : [],
+  };
 }

@@ -22,6 +22,7 @@ export const EnvSchema = z.object({
   CLIENTS_FILE: z.string().optional(),
   SANDBOX_ENABLED: bool.optional(),
   OUTBOX_ENABLED: bool.default(true),
+  OUTBOUND_CONFIG_FILE: z.string().optional(),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
@@ -42,6 +43,7 @@ export interface ServerConfig {
   logLevel: Env['LOG_LEVEL'];
   clientsFile?: string;
   outboxEnabled: boolean;
+  outboundConfigFile?: string;
 }
 
 export function loadConfig(env: Record<string, string | undefined> = process.env): ServerConfig {
@@ -73,5 +75,6 @@ export function fromEnv(e: Env): ServerConfig {
     logLevel: e.LOG_LEVEL,
     clientsFile: e.CLIENTS_FILE,
     outboxEnabled: e.OUTBOX_ENABLED,
+    outboundConfigFile: e.OUTBOUND_CONFIG_FILE,
   };
 }

@@ -47,18 +47,11 @@ export interface OutboxMetrics {
   /** Messages being handled right now by this worker. */
   inFlight: number;
   /**
-   * Rows waiting (pending or leased), when the store can count them (`outboxDepth()`); undefined
-   * otherwise.
+   * Rows waiting (pending or leased), as of the last poll.
    */
   queueDepth?: number;
 }
 
-/** A store that can count the waiting rows (optional capability; see the report to the lead). */
-interface CountsOutbox {
-  outboxDepth(): Promise<number>;
-}
-const countsOutbox = (store: FhirStore): store is FhirStore & CountsOutbox =>
-  typeof (store as Partial<CountsOutbox>).outboxDepth === 'function';
 
 /**
  * Exponential backoff with "equal jitter": half the capped exponential delay is fixed, half random,
@@ -157,7 +150,7 @@ export class OutboxWorker {
     const messages = await store.claimOutbox(batch, leaseMs);
     for (const m of messages) this.due.delete(m.id);
     await Promise.all(messages.map((m) => this.handle(m)));
-    if (countsOutbox(store)) this.queueDepth = await store.outboxDepth().catch(() => this.queueDepth);
+    this.queueDepth = await store.outboxDepth().catch(() => this.queueDepth);
     return messages.length;
   }
 

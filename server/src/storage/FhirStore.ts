@@ -118,6 +118,8 @@ export interface FhirStore {
   claimOutbox(limit: number, leaseMs: number): Promise<OutboxMessage[]>;
   completeOutbox(id: string): Promise<void>;
   failOutbox(id: string, error: string, retryAt: Date | undefined): Promise<void>;
+  /** Messages waiting to be sent (pending or leased). */
+  outboxDepth(): Promise<number>;
 
   /**
    * Short-lived shared state for the auth server (authorization codes, launch contexts, refresh

@@ -314,6 +314,11 @@ export class SqlFhirStore implements FhirStore {
     );
   }
 
+  async outboxDepth(): Promise<number> {
+    const { rows } = await this.conn.query("SELECT count(*)::int AS n FROM outbox WHERE status IN ('pending', 'sending')");
+    return Number(rows[0]?.n ?? 0);
+  }
+
   async putEphemeral(key: string, value: unknown, expiresAt: Date): Promise<void> {
     await this.conn.query(
       'INSERT INTO ephemeral (key, value, expires_at) VALUES ($1, $2::jsonb, $3) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at',
