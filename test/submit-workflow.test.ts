@@ -1,0 +1,183 @@
+import type { Bundle, Coverage, CoverageEligibilityResponse, Patient, Practitioner, ServiceRequest, Task } from 'fhir/r4.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eligibilityCheckOperation, submitOnCreate, submitOperation } from '../server/src/fhir/operations/submit.js';
+import { CODE_SYSTEMS, IDENTIFIER_SYSTEMS, PROFILES } from '../server/src/fhir/systems.js';
+import type { RunningServer } from '../server/src/server.js';
+import type { CaseDecision } from '../server/src/workflow/caseResources.js';
+import type { DecideCase } from '../server/src/workflow/submit.js';
+import { raw } from './helpers/fhir.js';
+import { STORE_DRIVERS } from './helpers/stores.js';
+import { startFhirOnlyServer } from './helpers/testServer.js';
+
+/**
+ * The workflow layer on its own: intake, idempotency, persistence and refusals. The decision here
+ * is a fixed rule of the test (authorization needed when a performer is named), so these tests do
+ * not depend on the plan rules, which have their own suites.
+ */
+const testDecide: DecideCase = async (_store, facts) => {
+  const outOfNetwork = Boolean(facts.serviceRequest.performer?.length);
+  const decision: CaseDecision = {
+    authorizationRequired: outOfNetwork,
+    outcome: outOfNetwork ? 'pended' : 'approved',
+    outOfNetwork,
+    explanation: [outOfNetwork ? 'test: performer named' : 'test: no performer'],
+    qualifiedInNetworkProviders: [],
+    decisionDueAt: '2026-12-01T08:00:00.000Z',
+    providerNotificationDueAt: '2026-12-02T08:00:00.000Z',
+    memberNotificationDueAt: '2026-12-03T08:00:00.000Z',
+    expedited: false,
+    reviewRoute: outOfNetwork ? 'um-review' : 'straight-through',
+  };
+  return { decision, insurer: facts.coverage.payor[0] };
+};
+
+const CIN = IDENTIFIER_SYSTEMS.mediCalCin;
+
+function submission(tag: string, overrides: { birthDate?: string; performer?: boolean; coverageEnd?: string; reason?: boolean } = {}): Bundle {
+  const patient: Patient = { resourceType: 'Patient', identifier: [{ system: CIN, value: `CIN-${tag}` }], birthDate: overrides.birthDate ?? '1975-05-06', name: [{ family: 'Member', given: [tag] }] };
+  const coverage: Coverage = {
+    resourceType: 'Coverage',
+    status: 'active',
+    beneficiary: { reference: 'urn:uuid:patient' },
+    payor: [{ reference: 'Organization/plan-test' }],
+    period: { start: '2026-01-01', end: overrides.coverageEnd ?? '2026-12-31' },
+    identifier: [{ system: IDENTIFIER_SYSTEMS.planMemberId, value: `M-${tag}` }],
+  };
+  const pcp: Practitioner = { resourceType: 'Practitioner', identifier: [{ system: IDENTIFIER_SYSTEMS.npi, value: '1234567893' }], name: [{ family: 'Pcp' }] };
+  const sr: ServiceRequest = {
+    resourceType: 'ServiceRequest',
+    identifier: [{ system: IDENTIFIER_SYSTEMS.secondOpinionRequest, value: `req-${tag}` }],
+    status: 'draft',
+    intent: 'order',
+    subject: { reference: 'urn:uuid:patient' },
+    requester: { reference: 'urn:uuid:pcp' },
+    insurance: [{ reference: 'urn:uuid:coverage' }],
+    reasonCode: overrides.reason === false ? undefined : [{ coding: [{ system: CODE_SYSTEMS.reason, code: 'unclear-diagnosis' }] }],
+    performer: overrides.performer ? [{ reference: 'urn:uuid:pcp' }] : undefined,
+  };
+  return {
+    resourceType: 'Bundle',
+    type: 'collection',
+    entry: [
+      { fullUrl: 'urn:uuid:sr', resource: sr },
+      { fullUrl: 'urn:uuid:patient', resource: patient },
+      { fullUrl: 'urn:uuid:coverage', resource: coverage },
+      { fullUrl: 'urn:uuid:pcp', resource: pcp },
+    ],
+  };
+}
+
+describe.each(STORE_DRIVERS)('second-opinion submission workflow on $name', (driver) => {
+  let server: RunningServer;
+  const config = driver.config();
+  beforeAll(async () => {
+    server = await startFhirOnlyServer(config, async () => ({
+      operations: [submitOperation(testDecide), eligibilityCheckOperation(testDecide)],
+    }));
+    server.ctx.createInterceptors = { ServiceRequest: submitOnCreate(testDecide) };
+    await server.store.update({ resourceType: 'Organization', id: 'plan-test', name: 'Test plan' });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await driver.cleanup(config);
+  });
+  const post = (path: string, json: unknown) => raw(`${server.fhirBase}/${path}`, { method: 'POST', json });
+  const count = async (type: string) => (await raw(`${server.fhirBase}/${type}?_summary=count`)).body.total as number;
+
+  it('stores the request, its eligibility request and response, and the Task, and links them', async () => {
+    const res = await post('ServiceRequest/$submit', submission('a'));
+    expect(res.status).toBe(201);
+    const [sr, cer, cerResp, task] = res.body.entry.map((e: { resource: unknown }) => e.resource) as [ServiceRequest, unknown, CoverageEligibilityResponse, Task];
+    expect(sr.meta?.profile).toContain(PROFILES.serviceRequest);
+    expect(sr.status).toBe('active');
+    expect(sr.subject.reference).toMatch(/^Patient\//);
+    expect(cerResp.request.reference).toBe(`CoverageEligibilityRequest/${(cer as { id: string }).id}`);
+    expect(cerResp.insurance?.[0].item?.[0].authorizationRequired).toBe(false);
+    expect(cerResp.insurance?.[0].item?.[0].benefit?.[0].allowedMoney?.value).toBe(0);
+    expect(task.focus?.reference).toBe(`ServiceRequest/${sr.id}`);
+    expect(task.for?.reference).toBe(sr.subject.reference);
+    expect(task.restriction?.period?.end).toBe('2026-12-01T08:00:00.000Z');
+    const ext = sr.extension?.find((e) => e.url.endsWith('ext-coverage-information'));
+    expect(ext?.extension?.find((e) => e.url === 'pa-needed')?.valueCode).toBe('no-auth');
+    const provenance = await raw(`${server.fhirBase}/Provenance?target=Task/${task.id}`);
+    expect(provenance.body.entry).toHaveLength(1);
+  });
+
+  it('is idempotent: the same identifier returns the same case and creates nothing', async () => {
+    const first = await post('ServiceRequest/$submit', submission('b'));
+    const before = await Promise.all(['ServiceRequest', 'Task', 'Patient', 'Coverage'].map(count));
+    const again = await post('ServiceRequest/$submit', submission('b'));
+    expect(again.status).toBe(200);
+    expect(again.body.entry.map((e: { resource: { id: string } }) => e.resource.id)).toEqual(first.body.entry.map((e: { resource: { id: string } }) => e.resource.id));
+    expect(await Promise.all(['ServiceRequest', 'Task', 'Patient', 'Coverage'].map(count))).toEqual(before);
+  });
+
+  it('concurrent duplicate submissions create one case', async () => {
+    const results = await Promise.all(Array.from({ length: 6 }, () => post('ServiceRequest/$submit', submission('race'))));
+    expect(results.filter((r) => r.status === 201)).toHaveLength(1);
+    expect(new Set(results.map((r) => r.body.entry[3].resource.id)).size).toBe(1);
+  });
+
+  it('reuses a member matched by CIN and refuses a conflicting birth date with 422 naming it', async () => {
+    await post('ServiceRequest/$submit', submission('c'));
+    const patients = await count('Patient');
+    const second = submission('c');
+    (second.entry![0].resource as ServiceRequest).identifier = [{ system: IDENTIFIER_SYSTEMS.secondOpinionRequest, value: 'req-c-2' }];
+    expect((await post('ServiceRequest/$submit', second)).status).toBe(201);
+    expect(await count('Patient')).toBe(patients);
+    const conflicting = submission('c', { birthDate: '1999-01-01' });
+    (conflicting.entry![0].resource as ServiceRequest).identifier = [{ system: IDENTIFIER_SYSTEMS.secondOpinionRequest, value: 'req-c-3' }];
+    const refused = await post('ServiceRequest/$submit', conflicting);
+    expect(refused.status).toBe(422);
+    expect(refused.body.issue[0].expression).toEqual(['Patient.birthDate']);
+  });
+
+  it.each([
+    ['no active coverage on the date', { coverageEnd: '2025-12-31' }, 'ServiceRequest.insurance'],
+    ['no reason', { reason: false }, 'ServiceRequest.reasonCode'],
+  ] as const)('refuses %s with 422 and stores nothing', async (_name, overrides, field) => {
+    const before = await Promise.all(['ServiceRequest', 'Task', 'Patient'].map(count));
+    const res = await post('ServiceRequest/$submit', submission(`bad-${field}`, overrides));
+    expect(res.status).toBe(422);
+    expect(res.body.issue[0].expression).toEqual([field]);
+    expect(await Promise.all(['ServiceRequest', 'Task', 'Patient'].map(count))).toEqual(before);
+  });
+
+  it('refuses a Bundle without a ServiceRequest, or with an unknown referenced professional', async () => {
+    expect((await post('ServiceRequest/$submit', { resourceType: 'Bundle', type: 'collection', entry: [] })).status).toBe(400);
+    const unknown = submission('d');
+    (unknown.entry![0].resource as ServiceRequest).performer = [{ reference: 'PractitionerRole/nobody' }];
+    const res = await post('ServiceRequest/$submit', unknown);
+    expect(res.status).toBe(422);
+    expect(res.body.issue[0].expression).toEqual(['ServiceRequest.performer[0]']);
+  });
+
+  it('CoverageEligibilityRequest/$submit answers without creating anything', async () => {
+    const before = await Promise.all(['ServiceRequest', 'Task', 'Patient', 'CoverageEligibilityResponse'].map(count));
+    const res = await post('CoverageEligibilityRequest/$submit', submission('e', { performer: true }));
+    expect(res.status).toBe(200);
+    expect(res.body.resourceType).toBe('CoverageEligibilityResponse');
+    expect(res.body.insurance[0].item[0].authorizationRequired).toBe(true);
+    expect(await Promise.all(['ServiceRequest', 'Task', 'Patient', 'CoverageEligibilityResponse'].map(count))).toEqual(before);
+  });
+
+  it('a plain POST of a profiled ServiceRequest starts the same workflow', async () => {
+    const first = await post('ServiceRequest/$submit', submission('f'));
+    const sr = first.body.entry[0].resource as ServiceRequest;
+    const plain: ServiceRequest = {
+      resourceType: 'ServiceRequest',
+      meta: { profile: [PROFILES.serviceRequest] },
+      identifier: [{ system: IDENTIFIER_SYSTEMS.secondOpinionRequest, value: 'req-plain' }],
+      status: 'draft',
+      intent: 'order',
+      subject: sr.subject,
+      requester: sr.requester,
+      insurance: sr.insurance,
+      reasonCode: [{ coding: [{ system: CODE_SYSTEMS.reason, code: 'not-improving' }] }],
+    };
+    const res = await post('ServiceRequest', plain);
+    expect(res.status).toBe(201);
+    const tasks = await raw(`${server.fhirBase}/Task?focus=ServiceRequest/${res.body.id}`);
+    expect(tasks.body.entry).toHaveLength(1);
+  });
+});
