@@ -1,7 +1,7 @@
 import type { CapabilityStatement, CapabilityStatementRestResource } from 'fhir/r4.js';
 import type { FhirContext } from './context.js';
 import { isReadOnlyType, RESOURCE_TYPES } from './resourceTypes.js';
-import { CANONICAL_BASE } from './systems.js';
+import { CANONICAL_BASE, SUBSCRIPTION_TOPICS } from './systems.js';
 
 export interface SecurityUrls {
   authorize: string;
@@ -53,6 +53,11 @@ function resourceComponent(ctx: FhirContext, type: string): CapabilityStatementR
   const readOnly = isReadOnlyType(type);
   const interactions = [...READ_INTERACTIONS, ...(readOnly ? [] : WRITE_INTERACTIONS)];
   return {
+    // Subscriptions Backport: the topics clients may subscribe to.
+    extension:
+      type === 'Subscription'
+        ? [{ url: 'http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/capabilitystatement-subscriptiontopic-canonical', valueCanonical: SUBSCRIPTION_TOPICS.secondOpinionCase }]
+        : undefined,
     type: type as CapabilityStatementRestResource['type'],
     profile: `http://hl7.org/fhir/StructureDefinition/${type}`,
     interaction: interactions.map((code) => ({ code })),
