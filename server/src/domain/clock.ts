@@ -1,0 +1,80 @@
+import Holidays from 'date-holidays';
+import { DateTime } from 'luxon';
+import type { Deadlines } from './model.js';
+import type { PlanProfile } from './plans.js';
+
+const calendars = new Map<string, Holidays>();
+
+function holidayCalendar(plan: PlanProfile): Holidays {
+  const key = `${plan.holidays.country}/${plan.holidays.state ?? ''}`;
+  let hd = calendars.get(key);
+  if (!hd) calendars.set(key, (hd = new Holidays(plan.holidays.country, plan.holidays.state ?? '')));
+  return hd;
+}
+
+/** A business day: Monday to Friday and not a public holiday of the plan's calendar (R9). */
+export function isBusinessDay(plan: PlanProfile, day: DateTime): boolean {
+  if (day.weekday > 5) return false;
+  const iso = day.toISODate()!;
+  if (plan.holidays.extraDates.includes(iso)) return false;
+  // date-holidays answers per local date; only `public` holidays close the plan (not observances).
+  const found = holidayCalendar(plan).isHoliday(new Date(`${iso}T12:00:00Z`));
+  return !(found && found.some((h) => h.type === 'public'));
+}
+
+/**
+ * The end (23:59:59.999 local) of the n-th business day after the day of `from`. The day of
+ * receipt does not count, as with statutory day counts (Cal. Civ. Code 10: exclude the first day).
+ */
+export function endOfNthBusinessDay(plan: PlanProfile, from: DateTime, n: number): DateTime {
+  let day = from.setZone(plan.timeZone).startOf('day');
+  let counted = 0;
+  while (counted < n) {
+    day = day.plus({ days: 1 });
+    if (isBusinessDay(plan, day)) counted++;
+  }
+  return day.endOf('day');
+}
+
+const iso = (d: DateTime) => d.toUTC().toISO()!;
+
+/**
+ * R9 deadlines for one request: every clock that applies, the earliest as the decision due date.
+ * Hours are elapsed hours (72 hours across a DST change is still 72 hours); calendar days keep the
+ * local wall-clock time; business days skip weekends and the plan's holidays, in the plan's zone.
+ */
+export function computeDeadlines(plan: PlanProfile, receivedAt: string, opts: { expedited: boolean; imminentThreat: boolean; outOfNetwork: boolean }): Deadlines {
+  const received = DateTime.fromISO(receivedAt, { setZone: true }).setZone(plan.timeZone);
+  if (!received.isValid) throw new RangeError(`Invalid receipt time ${receivedAt}`);
+  const t = plan.timeframes;
+  const considered: { source: string; dueAt: DateTime }[] = [];
+  if (opts.expedited) considered.push({ source: `42 CFR 438.210(d)(2): expedited, ${t.expeditedHours} hours`, dueAt: received.plus({ hours: t.expeditedHours }) });
+  else considered.push({ source: `42 CFR 438.210(d)(1) (CMS-0057-F): standard, ${t.standardCalendarDays} calendar days`, dueAt: received.plus({ days: t.standardCalendarDays }) });
+  if (opts.outOfNetwork && opts.expedited && t.outOfNetworkUrgentHours) {
+    considered.push({ source: `${plan.id.toUpperCase()} VI.D.1: urgent out-of-network, ${t.outOfNetworkUrgentHours} hours`, dueAt: received.plus({ hours: t.outOfNetworkUrgentHours }) });
+  }
+  if (opts.outOfNetwork && !opts.expedited && t.outOfNetworkRoutineBusinessDays) {
+    considered.push({
+      source: `${plan.id.toUpperCase()} VI.D.2: non-urgent out-of-network, ${t.outOfNetworkRoutineBusinessDays} business days`,
+      dueAt: endOfNthBusinessDay(plan, received, t.outOfNetworkRoutineBusinessDays),
+    });
+  }
+  const decisionDue = considered.reduce((a, b) => (b.dueAt < a.dueAt ? b : a)).dueAt;
+  return {
+    receivedAt: iso(received),
+    expedited: opts.expedited,
+    decisionDueAt: iso(decisionDue),
+    providerNotificationDueAt: iso(decisionDue.plus({ hours: t.providerNotificationHours })),
+    memberNotificationDueAt: iso(endOfNthBusinessDay(plan, decisionDue, t.memberNotificationBusinessDays)),
+    opinionDueAt: opts.imminentThreat ? iso(received.plus({ hours: t.imminentThreatOpinionHours })) : undefined,
+    considered: considered.map((c) => ({ source: c.source, dueAt: iso(c.dueAt) })),
+  };
+}
+
+/** 42 CFR 438.210(d)(1)(ii): an extension of up to 14 more calendar days, with notice. */
+export function extendDeadline(plan: PlanProfile, decisionDueAt: string, days: number): string {
+  if (!Number.isInteger(days) || days < 1 || days > plan.timeframes.maxExtensionDays) {
+    throw new RangeError(`An extension is 1 to ${plan.timeframes.maxExtensionDays} days (42 CFR 438.210(d)(1)(ii))`);
+  }
+  return iso(DateTime.fromISO(decisionDueAt).setZone(plan.timeZone).plus({ days }));
+}

@@ -1,0 +1,224 @@
+import { describe, expect, it } from 'vitest';
+import { computeDeadlines, extendDeadline } from './clock.js';
+import { DomainRuleError, type Professional, type SecondOpinionInput } from './model.js';
+import { PLANS, type PlanProfile, planById } from './plans.js';
+import { decideSecondOpinion } from './rules.js';
+
+const CARDIOLOGY = '207RC0000X';
+const NEUROLOGY = '2084N0400X';
+const PSYCHIATRY = '2084P0800X';
+const FAMILY = '207Q00000X';
+
+const pro = (id: string, over: Partial<Professional>): Professional => ({
+  practitionerId: id,
+  practitionerRoleId: `role-${id}`,
+  name: id,
+  specialties: [],
+  isPrimaryCare: false,
+  organizationId: 'ipa-a',
+  networkIds: ['net'],
+  boardCertified: true,
+  mediCalEnrolled: true,
+  active: true,
+  acceptingNewPatients: true,
+  ...over,
+});
+
+const directory: Professional[] = [
+  pro('pcp-1', { isPrimaryCare: true, specialties: [FAMILY] }),
+  pro('pcp-2', { isPrimaryCare: true, specialties: [FAMILY], position: { latitude: 37.95, longitude: -121.29 } }),
+  pro('pcp-3', { isPrimaryCare: true, specialties: [FAMILY], organizationId: 'ipa-b', position: { latitude: 37.96, longitude: -121.3 } }),
+  pro('card-1', { specialties: [CARDIOLOGY] }),
+  pro('card-2', { specialties: [CARDIOLOGY], organizationId: 'ipa-b', position: { latitude: 38.5, longitude: -121.5 } }),
+  pro('card-3', { specialties: [CARDIOLOGY], boardCertified: false, position: { latitude: 37.9, longitude: -121.2 } }),
+  pro('card-oon', { specialties: [CARDIOLOGY], organizationId: 'oon-group', networkIds: [] }),
+  pro('neuro-oon', { specialties: [NEUROLOGY], organizationId: 'oon-group', networkIds: [] }),
+  pro('neuro-unenrolled', { specialties: [NEUROLOGY], organizationId: 'oon-group', networkIds: [], mediCalEnrolled: false }),
+  pro('psych-1', { specialties: [PSYCHIATRY], organizationId: 'ipa-b' }),
+  pro('psych-oon', { specialties: [PSYCHIATRY], organizationId: 'oon-group', networkIds: [] }),
+];
+const byId = (id: string) => directory.find((p) => p.practitionerId === id)!;
+
+function input(over: Partial<SecondOpinionInput> = {}): SecondOpinionInput {
+  return {
+    receivedAt: '2026-11-16T10:00:00-08:00',
+    member: { patientId: 'p1', memberGroupId: 'ipa-a', planNetworkId: 'net', pcpPractitionerId: 'pcp-1', position: { latitude: 37.95, longitude: -121.29 }, previouslyInvolvedPractitionerIds: ['pcp-1', 'card-1'] },
+    requesterKind: 'pcp',
+    reasons: [{ category: 'surgery-necessity' }],
+    priority: 'routine',
+    imminentThreat: false,
+    careQuestioned: { kind: 'specialist', specialty: CARDIOLOGY, practitionerId: 'card-1' },
+    behavioralHealth: false,
+    directory,
+    ...over,
+  };
+}
+
+const ids = (d: ReturnType<typeof decideSecondOpinion>) => d.qualifiedInNetworkProviders.map((q) => q.professional.practitionerId);
+const byPlan = (f: (plan: PlanProfile) => void) => PLANS.map((plan) => [plan.id, plan] as const).forEach(([, plan]) => f(plan));
+
+describe.each(PLANS.map((p) => [p.id, p] as const))('plan %s', (_id, plan) => {
+  describe('R1 who may ask (HPSJ II.A, PHC VI.A, ANT Policy, BSP C.I-II)', () => {
+    it.each(['member', 'authorized-representative', 'pcp', 'treating-specialist'] as const)('R1: a %s is a requester the policy names', (kind) => {
+      expect(decideSecondOpinion(plan, input({ requesterKind: kind })).requesterAccepted).toBe(true);
+    });
+    it('R1: a requester the policies do not name is routed to UM review, never dropped', () => {
+      const d = decideSecondOpinion(plan, input({ requesterKind: 'other', requestedProfessional: byId('card-2') }));
+      expect(d.requesterAccepted).toBe(false);
+      expect(d.reviewRoute).toBe('um-review');
+      expect(d.outcome).toBe('pended');
+      expect(d.findings.some((f) => f.rule === 'R1' && /UM review/.test(f.text))).toBe(true);
+    });
+    it('R1 PHC VI.A: a PCP opinion requested by an authorized representative is accepted', () => {
+      const d = decideSecondOpinion(plan, input({ requesterKind: 'authorized-representative', careQuestioned: { kind: 'primary-care', practitionerId: 'pcp-1' }, requestedProfessional: byId('pcp-2') }));
+      expect(d.requesterAccepted).toBe(true);
+      expect(d.authorizationRequired).toBe(false);
+      expect(d.outcome).toBe('approved');
+      expect(d.findings.find((f) => f.rule === 'R1')?.clause).toBe('PHC VI.A');
+    });
+  });
+
+  describe('R2 reasons (HPSJ II.B, PHC VI.A.1-5, ANT II.A-E, BSP C.II.a-e)', () => {
+    it.each(['surgery-necessity', 'serious-condition', 'unclear-diagnosis', 'not-improving', 'persistent-concerns'] as const)('R2: %s is a valid reason', (category) => {
+      expect(decideSecondOpinion(plan, input({ reasons: [{ category }] })).findings.find((f) => f.rule === 'R2')?.text).toContain(category);
+    });
+    it('R2: no reason is refused', () => {
+      expect(() => decideSecondOpinion(plan, input({ reasons: [] }))).toThrow(DomainRuleError);
+    });
+    it('R2: "other" needs a description', () => {
+      expect(() => decideSecondOpinion(plan, input({ reasons: [{ category: 'other' }] }))).toThrow(/description/);
+      expect(decideSecondOpinion(plan, input({ reasons: [{ category: 'other', text: 'second look at imaging' }] })).requesterAccepted).toBe(true);
+    });
+  });
+
+  it('R3 in network needs no authorization (HPSJ III.A, PHC VI.A, ANT IV), except BSP routes every request to a UM clinician (BSP D.I)', () => {
+    const d = decideSecondOpinion(plan, input({ requestedProfessional: byId('card-2') }));
+    expect(d.outOfNetwork).toBe(false);
+    if (plan.id === 'bsp') {
+      expect(d.authorizationRequired).toBe(true);
+      expect(d.reviewRoute).toBe('um-review');
+      expect(d.outcome).toBe('pended');
+    } else {
+      expect(d.authorizationRequired).toBe(false);
+      expect(d.outcome).toBe('approved');
+      expect(d.findings.find((f) => f.rule === 'R3')?.clause).toBe(plan.routing.clause);
+    }
+  });
+
+  it('R3 BSP D.VI.a: a member designating an in-network PCP needs no authorization', () => {
+    const d = decideSecondOpinion(plan, input({ requesterKind: 'member', careQuestioned: { kind: 'primary-care', practitionerId: 'pcp-1' }, requestedProfessional: byId('pcp-2') }));
+    expect(d.authorizationRequired).toBe(false);
+    expect(d.outcome).toBe('approved');
+  });
+
+  it('R4 (BSP A): a professional previously involved in the treatment plan does not qualify', () => {
+    const d = decideSecondOpinion(plan, input({ requestedProfessional: byId('card-1') }));
+    expect(d.requestedQualified).toBe(false);
+    expect(d.outcome).toBe('pended');
+    expect(ids(d)).not.toContain('card-1');
+    expect(d.findings.find((f) => f.rule === 'R4')?.text).toMatch(/previously involved/);
+  });
+
+  it('R5 opinion on PCP care: qualified PCPs, within the same physician organization for BSP (D.VI.a)', () => {
+    const d = decideSecondOpinion(plan, input({ careQuestioned: { kind: 'primary-care', practitionerId: 'pcp-1' } }));
+    expect(ids(d)).toEqual(plan.id === 'bsp' ? ['pcp-2'] : ['pcp-2', 'pcp-3']);
+  });
+
+  it('R6 opinion on specialist care: same specialty in network; BSP: board certified, member group first (D.VI.b)', () => {
+    const d = decideSecondOpinion(plan, input());
+    if (plan.id === 'bsp') expect(ids(d)).toEqual(['card-2']);
+    else expect(ids(d)).toEqual(['card-3', 'card-2']); // nearest first (R7)
+    expect(ids(d)).not.toContain('card-oon');
+  });
+
+  it('R7 edge: out-of-network request when an in-network specialist of the same specialty exists in another IPA', () => {
+    const d = decideSecondOpinion(plan, input({ requestedProfessional: byId('card-oon') }));
+    expect(d.outOfNetwork).toBe(true);
+    expect(d.authorizationRequired).toBe(true);
+    expect(d.outOfNetworkJustified).toBe(false);
+    expect(ids(d)).toContain('card-2');
+    expect(d.findings.find((f) => f.rule === 'R7')?.text).toMatch(/available in network/);
+  });
+
+  it('R7 edge: specialist opinion when only a different specialty is in network: out of network is justified', () => {
+    const d = decideSecondOpinion(plan, input({ careQuestioned: { kind: 'specialist', specialty: NEUROLOGY }, requestedProfessional: byId('neuro-oon') }));
+    expect(d.qualifiedInNetworkProviders).toEqual([]);
+    expect(d.outOfNetworkJustified).toBe(true);
+    expect(d.authorizationRequired).toBe(true);
+    expect(d.findings.find((f) => f.rule === 'R7')?.text).toMatch(/No qualified professional is available in network/);
+  });
+
+  it('R7 PHC VI.A: an out-of-network professional must be Medi-Cal certified where the plan says so', () => {
+    const d = decideSecondOpinion(plan, input({ careQuestioned: { kind: 'specialist', specialty: NEUROLOGY }, requestedProfessional: byId('neuro-unenrolled') }));
+    expect(d.requestedQualified).toBe(!plan.network.outOfNetworkMediCalEnrollment);
+  });
+
+  it('R8 out of network needs prior authorization (HPSJ III.B, PHC VI.A) and is pended for UM review', () => {
+    const d = decideSecondOpinion(plan, input({ careQuestioned: { kind: 'specialist', specialty: NEUROLOGY }, requestedProfessional: byId('neuro-oon') }));
+    expect(d.outcome).toBe('pended');
+    expect(d.findings.some((f) => f.rule === 'R8')).toBe(true);
+  });
+
+  it('R12 no cost to the member (HPSJ II.A, ANT IV, BSP D.VIII), in and out of network', () => {
+    expect(decideSecondOpinion(plan, input()).memberCost).toBe(0);
+    expect(decideSecondOpinion(plan, input({ requestedProfessional: byId('card-oon') })).memberCost).toBe(0);
+  });
+
+  it('R22 parity (PHC, 42 CFR 438.910): a behavioral health request follows the same rules', () => {
+    const bh = decideSecondOpinion(plan, input({ behavioralHealth: true, careQuestioned: { kind: 'specialist', specialty: PSYCHIATRY }, requestedProfessional: byId('psych-oon') }));
+    const medical = decideSecondOpinion(plan, input({ careQuestioned: { kind: 'specialist', specialty: CARDIOLOGY }, requestedProfessional: byId('card-oon') }));
+    expect([bh.authorizationRequired, bh.outcome, bh.outOfNetwork]).toEqual([medical.authorizationRequired, medical.outcome, medical.outOfNetwork]);
+    expect(ids(bh)).toEqual(['psych-1']);
+    expect(bh.findings.some((f) => f.rule === 'R22')).toBe(true);
+  });
+
+  describe('R9 deadlines', () => {
+    it('R9 42 CFR 438.210(d): standard within 7 calendar days, expedited within 72 hours', () => {
+      const standard = computeDeadlines(plan, '2026-11-16T10:00:00-08:00', { expedited: false, imminentThreat: false, outOfNetwork: false });
+      expect(standard.decisionDueAt).toBe('2026-11-23T18:00:00.000Z');
+      const expedited = computeDeadlines(plan, '2026-11-16T10:00:00-08:00', { expedited: true, imminentThreat: false, outOfNetwork: true });
+      expect(expedited.decisionDueAt).toBe('2026-11-19T18:00:00.000Z');
+    });
+    it('R9 edge: a routine out-of-network request at 23:30 on the Wednesday before Thanksgiving', () => {
+      const d = computeDeadlines(plan, '2026-11-25T23:30:00-08:00', { expedited: false, imminentThreat: false, outOfNetwork: true });
+      // 7 calendar days: Wed Dec 2, 23:30 PST. PHC's 5 business days skip Thanksgiving, the day after and the weekend: end of Fri Dec 4.
+      expect(d.decisionDueAt).toBe('2026-12-03T07:30:00.000Z');
+      if (plan.id === 'phc') expect(d.considered.map((c) => c.dueAt)).toContain('2026-12-05T07:59:59.999Z');
+      // H&S 1367.01(h)(3): member in writing within 2 business days of the decision (Thu Dec 3, Fri Dec 4).
+      expect(d.memberNotificationDueAt).toBe('2026-12-05T07:59:59.999Z');
+      expect(d.providerNotificationDueAt).toBe('2026-12-04T07:30:00.000Z');
+    });
+    it('R9 edge: 72 hours across the spring DST change are 72 elapsed hours', () => {
+      const d = computeDeadlines(plan, '2026-03-07T10:00:00-08:00', { expedited: true, imminentThreat: true, outOfNetwork: false });
+      expect(d.decisionDueAt).toBe('2026-03-10T18:00:00.000Z'); // 11:00 PDT
+      expect(d.opinionDueAt).toBe('2026-03-10T18:00:00.000Z'); // H&S 1383.15
+    });
+    it('R9 edge: 7 calendar days across the fall DST change keep the local time', () => {
+      const d = computeDeadlines(plan, '2026-10-30T09:00:00-07:00', { expedited: false, imminentThreat: false, outOfNetwork: false });
+      expect(d.decisionDueAt).toBe('2026-11-06T17:00:00.000Z'); // 09:00 PST
+    });
+    it('R9: the due date is the earliest deadline that applies', () => {
+      const d = computeDeadlines(plan, '2026-11-16T10:00:00-08:00', { expedited: false, imminentThreat: false, outOfNetwork: true });
+      expect(d.decisionDueAt).toBe(d.considered.map((c) => c.dueAt).sort()[0]);
+    });
+    it('R9 42 CFR 438.210(d)(1)(ii): an extension of up to 14 days', () => {
+      expect(extendDeadline(plan, '2026-11-23T18:00:00.000Z', 14)).toBe('2026-12-07T18:00:00.000Z');
+      expect(() => extendDeadline(plan, '2026-11-23T18:00:00.000Z', 15)).toThrow(RangeError);
+    });
+  });
+});
+
+it('R9 PHC VI.D: urgent out-of-network requests within 72 hours, routine within 5 business days', () => {
+  const phc = planById('phc')!;
+  const routine = computeDeadlines(phc, '2026-11-30T09:00:00-08:00', { expedited: false, imminentThreat: false, outOfNetwork: true });
+  expect(routine.considered.find((c) => c.source.startsWith('PHC VI.D.2'))?.dueAt).toBe('2026-12-08T07:59:59.999Z'); // end of Mon Dec 7
+  expect(routine.decisionDueAt).toBe('2026-12-07T17:00:00.000Z'); // CMS 7 days is earlier
+  const urgent = computeDeadlines(phc, '2026-11-30T09:00:00-08:00', { expedited: true, imminentThreat: false, outOfNetwork: true });
+  expect(urgent.considered.some((c) => c.source.startsWith('PHC VI.D.1'))).toBe(true);
+  expect(urgent.decisionDueAt).toBe('2026-12-03T17:00:00.000Z');
+});
+
+it('every plan profile is valid data with English and Spanish notices', () => {
+  byPlan((plan) => expect(plan.languages).toEqual(expect.arrayContaining(['en', 'es'])));
+  expect(PLANS.map((p) => p.id)).toEqual(['hpsj', 'phc', 'ant', 'bsp']);
+});
