@@ -1,0 +1,186 @@
+import type { CareTeam, Coverage, Organization, Patient, PractitionerRole, Reference, Resource, ServiceRequest } from 'fhir/r4.js';
+import { DomainRuleError, REASON_CATEGORIES, type Member, type Priority, type ReasonCategory, type RequesterKind, type SecondOpinionInput } from '../domain/model.js';
+import { planByPayorIdentifier, type PlanProfile } from '../domain/plans.js';
+import { decideSecondOpinion } from '../domain/rules.js';
+import { unprocessable } from '../fhir/outcomes.js';
+import { parseLiteral } from '../fhir/references.js';
+import { CODE_SYSTEMS, EXTENSIONS, IDENTIFIER_SYSTEMS } from '../fhir/systems.js';
+import type { FhirStore } from '../storage/FhirStore.js';
+import type { CaseDecision } from './caseResources.js';
+import { BEHAVIORAL_HEALTH_SPECIALTIES, PRIMARY_CARE_SPECIALTIES, professionalsFrom, rolesWithSpecialty, specialtiesOf } from './directory.js';
+import type { CaseFacts, DecideCase } from './submit.js';
+
+/** The plan of a Coverage: its payor Organization's plan identifier names the plan profile. */
+export async function planOf(store: FhirStore, coverage: Coverage): Promise<{ plan: PlanProfile; payor: Organization }> {
+  for (const ref of coverage.payor) {
+    const literal = parseLiteral(ref.reference);
+    if (literal?.[0] !== 'Organization') continue;
+    const payor = (await store.find('Organization', literal[1])) as Organization | undefined;
+    const value = payor?.identifier?.find((i) => i.system === IDENTIFIER_SYSTEMS.planId)?.value;
+    const plan = value ? planByPayorIdentifier(value) : undefined;
+    if (plan && payor) return { plan, payor };
+  }
+  throw unprocessable('The Coverage is not with a Medi-Cal plan this server serves (Coverage.payor)', ['Coverage.payor']);
+}
+
+/** The decision step of `$submit`: plan rules (domain/) over the stored facts. */
+export const decideWithPlanRules: DecideCase = async (store, facts) => {
+  const { plan, payor } = await planOf(store, facts.coverage);
+  const input = await domainInput(store, facts, plan, payor);
+  try {
+    const d = decideSecondOpinion(plan, input);
+    const decision: CaseDecision = {
+      authorizationRequired: d.authorizationRequired,
+      outcome: d.outcome,
+      outOfNetwork: d.outOfNetwork,
+      explanation: d.findings.map((f) => `${f.rule} (${f.clause}): ${f.text}.`),
+      qualifiedInNetworkProviders: d.qualifiedInNetworkProviders.map((q) => ({
+        practitionerRoleId: q.professional.practitionerRoleId,
+        display: `${q.professional.name} (${q.tier === 'member-group' ? 'your medical group' : 'plan network'}${q.distanceKm !== undefined ? `, ${q.distanceKm.toFixed(1)} km` : ''})`,
+      })),
+      decisionDueAt: d.deadlines.decisionDueAt,
+      providerNotificationDueAt: d.deadlines.providerNotificationDueAt,
+      memberNotificationDueAt: d.deadlines.memberNotificationDueAt,
+      opinionDueAt: d.deadlines.opinionDueAt,
+      expedited: d.deadlines.expedited,
+      reviewRoute: d.reviewRoute,
+    };
+    return { decision, insurer: { reference: `Organization/${payor.id}`, display: plan.name } };
+  } catch (err) {
+    if (err instanceof DomainRuleError) throw unprocessable(err.message, [err.field]);
+    throw err;
+  }
+};
+
+async function domainInput(store: FhirStore, facts: CaseFacts, plan: PlanProfile, payor: Organization): Promise<SecondOpinionInput> {
+  const sr = facts.serviceRequest;
+  const member = await memberOf(store, facts.patient, facts.coverage, payor);
+  const careQuestioned = await careQuestionedOf(store, sr, member);
+  const requested = await requestedProfessional(store, sr);
+  const wanted = careQuestioned.kind === 'primary-care' ? PRIMARY_CARE_SPECIALTIES : [careQuestioned.specialty ?? ''];
+  const directory = await professionalsFrom(store, await rolesWithSpecialty(store, wanted.filter(Boolean)));
+  const specialty = careQuestioned.specialty ?? requested?.specialties[0];
+  return {
+    receivedAt: facts.receivedAt,
+    member,
+    requesterKind: await requesterKindOf(store, sr, facts.patient, member),
+    reasons: reasonsOf(sr),
+    priority: (sr.priority ?? 'routine') as Priority,
+    imminentThreat: sr.extension?.some((e) => e.url === EXTENSIONS.imminentThreat && e.valueBoolean) ?? false,
+    careQuestioned,
+    requestedProfessional: requested,
+    behavioralHealth:
+      (sr.extension?.some((e) => e.url === EXTENSIONS.behavioralHealth && e.valueBoolean) ?? false) || (specialty !== undefined && BEHAVIORAL_HEALTH_SPECIALTIES.includes(specialty)),
+    directory,
+  };
+}
+
+async function memberOf(store: FhirStore, patient: Patient, coverage: Coverage, payor: Organization): Promise<Member> {
+  const pcpRef = patient.generalPractitioner?.[0];
+  const pcp = await practitionerIdOf(store, pcpRef);
+  const groupFromCoverage = coverage.class?.find((c) => c.type.coding?.some((x) => x.code === 'group'))?.value;
+  const pcpRole = parseLiteral(pcpRef?.reference)?.[0] === 'PractitionerRole' ? ((await store.find('PractitionerRole', parseLiteral(pcpRef?.reference)![1])) as PractitionerRole | undefined) : undefined;
+  const careTeams = await store.search({
+    resourceType: 'CareTeam',
+    clauses: [{ kind: 'reference', param: 'patient', values: [`patient|Patient/${patient.id}`] }],
+    sort: [],
+    count: 50,
+    offset: 0,
+    total: false,
+  });
+  const involved = new Set<string>(pcp ? [pcp] : []);
+  for (const team of careTeams.resources as CareTeam[]) {
+    for (const p of team.participant ?? []) {
+      const id = await practitionerIdOf(store, p.member);
+      if (id) involved.add(id);
+    }
+  }
+  return {
+    patientId: patient.id!,
+    memberGroupId: groupFromCoverage ?? parseLiteral(pcpRole?.organization?.reference)?.[1],
+    planNetworkId: await planNetworkOf(store, payor),
+    pcpPractitionerId: pcp,
+    previouslyInvolvedPractitionerIds: [...involved],
+  };
+}
+
+/** Plan-Net: the plan's network is an Organization of type `ntwk` that is part of the plan. */
+async function planNetworkOf(store: FhirStore, payor: Organization): Promise<string> {
+  const { resources } = await store.search({
+    resourceType: 'Organization',
+    clauses: [
+      { kind: 'reference', param: 'partof', values: [`partof|Organization/${payor.id}`] },
+      { kind: 'token', param: 'type', values: ['type|*|ntwk'], not: false },
+    ],
+    sort: [],
+    count: 1,
+    offset: 0,
+    total: false,
+  });
+  return resources[0]?.id ?? payor.id!;
+}
+
+async function practitionerIdOf(store: FhirStore, ref: Reference | undefined): Promise<string | undefined> {
+  const literal = parseLiteral(ref?.reference);
+  if (!literal) return undefined;
+  if (literal[0] === 'Practitioner') return literal[1];
+  if (literal[0] !== 'PractitionerRole') return undefined;
+  const role = (await store.find('PractitionerRole', literal[1])) as PractitionerRole | undefined;
+  return parseLiteral(role?.practitioner?.reference)?.[1];
+}
+
+async function requesterKindOf(store: FhirStore, sr: ServiceRequest, patient: Patient, member: Member): Promise<RequesterKind> {
+  const declared = sr.extension?.find((e) => e.url === EXTENSIONS.requesterKind)?.valueCode;
+  if (declared && ['member', 'authorized-representative', 'pcp', 'treating-specialist', 'other'].includes(declared)) return declared as RequesterKind;
+  const literal = parseLiteral(sr.requester?.reference);
+  if (!literal) return 'other';
+  if (literal[0] === 'Patient') return literal[1] === patient.id ? 'member' : 'other';
+  if (literal[0] === 'RelatedPerson') {
+    const related = (await store.find('RelatedPerson', literal[1])) as { patient?: Reference } | undefined;
+    return related?.patient?.reference === `Patient/${patient.id}` ? 'authorized-representative' : 'other';
+  }
+  const practitioner = await practitionerIdOf(store, sr.requester);
+  if (practitioner && practitioner === member.pcpPractitionerId) return 'pcp';
+  if (practitioner && member.previouslyInvolvedPractitionerIds.includes(practitioner)) return 'treating-specialist';
+  return 'other';
+}
+
+function reasonsOf(sr: ServiceRequest): SecondOpinionInput['reasons'] {
+  return (sr.reasonCode ?? []).map((concept) => {
+    const code = concept.coding?.find((c) => c.system === CODE_SYSTEMS.reason)?.code;
+    if (code && (REASON_CATEGORIES as readonly string[]).includes(code)) return { category: code as ReasonCategory, text: concept.text };
+    // R2 "include, and are not limited to": any other reason is "other", with its words.
+    return { category: 'other' as const, text: concept.text ?? concept.coding?.[0]?.display };
+  });
+}
+
+async function careQuestionedOf(store: FhirStore, sr: ServiceRequest, member: Member): Promise<SecondOpinionInput['careQuestioned']> {
+  const ref = sr.extension?.find((e) => e.url === EXTENSIONS.careQuestioned)?.valueReference;
+  const practitionerId = await practitionerIdOf(store, ref);
+  const wanted = (sr.performerType?.coding ?? []).find((c) => c.system === CODE_SYSTEMS.nucc)?.code;
+  const literal = parseLiteral(ref?.reference);
+  const role = literal?.[0] === 'PractitionerRole' ? ((await store.find('PractitionerRole', literal[1])) as PractitionerRole | undefined) : undefined;
+  const specialty = wanted ?? (role ? specialtiesOf(role)[0] : undefined);
+  const primary = (practitionerId !== undefined && practitionerId === member.pcpPractitionerId) || (specialty !== undefined && PRIMARY_CARE_SPECIALTIES.includes(specialty));
+  return primary ? { kind: 'primary-care', practitionerId } : { kind: 'specialist', specialty, practitionerId };
+}
+
+async function requestedProfessional(store: FhirStore, sr: ServiceRequest): Promise<SecondOpinionInput['requestedProfessional']> {
+  const literal = parseLiteral(sr.performer?.[0]?.reference);
+  if (!literal) return undefined;
+  let role: Resource | undefined;
+  if (literal[0] === 'PractitionerRole') role = await store.find('PractitionerRole', literal[1]);
+  else if (literal[0] === 'Practitioner') {
+    const { resources } = await store.search({
+      resourceType: 'PractitionerRole',
+      clauses: [{ kind: 'reference', param: 'practitioner', values: [`practitioner|Practitioner/${literal[1]}`] }],
+      sort: [],
+      count: 1,
+      offset: 0,
+      total: false,
+    });
+    role = resources[0];
+  }
+  if (!role) throw unprocessable(`The requested professional ${sr.performer?.[0]?.reference} is not in the plan directory`, ['ServiceRequest.performer']);
+  return (await professionalsFrom(store, [role as PractitionerRole]))[0];
+}

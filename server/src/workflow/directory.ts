@@ -1,0 +1,83 @@
+import type { Location, Practitioner, PractitionerRole, Reference } from 'fhir/r4.js';
+import type { Professional } from '../domain/model.js';
+import { parseLiteral } from '../fhir/references.js';
+import { CODE_SYSTEMS, EXTENSIONS, IDENTIFIER_SYSTEMS } from '../fhir/systems.js';
+import type { FhirStore } from '../storage/FhirStore.js';
+
+/** NUCC codes of primary care (family medicine, internal medicine, pediatrics, general practice). */
+export const PRIMARY_CARE_SPECIALTIES = ['207Q00000X', '207R00000X', '208000000X', '208D00000X'];
+/** NUCC codes of behavioral health (R22): psychiatry, psychology, clinical social work, MFT. */
+export const BEHAVIORAL_HEALTH_SPECIALTIES = ['2084P0800X', '103T00000X', '1041C0700X', '106H00000X', '101YM0800X'];
+
+const NEW_PATIENTS = 'http://hl7.org/fhir/us/davinci-pdex-plan-net/StructureDefinition/newpatients';
+
+export const specialtiesOf = (role: PractitionerRole): string[] =>
+  (role.specialty ?? []).flatMap((s) => s.coding ?? []).filter((c) => c.system === CODE_SYSTEMS.nucc && c.code).map((c) => c.code!);
+
+const hasQualification = (p: Practitioner | undefined, code: string) =>
+  (p?.qualification ?? []).some((q) => q.code.coding?.some((c) => c.system === CODE_SYSTEMS.qualification && c.code === code));
+
+/** Plan-Net `newpatients`: accepting unless it says `nopt` (not accepting). */
+function acceptingNewPatients(role: PractitionerRole): boolean {
+  const ext = role.extension?.find((e) => e.url === NEW_PATIENTS);
+  const code = ext?.extension?.find((e) => e.url === 'acceptingPatients')?.valueCodeableConcept?.coding?.[0]?.code;
+  return code !== 'nopt';
+}
+
+export const networksOf = (role: PractitionerRole): string[] =>
+  (role.extension ?? [])
+    .filter((e) => e.url === EXTENSIONS.planNetNetworkReference)
+    .map((e) => parseLiteral(e.valueReference?.reference)?.[1])
+    .filter((id): id is string => Boolean(id));
+
+/** A Plan-Net style PractitionerRole (with its Practitioner and Location) as a domain Professional. */
+export function professionalFrom(role: PractitionerRole, practitioner: Practitioner | undefined, location: Location | undefined): Professional {
+  const specialties = specialtiesOf(role);
+  const name = practitioner?.name?.[0];
+  return {
+    practitionerId: parseLiteral(role.practitioner?.reference)?.[1] ?? role.id!,
+    practitionerRoleId: role.id!,
+    name: name ? [name.prefix?.join(' '), name.given?.join(' '), name.family].filter(Boolean).join(' ') : (role.practitioner?.display ?? role.id!),
+    specialties,
+    isPrimaryCare: specialties.some((s) => PRIMARY_CARE_SPECIALTIES.includes(s)),
+    organizationId: parseLiteral(role.organization?.reference)?.[1],
+    networkIds: networksOf(role),
+    boardCertified: hasQualification(practitioner, 'board-certified'),
+    mediCalEnrolled: hasQualification(practitioner, 'medi-cal-enrolled') || Boolean(practitioner?.identifier?.some((i) => i.system === IDENTIFIER_SYSTEMS.mediCalProvider)),
+    active: role.active !== false && practitioner?.active !== false,
+    acceptingNewPatients: acceptingNewPatients(role),
+    position: location?.position ? { latitude: location.position.latitude, longitude: location.position.longitude } : undefined,
+  };
+}
+
+/** Loads the Practitioners and Locations of roles and maps them (two queries, not one per role). */
+export async function professionalsFrom(store: FhirStore, roles: PractitionerRole[]): Promise<Professional[]> {
+  const load = async <T>(type: string, refs: (Reference | undefined)[]) => {
+    const ids = [...new Set(refs.map((r) => parseLiteral(r?.reference)).filter((r) => r?.[0] === type).map((r) => r![1]))];
+    if (!ids.length) return new Map<string, T>();
+    const { resources } = await store.search({ resourceType: type, clauses: [{ kind: 'id', ids }], sort: [], count: ids.length, offset: 0, total: false });
+    return new Map(resources.map((r) => [r.id!, r as T]));
+  };
+  const practitioners = await load<Practitioner>('Practitioner', roles.map((r) => r.practitioner));
+  const locations = await load<Location>('Location', roles.map((r) => r.location?.[0]));
+  return roles.map((role) =>
+    professionalFrom(role, practitioners.get(parseLiteral(role.practitioner?.reference)?.[1] ?? ''), locations.get(parseLiteral(role.location?.[0]?.reference)?.[1] ?? '')),
+  );
+}
+
+/** Active roles with any of the given NUCC specialties: the candidates for an opinion. */
+export async function rolesWithSpecialty(store: FhirStore, specialties: string[]): Promise<PractitionerRole[]> {
+  if (!specialties.length) return [];
+  const { resources } = await store.search({
+    resourceType: 'PractitionerRole',
+    clauses: [
+      { kind: 'token', param: 'specialty', values: specialties.map((s) => `specialty|${CODE_SYSTEMS.nucc}|${s}`), not: false },
+      { kind: 'token', param: 'active', values: ['active|*|true'], not: false },
+    ],
+    sort: [],
+    count: 1000,
+    offset: 0,
+    total: false,
+  });
+  return resources as PractitionerRole[];
+}

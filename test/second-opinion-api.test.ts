@@ -1,0 +1,122 @@
+import { Client } from 'fhir-kit-client';
+import type { Bundle, CoverageEligibilityResponse, ServiceRequest, Task } from 'fhir/r4.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { seedDemoData } from '../server/src/demo/seed.js';
+import { eligibilityCheckOperation, submitOnCreate, submitOperation } from '../server/src/fhir/operations/submit.js';
+import { CODE_SYSTEMS, EXTENSIONS, IDENTIFIER_SYSTEMS } from '../server/src/fhir/systems.js';
+import type { RunningServer } from '../server/src/server.js';
+import { decideWithPlanRules } from '../server/src/workflow/decide.js';
+import { raw } from './helpers/fhir.js';
+import { STORE_DRIVERS } from './helpers/stores.js';
+import { startFhirOnlyServer } from './helpers/testServer.js';
+
+let seq = 0;
+/** A request by the member's PCP about the care of their treating specialist. */
+function request(plan: string, memberId: string, opts: { specialty: string; careQuestioned?: string; performer?: string; priority?: ServiceRequest['priority']; requester?: string }): Bundle {
+  const sr: ServiceRequest = {
+    resourceType: 'ServiceRequest',
+    identifier: [{ system: IDENTIFIER_SYSTEMS.secondOpinionRequest, value: `api-${plan}-${++seq}-${Date.now()}` }],
+    status: 'draft',
+    intent: 'order',
+    priority: opts.priority ?? 'routine',
+    subject: { reference: `Patient/${memberId}` },
+    requester: { reference: opts.requester ?? `PractitionerRole/role-${plan}-pcp-1` },
+    insurance: [{ reference: `Coverage/coverage-${memberId}` }],
+    reasonCode: [{ coding: [{ system: CODE_SYSTEMS.reason, code: 'surgery-necessity' }] }],
+    performerType: { coding: [{ system: CODE_SYSTEMS.nucc, code: opts.specialty }] },
+    performer: opts.performer ? [{ reference: opts.performer }] : undefined,
+    extension: opts.careQuestioned ? [{ url: EXTENSIONS.careQuestioned, valueReference: { reference: opts.careQuestioned } }] : undefined,
+  };
+  return { resourceType: 'Bundle', type: 'collection', entry: [{ resource: sr }] };
+}
+
+const CARDIOLOGY = '207RC0000X';
+const NEUROLOGY = '2084N0400X';
+
+describe.each(STORE_DRIVERS)('second-opinion API with the plan rules on $name', (driver) => {
+  let server: RunningServer;
+  let client: Client;
+  const config = driver.config();
+  beforeAll(async () => {
+    server = await startFhirOnlyServer(config, async (env) => {
+      await seedDemoData(env.store);
+      return { operations: [submitOperation(decideWithPlanRules), eligibilityCheckOperation(decideWithPlanRules)] };
+    });
+    server.ctx.createInterceptors = { ServiceRequest: submitOnCreate(decideWithPlanRules) };
+    client = new Client({ baseUrl: server.fhirBase });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await driver.cleanup(config);
+  });
+
+  const submit = async (bundle: Bundle) => {
+    const res = await raw(`${server.fhirBase}/ServiceRequest/$submit`, { method: 'POST', json: bundle });
+    return { status: res.status, body: res.body, parts: (res.body.entry ?? []).map((e: { resource: unknown }) => e.resource) as [ServiceRequest, unknown, CoverageEligibilityResponse, Task] };
+  };
+  const paNeeded = (sr: ServiceRequest) => sr.extension?.find((e) => e.url === EXTENSIONS.crdCoverageInformation)?.extension?.find((e) => e.url === 'pa-needed')?.valueCode;
+
+  it('R3 HPSJ III.A: an in-network cardiologist is approved at once with no authorization and no cost (R12)', async () => {
+    const { status, parts } = await submit(request('hpsj', 'member-hpsj-1', { specialty: CARDIOLOGY, careQuestioned: 'PractitionerRole/role-hpsj-card-1', performer: 'PractitionerRole/role-hpsj-card-2' }));
+    expect(status).toBe(201);
+    const [sr, , response, task] = parts;
+    expect(paNeeded(sr)).toBe('no-auth');
+    expect(response.insurance?.[0].item?.[0].authorizationRequired).toBe(false);
+    expect(response.insurance?.[0].item?.[0].benefit?.[0].allowedMoney?.value).toBe(0);
+    expect(response.disposition).toMatch(/R3 \(HPSJ III\.A\)/);
+    expect(task.businessStatus?.coding?.[0].code).toBe('approved');
+  });
+
+  it('R7/R8 HPSJ: out of network while a qualified in-network cardiologist exists: auth-needed, alternatives named', async () => {
+    const { parts } = await submit(request('hpsj', 'member-hpsj-1', { specialty: CARDIOLOGY, careQuestioned: 'PractitionerRole/role-hpsj-card-1', performer: 'PractitionerRole/role-oon-card-1' }));
+    const [sr, , response, task] = parts;
+    expect(paNeeded(sr)).toBe('auth-needed');
+    const reason = sr.extension?.find((e) => e.url === EXTENSIONS.crdCoverageInformation)?.extension?.find((e) => e.url === 'reason');
+    expect(reason?.valueCodeableConcept?.coding?.[0].code).toBe('auth-out-network');
+    expect(response.insurance?.[0].item?.[0].authorizationRequired).toBe(true);
+    expect(response.disposition).toContain('Schmidt');
+    expect(task.status).toBe('requested');
+    expect(task.businessStatus?.coding?.[0].code).toBe('um-review');
+    expect(Date.parse(task.restriction!.period!.end!)).toBeGreaterThan(Date.parse(task.authoredOn!));
+  });
+
+  it('R3 BSP D.I: even an in-network request goes to a UM clinician', async () => {
+    const { parts } = await submit(request('bsp', 'member-bsp-2', { specialty: CARDIOLOGY, careQuestioned: 'PractitionerRole/role-bsp-card-2', performer: 'PractitionerRole/role-bsp-card-1', requester: 'PractitionerRole/role-bsp-pcp-3' }));
+    const [sr, , , task] = parts;
+    expect(paNeeded(sr)).toBe('auth-needed');
+    expect(task.businessStatus?.coding?.[0].code).toBe('um-review');
+  });
+
+  it('R7 PHC: no neurologist in network, an out-of-network one is justified; R9 urgent → 72 hours', async () => {
+    const { parts } = await submit(request('phc', 'member-phc-1', { specialty: NEUROLOGY, performer: 'PractitionerRole/role-oon-neuro-1', priority: 'urgent' }));
+    const [, , response, task] = parts;
+    expect(response.disposition).toMatch(/No qualified professional is available in network/);
+    const hours = (Date.parse(task.restriction!.period!.end!) - Date.parse(task.authoredOn!)) / 3_600_000;
+    expect(hours).toBeCloseTo(72, 5);
+  });
+
+  it('CoverageEligibilityRequest/$submit tells the app, before submitting, whether authorization is needed', async () => {
+    const res = await raw(`${server.fhirBase}/CoverageEligibilityRequest/$submit`, {
+      method: 'POST',
+      json: request('ant', 'member-ant-1', { specialty: CARDIOLOGY, careQuestioned: 'PractitionerRole/role-ant-card-1', performer: 'PractitionerRole/role-oon-card-1' }),
+    });
+    expect(res.status).toBe(200);
+    expect(res.body.insurance[0].item[0].authorizationRequired).toBe(true);
+    expect(res.body.disposition).toMatch(/R8/);
+  });
+
+  it('refuses a request whose Coverage is not with a plan we serve, and one naming an unknown professional', async () => {
+    await server.store.update({ resourceType: 'Organization', id: 'other-payer', name: 'Someone else' });
+    await server.store.update({ resourceType: 'Coverage', id: 'coverage-elsewhere', status: 'active', beneficiary: { reference: 'Patient/member-ant-2' }, payor: [{ reference: 'Organization/other-payer' }] });
+    const bundle = request('ant', 'member-ant-2', { specialty: CARDIOLOGY });
+    (bundle.entry![0].resource as ServiceRequest).insurance = [{ reference: 'Coverage/coverage-elsewhere' }];
+    const res = await submit(bundle);
+    expect(res.status).toBe(422);
+    expect(res.body.issue[0].expression).toEqual(['Coverage.payor']);
+  });
+
+  it('a request found by chained search on the member identifier', async () => {
+    const found = (await client.search({ resourceType: 'ServiceRequest', searchParams: { 'subject:Patient.identifier': `${IDENTIFIER_SYSTEMS.planMemberId}|HPSJ-100201` } })) as unknown as Bundle;
+    expect(found.entry?.length).toBeGreaterThanOrEqual(2);
+  });
+});
