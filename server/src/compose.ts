@@ -1,29 +1,50 @@
-import type { AccessPolicy } from './fhir/context.js';
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { createAuthServer } from './auth/authServer.js';
+import { appClient, demoBackendClient } from './auth/demoClients.js';
+import { loadSigningKey } from './auth/signingKeys.js';
+import { TrustedIssuerSchema } from './auth/tokenEndpoint.js';
+import { seedDemoData } from './demo/seed.js';
+import { eligibilityCheckOperation, submitOnCreate, submitOperation } from './fhir/operations/submit.js';
+import { Indexer } from './fhir/search/indexer.js';
 import { createOutbound } from './outbound/index.js';
 import type { PartsEnv, ServerParts } from './server.js';
-
-/** Until a token says otherwise, nobody may do anything (fail closed). */
-const denyAll: AccessPolicy = {
-  requireScope: () => {
-    throw new Error('access policy not configured');
-  },
-  patientCompartment: () => undefined,
-  mayAccess: () => false,
-};
+import { decideWithPlanRules } from './workflow/decide.js';
 
 /** The composition root: every module the server runs with, wired in one place. */
 export async function buildParts(env: PartsEnv): Promise<ServerParts> {
-  const outbound = await createOutbound({
-    store: env.store,
-    registry: env.registry,
-    fhirBase: env.fhirBase,
-    logger: env.logger,
-    config: env.config.outboundConfigFile,
-  });
+  const { config } = env;
+  const outbound = await createOutbound({ store: env.store, registry: env.registry, fhirBase: env.fhirBase, logger: env.logger, config: config.outboundConfigFile });
   env.store.addWriteHook(outbound.writeHook);
+  const indexer = new Indexer(env.registry);
+  const keysDir = config.store.driver === 'pglite' && config.store.dataDir === 'memory://' ? 'memory' : config.dataDir;
+  const auth = createAuthServer(env.store, {
+    issuer: env.publicUrl,
+    fhirBase: env.fhirBase,
+    key: loadSigningKey(keysDir),
+    demoMode: config.demoMode,
+    sandboxEnabled: config.sandboxEnabled,
+    clients: config.demoMode ? [appClient(env.publicUrl), demoBackendClient(keysDir === 'memory' ? env.config.dataDir : keysDir).client] : [appClient(env.publicUrl)],
+    clientsFile: config.clientsFile,
+    trustedIssuers: config.trustedIssuersFile ? z.array(TrustedIssuerSchema).parse(JSON.parse(readFileSync(config.trustedIssuersFile, 'utf8'))) : [],
+    accessTokenSeconds: config.accessTokenSeconds,
+    tokenRequestsPerMinute: config.tokenRequestsPerMinute,
+    isCompartmentType: (type) => type === 'Patient' || indexer.compartmentParams(type).length > 0,
+  });
   return {
-    policy: denyAll,
-    operations: [...outbound.operations],
-    workers: env.config.outboxEnabled ? outbound.workers : [],
+    policy: auth.policy,
+    authenticate: auth.authenticate,
+    security: auth.security,
+    routers: [auth.router],
+    allowedOrigin: auth.allowedOrigin,
+    operations: [submitOperation(decideWithPlanRules), eligibilityCheckOperation(decideWithPlanRules), ...outbound.operations],
+    createInterceptors: { ServiceRequest: submitOnCreate(decideWithPlanRules) },
+    workers: config.outboxEnabled ? outbound.workers : [],
+    seed: config.demoMode
+      ? async (store) => {
+          const written = await seedDemoData(store);
+          env.logger.info('demo_data', { written });
+        }
+      : undefined,
   };
 }

@@ -23,6 +23,9 @@ export const EnvSchema = z.object({
   SANDBOX_ENABLED: bool.optional(),
   OUTBOX_ENABLED: bool.default(true),
   OUTBOUND_CONFIG_FILE: z.string().optional(),
+  TRUSTED_ISSUERS_FILE: z.string().optional(),
+  ACCESS_TOKEN_SECONDS: z.coerce.number().int().min(60).max(86400).default(3600),
+  TOKEN_REQUESTS_PER_MINUTE: z.coerce.number().int().min(1).default(600),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
@@ -44,6 +47,9 @@ export interface ServerConfig {
   clientsFile?: string;
   outboxEnabled: boolean;
   outboundConfigFile?: string;
+  trustedIssuersFile?: string;
+  accessTokenSeconds: number;
+  tokenRequestsPerMinute: number;
 }
 
 export function loadConfig(env: Record<string, string | undefined> = process.env): ServerConfig {
@@ -76,5 +82,8 @@ export function fromEnv(e: Env): ServerConfig {
     clientsFile: e.CLIENTS_FILE,
     outboxEnabled: e.OUTBOX_ENABLED,
     outboundConfigFile: e.OUTBOUND_CONFIG_FILE,
+    trustedIssuersFile: e.TRUSTED_ISSUERS_FILE,
+    accessTokenSeconds: e.ACCESS_TOKEN_SECONDS,
+    tokenRequestsPerMinute: e.TOKEN_REQUESTS_PER_MINUTE,
   };
 }

@@ -27,6 +27,8 @@ export interface ServerParts {
   allowedOrigin?: (origin: string) => boolean | Promise<boolean>;
   /** Runs after migrations and conformance publishing, before serving (demo data). */
   seed?: (store: FhirStore) => Promise<void>;
+  /** Creates that start a workflow (see FhirContext.createInterceptors). */
+  createInterceptors?: FhirContext['createInterceptors'];
   /** Background work (outbox delivery) started once serving and stopped before the store closes. */
   workers?: { start(): void; stop(): Promise<void> }[];
 }
@@ -79,6 +81,7 @@ export async function startServer(
     policy: parts.policy,
     audit,
     operations: parts.operations ?? [],
+    createInterceptors: parts.createInterceptors,
     limits: { maxBundleEntries: config.maxBundleEntries },
     onUnexpectedError: (err) => logger.error('unexpected_error', errorFields(err)),
   };

@@ -9,8 +9,9 @@ export type Interaction = 'read' | 'vread' | 'search' | 'history' | 'create' | '
 /** Scope and compartment checks (implemented in auth/accessPolicy.ts, pure). */
 export interface AccessPolicy {
   requireScope(ctx: AccessContext, resourceType: string, interaction: Interaction): void;
-  /** 'Patient/x' when the caller may only see that patient's compartment. */
-  patientCompartment(ctx: AccessContext): string | undefined;
+  /** 'Patient/x' when the caller may see resources of this type only in that patient's compartment. */
+  patientCompartment(ctx: AccessContext, resourceType: string): string | undefined;
+  /** Resource-level check after a read or before a write: `resourceCompartments` are the patients it belongs to. */
   mayAccess(ctx: AccessContext, resourceType: string, resourceCompartments: string[]): boolean;
 }
 

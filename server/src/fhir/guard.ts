@@ -9,8 +9,8 @@ export function requireScope(req: FhirRequest, ctx: FhirContext, resourceType: s
 }
 
 /** The compartment a search must be limited to, if any. */
-export function compartmentOf(req: FhirRequest, ctx: FhirContext): string | undefined {
-  return req.auth ? ctx.policy.patientCompartment(req.auth) : undefined;
+export function compartmentOf(req: FhirRequest, ctx: FhirContext, resourceType: string): string | undefined {
+  return req.auth ? ctx.policy.patientCompartment(req.auth, resourceType) : undefined;
 }
 
 export function mayAccess(req: FhirRequest, ctx: FhirContext, resource: Resource): boolean {

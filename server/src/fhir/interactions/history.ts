@@ -24,7 +24,7 @@ export async function history(req: FhirRequest, ctx: FhirContext, type?: string,
   const at = params.get('_at') ? parseInstant('_at', params.get('_at')!) : undefined;
   const versions = await ctx.store.history({ resourceType: type, id, since, at, count: count + 1, offset });
   const visible = versions.slice(0, count).filter((v) => {
-    if (!v.resource) return !compartmentOf(req, ctx) && (!req.auth || allowed(req, ctx, v.resourceType));
+    if (!v.resource) return !compartmentOf(req, ctx, v.resourceType) && (!req.auth || allowed(req, ctx, v.resourceType));
     return allowed(req, ctx, v.resourceType) && mayAccess(req, ctx, v.resource);
   });
   const path = [type, id, '_history'].filter(Boolean).join('/');

@@ -16,7 +16,7 @@ export async function runSearch(req: FhirRequest, ctx: FhirContext, type: string
 }
 
 function restrictToCompartment(req: FhirRequest, ctx: FhirContext, clauses: SearchClause[], type: string): void {
-  const compartment = compartmentOf(req, ctx);
+  const compartment = compartmentOf(req, ctx, type);
   if (compartment && (type === 'Patient' || ctx.indexer.compartmentParams(type).length)) clauses.push({ kind: 'compartment', compartment });
 }
 

@@ -1,0 +1,90 @@
+import { randomUUID } from 'node:crypto';
+import jwt from 'jsonwebtoken';
+import { z } from 'zod';
+import { unauthorized } from '../fhir/outcomes.js';
+import type { AccessContext, UserRole } from '../fhir/request.js';
+import type { SigningKey } from './signingKeys.js';
+import { ScopeSet } from './smartScopes.js';
+
+export const USER_ROLES = ['treating-provider', 'um-clinician', 'medical-director', 'second-opinion-provider', 'member', 'plan-admin', 'auditor', 'delegated-group'] as const;
+
+const AccessClaims = z.object({
+  iss: z.string(),
+  aud: z.union([z.string(), z.array(z.string())]),
+  sub: z.string(),
+  exp: z.number(),
+  iat: z.number(),
+  jti: z.string().min(8),
+  client_id: z.string(),
+  scope: z.string(),
+  fhirUser: z.string().optional(),
+  patient: z.string().optional(),
+  roles: z.array(z.enum(USER_ROLES)).default([]),
+  token_use: z.literal('access'),
+});
+export type AccessClaims = z.infer<typeof AccessClaims>;
+
+export interface Grant {
+  clientId: string;
+  scope: string;
+  fhirUser?: string;
+  patient?: string;
+  encounter?: string;
+  roles: UserRole[];
+}
+
+export interface TokenIssuer {
+  issuer: string;
+  fhirBase: string;
+  key: SigningKey;
+  accessTokenSeconds: number;
+}
+
+export function issueAccessToken(t: TokenIssuer, grant: Grant): { token: string; jti: string; expiresIn: number } {
+  const jti = randomUUID();
+  const token = jwt.sign(
+    { client_id: grant.clientId, scope: grant.scope, fhirUser: grant.fhirUser, patient: grant.patient, roles: grant.roles, token_use: 'access' },
+    t.key.privateKeyPem,
+    { algorithm: 'RS256', keyid: t.key.kid, issuer: t.issuer, audience: t.fhirBase, subject: grant.fhirUser ?? grant.clientId, expiresIn: t.accessTokenSeconds, jwtid: jti },
+  );
+  return { token, jti, expiresIn: t.accessTokenSeconds };
+}
+
+/** OpenID Connect id_token (RS256) with `fhirUser`. */
+export function issueIdToken(t: TokenIssuer, grant: Grant, nonce?: string): string {
+  return jwt.sign({ fhirUser: grant.fhirUser, nonce, profile: grant.fhirUser }, t.key.privateKeyPem, {
+    algorithm: 'RS256',
+    keyid: t.key.kid,
+    issuer: t.issuer,
+    audience: grant.clientId,
+    subject: grant.fhirUser ?? grant.clientId,
+    expiresIn: t.accessTokenSeconds,
+  });
+}
+
+/**
+ * Verifies one of our access tokens: RS256 with our key only (so `alg: none`, HS256 with the
+ * public key as secret, or another key all fail), our issuer, the FHIR base as audience, not
+ * expired, not before its time, claims as we issue them.
+ */
+export function verifyAccessToken(t: TokenIssuer, token: string): AccessClaims {
+  let decoded: unknown;
+  try {
+    decoded = jwt.verify(token, t.key.publicKeyPem, { algorithms: ['RS256'], issuer: t.issuer, audience: t.fhirBase, clockTolerance: 5 });
+  } catch (err) {
+    throw invalidToken(err instanceof Error ? err.message : 'invalid token');
+  }
+  const parsed = AccessClaims.safeParse(decoded);
+  if (!parsed.success) throw invalidToken('token claims are not ours');
+  return parsed.data;
+}
+
+export function invalidToken(reason: string) {
+  return unauthorized(`Invalid access token: ${reason}`, `Bearer error="invalid_token", error_description="${reason.replace(/"/g, "'")}"`);
+}
+
+export function accessContextOf(claims: AccessClaims): AccessContext {
+  const scopes = ScopeSet.parse(claims.scope);
+  const kind = scopes.resourceScopes.some((s) => s.context === 'system') ? 'system' : scopes.resourceScopes.every((s) => s.context === 'patient') && claims.patient ? 'patient' : 'user';
+  return { kind, clientId: claims.client_id, scopes: scopes.scopes, fhirUser: claims.fhirUser, patient: claims.patient, roles: claims.roles, tokenId: claims.jti };
+}

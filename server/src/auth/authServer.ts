@@ -1,0 +1,201 @@
+import express, { type Request, type Response } from 'express';
+import { z } from 'zod';
+import type { SecurityUrls } from '../fhir/capability.js';
+import type { AccessContext } from '../fhir/request.js';
+import type { FhirStore } from '../storage/FhirStore.js';
+import { accessContextOf, invalidToken, type TokenIssuer, verifyAccessToken } from './accessTokens.js';
+import { authorizeHandler } from './authorizeEndpoint.js';
+import { type Client, ClientRegistry } from './clientRegistry.js';
+import { invalidRequest, OAuthError } from './oauthErrors.js';
+import { createAccessPolicy } from './policy.js';
+import { sandboxRouter } from './sandboxEhr.js';
+import type { SigningKey } from './signingKeys.js';
+import { authenticateClient, formOf, tokenHandler, type TrustedIssuer } from './tokenEndpoint.js';
+import { hash } from './authorizeEndpoint.js';
+
+export interface AuthServerConfig {
+  issuer: string;
+  fhirBase: string;
+  key: SigningKey;
+  demoMode: boolean;
+  sandboxEnabled: boolean;
+  clients: Client[];
+  clientsFile?: string;
+  trustedIssuers: TrustedIssuer[];
+  accessTokenSeconds: number;
+  tokenRequestsPerMinute: number;
+  isCompartmentType: (type: string) => boolean;
+}
+
+export const SCOPES_SUPPORTED = [
+  'openid', 'fhirUser', 'launch', 'launch/patient', 'launch/encounter', 'offline_access', 'online_access',
+  'patient/*.rs', 'patient/*.read', 'user/*.rs', 'user/*.cruds', 'user/*.read', 'user/*.write', 'system/*.rs', 'system/*.cruds', 'system/*.read',
+];
+
+const CAPABILITIES = [
+  'launch-ehr', 'launch-standalone', 'client-public', 'client-confidential-symmetric', 'client-confidential-asymmetric',
+  'context-ehr-patient', 'context-ehr-encounter', 'context-standalone-patient', 'context-banner', 'context-style',
+  'permission-patient', 'permission-user', 'permission-offline', 'permission-online', 'permission-v1', 'permission-v2',
+  'sso-openid-connect', 'authorize-post',
+];
+
+/** The SMART authorization server: discovery, authorize, token, introspection, revocation, registration, sandbox. */
+export function createAuthServer(store: FhirStore, config: AuthServerConfig) {
+  const clients = ClientRegistry.fromFile(store, config.clientsFile, config.clients);
+  const tokens: TokenIssuer = { issuer: config.issuer, fhirBase: config.fhirBase, key: config.key, accessTokenSeconds: config.accessTokenSeconds };
+  const urls = {
+    authorize: `${config.issuer}/auth/authorize`,
+    token: `${config.issuer}/auth/token`,
+    introspect: `${config.issuer}/auth/introspect`,
+    revoke: `${config.issuer}/auth/revoke`,
+    register: `${config.issuer}/auth/register`,
+    jwks: `${config.issuer}/.well-known/jwks.json`,
+  };
+  const tokenDeps = { store, clients, tokens, tokenUrl: urls.token, trustedIssuers: config.trustedIssuers, refreshSeconds: { offline: 30 * 86_400, online: 86_400 } };
+  const revokedCache = new Map<string, number>();
+
+  async function isRevoked(jti: string): Promise<boolean> {
+    const checked = revokedCache.get(jti);
+    // A "not revoked" answer is reused for 10 s per process; revocation reaches other processes within that time.
+    if (checked !== undefined && Date.now() - checked < 10_000) return false;
+    const revoked = (await store.getEphemeral(`revoked:${jti}`)) !== undefined;
+    if (!revoked) {
+      revokedCache.set(jti, Date.now());
+      if (revokedCache.size > 50_000) revokedCache.delete(revokedCache.keys().next().value as string);
+    }
+    return revoked;
+  }
+
+  /** For the HTTP layer: Bearer token → AccessContext (401 on any flaw), undefined when there is none. */
+  async function authenticate(authorization: string | undefined): Promise<AccessContext | undefined> {
+    if (!authorization) return undefined;
+    const m = /^Bearer\s+([A-Za-z0-9\-_.]+)$/.exec(authorization.trim());
+    if (!m) throw invalidToken('expected a Bearer token');
+    const claims = verifyAccessToken(tokens, m[1]);
+    if (await isRevoked(claims.jti)) throw invalidToken('token revoked');
+    return accessContextOf(claims);
+  }
+
+  const router = express.Router();
+  const form = express.urlencoded({ extended: false, limit: '64kb' });
+  router.get('/fhir/.well-known/smart-configuration', (_req, res) => res.json(smartConfiguration(config, urls)));
+  router.get('/.well-known/smart-configuration', (_req, res) => res.json(smartConfiguration(config, urls)));
+  router.get('/.well-known/openid-configuration', (_req, res) =>
+    res.json({
+      issuer: config.issuer,
+      authorization_endpoint: urls.authorize,
+      token_endpoint: urls.token,
+      jwks_uri: urls.jwks,
+      registration_endpoint: urls.register,
+      response_types_supported: ['code'],
+      subject_types_supported: ['public'],
+      id_token_signing_alg_values_supported: ['RS256'],
+      scopes_supported: ['openid', 'fhirUser'],
+      claims_supported: ['sub', 'iss', 'aud', 'exp', 'iat', 'fhirUser', 'nonce'],
+      token_endpoint_auth_methods_supported: ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'],
+      code_challenge_methods_supported: ['S256'],
+    }),
+  );
+  router.get('/.well-known/jwks.json', (_req, res) => res.json({ keys: [config.key.publicJwk] }));
+  const authorize = authorizeHandler({ store, clients, fhirBase: config.fhirBase, demoMode: config.demoMode });
+  router.get('/auth/authorize', authorize);
+  router.post('/auth/authorize', form, authorize);
+  router.post('/auth/token', rateLimit(config.tokenRequestsPerMinute), form, tokenHandler(tokenDeps));
+  router.post('/auth/introspect', form, oauth(async (req, res) => {
+    await authenticateCaller(req);
+    const token = formOf(req).token ?? '';
+    try {
+      const claims = verifyAccessToken(tokens, token);
+      if (await isRevoked(claims.jti)) throw new Error('revoked');
+      res.json({ active: true, scope: claims.scope, client_id: claims.client_id, sub: claims.sub, exp: claims.exp, iat: claims.iat, iss: claims.iss, aud: claims.aud, patient: claims.patient, fhirUser: claims.fhirUser, token_type: 'Bearer' });
+    } catch {
+      const grant = await store.getEphemeral(`refresh:${hash(token)}`);
+      res.json(grant ? { active: true, token_type: 'refresh_token', client_id: (grant as { clientId: string }).clientId } : { active: false });
+    }
+  }));
+  router.post('/auth/revoke', form, oauth(async (req, res) => {
+    const client = await authenticateCaller(req);
+    const token = formOf(req).token ?? '';
+    const refresh = (await store.getEphemeral(`refresh:${hash(token)}`)) as { clientId: string } | undefined;
+    if (refresh && refresh.clientId === client.client_id) await store.takeEphemeral(`refresh:${hash(token)}`);
+    try {
+      const claims = verifyAccessToken(tokens, token);
+      if (claims.client_id === client.client_id) await store.putEphemeral(`revoked:${claims.jti}`, true, new Date(claims.exp * 1000 + 60_000));
+    } catch {
+      /* RFC 7009: an invalid token is not an error */
+    }
+    res.status(200).end();
+  }));
+  router.post('/auth/register', express.json({ limit: '64kb' }), oauth(async (req, res) => {
+    if (!config.demoMode) throw new OAuthError('access_denied', 'Dynamic registration is open in demo mode only; register clients in the clients file', 403);
+    try {
+      const client = await clients.register(req.body);
+      res.status(201).json({ ...client, client_id_issued_at: Math.floor(Date.now() / 1000) });
+    } catch (err) {
+      if (err instanceof z.ZodError) throw new OAuthError('invalid_client_metadata', err.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+      throw err;
+    }
+  }));
+  if (config.sandboxEnabled) router.use(sandboxRouter({ store, clients, fhirBase: config.fhirBase }));
+
+  async function authenticateCaller(req: Request): Promise<Client> {
+    const f = formOf(req);
+    if (!f.token) throw invalidRequest('token is required');
+    return authenticateClient(tokenDeps, req, f);
+  }
+
+  const policy = createAccessPolicy(config.isCompartmentType);
+  const security: SecurityUrls = { authorize: urls.authorize, token: urls.token, revoke: urls.revoke, introspect: urls.introspect, register: urls.register };
+  return { router, authenticate, policy, security, clients, tokens, allowedOrigin: (origin: string) => clients.isAllowedOrigin(origin) };
+}
+
+function smartConfiguration(config: AuthServerConfig, urls: Record<string, string>) {
+  return {
+    issuer: config.issuer,
+    jwks_uri: urls.jwks,
+    authorization_endpoint: urls.authorize,
+    token_endpoint: urls.token,
+    introspection_endpoint: urls.introspect,
+    revocation_endpoint: urls.revoke,
+    registration_endpoint: urls.register,
+    grant_types_supported: ['authorization_code', 'refresh_token', 'client_credentials', 'urn:ietf:params:oauth:grant-type:token-exchange'],
+    token_endpoint_auth_methods_supported: ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'],
+    token_endpoint_auth_signing_alg_values_supported: ['RS384', 'ES384'],
+    scopes_supported: SCOPES_SUPPORTED,
+    response_types_supported: ['code'],
+    code_challenge_methods_supported: ['S256'],
+    capabilities: CAPABILITIES,
+  };
+}
+
+function oauth(fn: (req: Request, res: Response) => Promise<void>) {
+  return async (req: Request, res: Response): Promise<void> => {
+    try {
+      await fn(req, res);
+    } catch (err) {
+      if (err instanceof OAuthError) return err.render(res);
+      throw err;
+    }
+  };
+}
+
+/** A token bucket per client address on the token endpoint (in-process; each instance limits on its own). */
+function rateLimit(perMinute: number) {
+  const buckets = new Map<string, { tokens: number; at: number }>();
+  return (req: Request, res: Response, next: () => void): void => {
+    const key = req.ip ?? 'unknown';
+    const now = Date.now();
+    const b = buckets.get(key) ?? { tokens: perMinute, at: now };
+    b.tokens = Math.min(perMinute, b.tokens + ((now - b.at) / 60_000) * perMinute);
+    b.at = now;
+    if (b.tokens < 1) {
+      res.setHeader('Retry-After', '10');
+      res.status(429).json({ error: 'slow_down', error_description: 'Too many token requests' });
+      return;
+    }
+    b.tokens -= 1;
+    buckets.set(key, b);
+    next();
+  };
+}
+

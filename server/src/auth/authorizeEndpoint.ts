@@ -1,0 +1,170 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { Request, Response } from 'express';
+import type { Patient } from 'fhir/r4.js';
+import type { UserRole } from '../fhir/request.js';
+import type { FhirStore } from '../storage/FhirStore.js';
+import type { Grant } from './accessTokens.js';
+import type { Client, ClientRegistry } from './clientRegistry.js';
+import { accessDenied, invalidRequest, invalidScope, OAuthError } from './oauthErrors.js';
+import { esc, hidden, page, select } from './pages.js';
+import { ScopeSet } from './smartScopes.js';
+import { identify } from './userDirectory.js';
+
+export interface AuthorizeDeps {
+  store: FhirStore;
+  clients: ClientRegistry;
+  fhirBase: string;
+  demoMode: boolean;
+}
+
+/** The authorization request parameters we keep through login and consent. */
+interface AuthorizeParams {
+  response_type: string;
+  client_id: string;
+  redirect_uri: string;
+  scope: string;
+  state: string;
+  aud: string;
+  code_challenge: string;
+  code_challenge_method: string;
+  launch?: string;
+  nonce?: string;
+}
+
+/** What an EHR launch bound to its `launch` id. */
+export interface LaunchContext {
+  patient?: string;
+  encounter?: string;
+  fhirUser: string;
+}
+
+export interface CodeGrant extends Grant {
+  redirectUri: string;
+  codeChallenge: string;
+  nonce?: string;
+}
+
+const CODE_SECONDS = 120;
+
+function readParams(source: Record<string, unknown>): AuthorizeParams {
+  const get = (k: string) => (typeof source[k] === 'string' ? (source[k] as string) : undefined);
+  return {
+    response_type: get('response_type') ?? '',
+    client_id: get('client_id') ?? '',
+    redirect_uri: get('redirect_uri') ?? '',
+    scope: get('scope') ?? '',
+    state: get('state') ?? '',
+    aud: get('aud') ?? '',
+    code_challenge: get('code_challenge') ?? '',
+    code_challenge_method: get('code_challenge_method') ?? '',
+    launch: get('launch'),
+    nonce: get('nonce'),
+  };
+}
+
+/**
+ * Checks the client and redirect URI first (errors before that point are never redirected, RFC
+ * 6749 4.1.2.1), then everything else, with errors redirected to the client.
+ */
+async function validate(deps: AuthorizeDeps, p: AuthorizeParams): Promise<{ client: Client; scopes: ScopeSet; launch?: LaunchContext }> {
+  const client = await deps.clients.get(p.client_id);
+  if (!client) throw invalidRequest('Unknown client_id');
+  if (!p.redirect_uri || !client.redirect_uris.includes(p.redirect_uri)) throw invalidRequest('redirect_uri does not match a registered redirect URI');
+  const fail = (e: OAuthError) => e.withRedirect(p.redirect_uri, p.state);
+  if (p.response_type !== 'code') throw fail(new OAuthError('unsupported_response_type', 'response_type must be code'));
+  if (!p.state) throw fail(invalidRequest('state is required'));
+  if (p.aud.replace(/\/$/, '') !== deps.fhirBase) throw fail(invalidRequest(`aud must be this server's FHIR base (${deps.fhirBase})`));
+  if (p.code_challenge_method !== 'S256' || !/^[A-Za-z0-9_-]{43,128}$/.test(p.code_challenge)) throw fail(invalidRequest('PKCE with code_challenge_method S256 is required'));
+  const allowed = ScopeSet.parse(client.scope);
+  const scopes = allowed.narrow(ScopeSet.parse(p.scope));
+  if (!scopes.scopes.length) throw fail(invalidScope('None of the requested scopes is allowed for this client'));
+  let launch: LaunchContext | undefined;
+  if (p.launch) {
+    launch = (await deps.store.getEphemeral(`launch:${p.launch}`)) as LaunchContext | undefined;
+    if (!launch) throw fail(invalidRequest('Unknown or expired launch'));
+  }
+  return { client, scopes, launch };
+}
+
+/** GET/POST /auth/authorize: EHR launches complete at once; standalone launches show login (demo) and patient picker. */
+export function authorizeHandler(deps: AuthorizeDeps) {
+  return async (req: Request, res: Response): Promise<void> => {
+    const source = { ...(req.query as Record<string, unknown>), ...((req.body ?? {}) as Record<string, unknown>) };
+    const p = readParams(source);
+    try {
+      const { scopes, launch } = await validate(deps, p);
+      const chosenUser = typeof source.user === 'string' ? source.user : undefined;
+      const chosenPatient = typeof source.patient === 'string' && source.patient ? source.patient : undefined;
+      const fhirUser = launch?.fhirUser ?? chosenUser;
+      if (!fhirUser) return await loginPage(deps, res, p, scopes);
+      const identity = await identify(deps.store, fhirUser);
+      if (!identity) throw accessDenied('Unknown user').withRedirect(p.redirect_uri, p.state);
+      const patient = launch?.patient ?? identity.patient ?? chosenPatient;
+      if (scopes.has('launch/patient') && !patient) return await loginPage(deps, res, p, scopes, fhirUser);
+      if (identity.patient && patient !== identity.patient) throw accessDenied('A member may only act for their own record').withRedirect(p.redirect_uri, p.state);
+      const code = randomBytes(32).toString('base64url');
+      const grant: CodeGrant = {
+        clientId: p.client_id,
+        scope: scopes.toString(),
+        fhirUser,
+        patient: patient?.replace(/^Patient\//, ''),
+        encounter: launch?.encounter,
+        roles: identity.roles as UserRole[],
+        redirectUri: p.redirect_uri,
+        codeChallenge: p.code_challenge,
+        nonce: p.nonce,
+      };
+      await deps.store.putEphemeral(`code:${hash(code)}`, grant, new Date(Date.now() + CODE_SECONDS * 1000));
+      const url = new URL(p.redirect_uri);
+      url.searchParams.set('code', code);
+      url.searchParams.set('state', p.state);
+      res.setHeader('Cache-Control', 'no-store');
+      res.redirect(302, url.toString());
+    } catch (err) {
+      if (err instanceof OAuthError) return err.render(res);
+      throw err;
+    }
+  };
+}
+
+export const hash = (value: string): string => createHash('sha256').update(value).digest('base64url');
+
+/** Standalone launch: pick the user (demo identity provider) and, for `launch/patient`, the patient. */
+async function loginPage(deps: AuthorizeDeps, res: Response, p: AuthorizeParams, scopes: ScopeSet, fhirUser?: string): Promise<void> {
+  if (!deps.demoMode) {
+    throw accessDenied('No interactive login is configured on this server; launch from a trusted EHR or use token exchange').withRedirect(p.redirect_uri, p.state);
+  }
+  const users = await demoUsers(deps.store);
+  const patients = scopes.has('launch/patient') ? await listPatients(deps.store) : [];
+  const params = hidden({ ...p, launch: p.launch });
+  const body = `<h1>Sign in to the second-opinion service</h1>
+<p class="note">Demo identity provider: choose who you are. A real deployment connects its identity provider here.</p>
+<form method="post" action="/auth/authorize">${params}
+${fhirUser ? hidden({ user: fhirUser }) : select('user', 'User', users)}
+${patients.length ? select('patient', 'Patient (for practitioners; members always see their own record)', [{ value: '', label: '(my own record, for members)' }, ...patients], false) : ''}
+<p>The app <strong>${esc(p.client_id)}</strong> asks for: <code>${esc(scopes.toString())}</code></p>
+<button type="submit">Sign in and allow</button></form>`;
+  res.setHeader('Cache-Control', 'no-store');
+  res.type('html').send(page('Sign in', body));
+}
+
+export async function demoUsers(store: FhirStore): Promise<{ value: string; label: string }[]> {
+  const search = (resourceType: string) => store.search({ resourceType, clauses: [], sort: [{ param: '_id', kind: 'id', descending: false }], count: 200, offset: 0, total: false });
+  const roles = await search('PractitionerRole');
+  const users: { value: string; label: string }[] = [];
+  const seen = new Set<string>();
+  for (const role of roles.resources as { practitioner?: { reference?: string; display?: string }; code?: { coding?: { code?: string }[] }[] }[]) {
+    const ref = role.practitioner?.reference;
+    if (!ref || seen.has(ref)) continue;
+    seen.add(ref);
+    const codes = (role.code ?? []).flatMap((c) => c.coding ?? []).map((c) => c.code).filter((c) => c && c !== 'treating-provider' && c !== 'second-opinion-provider');
+    users.push({ value: ref, label: `${role.practitioner?.display ?? ref}${codes.length ? ` — ${codes.join(', ')}` : ' — treating provider'}` });
+  }
+  for (const p of await listPatients(store)) users.push({ value: p.value, label: `${p.label} — member` });
+  return users;
+}
+
+export async function listPatients(store: FhirStore): Promise<{ value: string; label: string }[]> {
+  const { resources } = await store.search({ resourceType: 'Patient', clauses: [], sort: [{ param: '_id', kind: 'id', descending: false }], count: 200, offset: 0, total: false });
+  return (resources as Patient[]).map((p) => ({ value: `Patient/${p.id}`, label: `${p.name?.[0]?.given?.join(' ') ?? ''} ${p.name?.[0]?.family ?? ''} (${p.birthDate ?? '?'})`.trim() }));
+}

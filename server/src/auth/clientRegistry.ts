@@ -1,0 +1,88 @@
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import type { FhirStore } from '../storage/FhirStore.js';
+
+const JwkSchema = z.looseObject({ kty: z.string(), kid: z.string().optional(), alg: z.string().optional() });
+
+/** A registered app or system (SMART App Launch client types, Backend Services). */
+export const ClientSchema = z.object({
+  client_id: z.string().min(3).max(200),
+  client_name: z.string().optional(),
+  /** public (PKCE only), confidential-symmetric (secret), confidential-asymmetric (private_key_jwt). */
+  type: z.enum(['public', 'confidential-symmetric', 'confidential-asymmetric']),
+  client_secret: z.string().min(16).optional(),
+  redirect_uris: z.array(z.url()).default([]),
+  launch_uri: z.url().optional(),
+  /** Scopes the client may ever get. */
+  scope: z.string().default('openid fhirUser launch launch/patient offline_access online_access patient/*.rs user/*.rs'),
+  jwks: z.object({ keys: z.array(JwkSchema) }).optional(),
+  jwks_uri: z.url().optional(),
+  /** Roles a backend (system) client acts with, e.g. delegated-group for an IPA's system. */
+  system_roles: z.array(z.string()).default([]),
+  /** Browser origins allowed by CORS. */
+  origins: z.array(z.url()).default([]),
+});
+export type Client = z.infer<typeof ClientSchema>;
+
+const RegistrationSchema = ClientSchema.omit({ client_id: true, client_secret: true }).extend({
+  token_endpoint_auth_method: z.enum(['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt']).default('none'),
+});
+
+/** Clients from the config file, the demo set, and dynamic registrations (RFC 7591) kept in the store. */
+export class ClientRegistry {
+  private readonly configured = new Map<string, Client>();
+
+  constructor(
+    private readonly store: FhirStore,
+    clients: Client[],
+  ) {
+    for (const c of clients) this.configured.set(c.client_id, ClientSchema.parse(c));
+  }
+
+  static fromFile(store: FhirStore, path: string | undefined, extra: Client[]): ClientRegistry {
+    const fromFile = path ? z.array(ClientSchema).parse(JSON.parse(readFileSync(path, 'utf8'))) : [];
+    return new ClientRegistry(store, [...extra, ...fromFile]);
+  }
+
+  async get(clientId: string): Promise<Client | undefined> {
+    const configured = this.configured.get(clientId);
+    if (configured) return configured;
+    const stored = await this.store.getEphemeral(`client:${clientId}`);
+    const parsed = ClientSchema.safeParse(stored);
+    return parsed.success ? parsed.data : undefined;
+  }
+
+  async isAllowedOrigin(origin: string): Promise<boolean> {
+    for (const c of this.configured.values()) if (c.origins.includes(origin) || c.redirect_uris.some((u) => new URL(u).origin === origin)) return true;
+    return false;
+  }
+
+  all(): Client[] {
+    return [...this.configured.values()];
+  }
+
+  /** RFC 7591 dynamic registration. */
+  async register(body: unknown): Promise<Client> {
+    const req = RegistrationSchema.parse(body);
+    const type = req.token_endpoint_auth_method === 'private_key_jwt' ? 'confidential-asymmetric' : req.token_endpoint_auth_method === 'none' ? 'public' : 'confidential-symmetric';
+    if (type === 'confidential-asymmetric' && !req.jwks && !req.jwks_uri) throw new z.ZodError([{ code: 'custom', path: ['jwks'], message: 'private_key_jwt needs jwks or jwks_uri', input: body }]);
+    if (type !== 'confidential-asymmetric' && !req.redirect_uris.length) throw new z.ZodError([{ code: 'custom', path: ['redirect_uris'], message: 'redirect_uris is required', input: body }]);
+    const client: Client = {
+      ...req,
+      type,
+      client_id: `dyn-${randomBytes(12).toString('hex')}`,
+      client_secret: type === 'confidential-symmetric' ? randomBytes(32).toString('base64url') : undefined,
+      system_roles: [],
+    };
+    await this.store.putEphemeral(`client:${client.client_id}`, client, new Date(Date.now() + 10 * 365 * 86_400_000));
+    return client;
+  }
+}
+
+export function secretMatches(client: Client, secret: string | undefined): boolean {
+  if (!client.client_secret || !secret) return false;
+  const a = Buffer.from(client.client_secret);
+  const b = Buffer.from(secret);
+  return a.length === b.length && timingSafeEqual(a, b);
+}

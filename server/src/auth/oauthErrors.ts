@@ -1,0 +1,42 @@
+import type { Response } from 'express';
+
+/**
+ * An OAuth 2.0 error (RFC 6749 4.1.2.1, 5.2) that renders itself: a redirect carrying `error`,
+ * `error_description` and `state` once the redirect URI is known to be the client's, JSON otherwise.
+ */
+export class OAuthError extends Error {
+  constructor(
+    readonly error: string,
+    readonly description: string,
+    readonly status = 400,
+    readonly redirect?: { uri: string; state?: string },
+  ) {
+    super(description);
+    this.name = 'OAuthError';
+  }
+
+  withRedirect(uri: string, state?: string): OAuthError {
+    return new OAuthError(this.error, this.description, this.status, { uri, state });
+  }
+
+  render(res: Response): void {
+    res.setHeader('Cache-Control', 'no-store');
+    if (this.redirect) {
+      const url = new URL(this.redirect.uri);
+      url.searchParams.set('error', this.error);
+      url.searchParams.set('error_description', this.description);
+      if (this.redirect.state) url.searchParams.set('state', this.redirect.state);
+      res.redirect(302, url.toString());
+      return;
+    }
+    if (this.status === 401) res.setHeader('WWW-Authenticate', 'Basic realm="token"');
+    res.status(this.status).json({ error: this.error, error_description: this.description });
+  }
+}
+
+export const invalidRequest = (d: string) => new OAuthError('invalid_request', d);
+export const invalidClient = (d: string) => new OAuthError('invalid_client', d, 401);
+export const invalidGrant = (d: string) => new OAuthError('invalid_grant', d);
+export const invalidScope = (d: string) => new OAuthError('invalid_scope', d);
+export const unauthorizedClient = (d: string) => new OAuthError('unauthorized_client', d);
+export const accessDenied = (d: string) => new OAuthError('access_denied', d, 403);

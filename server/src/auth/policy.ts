@@ -1,0 +1,60 @@
+import type { AccessPolicy, Interaction } from '../fhir/context.js';
+import { forbidden } from '../fhir/outcomes.js';
+import type { AccessContext, UserRole } from '../fhir/request.js';
+import { type Permission, ScopeSet } from './smartScopes.js';
+
+const PERMISSION: Record<Interaction, Permission> = {
+  read: 'r',
+  vread: 'r',
+  history: 'r',
+  search: 's',
+  create: 'c',
+  update: 'u',
+  patch: 'u',
+  delete: 'd',
+  operation: 'r',
+};
+
+const scopeSets = new WeakMap<AccessContext, ScopeSet>();
+const scopesOf = (ctx: AccessContext): ScopeSet => {
+  let set = scopeSets.get(ctx);
+  if (!set) scopeSets.set(ctx, (set = new ScopeSet(ctx.scopes)));
+  return set;
+};
+
+/**
+ * SMART scopes per interaction and type, and the patient compartment a patient-level grant is
+ * bound to. `isCompartmentType` says which types belong to a patient's compartment (the R4
+ * CompartmentDefinition); other types (Practitioner, Organization...) are directory data.
+ */
+export function createAccessPolicy(isCompartmentType: (type: string) => boolean): AccessPolicy {
+  /** The patient a grant on this type is bound to, or undefined if a user/system scope grants it. */
+  function patientCompartment(ctx: AccessContext, resourceType: string): string | undefined {
+    if (ctx.roles.includes('member') && ctx.patient && isCompartmentType(resourceType)) return `Patient/${ctx.patient}`;
+    const grants = [...scopesOf(ctx).granting(resourceType, 'r'), ...scopesOf(ctx).granting(resourceType, 's')];
+    if (grants.some((g) => g.context !== 'patient')) return undefined;
+    if (!isCompartmentType(resourceType)) return undefined;
+    return ctx.patient ? `Patient/${ctx.patient}` : 'Patient/-none-';
+  }
+
+  return {
+    requireScope(ctx, resourceType, interaction) {
+      const permission = PERMISSION[interaction];
+      if (scopesOf(ctx).allows(resourceType, permission)) return;
+      throw forbidden(`The token's scopes do not allow ${interaction} on ${resourceType} (needs e.g. user/${resourceType}.${permission})`);
+    },
+    patientCompartment,
+    mayAccess(ctx, resourceType, resourceCompartments) {
+      const compartment = patientCompartment(ctx, resourceType);
+      if (!compartment) return true;
+      return resourceCompartments.includes(compartment) || (!isCompartmentType(resourceType) && resourceCompartments.length === 0);
+    },
+  };
+}
+
+/** Review operations check the caller's role (R10, R11): 403 naming the roles that may. */
+export function requireRole(ctx: AccessContext | undefined, roles: UserRole[], action: string): void {
+  if (!ctx) return;
+  if (ctx.roles.some((r) => roles.includes(r))) return;
+  throw forbidden(`Only ${roles.join(' or ')} may ${action}`);
+}

@@ -1,0 +1,231 @@
+import { createHash, createPublicKey, randomBytes } from 'node:crypto';
+import type { Request, Response } from 'express';
+import type { Identifier } from 'fhir/r4.js';
+import jwt from 'jsonwebtoken';
+import { z } from 'zod';
+import type { UserRole } from '../fhir/request.js';
+import type { FhirStore } from '../storage/FhirStore.js';
+import { type Grant, issueAccessToken, issueIdToken, type TokenIssuer } from './accessTokens.js';
+import type { CodeGrant } from './authorizeEndpoint.js';
+import { hash } from './authorizeEndpoint.js';
+import { type Client, type ClientRegistry, secretMatches } from './clientRegistry.js';
+import { invalidClient, invalidGrant, invalidRequest, invalidScope, OAuthError, unauthorizedClient } from './oauthErrors.js';
+import { ScopeSet } from './smartScopes.js';
+import { identify } from './userDirectory.js';
+
+/** An EHR whose tokens we accept in exchange for ours (RFC 8693), verified by its JWKS. */
+export const TrustedIssuerSchema = z.object({
+  issuer: z.string(),
+  audience: z.string(),
+  jwks: z.object({ keys: z.array(z.looseObject({ kty: z.string(), kid: z.string().optional() })) }),
+  /** The widest scopes an exchanged token may carry. */
+  allowedScopes: z.string(),
+  /** Claim holding the patient's identifier as `system|value`, matched to our Patient. */
+  patientIdentifierClaim: z.string().default('patient_identifier'),
+  /** Claim holding the user's NPI, matched to our Practitioner. */
+  npiClaim: z.string().default('npi'),
+});
+export type TrustedIssuer = z.infer<typeof TrustedIssuerSchema>;
+
+export interface TokenDeps {
+  store: FhirStore;
+  clients: ClientRegistry;
+  tokens: TokenIssuer;
+  tokenUrl: string;
+  trustedIssuers: TrustedIssuer[];
+  refreshSeconds: { offline: number; online: number };
+}
+
+const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+
+type Form = Record<string, string | undefined>;
+
+export function tokenHandler(deps: TokenDeps) {
+  return async (req: Request, res: Response): Promise<void> => {
+    res.setHeader('Cache-Control', 'no-store');
+    res.setHeader('Pragma', 'no-cache');
+    try {
+      const form = formOf(req);
+      const client = await authenticateClient(deps, req, form);
+      switch (form.grant_type) {
+        case 'authorization_code':
+          return void res.json(await authorizationCode(deps, client, form));
+        case 'refresh_token':
+          return void res.json(await refresh(deps, client, form));
+        case 'client_credentials':
+          return void res.json(await clientCredentials(deps, client, form));
+        case TOKEN_EXCHANGE:
+          return void res.json(await tokenExchange(deps, client, form));
+        default:
+          throw new OAuthError('unsupported_grant_type', `grant_type '${form.grant_type ?? ''}' is not supported`);
+      }
+    } catch (err) {
+      if (err instanceof OAuthError) return err.render(res);
+      throw err;
+    }
+  };
+}
+
+export function formOf(req: Request): Form {
+  const body = (req.body ?? {}) as Record<string, unknown>;
+  return Object.fromEntries(Object.entries(body).map(([k, v]) => [k, typeof v === 'string' ? v : undefined]));
+}
+
+/** client_secret_basic, client_secret_post, private_key_jwt (RS384/ES384) or a public client_id. */
+export async function authenticateClient(deps: TokenDeps, req: Request, form: Form): Promise<Client> {
+  const basic = /^Basic (.+)$/i.exec(req.headers.authorization ?? '');
+  if (basic) {
+    const [id, secret] = Buffer.from(basic[1], 'base64').toString().split(':').map(decodeURIComponent);
+    const client = await deps.clients.get(id ?? '');
+    if (!client || !secretMatches(client, secret)) throw invalidClient('Client authentication failed');
+    return client;
+  }
+  if (form.client_assertion_type === ASSERTION_TYPE && form.client_assertion) return verifyAssertion(deps, form.client_assertion);
+  const client = await deps.clients.get(form.client_id ?? '');
+  if (!client) throw invalidClient('Unknown client');
+  if (client.type === 'confidential-symmetric' && !secretMatches(client, form.client_secret)) throw invalidClient('Client authentication failed');
+  if (client.type === 'confidential-asymmetric') throw invalidClient('This client must authenticate with a private_key_jwt client assertion');
+  return client;
+}
+
+const AssertionClaims = z.object({ iss: z.string(), sub: z.string(), aud: z.union([z.string(), z.array(z.string())]), exp: z.number(), jti: z.string().min(1) });
+
+/** SMART Backend Services: a JWT signed with the client's registered key, short-lived and used once. */
+async function verifyAssertion(deps: TokenDeps, assertion: string): Promise<Client> {
+  const decoded = jwt.decode(assertion, { complete: true });
+  if (!decoded || typeof decoded.payload !== 'object') throw invalidClient('client_assertion is not a JWT');
+  const header = decoded.header;
+  if (header.alg !== 'RS384' && header.alg !== 'ES384') throw invalidClient('client_assertion must be signed with RS384 or ES384');
+  const iss = (decoded.payload as { iss?: string }).iss ?? '';
+  const client = await deps.clients.get(iss);
+  if (!client || client.type !== 'confidential-asymmetric') throw invalidClient('Unknown client or client without registered keys');
+  const keys = client.jwks?.keys ?? (client.jwks_uri ? await fetchJwks(client.jwks_uri) : []);
+  const jwk = keys.find((k) => (header.kid ? k.kid === header.kid : true) && (!k.alg || k.alg === header.alg));
+  if (!jwk) throw invalidClient('No registered key matches the assertion kid/alg');
+  let claims: z.infer<typeof AssertionClaims>;
+  try {
+    const publicKey = createPublicKey({ key: jwk as never, format: 'jwk' });
+    claims = AssertionClaims.parse(jwt.verify(assertion, publicKey, { algorithms: [header.alg], audience: deps.tokenUrl, issuer: client.client_id, subject: client.client_id }));
+  } catch (err) {
+    throw invalidClient(`client_assertion rejected: ${err instanceof Error ? err.message : 'invalid'}`);
+  }
+  const now = Math.floor(Date.now() / 1000);
+  if (claims.exp > now + 300 + 5) throw invalidClient('client_assertion exp is more than 5 minutes ahead');
+  if (!(await deps.store.claimOnce(`jti:${client.client_id}:${claims.jti}`, new Date((claims.exp + 60) * 1000)))) {
+    throw invalidClient('client_assertion jti was already used');
+  }
+  return client;
+}
+
+async function fetchJwks(uri: string): Promise<z.infer<typeof TrustedIssuerSchema>['jwks']['keys']> {
+  const res = await fetch(uri, { signal: AbortSignal.timeout(5000) }).catch(() => undefined);
+  if (!res?.ok) throw invalidClient('Could not fetch the client jwks_uri');
+  const parsed = TrustedIssuerSchema.shape.jwks.safeParse(await res.json().catch(() => undefined));
+  if (!parsed.success) throw invalidClient('The client jwks_uri is not a JWKS');
+  return parsed.data.keys;
+}
+
+async function authorizationCode(deps: TokenDeps, client: Client, form: Form) {
+  if (!form.code) throw invalidRequest('code is required');
+  const grant = (await deps.store.takeEphemeral(`code:${hash(form.code)}`)) as CodeGrant | undefined;
+  if (!grant) throw invalidGrant('The authorization code is invalid, expired or already used');
+  if (grant.clientId !== client.client_id) throw invalidGrant('The code was issued to another client');
+  if (form.redirect_uri !== grant.redirectUri) throw invalidGrant('redirect_uri does not match the authorization request');
+  const verifier = form.code_verifier ?? '';
+  if (!/^[A-Za-z0-9\-._~]{43,128}$/.test(verifier) || createHash('sha256').update(verifier).digest('base64url') !== grant.codeChallenge) {
+    throw invalidGrant('PKCE code_verifier does not match the code_challenge');
+  }
+  return tokenResponse(deps, { clientId: grant.clientId, scope: grant.scope, fhirUser: grant.fhirUser, patient: grant.patient, encounter: grant.encounter, roles: grant.roles }, grant.nonce);
+}
+
+async function tokenResponse(deps: TokenDeps, grant: Grant, nonce?: string) {
+  const scopes = ScopeSet.parse(grant.scope);
+  const access = issueAccessToken(deps.tokens, grant);
+  const offline = scopes.has('offline_access');
+  const refresh = offline || scopes.has('online_access') ? randomBytes(32).toString('base64url') : undefined;
+  if (refresh) {
+    const seconds = offline ? deps.refreshSeconds.offline : deps.refreshSeconds.online;
+    await deps.store.putEphemeral(`refresh:${hash(refresh)}`, grant, new Date(Date.now() + seconds * 1000));
+  }
+  return {
+    access_token: access.token,
+    token_type: 'Bearer',
+    expires_in: access.expiresIn,
+    scope: grant.scope,
+    refresh_token: refresh,
+    id_token: scopes.has('openid') && grant.fhirUser ? issueIdToken(deps.tokens, grant, nonce) : undefined,
+    patient: grant.patient,
+    encounter: grant.encounter,
+    need_patient_banner: grant.patient ? true : undefined,
+  };
+}
+
+/** Refresh with rotation: the old refresh token stops working; scopes can only narrow. */
+async function refresh(deps: TokenDeps, client: Client, form: Form) {
+  if (!form.refresh_token) throw invalidRequest('refresh_token is required');
+  const grant = (await deps.store.takeEphemeral(`refresh:${hash(form.refresh_token)}`)) as Grant | undefined;
+  if (!grant) throw invalidGrant('The refresh token is invalid, expired, revoked or already used');
+  if (grant.clientId !== client.client_id) throw invalidGrant('The refresh token was issued to another client');
+  let scope = grant.scope;
+  if (form.scope) {
+    const granted = ScopeSet.parse(grant.scope);
+    const wanted = ScopeSet.parse(form.scope);
+    if (!wanted.scopes.every((s) => granted.covers(s))) throw invalidScope('A refresh may not widen the scopes');
+    scope = wanted.toString();
+  }
+  return tokenResponse(deps, { ...grant, scope });
+}
+
+async function clientCredentials(deps: TokenDeps, client: Client, form: Form) {
+  if (client.type !== 'confidential-asymmetric' && client.type !== 'confidential-symmetric') throw unauthorizedClient('client_credentials needs a confidential client');
+  const wanted = ScopeSet.parse(form.scope);
+  if (wanted.resourceScopes.some((s) => s.context !== 'system')) throw invalidScope('Backend services may only ask for system/ scopes');
+  const scopes = ScopeSet.parse(client.scope).narrow(wanted);
+  if (!scopes.scopes.length) throw invalidScope('None of the requested scopes is allowed for this client');
+  const access = issueAccessToken(deps.tokens, { clientId: client.client_id, scope: scopes.toString(), roles: client.system_roles as UserRole[] });
+  return { access_token: access.token, token_type: 'Bearer', expires_in: access.expiresIn, scope: scopes.toString() };
+}
+
+/**
+ * RFC 8693: a trusted EHR's token (bound to the EHR's FHIR base, so never accepted as is) becomes
+ * one of ours, with scopes no wider than configured and the patient matched by identifier.
+ */
+async function tokenExchange(deps: TokenDeps, client: Client, form: Form) {
+  if (!form.subject_token) throw invalidRequest('subject_token is required');
+  const issuerClaim = (jwt.decode(form.subject_token) as { iss?: string } | null)?.iss;
+  const trusted = deps.trustedIssuers.find((t) => t.issuer === issuerClaim);
+  if (!trusted) throw invalidGrant('The subject_token issuer is not trusted');
+  let claims: Record<string, unknown>;
+  try {
+    const decoded = jwt.decode(form.subject_token, { complete: true });
+    const jwk = trusted.jwks.keys.find((k) => !decoded?.header.kid || k.kid === decoded.header.kid);
+    if (!jwk) throw new Error('no matching key');
+    claims = jwt.verify(form.subject_token, createPublicKey({ key: jwk as never, format: 'jwk' }), { algorithms: ['RS256', 'RS384', 'ES256', 'ES384'], issuer: trusted.issuer, audience: trusted.audience }) as Record<string, unknown>;
+  } catch (err) {
+    throw invalidGrant(`subject_token rejected: ${err instanceof Error ? err.message : 'invalid'}`);
+  }
+  const allowed = ScopeSet.parse(trusted.allowedScopes);
+  const scopes = allowed.narrow(ScopeSet.parse(form.scope ?? trusted.allowedScopes));
+  if (!scopes.scopes.length) throw invalidScope('None of the requested scopes is allowed for this issuer');
+  const patient = await matchByIdentifier(deps.store, 'Patient', claims[trusted.patientIdentifierClaim]);
+  const practitioner = await matchByIdentifier(deps.store, 'Practitioner', typeof claims[trusted.npiClaim] === 'string' ? `http://hl7.org/fhir/sid/us-npi|${claims[trusted.npiClaim] as string}` : undefined);
+  if (claims[trusted.patientIdentifierClaim] !== undefined && !patient) throw invalidGrant('The patient of the subject_token is not known here');
+  const identity = practitioner ? await identify(deps.store, `Practitioner/${practitioner}`) : undefined;
+  const access = issueAccessToken(deps.tokens, { clientId: client.client_id, scope: scopes.toString(), fhirUser: identity?.fhirUser, patient, roles: identity?.roles ?? [] });
+  return {
+    access_token: access.token,
+    issued_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+    token_type: 'Bearer',
+    expires_in: access.expiresIn,
+    scope: scopes.toString(),
+    patient,
+  };
+}
+
+async function matchByIdentifier(store: FhirStore, type: string, value: unknown): Promise<string | undefined> {
+  if (typeof value !== 'string' || !value.includes('|')) return undefined;
+  const [system, code] = value.split('|') as [Identifier['system'], string];
+  const { resources } = await store.search({ resourceType: type, clauses: [{ kind: 'token', param: 'identifier', values: [`identifier|${system}|${code}`], not: false }], sort: [], count: 2, offset: 0, total: false });
+  return resources.length === 1 ? resources[0].id : undefined;
+}
