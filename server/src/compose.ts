@@ -17,14 +17,13 @@ export async function buildParts(env: PartsEnv): Promise<ServerParts> {
   const outbound = await createOutbound({ store: env.store, registry: env.registry, fhirBase: env.fhirBase, logger: env.logger, config: config.outboundConfigFile });
   env.store.addWriteHook(outbound.writeHook);
   const indexer = new Indexer(env.registry);
-  const keysDir = config.store.driver === 'pglite' && config.store.dataDir === 'memory://' ? 'memory' : config.dataDir;
   const auth = createAuthServer(env.store, {
     issuer: env.publicUrl,
     fhirBase: env.fhirBase,
-    key: loadSigningKey(keysDir),
+    key: loadSigningKey(config.dataDir),
     demoMode: config.demoMode,
     sandboxEnabled: config.sandboxEnabled,
-    clients: config.demoMode ? [appClient(env.publicUrl), demoBackendClient(keysDir === 'memory' ? env.config.dataDir : keysDir).client] : [appClient(env.publicUrl)],
+    clients: config.demoMode ? [appClient(env.publicUrl), demoBackendClient(config.dataDir).client] : [appClient(env.publicUrl)],
     clientsFile: config.clientsFile,
     trustedIssuers: config.trustedIssuersFile ? z.array(TrustedIssuerSchema).parse(JSON.parse(readFileSync(config.trustedIssuersFile, 'utf8'))) : [],
     accessTokenSeconds: config.accessTokenSeconds,

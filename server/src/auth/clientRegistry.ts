@@ -25,7 +25,7 @@ export const ClientSchema = z.object({
 });
 export type Client = z.infer<typeof ClientSchema>;
 
-const RegistrationSchema = ClientSchema.omit({ client_id: true, client_secret: true }).extend({
+const RegistrationSchema = ClientSchema.omit({ client_id: true, client_secret: true, type: true, system_roles: true }).extend({
   token_endpoint_auth_method: z.enum(['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt']).default('none'),
 });
 
