@@ -120,7 +120,10 @@ export function createAuthServer(store: FhirStore, config: AuthServerConfig) {
     if (refresh && refresh.clientId === client.client_id) await store.takeEphemeral(`refresh:${hash(token)}`);
     try {
       const claims = verifyAccessToken(tokens, token);
-      if (claims.client_id === client.client_id) await store.putEphemeral(`revoked:${claims.jti}`, true, new Date(claims.exp * 1000 + 60_000));
+      if (claims.client_id === client.client_id) {
+        await store.putEphemeral(`revoked:${claims.jti}`, true, new Date(claims.exp * 1000 + 60_000));
+        revokedCache.delete(claims.jti);
+      }
     } catch {
       /* RFC 7009: an invalid token is not an error */
     }
