@@ -360,6 +360,21 @@ describe.each(STORE_DRIVERS)('FHIR REST API on $name', (driver) => {
       expect(res.body?.resourceType).toBe('OperationOutcome');
     });
 
+    it.each([
+      ['an unknown element', { resourceType: 'Patient', foo: 1 }, 'Patient.foo'],
+      ['a wrong datatype', { resourceType: 'Patient', gender: 5 }, 'Patient.gender'],
+      ['a code outside a required binding', { resourceType: 'Task', status: 'bogus', intent: 'order' }, 'Task.status'],
+      ['a missing required element', { resourceType: 'Task', intent: 'order' }, 'Task.status'],
+    ])('422 for %s, naming it, and nothing stored', async (_name, body, expression) => {
+      const type = (body as { resourceType: string }).resourceType;
+      const before = (await raw(`${server.fhirBase}/${type}?_summary=count`)).body.total;
+      const res = await raw(`${server.fhirBase}/${type}`, { method: 'POST', json: body });
+      expect(res.status).toBe(422);
+      expect(res.body.resourceType).toBe('OperationOutcome');
+      expect(JSON.stringify(res.body.issue)).toContain(expression);
+      expect((await raw(`${server.fhirBase}/${type}?_summary=count`)).body.total).toBe(before);
+    });
+
     it('413 for a body over the limit', async () => {
       const big = patient('Big', { text: { status: 'generated', div: `<div xmlns="http://www.w3.org/1999/xhtml">${'x'.repeat(6 * 1024 * 1024)}</div>` } });
       const res = await raw(`${server.fhirBase}/Patient`, { method: 'POST', json: big });

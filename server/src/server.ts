@@ -7,6 +7,7 @@ import { BufferedAuditSink } from './fhir/audit.js';
 import { ourSearchParameters, publishConformance, readConformanceResources } from './fhir/conformance.js';
 import type { AccessPolicy, FhirContext, OperationDefinitionEntry, ResourceValidator } from './fhir/context.js';
 import { Indexer } from './fhir/search/indexer.js';
+import { createResourceValidator } from './fhir/resourceValidator.js';
 import { SearchParamRegistry } from './fhir/search/registry.js';
 import { createLogger, errorFields, type Logger } from './log.js';
 import type { FhirStore } from './storage/FhirStore.js';
@@ -77,7 +78,7 @@ export async function startServer(
     store,
     registry,
     indexer: new Indexer(registry),
-    validator: parts.validator,
+    validator: parts.validator ?? createResourceValidator(),
     policy: parts.policy,
     audit,
     operations: parts.operations ?? [],

@@ -33,6 +33,9 @@ class FakeOutbox {
   async completeOutbox(id: string): Promise<void> {
     this.row(id).status = 'sent';
   }
+  async outboxDepth(): Promise<number> {
+    return this.rows.filter((r) => r.status === 'pending' || r.status === 'sending').length;
+  }
   async failOutbox(id: string, error: string, retryAt: Date | undefined): Promise<void> {
     const r = this.row(id);
     r.error = error;
