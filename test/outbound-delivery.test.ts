@@ -43,6 +43,8 @@ describe.each(STORE_DRIVERS)('payer-to-provider deliveries on $name', (driver) =
         meta: { profile: [PROFILES.consultationReport] },
         status: 'current',
         subject: { reference: `Patient/${patient.id}` },
+        author: [{ display: 'Second-opinion professional' }],
+        context: { related: [{ display: 'The second-opinion request' }] },
         content: [{ attachment: { contentType: 'text/plain', data: Buffer.from('second opinion').toString('base64') } }],
       });
       await plan.outbound.enqueueDelivery(tx, { endpoint: provider.fhirBase, resource: report, identifier: { system: REPORT_SYSTEM, value } });
@@ -146,9 +148,13 @@ describe.each(STORE_DRIVERS)('payer-to-provider deliveries on $name', (driver) =
       const sr = await tx.create<ServiceRequest>({
         resourceType: 'ServiceRequest',
         meta: { profile: [PROFILES.serviceRequest] },
+        identifier: [{ system: 'urn:test', value: crypto.randomUUID() }],
         status: 'active',
         intent: 'order',
         subject: { reference: `Patient/${patient.id}` },
+        requester: { display: 'PCP' },
+        insurance: [{ display: 'Medi-Cal' }],
+        reasonCode: [{ text: 'test' }],
       });
       const local = await plan.outbound.enqueueInformationRequest(tx, {
         endpoint: provider.fhirBase,

@@ -47,6 +47,9 @@ const bundles = (r: NotificationReceiver) => r.received.map((x) => x.body as Bun
 const events = (r: NotificationReceiver) => bundles(r).filter((b) => statusOf(b).type === 'event-notification');
 const eventNumbers = (r: NotificationReceiver) => events(r).map((b) => Number((statusOf(b)['notification-event'] as Record<string, string>)['event-number']));
 
+/** What the second-opinion ServiceRequest profile requires besides subject/status/intent. */
+const PROFILE_REQUIRED = () => ({ identifier: [{ system: 'urn:test', value: crypto.randomUUID() }], requester: { reference: 'Organization/requester' }, insurance: [{ reference: 'Coverage/any' }], reasonCode: [{ text: 'test' }] });
+
 describe.each(STORE_DRIVERS)('topic-based subscriptions (R4 backport) on $name', (driver) => {
   let plan: PlanServer;
   let client: Client;
@@ -124,11 +127,11 @@ describe.each(STORE_DRIVERS)('topic-based subscriptions (R4 backport) on $name',
     ];
     for (const s of subs) await active(s.id!);
 
-    sr = await create<ServiceRequest>({ resourceType: 'ServiceRequest', meta: { profile: [PROFILES.serviceRequest] }, status: 'active', intent: 'order', subject: { reference: p } });
+    sr = await create<ServiceRequest>({ resourceType: 'ServiceRequest', meta: { profile: [PROFILES.serviceRequest] }, ...PROFILE_REQUIRED(), status: 'active', intent: 'order', subject: { reference: p } });
     const task = await create<Task>({ resourceType: 'Task', status: 'requested', intent: 'order', for: { reference: p }, basedOn: [{ reference: `ServiceRequest/${sr.id}` }] });
     const updated = (await client.update({ resourceType: 'Task', id: task.id!, body: { ...task, status: 'in-progress' } as never })) as unknown as Task;
     // Not events for these subscriptions: another member's case, and a Task outside any case.
-    const otherSr = await create<ServiceRequest>({ resourceType: 'ServiceRequest', meta: { profile: [PROFILES.serviceRequest] }, status: 'active', intent: 'order', subject: { reference: `Patient/${other.id}` } });
+    const otherSr = await create<ServiceRequest>({ resourceType: 'ServiceRequest', meta: { profile: [PROFILES.serviceRequest] }, ...PROFILE_REQUIRED(), status: 'active', intent: 'order', subject: { reference: `Patient/${other.id}` } });
     await create<Task>({ resourceType: 'Task', status: 'requested', intent: 'order', for: { reference: `Patient/${other.id}` }, basedOn: [{ reference: `ServiceRequest/${otherSr.id}` }] });
     await create<Task>({ resourceType: 'Task', status: 'requested', intent: 'order', for: { reference: p }, description: 'not part of a case' });
     // A write that rolls back notifies nobody and uses no event number.
@@ -188,7 +191,7 @@ describe.each(STORE_DRIVERS)('topic-based subscriptions (R4 backport) on $name',
     await active(sub.id!);
     await Promise.all(
       Array.from({ length: 8 }, () =>
-        create<ServiceRequest>({ resourceType: 'ServiceRequest', meta: { profile: [PROFILES.serviceRequest] }, status: 'draft', intent: 'order', subject: { reference: `Patient/${other.id}` } }),
+        create<ServiceRequest>({ resourceType: 'ServiceRequest', meta: { profile: [PROFILES.serviceRequest] }, ...PROFILE_REQUIRED(), status: 'draft', intent: 'order', subject: { reference: `Patient/${other.id}` } }),
       ),
     );
     await waitFor(() => events(r).length >= 8 || undefined, 10_000, 'concurrent notifications');
@@ -226,7 +229,7 @@ describe.each(STORE_DRIVERS)('topic-based subscriptions (R4 backport) on $name',
     expect(tasks).toHaveLength(1);
     expect(tasks[0]).toMatchObject({ status: 'requested', code: { text: 'delivery-failed' }, owner: { reference: 'Organization/plan-ant' } });
     // A failed subscription gets no more events.
-    await create<ServiceRequest>({ resourceType: 'ServiceRequest', meta: { profile: [PROFILES.serviceRequest] }, status: 'active', intent: 'order', subject: { reference: `Patient/${patient.id}` } });
+    await create<ServiceRequest>({ resourceType: 'ServiceRequest', meta: { profile: [PROFILES.serviceRequest] }, ...PROFILE_REQUIRED(), status: 'active', intent: 'order', subject: { reference: `Patient/${patient.id}` } });
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(r.received).toHaveLength(0);
   });

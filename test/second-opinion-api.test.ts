@@ -1,7 +1,10 @@
 import { Client } from 'fhir-kit-client';
 import type { Bundle, CoverageEligibilityResponse, ServiceRequest, Task } from 'fhir/r4.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Resource, StructureDefinition } from 'fhir/r4.js';
 import { seedDemoData } from '../server/src/demo/seed.js';
+import { readConformanceResources } from '../server/src/fhir/conformance.js';
+import { createResourceValidator } from '../server/src/fhir/resourceValidator.js';
 import { eligibilityCheckOperation, submitOnCreate, submitOperation } from '../server/src/fhir/operations/submit.js';
 import { CODE_SYSTEMS, EXTENSIONS, IDENTIFIER_SYSTEMS } from '../server/src/fhir/systems.js';
 import type { RunningServer } from '../server/src/server.js';
@@ -103,6 +106,15 @@ describe.each(STORE_DRIVERS)('second-opinion API with the plan rules on $name', 
     expect(res.status).toBe(200);
     expect(res.body.insurance[0].item[0].authorizationRequired).toBe(true);
     expect(res.body.disposition).toMatch(/R8/);
+  });
+
+  it('what the server writes for a case conforms to our profiles', async () => {
+    const validator = createResourceValidator(readConformanceResources().filter((r): r is StructureDefinition => r.resourceType === 'StructureDefinition'));
+    const { parts } = await submit(request('ant', 'member-ant-1', { specialty: CARDIOLOGY, careQuestioned: 'PractitionerRole/role-ant-card-1', performer: 'PractitionerRole/role-oon-card-1' }));
+    for (const resource of parts as Resource[]) {
+      expect(validator.validate(resource).filter((i) => i.severity === 'error').map((i) => i.diagnostics), resource.resourceType).toEqual([]);
+    }
+    expect((parts as Resource[]).filter((r) => r.meta?.profile?.length).map((r) => r.resourceType).sort()).toEqual(['CoverageEligibilityResponse', 'ServiceRequest', 'Task']);
   });
 
   it('refuses a request whose Coverage is not with a plan we serve, and one naming an unknown professional', async () => {

@@ -1,4 +1,5 @@
 import { createServer } from 'node:http';
+import type { StructureDefinition } from 'fhir/r4.js';
 import type { AddressInfo } from 'node:net';
 import type express from 'express';
 import { createApp } from './app.js';
@@ -78,7 +79,7 @@ export async function startServer(
     store,
     registry,
     indexer: new Indexer(registry),
-    validator: parts.validator ?? createResourceValidator(),
+    validator: parts.validator ?? createResourceValidator(conformance.filter((r): r is StructureDefinition => r.resourceType === 'StructureDefinition')),
     policy: parts.policy,
     audit,
     operations: parts.operations ?? [],

@@ -95,7 +95,7 @@ export function eligibilityResponse(decision: CaseDecision, refs: CaseRefs, rece
         inforce: true,
         item: [
           {
-            category: { coding: [SECOND_OPINION_CODE] },
+            // ces-1: an item has a category or a product/service code, not both.
             productOrService: { coding: [SECOND_OPINION_CODE] },
             provider: refs.performer?.reference?.match(/^(Practitioner|PractitionerRole)\//) ? refs.performer : undefined,
             network: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/benefit-network', code: decision.outOfNetwork ? 'out' : 'in' }] },

@@ -1,0 +1,62 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Resource, StructureDefinition } from 'fhir/r4.js';
+import { describe, expect, it } from 'vitest';
+import { PROFILES_DIR, readConformanceResources } from '../server/src/fhir/conformance.js';
+import { conformanceResources } from '../server/src/fhir/profiles/definitions.js';
+import { exampleResources } from '../server/src/fhir/profiles/examples.js';
+import { createResourceValidator } from '../server/src/fhir/resourceValidator.js';
+import { PROFILES } from '../server/src/fhir/systems.js';
+
+const published = readConformanceResources();
+const profiles = published.filter((r): r is StructureDefinition => r.resourceType === 'StructureDefinition');
+const validator = createResourceValidator(profiles);
+const errors = (r: Resource) => validator.validate(r).filter((i) => i.severity === 'error' || i.severity === 'fatal');
+
+describe('profiles/', () => {
+  it('the committed JSON is what scripts/build-profiles.ts generates (no drift)', () => {
+    for (const generated of conformanceResources()) {
+      const file = join(PROFILES_DIR, `${generated.resourceType}-${generated.id}.json`);
+      expect(JSON.parse(readFileSync(file, 'utf8')), file).toEqual(JSON.parse(JSON.stringify(generated)));
+    }
+  });
+
+  it('has a StructureDefinition for each profile the issue names, with a snapshot', () => {
+    for (const url of Object.values(PROFILES)) {
+      const sd = profiles.find((p) => p.url === url);
+      expect(sd?.snapshot?.element.length, url).toBeGreaterThan(10);
+    }
+  });
+
+  it('the R2 reason CodeSystem has exactly the six codes', () => {
+    const cs = published.find((r) => r.id === 'second-opinion-reason' && r.resourceType === 'CodeSystem') as unknown as { concept: { code: string }[] };
+    expect(cs.concept.map((c) => c.code)).toEqual(['surgery-necessity', 'serious-condition', 'unclear-diagnosis', 'not-improving', 'persistent-concerns', 'other']);
+  });
+
+  it('every conformance resource is itself valid R4', () => {
+    const v = createResourceValidator();
+    for (const r of published) expect(v.validate(r).filter((i) => i.severity === 'error'), `${r.resourceType}/${r.id}`).toEqual([]);
+  });
+
+  it.each(readdirSync(join(PROFILES_DIR, 'examples')))('example %s is valid against its profile', (file) => {
+    const example = JSON.parse(readFileSync(join(PROFILES_DIR, 'examples', file), 'utf8')) as Resource;
+    expect(example.meta?.profile?.length).toBe(1);
+    expect(errors(example)).toEqual([]);
+  });
+
+  it('a Task missing what the profile requires is refused, naming the element', () => {
+    const task = exampleResources().find((r) => r.resourceType === 'Task') as Resource & { focus?: unknown; businessStatus?: unknown };
+    const { focus: _f, businessStatus: _b, ...broken } = task;
+    const found = JSON.stringify(errors(broken as Resource));
+    expect(found).toContain('Task.focus');
+    expect(found).toContain('Task.businessStatus');
+  });
+
+  it('a second-opinion ServiceRequest without requester or reason is refused by its profile', () => {
+    const sr = exampleResources().find((r) => r.resourceType === 'ServiceRequest') as Resource & Record<string, unknown>;
+    const { requester: _r, reasonCode: _c, ...rest } = sr;
+    const found = JSON.stringify(errors(rest as Resource));
+    expect(found).toContain('ServiceRequest.requester');
+    expect(found).toContain('ServiceRequest.reasonCode');
+  });
+});
