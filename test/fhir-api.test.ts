@@ -428,6 +428,8 @@ describe.each(STORE_DRIVERS)('FHIR REST API on $name', (driver) => {
       const task = cs.rest[0].resource.find((r) => r.type === 'Task')!;
       expect(task.searchParam.map((p) => p.name)).toEqual(expect.arrayContaining(['status', 'business-status', 'focus', 'patient', 'owner', 'authored-on']));
       expect(task.interaction.map((i) => i.code)).toEqual(expect.arrayContaining(['read', 'vread', 'update', 'patch', 'delete', 'create', 'search-type', 'history-instance']));
+      expect((task as unknown as { supportedProfile: string[] }).supportedProfile).toContain('https://second-opinion.example.org/fhir/StructureDefinition/second-opinion-task');
+      expect(task.searchParam.map((p) => p.name)).toContain('due');
       const sd = cs.rest[0].resource.find((r) => r.type === 'StructureDefinition')!;
       expect(sd.interaction.map((i) => i.code)).not.toContain('create');
     });

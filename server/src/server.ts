@@ -1,5 +1,5 @@
 import { createServer } from 'node:http';
-import type { StructureDefinition } from 'fhir/r4.js';
+import type { Resource, StructureDefinition } from 'fhir/r4.js';
 import type { AddressInfo } from 'node:net';
 import type express from 'express';
 import { createApp } from './app.js';
@@ -85,6 +85,7 @@ export async function startServer(
     operations: parts.operations ?? [],
     createInterceptors: parts.createInterceptors,
     limits: { maxBundleEntries: config.maxBundleEntries },
+    supportedProfiles: profilesByType(conformance),
     onUnexpectedError: (err) => logger.error('unexpected_error', errorFields(err)),
   };
   const app = createApp({
@@ -122,3 +123,13 @@ export async function startServer(
   };
 }
 
+
+function profilesByType(conformance: Resource[]): Map<string, string[]> {
+  const map = new Map<string, string[]>();
+  for (const r of conformance) {
+    if (r.resourceType !== 'StructureDefinition') continue;
+    const sd = r as StructureDefinition;
+    if (sd.kind === 'resource') map.set(sd.type, [...(map.get(sd.type) ?? []), sd.url]);
+  }
+  return map;
+}

@@ -60,6 +60,7 @@ function resourceComponent(ctx: FhirContext, type: string): CapabilityStatementR
         : undefined,
     type: type as CapabilityStatementRestResource['type'],
     profile: `http://hl7.org/fhir/StructureDefinition/${type}`,
+    supportedProfile: ctx.supportedProfiles?.get(type),
     interaction: interactions.map((code) => ({ code })),
     versioning: 'versioned-update',
     readHistory: true,

@@ -65,6 +65,8 @@ export interface FhirContext {
   audit: AuditSink;
   operations: OperationDefinitionEntry[];
   limits: { maxBundleEntries: number };
+  /** Our profiles per resource type (CapabilityStatement supportedProfile). */
+  supportedProfiles?: Map<string, string[]>;
   /**
    * Creates of a type that start a workflow instead of a plain store (a ServiceRequest with the
    * second-opinion profile starts the same workflow as `$submit`); undefined means "store as usual".
