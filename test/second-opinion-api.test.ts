@@ -108,6 +108,15 @@ describe.each(STORE_DRIVERS)('second-opinion API with the plan rules on $name', 
     expect(res.body.disposition).toMatch(/R8/);
   });
 
+  it('fhir-kit-client submits through the $submit operation and gets the case back', async () => {
+    const bundle = request('hpsj', 'member-hpsj-2', { specialty: '207X00000X', careQuestioned: 'PractitionerRole/role-hpsj-ortho-1', performer: 'PractitionerRole/role-hpsj-ortho-2' });
+    const result = (await client.operation({ resourceType: 'ServiceRequest', name: '$submit', method: 'POST', input: bundle as never })) as unknown as Bundle;
+    expect(result.entry?.map((e) => e.resource?.resourceType)).toEqual(['ServiceRequest', 'CoverageEligibilityRequest', 'CoverageEligibilityResponse', 'Task']);
+    const task = result.entry![3].resource as Task;
+    const read = (await client.read({ resourceType: 'Task', id: task.id! })) as unknown as Task;
+    expect(read.focus?.reference).toBe(`ServiceRequest/${result.entry![0].resource!.id}`);
+  });
+
   it('what the server writes for a case conforms to our profiles', async () => {
     const validator = createResourceValidator(readConformanceResources().filter((r): r is StructureDefinition => r.resourceType === 'StructureDefinition'));
     const { parts } = await submit(request('ant', 'member-ant-1', { specialty: CARDIOLOGY, careQuestioned: 'PractitionerRole/role-ant-card-1', performer: 'PractitionerRole/role-oon-card-1' }));
