@@ -5,6 +5,9 @@ import { appClient, demoBackendClient } from './auth/demoClients.js';
 import { loadSigningKey } from './auth/signingKeys.js';
 import { TrustedIssuerSchema } from './auth/tokenEndpoint.js';
 import { seedDemoData } from './demo/seed.js';
+import type { OperationDefinition } from 'fhir/r4.js';
+import { readConformanceResources } from './fhir/conformance.js';
+import { reviewOperations } from './fhir/operations/review.js';
 import { eligibilityCheckOperation, submitOnCreate, submitOperation } from './fhir/operations/submit.js';
 import { Indexer } from './fhir/search/indexer.js';
 import { createOutbound } from './outbound/index.js';
@@ -36,7 +39,12 @@ export async function buildParts(env: PartsEnv): Promise<ServerParts> {
     security: auth.security,
     routers: [auth.router],
     allowedOrigin: auth.allowedOrigin,
-    operations: [submitOperation(decideWithPlanRules), eligibilityCheckOperation(decideWithPlanRules), ...outbound.operations],
+    operations: [
+      submitOperation(decideWithPlanRules),
+      eligibilityCheckOperation(decideWithPlanRules),
+      ...reviewOperations(readConformanceResources().filter((r): r is OperationDefinition => r.resourceType === 'OperationDefinition')),
+      ...outbound.operations,
+    ],
     createInterceptors: { ServiceRequest: submitOnCreate(decideWithPlanRules) },
     workers: config.outboxEnabled ? outbound.workers : [],
     seed: config.demoMode

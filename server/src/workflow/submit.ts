@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Bundle, Coverage, CoverageEligibilityResponse, Patient, Provenance, Reference, Resource, ServiceRequest, Task } from 'fhir/r4.js';
+import type { Bundle, Coverage, CoverageEligibilityResponse, Patient, Provenance, Reference, Resource, ServiceRequest, Task, TaskOutput } from 'fhir/r4.js';
 import { forbidden, unprocessable } from '../fhir/outcomes.js';
 import { parseLiteral } from '../fhir/references.js';
 import { IDENTIFIER_SYSTEMS } from '../fhir/systems.js';
@@ -25,6 +25,8 @@ export interface SubmitGuard {
   authorize(resource: Resource): void;
   /** False when the resource is outside the caller's patient compartment. */
   mayAccess(resource: Resource): boolean;
+  /** Work done when a request is approved on receipt (R11 letters, R13 transportation). */
+  onApproval?: OnApproval;
 }
 
 export interface SubmitResult {
@@ -60,7 +62,7 @@ export async function submitSecondOpinion(
     }
     const facts = await intake(tx, submission, now, guard);
     const { decision, insurer } = await decide(tx, facts);
-    return persistCase(tx, facts, decision, insurer, requestIdentifier?.value ?? randomUUID(), actor);
+    return persistCase(tx, facts, decision, insurer, requestIdentifier?.value ?? randomUUID(), actor, guard.onApproval);
   });
 }
 
@@ -176,7 +178,10 @@ async function activeCoverage(tx: FhirStore, sr: ServiceRequest, patient: Patien
   throw unprocessable('The member has no active Medi-Cal Coverage on the date of the request', ['ServiceRequest.insurance']);
 }
 
-async function persistCase(tx: FhirStore, facts: CaseFacts, decision: CaseDecision, insurer: Reference, requestIdentifier: string, actor: Reference | undefined): Promise<SubmitResult> {
+/** What happens at once when a request is approved on receipt (letters, transportation): outputs for the Task. */
+export type OnApproval = (tx: FhirStore, c: { serviceRequest: ServiceRequest; patient: Patient; coverage: Coverage }) => Promise<TaskOutput[]>;
+
+async function persistCase(tx: FhirStore, facts: CaseFacts, decision: CaseDecision, insurer: Reference, requestIdentifier: string, actor: Reference | undefined, onApproval?: OnApproval): Promise<SubmitResult> {
   const srId = randomUUID();
   const refsBase = {
     serviceRequest: { reference: `ServiceRequest/${srId}` },
@@ -198,6 +203,7 @@ async function persistCase(tx: FhirStore, facts: CaseFacts, decision: CaseDecisi
     { type: { text: 'eligibility-response' }, valueReference: { reference: `CoverageEligibilityResponse/${eligibilityRes.id}` } },
     ...(draft.input ?? []),
   ];
+  if (decision.outcome === 'approved') draft.output = await onApproval?.(tx, { serviceRequest, patient: facts.patient, coverage: facts.coverage }) ?? [];
   const task = await tx.create(draft);
   await tx.create(provenance([serviceRequest, eligibilityRes, task], actor ?? facts.serviceRequest.requester, 'CREATE', 'Second-opinion request received'));
   return { created: true, serviceRequest, eligibilityRequest: eligibilityReq, eligibilityResponse: eligibilityRes, task };

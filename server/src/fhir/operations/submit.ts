@@ -1,4 +1,5 @@
 import type { Bundle, Reference, ServiceRequest } from 'fhir/r4.js';
+import { approvedOnReceipt } from '../../workflow/caseReview.js';
 import { checkEligibility, resultBundle, submitSecondOpinion, type DecideCase } from '../../workflow/submit.js';
 import type { FhirContext, OperationDefinitionEntry } from '../context.js';
 import { requireScope } from '../guard.js';
@@ -23,6 +24,7 @@ export function submitOperation(decide: DecideCase): OperationDefinitionEntry {
           requireScope(req, ctx, resource.resourceType, 'create');
         },
         mayAccess: (resource) => (req.auth ? ctx.policy.mayAccess(req.auth, resource.resourceType, ctx.indexer.patientCompartments(resource)) : true),
+        onApproval: approvedOnReceipt,
       });
       return { status: result.created ? 201 : 200, body: resultBundle(result, req.baseUrl) };
     },

@@ -129,8 +129,8 @@ function addTokenValue(index: ResourceIndex, code: string, value: unknown): void
   if (typeof value === 'string') return addToken(index, code, undefined, value);
   if (typeof value === 'boolean' || typeof value === 'number') return addToken(index, code, undefined, String(value));
   if (!isObject(value)) return;
-  if (Array.isArray(value.coding)) {
-    for (const coding of value.coding) addTokenValue(index, code, coding);
+  if (Array.isArray(value.coding) || (typeof value.text === 'string' && !('code' in value) && !('value' in value))) {
+    for (const coding of Array.isArray(value.coding) ? value.coding : []) addTokenValue(index, code, coding);
     addTokenText(index, code, value.text);
     return;
   }

@@ -1,0 +1,38 @@
+import { describe, expect, it } from 'vitest';
+import { PLANS, planById } from './plans.js';
+import { allowedActions, ReviewRefusal, transition } from './reviewPath.js';
+
+describe.each(PLANS.map((p) => [p.id, p] as const))('review path, plan %s', (_id, plan) => {
+  it('R11 BSP D.III-V: a UM clinician may approve, ask for information and escalate', () => {
+    expect(allowedActions(plan, 'um-review', ['um-clinician']).sort()).toEqual(['approve', 'escalate', 'extend', 'request-info']);
+  });
+  it('R10 H&S 1367.01(e): a UM clinician may not deny or modify', () => {
+    expect(() => transition(plan, 'um-review', 'deny', ['um-clinician'])).toThrow(ReviewRefusal);
+    expect(() => transition(plan, 'um-review', 'modify', ['um-clinician'])).toThrow(/Only medical-director/);
+  });
+  it('R10/R11 BSP D.VI-VII: the physician reviewer may deny, modify or refer to consultative review', () => {
+    expect(transition(plan, 'medical-director-review', 'deny', ['medical-director'])).toBe('denied');
+    expect(transition(plan, 'medical-director-review', 'modify', ['medical-director'])).toBe('modified');
+    expect(transition(plan, 'medical-director-review', 'refer-consultative-review', ['medical-director'])).toBe('consultative-review');
+  });
+  it('R11: an illegal transition is refused naming the current step and the allowed actions', () => {
+    try {
+      transition(plan, 'denied', 'approve', ['medical-director']);
+      expect.unreachable();
+    } catch (err) {
+      expect((err as ReviewRefusal).kind).toBe('illegal-transition');
+      expect((err as Error).message).toMatch(/step 'denied'.*none/);
+    }
+  });
+  it('R14: only the second-opinion professional posts the report, after approval', () => {
+    expect(transition(plan, 'approved', 'post-report', ['second-opinion-provider'])).toBe('completed');
+    expect(() => transition(plan, 'um-review', 'post-report', ['second-opinion-provider'])).toThrow(/allowed now/);
+  });
+  it('R1: the member or requester may withdraw an open case', () => {
+    expect(transition(plan, 'info-requested', 'withdraw', ['member'])).toBe('withdrawn');
+  });
+});
+
+it('R10 BSP C.I: denials stay with the Medical Director or physician designee', () => {
+  expect(() => transition(planById('bsp')!, 'um-review', 'deny', ['um-clinician', 'treating-provider'])).toThrow(/medical-director/);
+});

@@ -1,0 +1,286 @@
+import { randomUUID } from 'node:crypto';
+import type { Coverage, CoverageEligibilityResponse, DocumentReference, Patient, PractitionerRole, Reference, ServiceRequest, Task, TaskOutput } from 'fhir/r4.js';
+import { extendDeadline } from '../domain/clock.js';
+import type { PlanProfile } from '../domain/plans.js';
+import { type CaseStep, type ReviewAction, ReviewRefusal, TASK_STATUS, transition } from '../domain/reviewPath.js';
+import { badRequest, conflict, forbidden, unprocessable } from '../fhir/outcomes.js';
+import { parseLiteral } from '../fhir/references.js';
+import type { AccessContext } from '../fhir/request.js';
+import { CODE_SYSTEMS, EXTENSIONS, PROFILES } from '../fhir/systems.js';
+import type { FhirStore } from '../storage/FhirStore.js';
+import { planOf } from './decide.js';
+import { sendLetter } from './letters.js';
+import { provenance } from './submit.js';
+
+export interface ReviewInput {
+  authorizedPractitionerRole?: Reference;
+  note?: string;
+  what?: string[];
+  document?: Reference[];
+  reason?: string;
+  criteria?: string;
+  days?: number;
+  reviewer?: Reference;
+  report?: DocumentReference;
+}
+
+interface CaseFiles {
+  task: Task;
+  serviceRequest: ServiceRequest;
+  patient: Patient;
+  plan: PlanProfile;
+  insurer: Reference;
+  step: CaseStep;
+}
+
+const stepOf = (task: Task): CaseStep => (task.businessStatus?.coding?.find((c) => c.system === CODE_SYSTEMS.businessStatus)?.code ?? 'um-review') as CaseStep;
+const outputRef = (label: string, reference: Reference): TaskOutput => ({ type: { text: label }, valueReference: reference });
+
+async function loadCase(tx: FhirStore, taskId: string): Promise<CaseFiles> {
+  const task = (await tx.read('Task', taskId)) as Task;
+  if (!task.meta?.profile?.includes(PROFILES.task)) throw unprocessable(`Task/${taskId} is not a second-opinion case`, ['Task.meta.profile']);
+  const [, srId] = parseLiteral(task.focus?.reference)!;
+  const serviceRequest = (await tx.read('ServiceRequest', srId)) as ServiceRequest;
+  const patient = (await tx.read('Patient', parseLiteral(serviceRequest.subject.reference)![1])) as Patient;
+  const coverage = (await tx.read('Coverage', parseLiteral(serviceRequest.insurance![0].reference)![1])) as Coverage;
+  const { plan, payor } = await planOf(tx, coverage);
+  return { task, serviceRequest, patient, plan, insurer: { reference: `Organization/${payor.id}`, display: plan.name }, step: stepOf(task) };
+}
+
+/**
+ * One review action on a case (R10, R11, R13, R14): checked against the review path and the
+ * actor's role, applied in one transaction with a lock on the case, recorded with Provenance.
+ */
+export async function performReviewAction(store: FhirStore, taskId: string, action: ReviewAction, input: ReviewInput, actor: AccessContext, ifMatch?: string, now = new Date()): Promise<Task> {
+  return store.transaction(async (tx) => {
+    await tx.lock(`case:${taskId}`);
+    const c = await loadCase(tx, taskId);
+    if (ifMatch !== undefined && c.task.meta?.versionId !== ifMatch) throw conflict(`Task/${taskId} changed (version ${c.task.meta?.versionId}); reload and retry`);
+    let next: CaseStep;
+    try {
+      next = transition(c.plan, c.step, action, actor.roles);
+    } catch (err) {
+      if (err instanceof ReviewRefusal) throw err.kind === 'role' ? forbidden(err.message) : conflict(err.message, 'business-rule');
+      throw err;
+    }
+    await checkParty(tx, c, action, actor);
+    const outputs: TaskOutput[] = [];
+    const task: Task = structuredClone(c.task);
+    const sender = actor.fhirUser ? { reference: actor.fhirUser } : c.insurer;
+    const requester = c.serviceRequest.requester!;
+    const letter = (kind: Parameters<typeof sendLetter>[1], recipients: Reference[], facts: Parameters<typeof sendLetter>[3]) =>
+      sendLetter(tx, kind, { plan: c.plan, patient: c.patient, serviceRequest: c.serviceRequest, recipients, sender: c.insurer, now }, facts);
+    const member = { reference: `Patient/${c.patient.id}` };
+
+    switch (action) {
+      case 'approve':
+      case 'modify': {
+        const role = input.authorizedPractitionerRole ?? (action === 'approve' ? c.serviceRequest.performer?.[0] : undefined);
+        const professional = await professionalName(tx, role);
+        if (!role || !professional) throw unprocessable('Name the authorized professional (authorizedPractitionerRole)', ['authorizedPractitionerRole']);
+        if (action === 'modify' && !input.reason) throw unprocessable('A modification needs its reason (R10)', ['reason']);
+        const preAuthRef = `PA-${randomUUID().slice(0, 8).toUpperCase()}`;
+        await recordAuthorization(tx, c, preAuthRef, role, action === 'modify' ? input.reason! : input.note);
+        outputs.push(outputRef('authorized-professional', role), { type: { text: 'preauth-ref' }, valueString: preAuthRef });
+        const transportation = c.serviceRequest.extension?.some((e) => e.url === EXTENSIONS.transportationNeeded && e.valueBoolean) ?? false;
+        const kind = action === 'approve' ? 'approval' : 'modification';
+        for (const r of await letter(kind, [member, requester], { professionalName: professional, preAuthRef, transportation, reason: input.reason, criteria: input.criteria })) outputs.push(outputRef(`${kind}-notice`, r));
+        if (transportation) {
+          outputs.push(outputRef('transportation', await arrangeTransport(tx, c, role, now)));
+          next = 'transport-arranged';
+        }
+        break;
+      }
+      case 'deny': {
+        if (!input.reason) throw unprocessable('A denial needs its specific reason (R10)', ['reason']);
+        task.statusReason = { text: input.reason };
+        for (const r of await letter('denial', [member, requester], { reason: input.reason, criteria: input.criteria })) outputs.push(outputRef('denial-notice', r));
+        break;
+      }
+      case 'request-info': {
+        if (!input.what?.length) throw unprocessable('Say what information is needed', ['what']);
+        const infoTask = await tx.create<Task>({
+          resourceType: 'Task',
+          status: 'requested',
+          intent: 'order',
+          code: { coding: [{ system: 'http://hl7.org/fhir/us/davinci-cdex/CodeSystem/cdex-temp', code: 'data-request' }], text: 'Information request' },
+          partOf: [{ reference: `Task/${taskId}` }],
+          focus: { reference: `ServiceRequest/${c.serviceRequest.id}` },
+          for: member,
+          authoredOn: now.toISOString(),
+          requester: c.insurer,
+          owner: requester,
+          reasonCode: { text: input.note ?? 'Information needed to decide the second-opinion request (BSP D.IV)' },
+          input: input.what.map((what) => ({ type: { coding: [{ system: 'http://hl7.org/fhir/us/davinci-cdex/CodeSystem/cdex-temp', code: 'data-query' }], text: 'what' }, valueString: what })),
+        });
+        outputs.push(outputRef('information-request', { reference: `Task/${infoTask.id}` }));
+        // H&S 1367.01(h)(4): when information is missing, the member is told of the delay.
+        for (const r of await letter('delay', [member], { newDueDate: c.task.restriction?.period?.end?.slice(0, 10) })) outputs.push(outputRef('delay-notice', r));
+        break;
+      }
+      case 'answer-info': {
+        if (!input.document?.length) throw unprocessable('Attach at least one document', ['document']);
+        const open = await openInfoRequest(tx, taskId);
+        if (!open) throw conflict('No open information request on this case');
+        await tx.update({ ...open, status: 'completed', output: [...(open.output ?? []), ...input.document.map((d) => outputRef('document', d))] } as Task);
+        break;
+      }
+      case 'extend': {
+        if (!input.days || !input.reason) throw unprocessable('An extension needs days (1-14) and a reason', ['days']);
+        let due: string;
+        try {
+          due = extendDeadline(c.plan, c.task.restriction!.period!.end!, input.days);
+        } catch (err) {
+          throw badRequest((err as Error).message, 'days');
+        }
+        task.restriction = { ...task.restriction, period: { ...task.restriction?.period, end: due } };
+        outputs.push({ type: { text: 'extended' }, valueString: `${input.days} days: ${input.reason}` });
+        for (const r of await letter('delay', [member, requester], { newDueDate: due.slice(0, 10) })) outputs.push(outputRef('extension-notice', r));
+        break;
+      }
+      case 'post-report': {
+        const report = await storeReport(tx, c, input.report, actor, now);
+        outputs.push(outputRef('consultation-report', { reference: `DocumentReference/${report.id}` }));
+        const recipients = await reportRecipients(tx, c);
+        const summary = report.description ?? undefined;
+        for (const r of await letter('report', recipients, { reportSummary: summary })) outputs.push(outputRef('report-sent', r));
+        break;
+      }
+      default:
+        if (input.note) outputs.push({ type: { text: action }, valueString: input.note });
+    }
+    task.businessStatus = { coding: [{ system: CODE_SYSTEMS.businessStatus, code: next }], text: next };
+    task.status = TASK_STATUS[next];
+    task.lastModified = now.toISOString();
+    task.output = [...(task.output ?? []), ...outputs];
+    const { resource: saved } = await tx.update(task, c.task.meta?.versionId);
+    await tx.create(provenance([saved], sender, 'UPDATE', `${action}${input.reason ? `: ${input.reason}` : input.note ? `: ${input.note}` : ''}`));
+    return saved;
+  });
+}
+
+/** Party checks beyond the role: the report comes from the authorized professional, withdrawal from the member or requester. */
+async function checkParty(tx: FhirStore, c: CaseFiles, action: ReviewAction, actor: AccessContext): Promise<void> {
+  if (action === 'post-report') {
+    const authorized = c.task.output?.filter((o) => o.type.text === 'authorized-professional').at(-1)?.valueReference;
+    const practitioner = await practitionerOf(tx, authorized);
+    if (!practitioner || actor.fhirUser !== practitioner) throw forbidden('Only the authorized second-opinion professional may post the report on this case (R14)');
+  }
+  if (action === 'withdraw' || action === 'answer-info') {
+    const own = actor.patient === c.patient.id || actor.fhirUser === `Patient/${c.patient.id}`;
+    const requester = (await practitionerOf(tx, c.serviceRequest.requester)) ?? c.serviceRequest.requester?.reference;
+    if (!own && actor.fhirUser !== requester && !actor.roles.includes('um-clinician')) throw forbidden(`Only the member or the requester may ${action} on this case`);
+  }
+}
+
+async function practitionerOf(tx: FhirStore, ref: Reference | undefined): Promise<string | undefined> {
+  const literal = parseLiteral(ref?.reference);
+  if (!literal) return undefined;
+  if (literal[0] === 'Practitioner') return ref!.reference;
+  if (literal[0] !== 'PractitionerRole') return undefined;
+  const role = (await tx.find('PractitionerRole', literal[1])) as PractitionerRole | undefined;
+  return role?.practitioner?.reference;
+}
+
+async function professionalName(tx: FhirStore, ref: Reference | undefined): Promise<string | undefined> {
+  const literal = parseLiteral(ref?.reference);
+  if (!literal || literal[0] !== 'PractitionerRole') return undefined;
+  const role = (await tx.find('PractitionerRole', literal[1])) as PractitionerRole | undefined;
+  return role ? (role.practitioner?.display ?? role.practitioner?.reference) : undefined;
+}
+
+/** The authorization answer: preAuthRef on the CoverageEligibilityResponse, CRD `satisfied` on the request. */
+async function recordAuthorization(tx: FhirStore, c: CaseFiles, preAuthRef: string, role: Reference, note?: string): Promise<void> {
+  const responseRef = c.task.input?.find((i) => i.type.text === 'eligibility-response')?.valueReference?.reference;
+  const literal = parseLiteral(responseRef);
+  if (literal) {
+    const response = (await tx.read(literal[0], literal[1])) as CoverageEligibilityResponse;
+    await tx.update({ ...response, outcome: 'complete', preAuthRef, disposition: `Authorized (${preAuthRef})${note ? `: ${note}` : ''}. ${response.disposition ?? ''}`.trim() });
+  }
+  const sr = c.serviceRequest;
+  const extension = (sr.extension ?? []).map((e) =>
+    e.url !== EXTENSIONS.crdCoverageInformation
+      ? e
+      : { ...e, extension: [...(e.extension ?? []).filter((x) => x.url !== 'pa-needed' && x.url !== 'satisfied-pa-id'), { url: 'pa-needed', valueCode: 'satisfied' }, { url: 'satisfied-pa-id', valueString: preAuthRef }] },
+  );
+  await tx.update({ ...sr, extension, performer: [role] });
+}
+
+/** R13 (HPSJ III.F): non-emergency medical transportation to the second-opinion provider. */
+async function arrangeTransport(tx: FhirStore, c: CaseFiles, role: Reference, now: Date): Promise<Reference> {
+  const nemt = await tx.create<ServiceRequest>({
+    resourceType: 'ServiceRequest',
+    status: 'active',
+    intent: 'order',
+    basedOn: [{ reference: `ServiceRequest/${c.serviceRequest.id}` }],
+    code: { coding: [{ system: 'http://www.ama-assn.org/go/cpt', code: 'A0130', display: 'Non-emergency transportation: wheelchair van' }], text: 'Non-emergency medical transportation to the second-opinion visit' },
+    subject: { reference: `Patient/${c.patient.id}` },
+    authoredOn: now.toISOString(),
+    requester: c.insurer,
+    note: [{ text: `To the appointment with ${role.display ?? role.reference}` }],
+  });
+  return { reference: `ServiceRequest/${nemt.id}` };
+}
+
+async function openInfoRequest(tx: FhirStore, taskId: string): Promise<Task | undefined> {
+  const { resources } = await tx.search({
+    resourceType: 'Task',
+    clauses: [
+      { kind: 'reference', param: 'part-of', values: [`part-of|Task/${taskId}`] },
+      { kind: 'token', param: 'status', values: ['status|*|requested', 'status|*|in-progress'], not: false },
+    ],
+    sort: [{ param: '_lastUpdated', kind: 'lastUpdated', descending: true }],
+    count: 1,
+    offset: 0,
+    total: false,
+  });
+  return resources[0] as Task | undefined;
+}
+
+/** R14: the consultation report, stored with our profile and tied to the request. */
+async function storeReport(tx: FhirStore, c: CaseFiles, report: DocumentReference | undefined, actor: AccessContext, now: Date): Promise<DocumentReference> {
+  if (!report || report.resourceType !== 'DocumentReference' || !report.content?.length) throw unprocessable('Post the report as a DocumentReference with content', ['report']);
+  return tx.create<DocumentReference>({
+    ...report,
+    id: undefined,
+    meta: { profile: [PROFILES.consultationReport] },
+    status: 'current',
+    subject: { reference: `Patient/${c.patient.id}` },
+    author: [{ reference: actor.fhirUser! }],
+    date: report.date ?? now.toISOString(),
+    context: { ...report.context, related: [{ reference: `ServiceRequest/${c.serviceRequest.id}` }] },
+  });
+}
+
+/** R14: the member, the initial professional (HPSJ III.G) and the PCP (ANT VI). */
+async function reportRecipients(tx: FhirStore, c: CaseFiles): Promise<Reference[]> {
+  const refs = [
+    { reference: `Patient/${c.patient.id}` },
+    c.serviceRequest.extension?.find((e) => e.url === EXTENSIONS.careQuestioned)?.valueReference,
+    c.serviceRequest.requester,
+    c.patient.generalPractitioner?.[0],
+  ].filter((r): r is Reference => Boolean(r?.reference));
+  return refs.filter((r, i) => refs.findIndex((x) => x.reference === r.reference) === i);
+}
+
+/** R3 approvals on receipt: the authorized professional, approval letters (R11) and transportation (R13). */
+export const approvedOnReceipt = async (
+  tx: FhirStore,
+  c: { serviceRequest: ServiceRequest; patient: Patient; coverage: Coverage },
+): Promise<TaskOutput[]> => {
+  const { plan, payor } = await planOf(tx, c.coverage);
+  const insurer = { reference: `Organization/${payor.id}`, display: plan.name };
+  const role = c.serviceRequest.performer?.[0];
+  const outputs: TaskOutput[] = role ? [outputRef('authorized-professional', role)] : [];
+  const transportation = c.serviceRequest.extension?.some((e) => e.url === EXTENSIONS.transportationNeeded && e.valueBoolean) ?? false;
+  const now = new Date();
+  const files: CaseFiles = { task: { resourceType: 'Task', status: 'accepted', intent: 'order' }, serviceRequest: c.serviceRequest, patient: c.patient, plan, insurer, step: 'approved' };
+  const recipients = [{ reference: `Patient/${c.patient.id}` }, ...(c.serviceRequest.requester ? [c.serviceRequest.requester] : [])];
+  const name = role ? await professionalName(tx, role) : undefined;
+  for (const r of await sendLetter(tx, 'approval', { plan, patient: c.patient, serviceRequest: c.serviceRequest, recipients, sender: insurer, now }, { professionalName: name ?? 'a qualified professional of your choice in our network', transportation })) {
+    outputs.push(outputRef('approval-notice', r));
+  }
+  if (transportation && role) outputs.push(outputRef('transportation', await arrangeTransport(tx, files, role, now)));
+  return outputs;
+};
+

@@ -1,0 +1,51 @@
+import type { Communication, DocumentReference, Patient, Reference, ServiceRequest } from 'fhir/r4.js';
+import { type LetterFacts, type LetterKind, letterLanguage, renderLetter } from '../domain/letters.js';
+import type { PlanProfile } from '../domain/plans.js';
+import { PROFILES } from '../fhir/systems.js';
+import type { FhirStore } from '../storage/FhirStore.js';
+
+export const patientName = (p: Patient): string => [p.name?.[0]?.given?.join(' '), p.name?.[0]?.family].filter(Boolean).join(' ') || 'Member';
+
+/**
+ * Stores a letter as a DocumentReference (rendered HTML) and sends it as a Communication to each
+ * recipient (R10, R11, R14). Returns the references for the case Task's output.
+ */
+export async function sendLetter(
+  tx: FhirStore,
+  kind: LetterKind,
+  c: { plan: PlanProfile; patient: Patient; serviceRequest: ServiceRequest; recipients: Reference[]; sender: Reference; now: Date },
+  facts: Partial<LetterFacts>,
+): Promise<Reference[]> {
+  const preferred = c.patient.communication?.find((x) => x.preferred)?.language.coding?.[0]?.code ?? c.patient.communication?.[0]?.language.coding?.[0]?.code;
+  const language = letterLanguage(c.plan, preferred);
+  const { title, html } = renderLetter(kind, { plan: c.plan, language, audience: 'member', memberName: patientName(c.patient), date: c.now.toISOString().slice(0, 10), ...facts });
+  const doc = await tx.create<DocumentReference>({
+    resourceType: 'DocumentReference',
+    status: 'current',
+    type: { coding: [{ system: 'http://loinc.org', code: kind === 'report' ? '11488-4' : '51852-2', display: kind === 'report' ? 'Consult note' : 'Letter' }], text: title },
+    category: [{ text: kind === 'report' ? 'consultation-report' : 'notice' }],
+    subject: { reference: `Patient/${c.patient.id}` },
+    date: c.now.toISOString(),
+    author: [c.sender],
+    description: title,
+    content: [{ attachment: { contentType: 'text/html', language, title, data: Buffer.from(html).toString('base64') } }],
+    context: { related: [{ reference: `ServiceRequest/${c.serviceRequest.id}` }] },
+  });
+  const out: Reference[] = [{ reference: `DocumentReference/${doc.id}`, display: title }];
+  for (const recipient of c.recipients) {
+    const communication = await tx.create<Communication>({
+      resourceType: 'Communication',
+      meta: { profile: [PROFILES.decisionNotice] },
+      status: 'completed',
+      category: [{ text: kind }],
+      basedOn: [{ reference: `ServiceRequest/${c.serviceRequest.id}` }],
+      subject: { reference: `Patient/${c.patient.id}` },
+      recipient: [recipient],
+      sender: c.sender,
+      sent: c.now.toISOString(),
+      payload: [{ contentReference: { reference: `DocumentReference/${doc.id}`, display: title } }],
+    });
+    out.push({ reference: `Communication/${communication.id}` });
+  }
+  return out;
+}

@@ -1,0 +1,131 @@
+import type { Bundle, Communication, DocumentReference, Parameters, ServiceRequest, Task } from 'fhir/r4.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CODE_SYSTEMS, EXTENSIONS, IDENTIFIER_SYSTEMS } from '../server/src/fhir/systems.js';
+import { type DemoServer, startDemoServer } from './helpers/demoServer.js';
+import { raw } from './helpers/fhir.js';
+import { tokenFor } from './helpers/tokens.js';
+
+const PLANS = [
+  { plan: 'hpsj', member: 'member-hpsj-1' },
+  { plan: 'phc', member: 'member-phc-1' },
+  { plan: 'ant', member: 'member-ant-1' },
+  { plan: 'bsp', member: 'member-bsp-1' },
+];
+
+/** Each plan's full path through the review operations, over HTTP with real tokens (R10, R11, R13, R14). */
+describe('UM review path', () => {
+  let server: DemoServer;
+  beforeAll(async () => {
+    server = await startDemoServer();
+  });
+  afterAll(async () => server?.close());
+
+  const as = (plan: string, role: 'pcp' | 'um' | 'md' | 'oon' | 'second', patient?: string) => {
+    const users = { pcp: [`Practitioner/${plan}-pcp-1`, 'treating-provider'], um: [`Practitioner/${plan}-um-1`, 'um-clinician'], md: [`Practitioner/${plan}-md-1`, 'medical-director'], oon: ['Practitioner/oon-neuro-1', 'second-opinion-provider'], second: [`Practitioner/${plan}-card-2`, 'second-opinion-provider'] } as const;
+    const [fhirUser, r] = users[role];
+    return tokenFor(server, { scope: 'user/*.cruds', fhirUser, roles: [r], patient });
+  };
+  const call = async (token: string, path: string, json?: unknown) =>
+    raw(`${server.fhirBase}/${path}`, { method: json === undefined ? 'GET' : 'POST', headers: { authorization: `Bearer ${token}` }, json });
+  const params = (p: Parameters['parameter']): Parameters => ({ resourceType: 'Parameters', parameter: p });
+  const step = (t: Task) => t.businessStatus?.coding?.[0].code;
+
+  async function submit(plan: string, member: string, performer: string, extra: Partial<ServiceRequest> = {}): Promise<Task> {
+    const sr: ServiceRequest = {
+      resourceType: 'ServiceRequest',
+      identifier: [{ system: IDENTIFIER_SYSTEMS.secondOpinionRequest, value: `review-${plan}-${Math.random()}` }],
+      status: 'draft',
+      intent: 'order',
+      subject: { reference: `Patient/${member}` },
+      requester: { reference: `PractitionerRole/role-${plan}-pcp-1` },
+      insurance: [{ reference: `Coverage/coverage-${member}` }],
+      reasonCode: [{ coding: [{ system: CODE_SYSTEMS.reason, code: 'unclear-diagnosis' }] }],
+      performerType: { coding: [{ system: CODE_SYSTEMS.nucc, code: '2084N0400X' }] },
+      performer: [{ reference: performer }],
+      ...extra,
+    };
+    const res = await call(as(plan, 'pcp'), 'ServiceRequest/$submit', { resourceType: 'Bundle', type: 'collection', entry: [{ resource: sr }] });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    return res.body.entry[3].resource as Task;
+  }
+
+  describe.each(PLANS)('plan $plan', ({ plan, member }) => {
+    it('submit → ask for info → answer → escalate → deny with a notice of action; the appeal route is shown', async () => {
+      const task = await submit(plan, member, 'PractitionerRole/role-oon-neuro-1');
+      expect(step(task)).toBe('um-review');
+      const asked = await call(as(plan, 'um'), `Task/${task.id}/$request-info`, params([{ name: 'what', valueString: 'Latest MRI report' }]));
+      expect(asked.status, JSON.stringify(asked.body)).toBe(200);
+      expect(step(asked.body)).toBe('info-requested');
+      expect(asked.body.status).toBe('on-hold');
+      const infoTask = asked.body.output.find((o: { type: { text: string } }) => o.type.text === 'information-request').valueReference.reference;
+      const doc = await call(as(plan, 'pcp'), 'DocumentReference', { resourceType: 'DocumentReference', status: 'current', subject: { reference: `Patient/${member}` }, content: [{ attachment: { contentType: 'text/plain', data: Buffer.from('MRI: no change').toString('base64') } }] });
+      const answered = await call(as(plan, 'pcp'), `Task/${task.id}/$answer-info`, params([{ name: 'document', valueReference: { reference: `DocumentReference/${doc.body.id}` } }]));
+      expect(step(answered.body)).toBe('info-received');
+      expect((await call(as(plan, 'um'), infoTask)).body.status).toBe('completed');
+      // R10: a UM clinician may not deny.
+      const refused = await call(as(plan, 'um'), `Task/${task.id}/$deny`, params([{ name: 'reason', valueString: 'x' }]));
+      expect(refused.status).toBe(403);
+      const escalated = await call(as(plan, 'um'), `Task/${task.id}/$escalate`, params([{ name: 'note', valueString: 'criteria unclear' }]));
+      expect(step(escalated.body)).toBe('medical-director-review');
+      const denied = await call(as(plan, 'md'), `Task/${task.id}/$deny`, params([{ name: 'reason', valueString: 'A qualified neurologist was not shown to be needed out of network' }, { name: 'criteria', valueString: 'Second opinion policy' }]));
+      expect(denied.status).toBe(200);
+      expect(step(denied.body)).toBe('denied');
+      expect(denied.body.status).toBe('rejected');
+      const notice = denied.body.output.find((o: { type: { text: string } }) => o.type.text === 'denial-notice').valueReference.reference;
+      const letter = (await call(as(plan, 'um'), notice)).body as DocumentReference;
+      const html = Buffer.from(letter.content[0].attachment.data!, 'base64').toString();
+      expect(html).toContain('A qualified neurologist was not shown to be needed out of network');
+      expect(html).toMatch(/appeal|apelación/);
+      expect(html).toMatch(/1-888-466-2219/);
+      expect(html).toMatch(/State Hearing|Audiencia Estatal/);
+      const history = (await call(as(plan, 'um'), `Task/${task.id}/_history`)).body as Bundle;
+      expect(history.entry?.length).toBe(5);
+      // An illegal transition changes nothing and names the step.
+      const again = await call(as(plan, 'md'), `Task/${task.id}/$approve`, params([]));
+      expect(again.status).toBe(409);
+      expect(again.body.issue[0].diagnostics).toMatch(/denied/);
+      expect(((await call(as(plan, 'um'), `Task/${task.id}/_history`)).body as Bundle).entry?.length).toBe(5);
+    });
+
+    it('submit → approve (letters, preAuthRef, transportation) → report posted by the authorized professional → member and PCP receive it → completed', async () => {
+      const task = await submit(plan, member, `PractitionerRole/role-${plan}-card-2`, {
+        performerType: { coding: [{ system: CODE_SYSTEMS.nucc, code: '207RC0000X' }] },
+        extension: [{ url: EXTENSIONS.transportationNeeded, valueBoolean: true }],
+      });
+      let current = task;
+      if (step(task) !== 'approved') {
+        const approved = await call(as(plan, 'um'), `Task/${task.id}/$approve`, params([{ name: 'authorizedPractitionerRole', valueReference: { reference: `PractitionerRole/role-${plan}-card-2` } }]));
+        expect(approved.status, JSON.stringify(approved.body)).toBe(200);
+        current = approved.body;
+        expect(step(current)).toBe('transport-arranged');
+        const sr = (await call(as(plan, 'um'), current.focus!.reference!)).body as ServiceRequest;
+        const info = sr.extension?.find((e) => e.url === EXTENSIONS.crdCoverageInformation);
+        expect(info?.extension?.find((e) => e.url === 'pa-needed')?.valueCode).toBe('satisfied');
+      }
+      // R3 approvals on receipt and UM approvals alike: letters to member and provider, transportation arranged (R13).
+      expect(current.output?.some((o) => o.type.text === 'transportation')).toBe(true);
+      const letters = (await call(as(plan, 'um'), `Communication?based-on=${current.focus!.reference}`)).body as Bundle;
+      expect(letters.entry?.map((e) => (e.resource as Communication).recipient?.[0].reference).sort()).toEqual([`Patient/${member}`, `PractitionerRole/role-${plan}-pcp-1`].sort());
+      const report = { resourceType: 'DocumentReference', status: 'current', description: 'Agree with the plan; recommend echocardiogram', content: [{ attachment: { contentType: 'text/plain', data: Buffer.from('Consultation report').toString('base64') } }] };
+      const notTheirs = await call(as(plan, 'oon'), `Task/${task.id}/$post-report`, params([{ name: 'report', resource: report as DocumentReference }]));
+      expect(notTheirs.status).toBe(403);
+      const posted = await call(as(plan, 'second'), `Task/${task.id}/$post-report`, params([{ name: 'report', resource: report as DocumentReference }]));
+      expect(posted.status, JSON.stringify(posted.body)).toBe(200);
+      expect(posted.body.status).toBe('completed');
+      const reports = (await call(as(plan, 'pcp'), `DocumentReference?related=${current.focus!.reference}&_profile=https://second-opinion.example.org/fhir/StructureDefinition/second-opinion-consultation-report`)).body as Bundle;
+      expect(reports.entry).toHaveLength(1);
+      const sent = (await call(as(plan, 'um'), `Communication?based-on=${current.focus!.reference}&category:text=report`)).body as Bundle;
+      expect(sent.entry?.map((e) => (e.resource as Communication).recipient?.[0].reference)).toEqual(expect.arrayContaining([`Patient/${member}`, `PractitionerRole/role-${plan}-pcp-1`]));
+    });
+  });
+
+  it('concurrent approve and deny of one case: exactly one wins', async () => {
+    const task = await submit('bsp', 'member-bsp-2', 'PractitionerRole/role-oon-neuro-1');
+    await call(as('bsp', 'um'), `Task/${task.id}/$escalate`, params([]));
+    const [a, d] = await Promise.all([
+      call(as('bsp', 'md'), `Task/${task.id}/$approve`, params([{ name: 'authorizedPractitionerRole', valueReference: { reference: 'PractitionerRole/role-oon-neuro-1' } }])),
+      call(as('bsp', 'md'), `Task/${task.id}/$deny`, params([{ name: 'reason', valueString: 'not needed' }])),
+    ]);
+    expect([a.status, d.status].sort()).toEqual([200, 409]);
+  });
+});
