@@ -75,7 +75,7 @@ describe.each(STORE_DRIVERS)('second-opinion submission workflow on $name', (dri
       operations: [submitOperation(testDecide), eligibilityCheckOperation(testDecide)],
     }));
     server.ctx.createInterceptors = { ServiceRequest: submitOnCreate(testDecide) };
-    await server.store.update({ resourceType: 'Organization', id: 'plan-test', name: 'Test plan' });
+    await server.store.update({ resourceType: 'Organization', id: 'plan-test', name: 'Test plan', identifier: [{ system: IDENTIFIER_SYSTEMS.planId, value: 'hpsj' }] });
   });
   afterAll(async () => {
     await server?.close();
