@@ -119,6 +119,30 @@ describe('UM review path', () => {
     });
   });
 
+  it('R19: the committee report counts the cases of the period (FHIR MeasureReport and CSV), for plan staff only', async () => {
+    const period = new Date().toISOString().slice(0, 7); // this month: every case of this run
+    const report = await call(as('bsp', 'um'), `$second-opinion-report?period=${period}&plan=bsp`);
+    expect(report.status, JSON.stringify(report.body)).toBe(200);
+    expect(report.body.resourceType).toBe('MeasureReport');
+    const casesGroup = report.body.group.find((g: { code: { coding: { code: string }[] } }) => g.code.coding[0].code === 'cases');
+    expect(casesGroup.population[0].count).toBeGreaterThanOrEqual(2);
+    const byOutcome = report.body.group.find((g: { code: { coding: { code: string }[] } }) => g.code.coding[0].code === 'by-outcome');
+    expect(byOutcome.population.map((p: { code: { text: string } }) => p.code.text)).toContain('denied');
+    const csv = await fetch(`${server.url}/reports/second-opinion.csv?period=${period}&plan=bsp`, { headers: { authorization: `Bearer ${as('bsp', 'um')}` } });
+    expect(csv.headers.get('content-type')).toContain('text/csv');
+    expect(await csv.text()).toMatch(/^metric,key,value\ncases,,\d+/);
+    expect((await call(as('bsp', 'pcp'), `$second-opinion-report?period=${period}`)).status).toBe(403);
+    expect((await call(as('bsp', 'um'), '$second-opinion-report?period=2026-13')).status).toBe(400);
+  });
+
+  it('R21: the criteria are published as a Library generated from the plan profile, and as a page', async () => {
+    const lib = await call(as('phc', 'pcp'), 'Library/second-opinion-criteria-phc');
+    expect(lib.status).toBe(200);
+    expect(lib.body.description).toMatch(/Medi-Cal/);
+    const page = await fetch(`${server.url}/criteria/phc`);
+    expect(await page.text()).toMatch(/5 business days/);
+  });
+
   it('concurrent approve and deny of one case: exactly one wins', async () => {
     const task = await submit('bsp', 'member-bsp-2', 'PractitionerRole/role-oon-neuro-1');
     await call(as('bsp', 'um'), `Task/${task.id}/$escalate`, params([]));

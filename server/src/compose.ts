@@ -6,8 +6,11 @@ import { loadSigningKey } from './auth/signingKeys.js';
 import { TrustedIssuerSchema } from './auth/tokenEndpoint.js';
 import { seedDemoData } from './demo/seed.js';
 import type { OperationDefinition } from 'fhir/r4.js';
-import { readConformanceResources } from './fhir/conformance.js';
+import { publishConformance, readConformanceResources } from './fhir/conformance.js';
+import { committeeReportOperation } from './fhir/operations/report.js';
 import { reviewOperations } from './fhir/operations/review.js';
+import { reportRouter } from './http/reportRoutes.js';
+import { criteriaLibraries } from './workflow/criteria.js';
 import { eligibilityCheckOperation, submitOnCreate, submitOperation } from './fhir/operations/submit.js';
 import { Indexer } from './fhir/search/indexer.js';
 import { createOutbound } from './outbound/index.js';
@@ -33,25 +36,27 @@ export async function buildParts(env: PartsEnv): Promise<ServerParts> {
     tokenRequestsPerMinute: config.tokenRequestsPerMinute,
     isCompartmentType: (type) => type === 'Patient' || indexer.compartmentParams(type).length > 0,
   });
+  const definitions = readConformanceResources().filter((r): r is OperationDefinition => r.resourceType === 'OperationDefinition');
   return {
     policy: auth.policy,
     authenticate: auth.authenticate,
     security: auth.security,
-    routers: [auth.router],
+    routers: [auth.router, reportRouter(env.store, auth.policy, auth.authenticate, env.fhirBase)],
     allowedOrigin: auth.allowedOrigin,
     operations: [
       submitOperation(decideWithPlanRules),
       eligibilityCheckOperation(decideWithPlanRules),
-      ...reviewOperations(readConformanceResources().filter((r): r is OperationDefinition => r.resourceType === 'OperationDefinition')),
+      ...reviewOperations(definitions),
+      committeeReportOperation(definitions.find((d) => d.id === 'second-opinion-report')!),
       ...outbound.operations,
     ],
     createInterceptors: { ServiceRequest: submitOnCreate(decideWithPlanRules) },
     workers: config.outboxEnabled ? outbound.workers : [],
-    seed: config.demoMode
-      ? async (store) => {
-          const written = await seedDemoData(store);
-          env.logger.info('demo_data', { written });
-        }
-      : undefined,
+    seed: async (store) => {
+      await publishConformance(store, criteriaLibraries(env.publicUrl));
+      if (!config.demoMode) return;
+      const written = await seedDemoData(store);
+      env.logger.info('demo_data', { written });
+    },
   };
 }

@@ -149,6 +149,7 @@ export async function performReviewAction(store: FhirStore, taskId: string, acti
       default:
         if (input.note) outputs.push({ type: { text: action }, valueString: input.note });
     }
+    if (action === 'approve' || action === 'deny' || action === 'modify') outputs.push({ type: { text: 'decided-at' }, valueDateTime: now.toISOString() });
     task.businessStatus = { coding: [{ system: CODE_SYSTEMS.businessStatus, code: next }], text: next };
     task.status = TASK_STATUS[next];
     task.lastModified = now.toISOString();
@@ -271,9 +272,9 @@ export const approvedOnReceipt = async (
   const { plan, payor } = await planOf(tx, c.coverage);
   const insurer = { reference: `Organization/${payor.id}`, display: plan.name };
   const role = c.serviceRequest.performer?.[0];
-  const outputs: TaskOutput[] = role ? [outputRef('authorized-professional', role)] : [];
-  const transportation = c.serviceRequest.extension?.some((e) => e.url === EXTENSIONS.transportationNeeded && e.valueBoolean) ?? false;
   const now = new Date();
+  const outputs: TaskOutput[] = [...(role ? [outputRef('authorized-professional', role)] : []), { type: { text: 'decided-at' }, valueDateTime: now.toISOString() }];
+  const transportation = c.serviceRequest.extension?.some((e) => e.url === EXTENSIONS.transportationNeeded && e.valueBoolean) ?? false;
   const files: CaseFiles = { task: { resourceType: 'Task', status: 'accepted', intent: 'order' }, serviceRequest: c.serviceRequest, patient: c.patient, plan, insurer, step: 'approved' };
   const recipients = [{ reference: `Patient/${c.patient.id}` }, ...(c.serviceRequest.requester ? [c.serviceRequest.requester] : [])];
   const name = role ? await professionalName(tx, role) : undefined;

@@ -1,0 +1,38 @@
+import { describe, expect, it } from 'vitest';
+import { type CaseRecord, periodBounds, reportFigures } from './reporting.js';
+
+/** Six cases counted by hand below. */
+const cases: CaseRecord[] = [
+  { plan: 'bsp', reasons: ['surgery-necessity'], outcome: 'approved', expedited: false, receivedAt: '2026-07-01T00:00:00Z', dueAt: '2026-07-08T00:00:00Z', decidedAt: '2026-07-02T00:00:00Z', extended: false, providerGroup: 'ipa-a' }, // 24 h, on time
+  { plan: 'bsp', reasons: ['serious-condition', 'other'], outcome: 'denied', expedited: false, receivedAt: '2026-07-01T00:00:00Z', dueAt: '2026-07-08T00:00:00Z', decidedAt: '2026-07-10T00:00:00Z', extended: false, providerGroup: 'ipa-a' }, // 216 h, late
+  { plan: 'bsp', reasons: ['unclear-diagnosis'], outcome: 'completed', expedited: true, receivedAt: '2026-08-01T00:00:00Z', dueAt: '2026-08-04T00:00:00Z', decidedAt: '2026-08-02T12:00:00Z', extended: false, providerGroup: 'ipa-b' }, // 36 h
+  { plan: 'bsp', reasons: ['not-improving'], outcome: 'denied', expedited: true, receivedAt: '2026-08-01T00:00:00Z', dueAt: '2026-08-04T00:00:00Z', decidedAt: '2026-08-03T00:00:00Z', extended: false }, // 48 h
+  { plan: 'bsp', reasons: ['surgery-necessity'], outcome: 'approved', expedited: false, receivedAt: '2026-09-01T00:00:00Z', dueAt: '2026-09-22T00:00:00Z', decidedAt: '2026-09-20T00:00:00Z', extended: true, providerGroup: 'ipa-b' }, // 456 h, on time after extension
+  { plan: 'bsp', reasons: ['persistent-concerns'], outcome: 'um-review', expedited: false, receivedAt: '2026-09-20T00:00:00Z', dueAt: '2026-09-27T00:00:00Z', extended: false, providerGroup: 'ipa-a' }, // open, overdue on Oct 1
+];
+
+describe('R19 committee figures (BSP D.X, F; 42 CFR 438.210(f)), checked against a hand count', () => {
+  const f = reportFigures(cases, new Date('2026-10-01T00:00:00Z'));
+  it('counts by reason, outcome and provider group', () => {
+    expect(f.cases).toBe(6);
+    expect(f.byReason).toEqual({ 'surgery-necessity': 2, 'serious-condition': 1, other: 1, 'unclear-diagnosis': 1, 'not-improving': 1, 'persistent-concerns': 1 });
+    expect(f.byOutcome).toEqual({ approved: 2, denied: 2, completed: 1, 'um-review': 1 });
+    expect(f.byProviderGroup).toEqual({ 'ipa-a': 3, 'ipa-b': 2, unassigned: 1 });
+  });
+  it('timeliness and overdue', () => {
+    expect([f.decided, f.decidedOnTime, f.overdue]).toEqual([5, 4, 1]);
+    expect(f.onTimeShare).toBe(0.8);
+  });
+  it('prior-authorization metrics: approved/denied by standard and expedited, extended then approved, average and median time', () => {
+    expect(f.standard).toEqual({ decided: 3, approvedPct: 66.7, deniedPct: 33.3 });
+    expect(f.expedited).toEqual({ decided: 2, approvedPct: 50, deniedPct: 50 });
+    expect(f.extendedThenApprovedPct).toBe(100);
+    expect(f.averageDecisionHours).toBe(156); // (24 + 216 + 36 + 48 + 456) / 5
+    expect(f.medianDecisionHours).toBe(48);
+  });
+  it('periods: quarters, months, years', () => {
+    expect(periodBounds('2026-Q3')).toEqual({ start: '2026-07-01T00:00:00-08:00', end: '2026-10-01T00:00:00-08:00' });
+    expect(periodBounds('2026-Q4')?.end).toBe('2027-01-01T00:00:00-08:00');
+    expect(periodBounds('2026-13')).toBeUndefined();
+  });
+});

@@ -1,0 +1,86 @@
+import type { ReasonCategory } from './model.js';
+
+/** One case as the committee report counts it (R19, BSP D.X, F; 42 CFR 438.210(f)). */
+export interface CaseRecord {
+  plan: string;
+  reasons: ReasonCategory[];
+  outcome: string;
+  expedited: boolean;
+  receivedAt: string;
+  dueAt: string;
+  decidedAt?: string;
+  extended: boolean;
+  providerGroup?: string;
+  approvedAfterAppeal?: boolean;
+}
+
+export interface ReportFigures {
+  cases: number;
+  byReason: Record<string, number>;
+  byOutcome: Record<string, number>;
+  byProviderGroup: Record<string, number>;
+  decided: number;
+  decidedOnTime: number;
+  /** Share of decisions made by their due date, 0-1 (null when nothing was decided). */
+  onTimeShare: number | null;
+  overdue: number;
+  standard: { decided: number; approvedPct: number | null; deniedPct: number | null };
+  expedited: { decided: number; approvedPct: number | null; deniedPct: number | null };
+  approvedAfterAppealPct: number | null;
+  extendedThenApprovedPct: number | null;
+  averageDecisionHours: number | null;
+  medianDecisionHours: number | null;
+}
+
+const APPROVED = new Set(['approved', 'modified', 'transport-arranged', 'completed']);
+const DENIED = new Set(['denied']);
+const count = (xs: string[]) => xs.reduce<Record<string, number>>((acc, x) => ({ ...acc, [x]: (acc[x] ?? 0) + 1 }), {});
+const pct = (n: number, d: number) => (d ? Math.round((1000 * n) / d) / 10 : null);
+
+/** The committee figures for a set of cases, as of `now`. Pure: the caller selects period and plan. */
+export function reportFigures(cases: CaseRecord[], now: Date): ReportFigures {
+  const decided = cases.filter((c) => c.decidedAt);
+  const hours = decided.map((c) => (Date.parse(c.decidedAt!) - Date.parse(c.receivedAt)) / 3_600_000).sort((a, b) => a - b);
+  const median = hours.length ? (hours.length % 2 ? hours[(hours.length - 1) / 2] : (hours[hours.length / 2 - 1] + hours[hours.length / 2]) / 2) : null;
+  const split = (expedited: boolean) => {
+    const group = decided.filter((c) => c.expedited === expedited);
+    return { decided: group.length, approvedPct: pct(group.filter((c) => APPROVED.has(c.outcome)).length, group.length), deniedPct: pct(group.filter((c) => DENIED.has(c.outcome)).length, group.length) };
+  };
+  const extended = decided.filter((c) => c.extended);
+  const decidedOnTime = decided.filter((c) => Date.parse(c.decidedAt!) <= Date.parse(c.dueAt)).length;
+  return {
+    cases: cases.length,
+    byReason: count(cases.flatMap((c) => c.reasons)),
+    byOutcome: count(cases.map((c) => c.outcome)),
+    byProviderGroup: count(cases.map((c) => c.providerGroup ?? 'unassigned')),
+    decided: decided.length,
+    decidedOnTime,
+    onTimeShare: decided.length ? decidedOnTime / decided.length : null,
+    overdue: cases.filter((c) => !c.decidedAt && !['withdrawn'].includes(c.outcome) && Date.parse(c.dueAt) < now.getTime()).length,
+    standard: split(false),
+    expedited: split(true),
+    approvedAfterAppealPct: pct(decided.filter((c) => c.approvedAfterAppeal).length, decided.length),
+    extendedThenApprovedPct: pct(extended.filter((c) => APPROVED.has(c.outcome)).length, extended.length),
+    averageDecisionHours: hours.length ? Math.round((10 * hours.reduce((a, b) => a + b, 0)) / hours.length) / 10 : null,
+    medianDecisionHours: median === null ? null : Math.round(10 * median) / 10,
+  };
+}
+
+/** `2026-Q3` → [2026-07-01, 2026-10-01) in the plan's zone (Pacific); also accepts `2026` and `2026-11`. */
+export function periodBounds(period: string): { start: string; end: string } | undefined {
+  const q = /^(\d{4})-Q([1-4])$/.exec(period);
+  const pad = (n: number) => String(n).padStart(2, '0');
+  if (q) {
+    const y = Number(q[1]);
+    const m = (Number(q[2]) - 1) * 3 + 1;
+    return { start: `${y}-${pad(m)}-01T00:00:00-08:00`, end: m === 10 ? `${y + 1}-01-01T00:00:00-08:00` : `${y}-${pad(m + 3)}-01T00:00:00-08:00` };
+  }
+  const month = /^(\d{4})-(\d{2})$/.exec(period);
+  if (month && Number(month[2]) >= 1 && Number(month[2]) <= 12) {
+    const y = Number(month[1]);
+    const m = Number(month[2]);
+    return { start: `${y}-${pad(m)}-01T00:00:00-08:00`, end: m === 12 ? `${y + 1}-01-01T00:00:00-08:00` : `${y}-${pad(m + 1)}-01T00:00:00-08:00` };
+  }
+  if (/^\d{4}$/.test(period)) return { start: `${period}-01-01T00:00:00-08:00`, end: `${Number(period) + 1}-01-01T00:00:00-08:00` };
+  return undefined;
+}

@@ -1,0 +1,121 @@
+import type { Coverage, MeasureReport, MeasureReportGroup, Organization, PractitionerRole, ServiceRequest, Task } from 'fhir/r4.js';
+import type { ReasonCategory } from '../domain/model.js';
+import { planById } from '../domain/plans.js';
+import { type CaseRecord, periodBounds, type ReportFigures, reportFigures } from '../domain/reporting.js';
+import { badRequest } from '../fhir/outcomes.js';
+import { parseLiteral } from '../fhir/references.js';
+import { dateRange } from '../fhir/search/dates.js';
+import { CANONICAL_BASE, CODE_SYSTEMS, PROFILES } from '../fhir/systems.js';
+import type { FhirStore } from '../storage/FhirStore.js';
+
+/** The cases received in a period (and plan), as report records. */
+export async function caseRecords(store: FhirStore, period: string, planId?: string): Promise<CaseRecord[]> {
+  const bounds = periodBounds(period);
+  if (!bounds) throw badRequest(`Invalid period '${period}' (use 2026-Q3, 2026-11 or 2026)`, 'period');
+  if (planId && !planById(planId)) throw badRequest(`Unknown plan '${planId}'`, 'plan');
+  const lo = dateRange(bounds.start)!.lo;
+  const hi = new Date(dateRange(bounds.end)!.lo.getTime() - 1);
+  const records: CaseRecord[] = [];
+  for (let offset = 0; ; offset += 500) {
+    const { resources, hasMore } = await store.search({
+      resourceType: 'Task',
+      clauses: [
+        { kind: 'token', param: '_profile', values: [`_profile||${PROFILES.task}`], not: false },
+        { kind: 'date', param: 'authored-on', values: [{ prefix: 'ge', lo, hi: lo }, ], },
+        { kind: 'date', param: 'authored-on', values: [{ prefix: 'le', lo: hi, hi }] },
+      ],
+      sort: [{ param: 'authored-on', kind: 'date', descending: false }],
+      count: 500,
+      offset,
+      total: false,
+    });
+    for (const task of resources as Task[]) {
+      const record = await recordOf(store, task);
+      if (record && (!planId || record.plan === planId)) records.push(record);
+    }
+    if (!hasMore) break;
+  }
+  return records;
+}
+
+async function recordOf(store: FhirStore, task: Task): Promise<CaseRecord | undefined> {
+  const srRef = parseLiteral(task.focus?.reference);
+  const sr = srRef ? ((await store.find(srRef[0], srRef[1])) as ServiceRequest | undefined) : undefined;
+  if (!sr) return undefined;
+  const coverageRef = parseLiteral(sr.insurance?.[0]?.reference);
+  const coverage = coverageRef ? ((await store.find(coverageRef[0], coverageRef[1])) as Coverage | undefined) : undefined;
+  const payorRef = parseLiteral(coverage?.payor[0]?.reference);
+  const payor = payorRef ? ((await store.find(payorRef[0], payorRef[1])) as Organization | undefined) : undefined;
+  const authorized = task.output?.filter((o) => o.type.text === 'authorized-professional').at(-1)?.valueReference;
+  const roleRef = parseLiteral(authorized?.reference ?? sr.performer?.[0]?.reference);
+  const role = roleRef?.[0] === 'PractitionerRole' ? ((await store.find('PractitionerRole', roleRef[1])) as PractitionerRole | undefined) : undefined;
+  return {
+    plan: payor?.identifier?.find((i) => i.system?.endsWith('/sid/plan'))?.value ?? 'unknown',
+    reasons: (sr.reasonCode ?? []).map((c) => (c.coding?.find((x) => x.system === CODE_SYSTEMS.reason)?.code ?? 'other') as ReasonCategory),
+    outcome: task.businessStatus?.coding?.[0]?.code ?? 'um-review',
+    expedited: sr.priority !== undefined && sr.priority !== 'routine',
+    receivedAt: task.authoredOn!,
+    dueAt: task.restriction?.period?.end ?? task.authoredOn!,
+    decidedAt: task.output?.find((o) => o.type.text === 'decided-at')?.valueDateTime,
+    extended: task.output?.some((o) => o.type.text === 'extended') ?? false,
+    providerGroup: parseLiteral(role?.organization?.reference)?.[1],
+  };
+}
+
+const group = (code: string, text: string, entries: [string, number][], measureScore?: number | null): MeasureReportGroup => ({
+  code: { coding: [{ system: `${CANONICAL_BASE}/CodeSystem/committee-report`, code }], text },
+  measureScore: measureScore === undefined || measureScore === null ? undefined : { value: measureScore },
+  population: entries.map(([k, n]) => ({ code: { text: k }, count: n })),
+});
+
+/** The committee report (R19) as a MeasureReport: one group per figure family. */
+export function committeeMeasureReport(figures: ReportFigures, period: string, planId: string | undefined, now: Date): MeasureReport {
+  const bounds = periodBounds(period)!;
+  return {
+    resourceType: 'MeasureReport',
+    status: 'complete',
+    type: 'summary',
+    measure: `${CANONICAL_BASE}/Measure/second-opinion-committee-report`,
+    date: now.toISOString(),
+    period: { start: bounds.start, end: bounds.end },
+    reporter: planId ? { reference: `Organization/${planId}` } : undefined,
+    improvementNotation: undefined,
+    group: [
+      group('cases', 'Cases received', [['cases', figures.cases]]),
+      group('by-reason', 'By reason category (R2)', Object.entries(figures.byReason)),
+      group('by-outcome', 'By outcome', Object.entries(figures.byOutcome)),
+      group('by-provider-group', 'By provider group', Object.entries(figures.byProviderGroup)),
+      group('timeliness', 'Decided within the deadline (R9)', [['decided', figures.decided], ['on-time', figures.decidedOnTime], ['overdue', figures.overdue]], figures.onTimeShare),
+      group('standard', '42 CFR 438.210(f): standard requests', [['decided', figures.standard.decided], ['approved-pct', figures.standard.approvedPct ?? 0], ['denied-pct', figures.standard.deniedPct ?? 0]]),
+      group('expedited', '42 CFR 438.210(f): expedited requests', [['decided', figures.expedited.decided], ['approved-pct', figures.expedited.approvedPct ?? 0], ['denied-pct', figures.expedited.deniedPct ?? 0]]),
+      group('after-appeal', 'Approved after appeal (%)', [], figures.approvedAfterAppealPct),
+      group('extended-approved', 'Extended, then approved (%)', [], figures.extendedThenApprovedPct),
+      group('decision-hours', 'Decision time in hours (average; median in population)', [['median', figures.medianDecisionHours ?? 0]], figures.averageDecisionHours),
+    ],
+  };
+}
+
+/** The same figures as CSV rows (metric,key,value). */
+export function committeeCsv(figures: ReportFigures): string {
+  const rows: [string, string, string | number | null][] = [
+    ['cases', '', figures.cases],
+    ...Object.entries(figures.byReason).map(([k, v]): [string, string, number] => ['by-reason', k, v]),
+    ...Object.entries(figures.byOutcome).map(([k, v]): [string, string, number] => ['by-outcome', k, v]),
+    ...Object.entries(figures.byProviderGroup).map(([k, v]): [string, string, number] => ['by-provider-group', k, v]),
+    ['decided', '', figures.decided],
+    ['decided-on-time', '', figures.decidedOnTime],
+    ['overdue', '', figures.overdue],
+    ['standard-approved-pct', '', figures.standard.approvedPct],
+    ['standard-denied-pct', '', figures.standard.deniedPct],
+    ['expedited-approved-pct', '', figures.expedited.approvedPct],
+    ['expedited-denied-pct', '', figures.expedited.deniedPct],
+    ['approved-after-appeal-pct', '', figures.approvedAfterAppealPct],
+    ['extended-then-approved-pct', '', figures.extendedThenApprovedPct],
+    ['average-decision-hours', '', figures.averageDecisionHours],
+    ['median-decision-hours', '', figures.medianDecisionHours],
+  ];
+  const cell = (v: string | number | null) => (v === null ? '' : /[",\n]/.test(String(v)) ? `"${String(v).replace(/"/g, '""')}"` : String(v));
+  return ['metric,key,value', ...rows.map((r) => r.map(cell).join(','))].join('\n') + '\n';
+}
+
+export { reportFigures };
