@@ -199,5 +199,7 @@ describe('access control: tokens, scopes, compartments', () => {
     const auditor = tokenFor(server, { scope: 'user/AuditEvent.rs', fhirUser: 'Practitioner/hpsj-md-1', roles: ['auditor'] });
     const events = await get('AuditEvent?outcome=4&entity=Patient/member-bsp-1', auditor);
     expect(events.body.entry?.length).toBeGreaterThan(0);
+    const clinician = tokenFor(server, { scope: 'user/*.rs', fhirUser: 'Practitioner/hpsj-um-1', roles: ['um-clinician'] });
+    expect((await get('AuditEvent', clinician)).status).toBe(403);
   });
 });

@@ -39,6 +39,10 @@ export function createAccessPolicy(isCompartmentType: (type: string) => boolean)
 
   return {
     requireScope(ctx, resourceType, interaction) {
+      // The audit log says who looked at which member: plan auditors and administrators only.
+      if (resourceType === 'AuditEvent' && ctx.kind !== 'system' && !ctx.roles.some((r) => r === 'auditor' || r === 'plan-admin')) {
+        throw forbidden('Only plan auditors may read the audit log');
+      }
       const permission = PERMISSION[interaction];
       if (scopesOf(ctx).allows(resourceType, permission)) return;
       throw forbidden(`The token's scopes do not allow ${interaction} on ${resourceType} (needs e.g. user/${resourceType}.${permission})`);
