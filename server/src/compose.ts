@@ -13,7 +13,10 @@ import { reportRouter } from './http/reportRoutes.js';
 import { criteriaLibraries } from './workflow/criteria.js';
 import { eligibilityCheckOperation, submitOnCreate, submitOperation } from './fhir/operations/submit.js';
 import { Indexer } from './fhir/search/indexer.js';
-import { createOutbound } from './outbound/index.js';
+import { createOutbound, type Outbound } from './outbound/index.js';
+import { CANONICAL_BASE } from './fhir/systems.js';
+import type { ProviderDelivery } from './workflow/providerDelivery.js';
+import type { Identifier, Resource } from 'fhir/r4.js';
 import type { PartsEnv, ServerParts } from './server.js';
 import { decideWithPlanRules } from './workflow/decide.js';
 
@@ -23,6 +26,7 @@ export async function buildParts(env: PartsEnv): Promise<ServerParts> {
   const outbound = await createOutbound({ store: env.store, registry: env.registry, fhirBase: env.fhirBase, logger: env.logger, config: config.outboundConfigFile });
   env.store.addWriteHook(outbound.writeHook);
   const indexer = new Indexer(env.registry);
+  const delivery = providerDelivery(outbound);
   const auth = createAuthServer(env.store, {
     issuer: env.publicUrl,
     fhirBase: env.fhirBase,
@@ -44,19 +48,46 @@ export async function buildParts(env: PartsEnv): Promise<ServerParts> {
     routers: [auth.router, reportRouter(env.store, auth.policy, auth.authenticate, env.fhirBase)],
     allowedOrigin: auth.allowedOrigin,
     operations: [
-      submitOperation(decideWithPlanRules),
+      submitOperation(decideWithPlanRules, delivery),
       eligibilityCheckOperation(decideWithPlanRules),
-      ...reviewOperations(definitions),
+      ...reviewOperations(definitions, delivery),
       committeeReportOperation(definitions.find((d) => d.id === 'second-opinion-report')!),
       ...outbound.operations,
     ],
-    createInterceptors: { ServiceRequest: submitOnCreate(decideWithPlanRules) },
+    createInterceptors: { ServiceRequest: submitOnCreate(decideWithPlanRules, delivery) },
     workers: config.outboxEnabled ? outbound.workers : [],
     seed: async (store) => {
       await publishConformance(store, criteriaLibraries(env.publicUrl));
       if (!config.demoMode) return;
       const written = await seedDemoData(store);
       env.logger.info('demo_data', { written });
+    },
+  };
+}
+
+/** Notices, reports and information requests reach providers' FHIR endpoints through the one outbox. */
+function providerDelivery(outbound: Outbound): ProviderDelivery {
+  return {
+    async deliver(tx, recipient, resource) {
+      if (!recipient.reference) return;
+      for (const endpoint of await outbound.endpointsFor(tx, recipient.reference)) {
+        const identifier = { system: `${CANONICAL_BASE}/sid/delivered-resource`, value: `${resource.resourceType}/${resource.id}` };
+        const copy = { ...resource, id: undefined, meta: undefined, identifier: [...((resource as { identifier?: Identifier[] }).identifier ?? []), identifier] } as Resource;
+        await outbound.enqueueDelivery(tx, { endpoint: endpoint.address, resource: copy, identifier });
+      }
+    },
+    async requestInformation(tx, r) {
+      const [endpoint] = r.recipient.reference ? await outbound.endpointsFor(tx, r.recipient.reference) : [];
+      if (!endpoint || !r.patientIdentifier) return undefined;
+      const task = await outbound.enqueueInformationRequest(tx, {
+        endpoint: endpoint.address,
+        basedOn: `ServiceRequest/${r.serviceRequestId}`,
+        patient: { local: `Patient/${r.patientId}`, remote: { identifier: r.patientIdentifier } },
+        request: { code: { text: r.what.join('; ') } },
+        description: 'Information needed to decide a second-opinion request',
+        dueDate: r.due,
+      });
+      return { reference: `Task/${task.id}` };
     },
   };
 }

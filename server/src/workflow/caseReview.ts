@@ -10,6 +10,7 @@ import { CODE_SYSTEMS, EXTENSIONS, PROFILES } from '../fhir/systems.js';
 import type { FhirStore } from '../storage/FhirStore.js';
 import { planOf } from './decide.js';
 import { sendLetter } from './letters.js';
+import type { ProviderDelivery } from './providerDelivery.js';
 import { provenance } from './submit.js';
 
 export interface ReviewInput {
@@ -51,7 +52,16 @@ async function loadCase(tx: FhirStore, taskId: string): Promise<CaseFiles> {
  * One review action on a case (R10, R11, R13, R14): checked against the review path and the
  * actor's role, applied in one transaction with a lock on the case, recorded with Provenance.
  */
-export async function performReviewAction(store: FhirStore, taskId: string, action: ReviewAction, input: ReviewInput, actor: AccessContext, ifMatch?: string, now = new Date()): Promise<Task> {
+export async function performReviewAction(
+  store: FhirStore,
+  taskId: string,
+  action: ReviewAction,
+  input: ReviewInput,
+  actor: AccessContext,
+  options: { ifMatch?: string; delivery?: ProviderDelivery; now?: Date } = {},
+): Promise<Task> {
+  const { ifMatch, delivery } = options;
+  const now = options.now ?? new Date();
   return store.transaction(async (tx) => {
     await tx.lock(`case:${taskId}`);
     const c = await loadCase(tx, taskId);
@@ -69,7 +79,7 @@ export async function performReviewAction(store: FhirStore, taskId: string, acti
     const sender = actor.fhirUser ? { reference: actor.fhirUser } : c.insurer;
     const requester = c.serviceRequest.requester!;
     const letter = (kind: Parameters<typeof sendLetter>[1], recipients: Reference[], facts: Parameters<typeof sendLetter>[3]) =>
-      sendLetter(tx, kind, { plan: c.plan, patient: c.patient, serviceRequest: c.serviceRequest, recipients, sender: c.insurer, now }, facts);
+      sendLetter(tx, kind, { plan: c.plan, patient: c.patient, serviceRequest: c.serviceRequest, recipients, sender: c.insurer, now, delivery }, facts);
     const member = { reference: `Patient/${c.patient.id}` };
 
     switch (action) {
@@ -114,6 +124,17 @@ export async function performReviewAction(store: FhirStore, taskId: string, acti
           input: input.what.map((what) => ({ type: { coding: [{ system: 'http://hl7.org/fhir/us/davinci-cdex/CodeSystem/cdex-temp', code: 'data-query' }], text: 'what' }, valueString: what })),
         });
         outputs.push(outputRef('information-request', { reference: `Task/${infoTask.id}` }));
+        // Where the provider has a FHIR endpoint, the request is also placed there (CDex) and the answer copied back.
+        const cin = c.patient.identifier?.find((i) => i.system === 'urn:oid:2.16.840.1.113883.3.1241.1.1');
+        const remote = await delivery?.requestInformation(tx, {
+          recipient: requester,
+          serviceRequestId: c.serviceRequest.id!,
+          patientId: c.patient.id!,
+          patientIdentifier: cin?.system && cin.value ? { system: cin.system, value: cin.value } : undefined,
+          what: input.what,
+          due: c.task.restriction?.period?.end,
+        });
+        if (remote) outputs.push(outputRef('information-request-at-provider', remote));
         // H&S 1367.01(h)(4): when information is missing, the member is told of the delay.
         for (const r of await letter('delay', [member], { newDueDate: c.task.restriction?.period?.end?.slice(0, 10) })) outputs.push(outputRef('delay-notice', r));
         break;
@@ -142,6 +163,7 @@ export async function performReviewAction(store: FhirStore, taskId: string, acti
         const report = await storeReport(tx, c, input.report, actor, now);
         outputs.push(outputRef('consultation-report', { reference: `DocumentReference/${report.id}` }));
         const recipients = await reportRecipients(tx, c);
+        for (const r of recipients.filter((x) => !x.reference?.startsWith('Patient/'))) await delivery?.deliver(tx, r, report);
         const summary = report.description ?? undefined;
         for (const r of await letter('report', recipients, { reportSummary: summary })) outputs.push(outputRef('report-sent', r));
         break;
@@ -265,7 +287,7 @@ async function reportRecipients(tx: FhirStore, c: CaseFiles): Promise<Reference[
 }
 
 /** R3 approvals on receipt: the authorized professional, approval letters (R11) and transportation (R13). */
-export const approvedOnReceipt = async (
+export const approvedOnReceipt = (delivery?: ProviderDelivery) => async (
   tx: FhirStore,
   c: { serviceRequest: ServiceRequest; patient: Patient; coverage: Coverage },
 ): Promise<TaskOutput[]> => {
@@ -278,7 +300,7 @@ export const approvedOnReceipt = async (
   const files: CaseFiles = { task: { resourceType: 'Task', status: 'accepted', intent: 'order' }, serviceRequest: c.serviceRequest, patient: c.patient, plan, insurer, step: 'approved' };
   const recipients = [{ reference: `Patient/${c.patient.id}` }, ...(c.serviceRequest.requester ? [c.serviceRequest.requester] : [])];
   const name = role ? await professionalName(tx, role) : undefined;
-  for (const r of await sendLetter(tx, 'approval', { plan, patient: c.patient, serviceRequest: c.serviceRequest, recipients, sender: insurer, now }, { professionalName: name ?? 'a qualified professional of your choice in our network', transportation })) {
+  for (const r of await sendLetter(tx, 'approval', { plan, patient: c.patient, serviceRequest: c.serviceRequest, recipients, sender: insurer, now, delivery }, { professionalName: name ?? 'a qualified professional of your choice in our network', transportation })) {
     outputs.push(outputRef('approval-notice', r));
   }
   if (transportation && role) outputs.push(outputRef('transportation', await arrangeTransport(tx, files, role, now)));

@@ -3,6 +3,7 @@ import { type LetterFacts, type LetterKind, letterLanguage, renderLetter } from 
 import type { PlanProfile } from '../domain/plans.js';
 import { PROFILES } from '../fhir/systems.js';
 import type { FhirStore } from '../storage/FhirStore.js';
+import type { ProviderDelivery } from './providerDelivery.js';
 
 export const patientName = (p: Patient): string => [p.name?.[0]?.given?.join(' '), p.name?.[0]?.family].filter(Boolean).join(' ') || 'Member';
 
@@ -13,7 +14,7 @@ export const patientName = (p: Patient): string => [p.name?.[0]?.given?.join(' '
 export async function sendLetter(
   tx: FhirStore,
   kind: LetterKind,
-  c: { plan: PlanProfile; patient: Patient; serviceRequest: ServiceRequest; recipients: Reference[]; sender: Reference; now: Date },
+  c: { plan: PlanProfile; patient: Patient; serviceRequest: ServiceRequest; recipients: Reference[]; sender: Reference; now: Date; delivery?: ProviderDelivery },
   facts: Partial<LetterFacts>,
 ): Promise<Reference[]> {
   const preferred = c.patient.communication?.find((x) => x.preferred)?.language.coding?.[0]?.code ?? c.patient.communication?.[0]?.language.coding?.[0]?.code;
@@ -46,6 +47,7 @@ export async function sendLetter(
       payload: [{ contentReference: { reference: `DocumentReference/${doc.id}`, display: title } }],
     });
     out.push({ reference: `Communication/${communication.id}` });
+    if (!recipient.reference?.startsWith('Patient/')) await c.delivery?.deliver(tx, recipient, communication);
   }
   return out;
 }

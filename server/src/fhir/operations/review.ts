@@ -1,6 +1,7 @@
 import type { DocumentReference, OperationDefinition, Reference, Resource } from 'fhir/r4.js';
 import type { ReviewAction } from '../../domain/reviewPath.js';
 import { performReviewAction, type ReviewInput } from '../../workflow/caseReview.js';
+import type { ProviderDelivery } from '../../workflow/providerDelivery.js';
 import type { OperationDefinitionEntry } from '../context.js';
 import { ifMatchVersion } from '../interactions/crud.js';
 import { badRequest, forbidden } from '../outcomes.js';
@@ -31,7 +32,7 @@ function reviewInput(p: ParsedParameters): ReviewInput {
  * `Task/{id}/$<action>` for each step of the review path (R10, R11, R13, R14). Inputs are parsed
  * against the published OperationDefinition; the business logic is workflow/caseReview.ts.
  */
-export function reviewOperations(definitions: OperationDefinition[]): OperationDefinitionEntry[] {
+export function reviewOperations(definitions: OperationDefinition[], delivery?: ProviderDelivery): OperationDefinitionEntry[] {
   return REVIEW_ACTIONS.map((action) => {
     const definition = definitions.find((d) => d.id === `Task-${action}`);
     if (!definition) throw new Error(`OperationDefinition Task-${action} is missing from profiles/`);
@@ -46,7 +47,7 @@ export function reviewOperations(definitions: OperationDefinition[]): OperationD
         if (!req.auth) throw forbidden('Review actions need an authenticated user');
         if (!args.id || !ID_RE.test(args.id)) throw badRequest('Invalid Task id');
         const input = reviewInput(parseOperationInput(req, definition));
-        const task = await performReviewAction(ctx.store, args.id, action, input, req.auth, ifMatchVersion(req));
+        const task = await performReviewAction(ctx.store, args.id, action, input, req.auth, { ifMatch: ifMatchVersion(req), delivery });
         return { status: 200, body: task, headers: { ETag: `W/"${task.meta?.versionId}"` } };
       },
     };

@@ -1,5 +1,6 @@
 import type { Bundle, Reference, ServiceRequest } from 'fhir/r4.js';
 import { approvedOnReceipt } from '../../workflow/caseReview.js';
+import type { ProviderDelivery } from '../../workflow/providerDelivery.js';
 import { checkEligibility, resultBundle, submitSecondOpinion, type DecideCase } from '../../workflow/submit.js';
 import type { FhirContext, OperationDefinitionEntry } from '../context.js';
 import { requireScope } from '../guard.js';
@@ -9,7 +10,7 @@ import { CANONICAL_BASE, PROFILES } from '../systems.js';
 const actorOf = (fhirUser?: string): Reference | undefined => (fhirUser ? { reference: fhirUser } : undefined);
 
 /** `ServiceRequest/$submit`: a second-opinion request becomes a case (ServiceRequest, eligibility, Task). */
-export function submitOperation(decide: DecideCase): OperationDefinitionEntry {
+export function submitOperation(decide: DecideCase, delivery?: ProviderDelivery): OperationDefinitionEntry {
   return {
     name: 'submit',
     levels: ['type'],
@@ -24,7 +25,7 @@ export function submitOperation(decide: DecideCase): OperationDefinitionEntry {
           requireScope(req, ctx, resource.resourceType, 'create');
         },
         mayAccess: (resource) => (req.auth ? ctx.policy.mayAccess(req.auth, resource.resourceType, ctx.indexer.patientCompartments(resource)) : true),
-        onApproval: approvedOnReceipt,
+        onApproval: approvedOnReceipt(delivery),
       });
       return { status: result.created ? 201 : 200, body: resultBundle(result, req.baseUrl) };
     },
@@ -35,8 +36,8 @@ export function submitOperation(decide: DecideCase): OperationDefinitionEntry {
  * A plain `POST /ServiceRequest` carrying the second-opinion profile starts the same workflow as
  * `$submit` (the request alone, referring to stored resources); it answers with the stored ServiceRequest.
  */
-export function submitOnCreate(decide: DecideCase): NonNullable<FhirContext['createInterceptors']>[string] {
-  const op = submitOperation(decide);
+export function submitOnCreate(decide: DecideCase, delivery?: ProviderDelivery): NonNullable<FhirContext['createInterceptors']>[string] {
+  const op = submitOperation(decide, delivery);
   return async (req, ctx, resource) => {
     if (!resource.meta?.profile?.includes(PROFILES.serviceRequest)) return undefined;
     const bundle: Bundle = { resourceType: 'Bundle', type: 'collection', entry: [{ resource }] };

@@ -1,0 +1,66 @@
+import { randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Communication, Endpoint, Organization, ServiceRequest } from 'fhir/r4.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CODE_SYSTEMS, IDENTIFIER_SYSTEMS } from '../server/src/fhir/systems.js';
+import { type DemoServer, startDemoServer } from './helpers/demoServer.js';
+import { raw } from './helpers/fhir.js';
+import { planKeys, type ProviderServer, startProviderServer, waitFor } from './helpers/providerServer.js';
+import { pgliteConfig } from './helpers/stores.js';
+import { tokenFor } from './helpers/tokens.js';
+
+const SCOPES = ['system/Communication.cr', 'system/Communication.s', 'system/DocumentReference.cr', 'system/DocumentReference.s', 'system/Task.cru', 'system/Task.s'];
+
+/** Decision notices reach the requesting provider's own FHIR server through the outbox (R11, issue 7). */
+describe('notices delivered to a provider FHIR endpoint', () => {
+  let provider: ProviderServer;
+  let server: DemoServer;
+  const keys = planKeys('RS384');
+
+  beforeAll(async () => {
+    provider = await startProviderServer();
+    provider.register({ clientId: 'plan-hpsj', publicKey: keys.publicKey, kid: 'hpsj-1', scopes: SCOPES });
+    const file = join(process.env.TMPDIR ?? '/tmp', `so-outbound-${randomUUID()}.json`);
+    writeFileSync(file, JSON.stringify({
+      planOrganization: 'Organization/hpsj',
+      worker: { pollMs: 30, batch: 10, leaseMs: 5000, maxAttempts: 6, backoff: { baseMs: 20, maxMs: 100 } },
+      network: { allowPrivateNetwork: true, timeoutMs: 5000 },
+      credentials: [{ endpoints: [provider.fhirBase], clientId: 'plan-hpsj', privateKey: keys.privatePem, kid: 'hpsj-1', alg: 'RS384', scopes: SCOPES }],
+    }));
+    server = await startDemoServer(pgliteConfig(), { OUTBOX_ENABLED: 'true', OUTBOUND_CONFIG_FILE: file });
+    // The requesting PCP's medical group has a FHIR endpoint.
+    await server.store.update<Endpoint>({ resourceType: 'Endpoint', id: 'ep-hpsj-ipa-a', status: 'active', connectionType: { system: 'http://terminology.hl7.org/CodeSystem/endpoint-connection-type', code: 'hl7-fhir-rest' }, payloadType: [{ text: 'FHIR' }], address: provider.fhirBase });
+    const ipa = (await server.store.read('Organization', 'hpsj-ipa-a')) as Organization;
+    await server.store.update<Organization>({ ...ipa, endpoint: [{ reference: 'Endpoint/ep-hpsj-ipa-a' }] });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await provider?.close();
+  });
+
+  it('an approval on receipt sends the provider letter to the provider server exactly once', async () => {
+    const sr: ServiceRequest = {
+      resourceType: 'ServiceRequest',
+      identifier: [{ system: IDENTIFIER_SYSTEMS.secondOpinionRequest, value: randomUUID() }],
+      status: 'draft',
+      intent: 'order',
+      subject: { reference: 'Patient/member-hpsj-1' },
+      requester: { reference: 'PractitionerRole/role-hpsj-pcp-1' },
+      insurance: [{ reference: 'Coverage/coverage-member-hpsj-1' }],
+      reasonCode: [{ coding: [{ system: CODE_SYSTEMS.reason, code: 'serious-condition' }] }],
+      performerType: { coding: [{ system: CODE_SYSTEMS.nucc, code: '207RC0000X' }] },
+      performer: [{ reference: 'PractitionerRole/role-hpsj-card-2' }],
+    };
+    const token = tokenFor(server, { scope: 'user/*.cruds', fhirUser: 'Practitioner/hpsj-pcp-1', roles: ['treating-provider'] });
+    const res = await raw(`${server.fhirBase}/ServiceRequest/$submit`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, json: { resourceType: 'Bundle', type: 'collection', entry: [{ resource: sr }] } });
+    expect(res.status).toBe(201);
+    const received = await waitFor(async () => {
+      const found = (await provider.server.store.search({ resourceType: 'Communication', clauses: [], sort: [], count: 10, offset: 0, total: false })).resources as Communication[];
+      return found.length ? found : undefined;
+    }, 10_000, 'the letter at the provider');
+    expect(received).toHaveLength(1);
+    expect(received[0].identifier?.[0].value).toMatch(/^Communication\//);
+    expect(provider.requests.filter((r) => r.method === 'POST' && r.path === '/Communication')).toHaveLength(1);
+  });
+});
