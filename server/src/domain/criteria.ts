@@ -1,6 +1,5 @@
+import { esc } from './html.js';
 import type { PlanProfile } from './plans.js';
-
-const esc = (s: unknown) => String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 /**
  * The criteria the engine applies for a plan, generated from the plan profile itself so the page

@@ -1,3 +1,4 @@
+import { esc } from './html.js';
 import type { PlanProfile } from './plans.js';
 
 export type Language = 'en' | 'es';
@@ -17,8 +18,6 @@ export interface LetterFacts {
   newDueDate?: string;
   reportSummary?: string;
 }
-
-const esc = (s: unknown) => String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 /** The member's language when the plan has templates for it; English otherwise (R10). */
 export function letterLanguage(plan: PlanProfile, preferred: string | undefined): Language {
