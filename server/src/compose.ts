@@ -14,6 +14,7 @@ import { criteriaLibraries } from './workflow/criteria.js';
 import { eligibilityCheckOperation, submitOnCreate, submitOperation } from './fhir/operations/submit.js';
 import { Indexer } from './fhir/search/indexer.js';
 import { createOutbound, type Outbound } from './outbound/index.js';
+import { appRouter } from './http/appRoutes.js';
 import { CANONICAL_BASE } from './fhir/systems.js';
 import type { ProviderDelivery } from './workflow/providerDelivery.js';
 import type { Identifier, Resource } from 'fhir/r4.js';
@@ -45,7 +46,7 @@ export async function buildParts(env: PartsEnv): Promise<ServerParts> {
     policy: auth.policy,
     authenticate: auth.authenticate,
     security: auth.security,
-    routers: [auth.router, reportRouter(env.store, auth.policy, auth.authenticate, env.fhirBase)],
+    routers: [auth.router, reportRouter(env.store, auth.policy, auth.authenticate, env.fhirBase), ...appRouter()],
     allowedOrigin: auth.allowedOrigin,
     operations: [
       submitOperation(decideWithPlanRules, delivery),

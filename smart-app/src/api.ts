@@ -1,0 +1,131 @@
+import type { Bundle, CareTeam, Coverage, CoverageEligibilityResponse, DocumentReference, Organization, Parameters, Patient, Resource, ServiceRequest, Task } from 'fhir/r4.js';
+
+/** What the UI needs from the FHIR server; the UI never calls fetch itself. */
+export interface FhirRequester {
+  request<T>(url: string, init?: { method?: string; body?: string; headers?: Record<string, string> }): Promise<T>;
+  patientId?: string;
+  fhirUser?: string;
+}
+
+export const SYSTEMS = {
+  reason: 'https://second-opinion.example.org/fhir/CodeSystem/second-opinion-reason',
+  nucc: 'http://nucc.org/provider-taxonomy',
+  cin: 'urn:oid:2.16.840.1.113883.3.1241.1.1',
+  requestId: 'https://second-opinion.example.org/fhir/sid/second-opinion-request',
+  careQuestioned: 'https://second-opinion.example.org/fhir/StructureDefinition/care-questioned',
+  transportation: 'https://second-opinion.example.org/fhir/StructureDefinition/transportation-needed',
+  language: 'https://second-opinion.example.org/fhir/StructureDefinition/preferred-language',
+};
+
+export interface Banner {
+  name: string;
+  birthDate?: string;
+  cin?: string;
+  plan?: string;
+  pcp?: string;
+  coverageId?: string;
+  careTeam: { reference: string; display: string }[];
+}
+
+export interface RequestForm {
+  reason: string;
+  reasonText: string;
+  careQuestioned: string;
+  specialty: string;
+  performer?: string;
+  urgent: boolean;
+  transportation: boolean;
+  language: string;
+}
+
+const json = (body: unknown) => ({ method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/fhir+json' } });
+const entries = <T extends Resource>(b: Bundle) => (b.entry ?? []).map((e) => e.resource as T).filter(Boolean);
+
+export class SecondOpinionApi {
+  constructor(private readonly fhir: FhirRequester) {}
+
+  async banner(patientId: string): Promise<Banner> {
+    const patient = await this.fhir.request<Patient>(`Patient/${patientId}`);
+    const coverage = entries<Coverage>(await this.fhir.request<Bundle>(`Coverage?beneficiary=Patient/${patientId}&status=active`))[0];
+    const plan = coverage?.payor[0]?.reference ? await this.fhir.request<Organization>(coverage.payor[0].reference).catch(() => undefined) : undefined;
+    const teams = entries<CareTeam>(await this.fhir.request<Bundle>(`CareTeam?patient=${patientId}`));
+    const careTeam = teams.flatMap((t) => t.participant ?? []).map((p) => ({ reference: p.member?.reference ?? '', display: `${p.role?.[0]?.text ?? 'Care team'}: ${p.member?.reference ?? ''}` })).filter((p) => p.reference);
+    return {
+      name: [patient.name?.[0]?.given?.join(' '), patient.name?.[0]?.family].filter(Boolean).join(' '),
+      birthDate: patient.birthDate,
+      cin: patient.identifier?.find((i) => i.system === SYSTEMS.cin)?.value,
+      plan: plan?.name,
+      pcp: patient.generalPractitioner?.[0]?.reference,
+      coverageId: coverage?.id,
+      careTeam,
+    };
+  }
+
+  private bundle(patientId: string, coverageId: string, requester: string, form: RequestForm): Bundle {
+    const sr: ServiceRequest = {
+      resourceType: 'ServiceRequest',
+      identifier: [{ system: SYSTEMS.requestId, value: crypto.randomUUID() }],
+      status: 'draft',
+      intent: 'order',
+      priority: form.urgent ? 'urgent' : 'routine',
+      subject: { reference: `Patient/${patientId}` },
+      requester: { reference: requester },
+      insurance: [{ reference: `Coverage/${coverageId}` }],
+      reasonCode: [{ coding: [{ system: SYSTEMS.reason, code: form.reason }], text: form.reasonText || undefined }],
+      performerType: { coding: [{ system: SYSTEMS.nucc, code: form.specialty }] },
+      performer: form.performer ? [{ reference: form.performer }] : undefined,
+      extension: [
+        ...(form.careQuestioned ? [{ url: SYSTEMS.careQuestioned, valueReference: { reference: form.careQuestioned } }] : []),
+        { url: SYSTEMS.transportation, valueBoolean: form.transportation },
+        { url: SYSTEMS.language, valueCode: form.language },
+      ],
+    };
+    return { resourceType: 'Bundle', type: 'collection', entry: [{ resource: sr }] };
+  }
+
+  checkAuthorization(patientId: string, coverageId: string, requester: string, form: RequestForm): Promise<CoverageEligibilityResponse> {
+    return this.fhir.request('CoverageEligibilityRequest/$submit', json(this.bundle(patientId, coverageId, requester, form)));
+  }
+
+  async submit(patientId: string, coverageId: string, requester: string, form: RequestForm): Promise<Task> {
+    const result = await this.fhir.request<Bundle>('ServiceRequest/$submit', json(this.bundle(patientId, coverageId, requester, form)));
+    return entries<Task>(result).find((r) => r.resourceType === 'Task')!;
+  }
+
+  async cases(query: string): Promise<{ task: Task; request?: ServiceRequest }[]> {
+    const b = await this.fhir.request<Bundle>(`Task?${query}&_include=Task:focus&_count=50`);
+    const requests = new Map(entries<ServiceRequest>(b).filter((r) => r.resourceType === 'ServiceRequest').map((r) => [`ServiceRequest/${r.id}`, r]));
+    return entries<Task>(b).filter((r) => r.resourceType === 'Task').map((task) => ({ task, request: requests.get(task.focus?.reference ?? '') }));
+  }
+
+  async letters(serviceRequest: string): Promise<{ title: string; html: string }[]> {
+    const docs = entries<DocumentReference>(await this.fhir.request<Bundle>(`DocumentReference?related=${serviceRequest}&_count=50`));
+    return docs.map((d) => ({ title: d.description ?? d.type?.text ?? 'Document', html: atobUtf8(d.content[0]?.attachment.data ?? '') }));
+  }
+
+  reviewAction(taskId: string, action: string, parameter: Parameters['parameter']): Promise<Task> {
+    return this.fhir.request(`Task/${taskId}/$${action}`, json({ resourceType: 'Parameters', parameter }));
+  }
+}
+
+function atobUtf8(b64: string): string {
+  const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  return new TextDecoder().decode(bytes);
+}
+
+/** The readable message of a failed call: the OperationOutcome's diagnostics when there is one. */
+export function errorMessage(err: unknown): string {
+  const body = (err as { body?: unknown; message?: string })?.body;
+  const outcome = typeof body === 'string' ? safeParse(body) : body;
+  const issues = (outcome as { issue?: { diagnostics?: string }[] } | undefined)?.issue;
+  if (issues?.length) return issues.map((i) => i.diagnostics).filter(Boolean).join('; ');
+  return err instanceof Error ? err.message : String(err);
+}
+
+function safeParse(s: string): unknown {
+  try {
+    return JSON.parse(s);
+  } catch {
+    return undefined;
+  }
+}

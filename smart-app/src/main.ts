@@ -1,0 +1,148 @@
+import FHIR from 'fhirclient';
+import type { Task } from 'fhir/r4.js';
+import { type Banner, errorMessage, type FhirRequester, type RequestForm, SecondOpinionApi } from './api.js';
+import { el, esc, progress, showError } from './ui.js';
+
+const REASONS: [string, string][] = [
+  ['surgery-necessity', 'Questions the need for recommended surgery or treatment'],
+  ['serious-condition', 'Serious condition: questions the diagnosis or plan of care'],
+  ['unclear-diagnosis', 'Unclear or conflicting diagnosis'],
+  ['not-improving', 'Treatment is not improving the condition'],
+  ['persistent-concerns', 'Serious concerns persist after following the plan'],
+  ['other', 'Other (describe)'],
+];
+const SPECIALTIES: [string, string][] = [
+  ['207RC0000X', 'Cardiology'], ['207X00000X', 'Orthopaedic surgery'], ['207RX0202X', 'Medical oncology'], ['2084N0400X', 'Neurology'], ['2084P0800X', 'Psychiatry'], ['207Q00000X', 'Family medicine (PCP)'],
+];
+const STEPS = ['received', 'um-review', 'info-requested', 'info-received', 'medical-director-review', 'approved', 'transport-arranged', 'denied', 'completed'];
+
+async function main(): Promise<void> {
+  const app = document.getElementById('app')!;
+  try {
+    const client = await FHIR.oauth2.ready();
+    const fhir: FhirRequester = {
+      request: (url, init) => client.request({ url, method: init?.method ?? 'GET', body: init?.body, headers: init?.headers }),
+      patientId: client.patient.id ?? undefined,
+      fhirUser: client.getFhirUser() ?? undefined,
+    };
+    const api = new SecondOpinionApi(fhir);
+    const mode = sessionStorage.getItem('so-mode') ?? 'physician';
+    if (mode === 'staff') return await staffView(app, api);
+    if (!fhir.patientId) throw new Error('No patient in context');
+    const banner = await api.banner(fhir.patientId);
+    document.getElementById('banner')!.innerHTML = bannerHtml(banner);
+    if (mode === 'member') return await memberView(app, api, fhir.patientId);
+    await physicianView(app, api, fhir, banner);
+  } catch (err) {
+    showError(app, errorMessage(err));
+  }
+}
+
+function bannerHtml(b: Banner): string {
+  return `<strong>${esc(b.name)}</strong> · born ${esc(b.birthDate)} · Medi-Cal ID ${esc(b.cin)} · ${esc(b.plan)} · PCP ${esc(b.pcp)}`;
+}
+
+async function physicianView(app: HTMLElement, api: SecondOpinionApi, fhir: FhirRequester, banner: Banner): Promise<void> {
+  app.innerHTML = `
+  <section aria-labelledby="req-h"><h2 id="req-h">Request a second opinion</h2>
+  <form id="request-form">
+    <label for="reason">Reason (R2)</label><select id="reason" required>${REASONS.map(([v, l]) => `<option value="${v}">${esc(l)}</option>`).join('')}</select>
+    <label for="reason-text">Details</label><textarea id="reason-text" rows="2"></textarea>
+    <label for="care-questioned">Whose care is questioned</label><select id="care-questioned">${banner.careTeam.map((c) => `<option value="${esc(c.reference)}">${esc(c.display)}</option>`).join('')}</select>
+    <label for="specialty">Specialty wanted</label><select id="specialty">${SPECIALTIES.map(([v, l]) => `<option value="${v}">${esc(l)}</option>`).join('')}</select>
+    <label for="performer">Professional requested (PractitionerRole, optional)</label><input id="performer" placeholder="PractitionerRole/…" />
+    <label><input type="checkbox" id="urgent" /> Urgent — waiting the standard time could seriously jeopardize the member’s life, health or function</label>
+    <label><input type="checkbox" id="transportation" /> The member needs transportation (R13)</label>
+    <label for="language">Preferred language for letters</label><select id="language"><option value="en">English</option><option value="es">Español</option></select>
+    <div><button type="button" id="check">Check authorization</button><button type="submit" id="submit">Submit request</button></div>
+  </form><div id="answer" aria-live="polite"></div></section>
+  <section aria-labelledby="cases-h"><h2 id="cases-h">Requests for this patient</h2><div id="cases"></div></section>`;
+  const form = (): RequestForm => ({
+    reason: (document.getElementById('reason') as HTMLSelectElement).value,
+    reasonText: (document.getElementById('reason-text') as HTMLTextAreaElement).value,
+    careQuestioned: (document.getElementById('care-questioned') as HTMLSelectElement).value,
+    specialty: (document.getElementById('specialty') as HTMLSelectElement).value,
+    performer: (document.getElementById('performer') as HTMLInputElement).value.trim() || undefined,
+    urgent: (document.getElementById('urgent') as HTMLInputElement).checked,
+    transportation: (document.getElementById('transportation') as HTMLInputElement).checked,
+    language: (document.getElementById('language') as HTMLSelectElement).value,
+  });
+  const answer = document.getElementById('answer')!;
+  const requester = fhir.fhirUser ?? '';
+  document.getElementById('check')!.addEventListener('click', async () => {
+    await progress(answer, async () => {
+      const r = await api.checkAuthorization(fhir.patientId!, banner.coverageId!, requester, form());
+      const needed = r.insurance?.[0]?.item?.[0]?.authorizationRequired;
+      answer.innerHTML = `<div class="notice"><p><strong>${needed ? 'Authorization needed' : 'No authorization needed'}</strong></p><p>${esc(r.disposition)}</p></div>`;
+    });
+  });
+  document.getElementById('request-form')!.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    await progress(answer, async () => {
+      const task = await api.submit(fhir.patientId!, banner.coverageId!, requester, form());
+      answer.innerHTML = `<div class="notice" id="submitted">Request received. Status: <strong>${esc(task.businessStatus?.coding?.[0]?.code)}</strong>; decision due ${esc(task.restriction?.period?.end)}.</div>`;
+      await renderCases(api, `patient=${fhir.patientId}&_sort=-authored-on`, document.getElementById('cases')!);
+    });
+  });
+  await renderCases(api, `patient=${fhir.patientId}&_sort=-authored-on`, document.getElementById('cases')!);
+}
+
+async function renderCases(api: SecondOpinionApi, query: string, target: HTMLElement, actions?: (task: Task) => HTMLElement): Promise<void> {
+  const cases = await api.cases(query);
+  target.innerHTML = cases.length ? '' : '<p>No requests yet.</p>';
+  for (const { task, request } of cases) {
+    const card = el('div', { class: 'card' });
+    const step = task.businessStatus?.coding?.[0]?.code ?? '';
+    const due = task.restriction?.period?.end;
+    const hoursLeft = due ? (Date.parse(due) - Date.now()) / 3_600_000 : undefined;
+    const open = task.status !== 'completed' && task.status !== 'rejected' && task.status !== 'cancelled';
+    const dueClass = open && hoursLeft !== undefined ? (hoursLeft < 0 ? 'overdue' : hoursLeft < 24 ? 'due-soon' : '') : '';
+    card.innerHTML = `<h3>${esc(request?.reasonCode?.[0]?.coding?.[0]?.code ?? 'Second opinion')} — ${esc(step)}</h3>
+      <p class="${dueClass}">Decision due ${esc(due)}${hoursLeft !== undefined && open ? ` (${Math.round(hoursLeft)} h left)` : ''}</p>
+      <ol aria-label="Timeline">${STEPS.filter((s) => s === step || (task.output ?? []).some((o) => o.type.text?.startsWith(s))).map((s) => `<li>${esc(s)}</li>`).join('')}</ol>`;
+    if (request?.id) {
+      const letters = el('details');
+      letters.innerHTML = '<summary>Letters and reports</summary><div>Loading…</div>';
+      letters.addEventListener('toggle', async () => {
+        const docs = await api.letters(`ServiceRequest/${request.id}`);
+        letters.querySelector('div')!.innerHTML = docs.map((d) => `<article class="card"><h4>${esc(d.title)}</h4><iframe title="${esc(d.title)}" sandbox="" srcdoc="${esc(d.html)}" style="width:100%;height:16rem;border:0"></iframe></article>`).join('') || 'None yet.';
+      }, { once: true });
+      card.append(letters);
+    }
+    if (actions) card.append(actions(task));
+    target.append(card);
+  }
+}
+
+async function memberView(app: HTMLElement, api: SecondOpinionApi, patientId: string): Promise<void> {
+  app.innerHTML = `<section><h2>Your rights / Sus derechos</h2>
+    <p>You can ask for a second opinion from another qualified doctor, at no cost to you. / Puede pedir una segunda opinión de otro médico calificado, sin costo para usted.</p>
+    <p>If we say no, you can appeal, file a grievance, or ask the DMHC Help Center (1-888-466-2219) for help. / Si decimos que no, puede apelar, presentar una queja o pedir ayuda al DMHC (1-888-466-2219).</p></section>
+    <section><h2>Your requests / Sus solicitudes</h2><div id="cases"></div></section>`;
+  await renderCases(api, `patient=${patientId}&_sort=-authored-on`, document.getElementById('cases')!);
+}
+
+async function staffView(app: HTMLElement, api: SecondOpinionApi): Promise<void> {
+  app.innerHTML = '<section><h2>UM review queue</h2><p>Open cases, earliest due first.</p><div id="cases"></div></section>';
+  const target = document.getElementById('cases')!;
+  const actions = (task: Task) => {
+    const box = el('div');
+    const reason = el('input', { id: `reason-${task.id}`, 'aria-label': 'Reason (for a denial)', placeholder: 'Reason (for a denial)' }) as HTMLInputElement;
+    box.append(reason);
+    for (const [action, label] of [['approve', 'Approve'], ['request-info', 'Request info'], ['escalate', 'Escalate'], ['deny', 'Deny'], ['refer-consultative-review', 'Refer']]) {
+      const b = el('button', { type: 'button', 'data-action': action }, label);
+      b.addEventListener('click', async () => {
+        const parameter = action === 'deny' ? [{ name: 'reason', valueString: reason.value || 'Not medically necessary' }] : action === 'request-info' ? [{ name: 'what', valueString: reason.value || 'Recent clinical notes' }] : [];
+        await progress(box, async () => {
+          await api.reviewAction(task.id!, action, parameter);
+          await renderCases(api, 'status=requested,in-progress,on-hold,received&_sort=due', target, actions);
+        });
+      });
+      box.append(b);
+    }
+    return box;
+  };
+  await renderCases(api, 'status=requested,in-progress,on-hold,received&_sort=due', target, actions);
+}
+
+void main();
