@@ -35,7 +35,7 @@ async function load(url: string, headers: Record<string, string> = {}, method: '
 }
 
 async function startServer(dataDir: string, env: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn('npx', ['tsx', 'server/src/main.ts'], { env: { ...process.env, PORT: '0', DATA_DIR: dataDir, DEMO_MODE: 'true', LOG_LEVEL: 'info', OUTBOX_ENABLED: 'false', ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'server/src/main.ts'], { env: { ...process.env, PORT: '0', DATA_DIR: dataDir, DEMO_MODE: 'true', LOG_LEVEL: 'info', OUTBOX_ENABLED: 'false', ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
   const url = await new Promise<string>((resolve, reject) => {
     let buffer = '';
     child.stdout!.on('data', (chunk: Buffer) => {

@@ -15,6 +15,7 @@ import { eligibilityCheckOperation, submitOnCreate, submitOperation } from './fh
 import { Indexer } from './fhir/search/indexer.js';
 import { createOutbound, type Outbound } from './outbound/index.js';
 import { appRouter } from './http/appRoutes.js';
+import { metricsRouter } from './http/metricsRoutes.js';
 import { CANONICAL_BASE } from './fhir/systems.js';
 import type { ProviderDelivery } from './workflow/providerDelivery.js';
 import type { Identifier, Resource } from 'fhir/r4.js';
@@ -46,7 +47,7 @@ export async function buildParts(env: PartsEnv): Promise<ServerParts> {
     policy: auth.policy,
     authenticate: auth.authenticate,
     security: auth.security,
-    routers: [auth.router, reportRouter(env.store, auth.policy, auth.authenticate, env.fhirBase), ...appRouter()],
+    routers: [auth.router, reportRouter(env.store, auth.policy, auth.authenticate, env.fhirBase), metricsRouter(env.store, () => outbound.metrics(), auth.authenticate), ...appRouter()],
     allowedOrigin: auth.allowedOrigin,
     operations: [
       submitOperation(decideWithPlanRules, delivery),
