@@ -4,30 +4,35 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium, SCREENSHOTS } from './helpers/browser.js';
 import { type DemoServer, startDemoServer } from './helpers/demoServer.js';
+import { STORE_DRIVERS } from './helpers/stores.js';
+import { tokenFor } from './helpers/tokens.js';
 
 const require = createRequire(import.meta.url);
 const axeSource = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 
 /** The SMART app in real Chromium: EHR launch from /sandbox, request, UM decision, letters. */
-describe('SMART app end to end (Chromium)', () => {
+describe.each(STORE_DRIVERS)('SMART app end to end (Chromium) on $name', (driver) => {
   let server: DemoServer;
   let browser: Browser;
+  const store = driver.config();
+  const shot = (name: string) => `${SCREENSHOTS}/${driver.name}-${name}.png`;
   beforeAll(async () => {
-    server = await startDemoServer();
+    server = await startDemoServer(store);
     browser = await launchChromium();
   });
   afterAll(async () => {
     await browser?.close();
     await server?.close();
+    await driver.cleanup(store);
   });
 
-  it('a physician launches from the sandbox EHR, checks authorization and submits an out-of-network request; a UM clinician approves it; the physician sees the letters', async () => {
+  it('a physician launches from the sandbox, checks authorization and submits out of network; a UM clinician escalates and the Medical Director approves; the report is posted; the physician reads it and the member sees the letter', async () => {
     const page = await browser.newPage({ viewport: { width: 1024, height: 768 } });
     await page.goto(`${server.url}/sandbox`);
     await page.selectOption('#user', 'Practitioner/hpsj-pcp-1');
     await page.selectOption('#patient', 'Patient/member-hpsj-1');
     await page.selectOption('#client_id', 'second-opinion-app');
-    await page.screenshot({ path: `${SCREENSHOTS}/01-sandbox.png` });
+    await page.screenshot({ path: shot('01-sandbox') });
     await page.click('button[type=submit]');
     await page.waitForSelector('#request-form', { timeout: 20_000 });
     await expect(page.textContent('#banner')).resolves.toContain('Maria Garcia');
@@ -37,7 +42,7 @@ describe('SMART app end to end (Chromium)', () => {
     await page.check('#transportation');
     await page.click('#check');
     await page.waitForSelector('text=Authorization needed');
-    await page.screenshot({ path: `${SCREENSHOTS}/02-authorization-check.png` });
+    await page.screenshot({ path: shot('02-authorization-check') });
     const axe = await page.evaluate(async (source) => {
       // eslint-disable-next-line no-eval
       (0, eval)(source);
@@ -48,25 +53,54 @@ describe('SMART app end to end (Chromium)', () => {
     await page.click('#submit');
     await page.waitForSelector('#submitted');
     await expect(page.textContent('#submitted')).resolves.toContain('um-review');
-    await page.screenshot({ path: `${SCREENSHOTS}/03-submitted.png` });
+    await page.screenshot({ path: shot('03-submitted') });
 
-    const staff = await browser.newPage({ viewport: { width: 1024, height: 768 } });
-    await staff.goto(`${server.url}/app/launch.html?iss=${encodeURIComponent(server.fhirBase)}&mode=staff`);
-    await staff.waitForSelector('#user');
-    await staff.selectOption('#user', 'Practitioner/hpsj-um-1');
-    await staff.click('button[type=submit]');
-    await staff.waitForSelector('button[data-action=approve]', { timeout: 20_000 });
-    await staff.screenshot({ path: `${SCREENSHOTS}/04-um-queue.png` });
-    const queueBefore = await staff.locator('button[data-action=approve]').count();
-    await staff.locator('button[data-action=approve]').first().click();
-    await staff.waitForFunction((n) => document.querySelectorAll('button[data-action=approve]').length < n, queueBefore);
+    // A UM clinician escalates; the physician reviewer (Medical Director) approves.
+    const signIn = async (user: string, mode: string) => {
+      const p = await browser.newPage({ viewport: { width: 1024, height: 768 } });
+      await p.goto(`${server.url}/app/launch.html?iss=${encodeURIComponent(server.fhirBase)}&mode=${mode}`);
+      await p.waitForSelector('#user');
+      await p.selectOption('#user', user);
+      await p.click('button[type=submit]');
+      return p;
+    };
+    const um = await signIn('Practitioner/hpsj-um-1', 'staff');
+    await um.waitForSelector('button[data-action=escalate]', { timeout: 20_000 });
+    await um.screenshot({ path: shot('04-um-queue') });
+    await um.locator('button[data-action=escalate]').first().click();
+    await um.waitForSelector('text=medical-director-review');
+    const md = await signIn('Practitioner/hpsj-md-1', 'staff');
+    await md.waitForSelector('text=medical-director-review', { timeout: 20_000 });
+    await md.locator('.card', { hasText: 'medical-director-review' }).locator('button[data-action=approve]').click();
+    await md.waitForFunction(() => !document.body.textContent?.includes('medical-director-review'));
+    await md.screenshot({ path: shot('05-decided') });
+
+    // The authorized second-opinion professional posts the consultation report (through the API, from their own system).
+    const tasks = await (await fetch(`${server.fhirBase}/Task?patient=member-hpsj-1&_sort=-authored-on&_count=1`, { headers: { authorization: `Bearer ${tokenFor(server, { scope: 'user/*.rs', fhirUser: 'Practitioner/hpsj-um-1', roles: ['um-clinician'] })}` } })).json();
+    const taskId = tasks.entry[0].resource.id as string;
+    const report = await fetch(`${server.fhirBase}/Task/${taskId}/$post-report`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${tokenFor(server, { scope: 'user/*.cruds', fhirUser: 'Practitioner/oon-card-1', roles: ['second-opinion-provider'] })}`, 'content-type': 'application/fhir+json' },
+      body: JSON.stringify({ resourceType: 'Parameters', parameter: [{ name: 'report', resource: { resourceType: 'DocumentReference', status: 'current', description: 'Second opinion: valve repair preferred; recommend transesophageal echocardiogram', content: [{ attachment: { contentType: 'text/plain', data: Buffer.from('Consultation report').toString('base64') } }] } }] }),
+    });
+    expect(report.status).toBe(200);
 
     await page.reload();
     await page.waitForSelector('details');
     await page.locator('details').first().click();
     await page.waitForSelector('article h4');
-    await expect(page.locator('article h4').allTextContents()).resolves.toEqual(expect.arrayContaining([expect.stringMatching(/approved|aprobada/)]));
-    await page.screenshot({ path: `${SCREENSHOTS}/05-letters.png`, fullPage: true });
+    const titles = await page.locator('article h4').allTextContents();
+    expect(titles).toEqual(expect.arrayContaining([expect.stringMatching(/transesophageal echocardiogram/), expect.stringMatching(/approved|aprobada/)]));
+    await page.screenshot({ path: shot('07-physician-reads-report'), fullPage: true });
+
+    // The member (standalone launch) sees the case and the letter.
+    const member = await signIn('Patient/member-hpsj-1', 'member');
+    await member.waitForSelector('details', { timeout: 20_000 });
+    await expect(member.textContent('main')).resolves.toMatch(/Sus derechos/);
+    await member.locator('details').first().click();
+    await member.waitForSelector('article h4');
+    await expect(member.locator('article h4').allTextContents()).resolves.toEqual(expect.arrayContaining([expect.stringMatching(/aprobada|approved/)]));
+    await member.screenshot({ path: shot('08-member-letters'), fullPage: true });
   });
 
   it('works at phone width', async () => {
@@ -78,6 +112,6 @@ describe('SMART app end to end (Chromium)', () => {
     await page.waitForSelector('#request-form', { timeout: 20_000 });
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     expect(overflow).toBeLessThanOrEqual(0);
-    await page.screenshot({ path: `${SCREENSHOTS}/06-phone.png`, fullPage: true });
+    await page.screenshot({ path: shot('09-phone'), fullPage: true });
   });
 });
