@@ -40,6 +40,7 @@ describe.each(STORE_DRIVERS)('SMART app end to end (Chromium) on $name', (driver
     await page.selectOption('#specialty', '207RC0000X');
     await page.fill('#performer', 'PractitionerRole/role-oon-card-1');
     await page.check('#transportation');
+    await page.check('#support-0');
     await page.click('#check');
     await page.waitForSelector('text=Authorization needed');
     await page.screenshot({ path: shot('02-authorization-check') });
@@ -66,7 +67,20 @@ describe.each(STORE_DRIVERS)('SMART app end to end (Chromium) on $name', (driver
     };
     const um = await signIn('Practitioner/hpsj-um-1', 'staff');
     await um.waitForSelector('button[data-action=escalate]', { timeout: 20_000 });
-    await um.screenshot({ path: shot('04-um-queue') });
+    await um.waitForSelector('figure svg[role=img]');
+    await um.screenshot({ path: shot('04-um-queue'), fullPage: true });
+    // The UM clinician asks for information; the physician answers in the app with a document.
+    await um.fill('.card input[aria-label^=Reason]', 'Latest echocardiogram report');
+    await um.locator('button[data-action=request-info]').first().click();
+    await um.waitForSelector('text=info-requested');
+    await page.reload();
+    await page.waitForSelector('button[data-action=answer-info]');
+    await page.setInputFiles('input[type=file]', { name: 'echo-2026-11.txt', mimeType: 'text/plain', buffer: Buffer.from('Echocardiogram: moderate aortic stenosis') });
+    await page.click('button[data-action=answer-info]');
+    await page.waitForSelector('text=info-received');
+    await page.screenshot({ path: shot('04b-information-answered') });
+    await um.reload();
+    await um.waitForSelector('text=info-received', { timeout: 20_000 });
     await um.locator('button[data-action=escalate]').first().click();
     await um.waitForSelector('text=medical-director-review');
     const md = await signIn('Practitioner/hpsj-md-1', 'staff');
@@ -76,7 +90,7 @@ describe.each(STORE_DRIVERS)('SMART app end to end (Chromium) on $name', (driver
     await md.screenshot({ path: shot('05-decided') });
 
     // The authorized second-opinion professional posts the consultation report (through the API, from their own system).
-    const tasks = await (await fetch(`${server.fhirBase}/Task?patient=member-hpsj-1&_sort=-authored-on&_count=1`, { headers: { authorization: `Bearer ${tokenFor(server, { scope: 'user/*.rs', fhirUser: 'Practitioner/hpsj-um-1', roles: ['um-clinician'] })}` } })).json();
+    const tasks = await (await fetch(`${server.fhirBase}/Task?patient=member-hpsj-1&_profile=https://second-opinion.example.org/fhir/StructureDefinition/second-opinion-task&_sort=-authored-on&_count=1`, { headers: { authorization: `Bearer ${tokenFor(server, { scope: 'user/*.rs', fhirUser: 'Practitioner/hpsj-um-1', roles: ['um-clinician'] })}` } })).json();
     const taskId = tasks.entry[0].resource.id as string;
     const report = await fetch(`${server.fhirBase}/Task/${taskId}/$post-report`, {
       method: 'POST',

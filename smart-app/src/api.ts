@@ -1,4 +1,4 @@
-import type { Bundle, CareTeam, Coverage, CoverageEligibilityResponse, DocumentReference, Organization, Parameters, Patient, Resource, ServiceRequest, Task } from 'fhir/r4.js';
+import type { Bundle, CareTeam, Condition, Coverage, CoverageEligibilityResponse, DocumentReference, MeasureReport, Organization, Parameters, Patient, Resource, ServiceRequest, Task } from 'fhir/r4.js';
 
 /** What the UI needs from the FHIR server; the UI never calls fetch itself. */
 export interface FhirRequester {
@@ -15,6 +15,7 @@ export const SYSTEMS = {
   careQuestioned: 'https://second-opinion.example.org/fhir/StructureDefinition/care-questioned',
   transportation: 'https://second-opinion.example.org/fhir/StructureDefinition/transportation-needed',
   language: 'https://second-opinion.example.org/fhir/StructureDefinition/preferred-language',
+  caseProfile: 'https://second-opinion.example.org/fhir/StructureDefinition/second-opinion-task',
 };
 
 export interface Banner {
@@ -28,6 +29,8 @@ export interface Banner {
 }
 
 export interface RequestForm {
+  /** Conditions and documents from the record that support the request. */
+  supporting?: string[];
   reason: string;
   reasonText: string;
   careQuestioned: string;
@@ -74,6 +77,7 @@ export class SecondOpinionApi {
       reasonCode: [{ coding: [{ system: SYSTEMS.reason, code: form.reason }], text: form.reasonText || undefined }],
       performerType: { coding: [{ system: SYSTEMS.nucc, code: form.specialty }] },
       performer: form.performer ? [{ reference: form.performer }] : undefined,
+      supportingInfo: form.supporting?.length ? form.supporting.map((reference) => ({ reference })) : undefined,
       extension: [
         ...(form.careQuestioned ? [{ url: SYSTEMS.careQuestioned, valueReference: { reference: form.careQuestioned } }] : []),
         { url: SYSTEMS.transportation, valueBoolean: form.transportation },
@@ -93,7 +97,8 @@ export class SecondOpinionApi {
   }
 
   async cases(query: string): Promise<{ task: Task; request?: ServiceRequest }[]> {
-    const b = await this.fhir.request<Bundle>(`Task?${query}&_include=Task:focus&_count=50`);
+    // Cases only (not the information-request Tasks that belong to them).
+    const b = await this.fhir.request<Bundle>(`Task?${query}&_profile=${encodeURIComponent(SYSTEMS.caseProfile)}&_include=Task:focus&_count=50`);
     const requests = new Map(entries<ServiceRequest>(b).filter((r) => r.resourceType === 'ServiceRequest').map((r) => [`ServiceRequest/${r.id}`, r]));
     return entries<Task>(b).filter((r) => r.resourceType === 'Task').map((task) => ({ task, request: requests.get(task.focus?.reference ?? '') }));
   }
@@ -101,6 +106,33 @@ export class SecondOpinionApi {
   async letters(serviceRequest: string): Promise<{ title: string; html: string }[]> {
     const docs = entries<DocumentReference>(await this.fhir.request<Bundle>(`DocumentReference?related=${serviceRequest}&_count=50`));
     return docs.map((d) => ({ title: d.description ?? d.type?.text ?? 'Document', html: atobUtf8(d.content[0]?.attachment.data ?? '') }));
+  }
+
+  /** Conditions and documents in the patient's record, to pick as supporting information. */
+  async record(patientId: string): Promise<{ reference: string; display: string }[]> {
+    const conditions = entries<Condition>(await this.fhir.request<Bundle>(`Condition?patient=${patientId}&_count=50`));
+    const documents = entries<DocumentReference>(await this.fhir.request<Bundle>(`DocumentReference?patient=${patientId}&_count=20`));
+    return [
+      ...conditions.map((c) => ({ reference: `Condition/${c.id}`, display: `Condition: ${c.code?.text ?? c.code?.coding?.[0]?.display ?? c.id}` })),
+      ...documents.filter((d) => !d.context?.related?.length).map((d) => ({ reference: `DocumentReference/${d.id}`, display: `Document: ${d.description ?? d.type?.text ?? d.id}` })),
+    ];
+  }
+
+  /** Answers an information request by attaching a document (R11, BSP D.IV). */
+  async answerInformationRequest(taskId: string, patientId: string, file: { name: string; contentType: string; base64: string }): Promise<Task> {
+    const doc = await this.fhir.request<DocumentReference>('DocumentReference', json({
+      resourceType: 'DocumentReference',
+      status: 'current',
+      description: file.name,
+      subject: { reference: `Patient/${patientId}` },
+      content: [{ attachment: { contentType: file.contentType || 'application/octet-stream', title: file.name, data: file.base64 } }],
+    }));
+    return this.reviewAction(taskId, 'answer-info', [{ name: 'document', valueReference: { reference: `DocumentReference/${doc.id}` } }]);
+  }
+
+  /** The committee report (R19) for a period. */
+  committeeReport(period: string): Promise<MeasureReport> {
+    return this.fhir.request(`$second-opinion-report?period=${encodeURIComponent(period)}`);
   }
 
   reviewAction(taskId: string, action: string, parameter: Parameters['parameter']): Promise<Task> {

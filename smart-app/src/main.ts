@@ -51,6 +51,7 @@ async function physicianView(app: HTMLElement, api: SecondOpinionApi, fhir: Fhir
     <label for="care-questioned">Whose care is questioned</label><select id="care-questioned">${banner.careTeam.map((c) => `<option value="${esc(c.reference)}">${esc(c.display)}</option>`).join('')}</select>
     <label for="specialty">Specialty wanted</label><select id="specialty">${SPECIALTIES.map(([v, l]) => `<option value="${v}">${esc(l)}</option>`).join('')}</select>
     <label for="performer">Professional requested (PractitionerRole, optional)</label><input id="performer" placeholder="PractitionerRole/…" />
+    <fieldset><legend>Supporting information from the record</legend><div id="supporting">Loading…</div></fieldset>
     <label><input type="checkbox" id="urgent" /> Urgent — waiting the standard time could seriously jeopardize the member’s life, health or function</label>
     <label><input type="checkbox" id="transportation" /> The member needs transportation (R13)</label>
     <label for="language">Preferred language for letters</label><select id="language"><option value="en">English</option><option value="es">Español</option></select>
@@ -66,7 +67,12 @@ async function physicianView(app: HTMLElement, api: SecondOpinionApi, fhir: Fhir
     urgent: (document.getElementById('urgent') as HTMLInputElement).checked,
     transportation: (document.getElementById('transportation') as HTMLInputElement).checked,
     language: (document.getElementById('language') as HTMLSelectElement).value,
+    supporting: [...document.querySelectorAll<HTMLInputElement>('#supporting input:checked')].map((i) => i.value),
   });
+  const record = await api.record(fhir.patientId!);
+  document.getElementById('supporting')!.innerHTML = record.length
+    ? record.map((r, i) => `<label><input type="checkbox" id="support-${i}" value="${esc(r.reference)}" /> ${esc(r.display)}</label>`).join('')
+    : 'Nothing in the record.';
   const answer = document.getElementById('answer')!;
   const requester = fhir.fhirUser ?? '';
   document.getElementById('check')!.addEventListener('click', async () => {
@@ -84,7 +90,36 @@ async function physicianView(app: HTMLElement, api: SecondOpinionApi, fhir: Fhir
       await renderCases(api, `patient=${fhir.patientId}&_sort=-authored-on`, document.getElementById('cases')!);
     });
   });
-  await renderCases(api, `patient=${fhir.patientId}&_sort=-authored-on`, document.getElementById('cases')!);
+  const infoBox = (task: Task): HTMLElement => infoAnswer(api, fhir.patientId!, task, () => renderCases(api, `patient=${fhir.patientId}&_sort=-authored-on`, document.getElementById('cases')!, infoBox));
+  await renderCases(api, `patient=${fhir.patientId}&_sort=-authored-on`, document.getElementById('cases')!, infoBox);
+  if (fhir.fhirUser?.startsWith('Practitioner/')) {
+    const mine = el('section', { 'aria-labelledby': 'mine-h' });
+    mine.innerHTML = '<h2 id="mine-h">My open and recent requests (all patients)</h2><div id="mine"></div>';
+    app.append(mine);
+    await renderCases(api, `requester:PractitionerRole.practitioner=${fhir.fhirUser}&_sort=-authored-on`, document.getElementById('mine')!);
+  }
+}
+
+/** On a case waiting for information, the treating provider attaches a document and answers. */
+function infoAnswer(api: SecondOpinionApi, patientId: string, task: Task, refresh: () => Promise<void>): HTMLElement {
+  const box = el('div');
+  if (task.businessStatus?.coding?.[0]?.code !== 'info-requested') return box;
+  const id = `file-${task.id}`;
+  box.innerHTML = `<label for="${id}">Information requested: attach a document</label><input type="file" id="${id}" />`;
+  const send = el('button', { type: 'button', 'data-action': 'answer-info' }, 'Send the information');
+  send.addEventListener('click', async () => {
+    const file = (box.querySelector('input[type=file]') as HTMLInputElement).files?.[0];
+    if (!file) return;
+    await progress(box, async () => {
+      const bytes = new Uint8Array(await file.arrayBuffer());
+      let binary = '';
+      bytes.forEach((b) => (binary += String.fromCharCode(b)));
+      await api.answerInformationRequest(task.id!, patientId, { name: file.name, contentType: file.type, base64: btoa(binary) });
+      await refresh();
+    });
+  });
+  box.append(send);
+  return box;
 }
 
 async function renderCases(api: SecondOpinionApi, query: string, target: HTMLElement, actions?: (task: Task) => HTMLElement): Promise<void> {
@@ -123,7 +158,8 @@ async function memberView(app: HTMLElement, api: SecondOpinionApi, patientId: st
 }
 
 async function staffView(app: HTMLElement, api: SecondOpinionApi): Promise<void> {
-  app.innerHTML = '<section><h2>UM review queue</h2><p>Open cases, earliest due first.</p><div id="cases"></div></section>';
+  app.innerHTML = '<section><h2>UM review queue</h2><p>Open cases, earliest due first.</p><div id="cases"></div></section><section aria-labelledby="report-h"><h2 id="report-h">Committee report (R19)</h2><div id="report"></div></section>';
+  await committeeReport(api, document.getElementById('report')!);
   const target = document.getElementById('cases')!;
   const actions = (task: Task) => {
     const box = el('div');
@@ -146,3 +182,23 @@ async function staffView(app: HTMLElement, api: SecondOpinionApi): Promise<void>
 }
 
 void main();
+
+/** R19: this quarter's figures as accessible bar charts (inline SVG with text values). */
+async function committeeReport(api: SecondOpinionApi, target: HTMLElement): Promise<void> {
+  const now = new Date();
+  const period = `${now.getFullYear()}-Q${Math.floor(now.getMonth() / 3) + 1}`;
+  try {
+    const report = await api.committeeReport(period);
+    const charts = (report.group ?? [])
+      .filter((g) => (g.population ?? []).length > 1)
+      .map((g) => {
+        const rows = (g.population ?? []).map((p) => [p.code?.text ?? '', p.count ?? 0] as const);
+        const max = Math.max(1, ...rows.map(([, n]) => n));
+        const bars = rows.map(([label, n], i) => `<g transform="translate(0,${i * 22})"><text x="0" y="15" font-size="12">${esc(label)}</text><rect x="190" y="3" height="14" width="${Math.round((200 * n) / max)}" fill="#0b5394"></rect><text x="${195 + Math.round((200 * n) / max)}" y="15" font-size="12">${n}</text></g>`).join('');
+        return `<figure><figcaption>${esc(g.code?.text)}</figcaption><svg role="img" aria-label="${esc(g.code?.text)}: ${rows.map(([l, n]) => `${esc(l)} ${n}`).join(', ')}" width="440" height="${rows.length * 22 + 4}">${bars}</svg></figure>`;
+      });
+    target.innerHTML = `<p>Period ${esc(period)}</p>${charts.join('') || '<p>No cases yet this quarter.</p>'}`;
+  } catch (err) {
+    showError(target, errorMessage(err));
+  }
+}
