@@ -41,7 +41,12 @@ describe.each(STORE_DRIVERS)('SMART app end to end (Chromium) on $name', (driver
     await page.fill('#performer', 'PractitionerRole/role-oon-card-1');
     await page.check('#transportation');
     await page.check('#support-0');
-    await page.click('#check');
+    await expect(page.textContent('#banner')).resolves.toMatch(/Dr\. Linh Nguyen.*hpsj-ipa-a/);
+    // Keyboard only: from the transportation checkbox, Tab reaches the language and then "Check authorization".
+    await page.focus('#language');
+    await page.keyboard.press('Tab');
+    await expect(page.evaluate(() => document.activeElement?.id)).resolves.toBe('check');
+    await page.keyboard.press('Enter');
     await page.waitForSelector('text=Authorization needed');
     await page.screenshot({ path: shot('02-authorization-check') });
     const axe = await page.evaluate(async (source) => {
@@ -115,6 +120,10 @@ describe.each(STORE_DRIVERS)('SMART app end to end (Chromium) on $name', (driver
     await member.waitForSelector('article h4');
     await expect(member.locator('article h4').allTextContents()).resolves.toEqual(expect.arrayContaining([expect.stringMatching(/aprobada|approved/)]));
     await member.screenshot({ path: shot('08-member-letters'), fullPage: true });
+    // The member can ask for a second opinion too.
+    await member.selectOption('#reason', 'persistent-concerns');
+    await member.click('#submit');
+    await member.waitForSelector('#submitted');
   });
 
   it('works at phone width', async () => {

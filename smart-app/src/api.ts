@@ -1,4 +1,4 @@
-import type { Bundle, CareTeam, Condition, Coverage, CoverageEligibilityResponse, DocumentReference, MeasureReport, Organization, Parameters, Patient, Resource, ServiceRequest, Task } from 'fhir/r4.js';
+import type { Bundle, CareTeam, Condition, Coverage, CoverageEligibilityResponse, DocumentReference, Library, MeasureReport, Organization, Parameters, Patient, PractitionerRole, Resource, ServiceRequest, Task } from 'fhir/r4.js';
 
 /** What the UI needs from the FHIR server; the UI never calls fetch itself. */
 export interface FhirRequester {
@@ -24,6 +24,10 @@ export interface Banner {
   cin?: string;
   plan?: string;
   pcp?: string;
+  /** The member's IPA / medical group. */
+  group?: string;
+  /** The plan's own definition of urgent (from its published criteria). */
+  urgentDefinition?: string;
   coverageId?: string;
   careTeam: { reference: string; display: string }[];
 }
@@ -53,12 +57,18 @@ export class SecondOpinionApi {
     const plan = coverage?.payor[0]?.reference ? await this.fhir.request<Organization>(coverage.payor[0].reference).catch(() => undefined) : undefined;
     const teams = entries<CareTeam>(await this.fhir.request<Bundle>(`CareTeam?patient=${patientId}`));
     const careTeam = teams.flatMap((t) => t.participant ?? []).map((p) => ({ reference: p.member?.reference ?? '', display: `${p.role?.[0]?.text ?? 'Care team'}: ${p.member?.reference ?? ''}` })).filter((p) => p.reference);
+    const pcpRef = patient.generalPractitioner?.[0]?.reference;
+    const pcpRole = pcpRef?.startsWith('PractitionerRole/') ? await this.fhir.request<PractitionerRole>(pcpRef).catch(() => undefined) : undefined;
+    const planId = plan?.identifier?.find((i) => i.system?.endsWith('/sid/plan'))?.value;
+    const criteria = planId ? await this.fhir.request<Library>(`Library/second-opinion-criteria-${planId}`).catch(() => undefined) : undefined;
     return {
       name: [patient.name?.[0]?.given?.join(' '), patient.name?.[0]?.family].filter(Boolean).join(' '),
       birthDate: patient.birthDate,
       cin: patient.identifier?.find((i) => i.system === SYSTEMS.cin)?.value,
       plan: plan?.name,
-      pcp: patient.generalPractitioner?.[0]?.reference,
+      pcp: pcpRole?.practitioner?.display ?? pcpRef,
+      group: coverage?.class?.find((c) => c.type.coding?.some((x) => x.code === 'group'))?.value,
+      urgentDefinition: criteria?.description?.split('Urgent means: ')[1],
       coverageId: coverage?.id,
       careTeam,
     };

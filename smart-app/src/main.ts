@@ -31,15 +31,15 @@ async function main(): Promise<void> {
     if (!fhir.patientId) throw new Error('No patient in context');
     const banner = await api.banner(fhir.patientId);
     document.getElementById('banner')!.innerHTML = bannerHtml(banner);
-    if (mode === 'member') return await memberView(app, api, fhir.patientId);
     await physicianView(app, api, fhir, banner);
+    if (mode === 'member') memberRights(app);
   } catch (err) {
     showError(app, errorMessage(err));
   }
 }
 
 function bannerHtml(b: Banner): string {
-  return `<strong>${esc(b.name)}</strong> · born ${esc(b.birthDate)} · Medi-Cal ID ${esc(b.cin)} · ${esc(b.plan)} · PCP ${esc(b.pcp)}`;
+  return `<strong>${esc(b.name)}</strong> · born ${esc(b.birthDate)} · Medi-Cal ID ${esc(b.cin)} · ${esc(b.plan)} · PCP ${esc(b.pcp)} · medical group ${esc(b.group ?? 'none')}`;
 }
 
 async function physicianView(app: HTMLElement, api: SecondOpinionApi, fhir: FhirRequester, banner: Banner): Promise<void> {
@@ -52,7 +52,7 @@ async function physicianView(app: HTMLElement, api: SecondOpinionApi, fhir: Fhir
     <label for="specialty">Specialty wanted</label><select id="specialty">${SPECIALTIES.map(([v, l]) => `<option value="${v}">${esc(l)}</option>`).join('')}</select>
     <label for="performer">Professional requested (PractitionerRole, optional)</label><input id="performer" placeholder="PractitionerRole/…" />
     <fieldset><legend>Supporting information from the record</legend><div id="supporting">Loading…</div></fieldset>
-    <label><input type="checkbox" id="urgent" /> Urgent — waiting the standard time could seriously jeopardize the member’s life, health or function</label>
+    <label><input type="checkbox" id="urgent" aria-describedby="urgent-def" /> Urgent</label><p id="urgent-def" class="note">${esc(banner.urgentDefinition ?? 'Waiting the standard time could seriously jeopardize the member’s life, health or function.')}</p>
     <label><input type="checkbox" id="transportation" /> The member needs transportation (R13)</label>
     <label for="language">Preferred language for letters</label><select id="language"><option value="en">English</option><option value="es">Español</option></select>
     <div><button type="button" id="check">Check authorization</button><button type="submit" id="submit">Submit request</button></div>
@@ -149,12 +149,13 @@ async function renderCases(api: SecondOpinionApi, query: string, target: HTMLEle
   }
 }
 
-async function memberView(app: HTMLElement, api: SecondOpinionApi, patientId: string): Promise<void> {
-  app.innerHTML = `<section><h2>Your rights / Sus derechos</h2>
+/** R20: the member's rights in plain language, English and Spanish, above their own request form and cases. */
+function memberRights(app: HTMLElement): void {
+  const rights = el('section', { 'aria-labelledby': 'rights-h' });
+  rights.innerHTML = `<h2 id="rights-h">Your rights / Sus derechos</h2>
     <p>You can ask for a second opinion from another qualified doctor, at no cost to you. / Puede pedir una segunda opinión de otro médico calificado, sin costo para usted.</p>
-    <p>If we say no, you can appeal, file a grievance, or ask the DMHC Help Center (1-888-466-2219) for help. / Si decimos que no, puede apelar, presentar una queja o pedir ayuda al DMHC (1-888-466-2219).</p></section>
-    <section><h2>Your requests / Sus solicitudes</h2><div id="cases"></div></section>`;
-  await renderCases(api, `patient=${patientId}&_sort=-authored-on`, document.getElementById('cases')!);
+    <p>If we say no, you can appeal, file a grievance, or ask the DMHC Help Center (1-888-466-2219) for help. / Si decimos que no, puede apelar, presentar una queja o pedir ayuda al DMHC (1-888-466-2219).</p>`;
+  app.prepend(rights);
 }
 
 async function staffView(app: HTMLElement, api: SecondOpinionApi): Promise<void> {
