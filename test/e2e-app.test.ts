@@ -5,7 +5,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium, SCREENSHOTS } from './helpers/browser.js';
 import { type DemoServer, startDemoServer } from './helpers/demoServer.js';
 import { STORE_DRIVERS } from './helpers/stores.js';
-import { tokenFor } from './helpers/tokens.js';
 
 const require = createRequire(import.meta.url);
 const axeSource = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
@@ -94,15 +93,13 @@ describe.each(STORE_DRIVERS)('SMART app end to end (Chromium) on $name', (driver
     await md.waitForFunction(() => !document.body.textContent?.includes('medical-director-review'));
     await md.screenshot({ path: shot('05-decided') });
 
-    // The authorized second-opinion professional posts the consultation report (through the API, from their own system).
-    const tasks = await (await fetch(`${server.fhirBase}/Task?patient=member-hpsj-1&_profile=https://second-opinion.example.org/fhir/StructureDefinition/second-opinion-task&_sort=-authored-on&_count=1`, { headers: { authorization: `Bearer ${tokenFor(server, { scope: 'user/*.rs', fhirUser: 'Practitioner/hpsj-um-1', roles: ['um-clinician'] })}` } })).json();
-    const taskId = tasks.entry[0].resource.id as string;
-    const report = await fetch(`${server.fhirBase}/Task/${taskId}/$post-report`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${tokenFor(server, { scope: 'user/*.cruds', fhirUser: 'Practitioner/oon-card-1', roles: ['second-opinion-provider'] })}`, 'content-type': 'application/fhir+json' },
-      body: JSON.stringify({ resourceType: 'Parameters', parameter: [{ name: 'report', resource: { resourceType: 'DocumentReference', status: 'current', description: 'Second opinion: valve repair preferred; recommend transesophageal echocardiogram', content: [{ attachment: { contentType: 'text/plain', data: Buffer.from('Consultation report').toString('base64') } }] } }] }),
-    });
-    expect(report.status).toBe(200);
+    // The authorized second-opinion professional posts the consultation report in the app.
+    const consultant = await signIn('Practitioner/oon-card-1', 'consultant');
+    await consultant.waitForSelector('button[data-action=post-report]', { timeout: 20_000 });
+    await consultant.fill('.card textarea', 'Second opinion: valve repair preferred; recommend transesophageal echocardiogram');
+    await consultant.click('button[data-action=post-report]');
+    await consultant.waitForFunction(() => !document.querySelector('button[data-action=post-report]'));
+    await consultant.screenshot({ path: shot('06-report-posted') });
 
     await page.reload();
     await page.waitForSelector('details');

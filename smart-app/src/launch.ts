@@ -8,5 +8,6 @@ const scopes: Record<string, string> = {
   physician: 'launch openid fhirUser patient/*.rs user/*.rs user/ServiceRequest.crus user/CoverageEligibilityRequest.c user/Task.rs user/DocumentReference.crs',
   member: 'launch/patient openid fhirUser patient/*.rs patient/ServiceRequest.c patient/CoverageEligibilityRequest.c',
   staff: 'openid fhirUser user/*.rs user/Task.u',
+  consultant: 'openid fhirUser user/*.rs user/DocumentReference.c',
 };
 void FHIR.oauth2.authorize({ clientId: 'second-opinion-app', scope: scopes[mode] ?? scopes.member, redirectUri: 'index.html' });

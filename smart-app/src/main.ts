@@ -1,5 +1,5 @@
 import FHIR from 'fhirclient';
-import type { Task } from 'fhir/r4.js';
+import type { DocumentReference, Task } from 'fhir/r4.js';
 import { type Banner, errorMessage, type FhirRequester, type RequestForm, SecondOpinionApi } from './api.js';
 import { el, esc, progress, showError } from './ui.js';
 
@@ -28,6 +28,7 @@ async function main(): Promise<void> {
     const api = new SecondOpinionApi(fhir);
     const mode = sessionStorage.getItem('so-mode') ?? 'physician';
     if (mode === 'staff') return await staffView(app, api);
+    if (mode === 'consultant') return await consultantView(app, api);
     if (!fhir.patientId) throw new Error('No patient in context');
     const banner = await api.banner(fhir.patientId);
     document.getElementById('banner')!.innerHTML = bannerHtml(banner);
@@ -202,4 +203,28 @@ async function committeeReport(api: SecondOpinionApi, target: HTMLElement): Prom
   } catch (err) {
     showError(target, errorMessage(err));
   }
+}
+
+/** The second-opinion professional: authorized cases, and posting the consultation report (R14). */
+async function consultantView(app: HTMLElement, api: SecondOpinionApi): Promise<void> {
+  app.innerHTML = '<section><h2>Second opinions authorized to you</h2><div id="cases"></div></section>';
+  const target = document.getElementById('cases')!;
+  const post = (task: Task) => {
+    const box = el('div');
+    const id = `report-${task.id}`;
+    box.innerHTML = `<label for="${id}">Consultation report: findings, recommended procedures and tests</label><textarea id="${id}" rows="3"></textarea>`;
+    const send = el('button', { type: 'button', 'data-action': 'post-report' }, 'Post the report');
+    send.addEventListener('click', async () => {
+      const text = (box.querySelector('textarea') as HTMLTextAreaElement).value.trim();
+      if (!text) return;
+      await progress(box, async () => {
+        const data = btoa(String.fromCharCode(...new TextEncoder().encode(text)));
+        await api.reviewAction(task.id!, 'post-report', [{ name: 'report', resource: { resourceType: 'DocumentReference', status: 'current', description: text.slice(0, 200), content: [{ attachment: { contentType: 'text/plain', data } }] } as DocumentReference }]);
+        await renderCases(api, 'status=accepted&_sort=due', target, post);
+      });
+    });
+    box.append(send);
+    return box;
+  };
+  await renderCases(api, 'status=accepted&_sort=due', target, post);
 }
