@@ -143,6 +143,40 @@ describe('UM review path', () => {
     expect(await page.text()).toMatch(/5 business days/);
   });
 
+  it('R16 PHC VI.C: out-of-network treatment recommended in the report opens a treatment authorization request; R15 HPSJ III.G: an additional opinion goes to UM on the plan\'s own determination', async () => {
+    const task = await submit('hpsj', 'member-hpsj-1', 'PractitionerRole/role-hpsj-card-2', { performerType: { coding: [{ system: CODE_SYSTEMS.nucc, code: '207RC0000X' }] } });
+    expect(step(task)).toBe('approved');
+    const report = { resourceType: 'DocumentReference', status: 'current', description: 'Recommend TAVR at an academic center', content: [{ attachment: { contentType: 'text/plain', data: Buffer.from('x').toString('base64') } }] };
+    const posted = await call(as('hpsj', 'second'), `Task/${task.id}/$post-report`, params([
+      { name: 'report', resource: report as DocumentReference },
+      { name: 'outOfNetworkTreatment', valueString: 'Transcatheter aortic valve replacement' },
+      { name: 'treatmentPerformer', valueReference: { reference: 'PractitionerRole/role-oon-card-1' } },
+    ]));
+    expect(posted.status, JSON.stringify(posted.body)).toBe(200);
+    const tarTask = posted.body.output.find((o: { type: { text: string } }) => o.type.text === 'treatment-authorization-request').valueReference.reference;
+    const tarReview = (await call(as('hpsj', 'um'), tarTask)).body as Task;
+    expect(tarReview.status).toBe('requested');
+    const tar = (await call(as('hpsj', 'um'), tarReview.focus!.reference!)).body as ServiceRequest;
+    expect(tar.category?.[0].text).toBe('treatment-authorization-request');
+    expect(tar.basedOn?.[0].reference).toBe(task.focus!.reference);
+
+    const additional = await submit('hpsj', 'member-hpsj-1', 'PractitionerRole/role-hpsj-card-2', { performerType: { coding: [{ system: CODE_SYSTEMS.nucc, code: '207RC0000X' }] }, basedOn: [{ reference: task.focus!.reference! }] });
+    expect(step(additional)).toBe('um-review');
+    const response = (await call(as('hpsj', 'um'), additional.input!.find((i) => i.type.text === 'eligibility-response')!.valueReference!.reference!)).body;
+    expect(response.disposition).toMatch(/R15 \(HPSJ III\.G\)/);
+  });
+
+  it('R18 BSP D.IX: a delegated IPA decision keeps a copy of the request and clinical information at decision time', async () => {
+    const task = await submit('bsp', 'member-bsp-1', 'PractitionerRole/role-oon-neuro-1', { supportingInfo: [{ reference: 'Condition/condition-member-bsp-1' }] });
+    const ipa = tokenFor(server, { scope: 'system/*.cruds', roles: ['delegated-group'] });
+    const approved = await call(ipa, `Task/${task.id}/$approve`, params([]));
+    expect(approved.status, JSON.stringify(approved.body)).toBe(200);
+    const copyRef = approved.body.output.find((o: { type: { text: string } }) => o.type.text === 'delegated-decision-copy').valueReference.reference;
+    const copy = (await call(as('bsp', 'um'), copyRef)).body as DocumentReference;
+    const bundle = JSON.parse(Buffer.from(copy.content[0].attachment.data!, 'base64').toString()) as Bundle;
+    expect(bundle.entry?.map((e) => e.resource?.resourceType)).toEqual(['ServiceRequest', 'Patient', 'Condition']);
+  });
+
   it('concurrent approve and deny of one case: exactly one wins', async () => {
     const task = await submit('bsp', 'member-bsp-2', 'PractitionerRole/role-oon-neuro-1');
     await call(as('bsp', 'um'), `Task/${task.id}/$escalate`, params([]));

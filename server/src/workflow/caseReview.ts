@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Coverage, CoverageEligibilityResponse, DocumentReference, Patient, PractitionerRole, Reference, ServiceRequest, Task, TaskOutput } from 'fhir/r4.js';
+import type { Coverage, CoverageEligibilityResponse, DocumentReference, Patient, PractitionerRole, Reference, Resource, ServiceRequest, Task, TaskOutput } from 'fhir/r4.js';
 import { extendDeadline } from '../domain/clock.js';
 import type { PlanProfile } from '../domain/plans.js';
 import { type CaseStep, type ReviewAction, ReviewRefusal, TASK_STATUS, transition } from '../domain/reviewPath.js';
@@ -23,6 +23,8 @@ export interface ReviewInput {
   days?: number;
   reviewer?: Reference;
   report?: DocumentReference;
+  outOfNetworkTreatment?: string;
+  treatmentPerformer?: Reference;
 }
 
 interface CaseFiles {
@@ -166,12 +168,16 @@ export async function performReviewAction(
         for (const r of recipients.filter((x) => !x.reference?.startsWith('Patient/'))) await delivery?.deliver(tx, r, report);
         const summary = report.description ?? undefined;
         for (const r of await letter('report', recipients, { reportSummary: summary })) outputs.push(outputRef('report-sent', r));
+        if (input.outOfNetworkTreatment) outputs.push(outputRef('treatment-authorization-request', await openTar(tx, c, input, actor, now)));
         break;
       }
       default:
         if (input.note) outputs.push({ type: { text: action }, valueString: input.note });
     }
-    if (action === 'approve' || action === 'deny' || action === 'modify') outputs.push({ type: { text: 'decided-at' }, valueDateTime: now.toISOString() });
+    if (action === 'approve' || action === 'deny' || action === 'modify') {
+      outputs.push({ type: { text: 'decided-at' }, valueDateTime: now.toISOString() });
+      if (actor.roles.includes('delegated-group')) outputs.push(outputRef('delegated-decision-copy', await keepDelegationCopy(tx, c, action, actor, now)));
+    }
     task.businessStatus = { coding: [{ system: CODE_SYSTEMS.businessStatus, code: next }], text: next };
     task.status = TASK_STATUS[next];
     task.lastModified = now.toISOString();
@@ -307,3 +313,60 @@ export const approvedOnReceipt = (delivery?: ProviderDelivery) => async (
   return outputs;
 };
 
+
+/** R16 (PHC VI.C): out-of-network treatment recommended in the report goes through the TAR process. */
+async function openTar(tx: FhirStore, c: CaseFiles, input: ReviewInput, actor: AccessContext, now: Date): Promise<Reference> {
+  const tar = await tx.create<ServiceRequest>({
+    resourceType: 'ServiceRequest',
+    status: 'active',
+    intent: 'order',
+    category: [{ text: 'treatment-authorization-request' }],
+    basedOn: [{ reference: `ServiceRequest/${c.serviceRequest.id}` }],
+    code: { text: input.outOfNetworkTreatment },
+    subject: { reference: `Patient/${c.patient.id}` },
+    authoredOn: now.toISOString(),
+    requester: actor.fhirUser ? { reference: actor.fhirUser } : undefined,
+    performer: input.treatmentPerformer ? [input.treatmentPerformer] : undefined,
+    insurance: c.serviceRequest.insurance,
+    note: [{ text: 'Recommended by the second-opinion professional; out of network, so it needs a treatment authorization request (PHC VI.C).' }],
+  });
+  const review = await tx.create<Task>({
+    resourceType: 'Task',
+    status: 'requested',
+    intent: 'order',
+    code: { text: 'Treatment authorization request review (R16)' },
+    focus: { reference: `ServiceRequest/${tar.id}` },
+    for: { reference: `Patient/${c.patient.id}` },
+    authoredOn: now.toISOString(),
+    owner: c.insurer,
+    partOf: [{ reference: `Task/${c.task.id}` }],
+  });
+  return { reference: `Task/${review.id}` };
+}
+
+/**
+ * R18 (BSP D.IX): when an IPA/medical group decides under delegation, the plan keeps a copy of the
+ * request and the clinical information as they were at decision time.
+ */
+async function keepDelegationCopy(tx: FhirStore, c: CaseFiles, action: ReviewAction, actor: AccessContext, now: Date): Promise<Reference> {
+  const clinical = [...(c.serviceRequest.supportingInfo ?? []), ...(c.serviceRequest.reasonReference ?? [])];
+  const resources: Resource[] = [c.serviceRequest, c.patient];
+  for (const ref of clinical) {
+    const literal = parseLiteral(ref.reference);
+    const found = literal ? await tx.find(literal[0], literal[1]) : undefined;
+    if (found) resources.push(found);
+  }
+  const bundle = { resourceType: 'Bundle', type: 'collection', timestamp: now.toISOString(), entry: resources.map((resource) => ({ fullUrl: `${resource.resourceType}/${resource.id}`, resource })) };
+  const copy = await tx.create<DocumentReference>({
+    resourceType: 'DocumentReference',
+    status: 'current',
+    category: [{ text: 'delegated-decision-copy' }],
+    description: `Copy of the request and clinical information at the delegated ${action} by ${actor.clientId}`,
+    subject: { reference: `Patient/${c.patient.id}` },
+    date: now.toISOString(),
+    author: [{ display: actor.clientId }],
+    content: [{ attachment: { contentType: 'application/fhir+json', data: Buffer.from(JSON.stringify(bundle)).toString('base64') } }],
+    context: { related: [{ reference: `ServiceRequest/${c.serviceRequest.id}` }] },
+  });
+  return { reference: `DocumentReference/${copy.id}` };
+}

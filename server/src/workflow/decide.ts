@@ -4,7 +4,7 @@ import { planByPayorIdentifier, type PlanProfile } from '../domain/plans.js';
 import { decideSecondOpinion } from '../domain/rules.js';
 import { unprocessable } from '../fhir/outcomes.js';
 import { parseLiteral } from '../fhir/references.js';
-import { CODE_SYSTEMS, EXTENSIONS, IDENTIFIER_SYSTEMS } from '../fhir/systems.js';
+import { CODE_SYSTEMS, EXTENSIONS, IDENTIFIER_SYSTEMS, PROFILES } from '../fhir/systems.js';
 import type { FhirStore } from '../storage/FhirStore.js';
 import type { CaseDecision } from './caseResources.js';
 import { BEHAVIORAL_HEALTH_SPECIALTIES, PRIMARY_CARE_SPECIALTIES, professionalsFrom, rolesWithSpecialty, specialtiesOf } from './directory.js';
@@ -45,6 +45,13 @@ export const decideWithPlanRules: DecideCase = async (store, facts) => {
       expedited: d.deadlines.expedited,
       reviewRoute: d.reviewRoute,
     };
+    if (await isAdditionalOpinion(store, facts.serviceRequest)) {
+      // R15 (HPSJ III.G): further opinions are authorized on the plan's own determination: UM decides.
+      decision.outcome = 'pended';
+      decision.reviewRoute = 'um-review';
+      decision.authorizationRequired = true;
+      decision.explanation.push('R15 (HPSJ III.G): An additional opinion on the same request is authorized on the plan’s own determination.');
+    }
     return { decision, insurer: { reference: `Organization/${payor.id}`, display: plan.name } };
   } catch (err) {
     if (err instanceof DomainRuleError) throw unprocessable(err.message, [err.field]);
@@ -183,4 +190,15 @@ async function requestedProfessional(store: FhirStore, sr: ServiceRequest): Prom
   }
   if (!role) throw unprocessable(`The requested professional ${sr.performer?.[0]?.reference} is not in the plan directory`, ['ServiceRequest.performer']);
   return (await professionalsFrom(store, [role as PractitionerRole]))[0];
+}
+
+/** A request based on an earlier second-opinion request is an additional opinion (R15). */
+async function isAdditionalOpinion(store: FhirStore, sr: ServiceRequest): Promise<boolean> {
+  for (const ref of sr.basedOn ?? []) {
+    const literal = parseLiteral(ref.reference);
+    if (literal?.[0] !== 'ServiceRequest') continue;
+    const earlier = await store.find('ServiceRequest', literal[1]);
+    if (earlier?.meta?.profile?.includes(PROFILES.serviceRequest)) return true;
+  }
+  return false;
 }

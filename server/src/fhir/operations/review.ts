@@ -25,6 +25,8 @@ function reviewInput(p: ParsedParameters): ReviewInput {
     days: one<number>(p, 'days'),
     reviewer: one<Reference>(p, 'reviewer'),
     report: one<Resource>(p, 'report') as DocumentReference | undefined,
+    outOfNetworkTreatment: one<string>(p, 'outOfNetworkTreatment'),
+    treatmentPerformer: one<Reference>(p, 'treatmentPerformer'),
   };
 }
 

@@ -227,7 +227,11 @@ function operations(): OperationDefinition[] {
     onTask('extend', 'Extend the decision deadline up to 14 days with notice (42 CFR 438.210(d)(1)(ii)).', [param('days', 'in', 1, '1', 'integer', '1-14'), param('reason', 'in', 1, '1', 'string', 'Why')]),
     onTask('refer-consultative-review', 'Refer to a physician of the same specialty (BSP D.VI).', [param('reviewer', 'in', 0, '1', 'Reference', 'The consultative reviewer'), param('note', 'in', 0, '1', 'string', 'Why')]),
     onTask('withdraw', 'Withdraw the request (member or requester).', [param('reason', 'in', 0, '1', 'string', 'Why')]),
-    onTask('post-report', 'Post the consultation report (the authorized second-opinion professional only, R14).', [param('report', 'in', 1, '1', 'DocumentReference', 'The consultation report')]),
+    onTask('post-report', 'Post the consultation report (the authorized second-opinion professional only, R14). Recommended out-of-network treatment opens a treatment authorization request (R16, PHC VI.C).', [
+      param('report', 'in', 1, '1', 'DocumentReference', 'The consultation report'),
+      param('outOfNetworkTreatment', 'in', 0, '1', 'string', 'Recommended treatment by an out-of-network provider, if any (opens a TAR)'),
+      param('treatmentPerformer', 'in', 0, '1', 'Reference', 'Who would give that treatment'),
+    ]),
     operation('second-opinion-report', 'second-opinion-report', [], { system: true, type: false, instance: false }, false,
       'Committee report (R19) and 42 CFR 438.210(f) prior-authorization metrics for a period and plan.',
       [param('period', 'in', 1, '1', 'string', 'e.g. 2026-Q3'), param('plan', 'in', 0, '1', 'code', 'hpsj | phc | ant | bsp'), param('return', 'out', 1, '1', 'MeasureReport', 'The figures')]),
