@@ -44,7 +44,7 @@ export function issueAccessToken(t: TokenIssuer, grant: Grant): { token: string;
   const jti = randomUUID();
   const token = jwt.sign(
     { client_id: grant.clientId, scope: grant.scope, fhirUser: grant.fhirUser, patient: grant.patient, roles: grant.roles, token_use: 'access' },
-    t.key.privateKeyPem,
+    t.key.privateKey,
     { algorithm: 'RS256', keyid: t.key.kid, issuer: t.issuer, audience: t.fhirBase, subject: grant.fhirUser ?? grant.clientId, expiresIn: t.accessTokenSeconds, jwtid: jti },
   );
   return { token, jti, expiresIn: t.accessTokenSeconds };
@@ -52,7 +52,7 @@ export function issueAccessToken(t: TokenIssuer, grant: Grant): { token: string;
 
 /** OpenID Connect id_token (RS256) with `fhirUser`. */
 export function issueIdToken(t: TokenIssuer, grant: Grant, nonce?: string): string {
-  return jwt.sign({ fhirUser: grant.fhirUser, nonce, profile: grant.fhirUser }, t.key.privateKeyPem, {
+  return jwt.sign({ fhirUser: grant.fhirUser, nonce, profile: grant.fhirUser }, t.key.privateKey, {
     algorithm: 'RS256',
     keyid: t.key.kid,
     issuer: t.issuer,
@@ -70,7 +70,7 @@ export function issueIdToken(t: TokenIssuer, grant: Grant, nonce?: string): stri
 export function verifyAccessToken(t: TokenIssuer, token: string): AccessClaims {
   let decoded: unknown;
   try {
-    decoded = jwt.verify(token, t.key.publicKeyPem, { algorithms: ['RS256'], issuer: t.issuer, audience: t.fhirBase, clockTolerance: 5 });
+    decoded = jwt.verify(token, t.key.publicKey, { algorithms: ['RS256'], issuer: t.issuer, audience: t.fhirBase, clockTolerance: 5 });
   } catch (err) {
     throw invalidToken(err instanceof Error ? err.message : 'invalid token');
   }

@@ -66,14 +66,27 @@ export function createAuthServer(store: FhirStore, config: AuthServerConfig) {
     return revoked;
   }
 
+  // Tokens already verified (signature, issuer, audience) by this process; expiry is checked on every use.
+  const verified = new Map<string, { context: AccessContext; exp: number; jti: string }>();
+
   /** For the HTTP layer: Bearer token → AccessContext (401 on any flaw), undefined when there is none. */
   async function authenticate(authorization: string | undefined): Promise<AccessContext | undefined> {
     if (!authorization) return undefined;
     const m = /^Bearer\s+([A-Za-z0-9\-_.]+)$/.exec(authorization.trim());
     if (!m) throw invalidToken('expected a Bearer token');
-    const claims = verifyAccessToken(tokens, m[1]);
-    if (await isRevoked(claims.jti)) throw invalidToken('token revoked');
-    return accessContextOf(claims);
+    let entry = verified.get(m[1]);
+    if (entry && entry.exp * 1000 <= Date.now()) {
+      verified.delete(m[1]);
+      entry = undefined;
+    }
+    if (!entry) {
+      const claims = verifyAccessToken(tokens, m[1]);
+      entry = { context: accessContextOf(claims), exp: claims.exp, jti: claims.jti };
+      verified.set(m[1], entry);
+      if (verified.size > 10_000) verified.delete(verified.keys().next().value as string);
+    }
+    if (await isRevoked(entry.jti)) throw invalidToken('token revoked');
+    return entry.context;
   }
 
   const router = express.Router();

@@ -1,4 +1,4 @@
-import { createPublicKey, generateKeyPairSync, type JsonWebKey, randomUUID } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, type JsonWebKey, type KeyObject, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -7,6 +7,9 @@ export interface SigningKey {
   privateKeyPem: string;
   publicKeyPem: string;
   publicJwk: JsonWebKey & { kid: string; alg: string; use: string };
+  /** Parsed once: jsonwebtoken would otherwise parse the PEM on every verification. */
+  publicKey: KeyObject;
+  privateKey: KeyObject;
 }
 
 /**
@@ -35,6 +38,8 @@ function fromStored(stored: { kid: string; privateKeyPem: string }): SigningKey 
   const publicKey = createPublicKey(stored.privateKeyPem);
   return {
     kid: stored.kid,
+    publicKey,
+    privateKey: createPrivateKey(stored.privateKeyPem),
     privateKeyPem: stored.privateKeyPem,
     publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }) as string,
     publicJwk: { ...(publicKey.export({ format: 'jwk' }) as JsonWebKey), kid: stored.kid, alg: 'RS256', use: 'sig' },
