@@ -74,7 +74,7 @@ export async function startServer(
   const fhirBase = `${url}/fhir`;
   const parts = await makeParts({ config, publicUrl: url, fhirBase, store, registry, logger });
   await parts.seed?.(store);
-  const audit = new BufferedAuditSink(store, { intervalMs: 200, maxBatch: 200, enabled: config.auditEnabled });
+  const audit = new BufferedAuditSink(store, { intervalMs: 50, maxBatch: 50, enabled: config.auditEnabled });
   const ctx: FhirContext = {
     store,
     registry,
