@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Communication, Endpoint, Organization, ServiceRequest } from 'fhir/r4.js';
+import type { Communication, Endpoint, Organization } from 'fhir/r4.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CODE_SYSTEMS, IDENTIFIER_SYSTEMS } from '../server/src/fhir/systems.js';
 import { type DemoServer, startDemoServer } from './helpers/demoServer.js';
 import { raw } from './helpers/fhir.js';
+import { inNetworkHpsjRequest } from './helpers/requests.js';
 import { planKeys, type ProviderServer, startProviderServer, waitFor } from './helpers/providerServer.js';
 import { pgliteConfig } from './helpers/stores.js';
 import { tokenFor } from './helpers/tokens.js';
@@ -40,20 +40,8 @@ describe('notices delivered to a provider FHIR endpoint', () => {
   });
 
   it('an approval on receipt sends the provider letter to the provider server exactly once', async () => {
-    const sr: ServiceRequest = {
-      resourceType: 'ServiceRequest',
-      identifier: [{ system: IDENTIFIER_SYSTEMS.secondOpinionRequest, value: randomUUID() }],
-      status: 'draft',
-      intent: 'order',
-      subject: { reference: 'Patient/member-hpsj-1' },
-      requester: { reference: 'PractitionerRole/role-hpsj-pcp-1' },
-      insurance: [{ reference: 'Coverage/coverage-member-hpsj-1' }],
-      reasonCode: [{ coding: [{ system: CODE_SYSTEMS.reason, code: 'serious-condition' }] }],
-      performerType: { coding: [{ system: CODE_SYSTEMS.nucc, code: '207RC0000X' }] },
-      performer: [{ reference: 'PractitionerRole/role-hpsj-card-2' }],
-    };
     const token = tokenFor(server, { scope: 'user/*.cruds', fhirUser: 'Practitioner/hpsj-pcp-1', roles: ['treating-provider'] });
-    const res = await raw(`${server.fhirBase}/ServiceRequest/$submit`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, json: { resourceType: 'Bundle', type: 'collection', entry: [{ resource: sr }] } });
+    const res = await raw(`${server.fhirBase}/ServiceRequest/$submit`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, json: inNetworkHpsjRequest() });
     expect(res.status).toBe(201);
     const received = await waitFor(async () => {
       const found = (await provider.server.store.search({ resourceType: 'Communication', clauses: [], sort: [], count: 10, offset: 0, total: false })).resources as Communication[];

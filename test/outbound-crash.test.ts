@@ -1,13 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Communication, ServiceRequest } from 'fhir/r4.js';
+import type { Communication } from 'fhir/r4.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { issueAccessToken } from '../server/src/auth/accessTokens.js';
 import { loadSigningKey } from '../server/src/auth/signingKeys.js';
-import { CODE_SYSTEMS, IDENTIFIER_SYSTEMS } from '../server/src/fhir/systems.js';
+import { inNetworkHpsjRequest } from './helpers/requests.js';
 import { planKeys, type ProviderServer, startProviderServer, waitFor } from './helpers/providerServer.js';
 
 const SCOPES = ['system/Communication.cr', 'system/Communication.s', 'system/DocumentReference.cr', 'system/Task.cru', 'system/Task.s'];
@@ -62,19 +61,7 @@ describe('outbox across a SIGKILL of the plan server (PGlite data folder)', () =
     await fetch(`${url}/fhir/Endpoint/ep-hpsj-ipa-a`, { method: 'PUT', headers, body: JSON.stringify({ resourceType: 'Endpoint', id: 'ep-hpsj-ipa-a', status: 'active', connectionType: { system: 'http://terminology.hl7.org/CodeSystem/endpoint-connection-type', code: 'hl7-fhir-rest' }, payloadType: [{ text: 'FHIR' }], address: provider.fhirBase }) });
     const ipa = await (await fetch(`${url}/fhir/Organization/hpsj-ipa-a`, { headers })).json();
     expect((await fetch(`${url}/fhir/Organization/hpsj-ipa-a`, { method: 'PUT', headers, body: JSON.stringify({ ...ipa, endpoint: [{ reference: 'Endpoint/ep-hpsj-ipa-a' }] }) })).status).toBe(200);
-    const sr: ServiceRequest = {
-      resourceType: 'ServiceRequest',
-      identifier: [{ system: IDENTIFIER_SYSTEMS.secondOpinionRequest, value: randomUUID() }],
-      status: 'draft',
-      intent: 'order',
-      subject: { reference: 'Patient/member-hpsj-1' },
-      requester: { reference: 'PractitionerRole/role-hpsj-pcp-1' },
-      insurance: [{ reference: 'Coverage/coverage-member-hpsj-1' }],
-      reasonCode: [{ coding: [{ system: CODE_SYSTEMS.reason, code: 'serious-condition' }] }],
-      performerType: { coding: [{ system: CODE_SYSTEMS.nucc, code: '207RC0000X' }] },
-      performer: [{ reference: 'PractitionerRole/role-hpsj-card-2' }],
-    };
-    const submitted = await fetch(`${url}/fhir/ServiceRequest/$submit`, { method: 'POST', headers, body: JSON.stringify({ resourceType: 'Bundle', type: 'collection', entry: [{ resource: sr }] }) });
+    const submitted = await fetch(`${url}/fhir/ServiceRequest/$submit`, { method: 'POST', headers, body: JSON.stringify(inNetworkHpsjRequest()) });
     expect(submitted.status).toBe(201);
     child!.kill('SIGKILL');
     await new Promise((r) => child!.once('exit', r));
