@@ -61,9 +61,19 @@ function checkContentType(req: Request): void {
   throw unsupportedMediaType(`Content-Type '${type || '(none)'}' is not supported; use application/fhir+json`);
 }
 
+/**
+ * NUL cannot be stored by PostgreSQL and is not allowed in FHIR strings; refusing it here, once,
+ * keeps it out of every interaction and operation (found by the fuzz suite).
+ */
+function refuseNul(query: [string, string][], body: unknown): void {
+  if (query.some(([k, v]) => k.includes('\u0000') || v.includes('\u0000'))) throw badRequest('Search parameters may not contain NUL characters');
+  if (body !== undefined && JSON.stringify(body).includes('\\u0000')) throw badRequest('FHIR strings may not contain NUL characters');
+}
+
 function toFhirRequest(req: Request, baseUrl: string, auth: AccessContext | undefined): FhirRequest {
   const url = new URL(req.originalUrl, 'http://localhost');
   const query = [...url.searchParams.entries()].filter(([k]) => k !== '_format' && k !== '_pretty');
+  refuseNul(query, req.body);
   const path = req.path
     .split('/')
     .filter(Boolean)

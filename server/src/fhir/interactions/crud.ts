@@ -113,7 +113,10 @@ export async function patchResource(req: FhirRequest, ctx: FhirContext, type: st
       const message = err instanceof Error ? err.message.split('\n')[0] : 'invalid patch';
       throw new FhirError(422, issuesOutcome([{ severity: 'error', code: 'processing', diagnostics: `JSON Patch failed: ${message}` }]));
     }
-    if (patched.resourceType !== type || patched.id !== id) throw unprocessableIssues([{ severity: 'error', code: 'processing', diagnostics: 'A patch may not change resourceType or id' }]);
+    // A patch of the root (path "") may replace the whole document with anything (found by the fuzz suite).
+    if (typeof patched !== 'object' || patched === null || Array.isArray(patched) || patched.resourceType !== type || patched.id !== id) {
+      throw unprocessableIssues([{ severity: 'error', code: 'processing', diagnostics: 'A patch may not replace the resource or change its resourceType or id' }]);
+    }
     const resource = prepare(ctx, patched);
     requireAccess(req, ctx, resource);
     const { resource: stored } = await store.update(resource, current.meta?.versionId);
