@@ -39,8 +39,9 @@ answered 500 (now 422).
 - Access attempts: \`test/auth-security.test.ts\` (30 refusals, each checked for status, nothing returned or changed, and an AuditEvent failure record).
 - Races: \`test/fhir-api.test.ts\` (50 parallel If-Match updates, conditional-create races), \`test/submit-workflow.test.ts\` (duplicate \`$submit\`), \`test/review-workflow.test.ts\` (approve vs deny).
 - Crash: \`test/outbound-crash.test.ts\` (SIGKILL of the server between write and send; PGlite folder reopens; delivered once).
+- Shutdown: \`test/shutdown.test.ts\` (SIGTERM during 40 parallel writes: no 5xx, exit 0, every acknowledged write stored).
 
-Not yet: SIGTERM drain under load, PostgreSQL connection drops under load, a SIGKILL write-load suite on both drivers.
+Not yet: PostgreSQL connection drops under load, a SIGKILL write-load suite on both drivers.
 `;
 writeFileSync('docs/reliability.md', doc);
 process.stdout.write(doc);
