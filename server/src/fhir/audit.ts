@@ -1,6 +1,7 @@
 import type { AuditEvent } from 'fhir/r4.js';
 import type { FhirStore } from '../storage/FhirStore.js';
 import type { AuditRecord, AuditSink } from './context.js';
+import { FhirError } from './outcomes.js';
 
 const ACTIONS: Record<string, AuditEvent['action']> = {
   create: 'C',
@@ -48,9 +49,14 @@ export function toAuditEvent(record: AuditRecord, recorded: Date): AuditEvent {
   };
 }
 
+/** Audit records held in memory while the database is away; past this, the oldest are counted as lost. */
+const MAX_PENDING = 20_000;
+const RETRY_MS = 1_000;
+
 /**
  * Writes AuditEvents in batches so a read costs one buffered insert, not a transaction of its own.
  * `flush()` runs on shutdown; at most `intervalMs` of audit records are at risk on a hard crash.
+ * A batch the database refused for a transient reason (503) is kept and retried.
  */
 export class BufferedAuditSink implements AuditSink {
   private queue: AuditEvent[] = [];
@@ -80,8 +86,18 @@ export class BufferedAuditSink implements AuditSink {
       this.store
         .createMany(batch)
         .then(() => undefined)
-        .catch(() => {
-          this.failures += batch.length;
+        .catch((err: unknown) => {
+          if (!(err instanceof FhirError && err.status === 503)) {
+            this.failures += batch.length;
+            return;
+          }
+          this.queue = [...batch, ...this.queue];
+          const excess = this.queue.length - MAX_PENDING;
+          if (excess > 0) {
+            this.queue.splice(0, excess);
+            this.failures += excess;
+          }
+          if (!this.timer) this.timer = setTimeout(() => void this.flush(), RETRY_MS).unref();
         }),
     );
     return this.flushing;

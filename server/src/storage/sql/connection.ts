@@ -17,5 +17,5 @@ export function isTransientDbError(err: unknown): boolean {
   const code = (err as { code?: string } | null)?.code;
   if (typeof code === 'string' && /^(08|57P0)/.test(code)) return true;
   const message = err instanceof Error ? err.message : '';
-  return /ECONNREFUSED|ECONNRESET|Connection terminated|terminating connection|the database system is (starting|shutting)/i.test(message);
+  return /ECONNREFUSED|ECONNRESET|EPIPE|Connection terminated|terminating connection|not queryable|timeout exceeded when trying to connect|the database system is (starting|shutting|in recovery)/i.test(message);
 }

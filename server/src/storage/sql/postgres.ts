@@ -16,16 +16,21 @@ class PoolConnection implements SqlConnection {
 
   async transaction<T>(fn: (conn: SqlConnection) => Promise<T>): Promise<T> {
     const client = await this.pool.connect().catch(unavailable);
+    // A checked-out client whose server goes away emits 'error'; unhandled, that would end the process.
+    let broken: Error | undefined;
+    const onError = (err: Error) => (broken = err);
+    client.on('error', onError);
     try {
       await client.query('BEGIN');
       const result = await fn(new ClientConnection(client));
       await client.query('COMMIT');
       return result;
     } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
+      if (!broken) await client.query('ROLLBACK').catch((rollbackError: Error) => (broken = rollbackError));
       return unavailable(err);
     } finally {
-      client.release();
+      client.off('error', onError);
+      client.release(broken ?? false);
     }
   }
 
@@ -69,7 +74,10 @@ export async function openPostgres(connectionString: string, options: { schema?:
       await setup.end();
     }
   }
-  const pool = new pg.Pool({ connectionString, max, ...(schema ? { options: `-c search_path=${schema}` } : {}) });
+  const pool = new pg.Pool({ connectionString, max, connectionTimeoutMillis: 5_000, ...(schema ? { options: `-c search_path=${schema}` } : {}) });
   pool.on('error', () => undefined); // an idle client lost its server; the next query reconnects
+  // pg emits 'error' on a client whose server went away between queries; the query in flight gets the
+  // error anyway, and an emitter error with no listener would end the process.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return new PoolConnection(pool);
 }
