@@ -41,7 +41,7 @@ export async function buildParts(env: PartsEnv): Promise<ServerParts> {
     accessTokenSeconds: config.accessTokenSeconds,
     tokenRequestsPerMinute: config.tokenRequestsPerMinute,
     isCompartmentType: (type) => type === 'Patient' || indexer.compartmentParams(type).length > 0,
-  });
+  }, env.audit);
   const definitions = readConformanceResources().filter((r): r is OperationDefinition => r.resourceType === 'OperationDefinition');
   return {
     policy: auth.policy,

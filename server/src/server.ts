@@ -6,7 +6,7 @@ import { createApp } from './app.js';
 import type { ServerConfig } from './config.js';
 import { BufferedAuditSink } from './fhir/audit.js';
 import { ourSearchParameters, publishConformance, readConformanceResources } from './fhir/conformance.js';
-import type { AccessPolicy, FhirContext, OperationDefinitionEntry, ResourceValidator } from './fhir/context.js';
+import type { AccessPolicy, AuditSink, FhirContext, OperationDefinitionEntry, ResourceValidator } from './fhir/context.js';
 import { Indexer } from './fhir/search/indexer.js';
 import { createResourceValidator } from './fhir/resourceValidator.js';
 import { SearchParamRegistry } from './fhir/search/registry.js';
@@ -51,6 +51,7 @@ export interface PartsEnv {
   store: FhirStore;
   registry: SearchParamRegistry;
   logger: Logger;
+  audit: AuditSink;
 }
 
 export async function startServer(
@@ -72,9 +73,9 @@ export async function startServer(
   // With PORT=0 the real port is known only now; PUBLIC_URL, when set, wins.
   const url = config.publicUrl.replace(/:0$/, `:${port}`);
   const fhirBase = `${url}/fhir`;
-  const parts = await makeParts({ config, publicUrl: url, fhirBase, store, registry, logger });
-  await parts.seed?.(store);
   const audit = new BufferedAuditSink(store, { intervalMs: 50, maxBatch: 50, enabled: config.auditEnabled });
+  const parts = await makeParts({ config, publicUrl: url, fhirBase, store, registry, logger, audit });
+  await parts.seed?.(store);
   const ctx: FhirContext = {
     store,
     registry,

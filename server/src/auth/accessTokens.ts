@@ -67,15 +67,19 @@ export function issueIdToken(t: TokenIssuer, grant: Grant, nonce?: string): stri
  * public key as secret, or another key all fail), our issuer, the FHIR base as audience, not
  * expired, not before its time, claims as we issue them.
  */
+const CLOCK_TOLERANCE_SECONDS = 5;
+
 export function verifyAccessToken(t: TokenIssuer, token: string): AccessClaims {
   let decoded: unknown;
   try {
-    decoded = jwt.verify(token, t.key.publicKey, { algorithms: ['RS256'], issuer: t.issuer, audience: t.fhirBase, clockTolerance: 5 });
+    decoded = jwt.verify(token, t.key.publicKey, { algorithms: ['RS256'], issuer: t.issuer, audience: t.fhirBase, clockTolerance: CLOCK_TOLERANCE_SECONDS });
   } catch (err) {
     throw invalidToken(err instanceof Error ? err.message : 'invalid token');
   }
   const parsed = AccessClaims.safeParse(decoded);
   if (!parsed.success) throw invalidToken('token claims are not ours');
+  // jsonwebtoken checks exp and nbf but not a token issued in the future (a wrong clock or a forgery).
+  if (parsed.data.iat > Date.now() / 1000 + CLOCK_TOLERANCE_SECONDS) throw invalidToken('token issued in the future');
   return parsed.data;
 }
 

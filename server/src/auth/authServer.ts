@@ -1,6 +1,7 @@
 import express, { type Request, type Response } from 'express';
 import { z } from 'zod';
 import type { SecurityUrls } from '../fhir/capability.js';
+import type { AuditSink } from '../fhir/context.js';
 import type { AccessContext } from '../fhir/request.js';
 import type { FhirStore } from '../storage/FhirStore.js';
 import { accessContextOf, invalidToken, type TokenIssuer, verifyAccessToken } from './accessTokens.js';
@@ -40,7 +41,7 @@ const CAPABILITIES = [
 ];
 
 /** The SMART authorization server: discovery, authorize, token, introspection, revocation, registration, sandbox. */
-export function createAuthServer(store: FhirStore, config: AuthServerConfig) {
+export function createAuthServer(store: FhirStore, config: AuthServerConfig, audit: AuditSink) {
   const clients = ClientRegistry.fromFile(store, config.clientsFile, config.clients);
   const tokens: TokenIssuer = { issuer: config.issuer, fhirBase: config.fhirBase, key: config.key, accessTokenSeconds: config.accessTokenSeconds };
   const urls = {
@@ -91,6 +92,7 @@ export function createAuthServer(store: FhirStore, config: AuthServerConfig) {
 
   const router = express.Router();
   const form = express.urlencoded({ extended: false, limit: '64kb' });
+  router.use('/auth', auditOAuthOutcome(audit));
   router.get('/fhir/.well-known/smart-configuration', (_req, res) => res.json(smartConfiguration(config, urls)));
   router.get('/.well-known/smart-configuration', (_req, res) => res.json(smartConfiguration(config, urls)));
   router.get('/.well-known/openid-configuration', (_req, res) =>
@@ -182,6 +184,32 @@ function smartConfiguration(config: AuthServerConfig, urls: Record<string, strin
     code_challenge_methods_supported: ['S256'],
     capabilities: CAPABILITIES,
   };
+}
+
+/**
+ * Every answer of the OAuth endpoints leaves a Login AuditEvent (success or failure, with the client),
+ * except the authorize endpoint's own login and consent pages. An error sent back as a redirect is a failure.
+ */
+function auditOAuthOutcome(audit: AuditSink) {
+  return (req: Request, res: Response, next: () => void): void => {
+    if (req.method === 'OPTIONS') return next(); // a CORS preflight, not an attempt
+    const endpoint = req.path.replace(/^\//, '').split('/')[0] || 'auth';
+    res.on('finish', () => {
+      const redirected = res.statusCode >= 300 && res.statusCode < 400;
+      if (endpoint === 'authorize' && !redirected && res.statusCode < 400) return;
+      const location = res.getHeader('location');
+      const failed = redirected && typeof location === 'string' && /[?&]error=/.test(location);
+      audit.record({ interaction: 'login', operation: endpoint, status: res.statusCode, clientId: clientIdOf(req), failed });
+    });
+    next();
+  };
+}
+
+/** The client_id the caller named (form or query), when it looks like one; never a secret or assertion. */
+function clientIdOf(req: Request): string | undefined {
+  const fromBody = (req.body as Record<string, unknown> | undefined)?.client_id;
+  const value = typeof fromBody === 'string' ? fromBody : typeof req.query.client_id === 'string' ? req.query.client_id : undefined;
+  return value && /^[\w.:@-]{1,128}$/.test(value) ? value : undefined;
 }
 
 function oauth(fn: (req: Request, res: Response) => Promise<void>) {

@@ -16,11 +16,24 @@ const ACTIONS: Record<string, AuditEvent['action']> = {
   batch: 'E',
   transaction: 'E',
   capabilities: 'R',
+  login: 'E',
+  refused: 'E',
 };
+
+const DCM = 'http://dicom.nema.org/resources/ontology/DCM';
+
+function eventType(record: AuditRecord): Pick<AuditEvent, 'type' | 'subtype'> {
+  if (record.interaction === 'login') {
+    return { type: { system: DCM, code: '110114', display: 'User Authentication' }, subtype: [{ system: DCM, code: '110122', display: 'Login' }] };
+  }
+  const rest = { system: 'http://terminology.hl7.org/CodeSystem/audit-event-type', code: 'rest', display: 'RESTful Operation' };
+  if (record.interaction === 'refused') return { type: rest };
+  return { type: rest, subtype: [{ system: 'http://hl7.org/fhir/restful-interaction', code: record.interaction }] };
+}
 
 /** DICOM/FHIR AuditEvent for one REST interaction (who, what, which patient, outcome). */
 export function toAuditEvent(record: AuditRecord, recorded: Date): AuditEvent {
-  const outcome = record.status < 400 ? '0' : record.status < 500 ? '4' : '8';
+  const outcome = record.failed ? '4' : record.status < 400 ? '0' : record.status < 500 ? '4' : '8';
   const entity: AuditEvent['entity'] = [];
   if (record.resourceType && record.id) entity.push({ what: { reference: `${record.resourceType}/${record.id}` }, type: { system: 'http://terminology.hl7.org/CodeSystem/audit-entity-type', code: '2' } });
   else if (record.resourceType) entity.push({ what: { display: record.resourceType }, type: { system: 'http://terminology.hl7.org/CodeSystem/audit-entity-type', code: '2' } });
@@ -29,17 +42,16 @@ export function toAuditEvent(record: AuditRecord, recorded: Date): AuditEvent {
   const auth = record.auth;
   return {
     resourceType: 'AuditEvent',
-    type: { system: 'http://terminology.hl7.org/CodeSystem/audit-event-type', code: 'rest', display: 'RESTful Operation' },
-    subtype: [{ system: 'http://hl7.org/fhir/restful-interaction', code: record.interaction === 'operation' ? 'operation' : record.interaction }],
+    ...eventType(record),
     action: ACTIONS[record.interaction] ?? 'E',
     recorded: recorded.toISOString(),
     outcome,
-    outcomeDesc: `HTTP ${record.status}`,
+    outcomeDesc: `HTTP ${record.status}${record.failed ? ' (error)' : ''}`,
     agent: [
       {
         type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/extra-security-role-type', code: auth?.kind === 'system' ? 'datacollector' : 'humanuser' }] },
         who: auth?.fhirUser ? { reference: auth.fhirUser } : { display: auth ? `client ${auth.clientId}` : 'anonymous' },
-        altId: auth?.clientId,
+        altId: auth?.clientId ?? record.clientId,
         requestor: true,
         policy: auth?.tokenId ? [`urn:uuid:${auth.tokenId}`] : undefined,
       },

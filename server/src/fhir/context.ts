@@ -21,8 +21,13 @@ export interface ResourceValidator {
 }
 
 export interface AuditRecord {
-  interaction: Interaction | 'batch' | 'transaction' | 'capabilities';
+  /** `login`: the OAuth endpoints and bearer-token checks; `refused`: a request refused before routing. */
+  interaction: Interaction | 'batch' | 'transaction' | 'capabilities' | 'login' | 'refused';
   resourceType?: string;
+  /** The OAuth client when there is no verified access token (token endpoint, refused tokens). */
+  clientId?: string;
+  /** A failure whatever the status (an OAuth error sent as a redirect). */
+  failed?: boolean;
   id?: string;
   operation?: string;
   patient?: string;

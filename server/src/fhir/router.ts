@@ -24,7 +24,7 @@ type Route = (req: FhirRequest, ctx: FhirContext, p: string[]) => Promise<FhirRe
  * errors thrown anywhere become OperationOutcomes in handleRequest.
  */
 const ROUTES: { shape: string; method: string; interaction: Interaction | 'batch' | 'capabilities'; run: Route }[] = [
-  { shape: '', method: 'POST', interaction: 'batch', run: (req, ctx) => processBundle(req, ctx, dispatch) },
+  { shape: '', method: 'POST', interaction: 'batch', run: (req, ctx) => processBundle(req, ctx, dispatch, handleRequest) },
   { shape: '_history', method: 'GET', interaction: 'history', run: (req, ctx) => history(req, ctx) },
   { shape: 'T', method: 'GET', interaction: 'search', run: (req, ctx, [t]) => searchType(req, ctx, t, req.query) },
   { shape: 'T/_search', method: 'POST', interaction: 'search', run: (req, ctx, [t]) => searchType(req, ctx, t, [...req.query, ...formParams(req)]) },

@@ -123,7 +123,7 @@ export function send(res: Response, response: FhirResponse, headOnly = false): v
 
 /** Body-parser and other thrown errors → OperationOutcome with the right 4xx (never a 500 for bad input). */
 function errorHandler(ctx: FhirContext) {
-  return (err: unknown, _req: Request, res: Response, _next: NextFunction): void => {
+  return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
     const e = err as { type?: string; status?: number };
     let error: FhirError;
     if (e?.type === 'entity.too.large') error = payloadTooLarge('The request body is larger than the configured limit');
@@ -134,6 +134,8 @@ function errorHandler(ctx: FhirContext) {
       error = normalizeError(err);
       if (!(err instanceof FhirError)) ctx.onUnexpectedError?.(err);
     }
+    const resourceType = /^\/([A-Z][A-Za-z]{1,63})(\/|$)/.exec(req.path)?.[1];
+    ctx.audit.record({ interaction: error.status === 401 ? 'login' : 'refused', resourceType, status: error.status });
     send(res, { status: error.status, body: error.outcome, headers: error.headers });
   };
 }

@@ -68,6 +68,8 @@ export async function performReviewAction(
     await tx.lock(`case:${taskId}`);
     const c = await loadCase(tx, taskId);
     if (ifMatch !== undefined && c.task.meta?.versionId !== ifMatch) throw conflict(`Task/${taskId} changed (version ${c.task.meta?.versionId}); reload and retry`);
+    // Parties first: someone who is not party to the case learns nothing about its step.
+    await checkParty(tx, c, action, actor);
     let next: CaseStep;
     try {
       next = transition(c.plan, c.step, action, actor.roles);
@@ -75,7 +77,6 @@ export async function performReviewAction(
       if (err instanceof ReviewRefusal) throw err.kind === 'role' ? forbidden(err.message) : conflict(err.message, 'business-rule');
       throw err;
     }
-    await checkParty(tx, c, action, actor);
     const outputs: TaskOutput[] = [];
     const task: Task = structuredClone(c.task);
     const sender = actor.fhirUser ? { reference: actor.fhirUser } : c.insurer;

@@ -10,15 +10,18 @@ export type Dispatch = (req: FhirRequest, ctx: FhirContext) => Promise<FhirRespo
 
 const METHOD_ORDER: Record<string, number> = { DELETE: 0, POST: 1, PUT: 2, PATCH: 3, GET: 4, HEAD: 4 };
 
-/** POST [base] with a batch or transaction Bundle (3.1.0.11). */
-export async function processBundle(req: FhirRequest, ctx: FhirContext, dispatch: Dispatch): Promise<FhirResponse> {
+/**
+ * POST [base] with a batch or transaction Bundle (3.1.0.11). Batch entries are independent requests,
+ * each answered and audited on its own (`handleEntry`); a transaction is one request, audited once.
+ */
+export async function processBundle(req: FhirRequest, ctx: FhirContext, dispatch: Dispatch, handleEntry: Dispatch): Promise<FhirResponse> {
   const bundle = req.body as Bundle | undefined;
   if (!bundle || bundle.resourceType !== 'Bundle') throw badRequest('POST to the base needs a Bundle', 'resourceType');
   if (bundle.type !== 'batch' && bundle.type !== 'transaction') throw badRequest(`Bundle.type must be batch or transaction, not '${String(bundle.type)}'`, 'Bundle.type');
   const entries = bundle.entry ?? [];
   if (entries.length > ctx.limits.maxBundleEntries) throw badRequest(`A Bundle may hold at most ${ctx.limits.maxBundleEntries} entries`);
   entries.forEach((e, i) => checkEntry(e, i));
-  if (bundle.type === 'batch') return { status: 200, body: await batch(req, ctx, entries, dispatch) };
+  if (bundle.type === 'batch') return { status: 200, body: await batch(req, ctx, entries, handleEntry) };
   return { status: 200, body: await ctx.store.transaction((store) => transaction(req, { ...ctx, store }, entries, dispatch)) };
 }
 
@@ -29,15 +32,18 @@ function checkEntry(entry: BundleEntry, index: number): void {
   if ((method === 'POST' || method === 'PUT') && !entry.resource) throw badRequest(`Bundle.entry[${index}] needs a resource for ${method}`, `Bundle.entry[${index}].resource`);
 }
 
-async function batch(req: FhirRequest, ctx: FhirContext, entries: BundleEntry[], dispatch: Dispatch): Promise<Bundle> {
+async function batch(req: FhirRequest, ctx: FhirContext, entries: BundleEntry[], handleEntry: Dispatch): Promise<Bundle> {
   const responses: BundleEntry[] = [];
   for (const entry of entries) {
+    let entryReq: FhirRequest;
     try {
-      responses.push(responseEntry(await dispatch(entryRequest(req, entry), ctx)));
+      entryReq = entryRequest(req, entry);
     } catch (err) {
       const error = normalizeError(err);
       responses.push({ response: { status: String(error.status), outcome: error.outcome } });
+      continue;
     }
+    responses.push(responseEntry(await handleEntry(entryReq, ctx)));
   }
   return { resourceType: 'Bundle', type: 'batch-response', entry: responses };
 }
