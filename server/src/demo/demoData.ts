@@ -149,8 +149,9 @@ function professionals(): Resource[] {
     P('ortho-2', 'Haddad', 'Rana', 'orthopaedics', 'b', 0.1, { boardCertified: false });
     P('onc-1', 'Moreno', 'Lucia', 'oncology', 'b', 0.15);
     P('psych-1', 'Begay', 'Marie', 'psychiatry', 'a', 0.06);
-    P('um-1', 'Walker', 'Jordan', 'internalMedicine', 'a', 0.0, { roles: ['um-clinician'] });
-    P('md-1', 'Castillo', 'Elena', 'internalMedicine', 'a', 0.0, { roles: ['medical-director'] });
+    // UM staff work for the plan itself: their roles are at the plan's Organization.
+    P('um-1', 'Walker', 'Jordan', 'internalMedicine', 'a', 0.0, { roles: ['um-clinician'], org: plan.id });
+    P('md-1', 'Castillo', 'Elena', 'internalMedicine', 'a', 0.0, { roles: ['medical-director'], org: plan.id });
   }
   // Out of network: academic specialists; one is not enrolled in Medi-Cal (PHC VI.A).
   specs.push({ id: 'oon-neuro-1', family: 'Fischer', given: 'Paul', specialty: 'neurology', org: 'oon-group', plans: [], lat: 37.77, lon: -122.42 });

@@ -5,7 +5,7 @@ import type { PlanProfile } from '../domain/plans.js';
 import { type CaseStep, type ReviewAction, ReviewRefusal, TASK_STATUS, transition } from '../domain/reviewPath.js';
 import { badRequest, conflict, forbidden, unprocessable } from '../fhir/outcomes.js';
 import { parseLiteral } from '../fhir/references.js';
-import type { AccessContext } from '../fhir/request.js';
+import type { AccessContext, UserRole } from '../fhir/request.js';
 import { CODE_SYSTEMS, EXTENSIONS, PROFILES } from '../fhir/systems.js';
 import type { FhirStore } from '../storage/FhirStore.js';
 import { planOf } from './decide.js';
@@ -189,8 +189,17 @@ export async function performReviewAction(
   });
 }
 
-/** Party checks beyond the role: the report comes from the authorized professional, withdrawal from the member or requester. */
+const PLAN_STAFF_ROLES: UserRole[] = ['um-clinician', 'medical-director'];
+
+/**
+ * Party checks beyond the role: the report comes from the authorized professional, withdrawal from
+ * the member or requester, and plan staff act only on their own plan's cases.
+ */
 async function checkParty(tx: FhirStore, c: CaseFiles, action: ReviewAction, actor: AccessContext): Promise<void> {
+  const staff = actor.kind === 'user' && actor.roles.some((r) => PLAN_STAFF_ROLES.includes(r));
+  if (staff && action !== 'post-report' && !(await worksForPlan(tx, actor, c.insurer))) {
+    throw forbidden(`Only ${c.plan.name} staff may ${action} on this case`);
+  }
   if (action === 'post-report') {
     const authorized = c.task.output?.filter((o) => o.type.text === 'authorized-professional').at(-1)?.valueReference;
     const practitioner = await practitionerOf(tx, authorized);
@@ -201,6 +210,24 @@ async function checkParty(tx: FhirStore, c: CaseFiles, action: ReviewAction, act
     const requester = (await practitionerOf(tx, c.serviceRequest.requester)) ?? c.serviceRequest.requester?.reference;
     if (!own && actor.fhirUser !== requester && !actor.roles.includes('um-clinician')) throw forbidden(`Only the member or the requester may ${action} on this case`);
   }
+}
+
+/** The actor holds a plan-staff PractitionerRole at the plan's Organization. */
+async function worksForPlan(tx: FhirStore, actor: AccessContext, insurer: Reference): Promise<boolean> {
+  const literal = parseLiteral(actor.fhirUser);
+  if (!literal || literal[0] !== 'Practitioner' || !insurer.reference) return false;
+  const roles = await tx.search({
+    resourceType: 'PractitionerRole',
+    clauses: [
+      { kind: 'reference', param: 'practitioner', values: [`practitioner|${actor.fhirUser}`] },
+      { kind: 'reference', param: 'organization', values: [`organization|${insurer.reference}`] },
+    ],
+    sort: [],
+    count: 20,
+    offset: 0,
+    total: false,
+  });
+  return roles.resources.some((r) => (r as PractitionerRole).active !== false && (r as PractitionerRole).code?.some((cc) => cc.coding?.some((cd) => PLAN_STAFF_ROLES.includes(cd.code as UserRole))));
 }
 
 async function practitionerOf(tx: FhirStore, ref: Reference | undefined): Promise<string | undefined> {
