@@ -46,6 +46,23 @@ describe.each(STORE_DRIVERS)('FhirStore contract on $name', (driver) => {
     expect((await store.history({ resourceType: 'Patient', id: stored[0].id, count: 5, offset: 0 })).length).toBe(1);
   });
 
+  it('parallel updates creating the same new id all succeed, one version each (update-as-create race)', async () => {
+    for (let round = 0; round < 5; round++) {
+      const id = `race-${driver.name}-${round}-${Date.now()}`;
+      const results = await Promise.all(Array.from({ length: 12 }, (_, i) => store.update({ ...task('requested'), id, description: `writer ${i}` })));
+      expect(results.filter((r) => r.created)).toHaveLength(1);
+      expect(results.map((r) => Number(r.resource.meta?.versionId)).sort((a, b) => a - b)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+      expect(await store.history({ resourceType: 'Task', id, count: 20, offset: 0 })).toHaveLength(12);
+    }
+  });
+
+  it('createMany keeps ids it is given (bulk loads)', async () => {
+    const id = `given-${driver.name}-${Date.now()}`;
+    const [stored] = await store.createMany([{ ...task('requested'), id }]);
+    expect(stored.id).toBe(id);
+    expect((await store.read('Task', id)).id).toBe(id);
+  });
+
   it('refuses a create over an existing id with 409 and a stale version with 412', async () => {
     const created = await store.create(task('requested'));
     await expect(store.create({ ...created })).rejects.toMatchObject({ status: 409 });

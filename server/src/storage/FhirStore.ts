@@ -100,7 +100,7 @@ export interface FhirStore {
   vread(resourceType: string, id: string, versionId: string): Promise<Resource>;
   /** Stores a new resource; `resource.id` is kept if set (update-as-create), otherwise assigned. */
   create<T extends Resource>(resource: T): Promise<T>;
-  /** Stores many new resources (server-assigned ids) with a handful of statements; for AuditEvents and bulk loads. */
+  /** Stores many new resources with a handful of statements (ids kept if set, else assigned); for AuditEvents and bulk loads. */
   createMany(resources: Resource[]): Promise<Resource[]>;
   /** New version of an existing resource; `ifMatch` is the expected current versionId (412 on mismatch). */
   update<T extends Resource>(resource: T, ifMatch?: string): Promise<{ resource: T; created: boolean }>;

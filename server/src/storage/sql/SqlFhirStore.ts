@@ -73,7 +73,7 @@ export class SqlFhirStore implements FhirStore {
 
   private async insertMany(resources: Resource[]): Promise<Resource[]> {
     const now = new Date().toISOString();
-    const stored = resources.map((r) => ({ ...r, id: randomUUID(), meta: { ...r.meta, versionId: '1', lastUpdated: now } }) as Resource);
+    const stored = resources.map((r) => ({ ...r, id: r.id ?? randomUUID(), meta: { ...r.meta, versionId: '1', lastUpdated: now } }) as Resource);
     const indexes = stored.map((r) => this.indexer.index(r));
     const col = <T>(f: (r: Resource, i: number) => T) => stored.map(f);
     await this.conn.query(
@@ -144,10 +144,16 @@ export class SqlFhirStore implements FhirStore {
         values,
       );
     } else {
-      await this.conn.query(
-        `INSERT INTO resources (res_type, id, version_id, last_updated, content, tokens, refs, compartments) VALUES ($1, $2, $3, $4, $5::json, $6, $7, $8)`,
+      const inserted = await this.conn.query(
+        `INSERT INTO resources (res_type, id, version_id, last_updated, content, tokens, refs, compartments) VALUES ($1, $2, $3, $4, $5::json, $6, $7, $8)
+         ON CONFLICT (res_type, id) DO NOTHING`,
         values,
       );
+      // Another transaction created this id after we looked (two PUTs racing to create it): this write becomes an update of it.
+      if (inserted.rowCount === 0) {
+        if (mode === 'create') throw conflict(`${resource.resourceType}/${id} already exists`, 'duplicate');
+        return this.writeVersion(resource, ifMatch, mode);
+      }
     }
     await this.conn.query(
       'INSERT INTO resource_history (res_type, id, version_id, last_updated, content) VALUES ($1, $2, $3, $4, $5::json)',
@@ -222,15 +228,25 @@ export class SqlFhirStore implements FhirStore {
     }
   }
 
-  async search(query: SearchQuery): Promise<SearchResult> {
+  private searchSql(query: SearchQuery): { sql: string; values: unknown[] } {
     const params = new Params();
     const where = buildWhere(query, params);
     const orderBy = buildOrderBy(query, params);
     const limit = params.add(query.count + 1);
     const offset = params.add(query.offset);
-    const { rows } = query.count > 0
-      ? await this.conn.query(`SELECT r.content::text AS content FROM resources r WHERE ${where} ORDER BY ${orderBy} LIMIT ${limit} OFFSET ${offset}`, params.values)
-      : { rows: [] };
+    return { sql: `SELECT r.content::text AS content FROM resources r WHERE ${where} ORDER BY ${orderBy} LIMIT ${limit} OFFSET ${offset}`, values: params.values };
+  }
+
+  /** The query plan of a search as PostgreSQL runs it (EXPLAIN ANALYZE), for benchmarks and tuning. */
+  async explainSearch(query: SearchQuery): Promise<string> {
+    const { sql, values } = this.searchSql(query);
+    const { rows } = await this.conn.query(`EXPLAIN (ANALYZE, COSTS OFF) ${sql}`, values);
+    return rows.map((r) => String(Object.values(r)[0])).join('\n');
+  }
+
+  async search(query: SearchQuery): Promise<SearchResult> {
+    const { sql, values } = this.searchSql(query);
+    const { rows } = query.count > 0 ? await this.conn.query(sql, values) : { rows: [] };
     const hasMore = rows.length > query.count;
     const resources = rows.slice(0, query.count).map((row) => parseContent(row.content));
     let total: number | undefined;
