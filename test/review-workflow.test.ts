@@ -177,6 +177,20 @@ describe('UM review path', () => {
     expect(bundle.entry?.map((e) => e.resource?.resourceType)).toEqual(['ServiceRequest', 'Patient', 'Condition']);
   });
 
+  it('a stale If-Match is 412 and a body that is not Parameters is 400; neither changes the case', async () => {
+    const task = await submit('bsp', 'member-bsp-2', 'PractitionerRole/role-oon-neuro-1');
+    const approve = (body: unknown, headers: Record<string, string> = {}) =>
+      raw(`${server.fhirBase}/Task/${task.id}/$request-info`, { method: 'POST', headers: { authorization: `Bearer ${as('bsp', 'um')}`, ...headers }, json: body });
+    const stale = await approve(params([{ name: 'what', valueString: 'labs' }]), { 'if-match': 'W/"999"' });
+    expect(stale.status).toBe(412);
+    for (const body of [[], null, 'labs', { resourceType: 'Parameters', parameter: [{ name: 42 }] }]) {
+      const res = await approve(body);
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect(res.body.resourceType).toBe('OperationOutcome');
+    }
+    expect(((await call(as('bsp', 'um'), `Task/${task.id}`)).body as Task).meta?.versionId).toBe(task.meta?.versionId);
+  });
+
   it('concurrent approve and deny of one case: exactly one wins', async () => {
     const task = await submit('bsp', 'member-bsp-2', 'PractitionerRole/role-oon-neuro-1');
     await call(as('bsp', 'um'), `Task/${task.id}/$escalate`, params([]));

@@ -43,7 +43,18 @@ export function createApp(deps: AppDeps): express.Express {
   );
   app.get('/', (_req, res) => res.redirect(deps.routers?.length ? '/sandbox' : '/fhir/metadata'));
   app.get('/healthz', (_req, res) => res.json({ status: 'ok' }));
+  app.use(lastErrorHandler);
   return app;
+}
+
+/** The routers answer their own errors; anything else gets an OperationOutcome, never an HTML page with a stack. */
+function lastErrorHandler(err: unknown, _req: Request, res: Response, _next: NextFunction): void {
+  const status = (err as { status?: number })?.status;
+  const clientError = typeof status === 'number' && status >= 400 && status < 500;
+  res.status(clientError ? status : 500).json({
+    resourceType: 'OperationOutcome',
+    issue: [{ severity: 'error', code: clientError ? 'invalid' : 'exception', diagnostics: clientError ? 'The request could not be read' : 'Internal server error' }],
+  });
 }
 
 function accessLog(log: NonNullable<AppDeps['logRequest']>) {

@@ -103,7 +103,7 @@ export async function startServer(
   });
   server.on('request', app);
   for (const worker of parts.workers ?? []) worker.start();
-  logger.info('server_started', { url, fhirBase: `${url}/fhir`, store: config.store.driver });
+  logger.info('server_started', { url, fhirBase: `${url}/fhir`, store: config.store.driver, startupMs: Math.round(performance.now()) });
   let closing: Promise<void> | undefined;
   return {
     url,

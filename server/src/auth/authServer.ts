@@ -8,6 +8,7 @@ import { accessContextOf, invalidToken, type TokenIssuer, verifyAccessToken } fr
 import { authorizeHandler } from './authorizeEndpoint.js';
 import { type Client, ClientRegistry } from './clientRegistry.js';
 import { invalidRequest, OAuthError } from './oauthErrors.js';
+import { FhirError } from '../fhir/outcomes.js';
 import { createAccessPolicy } from './policy.js';
 import { sandboxRouter } from './sandboxEhr.js';
 import type { SigningKey } from './signingKeys.js';
@@ -91,8 +92,9 @@ export function createAuthServer(store: FhirStore, config: AuthServerConfig, aud
   }
 
   const router = express.Router();
-  const form = express.urlencoded({ extended: false, limit: '64kb' });
   router.use('/auth', auditOAuthOutcome(audit));
+  // One parse for every OAuth endpoint (forms; JSON for registration), then one check of what was sent.
+  router.use('/auth', express.urlencoded({ extended: false, limit: '64kb' }), express.json({ limit: '64kb' }), refuseControlCharacters);
   router.get('/fhir/.well-known/smart-configuration', (_req, res) => res.json(smartConfiguration(config, urls)));
   router.get('/.well-known/smart-configuration', (_req, res) => res.json(smartConfiguration(config, urls)));
   router.get('/.well-known/openid-configuration', (_req, res) =>
@@ -114,9 +116,9 @@ export function createAuthServer(store: FhirStore, config: AuthServerConfig, aud
   router.get('/.well-known/jwks.json', (_req, res) => res.json({ keys: [config.key.publicJwk] }));
   const authorize = authorizeHandler({ store, clients, fhirBase: config.fhirBase, demoMode: config.demoMode });
   router.get('/auth/authorize', authorize);
-  router.post('/auth/authorize', form, authorize);
-  router.post('/auth/token', rateLimit(config.tokenRequestsPerMinute), form, tokenHandler(tokenDeps));
-  router.post('/auth/introspect', form, oauth(async (req, res) => {
+  router.post('/auth/authorize', authorize);
+  router.post('/auth/token', rateLimit(config.tokenRequestsPerMinute), tokenHandler(tokenDeps));
+  router.post('/auth/introspect', oauth(async (req, res) => {
     await authenticateCaller(req);
     const token = formOf(req).token ?? '';
     try {
@@ -128,7 +130,7 @@ export function createAuthServer(store: FhirStore, config: AuthServerConfig, aud
       res.json(grant ? { active: true, token_type: 'refresh_token', client_id: (grant as { clientId: string }).clientId } : { active: false });
     }
   }));
-  router.post('/auth/revoke', form, oauth(async (req, res) => {
+  router.post('/auth/revoke', oauth(async (req, res) => {
     const client = await authenticateCaller(req);
     const token = formOf(req).token ?? '';
     const refresh = (await store.getEphemeral(`refresh:${hash(token)}`)) as { clientId: string } | undefined;
@@ -144,7 +146,7 @@ export function createAuthServer(store: FhirStore, config: AuthServerConfig, aud
     }
     res.status(200).end();
   }));
-  router.post('/auth/register', express.json({ limit: '64kb' }), oauth(async (req, res) => {
+  router.post('/auth/register', oauth(async (req, res) => {
     if (!config.demoMode) throw new OAuthError('access_denied', 'Dynamic registration is open in demo mode only; register clients in the clients file', 403);
     try {
       const client = await clients.register(req.body);
@@ -154,6 +156,7 @@ export function createAuthServer(store: FhirStore, config: AuthServerConfig, aud
       throw err;
     }
   }));
+  router.use('/auth', oauthErrors);
   if (config.sandboxEnabled) router.use(sandboxRouter({ store, clients, fhirBase: config.fhirBase }));
 
   async function authenticateCaller(req: Request): Promise<Client> {
@@ -203,6 +206,30 @@ function auditOAuthOutcome(audit: AuditSink) {
     });
     next();
   };
+}
+
+/** OAuth parameters are printable (RFC 6749 Appendix A); control characters (NUL above all) are refused. */
+function refuseControlCharacters(req: Request, _res: Response, next: (err?: unknown) => void): void {
+  const values = [...Object.values(req.query as Record<string, unknown>), ...Object.values((req.body ?? {}) as Record<string, unknown>)];
+  const hasControl = (v: unknown): boolean => (typeof v === 'string' ? /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/.test(v) : Array.isArray(v) ? v.some(hasControl) : false);
+  next(values.some(hasControl) ? invalidRequest('Parameters may not contain control characters') : undefined);
+}
+
+/**
+ * Whatever goes wrong on an OAuth endpoint answers as OAuth (RFC 6749 5.2): JSON `{ error }`,
+ * never an HTML error page (body-parser limits, encodings, storage refusals).
+ */
+function oauthErrors(err: unknown, _req: Request, res: Response, _next: (err?: unknown) => void): void {
+  const e = err as { type?: string; status?: number };
+  if (err instanceof OAuthError) return err.render(res);
+  if (err instanceof FhirError) {
+    const description = err.outcome.issue?.[0]?.diagnostics ?? 'The request was refused';
+    return new OAuthError(err.status === 503 ? 'temporarily_unavailable' : err.status < 500 ? 'invalid_request' : 'server_error', description, err.status).render(res);
+  }
+  if (e?.type === 'entity.too.large') return new OAuthError('invalid_request', 'The request body is too large', 413).render(res);
+  if (e?.type === 'charset.unsupported' || e?.type === 'encoding.unsupported') return new OAuthError('invalid_request', 'Unsupported body encoding', 415).render(res);
+  if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500) return new OAuthError('invalid_request', 'The request body could not be read', e.status).render(res);
+  new OAuthError('server_error', 'Internal error', 500).render(res);
 }
 
 /** The client_id the caller named (form or query), when it looks like one; never a secret or assertion. */

@@ -46,6 +46,8 @@ export class ClientRegistry {
   }
 
   async get(clientId: string): Promise<Client | undefined> {
+    // Ids come from forms, Basic headers and assertion claims: nothing unprintable or huge reaches storage.
+    if (!clientId || clientId.length > 256 || /[\u0000-\u001f]/.test(clientId)) return undefined;
     const configured = this.configured.get(clientId);
     if (configured) return configured;
     const stored = await this.store.getEphemeral(`client:${clientId}`);

@@ -76,7 +76,13 @@ export function formOf(req: Request): Form {
 export async function authenticateClient(deps: TokenDeps, req: Request, form: Form): Promise<Client> {
   const basic = /^Basic (.+)$/i.exec(req.headers.authorization ?? '');
   if (basic) {
-    const [id, secret] = Buffer.from(basic[1], 'base64').toString().split(':').map(decodeURIComponent);
+    let id: string | undefined;
+    let secret: string | undefined;
+    try {
+      [id, secret] = Buffer.from(basic[1], 'base64').toString().split(':').map(decodeURIComponent);
+    } catch {
+      throw invalidClient('Malformed Basic credentials');
+    }
     const client = await deps.clients.get(id ?? '');
     if (!client || !secretMatches(client, secret)) throw invalidClient('Client authentication failed');
     return client;

@@ -6,7 +6,7 @@ import { CODE_SYSTEMS, EXTENSIONS, IDENTIFIER_SYSTEMS } from '../fhir/systems.js
  * out of network, plan staff, and members with Medi-Cal Coverage. Stable ids, so loading is
  * idempotent and tests can name them.
  */
-const PLANS = [
+export const PLANS = [
   { id: 'hpsj', name: 'Health Plan of San Joaquin', city: 'Stockton', lat: 37.96, lon: -121.29 },
   { id: 'phc', name: 'Partnership HealthPlan of California', city: 'Fairfield', lat: 38.25, lon: -122.04 },
   { id: 'ant', name: 'Anthem Medi-Cal', city: 'Sacramento', lat: 38.58, lon: -121.49 },
@@ -22,7 +22,7 @@ export const SPECIALTIES = {
   psychiatry: { code: '2084P0800X', display: 'Psychiatry' },
   neurology: { code: '2084N0400X', display: 'Neurology' },
 } as const;
-type SpecialtyKey = keyof typeof SPECIALTIES;
+export type SpecialtyKey = keyof typeof SPECIALTIES;
 
 /** A valid 10-digit NPI (Luhn check digit over the 80840 prefix). */
 export function npi(base9: number): string {
@@ -44,7 +44,7 @@ const qualification = (code: string, display: string) => ({ code: { coding: [{ s
 const nucc = (k: SpecialtyKey) => ({ coding: [{ system: CODE_SYSTEMS.nucc, ...SPECIALTIES[k] }], text: SPECIALTIES[k].display });
 const userRole = (code: string) => ({ coding: [{ system: CODE_SYSTEMS.userRole, code }] });
 
-interface ProfessionalSpec {
+export interface ProfessionalSpec {
   id: string;
   family: string;
   given: string;
@@ -59,7 +59,8 @@ interface ProfessionalSpec {
   roles?: string[];
 }
 
-function professional(spec: ProfessionalSpec, n: number): Resource[] {
+/** A Practitioner, its Location and its Plan-Net PractitionerRole. */
+export function professional(spec: ProfessionalSpec, n: number): Resource[] {
   const practitioner: Practitioner = {
     resourceType: 'Practitioner',
     id: spec.id,
@@ -161,7 +162,7 @@ function professionals(): Resource[] {
   return specs.flatMap((s, i) => professional(s, i + 1));
 }
 
-interface MemberSpec {
+export interface MemberSpec {
   id: string;
   family: string;
   given: string;
@@ -185,7 +186,8 @@ const MEMBERS: MemberSpec[] = [
   { id: 'member-bsp-2', family: 'Brown', given: 'Tyrone', birthDate: '1975-12-19', gender: 'male', plan: 'bsp', language: 'en', group: 'b', specialist: 'card-2', condition: { code: '53741008', display: 'Coronary arteriosclerosis' } },
 ];
 
-function member(m: MemberSpec, n: number): Resource[] {
+/** A member: Patient, Medi-Cal Coverage, CareTeam and, when given, a Condition. */
+export function member(m: MemberSpec, n: number): Resource[] {
   const patient: Patient = {
     resourceType: 'Patient',
     id: m.id,

@@ -4,6 +4,9 @@ import { Fhir } from 'fhir';
 import type { OperationOutcomeIssue, Resource, StructureDefinition } from 'fhir/r4.js';
 import type { ResourceValidator } from './context.js';
 
+type MedplumResource = Parameters<typeof validateResource>[0];
+type MedplumProfile = NonNullable<NonNullable<Parameters<typeof validateResource>[1]>['profile']>;
+
 let indexed = false;
 
 /**
@@ -26,7 +29,8 @@ export function createResourceValidator(profiles: StructureDefinition[] = []): R
       const claimed = (resource.meta?.profile ?? []).map((url) => byUrl.get(url)).filter((p): p is StructureDefinition => Boolean(p));
       for (const profile of [undefined, ...claimed]) {
         try {
-          validateResource(resource, profile ? { profile } : undefined);
+          // @types/fhir and @medplum/fhirtypes describe the same JSON with different TypeScript types.
+          validateResource(resource as MedplumResource, profile ? { profile: profile as MedplumProfile } : undefined);
         } catch (err) {
           const outcome = (err as { outcome?: { issue?: OperationOutcomeIssue[] } }).outcome;
           if (!outcome?.issue) throw err;

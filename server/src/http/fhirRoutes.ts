@@ -65,6 +65,20 @@ function checkContentType(req: Request): void {
  * NUL cannot be stored by PostgreSQL and is not allowed in FHIR strings; refusing it here, once,
  * keeps it out of every interaction and operation (found by the fuzz suite).
  */
+const MAX_JSON_DEPTH = 64;
+
+/** How deep a parsed body nests, counted without recursion (a hostile body may nest thousands deep). */
+function nestsDeeperThan(value: unknown, limit: number): boolean {
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length) {
+    const [v, depth] = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth > limit) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
 function refuseNul(query: [string, string][], body: unknown): void {
   if (query.some(([k, v]) => k.includes('\u0000') || v.includes('\u0000'))) throw badRequest('Search parameters may not contain NUL characters');
   if (body !== undefined && JSON.stringify(body).includes('\\u0000')) throw badRequest('FHIR strings may not contain NUL characters');
@@ -73,6 +87,7 @@ function refuseNul(query: [string, string][], body: unknown): void {
 function toFhirRequest(req: Request, baseUrl: string, auth: AccessContext | undefined): FhirRequest {
   const url = new URL(req.originalUrl, 'http://localhost');
   const query = [...url.searchParams.entries()].filter(([k]) => k !== '_format' && k !== '_pretty');
+  if (nestsDeeperThan(req.body, MAX_JSON_DEPTH)) throw badRequest(`The body nests deeper than ${MAX_JSON_DEPTH} levels`);
   refuseNul(query, req.body);
   const path = req.path
     .split('/')

@@ -3,7 +3,7 @@ import type { Coverage, CoverageEligibilityResponse, DocumentReference, Patient,
 import { extendDeadline } from '../domain/clock.js';
 import type { PlanProfile } from '../domain/plans.js';
 import { type CaseStep, type ReviewAction, ReviewRefusal, TASK_STATUS, transition } from '../domain/reviewPath.js';
-import { badRequest, conflict, forbidden, unprocessable } from '../fhir/outcomes.js';
+import { badRequest, conflict, forbidden, preconditionFailed, unprocessable } from '../fhir/outcomes.js';
 import { parseLiteral } from '../fhir/references.js';
 import type { AccessContext, UserRole } from '../fhir/request.js';
 import { CODE_SYSTEMS, EXTENSIONS, PROFILES } from '../fhir/systems.js';
@@ -67,7 +67,7 @@ export async function performReviewAction(
   return store.transaction(async (tx) => {
     await tx.lock(`case:${taskId}`);
     const c = await loadCase(tx, taskId);
-    if (ifMatch !== undefined && c.task.meta?.versionId !== ifMatch) throw conflict(`Task/${taskId} changed (version ${c.task.meta?.versionId}); reload and retry`);
+    if (ifMatch !== undefined && c.task.meta?.versionId !== ifMatch) throw preconditionFailed(`Task/${taskId} changed (version ${c.task.meta?.versionId}); reload and retry`);
     // Parties first: someone who is not party to the case learns nothing about its step.
     await checkParty(tx, c, action, actor);
     let next: CaseStep;

@@ -1,4 +1,5 @@
-import type { OperationDefinition, OperationDefinitionParameter, Parameters, ParametersParameter, Resource } from 'fhir/r4.js';
+import type { OperationDefinition, OperationDefinitionParameter, ParametersParameter, Resource } from 'fhir/r4.js';
+import { z } from 'zod';
 import { badRequest } from '../outcomes.js';
 import type { FhirRequest } from '../request.js';
 
@@ -18,14 +19,16 @@ export function parseOperationInput(req: FhirRequest, definition: OperationDefin
   if (req.method === 'GET') {
     for (const [name, value] of req.query) add(values, inputs, name, value, 'query');
   } else {
-    const body = req.body as Resource | undefined;
-    if (body?.resourceType === 'Parameters') {
-      for (const p of (body as Parameters).parameter ?? []) add(values, inputs, p.name, valueOf(p), 'body');
-    } else if (body && typeof body === 'object' && 'resourceType' in body) {
-      const resourceInput = inputs.filter((p) => p.type === 'Resource' || p.type === body.resourceType || p.type === 'Bundle');
+    const body: unknown = req.body;
+    const isObject = typeof body === 'object' && body !== null && !Array.isArray(body);
+    if (isObject && (body as Resource).resourceType === 'Parameters') {
+      for (const p of parametersOf(body, definition)) add(values, inputs, p.name, valueOf(p), 'body');
+    } else if (isObject && typeof (body as Resource).resourceType === 'string') {
+      const resource = body as Resource;
+      const resourceInput = inputs.filter((p) => p.type === 'Resource' || p.type === resource.resourceType || p.type === 'Bundle');
       if (resourceInput.length !== 1) throw badRequest(`$${definition.code} takes a Parameters resource`);
-      add(values, inputs, resourceInput[0].name, body, 'body');
-    } else if (body !== undefined && !(typeof body === 'object' && Object.keys(body).length === 0)) {
+      add(values, inputs, resourceInput[0].name, resource, 'body');
+    } else if (body !== undefined && !(isObject && Object.keys(body).length === 0)) {
       throw badRequest(`$${definition.code} takes a Parameters resource`);
     }
     for (const [name, value] of req.query) add(values, inputs, name, value, 'query');
@@ -43,7 +46,9 @@ function add(values: ParsedParameters, inputs: OperationDefinitionParameter[], n
   if (!def) throw badRequest(`Unknown parameter '${name.slice(0, 64)}'`, name);
   if (value === undefined) throw badRequest(`Parameter '${name}' has no value`, name);
   if (from === 'query' && typeof value === 'string' && !isPrimitiveType(def.type)) throw badRequest(`Parameter '${name}' must be sent in a Parameters body`, name);
-  values.set(name, [...(values.get(name) ?? []), checkType(def, value)]);
+  const list = values.get(name);
+  if (list) list.push(checkType(def, value));
+  else values.set(name, [checkType(def, value)]);
 }
 
 const PRIMITIVES = new Set(['string', 'code', 'uri', 'url', 'canonical', 'id', 'date', 'dateTime', 'instant', 'boolean', 'integer', 'positiveInt', 'unsignedInt', 'decimal', 'markdown']);
@@ -66,6 +71,25 @@ function checkType(def: OperationDefinitionParameter, value: ParamValue): ParamV
   }
   if (!isPrimitiveType(type) && (typeof value !== 'object' || value === null)) throw badRequest(`Parameter '${def.name}' must be a ${type}`, def.name);
   return value;
+}
+
+const ParameterShape: z.ZodType<ParametersParameter> = z.lazy(() =>
+  z.looseObject({
+    name: z.string().min(1).max(256),
+    resource: z.looseObject({ resourceType: z.string() }).optional(),
+    part: z.array(ParameterShape).optional(),
+  }) as unknown as z.ZodType<ParametersParameter>,
+);
+const ParametersShape = z.looseObject({ resourceType: z.literal('Parameters'), parameter: z.array(ParameterShape).optional() });
+
+/** A Parameters body is client input: its shape is checked before any of it is read. */
+function parametersOf(body: unknown, definition: OperationDefinition): ParametersParameter[] {
+  const parsed = ParametersShape.safeParse(body);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw badRequest(`$${definition.code}: the Parameters body is malformed at ${['Parameters', ...issue.path.map(String)].join('.')}: ${issue.message}`);
+  }
+  return parsed.data.parameter ?? [];
 }
 
 function valueOf(p: ParametersParameter): ParamValue | undefined {

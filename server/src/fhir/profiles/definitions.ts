@@ -245,6 +245,13 @@ function searchParameters(): SearchParameter[] {
       description: 'When the decision on a second-opinion case is due: Task.restriction.period.end (R9). R4 has no search parameter on it; UM desks search and sort open cases by it (Task?business-status=um-review&due=lt2026-12-01&_sort=due).',
       code: 'due', base: ['Task'], type: 'date', expression: 'Task.restriction.period.end', comparator: ['eq', 'ne', 'gt', 'lt', 'ge', 'le', 'sa', 'eb', 'ap'],
     },
+    {
+      resourceType: 'SearchParameter', id: 'PractitionerRole-network', url: `${CANONICAL_BASE}/SearchParameter/PractitionerRole-network`, name: 'network', ...META,
+      derivedFrom: 'http://hl7.org/fhir/us/davinci-pdex-plan-net/SearchParameter/practitionerrole-network',
+      description: 'The plan networks a PractitionerRole belongs to (the Plan-Net network-reference extension), as Plan-Net defines it: a UM desk looks for qualified in-network professionals (PractitionerRole?specialty=207RC0000X&network=Organization/hpsj-network).',
+      code: 'network', base: ['PractitionerRole'], type: 'reference', target: ['Organization'],
+      expression: `PractitionerRole.extension.where(url = '${EXTENSIONS.planNetNetworkReference}').value`,
+    },
   ];
 }
 
