@@ -59,6 +59,13 @@ describe.each(STORE_DRIVERS)('second-opinion API with the plan rules on $name', 
   };
   const paNeeded = (sr: ServiceRequest) => sr.extension?.find((e) => e.url === EXTENSIONS.crdCoverageInformation)?.extension?.find((e) => e.url === 'pa-needed')?.valueCode;
 
+  it('finds qualified in-network professionals by specialty and Plan-Net network (PractitionerRole?network=)', async () => {
+    const res = await raw(`${server.fhirBase}/PractitionerRole?specialty=${CARDIOLOGY}&network=Organization/hpsj-network&active=true`);
+    expect(res.status).toBe(200);
+    const ids = (res.body.entry ?? []).map((e: { resource: { id: string } }) => e.resource.id).sort();
+    expect(ids).toEqual(['role-hpsj-card-1', 'role-hpsj-card-2']);
+  });
+
   it('R3 HPSJ III.A: an in-network cardiologist is approved at once with no authorization and no cost (R12)', async () => {
     const { status, parts } = await submit(request('hpsj', 'member-hpsj-1', { specialty: CARDIOLOGY, careQuestioned: 'PractitionerRole/role-hpsj-card-1', performer: 'PractitionerRole/role-hpsj-card-2' }));
     expect(status).toBe(201);
