@@ -154,6 +154,7 @@ const sameChannel = (a: Subscription | undefined, b: Subscription) =>
 export function subscriptionWriteHook(deps: SubscriptionDeps): WriteHook {
   return async (tx, change) => {
     if (change.resourceType === 'Subscription') {
+      activeInTransaction.delete(tx);
       if (internalWrite.getStore() || change.kind === 'delete' || !change.resource) return;
       await onSubscriptionWrite(deps, tx, change.resource as Subscription, change.previous as Subscription | undefined, change.kind === 'create');
       return;
@@ -194,8 +195,23 @@ export async function activeSubscriptions(store: FhirStore, registry: SearchPara
   }
 }
 
+/**
+ * The active Subscriptions as one transaction sees them, looked up once per transaction: a `$submit`
+ * writes eight resources and the hook runs for each. A Subscription write in the transaction clears it.
+ */
+const activeInTransaction = new WeakMap<FhirStore, Promise<Subscription[]>>();
+
+function activeSubscriptionsInTx(tx: FhirStore, deps: SubscriptionDeps): Promise<Subscription[]> {
+  let active = activeInTransaction.get(tx);
+  if (!active) {
+    active = activeSubscriptions(tx, deps.registry, deps.fhirBase);
+    activeInTransaction.set(tx, active);
+  }
+  return active;
+}
+
 async function onTopicEvent(deps: SubscriptionDeps, tx: FhirStore, resource: Resource, created: boolean): Promise<void> {
-  const subscriptions = await activeSubscriptions(tx, deps.registry, deps.fhirBase);
+  const subscriptions = await activeSubscriptionsInTx(tx, deps);
   if (!subscriptions.length || !(await isCaseResource(tx, resource))) return;
   const timestamp = resource.meta?.lastUpdated ?? new Date().toISOString();
   for (const sub of subscriptions) {

@@ -13,6 +13,39 @@ interface CurrentRow {
 }
 
 /** The FhirStore over PostgreSQL SQL; the same code runs on PGlite and on a PostgreSQL server. */
+/**
+ * One statement per written version: the current row, its history row and its search-index rows
+ * (the old index rows deleted on an update). Data-modifying CTEs share one snapshot, so the deletes
+ * never see the rows inserted beside them. Nothing is written unless the current row was (a create
+ * that lost a race writes nothing and reports `written = 0`).
+ */
+const WRITE_VERSION_SQL = (replacing: boolean) => `
+  WITH w AS (
+    ${replacing
+      ? `UPDATE resources SET version_id = $3::int, last_updated = $4::timestamptz, deleted = false, content = $5::json, tokens = $6::text[], refs = $7::text[], compartments = $8::text[]
+         WHERE res_type = $1::text AND id = $2::text RETURNING 1`
+      : `INSERT INTO resources (res_type, id, version_id, last_updated, content, tokens, refs, compartments)
+         VALUES ($1::text, $2::text, $3::int, $4::timestamptz, $5::json, $6::text[], $7::text[], $8::text[])
+         ON CONFLICT (res_type, id) DO NOTHING RETURNING 1`}
+  ),
+  ${replacing
+    ? `ds AS (DELETE FROM sp_string WHERE res_type = $1::text AND id = $2::text),
+  dd AS (DELETE FROM sp_date WHERE res_type = $1::text AND id = $2::text),
+  dn AS (DELETE FROM sp_number WHERE res_type = $1::text AND id = $2::text),`
+    : ''}
+  h AS (INSERT INTO resource_history (res_type, id, version_id, last_updated, content)
+        SELECT $1::text, $2::text, $3::int, $4::timestamptz, $5::json FROM w),
+  s AS (INSERT INTO sp_string (res_type, id, param, value, exact)
+        SELECT $1::text, $2::text, u.p, u.v, u.e FROM unnest($9::text[], $10::text[], $11::text[]) AS u(p, v, e) WHERE EXISTS (SELECT 1 FROM w)),
+  d AS (INSERT INTO sp_date (res_type, id, param, lo, hi)
+        SELECT $1::text, $2::text, u.p, u.lo, u.hi FROM unnest($12::text[], $13::timestamptz[], $14::timestamptz[]) AS u(p, lo, hi) WHERE EXISTS (SELECT 1 FROM w)),
+  n AS (INSERT INTO sp_number (res_type, id, param, value, system, unit)
+        SELECT $1::text, $2::text, u.p, u.v, u.s, u.un FROM unnest($15::text[], $16::numeric[], $17::text[], $18::text[]) AS u(p, v, s, un) WHERE EXISTS (SELECT 1 FROM w))
+  SELECT count(*)::int AS written FROM w`;
+const WRITE_NEW = WRITE_VERSION_SQL(false);
+const WRITE_REPLACING = WRITE_VERSION_SQL(true);
+const writeVersionSql = (replacing: boolean) => (replacing ? WRITE_REPLACING : WRITE_NEW);
+
 export class SqlFhirStore implements FhirStore {
   constructor(
     private readonly conn: SqlConnection,
@@ -21,6 +54,9 @@ export class SqlFhirStore implements FhirStore {
     /** Only for a single-process store (PGlite); shared by the transaction-bound instances. */
     private readonly cache?: ReadCache,
   ) {}
+
+  /** Keys this (transaction-bound) instance wrote: their uncommitted content never enters the cache. */
+  private readonly written = new Set<string>();
 
   addWriteHook(hook: WriteHook): void {
     this.hooks.push(hook);
@@ -31,22 +67,33 @@ export class SqlFhirStore implements FhirStore {
   }
 
   async find(resourceType: string, id: string): Promise<Resource | undefined> {
-    const { rows } = await this.conn.query('SELECT content::text AS content FROM resources WHERE res_type = $1 AND id = $2 AND NOT deleted', [resourceType, id]);
-    return rows[0] ? parseContent(rows[0].content) : undefined;
+    const current = await this.currentContent(resourceType, id);
+    return typeof current === 'string' ? parseContent(current) : undefined;
   }
 
   async read(resourceType: string, id: string): Promise<Resource> {
+    const current = await this.currentContent(resourceType, id);
+    if (current === undefined) throw notFound(`${resourceType}/${id} not found`);
+    if (current === null) throw gone(`${resourceType}/${id} was deleted`);
+    return parseContent(current);
+  }
+
+  /**
+   * The current JSON of a resource, `null` if deleted, `undefined` if never stored. The cache serves
+   * and fills inside transactions too: PGlite runs one transaction at a time, so what a transaction
+   * reads is committed unless it wrote that resource itself, and those keys are never filled.
+   */
+  private async currentContent(resourceType: string, id: string): Promise<string | null | undefined> {
     const key = `${resourceType}/${id}`;
-    const cached = this.conn.inTransaction ? undefined : this.cache?.get(key);
-    if (cached === null) throw gone(`${key} was deleted`);
-    if (cached !== undefined) return parseContent(cached);
+    const cached = this.cache?.get(key);
+    if (cached !== undefined) return cached;
     const startedAt = this.cache?.begin() ?? 0;
     const { rows } = await this.conn.query('SELECT deleted, content::text AS content FROM resources WHERE res_type = $1 AND id = $2', [resourceType, id]);
     const row = rows[0];
-    if (!row) throw notFound(`${key} not found`);
-    if (!this.conn.inTransaction) this.cache?.fill(key, row.deleted ? null : String(row.content), startedAt);
-    if (row.deleted) throw gone(`${key} was deleted`);
-    return parseContent(row.content);
+    if (!row) return undefined;
+    const content = row.deleted ? null : String(row.content);
+    if (!this.written.has(key)) this.cache?.fill(key, content, startedAt);
+    return content;
   }
 
   async vread(resourceType: string, id: string, versionId: string): Promise<Resource> {
@@ -74,6 +121,7 @@ export class SqlFhirStore implements FhirStore {
   private async insertMany(resources: Resource[]): Promise<Resource[]> {
     const now = new Date().toISOString();
     const stored = resources.map((r) => ({ ...r, id: r.id ?? randomUUID(), meta: { ...r.meta, versionId: '1', lastUpdated: now } }) as Resource);
+    for (const r of stored) this.written.add(`${r.resourceType}/${r.id}`);
     const indexes = stored.map((r) => this.indexer.index(r));
     const col = <T>(f: (r: Resource, i: number) => T) => stored.map(f);
     await this.conn.query(
@@ -116,6 +164,7 @@ export class SqlFhirStore implements FhirStore {
   }
 
   private async current(resourceType: string, id: string): Promise<CurrentRow | undefined> {
+    this.written.add(`${resourceType}/${id}`);
     this.cache?.invalidate(`${resourceType}/${id}`);
     const { rows } = await this.conn.query('SELECT version_id, deleted FROM resources WHERE res_type = $1 AND id = $2 FOR UPDATE', [resourceType, id]);
     return rows[0] as unknown as CurrentRow | undefined;
@@ -123,7 +172,9 @@ export class SqlFhirStore implements FhirStore {
 
   private async writeVersion<T extends Resource>(resource: T, ifMatch: string | undefined, mode: 'create' | 'update'): Promise<{ resource: T; created: boolean }> {
     const id = resource.id ?? randomUUID();
-    const existing = await this.current(resource.resourceType, id);
+    // A server-assigned UUID cannot exist yet: no need to look for (and lock) a current version.
+    const existing = resource.id === undefined ? undefined : await this.current(resource.resourceType, id);
+    this.written.add(`${resource.resourceType}/${id}`);
     if (mode === 'create' && existing && !existing.deleted) throw conflict(`${resource.resourceType}/${id} already exists`, 'duplicate');
     if (ifMatch !== undefined && (!existing || existing.deleted || String(existing.version_id) !== ifMatch)) {
       throw preconditionFailed(`Version ${ifMatch} of ${resource.resourceType}/${id} is not the current version${existing ? ` (current: ${existing.version_id})` : ''}`);
@@ -136,30 +187,17 @@ export class SqlFhirStore implements FhirStore {
       meta: { ...resource.meta, versionId: String(version), lastUpdated: lastUpdated.toISOString() },
     } as T;
     const index = this.indexer.index(stored);
-    const values = [stored.resourceType, id, version, lastUpdated.toISOString(), JSON.stringify(stored), index.tokens, index.refs, index.compartments];
-    if (existing) {
-      await this.conn.query(
-        `UPDATE resources SET version_id = $3, last_updated = $4, deleted = false, content = $5::json, tokens = $6, refs = $7, compartments = $8
-         WHERE res_type = $1 AND id = $2`,
-        values,
-      );
-    } else {
-      const inserted = await this.conn.query(
-        `INSERT INTO resources (res_type, id, version_id, last_updated, content, tokens, refs, compartments) VALUES ($1, $2, $3, $4, $5::json, $6, $7, $8)
-         ON CONFLICT (res_type, id) DO NOTHING`,
-        values,
-      );
-      // Another transaction created this id after we looked (two PUTs racing to create it): this write becomes an update of it.
-      if (inserted.rowCount === 0) {
-        if (mode === 'create') throw conflict(`${resource.resourceType}/${id} already exists`, 'duplicate');
-        return this.writeVersion(resource, ifMatch, mode);
-      }
+    const { rows } = await this.conn.query(writeVersionSql(existing !== undefined), [
+      stored.resourceType, id, version, lastUpdated.toISOString(), JSON.stringify(stored), index.tokens, index.refs, index.compartments,
+      index.strings.map((s) => s.param), index.strings.map((s) => s.value), index.strings.map((s) => s.exact),
+      index.dates.map((d) => d.param), index.dates.map((d) => clampDate(d.lo)), index.dates.map((d) => clampDate(d.hi)),
+      index.numbers.map((n) => n.param), index.numbers.map((n) => n.value), index.numbers.map((n) => n.system), index.numbers.map((n) => n.unit),
+    ]);
+    // Another transaction created this id after we looked (two PUTs racing to create it): this write becomes an update of it.
+    if (Number(rows[0]?.written ?? 0) === 0) {
+      if (mode === 'create') throw conflict(`${resource.resourceType}/${id} already exists`, 'duplicate');
+      return this.writeVersion(resource, ifMatch, mode);
     }
-    await this.conn.query(
-      'INSERT INTO resource_history (res_type, id, version_id, last_updated, content) VALUES ($1, $2, $3, $4, $5::json)',
-      values.slice(0, 5),
-    );
-    await this.writeIndex(stored.resourceType, id, index, existing !== undefined);
     const created = !existing || existing.deleted;
     if (this.hooks.length) {
       const previous = created ? undefined : await this.vread(stored.resourceType, id, String(version - 1)).catch(() => undefined);
@@ -193,16 +231,6 @@ export class SqlFhirStore implements FhirStore {
     for (const table of ['sp_string', 'sp_date', 'sp_number']) {
       await this.conn.query(`DELETE FROM ${table} WHERE res_type = $1 AND id = $2`, [resourceType, id]);
     }
-  }
-
-  private async writeIndex(resourceType: string, id: string, index: ResourceIndex, replacing: boolean): Promise<void> {
-    if (replacing) await this.clearIndex(resourceType, id);
-    const owner = `${resourceType}/${id}`;
-    await this.writeIndexRows(index, {
-      strings: index.strings.map(() => owner),
-      dates: index.dates.map(() => owner),
-      numbers: index.numbers.map(() => owner),
-    });
   }
 
   /** Inserts index rows; `owners` gives the `Type/id` of each row. */
