@@ -17,9 +17,22 @@ export function isBusinessDay(plan: PlanProfile, day: DateTime): boolean {
   if (day.weekday > 5) return false;
   const iso = day.toISODate()!;
   if (plan.holidays.extraDates.includes(iso)) return false;
-  // date-holidays answers per local date; only `public` holidays close the plan (not observances).
-  const found = holidayCalendar(plan).isHoliday(new Date(`${iso}T12:00:00Z`));
-  return !(found && found.some((h) => h.type === 'public'));
+  return !isPublicHoliday(plan, iso);
+}
+
+/** Answers per calendar and date are kept: date-holidays works a date out from its rules each time it is asked. */
+const publicHolidays = new Map<string, boolean>();
+
+function isPublicHoliday(plan: PlanProfile, iso: string): boolean {
+  const key = `${plan.holidays.country}/${plan.holidays.state ?? ''}/${iso}`;
+  let closed = publicHolidays.get(key);
+  if (closed === undefined) {
+    // date-holidays answers per local date; only `public` holidays close the plan (not observances).
+    const found = holidayCalendar(plan).isHoliday(new Date(`${iso}T12:00:00Z`));
+    closed = Boolean(found && found.some((h) => h.type === 'public'));
+    publicHolidays.set(key, closed);
+  }
+  return closed;
 }
 
 /**
