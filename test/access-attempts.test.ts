@@ -1,6 +1,7 @@
 import { createHmac, randomUUID } from 'node:crypto';
 import type { AuditEvent, Bundle, BundleEntry, DocumentReference, Patient, Resource, ServiceRequest, Task } from 'fhir/r4.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { recordResult } from './helpers/results.js';
 import type { Grant } from '../server/src/auth/accessTokens.js';
 import { loadSigningKey } from '../server/src/auth/signingKeys.js';
 import { CODE_SYSTEMS, IDENTIFIER_SYSTEMS, PROFILES } from '../server/src/fhir/systems.js';
@@ -514,6 +515,15 @@ describe('access attempts that must be refused', () => {
     await new Promise((r) => setTimeout(r, 300));
     const refusedAtLogin = ATTEMPTS.filter((a) => a.audit === 'login-failure');
     expect(refusedAtLogin.length).toBeGreaterThanOrEqual(40);
-    expect((await loginFailureCount()) - loginFailuresBefore).toBeGreaterThanOrEqual(refusedAtLogin.length);
+    const loginFailures = (await loginFailureCount()) - loginFailuresBefore;
+    expect(loginFailures).toBeGreaterThanOrEqual(refusedAtLogin.length);
+    recordResult('access', 'attempts', {
+      attempts: ATTEMPTS.length,
+      refusedWith4xx: [...results.values()].filter((r) => r.status >= 400).length,
+      answered200WithNothingOfTheTarget: [...results.values()].filter((r) => r.status === 200).length,
+      failureAuditEventsForValidTokens: ATTEMPTS.filter((a) => a.audit === 'failure' || a.audit === 'batch-entry').length,
+      loginFailureAuditEvents: loginFailures,
+      categories: new Set(ATTEMPTS.map((a) => a.category)).size,
+    });
   });
 });

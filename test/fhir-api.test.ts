@@ -141,6 +141,20 @@ describe.each(STORE_DRIVERS)('FHIR REST API on $name', (driver) => {
       expect(new Set(results.map((r) => r.id)).size).toBe(1);
     });
 
+    it('concurrent If-Match updates of one Task: one wins per version, the rest 412, history holds each accepted version', async () => {
+      const created = await raw(`${server.fhirBase}/Task`, { method: 'POST', json: { resourceType: 'Task', status: 'requested', intent: 'order' } });
+      let version = created.body.meta.versionId as string;
+      for (let round = 0; round < 3; round++) {
+        const answers = await Promise.all(Array.from({ length: 10 }, (_, i) =>
+          raw(`${server.fhirBase}/Task/${created.body.id}`, { method: 'PUT', headers: { 'if-match': `W/"${version}"` }, json: { resourceType: 'Task', id: created.body.id, status: 'in-progress', intent: 'order', description: `round ${round} writer ${i}` } })));
+        expect(answers.map((a) => a.status).sort()).toEqual([200, ...Array(9).fill(412)]);
+        for (const refused of answers.filter((a) => a.status === 412)) expect(refused.body.resourceType).toBe('OperationOutcome');
+        version = answers.find((a) => a.status === 200)!.body.meta.versionId;
+      }
+      const history = await raw(`${server.fhirBase}/Task/${created.body.id}/_history`);
+      expect(history.body.entry.map((e: { resource: { meta: { versionId: string } } }) => e.resource.meta.versionId)).toEqual(['4', '3', '2', '1']);
+    });
+
     it('conditional update creates when nothing matches and updates the single match', async () => {
       const url = `${server.fhirBase}/Patient?identifier=urn:test|cu-${driver.name}`;
       const body = patient('CondUpdate', { identifier: [{ system: 'urn:test', value: `cu-${driver.name}` }] });

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../server/src/server.js';
 import type { StoreConfig } from '../server/src/storage/openStore.js';
 import { waitFor } from './helpers/providerServer.js';
+import { recordResult } from './helpers/results.js';
 import { dropSchema, TEST_DATABASE_URL } from './helpers/stores.js';
 import { startTcpProxy, type TcpProxy } from './helpers/tcpProxy.js';
 import { startFhirOnlyServer } from './helpers/testServer.js';
@@ -77,7 +78,7 @@ describe.skipIf(!TEST_DATABASE_URL)('PostgreSQL outages under load', () => {
   const auditCount = async () => ((await send('GET', 'AuditEvent?action=C&outcome=0&_summary=count')).body as { total: number }).total;
   let auditsBefore = 0;
 
-  async function expectCleanFailuresAndRecovery(run: { answers: Answer[]; created: string[] }) {
+  async function expectCleanFailuresAndRecovery(scenario: string, run: { answers: Answer[]; created: string[] }) {
     const statuses = new Set(run.answers.map((a) => a.status));
     expect([...statuses].filter((s) => ![200, 201, 503].includes(s))).toEqual([]);
     const unavailable = run.answers.filter((a) => a.status === 503);
@@ -94,6 +95,14 @@ describe.skipIf(!TEST_DATABASE_URL)('PostgreSQL outages under load', () => {
     for (const id of run.created) expect((await send('GET', `Basic/${id}`)).status, id).toBe(200);
     const acknowledgedCreates = run.created.length + 10;
     await waitFor(async () => (await auditCount()) - auditsBefore >= acknowledgedCreates, 15_000, 'audit records kept through the outage');
+    recordResult('pg-outage', scenario, {
+      requests: run.answers.length,
+      answered2xx: run.answers.filter((a) => a.status < 300).length,
+      unavailable503WithRetryAfter: unavailable.length,
+      otherStatuses: run.answers.filter((a) => ![200, 201, 503].includes(a.status)).length,
+      writesAcknowledged: run.created.length,
+      acknowledgedFoundAfterRecovery: run.created.length,
+    });
   }
 
   it('the network to the database drops and comes back: 503 with Retry-After, then recovery', async () => {
@@ -106,7 +115,7 @@ describe.skipIf(!TEST_DATABASE_URL)('PostgreSQL outages under load', () => {
     })();
     const run = await load(done);
     expect(run.answers.filter((a) => a.status === 201).length).toBeGreaterThan(0);
-    await expectCleanFailuresAndRecovery(run);
+    await expectCleanFailuresAndRecovery('network-drop', run);
   });
 
   it('PostgreSQL terminates our sessions mid-load (administrator command): 503, then recovery', async () => {
@@ -120,7 +129,7 @@ describe.skipIf(!TEST_DATABASE_URL)('PostgreSQL outages under load', () => {
       await new Promise((r) => setTimeout(r, 800));
     })();
     try {
-      await expectCleanFailuresAndRecovery(await load(done));
+      await expectCleanFailuresAndRecovery('sessions-terminated', await load(done));
     } finally {
       await admin.end();
     }

@@ -103,6 +103,7 @@ export async function startServer(
   });
   server.on('request', app);
   for (const worker of parts.workers ?? []) worker.start();
+  const statistics = config.store.driver === 'pglite' ? keepStatisticsFresh(store, logger) : undefined;
   logger.info('server_started', { url, fhirBase: `${url}/fhir`, store: config.store.driver, startupMs: Math.round(performance.now()) });
   let closing: Promise<void> | undefined;
   return {
@@ -117,6 +118,7 @@ export async function startServer(
           server.closeIdleConnections();
         });
         for (const worker of parts.workers ?? []) await worker.stop();
+        statistics?.stop();
         await audit.flush();
         await store.close();
         logger.info('server_stopped');
@@ -133,4 +135,20 @@ function profilesByType(conformance: Resource[]): Map<string, string[]> {
     if (sd.kind === 'resource') map.set(sd.type, [...(map.get(sd.type) ?? []), sd.url]);
   }
   return map;
+}
+
+/**
+ * PGlite has no autovacuum: without fresh statistics its planner picks poor indexes as data grows.
+ * ANALYZE shortly after start and every ten minutes (PostgreSQL's autovacuum does this by itself).
+ */
+function keepStatisticsFresh(store: FhirStore, logger: Logger): { stop(): void } {
+  const run = () => void store.analyze().catch((err: unknown) => logger.warn('analyze_failed', errorFields(err)));
+  const first = setTimeout(run, 10_000).unref();
+  const every = setInterval(run, 10 * 60_000).unref();
+  return {
+    stop() {
+      clearTimeout(first);
+      clearInterval(every);
+    },
+  };
 }

@@ -135,5 +135,7 @@ export interface FhirStore {
   /** Registers a hook run inside the transaction of every write. */
   addWriteHook(hook: WriteHook): void;
 
+  /** Refreshes the query planner's statistics (after bulk loads; periodically where nothing else does). */
+  analyze(): Promise<void>;
   close(): Promise<void>;
 }

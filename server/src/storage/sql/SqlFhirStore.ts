@@ -265,6 +265,15 @@ export class SqlFhirStore implements FhirStore {
     return { sql: `SELECT r.content::text AS content FROM resources r WHERE ${where} ORDER BY ${orderBy} LIMIT ${limit} OFFSET ${offset}`, values: params.values };
   }
 
+  /**
+   * Refreshes the planner's statistics. PostgreSQL's autovacuum does this by itself; PGlite has no
+   * autovacuum, and without statistics its planner picks poor indexes (a sort by due date scanned
+   * every Task's date rows). Run after bulk loads and, on PGlite, periodically (server.ts).
+   */
+  async analyze(): Promise<void> {
+    await this.conn.query('ANALYZE');
+  }
+
   /** The query plan of a search as PostgreSQL runs it (EXPLAIN ANALYZE), for benchmarks and tuning. */
   async explainSearch(query: SearchQuery): Promise<string> {
     const { sql, values } = this.searchSql(query);

@@ -1,0 +1,127 @@
+/**
+ * `npm run bench:profile`: where the time of one request goes, measured in this process on an
+ * embedded PGlite store with the demo data (no load generator competing for the cores). Prints the
+ * SQL statements a `$submit` runs, the cost of one AuditEvent (indexing and writing), and the
+ * phases of start-up. The evidence behind the "why" column of docs/benchmarks.md.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PGlite, type Transaction } from '@electric-sql/pglite';
+import type { Resource } from 'fhir/r4.js';
+
+const statements = new Map<string, { count: number; ms: number }>();
+let counting = false;
+type Query = PGlite['query'];
+function counted(query: Query, self: unknown): Query {
+  return (async (sql: string, params?: unknown[]) => {
+    const started = performance.now();
+    try {
+      return await query.call(self, sql, params);
+    } finally {
+      if (counting) {
+        const kind = sql.replace(/\s+/g, ' ').trim().slice(0, 60);
+        const s = statements.get(kind) ?? { count: 0, ms: 0 };
+        s.count++;
+        s.ms += performance.now() - started;
+        statements.set(kind, s);
+      }
+    }
+  }) as Query;
+}
+// Count every statement PGlite runs, inside transactions too (bench-only instrumentation).
+const plainQuery = PGlite.prototype.query;
+PGlite.prototype.query = function (this: PGlite, ...args: Parameters<Query>) {
+  return counted(plainQuery, this)(...args);
+} as Query;
+const plainTransaction = PGlite.prototype.transaction;
+PGlite.prototype.transaction = function <T>(this: PGlite, fn: (tx: Transaction) => Promise<T>) {
+  return plainTransaction.call(this, (tx: Transaction) => fn(Object.assign(Object.create(tx) as Transaction, { query: counted(tx.query, tx) })));
+} as PGlite['transaction'];
+
+const t0 = performance.now();
+const lap = (label: string, since: number) => `${label.padEnd(44)} ${(performance.now() - since).toFixed(0).padStart(6)} ms`;
+const { buildParts } = await import('../server/src/compose.js');
+const modulesLoaded = performance.now();
+const { fromEnv, EnvSchema } = await import('../server/src/config.js');
+const { startServer } = await import('../server/src/server.js');
+const { createLogger } = await import('../server/src/log.js');
+const { issueAccessToken } = await import('../server/src/auth/accessTokens.js');
+const { loadSigningKey } = await import('../server/src/auth/signingKeys.js');
+const { toAuditEvent } = await import('../server/src/fhir/audit.js');
+const { Indexer } = await import('../server/src/fhir/search/indexer.js');
+const { createResourceValidator } = await import('../server/src/fhir/resourceValidator.js');
+const { readConformanceResources } = await import('../server/src/fhir/conformance.js');
+
+const out: string[] = ['Start-up phases (this process):', lap('  loading the modules (tsx compiles TypeScript)', t0)];
+let t = performance.now();
+const probe = await PGlite.create(join(mkdtempSync(join(tmpdir(), 'so-profile-probe-')), 'pg'));
+await probe.close();
+out.push(lap('  PGlite.create of a new folder (initdb)', t));
+t = performance.now();
+createResourceValidator(readConformanceResources().filter((r) => r.resourceType === 'StructureDefinition') as never);
+out.push(lap('  the resource validator (R4 definitions indexed)', t));
+
+const dataDir = mkdtempSync(join(tmpdir(), 'so-profile-'));
+const config = fromEnv(EnvSchema.parse({ PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, DEMO_MODE: 'true', OUTBOX_ENABLED: 'false', LOG_LEVEL: 'silent' }));
+t = performance.now();
+const server = await startServer(config, buildParts, createLogger('silent'));
+out.push(lap('  startServer on a new data folder, demo data', t));
+const token = issueAccessToken({ issuer: server.url, fhirBase: server.fhirBase, key: loadSigningKey(dataDir), accessTokenSeconds: 3600 }, { clientId: 'profile', scope: 'system/*.cruds', roles: [] }).token;
+const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/fhir+json' };
+const submission = () => JSON.stringify({
+  resourceType: 'Bundle',
+  type: 'collection',
+  entry: [{ resource: {
+    resourceType: 'ServiceRequest',
+    identifier: [{ system: 'https://second-opinion.example.org/fhir/sid/second-opinion-request', value: randomUUID() }],
+    status: 'draft', intent: 'order',
+    subject: { reference: 'Patient/member-hpsj-1' },
+    requester: { reference: 'PractitionerRole/role-hpsj-pcp-1' },
+    insurance: [{ reference: 'Coverage/coverage-member-hpsj-1' }],
+    reasonCode: [{ coding: [{ system: 'https://second-opinion.example.org/fhir/CodeSystem/second-opinion-reason', code: 'serious-condition' }] }],
+    performerType: { coding: [{ system: 'http://nucc.org/provider-taxonomy', code: '207RC0000X' }] },
+    performer: [{ reference: 'PractitionerRole/role-hpsj-card-2' }],
+  } }],
+});
+const submit = async () => {
+  const res = await fetch(`${server.fhirBase}/ServiceRequest/$submit`, { method: 'POST', headers, body: submission() });
+  if (res.status !== 201) throw new Error(`$submit answered ${res.status}: ${await res.text()}`);
+  await res.arrayBuffer();
+};
+const read = async () => (await fetch(`${server.fhirBase}/Patient/member-hpsj-1`, { headers })).arrayBuffer();
+const perOp = async (n: number, op: () => Promise<unknown>) => {
+  for (let i = 0; i < 10; i++) await op();
+  const started = performance.now();
+  for (let i = 0; i < n; i++) await op();
+  return (performance.now() - started) / n;
+};
+
+const SUBMITS = 100;
+await perOp(0, submit);
+counting = true;
+const submitMs = await perOp(SUBMITS, submit);
+counting = false;
+const totalStatements = [...statements.values()].reduce((a, s) => a + s.count, 0) / SUBMITS;
+const statementMs = [...statements.values()].reduce((a, s) => a + s.ms, 0) / SUBMITS;
+out.push('', `One $submit (in network, sequential, client in this process): ${submitMs.toFixed(1)} ms, ${totalStatements.toFixed(1)} SQL statements taking ${statementMs.toFixed(1)} ms:`);
+for (const [kind, s] of [...statements.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, 8)) {
+  out.push(`  ${(s.count / SUBMITS).toFixed(1).padStart(5)} × ${(s.ms / s.count).toFixed(2)} ms  ${kind}`);
+}
+out.push('', `One read by id, sequential, with its AuditEvent: ${(await perOp(2000, read)).toFixed(2)} ms`);
+
+const registry = server.ctx.registry;
+const indexer = new Indexer(registry);
+const event = () => toAuditEvent({ interaction: 'read', resourceType: 'Patient', id: 'member-hpsj-1', status: 200, patient: 'Patient/member-hpsj-1', auth: { kind: 'user', clientId: 'app', scopes: ['user/*.rs'], fhirUser: 'Practitioner/hpsj-md-1', roles: ['plan-admin'], tokenId: randomUUID() } }, new Date());
+t = performance.now();
+for (let i = 0; i < 5000; i++) indexer.index(event());
+const indexUs = ((performance.now() - t) / 5000) * 1000;
+const sample = indexer.index(event());
+t = performance.now();
+for (let i = 0; i < 20; i++) await server.store.createMany(Array.from({ length: 50 }, event) as Resource[]);
+const writeUs = ((performance.now() - t) / 1000) * 1000;
+out.push(`One AuditEvent: ${sample.tokens.length} index tokens; indexing (FHIRPath) ${indexUs.toFixed(0)} µs; stored in batches of 50 ${writeUs.toFixed(0)} µs including indexing`);
+
+await server.close();
+process.stdout.write(`${out.join('\n')}\n`);
