@@ -81,7 +81,7 @@ trace (now OAuth JSON); a stale If-Match on a review action answered 409 (now 41
 
 ## Crashes and restarts
 
-SIGKILL of \`server/src/main.ts\` after 1.5 s of six clients writing single creates and 10-entry transaction
+SIGKILL of \`server/src/main.ts\` after 1.5 s of six clients writing single creates and 5-entry transaction
 Bundles (\`test/crash-writes.test.ts\`); then a restart on the same data folder or schema:
 
 ${table(of('sigkill'), [['key', 'store'], ['writesAttempted', 'writes attempted'], ['writesAcknowledged', 'acknowledged'], ['acknowledgedFoundAfterRestart', 'acknowledged found after restart'], ['transactionsAttempted', 'transactions attempted'], ['halfTransactionsFound', 'half transactions found']])}
