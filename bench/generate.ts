@@ -4,6 +4,7 @@
  * so every run and every driver gets the same data. Loaded with `FhirStore.createMany` in batches,
  * with a progress bar on stderr.
  */
+import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import type { Resource, ServiceRequest, Task } from 'fhir/r4.js';
@@ -172,4 +173,26 @@ export async function writeNdjson(file: string, totalResources: number): Promise
   }
   out.end();
   await once(out, 'finish');
+}
+
+/** A `$submit` body: the member's PCP asks for a cardiologist's opinion, in the plan's network or out of it. */
+export function submissionFor(memberId: string, planId: string, inNetwork: boolean): string {
+  return JSON.stringify({
+    resourceType: 'Bundle',
+    type: 'collection',
+    entry: [{
+      resource: {
+        resourceType: 'ServiceRequest',
+        identifier: [{ system: IDENTIFIER_SYSTEMS.secondOpinionRequest, value: randomUUID() }],
+        status: 'draft',
+        intent: 'order',
+        subject: { reference: `Patient/${memberId}` },
+        requester: { reference: `PractitionerRole/role-${planId}-pcp-1` },
+        insurance: [{ reference: `Coverage/coverage-${memberId}` }],
+        reasonCode: [{ coding: [{ system: CODE_SYSTEMS.reason, code: 'serious-condition' }] }],
+        performerType: { coding: [{ system: CODE_SYSTEMS.nucc, code: SPECIALTIES.cardiology.code }] },
+        performer: [{ reference: inNetwork ? `PractitionerRole/role-${planId}-card-2` : 'PractitionerRole/role-oon-card-1' }],
+      },
+    }],
+  });
 }

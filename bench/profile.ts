@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PGlite, type Transaction } from '@electric-sql/pglite';
 import type { Resource } from 'fhir/r4.js';
+import { submissionFor } from './generate.js';
 
 const statements = new Map<string, { count: number; ms: number }>();
 let counting = false;
@@ -70,21 +71,7 @@ const server = await startServer(config, buildParts, createLogger('silent'));
 out.push(lap('  startServer on a new data folder, demo data', t));
 const token = issueAccessToken({ issuer: server.url, fhirBase: server.fhirBase, key: loadSigningKey(dataDir), accessTokenSeconds: 3600 }, { clientId: 'profile', scope: 'system/*.cruds', roles: [] }).token;
 const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/fhir+json' };
-const submission = () => JSON.stringify({
-  resourceType: 'Bundle',
-  type: 'collection',
-  entry: [{ resource: {
-    resourceType: 'ServiceRequest',
-    identifier: [{ system: 'https://second-opinion.example.org/fhir/sid/second-opinion-request', value: randomUUID() }],
-    status: 'draft', intent: 'order',
-    subject: { reference: 'Patient/member-hpsj-1' },
-    requester: { reference: 'PractitionerRole/role-hpsj-pcp-1' },
-    insurance: [{ reference: 'Coverage/coverage-member-hpsj-1' }],
-    reasonCode: [{ coding: [{ system: 'https://second-opinion.example.org/fhir/CodeSystem/second-opinion-reason', code: 'serious-condition' }] }],
-    performerType: { coding: [{ system: 'http://nucc.org/provider-taxonomy', code: '207RC0000X' }] },
-    performer: [{ reference: 'PractitionerRole/role-hpsj-card-2' }],
-  } }],
-});
+const submission = () => submissionFor('member-hpsj-1', 'hpsj', true);
 const submit = async () => {
   const res = await fetch(`${server.fhirBase}/ServiceRequest/$submit`, { method: 'POST', headers, body: submission() });
   if (res.status !== 201) throw new Error(`$submit answered ${res.status}: ${await res.text()}`);

@@ -18,10 +18,9 @@ import { PLANS, SPECIALTIES } from '../server/src/demo/demoData.js';
 import { ourSearchParameters, readConformanceResources } from '../server/src/fhir/conformance.js';
 import { SearchParamRegistry } from '../server/src/fhir/search/registry.js';
 import { parseSearch } from '../server/src/fhir/search/parse.js';
-import { CODE_SYSTEMS, IDENTIFIER_SYSTEMS } from '../server/src/fhir/systems.js';
 import { openStore, type StoreConfig } from '../server/src/storage/openStore.js';
 import type { SqlFhirStore } from '../server/src/storage/sql/SqlFhirStore.js';
-import { countsFor, loadGenerated, writeNdjson } from './generate.js';
+import { countsFor, loadGenerated, submissionFor, writeNdjson } from './generate.js';
 import { type ChildServer, cpuMs, type Figure, load, peakRssMb, postgresCpuMs, startChild } from './lib.js';
 
 const FULL = process.argv.includes('--full');
@@ -78,25 +77,7 @@ const READ_TARGET = '/fhir/Task/gen-task-0';
 
 function submitBundle(members: number, inNetwork: boolean): string {
   const k = random(members);
-  const plan = PLANS[k % PLANS.length].id;
-  return JSON.stringify({
-    resourceType: 'Bundle',
-    type: 'collection',
-    entry: [{
-      resource: {
-        resourceType: 'ServiceRequest',
-        identifier: [{ system: IDENTIFIER_SYSTEMS.secondOpinionRequest, value: randomUUID() }],
-        status: 'draft',
-        intent: 'order',
-        subject: { reference: `Patient/gen-member-${k}` },
-        requester: { reference: `PractitionerRole/role-${plan}-pcp-1` },
-        insurance: [{ reference: `Coverage/coverage-gen-member-${k}` }],
-        reasonCode: [{ coding: [{ system: CODE_SYSTEMS.reason, code: 'serious-condition' }] }],
-        performerType: { coding: [{ system: CODE_SYSTEMS.nucc, code: SPECIALTIES.cardiology.code }] },
-        performer: [{ reference: inNetwork ? `PractitionerRole/role-${plan}-card-2` : 'PractitionerRole/role-oon-card-1' }],
-      },
-    }],
-  });
+  return submissionFor(`gen-member-${k}`, PLANS[k % PLANS.length].id, inNetwork);
 }
 
 function transactionBundle(): string {

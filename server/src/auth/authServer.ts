@@ -118,7 +118,7 @@ export function createAuthServer(store: FhirStore, config: AuthServerConfig, aud
   router.get('/auth/authorize', authorize);
   router.post('/auth/authorize', authorize);
   router.post('/auth/token', rateLimit(config.tokenRequestsPerMinute), tokenHandler(tokenDeps));
-  router.post('/auth/introspect', oauth(async (req, res) => {
+  router.post('/auth/introspect', async (req, res) => {
     await authenticateCaller(req);
     const token = formOf(req).token ?? '';
     try {
@@ -129,8 +129,8 @@ export function createAuthServer(store: FhirStore, config: AuthServerConfig, aud
       const grant = await store.getEphemeral(`refresh:${hash(token)}`);
       res.json(grant ? { active: true, token_type: 'refresh_token', client_id: (grant as { clientId: string }).clientId } : { active: false });
     }
-  }));
-  router.post('/auth/revoke', oauth(async (req, res) => {
+  });
+  router.post('/auth/revoke', async (req, res) => {
     const client = await authenticateCaller(req);
     const token = formOf(req).token ?? '';
     const refresh = (await store.getEphemeral(`refresh:${hash(token)}`)) as { clientId: string } | undefined;
@@ -145,8 +145,8 @@ export function createAuthServer(store: FhirStore, config: AuthServerConfig, aud
       /* RFC 7009: an invalid token is not an error */
     }
     res.status(200).end();
-  }));
-  router.post('/auth/register', oauth(async (req, res) => {
+  });
+  router.post('/auth/register', async (req, res) => {
     if (!config.demoMode) throw new OAuthError('access_denied', 'Dynamic registration is open in demo mode only; register clients in the clients file', 403);
     try {
       const client = await clients.register(req.body);
@@ -155,7 +155,7 @@ export function createAuthServer(store: FhirStore, config: AuthServerConfig, aud
       if (err instanceof z.ZodError) throw new OAuthError('invalid_client_metadata', err.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
       throw err;
     }
-  }));
+  });
   router.use('/auth', oauthErrors);
   if (config.sandboxEnabled) router.use(sandboxRouter({ store, clients, fhirBase: config.fhirBase }));
 
@@ -237,17 +237,6 @@ function clientIdOf(req: Request): string | undefined {
   const fromBody = (req.body as Record<string, unknown> | undefined)?.client_id;
   const value = typeof fromBody === 'string' ? fromBody : typeof req.query.client_id === 'string' ? req.query.client_id : undefined;
   return value && /^[\w.:@-]{1,128}$/.test(value) ? value : undefined;
-}
-
-function oauth(fn: (req: Request, res: Response) => Promise<void>) {
-  return async (req: Request, res: Response): Promise<void> => {
-    try {
-      await fn(req, res);
-    } catch (err) {
-      if (err instanceof OAuthError) return err.render(res);
-      throw err;
-    }
-  };
 }
 
 /** A token bucket per client address on the token endpoint (in-process; each instance limits on its own). */

@@ -12,7 +12,6 @@ interface CurrentRow {
   deleted: boolean;
 }
 
-/** The FhirStore over PostgreSQL SQL; the same code runs on PGlite and on a PostgreSQL server. */
 /**
  * One statement per written version: the current row, its history row and its search-index rows
  * (the old index rows deleted on an update). Data-modifying CTEs share one snapshot, so the deletes
@@ -46,6 +45,7 @@ const WRITE_NEW = WRITE_VERSION_SQL(false);
 const WRITE_REPLACING = WRITE_VERSION_SQL(true);
 const writeVersionSql = (replacing: boolean) => (replacing ? WRITE_REPLACING : WRITE_NEW);
 
+/** The FhirStore over PostgreSQL SQL; the same code runs on PGlite and on a PostgreSQL server. */
 export class SqlFhirStore implements FhirStore {
   constructor(
     private readonly conn: SqlConnection,
@@ -174,7 +174,7 @@ export class SqlFhirStore implements FhirStore {
     const id = resource.id ?? randomUUID();
     // A server-assigned UUID cannot exist yet: no need to look for (and lock) a current version.
     const existing = resource.id === undefined ? undefined : await this.current(resource.resourceType, id);
-    this.written.add(`${resource.resourceType}/${id}`);
+    if (resource.id === undefined) this.written.add(`${resource.resourceType}/${id}`);
     if (mode === 'create' && existing && !existing.deleted) throw conflict(`${resource.resourceType}/${id} already exists`, 'duplicate');
     if (ifMatch !== undefined && (!existing || existing.deleted || String(existing.version_id) !== ifMatch)) {
       throw preconditionFailed(`Version ${ifMatch} of ${resource.resourceType}/${id} is not the current version${existing ? ` (current: ${existing.version_id})` : ''}`);
