@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Patient, Task } from 'fhir/r4.js';
+import type { Patient, SearchParameter, Task } from 'fhir/r4.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FhirError } from '../server/src/fhir/outcomes.js';
 import { SearchParamRegistry } from '../server/src/fhir/search/registry.js';
@@ -9,7 +9,9 @@ import type { FhirStore } from '../server/src/storage/FhirStore.js';
 import { openStore } from '../server/src/storage/openStore.js';
 import { STORE_DRIVERS } from './helpers/stores.js';
 
-const registry = SearchParamRegistry.withStandard();
+/** A multi-valued date parameter, to test sorting on one (no served type has a standard one). */
+const namePeriod: SearchParameter = { resourceType: 'SearchParameter', url: 'urn:test:name-period', name: 'name-period', status: 'active', description: 'Periods of the names', code: 'name-period', base: ['Patient'], type: 'date', expression: 'Patient.name.period' };
+const registry = SearchParamRegistry.withStandard([namePeriod]);
 const task = (status: Task['status']): Task => ({ resourceType: 'Task', status, intent: 'order' });
 
 describe.each(STORE_DRIVERS)('FhirStore contract on $name', (driver) => {
@@ -44,6 +46,49 @@ describe.each(STORE_DRIVERS)('FhirStore contract on $name', (driver) => {
     const byName = await store.search({ resourceType: 'Patient', clauses: [{ kind: 'string', param: 'family', mode: 'exact', values: ['Bulk3'] }], sort: [], count: 10, offset: 0, total: false });
     expect(byName.resources).toHaveLength(1);
     expect((await store.history({ resourceType: 'Patient', id: stored[0].id, count: 5, offset: 0 })).length).toBe(1);
+  });
+
+  it('sorts by a date parameter through its index: earliest start or latest end of multi-valued dates, missing last, ties by the next rule, every page', async () => {
+    const marker = `period-sort-${driver.name}`;
+    const days = ['2026-03-04', '2026-01-15', '2026-03-04', '2025-12-31', '2026-07-01', '2026-02-10'];
+    // Name periods: none, one, or three overlapping ones (so the earliest start and the latest end come from different names).
+    const periods = (i: number): { start: string; end: string }[] =>
+      i % 7 === 6 ? [] : (i % 3 === 0 ? [0, 2, 4] : [0]).map((k) => ({ start: days[(i + k) % 6], end: days[(i + k + 1) % 6] > days[(i + k) % 6] ? days[(i + k + 1) % 6] : days[(i + k) % 6] }));
+    const people = (await store.createMany(
+      Array.from({ length: 31 }, (_, i) => ({
+        resourceType: 'Patient',
+        identifier: [{ system: 'urn:sort', value: marker }],
+        name: periods(i).length ? periods(i).map((period) => ({ family: `P${i}`, period })) : [{ family: `P${i}` }],
+      }) as Patient),
+    )) as Patient[];
+    for (const descending of [false, true]) {
+      const key = (p: Patient): string | undefined => {
+        const ps = (p.name ?? []).flatMap((n) => (n.period ? [n.period] : []));
+        if (!ps.length) return undefined;
+        return descending ? ps.map((x) => x.end as string).sort().at(-1) : ps.map((x) => x.start as string).sort()[0];
+      };
+      const expected = [...people]
+        .sort((a, b) => {
+          const [ka, kb] = [key(a), key(b)];
+          if (ka !== kb) return ka === undefined ? 1 : kb === undefined ? -1 : (ka < kb ? -1 : 1) * (descending ? -1 : 1);
+          return a.id! < b.id! ? 1 : -1; // the next rule: _id descending
+        })
+        .map((p) => p.id);
+      const seen: (string | undefined)[] = [];
+      for (let offset = 0; offset < 35; offset += 7) {
+        const page = await store.search({
+          resourceType: 'Patient',
+          clauses: [{ kind: 'token', param: 'identifier', values: [`identifier|urn:sort|${marker}`], not: false }],
+          sort: [{ param: 'name-period', kind: 'date', descending }, { param: '_id', kind: 'id', descending: true }],
+          count: 7,
+          offset,
+          total: false,
+        });
+        seen.push(...page.resources.map((r) => r.id));
+        expect(page.hasMore).toBe(offset + 7 < 31);
+      }
+      expect(seen).toEqual(expected);
+    }
   });
 
   it('parallel updates creating the same new id all succeed, one version each (update-as-create race)', async () => {

@@ -3,6 +3,7 @@ import r4model from 'fhirpath/fhir-context/r4/index.js';
 import { createRequire } from 'node:module';
 import type { CompartmentDefinition, Resource } from 'fhir/r4.js';
 import { dateRange } from './dates.js';
+import { compileSimplePath } from './simplePath.js';
 import type { SearchParamDef, SearchParamRegistry } from './registry.js';
 
 /** What the store indexes for one resource version. */
@@ -64,7 +65,7 @@ export class Indexer {
   evaluate(def: SearchParamDef, resource: Resource): unknown[] {
     let fn = this.compiled.get(def.expression);
     if (!fn) {
-      fn = fhirpath.compile(def.expression, r4model) as Compiled;
+      fn = compileSimplePath(def.expression) ?? (fhirpath.compile(def.expression, r4model) as Compiled);
       this.compiled.set(def.expression, fn);
     }
     try {

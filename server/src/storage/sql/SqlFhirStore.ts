@@ -5,7 +5,7 @@ import type { Indexer, ResourceIndex } from '../../fhir/search/indexer.js';
 import type { FhirStore, HistoryEntry, HistoryQuery, OutboxMessage, SearchQuery, SearchResult, WriteHook } from '../FhirStore.js';
 import type { SqlConnection } from './connection.js';
 import type { ReadCache } from './readCache.js';
-import { buildOrderBy, buildWhere, Params } from './searchSql.js';
+import { buildSearch, buildWhere, Params } from './searchSql.js';
 
 interface CurrentRow {
   version_id: number;
@@ -258,11 +258,7 @@ export class SqlFhirStore implements FhirStore {
 
   private searchSql(query: SearchQuery): { sql: string; values: unknown[] } {
     const params = new Params();
-    const where = buildWhere(query, params);
-    const orderBy = buildOrderBy(query, params);
-    const limit = params.add(query.count + 1);
-    const offset = params.add(query.offset);
-    return { sql: `SELECT r.content::text AS content FROM resources r WHERE ${where} ORDER BY ${orderBy} LIMIT ${limit} OFFSET ${offset}`, values: params.values };
+    return { sql: buildSearch(query, params), values: params.values };
   }
 
   /**
