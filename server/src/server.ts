@@ -139,12 +139,13 @@ function profilesByType(conformance: Resource[]): Map<string, string[]> {
 
 /**
  * PGlite has no autovacuum: without fresh statistics its planner picks poor indexes as data grows.
- * ANALYZE shortly after start and every ten minutes (PostgreSQL's autovacuum does this by itself).
+ * Shortly after start, ANALYZE the tables that never were; then all of them every ten minutes
+ * (PostgreSQL's autovacuum does this by itself).
  */
 function keepStatisticsFresh(store: FhirStore, logger: Logger): { stop(): void } {
-  const run = () => void store.analyze().catch((err: unknown) => logger.warn('analyze_failed', errorFields(err)));
-  const first = setTimeout(run, 10_000).unref();
-  const every = setInterval(run, 10 * 60_000).unref();
+  const run = (onlyIfNever: boolean) => () => void store.analyze({ onlyIfNever }).catch((err: unknown) => logger.warn('analyze_failed', errorFields(err)));
+  const first = setTimeout(run(true), 10_000).unref();
+  const every = setInterval(run(false), 10 * 60_000).unref();
   return {
     stop() {
       clearTimeout(first);

@@ -135,7 +135,10 @@ export interface FhirStore {
   /** Registers a hook run inside the transaction of every write. */
   addWriteHook(hook: WriteHook): void;
 
-  /** Refreshes the query planner's statistics (after bulk loads; periodically where nothing else does). */
-  analyze(): Promise<void>;
+  /**
+   * Refreshes the query planner's statistics (after bulk loads; periodically where nothing else does);
+   * with `onlyIfNever`, only of tables that have none.
+   */
+  analyze(options?: { onlyIfNever?: boolean }): Promise<void>;
   close(): Promise<void>;
 }

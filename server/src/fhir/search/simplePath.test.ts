@@ -1,6 +1,6 @@
 import fhirpath from 'fhirpath';
 import r4model from 'fhirpath/fhir-context/r4/index.js';
-import type { Resource } from 'fhir/r4.js';
+import type { FhirResource, Resource } from 'fhir/r4.js';
 import { describe, expect, it } from 'vitest';
 import { demoResources } from '../../demo/demoData.js';
 import { toAuditEvent } from '../audit.js';
@@ -13,7 +13,7 @@ import { compileSimplePath } from './simplePath.js';
 const registry = SearchParamRegistry.withStandard(ourSearchParameters(readConformanceResources()));
 
 /** Shapes FHIRPath treats specially: nulls in repeating primitives, extension-only primitives, repeated references. */
-const edgeCases: Resource[] = [
+const edgeCases: FhirResource[] = [
   { resourceType: 'Patient', id: 'edge-1', name: [{ given: ['Ana', null as unknown as string, 'Luz'], _given: [null, { extension: [{ url: 'urn:x', valueString: 'y' }] }, null] } as never, { family: 'Ruiz' }], active: false },
   { resourceType: 'Patient', id: 'edge-2', _birthDate: { extension: [{ url: 'urn:x', valueString: 'unknown' }] } } as never,
   {

@@ -5,7 +5,7 @@ import type { Indexer, ResourceIndex } from '../../fhir/search/indexer.js';
 import type { FhirStore, HistoryEntry, HistoryQuery, OutboxMessage, SearchQuery, SearchResult, WriteHook } from '../FhirStore.js';
 import type { SqlConnection } from './connection.js';
 import type { ReadCache } from './readCache.js';
-import { buildSearch, buildWhere, Params } from './searchSql.js';
+import { buildWhere, Params, planSearch, type Statement } from './searchSql.js';
 
 interface CurrentRow {
   version_id: number;
@@ -256,30 +256,35 @@ export class SqlFhirStore implements FhirStore {
     }
   }
 
-  private searchSql(query: SearchQuery): { sql: string; values: unknown[] } {
-    const params = new Params();
-    return { sql: buildSearch(query, params), values: params.values };
-  }
-
   /**
-   * Refreshes the planner's statistics. PostgreSQL's autovacuum does this by itself; PGlite has no
-   * autovacuum, and without statistics its planner picks poor indexes (a sort by due date scanned
-   * every Task's date rows). Run after bulk loads and, on PGlite, periodically (server.ts).
+   * Refreshes the planner's statistics, one table at a time. PostgreSQL's autovacuum does this by
+   * itself; PGlite has no autovacuum, and without statistics its planner picks poor indexes (a sort by
+   * due date scanned every Task's date rows). PGlite runs one statement at a time, so one ANALYZE of
+   * everything held every request for seconds at 1M resources; table by table, requests run in
+   * between. The partitioned parent is left out: searches name a type, so each partition's statistics
+   * are the ones used. `onlyIfNever` analyzes only tables that never were (a server's first start).
    */
-  async analyze(): Promise<void> {
-    await this.conn.query('ANALYZE');
+  async analyze(options: { onlyIfNever?: boolean } = {}): Promise<void> {
+    const { rows } = await this.conn.query(
+      `SELECT c.oid::regclass::text AS name FROM pg_class c WHERE c.relkind = 'r' AND c.relnamespace = current_schema()::regnamespace AND ($1::boolean IS NOT TRUE OR c.reltuples < 0) ORDER BY c.relpages DESC`,
+      [options.onlyIfNever ?? false],
+    );
+    for (const row of rows) await this.conn.query(`ANALYZE ${String(row.name)}`);
   }
 
   /** The query plan of a search as PostgreSQL runs it (EXPLAIN ANALYZE), for benchmarks and tuning. */
   async explainSearch(query: SearchQuery): Promise<string> {
-    const { sql, values } = this.searchSql(query);
-    const { rows } = await this.conn.query(`EXPLAIN (ANALYZE, COSTS OFF) ${sql}`, values);
-    return rows.map((r) => String(Object.values(r)[0])).join('\n');
+    const plans: string[] = [];
+    await this.searchPage(query, async ({ sql, values }) => {
+      const { rows } = await this.conn.query(`EXPLAIN (ANALYZE, COSTS OFF) ${sql}`, values);
+      plans.push(rows.map((r) => String(Object.values(r)[0])).join('\n'));
+      return (await this.conn.query(sql, values)).rows;
+    });
+    return plans.join('\n\n');
   }
 
   async search(query: SearchQuery): Promise<SearchResult> {
-    const { sql, values } = this.searchSql(query);
-    const { rows } = query.count > 0 ? await this.conn.query(sql, values) : { rows: [] };
+    const rows = query.count > 0 ? await this.searchPage(query, async ({ sql, values }) => (await this.conn.query(sql, values)).rows) : [];
     const hasMore = rows.length > query.count;
     const resources = rows.slice(0, query.count).map((row) => parseContent(row.content));
     let total: number | undefined;
@@ -291,6 +296,18 @@ export class SqlFhirStore implements FhirStore {
       total = query.offset + resources.length;
     }
     return { resources, total, hasMore };
+  }
+
+  /** The rows of a page (count + 1 of them when there are more), reading as few statements as the plan allows. */
+  private async searchPage(query: SearchQuery, run: (statement: Statement) => Promise<Record<string, unknown>[]>): Promise<Record<string, unknown>[]> {
+    const plan = planSearch(query);
+    if (plan.kind === 'single') return run(plan.page);
+    const window = query.count + 1;
+    const dated = await run(plan.dated);
+    if (dated.length === window) return dated;
+    let undatedOffset = 0;
+    if (!dated.length && query.offset > 0) undatedOffset = Math.max(0, query.offset - Number((await run(plan.datedCount))[0]?.n ?? 0));
+    return [...dated, ...(await run(plan.undated(window - dated.length, undatedOffset)))];
   }
 
   async history(query: HistoryQuery): Promise<HistoryEntry[]> {

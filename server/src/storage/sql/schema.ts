@@ -4,6 +4,13 @@ import type { SqlConnection } from './connection.js';
  * Schema migrations, applied in order on start. Each runs once, in a transaction, and is recorded
  * in schema_migrations. Never edit a released migration; add a new one.
  */
+/** Written out, not derived from the served types: a released migration never changes. */
+const PARTITIONED_TYPES = [
+  'Patient', 'RelatedPerson', 'Practitioner', 'PractitionerRole', 'Organization', 'Location', 'Endpoint', 'CareTeam', 'Coverage',
+  'ServiceRequest', 'Task', 'CoverageEligibilityRequest', 'CoverageEligibilityResponse', 'Condition', 'DocumentReference',
+  'DiagnosticReport', 'Communication', 'Provenance', 'AuditEvent', 'Subscription', 'MeasureReport', 'Basic',
+];
+
 const MIGRATIONS: { version: number; sql: string }[] = [
   {
     version: 1,
@@ -104,11 +111,44 @@ const MIGRATIONS: { version: number; sql: string }[] = [
       DROP INDEX sp_number_res;
     `,
   },
+  {
+    // One partition of `resources` per clinical type. The planner then has statistics per type: with
+    // one table, `business-status=um-review` on Tasks was estimated as if any resource could hold it
+    // (159 rows expected, 24,949 found at 1M resources), so it sorted every match instead of walking
+    // the date index. Each type's GIN indexes are also smaller. Types not listed (and any added later)
+    // go to the default partition; give one its own partition in a new migration that moves its rows.
+    version: 3,
+    sql: `
+      CREATE TABLE resources_by_type (
+        res_type text NOT NULL,
+        id text NOT NULL,
+        version_id integer NOT NULL,
+        last_updated timestamptz NOT NULL,
+        deleted boolean NOT NULL DEFAULT false,
+        content json,
+        tokens text[] NOT NULL DEFAULT '{}',
+        refs text[] NOT NULL DEFAULT '{}',
+        compartments text[] NOT NULL DEFAULT '{}'
+      ) PARTITION BY LIST (res_type);
+      ${PARTITIONED_TYPES.map((type) => `CREATE TABLE resources_${type.toLowerCase()} PARTITION OF resources_by_type FOR VALUES IN ('${type}')`).join(';\n')};
+      CREATE TABLE resources_other PARTITION OF resources_by_type DEFAULT;
+      INSERT INTO resources_by_type SELECT res_type, id, version_id, last_updated, deleted, content, tokens, refs, compartments FROM resources;
+      DROP TABLE resources;
+      ALTER TABLE resources_by_type RENAME TO resources;
+      ALTER TABLE resources ADD CONSTRAINT resources_pkey PRIMARY KEY (res_type, id);
+      CREATE INDEX resources_tokens ON resources USING gin (tokens);
+      CREATE INDEX resources_refs ON resources USING gin (refs);
+      CREATE INDEX resources_compartments ON resources USING gin (compartments);
+      CREATE INDEX resources_updated ON resources (res_type, last_updated);
+      ANALYZE resources
+    `,
+  },
 ];
 
-export async function migrate(conn: SqlConnection): Promise<void> {
+/** Applies the migrations not yet applied, up to `upTo` (all of them by default; tests stop earlier). */
+export async function migrate(conn: SqlConnection, upTo = Infinity): Promise<void> {
   await conn.query('CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())');
-  for (const migration of MIGRATIONS) {
+  for (const migration of MIGRATIONS.filter((m) => m.version <= upTo)) {
     await conn.transaction(async (tx) => {
       // Two server processes starting on one database must not both apply a migration.
       await tx.query('SELECT pg_advisory_xact_lock(727274)');

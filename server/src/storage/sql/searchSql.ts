@@ -16,41 +16,67 @@ export function buildWhere(query: SearchQuery, params: Params): string {
   return conditions.join(' AND ');
 }
 
-/** The page of a search: `content` of each matched row in sort order, one row past the page to tell if there is more. */
-export function buildSearch(query: SearchQuery, params: Params): string {
-  const where = buildWhere(query, params);
-  const [first, ...rest] = query.sort;
-  if (first?.kind === 'date') return dateOrderedSearch(query, first, rest, where, params);
-  const orderBy = [...query.sort.map((rule) => sortKey(rule, params)).map(({ expr, dir }) => `${expr} ${dir}`), 'r.id'].join(', ');
-  return `SELECT r.content::text AS content FROM resources r WHERE ${where} ORDER BY ${orderBy} LIMIT ${params.add(query.count + 1)} OFFSET ${params.add(query.offset)}`;
+export interface Statement {
+  sql: string;
+  values: unknown[];
 }
 
 /**
- * A search sorted first by a date parameter walks that parameter's date index in order and stops
- * once the page is full, so its cost does not grow with the number of matches (looking up every
- * match's date and sorting them took a second at 1M resources). A multi-valued parameter sorts by
- * its earliest start (ascending) or latest end (descending): only that one index row of a resource
- * is taken. Resources without the parameter follow, as NULLS LAST would put them. Each branch stops
- * at the end of the page; the outer sort merges the two.
+ * How a page of a search is read. Most searches are one statement. A search sorted first by a date
+ * parameter walks that parameter's date index in order and stops once the page is full, so its cost
+ * does not grow with the number of matches (looking up every match's date and sorting them took over
+ * a second at 1M resources). Resources without the parameter come after the dated ones (as NULLS LAST
+ * would put them) and are read only when the dated ones do not fill the page.
  */
-function dateOrderedSearch(query: SearchQuery, first: SortRule, rest: SortRule[], where: string, params: Params): string {
-  const param = params.add(first.param);
+export type SearchPlan =
+  | { kind: 'single'; page: Statement }
+  | {
+      kind: 'dateOrdered';
+      /** The dated matches of the page (LIMIT count + 1 OFFSET offset). */
+      dated: Statement;
+      /** How many matches have the parameter (needed only when the page starts past them). */
+      datedCount: Statement;
+      undated(limit: number, offset: number): Statement;
+    };
+
+export function planSearch(query: SearchQuery): SearchPlan {
+  const [first, ...rest] = query.sort;
+  if (first?.kind === 'date') {
+    return {
+      kind: 'dateOrdered',
+      dated: statement((params) => datedSql(query, first, rest, params, query.count + 1, query.offset)),
+      datedCount: statement((params) => `SELECT count(*)::int AS n FROM resources r WHERE ${buildWhere(query, params)} AND ${hasDate(first.param, params)}`),
+      undated: (limit, offset) =>
+        statement((params) => `SELECT r.content::text AS content FROM resources r WHERE ${buildWhere(query, params)} AND NOT ${hasDate(first.param, params)} ORDER BY ${orderBy(rest, params)} LIMIT ${params.add(limit)} OFFSET ${params.add(offset)}`),
+    };
+  }
+  return {
+    kind: 'single',
+    page: statement((params) => `SELECT r.content::text AS content FROM resources r WHERE ${buildWhere(query, params)} ORDER BY ${orderBy(query.sort, params)} LIMIT ${params.add(query.count + 1)} OFFSET ${params.add(query.offset)}`),
+  };
+}
+
+function statement(build: (params: Params) => string): Statement {
+  const params = new Params();
+  const sql = build(params);
+  return { sql, values: params.values };
+}
+
+const orderBy = (rules: SortRule[], params: Params) => [...rules.map((rule) => sortKey(rule, params)).map(({ expr, dir }) => `${expr} ${dir}`), 'r.id'].join(', ');
+const hasDate = (param: string, params: Params) => `EXISTS (SELECT 1 FROM sp_date o WHERE o.res_type = r.res_type AND o.id = r.id AND o.param = ${params.add(param)})`;
+
+/**
+ * A multi-valued parameter sorts by its earliest start (ascending) or latest end (descending): only
+ * that one index row of a resource joins (ties between equal rows broken by their physical position).
+ */
+function datedSql(query: SearchQuery, first: SortRule, rest: SortRule[], params: Params, limit: number, offset: number): string {
   const col = first.descending ? 'hi' : 'lo';
   const dir = first.descending ? 'DESC' : 'ASC';
-  const keys = rest.map((rule) => sortKey(rule, params));
-  const keyColumns = keys.map(({ expr }, i) => `, ${expr} AS k${i + 1}`).join('');
-  const keyOrder = keys.map(({ dir: d }, i) => `k${i + 1} ${d}`);
-  const window = params.add(query.offset + query.count + 1);
   const other = first.descending ? '>' : '<';
-  const dated = `SELECT r.content, 0 AS grp, d.${col} AS k0${keyColumns}, r.id FROM sp_date d JOIN resources r ON r.res_type = d.res_type AND r.id = d.id
-    WHERE d.param = ${param} AND ${where}
+  return `SELECT r.content::text AS content FROM sp_date d JOIN resources r ON r.res_type = d.res_type AND r.id = d.id
+    WHERE d.param = ${params.add(first.param)} AND ${buildWhere(query, params)}
       AND NOT EXISTS (SELECT 1 FROM sp_date o WHERE o.res_type = d.res_type AND o.id = d.id AND o.param = d.param AND (o.${col} ${other} d.${col} OR (o.${col} = d.${col} AND o.ctid < d.ctid)))
-    ORDER BY ${['k0 ' + dir, ...keyOrder, 'r.id'].join(', ')} LIMIT ${window}`;
-  const undated = `SELECT r.content, 1 AS grp, NULL::timestamptz AS k0${keyColumns}, r.id FROM resources r
-    WHERE ${where} AND NOT EXISTS (SELECT 1 FROM sp_date o WHERE o.res_type = r.res_type AND o.id = r.id AND o.param = ${param})
-    ORDER BY ${[...keyOrder, 'r.id'].join(', ')} LIMIT ${window}`;
-  const outer = ['grp', `k0 ${dir}`, ...keyOrder, 'id'].join(', ');
-  return `SELECT content::text AS content FROM ((${dated}) UNION ALL (${undated})) page ORDER BY ${outer} LIMIT ${params.add(query.count + 1)} OFFSET ${params.add(query.offset)}`;
+    ORDER BY d.${col} ${dir}, ${orderBy(rest, params)} LIMIT ${params.add(limit)} OFFSET ${params.add(offset)}`;
 }
 
 function clauseSql(clause: SearchClause, alias: string, params: Params): string {

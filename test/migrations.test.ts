@@ -1,0 +1,74 @@
+import type { Binary, Patient, Task } from 'fhir/r4.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ourSearchParameters, readConformanceResources } from '../server/src/fhir/conformance.js';
+import { Indexer } from '../server/src/fhir/search/indexer.js';
+import { SearchParamRegistry } from '../server/src/fhir/search/registry.js';
+import { openConnection, type StoreConfig } from '../server/src/storage/openStore.js';
+import type { SqlConnection } from '../server/src/storage/sql/connection.js';
+import { migrate } from '../server/src/storage/sql/schema.js';
+import { SqlFhirStore } from '../server/src/storage/sql/SqlFhirStore.js';
+import { dropSchema, postgresConfig, TEST_DATABASE_URL } from './helpers/stores.js';
+
+const registry = SearchParamRegistry.withStandard(ourSearchParameters(readConformanceResources()));
+const drivers: { name: string; config: () => StoreConfig }[] = [
+  { name: 'pglite', config: () => ({ driver: 'pglite', dataDir: 'memory://' }) },
+  ...(TEST_DATABASE_URL ? [{ name: 'postgres', config: postgresConfig }] : []),
+];
+
+describe.each(drivers)('schema migrations on $name', ({ config }) => {
+  const cfg = config();
+  let conn: SqlConnection | undefined;
+  afterAll(async () => {
+    await conn?.close();
+    await dropSchema(cfg);
+  });
+
+  it('migration 3 moves every stored resource into its type partition; reads, searches, history and writes work after it', async () => {
+    conn = await openConnection(cfg);
+    await migrate(conn, 2);
+    const before = new SqlFhirStore(conn, new Indexer(registry));
+    const patient = await before.create({ resourceType: 'Patient', name: [{ family: 'Migrated' }], birthDate: '1970-01-01' } as Patient);
+    const tasks = await before.createMany(
+      Array.from({ length: 30 }, (_, i) => ({ resourceType: 'Task', status: i % 3 ? 'requested' : 'completed', intent: 'order', for: { reference: `Patient/${patient.id}` }, restriction: { period: { end: `2026-0${1 + (i % 9)}-01` } } }) as Task),
+    );
+    await before.update({ ...tasks[0], status: 'cancelled' } as Task);
+    const binary = await before.create({ resourceType: 'Binary', contentType: 'text/plain', data: 'aGk=' } as Binary);
+
+    await migrate(conn);
+    const partitions = await conn.query(`SELECT tableoid::regclass::text AS part, res_type FROM resources WHERE id = ANY($1::text[]) ORDER BY res_type`, [[patient.id, tasks[1].id, binary.id]]);
+    expect(partitions.rows.map((r) => [r.res_type, String(r.part).replace(/^.*\./, '')])).toEqual([
+      ['Binary', 'resources_other'],
+      ['Patient', 'resources_patient'],
+      ['Task', 'resources_task'],
+    ]);
+    const after = new SqlFhirStore(conn, new Indexer(registry));
+    expect(((await after.read('Task', tasks[0].id!)) as Task).status).toBe('cancelled');
+    expect((await after.history({ resourceType: 'Task', id: tasks[0].id!, count: 10, offset: 0 })).length).toBe(2);
+    const open = await after.search({
+      resourceType: 'Task',
+      clauses: [{ kind: 'reference', param: 'patient', values: [`patient|Patient/${patient.id}`] }, { kind: 'token', param: 'status', values: ['status|*|requested'], not: false }],
+      sort: [{ param: 'due', kind: 'date', descending: false }],
+      count: 50,
+      offset: 0,
+      total: true,
+    });
+    expect(open.total).toBe(20);
+    expect(open.resources.map((t) => (t as Task).restriction?.period?.end)).toEqual([...open.resources.map((t) => (t as Task).restriction?.period?.end)].sort());
+    const created = await after.create({ resourceType: 'Task', status: 'draft', intent: 'order' } as Task);
+    await expect(after.create({ ...created })).rejects.toMatchObject({ status: 409 });
+  });
+
+  it('analyze refreshes statistics table by table: only the never-analyzed ones on request, then every table', async () => {
+    const unanalyzed = async () => (await conn!.query(`SELECT c.relname FROM pg_class c WHERE c.relkind = 'r' AND c.relnamespace = current_schema()::regnamespace AND c.reltuples < 0`)).rows.map((r) => String(r.relname));
+    const lastAnalyzed = async (table: string) => (await conn!.query('SELECT last_analyze FROM pg_stat_user_tables WHERE relid = $1::regclass', [table])).rows[0]?.last_analyze as Date | null;
+    const store = new SqlFhirStore(conn!, new Indexer(registry));
+    expect((await unanalyzed()).length).toBeGreaterThan(0); // e.g. the outbox, never analyzed
+    await store.analyze({ onlyIfNever: true });
+    expect(await unanalyzed()).toEqual([]);
+    const taskBefore = await lastAnalyzed('resources_task');
+    await store.analyze();
+    const taskAfter = await lastAnalyzed('resources_task');
+    expect(taskAfter).not.toBeNull();
+    expect(taskAfter!.getTime()).toBeGreaterThan(taskBefore?.getTime() ?? 0);
+  });
+});
