@@ -44,6 +44,15 @@ describe('profiles/', () => {
     expect(errors(example)).toEqual([]);
   });
 
+  it('checks contained resources of types the server does not serve (their definitions are indexed when first needed)', () => {
+    const v = createResourceValidator();
+    const withContained = (medication: Record<string, unknown>) =>
+      ({ resourceType: 'Basic', code: { text: 'x' }, contained: [{ resourceType: 'Medication', id: 'm1', ...medication }] }) as unknown as Resource;
+    expect(v.validate(withContained({ status: 'active' })).filter((i) => i.severity === 'error')).toEqual([]);
+    const found = JSON.stringify(v.validate(withContained({ status: 'active', notAnElement: true })));
+    expect(found).toContain('notAnElement');
+  });
+
   it('a Task missing what the profile requires is refused, naming the element', () => {
     const task = exampleResources().find((r) => r.resourceType === 'Task') as Resource & { focus?: unknown; businessStatus?: unknown };
     const { focus: _f, businessStatus: _b, ...broken } = task;
