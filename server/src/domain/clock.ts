@@ -1,14 +1,19 @@
-import Holidays from 'date-holidays';
+import type Holidays from 'date-holidays';
 import { DateTime } from 'luxon';
+import { createRequire } from 'node:module';
 import type { Deadlines } from './model.js';
 import type { PlanProfile } from './plans.js';
 
+const require = createRequire(import.meta.url);
+/** Loaded on first use: its rules for every country take 0.2 s to load, which every start paid. */
+let HolidaysClass: typeof Holidays | undefined;
 const calendars = new Map<string, Holidays>();
 
 function holidayCalendar(plan: PlanProfile): Holidays {
   const key = `${plan.holidays.country}/${plan.holidays.state ?? ''}`;
   let hd = calendars.get(key);
-  if (!hd) calendars.set(key, (hd = new Holidays(plan.holidays.country, plan.holidays.state ?? '')));
+  HolidaysClass ??= require('date-holidays') as typeof Holidays;
+  if (!hd) calendars.set(key, (hd = new HolidaysClass(plan.holidays.country, plan.holidays.state ?? '')));
   return hd;
 }
 

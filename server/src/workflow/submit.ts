@@ -181,32 +181,44 @@ async function activeCoverage(tx: FhirStore, sr: ServiceRequest, patient: Patien
 /** What happens at once when a request is approved on receipt (letters, transportation): outputs for the Task. */
 export type OnApproval = (tx: FhirStore, c: { serviceRequest: ServiceRequest; patient: Patient; coverage: Coverage }) => Promise<TaskOutput[]>;
 
+/** The case's resources are written together, in one statement, once the approval's letters (if any) are out. */
 async function persistCase(tx: FhirStore, facts: CaseFacts, decision: CaseDecision, insurer: Reference, requestIdentifier: string, actor: Reference | undefined, onApproval?: OnApproval): Promise<SubmitResult> {
-  const srId = randomUUID();
-  const refsBase = {
-    serviceRequest: { reference: `ServiceRequest/${srId}` },
+  const ids = { serviceRequest: randomUUID(), eligibilityRequest: randomUUID(), eligibilityResponse: randomUUID(), task: randomUUID() };
+  const refs: CaseRefs = {
+    serviceRequest: { reference: `ServiceRequest/${ids.serviceRequest}` },
     patient: { reference: `Patient/${facts.patient.id}` },
     coverage: { reference: `Coverage/${facts.coverage.id}` },
     insurer,
     requester: facts.serviceRequest.requester,
     performer: facts.serviceRequest.performer?.[0],
+    eligibilityRequest: { reference: `CoverageEligibilityRequest/${ids.eligibilityRequest}` },
   };
-  const eligibilityReq = await tx.create(eligibilityRequest(refsBase, facts.receivedAt));
-  const refs: CaseRefs = { ...refsBase, eligibilityRequest: { reference: `CoverageEligibilityRequest/${eligibilityReq.id}` } };
+  const eligibilityReq = { ...eligibilityRequest(refs, facts.receivedAt), id: ids.eligibilityRequest };
   const preAuthRef = decision.outcome === 'approved' && decision.authorizationRequired ? `PA-${randomUUID().slice(0, 8).toUpperCase()}` : undefined;
   const info = coverageInformation(decision, refs, facts.receivedAt, randomUUID(), preAuthRef);
-  const serviceRequest = await tx.create({ ...stampServiceRequest(facts.serviceRequest, requestIdentifier, facts.receivedAt, info), id: srId });
-  const eligibilityRes = await tx.create(eligibilityResponse(decision, refs, facts.receivedAt, preAuthRef));
-  const draft = caseTask(decision, refs, facts.receivedAt, requestIdentifier);
-  draft.input = [
-    { type: { text: 'eligibility-request' }, valueReference: { reference: `CoverageEligibilityRequest/${eligibilityReq.id}` } },
-    { type: { text: 'eligibility-response' }, valueReference: { reference: `CoverageEligibilityResponse/${eligibilityRes.id}` } },
-    ...(draft.input ?? []),
+  const serviceRequest = { ...stampServiceRequest(facts.serviceRequest, requestIdentifier, facts.receivedAt, info), id: ids.serviceRequest };
+  const eligibilityRes = { ...eligibilityResponse(decision, refs, facts.receivedAt, preAuthRef), id: ids.eligibilityResponse };
+  const task = { ...caseTask(decision, refs, facts.receivedAt, requestIdentifier), id: ids.task };
+  task.input = [
+    { type: { text: 'eligibility-request' }, valueReference: refs.eligibilityRequest },
+    { type: { text: 'eligibility-response' }, valueReference: { reference: `CoverageEligibilityResponse/${ids.eligibilityResponse}` } },
+    ...(task.input ?? []),
   ];
-  if (decision.outcome === 'approved') draft.output = await onApproval?.(tx, { serviceRequest, patient: facts.patient, coverage: facts.coverage }) ?? [];
-  const task = await tx.create(draft);
-  await tx.create(provenance([serviceRequest, eligibilityRes, task], actor ?? facts.serviceRequest.requester, 'CREATE', 'Second-opinion request received'));
-  return { created: true, serviceRequest, eligibilityRequest: eligibilityReq, eligibilityResponse: eligibilityRes, task };
+  if (decision.outcome === 'approved') task.output = (await onApproval?.(tx, { serviceRequest, patient: facts.patient, coverage: facts.coverage })) ?? [];
+  const stored = await tx.createMany([
+    eligibilityReq,
+    serviceRequest,
+    eligibilityRes,
+    task,
+    provenance([serviceRequest, eligibilityRes, task], actor ?? facts.serviceRequest.requester, 'CREATE', 'Second-opinion request received'),
+  ]);
+  return {
+    created: true,
+    eligibilityRequest: stored[0],
+    serviceRequest: stored[1] as ServiceRequest,
+    eligibilityResponse: stored[2],
+    task: stored[3] as Task,
+  };
 }
 
 export function provenance(targets: Resource[], agent: Reference | undefined, activity: string, reason: string): Provenance {

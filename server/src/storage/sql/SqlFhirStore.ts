@@ -45,6 +45,24 @@ const WRITE_NEW = WRITE_VERSION_SQL(false);
 const WRITE_REPLACING = WRITE_VERSION_SQL(true);
 const writeVersionSql = (replacing: boolean) => (replacing ? WRITE_REPLACING : WRITE_NEW);
 
+/**
+ * Many new resources in one statement: their rows, history rows and search-index rows. The content
+ * is sent once for both tables; index arrays travel joined by U+001F (text[][] cannot be ragged).
+ */
+const INSERT_MANY_SQL = `
+  WITH r AS (
+    INSERT INTO resources (res_type, id, version_id, last_updated, content, tokens, refs, compartments)
+    SELECT t, i, 1, $3::timestamptz, c::json, string_to_array(tk, chr(31)), string_to_array(rf, chr(31)), string_to_array(cp, chr(31))
+    FROM unnest($1::text[], $2::text[], $4::text[], $5::text[], $6::text[], $7::text[]) AS u(t, i, c, tk, rf, cp)
+  ),
+  h AS (
+    INSERT INTO resource_history (res_type, id, version_id, last_updated, content)
+    SELECT t, i, 1, $3::timestamptz, c::json FROM unnest($1::text[], $2::text[], $4::text[]) AS u(t, i, c)
+  ),
+  s AS (INSERT INTO sp_string (res_type, id, param, value, exact) SELECT * FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::text[])),
+  d AS (INSERT INTO sp_date (res_type, id, param, lo, hi) SELECT * FROM unnest($13::text[], $14::text[], $15::text[], $16::timestamptz[], $17::timestamptz[]))
+  INSERT INTO sp_number (res_type, id, param, value, system, unit) SELECT * FROM unnest($18::text[], $19::text[], $20::text[], $21::numeric[], $22::text[], $23::text[])`;
+
 /** The FhirStore over PostgreSQL SQL; the same code runs on PGlite and on a PostgreSQL server. */
 export class SqlFhirStore implements FhirStore {
   constructor(
@@ -123,34 +141,26 @@ export class SqlFhirStore implements FhirStore {
     const stored = resources.map((r) => ({ ...r, id: r.id ?? randomUUID(), meta: { ...r.meta, versionId: '1', lastUpdated: now } }) as Resource);
     for (const r of stored) this.written.add(`${r.resourceType}/${r.id}`);
     const indexes = stored.map((r) => this.indexer.index(r));
-    const col = <T>(f: (r: Resource, i: number) => T) => stored.map(f);
-    await this.conn.query(
-      `INSERT INTO resources (res_type, id, version_id, last_updated, content, tokens, refs, compartments)
-       SELECT t, i, 1, $3::timestamptz, c::json, string_to_array(tk, chr(31)), string_to_array(rf, chr(31)), string_to_array(cp, chr(31))
-       FROM unnest($1::text[], $2::text[], $4::text[], $5::text[], $6::text[], $7::text[]) AS u(t, i, c, tk, rf, cp)`,
-      [
-        col((r) => r.resourceType),
-        col((r) => r.id!),
-        now,
-        col((r) => JSON.stringify(r)),
-        col((_r, i) => indexes[i].tokens.join('\u001f')),
-        col((_r, i) => indexes[i].refs.join('\u001f')),
-        col((_r, i) => indexes[i].compartments.join('\u001f')),
-      ],
-    );
-    await this.conn.query(
-      `INSERT INTO resource_history (res_type, id, version_id, last_updated, content)
-       SELECT t, i, 1, $3::timestamptz, c::json FROM unnest($1::text[], $2::text[], $4::text[]) AS u(t, i, c)`,
-      [col((r) => r.resourceType), col((r) => r.id!), now, col((r) => JSON.stringify(r))],
-    );
-    const merged: ResourceIndex = { tokens: [], refs: [], compartments: [], strings: [], dates: [], numbers: [] };
-    const owners: { strings: string[]; dates: string[]; numbers: string[] } = { strings: [], dates: [], numbers: [] };
-    stored.forEach((r, i) => {
-      for (const x of indexes[i].strings) (merged.strings.push(x), owners.strings.push(`${r.resourceType}/${r.id}`));
-      for (const x of indexes[i].dates) (merged.dates.push(x), owners.dates.push(`${r.resourceType}/${r.id}`));
-      for (const x of indexes[i].numbers) (merged.numbers.push(x), owners.numbers.push(`${r.resourceType}/${r.id}`));
-    });
-    await this.writeIndexRows(merged, owners);
+    const rows = <T>(pick: (index: ResourceIndex) => T[]) => {
+      const types: string[] = [];
+      const ids: string[] = [];
+      const values: T[] = [];
+      stored.forEach((r, i) => {
+        for (const value of pick(indexes[i])) (types.push(r.resourceType), ids.push(r.id!), values.push(value));
+      });
+      return { types, ids, values };
+    };
+    const strings = rows((x) => x.strings);
+    const dates = rows((x) => x.dates);
+    const numbers = rows((x) => x.numbers);
+    const joined = (pick: (index: ResourceIndex) => string[]) => indexes.map((x) => pick(x).join('\u001f'));
+    await this.conn.query(INSERT_MANY_SQL, [
+      stored.map((r) => r.resourceType), stored.map((r) => r.id!), now, stored.map((r) => JSON.stringify(r)),
+      joined((x) => x.tokens), joined((x) => x.refs), joined((x) => x.compartments),
+      strings.types, strings.ids, strings.values.map((v) => v.param), strings.values.map((v) => v.value), strings.values.map((v) => v.exact),
+      dates.types, dates.ids, dates.values.map((v) => v.param), dates.values.map((v) => clampDate(v.lo)), dates.values.map((v) => clampDate(v.hi)),
+      numbers.types, numbers.ids, numbers.values.map((v) => v.param), numbers.values.map((v) => v.value), numbers.values.map((v) => v.system), numbers.values.map((v) => v.unit),
+    ]);
     for (const r of stored) if (this.hooks.length) await this.runHooks({ resource: r, resourceType: r.resourceType, id: r.id!, kind: 'create' });
     return stored;
   }
@@ -230,29 +240,6 @@ export class SqlFhirStore implements FhirStore {
   private async clearIndex(resourceType: string, id: string): Promise<void> {
     for (const table of ['sp_string', 'sp_date', 'sp_number']) {
       await this.conn.query(`DELETE FROM ${table} WHERE res_type = $1 AND id = $2`, [resourceType, id]);
-    }
-  }
-
-  /** Inserts index rows; `owners` gives the `Type/id` of each row. */
-  private async writeIndexRows(index: ResourceIndex, owners: { strings: string[]; dates: string[]; numbers: string[] }): Promise<void> {
-    const split = (o: string[]) => [o.map((x) => x.split('/')[0]), o.map((x) => x.split('/')[1])];
-    if (index.strings.length) {
-      await this.conn.query(
-        'INSERT INTO sp_string (res_type, id, param, value, exact) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])',
-        [...split(owners.strings), index.strings.map((s) => s.param), index.strings.map((s) => s.value), index.strings.map((s) => s.exact)],
-      );
-    }
-    if (index.dates.length) {
-      await this.conn.query(
-        'INSERT INTO sp_date (res_type, id, param, lo, hi) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[])',
-        [...split(owners.dates), index.dates.map((d) => d.param), index.dates.map((d) => clampDate(d.lo)), index.dates.map((d) => clampDate(d.hi))],
-      );
-    }
-    if (index.numbers.length) {
-      await this.conn.query(
-        'INSERT INTO sp_number (res_type, id, param, value, system, unit) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::numeric[], $5::text[], $6::text[])',
-        [...split(owners.numbers), index.numbers.map((n) => n.param), index.numbers.map((n) => n.value), index.numbers.map((n) => n.system), index.numbers.map((n) => n.unit)],
-      );
     }
   }
 
