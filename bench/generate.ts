@@ -137,11 +137,16 @@ function secondOpinionCase(i: number, patientId: string, planId: string, special
   return [sr, task];
 }
 
-/** Loads `totalResources` generated resources into the store, 500 per statement batch. */
-export async function loadGenerated(store: FhirStore, totalResources: number, progress = process.stderr): Promise<number> {
+/**
+ * Loads `totalResources` generated resources into the store, 500 per statement batch, with up to
+ * `concurrency` batches in flight (on PostgreSQL, Node indexes the next batch while the server
+ * writes the last; PGlite runs one statement at a time, so 1 there).
+ */
+export async function loadGenerated(store: FhirStore, totalResources: number, concurrency = 1, progress = process.stderr): Promise<number> {
   const started = Date.now();
   let batch: Resource[] = [];
   let loaded = 0;
+  const inFlight = new Set<Promise<void>>();
   const bar = () => {
     if (!progress.isTTY && loaded % 50_000 !== 0 && loaded !== totalResources) return;
     const done = Math.min(1, loaded / totalResources);
@@ -149,18 +154,24 @@ export async function loadGenerated(store: FhirStore, totalResources: number, pr
     const rate = loaded / Math.max(0.001, (Date.now() - started) / 1000);
     progress.write(`\r  loading [${'#'.repeat(Math.round(done * width)).padEnd(width, '.')}] ${loaded.toLocaleString('en-US')} resources, ${rate.toFixed(0)}/s${progress.isTTY ? '' : '\n'}`);
   };
+  const send = async (resources: Resource[]) => {
+    const write = store.createMany(resources).then(() => {
+      loaded += resources.length;
+      bar();
+    });
+    const tracked = write.finally(() => inFlight.delete(tracked));
+    inFlight.add(tracked);
+    if (inFlight.size >= concurrency) await Promise.race(inFlight);
+  };
   for (const resource of generateResources(totalResources)) {
     batch.push(resource);
     if (batch.length === 500) {
-      await store.createMany(batch);
-      loaded += batch.length;
+      await send(batch);
       batch = [];
-      bar();
     }
   }
-  if (batch.length) await store.createMany(batch);
-  loaded += batch.length;
-  bar();
+  if (batch.length) await send(batch);
+  await Promise.all(inFlight);
   if (progress.isTTY) progress.write('\n');
   return loaded;
 }

@@ -122,7 +122,7 @@ async function prepareStore(driver: Driver, size: number): Promise<StoreUnderTes
   if (driver === 'postgres') await dropSchema();
   log(`${driver}: generating ${fmt(size)} resources`);
   const store = await openStore(storeConfig, registry);
-  await loadGenerated(store, size);
+  await loadGenerated(store, size, driver === 'postgres' ? 3 : 1);
   await store.analyze(); // as after any bulk import; the server also refreshes PGlite's statistics itself
   await store.close();
   return {
@@ -482,32 +482,42 @@ Evidence: \`npm run bench:profile\` (run at the end of this benchmark, output be
 \`\`\`
 ${profileOutput()}\`\`\`
 
-- **Audited reads.** Every read stores an AuditEvent, which our search indexes like any resource (about 35 index
-  tokens through FHIRPath, then a row, a history row and GIN index entries): per read that is more than the
-  unaudited read itself, which is why auditing halves throughput. Closing it: index AuditEvents straight from the
-  audit record instead of FHIRPath, keep them in an append-only table indexed in the background, or send them to
-  an audit repository (IHE BALP over syslog/ATNA) instead of the clinical store.
+- **Audited reads.** Every read stores an AuditEvent, which the store indexes like any resource: about 35 index
+  tokens (plain element paths are now walked directly instead of through FHIRPath, see the indexing figure above),
+  then a row, a history row and GIN, B-tree and date-index entries, written in batches. Per read that costs more
+  than the unaudited read itself (the "auditing off" row shows the share). Closing it: keep AuditEvents out of the
+  clinical store's generic index (an append-only audit table with the few columns audit searches use, no history row
+  for a resource that never changes), or send them to an audit repository (IHE BALP over ATNA/syslog).
 - **Unaudited reads against Express.** Each read verifies the token (cached), checks scopes and compartment, parses
-  the stored JSON and serializes it again. Serving the stored JSON text without the parse, and one Express router
-  instead of three layers, would close most of the gap to the ceiling.
+  the stored JSON and serializes it again, through three router layers. Serving the stored JSON text without the
+  parse, and one router instead of three, would close most of the gap to the ceiling.
 - **Creates, updates, transactions, \`$submit\`.** The peer writes to memory; ours writes a durable row, a history row
-  and index rows in one statement (about 1-1.5 ms in PGlite, which runs one statement at a time on one core), plus
-  validation and the AuditEvent. A \`$submit\` writes about nine resources (ServiceRequest, CoverageEligibilityResponse,
-  Task, Provenance, letters) and runs about ten searches of the directory and the member's history: about 20
-  statements, which caps PGlite near 40 per second. Closing it: write a case's resources as one multi-row statement,
-  cache the directory (PractitionerRole, Practitioner, Location change rarely; invalidate on write), and group-commit
+  and index rows in one statement (about 2 ms in PGlite, which runs one statement at a time on one core), plus
+  validation and the AuditEvent. A \`$submit\` now writes the case (CoverageEligibilityRequest and Response,
+  ServiceRequest, Task, Provenance) in one statement, but still runs about ten searches of the directory and the
+  member's history (the profile above lists them). Closing it: cache the directory (PractitionerRole, Practitioner,
+  Location change rarely; invalidate on write, across instances with LISTEN/NOTIFY on PostgreSQL) and group-commit
   concurrent writes; on PostgreSQL, more cores for the database tier (its CPU per request is in the scale-out line).
-- **Search latency at 50 connections.** The plans show index scans only (GIN on tokens and references, the
-  row-and-parameter index for sorting by \`due\`), no sequential scans; the p99 figures are mostly queueing (50
-  clients waiting on one PGlite thread or two shared cores). A sort by \`due\` reads the date of every match before
-  taking the first 20, so it grows with the number of matches; a per-type sort column (an expression index on the
-  Task's due date) would make it independent of data size.
-- **Start-up.** PGlite's WASM PostgreSQL takes about a second to start, tsx compiles the TypeScript on each start,
-  and the validator indexes the R4 definitions (already cut from 35 MB to 6 MB of JSON). Closing it: ship compiled
-  JavaScript, index R4 definitions per resource type on first use; on PostgreSQL there is no engine to start.
-- **Memory.** Two validators hold the R4 definitions (@medplum/core for structure, \`fhir\` for code bindings), and
-  PGlite's WASM heap adds its shared buffers. One validator with lazily loaded definitions, and a smaller PGlite
-  buffer pool, would bring it under 300 MB.
+- **Search latency at 50 connections.** The plans below use indexes only. A sort by \`due\` walks the date index in
+  order (Index Scan on sp_date_lo, then Incremental Sort) and stops once the page is full, so it no longer grows with
+  the number of matches; \`resources\` is partitioned by type, which gives the planner statistics per type (with one
+  table it expected 159 open Tasks where there were 24,949, and sorted them all). What remains of the p99 is mostly
+  queueing: 50 clients waiting on one PGlite thread or two shared cores.
+- **PGlite at 1M in the previous full run.** That run got almost no answers from the 1M PGlite server, even to the
+  by-patient search that EXPLAIN timed at 5 ms. Probed one request at a time on that store, the sort by \`due\` took
+  1.2 to 3.4 s, and a request arriving while the server ran its planned ANALYZE (one statement over the whole
+  1M-row table, 10 s after start) waited 6 s. PGlite runs one statement at a time, so 50 connections queued behind
+  those, and requests the load generator had given up on still ran, so the next search's requests waited behind them
+  too. Fixed: the ordered date-index walk above, and ANALYZE table by table (other statements run in between), at
+  start only on tables that were never analyzed.
+- **Start-up.** The phases are in the profile above: loading the modules (tsx compiles the TypeScript on each start),
+  opening PGlite's WASM PostgreSQL, publishing the conformance resources. The R4 definitions are now indexed per type
+  on first use and date-holidays loads on first use. Closing the rest: ship compiled JavaScript; on PostgreSQL there
+  is no engine to start.
+- **Memory.** PGlite's WASM heap holds its 128 MB of shared buffers plus catalog and sort memory, and WebAssembly
+  memory never shrinks; Node holds the read cache (up to 20,000 resources) and the validators' R4 definitions of the
+  types seen. A smaller PGlite buffer pool and read cache (fewer cache hits) and one validator instead of two (the
+  \`fhir\` package for code bindings, @medplum/core for structure) would bring it toward 300 MB.
 `);
   lines.push('\n## Query plans\n');
   for (const d of all) {
