@@ -501,15 +501,19 @@ ${profileOutput()}\`\`\`
 - **Search latency at 50 connections.** The plans below use indexes only. A sort by \`due\` walks the date index in
   order (Index Scan on sp_date_lo, then Incremental Sort) and stops once the page is full, so it no longer grows with
   the number of matches; \`resources\` is partitioned by type, which gives the planner statistics per type (with one
-  table it expected 159 open Tasks where there were 24,949, and sorted them all). What remains of the p99 is mostly
-  queueing: 50 clients waiting on one PGlite thread or two shared cores.
+  table it expected 159 open Tasks where there were 24,949, and sorted them all). A search naming an identifier, a
+  reference or an id finds its matches through the index before sorting (the planner, unable to tell that a new
+  identifier matches nothing, walked every ServiceRequest in id order: 170 ms at 100k, a third of a \`$submit\`).
+  New GIN entries wait in a pending list that every search reads until it is merged; it is now kept to 256 kB and
+  merged by VACUUM after bulk loads and, on PGlite, every ten minutes (a one-patient search read 200 pages, 8 ms,
+  before). What remains of the p99 is mostly queueing: 50 clients waiting on one PGlite thread or two shared cores.
 - **PGlite at 1M in the previous full run.** That run got almost no answers from the 1M PGlite server, even to the
   by-patient search that EXPLAIN timed at 5 ms. Probed one request at a time on that store, the sort by \`due\` took
   1.2 to 3.4 s, and a request arriving while the server ran its planned ANALYZE (one statement over the whole
   1M-row table, 10 s after start) waited 6 s. PGlite runs one statement at a time, so 50 connections queued behind
   those, and requests the load generator had given up on still ran, so the next search's requests waited behind them
-  too. Fixed: the ordered date-index walk above, and ANALYZE table by table (other statements run in between), at
-  start only on tables that were never analyzed.
+  too. Fixed: the ordered date-index walk above, and VACUUM ANALYZE table by table (other statements run in
+  between), at start only on tables that were never analyzed.
 - **Start-up.** The phases are in the profile above: loading the modules (tsx compiles the TypeScript on each start),
   opening PGlite's WASM PostgreSQL, publishing the conformance resources. The R4 definitions are now indexed per type
   on first use and date-holidays loads on first use. Closing the rest: ship compiled JavaScript; on PostgreSQL there

@@ -1,4 +1,4 @@
-import type { Binary, Patient, Task } from 'fhir/r4.js';
+import type { Binary, Patient, SearchParameter, Task } from 'fhir/r4.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ourSearchParameters, readConformanceResources } from '../server/src/fhir/conformance.js';
 import { Indexer } from '../server/src/fhir/search/indexer.js';
@@ -15,7 +15,7 @@ const drivers: { name: string; config: () => StoreConfig }[] = [
   ...(TEST_DATABASE_URL ? [{ name: 'postgres', config: postgresConfig }] : []),
 ];
 
-describe.each(drivers)('schema migrations on $name', ({ config }) => {
+describe.each(drivers)('schema migrations and re-indexing on $name', ({ config }) => {
   const cfg = config();
   let conn: SqlConnection | undefined;
   afterAll(async () => {
@@ -56,6 +56,31 @@ describe.each(drivers)('schema migrations on $name', ({ config }) => {
     expect(open.resources.map((t) => (t as Task).restriction?.period?.end)).toEqual([...open.resources.map((t) => (t as Task).restriction?.period?.end)].sort());
     const created = await after.create({ resourceType: 'Task', status: 'draft', intent: 'order' } as Task);
     await expect(after.create({ ...created })).rejects.toMatchObject({ status: 409 });
+  });
+
+  it('reindex applies a new search parameter to stored resources and removes what an old one indexed', async () => {
+    const namePeriod: SearchParameter = { resourceType: 'SearchParameter', url: 'urn:test:name-period', name: 'name-period', status: 'active', description: 'Periods of the names', code: 'name-period', base: ['Patient'], type: 'date', expression: 'Patient.name.period' };
+    const without = new SqlFhirStore(conn!, new Indexer(registry));
+    const withParam = new SqlFhirStore(conn!, new Indexer(SearchParamRegistry.withStandard([...ourSearchParameters(readConformanceResources()), namePeriod])));
+    const marker = `reindex-${Date.now()}`;
+    await without.createMany(Array.from({ length: 7 }, (_, i) => ({ resourceType: 'Patient', identifier: [{ system: 'urn:reindex', value: marker }], name: [{ family: `R${i}`, period: { start: `2020-0${i + 1}-01`, end: `2020-0${i + 1}-28` } }] }) as Patient));
+    const inSpring = async (store: SqlFhirStore) =>
+      (await store.search({
+        resourceType: 'Patient',
+        clauses: [{ kind: 'token', param: 'identifier', values: [`identifier|urn:reindex|${marker}`], not: false }, { kind: 'date', param: 'name-period', values: [{ prefix: 'ge', lo: new Date('2020-03-01'), hi: new Date('2020-03-01T23:59:59.999Z') }] }],
+        sort: [],
+        count: 20,
+        offset: 0,
+        total: true,
+      })).total;
+    expect(await inSpring(withParam)).toBe(0); // stored before the parameter existed
+    const progress: number[] = [];
+    expect(await withParam.reindex('Patient', (n) => progress.push(n))).toBeGreaterThanOrEqual(7);
+    expect(progress.length).toBeGreaterThan(0);
+    expect(await inSpring(withParam)).toBe(5); // March to July
+    await without.reindex('Patient');
+    expect(await inSpring(withParam)).toBe(0); // the parameter's rows are gone again
+    expect((await without.search({ resourceType: 'Patient', clauses: [{ kind: 'token', param: 'identifier', values: [`identifier|urn:reindex|${marker}`], not: false }], sort: [], count: 20, offset: 0, total: true })).total).toBe(7);
   });
 
   it('analyze refreshes statistics table by table: only the never-analyzed ones on request, then every table', async () => {

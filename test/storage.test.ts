@@ -5,7 +5,7 @@ import type { Patient, SearchParameter, Task } from 'fhir/r4.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FhirError } from '../server/src/fhir/outcomes.js';
 import { SearchParamRegistry } from '../server/src/fhir/search/registry.js';
-import type { FhirStore } from '../server/src/storage/FhirStore.js';
+import type { FhirStore, SearchClause } from '../server/src/storage/FhirStore.js';
 import { openStore } from '../server/src/storage/openStore.js';
 import { STORE_DRIVERS } from './helpers/stores.js';
 
@@ -58,10 +58,13 @@ describe.each(STORE_DRIVERS)('FhirStore contract on $name', (driver) => {
       Array.from({ length: 31 }, (_, i) => ({
         resourceType: 'Patient',
         identifier: [{ system: 'urn:sort', value: marker }],
-        name: periods(i).length ? periods(i).map((period) => ({ family: `P${i}`, period })) : [{ family: `P${i}` }],
+        name: periods(i).length ? periods(i).map((period) => ({ family: `${marker}-${i}`, period })) : [{ family: `${marker}-${i}` }],
       }) as Patient),
     )) as Patient[];
-    for (const descending of [false, true]) {
+    // By identifier, matches are found first and then sorted; by name, the date index is walked in order.
+    const byIdentifier: SearchClause = { kind: 'token', param: 'identifier', values: [`identifier|urn:sort|${marker}`], not: false };
+    const byName: SearchClause = { kind: 'string', param: 'family', mode: 'starts', values: [marker] };
+    for (const [descending, clause] of [[false, byIdentifier], [true, byIdentifier], [false, byName], [true, byName]] as const) {
       const key = (p: Patient): string | undefined => {
         const ps = (p.name ?? []).flatMap((n) => (n.period ? [n.period] : []));
         if (!ps.length) return undefined;
@@ -78,7 +81,7 @@ describe.each(STORE_DRIVERS)('FhirStore contract on $name', (driver) => {
       for (let offset = 0; offset < 35; offset += 7) {
         const page = await store.search({
           resourceType: 'Patient',
-          clauses: [{ kind: 'token', param: 'identifier', values: [`identifier|urn:sort|${marker}`], not: false }],
+          clauses: [clause],
           sort: [{ param: 'name-period', kind: 'date', descending }, { param: '_id', kind: 'id', descending: true }],
           count: 7,
           offset,

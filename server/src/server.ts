@@ -138,9 +138,9 @@ function profilesByType(conformance: Resource[]): Map<string, string[]> {
 }
 
 /**
- * PGlite has no autovacuum: without fresh statistics its planner picks poor indexes as data grows.
- * Shortly after start, ANALYZE the tables that never were; then all of them every ten minutes
- * (PostgreSQL's autovacuum does this by itself).
+ * PGlite has no autovacuum: without fresh statistics its planner picks poor indexes as data grows,
+ * and GIN pending lists are merged only when full. Shortly after start, VACUUM ANALYZE the tables
+ * that never were analyzed; then all of them every ten minutes (PostgreSQL's autovacuum does this).
  */
 function keepStatisticsFresh(store: FhirStore, logger: Logger): { stop(): void } {
   const run = (onlyIfNever: boolean) => () => void store.analyze({ onlyIfNever }).catch((err: unknown) => logger.warn('analyze_failed', errorFields(err)));

@@ -136,8 +136,14 @@ export interface FhirStore {
   addWriteHook(hook: WriteHook): void;
 
   /**
-   * Refreshes the query planner's statistics (after bulk loads; periodically where nothing else does);
-   * with `onlyIfNever`, only of tables that have none.
+   * Recomputes the search index of every current resource (of `resourceType`, or all), in batches of
+   * their own transactions: after a SearchParameter is added or changed. Returns how many were indexed.
+   */
+  reindex(resourceType?: string, onProgress?: (indexed: number) => void): Promise<number>;
+
+  /**
+   * VACUUM ANALYZE: refreshes the query planner's statistics and merges index pending lists (after bulk
+   * loads; periodically where nothing else does); with `onlyIfNever`, only tables never analyzed.
    */
   analyze(options?: { onlyIfNever?: boolean }): Promise<void>;
   close(): Promise<void>;

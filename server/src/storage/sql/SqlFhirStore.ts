@@ -59,9 +59,38 @@ const INSERT_MANY_SQL = `
     INSERT INTO resource_history (res_type, id, version_id, last_updated, content)
     SELECT t, i, 1, $3::timestamptz, c::json FROM unnest($1::text[], $2::text[], $4::text[]) AS u(t, i, c)
   ),
-  s AS (INSERT INTO sp_string (res_type, id, param, value, exact) SELECT * FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::text[])),
-  d AS (INSERT INTO sp_date (res_type, id, param, lo, hi) SELECT * FROM unnest($13::text[], $14::text[], $15::text[], $16::timestamptz[], $17::timestamptz[]))
-  INSERT INTO sp_number (res_type, id, param, value, system, unit) SELECT * FROM unnest($18::text[], $19::text[], $20::text[], $21::numeric[], $22::text[], $23::text[])`;
+  ${indexRowsSql(8)}`;
+
+/** The search-index rows of many resources (strings, dates, numbers), their parameters from `$first` on. */
+function indexRowsSql(first: number): string {
+  const p = (n: number) => `$${first + n}`;
+  return `s AS (INSERT INTO sp_string (res_type, id, param, value, exact) SELECT * FROM unnest(${p(0)}::text[], ${p(1)}::text[], ${p(2)}::text[], ${p(3)}::text[], ${p(4)}::text[])),
+  d AS (INSERT INTO sp_date (res_type, id, param, lo, hi) SELECT * FROM unnest(${p(5)}::text[], ${p(6)}::text[], ${p(7)}::text[], ${p(8)}::timestamptz[], ${p(9)}::timestamptz[]))
+  INSERT INTO sp_number (res_type, id, param, value, system, unit) SELECT * FROM unnest(${p(10)}::text[], ${p(11)}::text[], ${p(12)}::text[], ${p(13)}::numeric[], ${p(14)}::text[], ${p(15)}::text[])`;
+}
+const INDEX_ROWS_SQL = `WITH ${indexRowsSql(1)}`;
+const REINDEX_BATCH = 500;
+
+/** Parameters of indexRowsSql: each index row with the type and id of its resource. */
+function indexRowParams(resources: Resource[], indexes: ResourceIndex[]): unknown[] {
+  const rows = <T>(pick: (index: ResourceIndex) => T[]) => {
+    const types: string[] = [];
+    const ids: string[] = [];
+    const values: T[] = [];
+    resources.forEach((r, i) => {
+      for (const value of pick(indexes[i])) (types.push(r.resourceType), ids.push(r.id!), values.push(value));
+    });
+    return { types, ids, values };
+  };
+  const strings = rows((x) => x.strings);
+  const dates = rows((x) => x.dates);
+  const numbers = rows((x) => x.numbers);
+  return [
+    strings.types, strings.ids, strings.values.map((v) => v.param), strings.values.map((v) => v.value), strings.values.map((v) => v.exact),
+    dates.types, dates.ids, dates.values.map((v) => v.param), dates.values.map((v) => clampDate(v.lo)), dates.values.map((v) => clampDate(v.hi)),
+    numbers.types, numbers.ids, numbers.values.map((v) => v.param), numbers.values.map((v) => v.value), numbers.values.map((v) => v.system), numbers.values.map((v) => v.unit),
+  ];
+}
 
 /** The FhirStore over PostgreSQL SQL; the same code runs on PGlite and on a PostgreSQL server. */
 export class SqlFhirStore implements FhirStore {
@@ -141,25 +170,11 @@ export class SqlFhirStore implements FhirStore {
     const stored = resources.map((r) => ({ ...r, id: r.id ?? randomUUID(), meta: { ...r.meta, versionId: '1', lastUpdated: now } }) as Resource);
     for (const r of stored) this.written.add(`${r.resourceType}/${r.id}`);
     const indexes = stored.map((r) => this.indexer.index(r));
-    const rows = <T>(pick: (index: ResourceIndex) => T[]) => {
-      const types: string[] = [];
-      const ids: string[] = [];
-      const values: T[] = [];
-      stored.forEach((r, i) => {
-        for (const value of pick(indexes[i])) (types.push(r.resourceType), ids.push(r.id!), values.push(value));
-      });
-      return { types, ids, values };
-    };
-    const strings = rows((x) => x.strings);
-    const dates = rows((x) => x.dates);
-    const numbers = rows((x) => x.numbers);
     const joined = (pick: (index: ResourceIndex) => string[]) => indexes.map((x) => pick(x).join('\u001f'));
     await this.conn.query(INSERT_MANY_SQL, [
       stored.map((r) => r.resourceType), stored.map((r) => r.id!), now, stored.map((r) => JSON.stringify(r)),
       joined((x) => x.tokens), joined((x) => x.refs), joined((x) => x.compartments),
-      strings.types, strings.ids, strings.values.map((v) => v.param), strings.values.map((v) => v.value), strings.values.map((v) => v.exact),
-      dates.types, dates.ids, dates.values.map((v) => v.param), dates.values.map((v) => clampDate(v.lo)), dates.values.map((v) => clampDate(v.hi)),
-      numbers.types, numbers.ids, numbers.values.map((v) => v.param), numbers.values.map((v) => v.value), numbers.values.map((v) => v.system), numbers.values.map((v) => v.unit),
+      ...indexRowParams(stored, indexes),
     ]);
     for (const r of stored) if (this.hooks.length) await this.runHooks({ resource: r, resourceType: r.resourceType, id: r.id!, kind: 'create' });
     return stored;
@@ -243,8 +258,48 @@ export class SqlFhirStore implements FhirStore {
     }
   }
 
+  async reindex(resourceType?: string, onProgress?: (indexed: number) => void): Promise<number> {
+    let after: [string, string] = ['', ''];
+    let indexed = 0;
+    for (;;) {
+      const batch = await this.transaction(async (tx) => (tx as SqlFhirStore).reindexBatch(after, resourceType));
+      if (!batch) return indexed;
+      indexed += batch.count;
+      after = batch.last;
+      onProgress?.(indexed);
+    }
+  }
+
+  /** Re-indexes the next REINDEX_BATCH current resources after `after` (keyset order), rows locked while rewritten. */
+  private async reindexBatch(after: [string, string], resourceType: string | undefined): Promise<{ count: number; last: [string, string] } | undefined> {
+    const { rows } = await this.conn.query(
+      `SELECT res_type, id, content::text AS content FROM resources
+       WHERE NOT deleted AND (res_type, id) > ($1::text, $2::text) AND ($3::text IS NULL OR res_type = $3::text)
+       ORDER BY res_type, id LIMIT ${REINDEX_BATCH} FOR UPDATE`,
+      [after[0], after[1], resourceType ?? null],
+    );
+    if (!rows.length) return undefined;
+    const resources = rows.map((row) => parseContent(row.content));
+    const indexes = resources.map((r) => this.indexer.index(r));
+    const types = resources.map((r) => r.resourceType);
+    const ids = resources.map((r) => r.id!);
+    const joined = (pick: (index: ResourceIndex) => string[]) => indexes.map((x) => pick(x).join('\u001f'));
+    await this.conn.query(
+      `UPDATE resources r SET tokens = string_to_array(u.tk, chr(31)), refs = string_to_array(u.rf, chr(31)), compartments = string_to_array(u.cp, chr(31))
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u(t, i, tk, rf, cp) WHERE r.res_type = u.t AND r.id = u.i`,
+      [types, ids, joined((x) => x.tokens), joined((x) => x.refs), joined((x) => x.compartments)],
+    );
+    for (const table of ['sp_string', 'sp_date', 'sp_number']) {
+      await this.conn.query(`DELETE FROM ${table} x USING unnest($1::text[], $2::text[]) AS u(t, i) WHERE x.res_type = u.t AND x.id = u.i`, [types, ids]);
+    }
+    await this.conn.query(INDEX_ROWS_SQL, indexRowParams(resources, indexes));
+    for (const r of resources) this.cache?.invalidate(`${r.resourceType}/${r.id}`);
+    const last = rows[rows.length - 1];
+    return { count: rows.length, last: [String(last.res_type), String(last.id)] };
+  }
+
   /**
-   * Refreshes the planner's statistics, one table at a time. PostgreSQL's autovacuum does this by
+   * Refreshes the planner's statistics (VACUUM ANALYZE), one table at a time. PostgreSQL's autovacuum does this by
    * itself; PGlite has no autovacuum, and without statistics its planner picks poor indexes (a sort by
    * due date scanned every Task's date rows). PGlite runs one statement at a time, so one ANALYZE of
    * everything held every request for seconds at 1M resources; table by table, requests run in
@@ -256,7 +311,8 @@ export class SqlFhirStore implements FhirStore {
       `SELECT c.oid::regclass::text AS name FROM pg_class c WHERE c.relkind = 'r' AND c.relnamespace = current_schema()::regnamespace AND ($1::boolean IS NOT TRUE OR c.reltuples < 0) ORDER BY c.relpages DESC`,
       [options.onlyIfNever ?? false],
     );
-    for (const row of rows) await this.conn.query(`ANALYZE ${String(row.name)}`);
+    // VACUUM also merges the GIN indexes' pending lists, which every token and reference search reads.
+    for (const row of rows) await this.conn.query(`VACUUM (ANALYZE) ${String(row.name)}`);
   }
 
   /** The query plan of a search as PostgreSQL runs it (EXPLAIN ANALYZE), for benchmarks and tuning. */

@@ -41,6 +41,12 @@ export type SearchPlan =
 
 export function planSearch(query: SearchQuery): SearchPlan {
   const [first, ...rest] = query.sort;
+  if (query.clauses.some(namesFewResources)) {
+    return {
+      kind: 'single',
+      page: statement((params) => `SELECT r.content::text AS content FROM (SELECT * FROM resources r WHERE ${buildWhere(query, params)} OFFSET 0) r ORDER BY ${orderBy(query.sort, params)} LIMIT ${params.add(query.count + 1)} OFFSET ${params.add(query.offset)}`),
+    };
+  }
   if (first?.kind === 'date') {
     return {
       kind: 'dateOrdered',
@@ -56,13 +62,34 @@ export function planSearch(query: SearchQuery): SearchPlan {
   };
 }
 
+/**
+ * A clause that picks out a few resources: an id, an identifier, a reference, a compartment. The
+ * planner cannot know that a value it has never seen (a new identifier) matches nothing, and its
+ * estimate for one made it walk every ServiceRequest in id order looking for a first match (170 ms
+ * at 100k resources). With such a clause the matches are found through the index first, then sorted
+ * (the OFFSET 0 subquery keeps the planner from walking the sort order instead).
+ */
+function namesFewResources(clause: SearchClause): boolean {
+  switch (clause.kind) {
+    case 'id':
+      return !clause.not;
+    case 'reference':
+    case 'compartment':
+      return true;
+    case 'token':
+      return !clause.not && /(^|-)identifier$/.test(clause.param);
+    default:
+      return false;
+  }
+}
+
 function statement(build: (params: Params) => string): Statement {
   const params = new Params();
   const sql = build(params);
   return { sql, values: params.values };
 }
 
-const orderBy = (rules: SortRule[], params: Params) => [...rules.map((rule) => sortKey(rule, params)).map(({ expr, dir }) => `${expr} ${dir}`), 'r.id'].join(', ');
+const orderBy = (rules: SortRule[], params: Params) => [...rules.map((rule) => sortSql(rule, params)), 'r.id'].join(', ');
 const hasDate = (param: string, params: Params) => `EXISTS (SELECT 1 FROM sp_date o WHERE o.res_type = r.res_type AND o.id = r.id AND o.param = ${params.add(param)})`;
 
 /**
@@ -172,23 +199,22 @@ function numberSql(v: NumberCondition, params: Params): string {
   return [test, ...unit].join(' AND ');
 }
 
-function sortKey(rule: SortRule, params: Params): { expr: string; dir: string } {
+function sortSql(rule: SortRule, params: Params): string {
   const dir = rule.descending ? 'DESC' : 'ASC';
-  const last = `${dir} NULLS LAST`;
   const agg = rule.descending ? 'max' : 'min';
   const p = () => params.add(rule.param);
   switch (rule.kind) {
     case 'id':
-      return { expr: 'r.id', dir };
+      return `r.id ${dir}`;
     case 'lastUpdated':
-      return { expr: 'r.last_updated', dir };
+      return `r.last_updated ${dir}`;
     case 'date':
-      return { expr: `(SELECT ${agg}(${rule.descending ? 'd.hi' : 'd.lo'}) FROM sp_date d WHERE d.res_type = r.res_type AND d.id = r.id AND d.param = ${p()})`, dir: last };
+      return `(SELECT ${agg}(${rule.descending ? 'd.hi' : 'd.lo'}) FROM sp_date d WHERE d.res_type = r.res_type AND d.id = r.id AND d.param = ${p()}) ${dir} NULLS LAST`;
     case 'string':
-      return { expr: `(SELECT ${agg}(s.value) FROM sp_string s WHERE s.res_type = r.res_type AND s.id = r.id AND s.param = ${p()})`, dir: last };
+      return `(SELECT ${agg}(s.value) FROM sp_string s WHERE s.res_type = r.res_type AND s.id = r.id AND s.param = ${p()}) ${dir} NULLS LAST`;
     case 'number':
-      return { expr: `(SELECT ${agg}(n.value) FROM sp_number n WHERE n.res_type = r.res_type AND n.id = r.id AND n.param = ${p()})`, dir: last };
+      return `(SELECT ${agg}(n.value) FROM sp_number n WHERE n.res_type = r.res_type AND n.id = r.id AND n.param = ${p()}) ${dir} NULLS LAST`;
     case 'token':
-      return { expr: `(SELECT ${agg}(t) FROM unnest(r.tokens) t WHERE t LIKE ${params.add(`${rule.param}|*|%`)})`, dir: last };
+      return `(SELECT ${agg}(t) FROM unnest(r.tokens) t WHERE t LIKE ${params.add(`${rule.param}|*|%`)}) ${dir} NULLS LAST`;
   }
 }
