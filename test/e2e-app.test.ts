@@ -25,7 +25,7 @@ describe.each(STORE_DRIVERS)('SMART app end to end (Chromium) on $name', (driver
     await driver.cleanup(store);
   });
 
-  it('a physician launches from the sandbox, checks authorization and submits out of network; a UM clinician escalates and the Medical Director approves; the report is posted; the physician reads it and the member sees the letter', async () => {
+  it('a physician launches from the sandbox, checks authorization and submits out of network; a UM clinician escalates and the Medical Director approves; the report is posted; the physician reads it and the member sees the letter and their rights (R20)', async () => {
     const page = await browser.newPage({ viewport: { width: 1024, height: 768 } });
     await page.goto(`${server.url}/sandbox`);
     await page.selectOption('#user', 'Practitioner/hpsj-pcp-1');

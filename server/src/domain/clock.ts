@@ -12,8 +12,10 @@ const calendars = new Map<string, Holidays>();
 function holidayCalendar(plan: PlanProfile): Holidays {
   const key = `${plan.holidays.country}/${plan.holidays.state ?? ''}`;
   let hd = calendars.get(key);
-  HolidaysClass ??= require('date-holidays') as typeof Holidays;
-  if (!hd) calendars.set(key, (hd = new HolidaysClass(plan.holidays.country, plan.holidays.state ?? '')));
+  if (!hd) {
+    HolidaysClass ??= require('date-holidays') as typeof Holidays;
+    calendars.set(key, (hd = new HolidaysClass(plan.holidays.country, plan.holidays.state ?? '')));
+  }
   return hd;
 }
 

@@ -5,7 +5,7 @@ import { planById } from './plans.js';
 const plan = planById('phc')!;
 
 describe('notices', () => {
-  it('R10 PHC VI.F: a denial gives the reason, the criteria, appeal and grievance rights, DMHC and State Hearing routes', () => {
+  it('R10, R17 PHC VI.F: a denial gives the reason, the criteria, appeal and grievance rights, DMHC and State Hearing routes', () => {
     const { html } = renderLetter('denial', { plan, language: 'en', audience: 'member', memberName: 'Alice <Thompson>', date: '2026-11-20', reason: 'Not a covered reason', criteria: 'MPUP3078 VI.A' });
     expect(html).toContain('Not a covered reason');
     expect(html).toContain('MPUP3078 VI.A');

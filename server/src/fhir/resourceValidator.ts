@@ -101,7 +101,8 @@ function indexDefinitionsFor(resource: Resource): void {
 }
 
 /** Every `resourceType` in a resource: its own, and those of contained resources, Bundle entries and Parameters. */
-function resourceTypesIn(value: unknown, found = new Set<string>()): Set<string> {
+function resourceTypesIn(value: unknown): Set<string> {
+  const found = new Set<string>();
   const stack: unknown[] = [value];
   while (stack.length) {
     const v = stack.pop();

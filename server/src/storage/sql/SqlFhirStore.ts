@@ -71,6 +71,11 @@ function indexRowsSql(first: number): string {
 const INDEX_ROWS_SQL = `WITH ${indexRowsSql(1)}`;
 const REINDEX_BATCH = 500;
 
+/** The token, reference and compartment arrays of each resource, each joined by U+001F. */
+function joinedArrays(indexes: ResourceIndex[]): string[][] {
+  return [indexes.map((x) => x.tokens.join('\u001f')), indexes.map((x) => x.refs.join('\u001f')), indexes.map((x) => x.compartments.join('\u001f'))];
+}
+
 /** Parameters of indexRowsSql: each index row with the type and id of its resource. */
 function indexRowParams(resources: Resource[], indexes: ResourceIndex[]): unknown[] {
   const rows = <T>(pick: (index: ResourceIndex) => T[]) => {
@@ -170,10 +175,9 @@ export class SqlFhirStore implements FhirStore {
     const stored = resources.map((r) => ({ ...r, id: r.id ?? randomUUID(), meta: { ...r.meta, versionId: '1', lastUpdated: now } }) as Resource);
     for (const r of stored) this.written.add(`${r.resourceType}/${r.id}`);
     const indexes = stored.map((r) => this.indexer.index(r));
-    const joined = (pick: (index: ResourceIndex) => string[]) => indexes.map((x) => pick(x).join('\u001f'));
     await this.conn.query(INSERT_MANY_SQL, [
       stored.map((r) => r.resourceType), stored.map((r) => r.id!), now, stored.map((r) => JSON.stringify(r)),
-      joined((x) => x.tokens), joined((x) => x.refs), joined((x) => x.compartments),
+      ...joinedArrays(indexes),
       ...indexRowParams(stored, indexes),
     ]);
     for (const r of stored) if (this.hooks.length) await this.runHooks({ resource: r, resourceType: r.resourceType, id: r.id!, kind: 'create' });
@@ -283,11 +287,10 @@ export class SqlFhirStore implements FhirStore {
     const indexes = resources.map((r) => this.indexer.index(r));
     const types = resources.map((r) => r.resourceType);
     const ids = resources.map((r) => r.id!);
-    const joined = (pick: (index: ResourceIndex) => string[]) => indexes.map((x) => pick(x).join('\u001f'));
     await this.conn.query(
       `UPDATE resources r SET tokens = string_to_array(u.tk, chr(31)), refs = string_to_array(u.rf, chr(31)), compartments = string_to_array(u.cp, chr(31))
        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u(t, i, tk, rf, cp) WHERE r.res_type = u.t AND r.id = u.i`,
-      [types, ids, joined((x) => x.tokens), joined((x) => x.refs), joined((x) => x.compartments)],
+      [types, ids, ...joinedArrays(indexes)],
     );
     for (const table of ['sp_string', 'sp_date', 'sp_number']) {
       await this.conn.query(`DELETE FROM ${table} x USING unnest($1::text[], $2::text[]) AS u(t, i) WHERE x.res_type = u.t AND x.id = u.i`, [types, ids]);
@@ -299,12 +302,12 @@ export class SqlFhirStore implements FhirStore {
   }
 
   /**
-   * Refreshes the planner's statistics (VACUUM ANALYZE), one table at a time. PostgreSQL's autovacuum does this by
-   * itself; PGlite has no autovacuum, and without statistics its planner picks poor indexes (a sort by
-   * due date scanned every Task's date rows). PGlite runs one statement at a time, so one ANALYZE of
-   * everything held every request for seconds at 1M resources; table by table, requests run in
-   * between. The partitioned parent is left out: searches name a type, so each partition's statistics
-   * are the ones used. `onlyIfNever` analyzes only tables that never were (a server's first start).
+   * VACUUM ANALYZE, one table at a time. PostgreSQL's autovacuum does this by itself; PGlite has no
+   * autovacuum, and without statistics its planner picks poor indexes (a sort by due date scanned
+   * every Task's date rows). PGlite runs one statement at a time, so one ANALYZE of everything held
+   * every request for seconds at 1M resources; table by table, requests run in between. The
+   * partitioned parent is left out: searches name a type, so each partition's statistics are used.
+   * `onlyIfNever` takes only tables never analyzed (a server's first start).
    */
   async analyze(options: { onlyIfNever?: boolean } = {}): Promise<void> {
     const { rows } = await this.conn.query(

@@ -1,9 +1,5 @@
 import type { SqlConnection } from './connection.js';
 
-/**
- * Schema migrations, applied in order on start. Each runs once, in a transaction, and is recorded
- * in schema_migrations. Never edit a released migration; add a new one.
- */
 /** Written out, not derived from the served types: a released migration never changes. */
 const PARTITIONED_TYPES = [
   'Patient', 'RelatedPerson', 'Practitioner', 'PractitionerRole', 'Organization', 'Location', 'Endpoint', 'CareTeam', 'Coverage',
@@ -11,6 +7,10 @@ const PARTITIONED_TYPES = [
   'DiagnosticReport', 'Communication', 'Provenance', 'AuditEvent', 'Subscription', 'MeasureReport', 'Basic',
 ];
 
+/**
+ * Schema migrations, applied in order on start. Each runs once, in a transaction, and is recorded
+ * in schema_migrations. Never edit a released migration; add a new one.
+ */
 const MIGRATIONS: { version: number; sql: string }[] = [
   {
     version: 1,
@@ -122,20 +122,10 @@ const MIGRATIONS: { version: number; sql: string }[] = [
     // (8 ms) of it. 256 kB keeps that short; merging more often costs writes little.
     version: 3,
     sql: `
-      CREATE TABLE resources_by_type (
-        res_type text NOT NULL,
-        id text NOT NULL,
-        version_id integer NOT NULL,
-        last_updated timestamptz NOT NULL,
-        deleted boolean NOT NULL DEFAULT false,
-        content json,
-        tokens text[] NOT NULL DEFAULT '{}',
-        refs text[] NOT NULL DEFAULT '{}',
-        compartments text[] NOT NULL DEFAULT '{}'
-      ) PARTITION BY LIST (res_type);
+      CREATE TABLE resources_by_type (LIKE resources INCLUDING DEFAULTS) PARTITION BY LIST (res_type);
       ${PARTITIONED_TYPES.map((type) => `CREATE TABLE resources_${type.toLowerCase()} PARTITION OF resources_by_type FOR VALUES IN ('${type}')`).join(';\n')};
       CREATE TABLE resources_other PARTITION OF resources_by_type DEFAULT;
-      INSERT INTO resources_by_type SELECT res_type, id, version_id, last_updated, deleted, content, tokens, refs, compartments FROM resources;
+      INSERT INTO resources_by_type SELECT * FROM resources;
       DROP TABLE resources;
       ALTER TABLE resources_by_type RENAME TO resources;
       ALTER TABLE resources ADD CONSTRAINT resources_pkey PRIMARY KEY (res_type, id);
