@@ -207,3 +207,15 @@ export function submissionFor(memberId: string, planId: string, inNetwork: boole
     }],
   });
 }
+
+/** A transaction Bundle of 20 POSTs: ten new Patients, each with a Coverage referring to it by `urn:uuid`. */
+export function transactionBundle(): string {
+  const entry = Array.from({ length: 10 }, (_, i) => {
+    const patient = `urn:uuid:${randomUUID()}`;
+    return [
+      { fullUrl: patient, resource: { resourceType: 'Patient', name: [{ family: `Bench${i}`, given: ['Tx'] }], birthDate: '1980-01-01' }, request: { method: 'POST', url: 'Patient' } },
+      { fullUrl: `urn:uuid:${randomUUID()}`, resource: { resourceType: 'Coverage', status: 'active', beneficiary: { reference: patient }, payor: [{ reference: 'Organization/hpsj' }] }, request: { method: 'POST', url: 'Coverage' } },
+    ];
+  }).flat();
+  return JSON.stringify({ resourceType: 'Bundle', type: 'transaction', entry });
+}

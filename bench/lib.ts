@@ -1,6 +1,7 @@
 /** Load generation and process measurement for `npm run bench`. */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import autocannon from 'autocannon';
 
 export interface Figure {
@@ -68,10 +69,23 @@ export interface ChildServer {
   stop(): Promise<void>;
 }
 
-/** Spawns `node --import tsx script` and waits for the JSON line with `event === readyEvent`. */
+/** A TCP port free on loopback now, for a server that must keep its address across restarts. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/**
+ * Spawns `node script` (built JavaScript) or `node --import tsx script` (TypeScript) and waits for the
+ * JSON line with `event === readyEvent`.
+ */
 export async function startChild(script: string, args: string[], env: Record<string, string>, readyEvent: string, nodeArgs: string[] = []): Promise<ChildServer> {
   const t0 = performance.now();
-  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script, ...args], {
+  const loader = script.endsWith('.ts') ? ['--import', 'tsx'] : [];
+  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, ...loader, script, ...args], {
     env: { ...process.env, LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PGlite, type Transaction } from '@electric-sql/pglite';
 import type { Resource } from 'fhir/r4.js';
-import { submissionFor } from './generate.js';
+import { submissionFor, transactionBundle } from './generate.js';
 
 const statements = new Map<string, { count: number; ms: number }>();
 let counting = false;
@@ -84,24 +84,36 @@ const submit = async () => {
   await res.arrayBuffer();
 };
 const read = async () => (await fetch(`${server.fhirBase}/Patient/member-hpsj-1`, { headers })).arrayBuffer();
-const perOp = async (n: number, op: () => Promise<unknown>) => {
-  for (let i = 0; i < 10; i++) await op();
+const perOp = async (n: number, op: () => Promise<unknown>, warmUps = 10) => {
+  for (let i = 0; i < warmUps; i++) await op();
   const started = performance.now();
   for (let i = 0; i < n; i++) await op();
   return (performance.now() - started) / n;
 };
 
-const SUBMITS = 100;
-await perOp(0, submit);
-counting = true;
-const submitMs = await perOp(SUBMITS, submit);
-counting = false;
-const totalStatements = [...statements.values()].reduce((a, s) => a + s.count, 0) / SUBMITS;
-const statementMs = [...statements.values()].reduce((a, s) => a + s.ms, 0) / SUBMITS;
-out.push('', `One $submit (in network, sequential, client in this process): ${submitMs.toFixed(1)} ms, ${totalStatements.toFixed(1)} SQL statements taking ${statementMs.toFixed(1)} ms:`);
-for (const [kind, s] of [...statements.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, 8)) {
-  out.push(`  ${(s.count / SUBMITS).toFixed(1).padStart(5)} × ${(s.ms / s.count).toFixed(2)} ms  ${kind}`);
+/** Times `n` sequential runs of `op` (after ten to warm up) and lists the SQL statements one run takes. */
+async function statementBreakdown(title: string, n: number, op: () => Promise<unknown>): Promise<string[]> {
+  for (let i = 0; i < 10; i++) await op();
+  statements.clear();
+  counting = true;
+  const ms = await perOp(n, op, 0);
+  counting = false;
+  const all = [...statements.values()];
+  const perRun = (x: number) => (x / n).toFixed(1);
+  const lines = [`${title}: ${ms.toFixed(1)} ms, ${perRun(all.reduce((a, s) => a + s.count, 0))} SQL statements taking ${perRun(all.reduce((a, s) => a + s.ms, 0))} ms:`];
+  for (const [kind, s] of [...statements.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, 8)) {
+    lines.push(`  ${perRun(s.count).padStart(5)} × ${(s.ms / s.count).toFixed(2)} ms  ${kind}`);
+  }
+  return lines;
 }
+
+out.push('', ...(await statementBreakdown('One $submit (in network, sequential, client in this process)', 100, submit)));
+const transaction = async () => {
+  const res = await fetch(server.fhirBase, { method: 'POST', headers, body: transactionBundle() });
+  if (res.status !== 200) throw new Error(`transaction answered ${res.status}: ${await res.text()}`);
+  await res.arrayBuffer();
+};
+out.push('', ...(await statementBreakdown('One transaction of 20 POSTs (sequential)', 30, transaction)));
 out.push('', `One read by id, sequential, with its AuditEvent: ${(await perOp(2000, read)).toFixed(2)} ms`);
 
 const registry = server.ctx.registry;

@@ -20,8 +20,9 @@ import { SearchParamRegistry } from '../server/src/fhir/search/registry.js';
 import { parseSearch } from '../server/src/fhir/search/parse.js';
 import { openStore, type StoreConfig } from '../server/src/storage/openStore.js';
 import type { SqlFhirStore } from '../server/src/storage/sql/SqlFhirStore.js';
-import { countsFor, loadGenerated, submissionFor, writeNdjson } from './generate.js';
-import { type ChildServer, cpuMs, type Figure, load, peakRssMb, postgresCpuMs, startChild } from './lib.js';
+import { buildServer, SERVER_BUNDLE } from '../scripts/build-server.js';
+import { countsFor, loadGenerated, submissionFor, transactionBundle, writeNdjson } from './generate.js';
+import { type ChildServer, cpuMs, type Figure, freePort, load, peakRssMb, postgresCpuMs, startChild } from './lib.js';
 
 const FULL = process.argv.includes('--full');
 const CONNECTIONS = 50;
@@ -80,17 +81,6 @@ function submitBundle(members: number, inNetwork: boolean): string {
   return submissionFor(`gen-member-${k}`, PLANS[k % PLANS.length].id, inNetwork);
 }
 
-function transactionBundle(): string {
-  const entry = Array.from({ length: 10 }, (_, i) => {
-    const patient = `urn:uuid:${randomUUID()}`;
-    return [
-      { fullUrl: patient, resource: { resourceType: 'Patient', name: [{ family: `Bench${i}`, given: ['Tx'] }], birthDate: '1980-01-01' }, request: { method: 'POST', url: 'Patient' } },
-      { fullUrl: `urn:uuid:${randomUUID()}`, resource: { resourceType: 'Coverage', status: 'active', beneficiary: { reference: patient }, payor: [{ reference: 'Organization/hpsj' }] }, request: { method: 'POST', url: 'Coverage' } },
-    ];
-  }).flat();
-  return JSON.stringify({ resourceType: 'Bundle', type: 'transaction', entry });
-}
-
 const CREATE_BODY = JSON.stringify({ resourceType: 'Patient', active: true, name: [{ family: 'Bench', given: ['Create'] }], birthDate: '1970-05-05', gender: 'female', address: [{ city: 'Stockton', state: 'CA' }] });
 
 const base = (connections = CONNECTIONS) => ({ connections, seconds: SECONDS, runs: RUNS });
@@ -104,6 +94,8 @@ interface StoreUnderTest {
   driver: Driver;
   size: number;
   dataDir: string;
+  /** Every server on this store listens here, as a deployment keeps its address across restarts. */
+  port: number;
   env: Record<string, string>;
   storeConfig: StoreConfig;
   cleanup(): Promise<void>;
@@ -130,6 +122,7 @@ async function prepareStore(driver: Driver, size: number): Promise<StoreUnderTes
     size,
     dataDir,
     storeConfig,
+    port: await freePort(),
     env: { DATA_DIR: dataDir, ...(driver === 'postgres' ? { DATABASE_URL, DATABASE_SCHEMA: schema } : {}) },
     async cleanup() {
       rmSync(dataDir, { recursive: true, force: true });
@@ -144,7 +137,7 @@ interface OurServer extends ChildServer {
 }
 
 async function startOurs(s: StoreUnderTest, env: Record<string, string> = {}): Promise<OurServer> {
-  const child = await startChild('server/src/main.ts', [], { PORT: '0', DEMO_MODE: 'true', OUTBOX_ENABLED: 'false', AUDIT_ENABLED: 'true', ...s.env, ...env }, 'server_started');
+  const child = await startChild(SERVER_BUNDLE, [], { PORT: String(s.port), DEMO_MODE: 'true', OUTBOX_ENABLED: 'false', AUDIT_ENABLED: 'true', ...s.env, ...env }, 'server_started');
   const issuer = { issuer: child.url, fhirBase: `${child.url}/fhir`, key: loadSigningKey(s.dataDir), accessTokenSeconds: 3600 };
   return {
     ...child,
@@ -269,8 +262,8 @@ interface ScaleOut {
 
 async function scaleOut(s: StoreUnderTest, members: number): Promise<ScaleOut> {
   log('  scale-out: two instances on one PostgreSQL schema');
-  const a = await startOurs(s, { DEMO_MODE: 'false' });
-  const b = await startOurs(s, { DEMO_MODE: 'false' });
+  const a = await startOurs(s, { DEMO_MODE: 'false', PORT: '0' });
+  const b = await startOurs(s, { DEMO_MODE: 'false', PORT: '0' });
   try {
     const headers = authOf(a.userToken);
     const ids = async (server: OurServer, path: string) => {
@@ -534,6 +527,7 @@ ${profileOutput()}\`\`\`
 
 async function main(): Promise<void> {
   const started = new Date();
+  await buildServer(); // the server as `npm start` runs it: bundled JavaScript
   const drivers: Driver[] = ['pglite', ...((await postgresAvailable()) ? ['postgres' as const] : [])];
   if (drivers.length === 1) log(`PostgreSQL at ${DATABASE_URL} does not answer: PGlite only`);
   const peer = await benchPeer(WORKLOAD_SIZE);

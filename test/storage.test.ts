@@ -117,6 +117,21 @@ describe.each(STORE_DRIVERS)('FhirStore contract on $name', (driver) => {
     await expect(store.update({ ...created }, '7')).rejects.toMatchObject({ status: 412 });
   });
 
+  it('a create with a given id inserts first: parallel creates of one id leave one version, a deleted id is revived', async () => {
+    const id = `given-race-${driver.name}-${Date.now()}`;
+    const results = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => store.create({ ...task('requested'), id, description: `writer ${i}` })));
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    for (const r of results) if (r.status === 'rejected') expect(r.reason).toMatchObject({ status: 409 });
+    expect(await store.history({ resourceType: 'Task', id, count: 20, offset: 0 })).toHaveLength(1);
+    const byId = await store.search({ resourceType: 'Task', clauses: [{ kind: 'id', ids: [id] }], sort: [], count: 5, offset: 0, total: true });
+    expect(byId.total).toBe(1);
+
+    expect(await store.delete('Task', id)).toBe(true);
+    const revived = await store.create({ ...task('completed'), id });
+    expect(revived.meta?.versionId).toBe('3');
+    expect(((await store.read('Task', id)) as Task).status).toBe('completed');
+  });
+
   it('rolls back everything a failing transaction wrote', async () => {
     const marker = `rollback-${driver.name}`;
     await expect(

@@ -2,8 +2,9 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { issueAccessToken } from '../../server/src/auth/accessTokens.js';
 import { loadSigningKey } from '../../server/src/auth/signingKeys.js';
 import type { Grant } from '../../server/src/auth/accessTokens.js';
+import { SERVER_BUNDLE } from '../../scripts/build-server.js';
 
-/** `server/src/main.ts` in a child process, so tests can SIGKILL or SIGTERM the real thing. */
+/** The server as `npm start` runs it (the bundle vitest's global setup builds) in a child process, so tests can SIGKILL or SIGTERM the real thing. */
 export interface ServerProcess {
   url: string;
   child: ChildProcess;
@@ -15,7 +16,7 @@ export interface ServerProcess {
 
 export async function startServerProcess(env: Record<string, string>): Promise<ServerProcess> {
   // node itself (not npx) so that signals reach the server process.
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server/src/main.ts'], {
+  const child = spawn(process.execPath, ['--enable-source-maps', SERVER_BUNDLE], {
     env: { ...process.env, PORT: '0', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

@@ -1,11 +1,11 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Resource, SearchParameter } from 'fhir/r4.js';
+import { PROJECT_ROOT } from '../paths.js';
 import type { FhirStore } from '../storage/FhirStore.js';
 import { CONFORMANCE_TYPES } from './resourceTypes.js';
 
-export const PROFILES_DIR = fileURLToPath(new URL('../../../profiles/', import.meta.url));
+export const PROFILES_DIR = join(PROJECT_ROOT, 'profiles');
 
 /** The conformance resources in profiles/ (not the examples). */
 export function readConformanceResources(dir = PROFILES_DIR): Resource[] {
@@ -21,13 +21,36 @@ export const ourSearchParameters = (resources: Resource[]): SearchParameter[] =>
 
 /** Publishes the conformance resources in the store (read-only for clients); unchanged ones are left alone. */
 export async function publishConformance(store: FhirStore, resources: Resource[]): Promise<void> {
-  await store.transaction(async (tx) => {
-    for (const resource of resources) {
-      if (!resource.id) continue;
-      const current = await tx.find(resource.resourceType, resource.id);
-      if (current && sameContent(current, resource)) continue;
-      await tx.update(resource);
+  await storeChanged(store, resources.filter((r) => r.id));
+}
+
+const ID_BATCH = 500;
+
+/**
+ * Writes each resource (all with ids) whose stored version differs from it, in one transaction, and
+ * returns how many it wrote. The stored versions are fetched by `_id`, a type at a time: on a restart
+ * nothing has changed, and one search per type is much cheaper than one read per resource.
+ */
+export async function storeChanged(store: FhirStore, resources: Resource[]): Promise<number> {
+  const byType = new Map<string, Resource[]>();
+  for (const r of resources) byType.set(r.resourceType, [...(byType.get(r.resourceType) ?? []), r]);
+  return store.transaction(async (tx) => {
+    let written = 0;
+    for (const [resourceType, ofType] of byType) {
+      for (let start = 0; start < ofType.length; start += ID_BATCH) {
+        const batch = ofType.slice(start, start + ID_BATCH);
+        const ids = batch.map((r) => r.id!);
+        const found = await tx.search({ resourceType, clauses: [{ kind: 'id', ids }], sort: [], count: ids.length, offset: 0, total: false });
+        const stored = new Map(found.resources.map((r) => [r.id, r]));
+        for (const resource of batch) {
+          const current = stored.get(resource.id);
+          if (current && sameContent(current, resource)) continue;
+          await tx.update(resource);
+          written++;
+        }
+      }
     }
+    return written;
   });
 }
 

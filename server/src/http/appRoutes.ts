@@ -1,8 +1,9 @@
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import express from 'express';
+import { PROJECT_ROOT } from '../paths.js';
 
-export const APP_DIST = fileURLToPath(new URL('../../../smart-app/dist/', import.meta.url));
+export const APP_DIST = join(PROJECT_ROOT, 'smart-app/dist');
 
 /** Serves the built SMART app at /app (built by `npm run build:app`; `npm start` builds it). */
 export function appRouter(): express.Router[] {

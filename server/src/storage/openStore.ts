@@ -3,8 +3,6 @@ import { Indexer } from '../fhir/search/indexer.js';
 import type { SearchParamRegistry } from '../fhir/search/registry.js';
 import type { FhirStore } from './FhirStore.js';
 import type { SqlConnection } from './sql/connection.js';
-import { openPglite } from './sql/pglite.js';
-import { openPostgres } from './sql/postgres.js';
 import { ReadCache } from './sql/readCache.js';
 import { migrate } from './sql/schema.js';
 import { SqlFhirStore } from './sql/SqlFhirStore.js';
@@ -13,9 +11,14 @@ export type StoreConfig =
   | { driver: 'pglite'; dataDir: string; loadDataDir?: Blob }
   | { driver: 'postgres'; databaseUrl: string; schema?: string; poolSize?: number };
 
+/** Each driver is loaded only when chosen (pg and PGlite each take tens of milliseconds to load). */
 export async function openConnection(config: StoreConfig): Promise<SqlConnection> {
-  if (config.driver === 'postgres') return openPostgres(config.databaseUrl, { schema: config.schema, max: config.poolSize });
+  if (config.driver === 'postgres') {
+    const { openPostgres } = await import('./sql/postgres.js');
+    return openPostgres(config.databaseUrl, { schema: config.schema, max: config.poolSize });
+  }
   if (!config.dataDir.startsWith('memory://')) mkdirSync(config.dataDir, { recursive: true });
+  const { openPglite } = await import('./sql/pglite.js');
   return openPglite(config.dataDir, config.loadDataDir);
 }
 

@@ -193,17 +193,31 @@ export class SqlFhirStore implements FhirStore {
   }
 
   private async current(resourceType: string, id: string): Promise<CurrentRow | undefined> {
-    this.written.add(`${resourceType}/${id}`);
-    this.cache?.invalidate(`${resourceType}/${id}`);
+    this.claimNew(resourceType, id);
     const { rows } = await this.conn.query('SELECT version_id, deleted FROM resources WHERE res_type = $1 AND id = $2 FOR UPDATE', [resourceType, id]);
     return rows[0] as unknown as CurrentRow | undefined;
   }
 
-  private async writeVersion<T extends Resource>(resource: T, ifMatch: string | undefined, mode: 'create' | 'update'): Promise<{ resource: T; created: boolean }> {
+  /** Marks the id as written by this transaction; returns no current version (the caller expects none). */
+  private claimNew(resourceType: string, id: string): undefined {
+    this.written.add(`${resourceType}/${id}`);
+    this.cache?.invalidate(`${resourceType}/${id}`);
+    return undefined;
+  }
+
+  /**
+   * A create inserts first (`lookFirst` false): a new id, server-assigned or given by a Bundle, has no
+   * current version to look up and lock. Only when the id is taken does it look, and then revive a
+   * deleted resource or refuse a live one.
+   */
+  private async writeVersion<T extends Resource>(
+    resource: T,
+    ifMatch: string | undefined,
+    mode: 'create' | 'update',
+    lookFirst = mode === 'update',
+  ): Promise<{ resource: T; created: boolean }> {
     const id = resource.id ?? randomUUID();
-    // A server-assigned UUID cannot exist yet: no need to look for (and lock) a current version.
-    const existing = resource.id === undefined ? undefined : await this.current(resource.resourceType, id);
-    if (resource.id === undefined) this.written.add(`${resource.resourceType}/${id}`);
+    const existing = lookFirst ? await this.current(resource.resourceType, id) : this.claimNew(resource.resourceType, id);
     if (mode === 'create' && existing && !existing.deleted) throw conflict(`${resource.resourceType}/${id} already exists`, 'duplicate');
     if (ifMatch !== undefined && (!existing || existing.deleted || String(existing.version_id) !== ifMatch)) {
       throw preconditionFailed(`Version ${ifMatch} of ${resource.resourceType}/${id} is not the current version${existing ? ` (current: ${existing.version_id})` : ''}`);
@@ -222,10 +236,10 @@ export class SqlFhirStore implements FhirStore {
       index.dates.map((d) => d.param), index.dates.map((d) => clampDate(d.lo)), index.dates.map((d) => clampDate(d.hi)),
       index.numbers.map((n) => n.param), index.numbers.map((n) => n.value), index.numbers.map((n) => n.system), index.numbers.map((n) => n.unit),
     ]);
-    // Another transaction created this id after we looked (two PUTs racing to create it): this write becomes an update of it.
+    // The id is taken: a create looks at what holds it; an update lost a race to create it (two PUTs) and becomes an update of it.
     if (Number(rows[0]?.written ?? 0) === 0) {
-      if (mode === 'create') throw conflict(`${resource.resourceType}/${id} already exists`, 'duplicate');
-      return this.writeVersion(resource, ifMatch, mode);
+      if (mode === 'create' && lookFirst) throw conflict(`${resource.resourceType}/${id} already exists`, 'duplicate');
+      return this.writeVersion({ ...resource, id }, ifMatch, mode, true);
     }
     const created = !existing || existing.deleted;
     if (this.hooks.length) {

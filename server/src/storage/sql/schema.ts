@@ -141,7 +141,8 @@ const MIGRATIONS: { version: number; sql: string }[] = [
 /** Applies the migrations not yet applied, up to `upTo` (all of them by default; tests stop earlier). */
 export async function migrate(conn: SqlConnection, upTo = Infinity): Promise<void> {
   await conn.query('CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())');
-  for (const migration of MIGRATIONS.filter((m) => m.version <= upTo)) {
+  const applied = new Set((await conn.query('SELECT version FROM schema_migrations')).rows.map((r) => Number(r.version)));
+  for (const migration of MIGRATIONS.filter((m) => m.version <= upTo && !applied.has(m.version))) {
     await conn.transaction(async (tx) => {
       // Two server processes starting on one database must not both apply a migration.
       await tx.query('SELECT pg_advisory_xact_lock(727274)');
