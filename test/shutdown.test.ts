@@ -5,6 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openStore } from '../server/src/storage/openStore.js';
 import { SearchParamRegistry } from '../server/src/fhir/search/registry.js';
 import { startServerProcess } from './helpers/serverProcess.js';
+import { startFhirOnlyServer } from './helpers/testServer.js';
 
 /** SIGTERM drains in-flight requests, closes the store and exits 0; every acknowledged write is there. */
 describe('graceful shutdown', () => {
@@ -40,5 +41,24 @@ describe('graceful shutdown', () => {
     const drained = stored.resources.filter((r) => (r as { code?: { text?: string } }).code?.text?.startsWith('drain-')).length;
     expect(drained).toBeGreaterThanOrEqual(acknowledged);
     expect(drained).toBeLessThanOrEqual(40);
+  });
+});
+
+/** The server listens before it is ready (with PORT=0 its URLs are known only then): early requests are told to retry. */
+describe('start-up', () => {
+  it('answers 503 with Retry-After and an OperationOutcome until the app is ready, then serves', async () => {
+    let early: Response | undefined;
+    const server = await startFhirOnlyServer(undefined, async (env) => {
+      early = await fetch(`${env.fhirBase}/metadata`, { signal: AbortSignal.timeout(5_000) });
+      return {};
+    });
+    try {
+      expect(early?.status).toBe(503);
+      expect(early?.headers.get('retry-after')).toBe('1');
+      expect(((await early!.json()) as { resourceType: string }).resourceType).toBe('OperationOutcome');
+      expect((await fetch(`${server.fhirBase}/metadata`)).status).toBe(200);
+    } finally {
+      await server.close();
+    }
   });
 });

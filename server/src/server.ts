@@ -1,4 +1,4 @@
-import { createServer } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Resource, StructureDefinition } from 'fhir/r4.js';
 import type { AddressInfo } from 'node:net';
 import type express from 'express';
@@ -10,6 +10,7 @@ import type { AccessPolicy, AuditSink, FhirContext, OperationDefinitionEntry, Re
 import { Indexer } from './fhir/search/indexer.js';
 import { createResourceValidator } from './fhir/resourceValidator.js';
 import { SearchParamRegistry } from './fhir/search/registry.js';
+import { serviceUnavailable } from './fhir/outcomes.js';
 import { createLogger, errorFields, type Logger } from './log.js';
 import type { FhirStore } from './storage/FhirStore.js';
 import { openStore } from './storage/openStore.js';
@@ -65,6 +66,8 @@ export async function startServer(
   await publishConformance(store, conformance);
   const server = createServer();
   server.keepAliveTimeout = 5000;
+  // Listening comes first (with PORT=0 the URLs are known only then); until the app is ready, say so.
+  server.on('request', answerStarting);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => resolve());
@@ -101,6 +104,7 @@ export async function startServer(
     version: VERSION,
     logRequest: (fields) => logger.info('request', fields),
   });
+  server.off('request', answerStarting);
   server.on('request', app);
   for (const worker of parts.workers ?? []) worker.start();
   const statistics = config.store.driver === 'pglite' ? keepStatisticsFresh(store, logger) : undefined;
@@ -152,4 +156,10 @@ function keepStatisticsFresh(store: FhirStore, logger: Logger): { stop(): void }
       clearInterval(every);
     },
   };
+}
+
+function answerStarting(_req: IncomingMessage, res: ServerResponse): void {
+  const error = serviceUnavailable('The server is starting; retry shortly', 1);
+  res.writeHead(error.status, { 'Content-Type': 'application/fhir+json', ...error.headers });
+  res.end(JSON.stringify(error.outcome));
 }
