@@ -490,7 +490,10 @@ ${profileOutput()}\`\`\`
   parse, and one router instead of three, would close most of the gap to the ceiling.
 - **Creates, updates, transactions, \`$submit\`.** The peer writes to memory; ours writes a durable row, a history row
   and index rows in one statement (about 2 ms in PGlite, which runs one statement at a time on one core), plus
-  validation and the AuditEvent. A create inserts first and looks at the current version only if the id is taken, so
+  validation and the AuditEvent. Creates with server-assigned ids that arrive together are now written together
+  (group commit, \`server/src/storage/sql/groupCommit.ts\`): while one batch is being written the next ones wait and go
+  in one statement and one commit; probed at 100k with 50 connections, creates went from 173 to 429/s on PGlite and
+  from 390 to 657/s on PostgreSQL. A create inserts first and looks at the current version only if the id is taken, so
   the ids a transaction Bundle assigns to its \`urn:uuid\` entries no longer cost a \`SELECT … FOR UPDATE\` each (the
   previous run's 20-entry transaction ran 20 of them beside its 20 inserts); the profile shows what one such
   transaction runs now: one statement per entry. Writing a Bundle's consecutive creates in one statement, as
@@ -498,7 +501,7 @@ ${profileOutput()}\`\`\`
   ServiceRequest, Task, Provenance) in one statement, but still runs about ten searches of the directory and the
   member's history (the profile above lists them). Closing it: cache the directory (PractitionerRole, Practitioner,
   Location change rarely; invalidate on write, across instances with LISTEN/NOTIFY on PostgreSQL) and group-commit
-  concurrent writes; on PostgreSQL, more cores for the database tier (its CPU per request is in the scale-out line).
+  updates and whole cases as creates now are; on PostgreSQL, more cores for the database tier (its CPU per request is in the scale-out line).
 - **Search latency at 50 connections.** The plans below use indexes only. A sort by \`due\` walks the date index in
   order (Index Scan on sp_date_lo, then Incremental Sort) and stops once the page is full, so it no longer grows with
   the number of matches; \`resources\` is partitioned by type, which gives the planner statistics per type (with one

@@ -7,7 +7,7 @@ import { openConnection, type StoreConfig } from '../server/src/storage/openStor
 import type { SqlConnection } from '../server/src/storage/sql/connection.js';
 import { migrate } from '../server/src/storage/sql/schema.js';
 import { SqlFhirStore } from '../server/src/storage/sql/SqlFhirStore.js';
-import { dropSchema, postgresConfig, TEST_DATABASE_URL } from './helpers/stores.js';
+import { dropSchema, pgliteConfig, postgresConfig, TEST_DATABASE_URL } from './helpers/stores.js';
 
 const registry = SearchParamRegistry.withStandard(ourSearchParameters(readConformanceResources()));
 const drivers: { name: string; config: () => StoreConfig }[] = [
@@ -95,5 +95,18 @@ describe.each(drivers)('schema migrations and re-indexing on $name', ({ config }
     const taskAfter = await lastAnalyzed('resources_task');
     expect(taskAfter).not.toBeNull();
     expect(taskAfter!.getTime()).toBeGreaterThan(taskBefore?.getTime() ?? 0);
+  });
+});
+
+describe('the embedded engine', () => {
+  it('runs with its own settings: a 32 MB buffer pool and random pages costed as cached', async () => {
+    const conn = await openConnection(pgliteConfig());
+    try {
+      const setting = async (name: string) => (await conn.query(`SELECT current_setting('${name}') AS value`)).rows[0].value;
+      expect(await setting('shared_buffers')).toBe('32MB');
+      expect(await setting('random_page_cost')).toBe('1.1');
+    } finally {
+      await conn.close();
+    }
   });
 });

@@ -132,6 +132,30 @@ describe.each(STORE_DRIVERS)('FhirStore contract on $name', (driver) => {
     expect(((await store.read('Task', id)) as Task).status).toBe('completed');
   });
 
+  it('creates arriving together are written together; one refused by a write hook fails alone', async () => {
+    const marker = `group-${driver.name}-${Date.now()}`;
+    const refused = `${marker}-refused`;
+    const hooked = await openStore(config, registry);
+    hooked.addWriteHook(async (_tx, change) => {
+      if ((change.resource as Task | undefined)?.description === refused) throw new FhirError(422, { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'business-rule' }] });
+    });
+    try {
+      const descriptions = Array.from({ length: 12 }, (_, i) => (i === 5 ? refused : `${marker}-${i}`));
+      const results = await Promise.allSettled(descriptions.map((description) => hooked.create({ ...task('requested'), description })));
+      expect(results[5]).toMatchObject({ status: 'rejected', reason: { status: 422 } });
+      const created: Task[] = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+      expect(created).toHaveLength(11);
+      expect(new Set(created.map((t) => t.id)).size).toBe(11);
+      for (const t of created) {
+        expect(t.meta?.versionId).toBe('1');
+        expect(((await hooked.read('Task', t.id!)) as Task).description).toBe(t.description);
+        expect(await hooked.history({ resourceType: 'Task', id: t.id!, count: 5, offset: 0 })).toHaveLength(1);
+      }
+    } finally {
+      await hooked.close();
+    }
+  });
+
   it('rolls back everything a failing transaction wrote', async () => {
     const marker = `rollback-${driver.name}`;
     await expect(

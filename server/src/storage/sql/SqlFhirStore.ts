@@ -4,6 +4,7 @@ import { conflict, gone, notFound, preconditionFailed } from '../../fhir/outcome
 import type { Indexer, ResourceIndex } from '../../fhir/search/indexer.js';
 import type { FhirStore, HistoryEntry, HistoryQuery, OutboxMessage, SearchQuery, SearchResult, WriteHook } from '../FhirStore.js';
 import type { SqlConnection } from './connection.js';
+import { GroupCommit } from './groupCommit.js';
 import type { ReadCache } from './readCache.js';
 import { buildWhere, Params, planSearch, type Statement } from './searchSql.js';
 
@@ -161,7 +162,11 @@ export class SqlFhirStore implements FhirStore {
     return parseContent(row.content);
   }
 
+  /** New resources with server-assigned ids, written together with the others arriving at the same time. */
+  private readonly newResources = new GroupCommit<Resource, Resource>((resources) => this.createMany(resources));
+
   async create<T extends Resource>(resource: T): Promise<T> {
+    if (resource.id === undefined && !this.conn.inTransaction) return this.newResources.submit(resource) as Promise<T>;
     return this.transaction(async (tx) => (tx as SqlFhirStore).writeVersion(resource, undefined, 'create')).then((r) => r.resource);
   }
 
