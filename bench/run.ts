@@ -494,8 +494,8 @@ ${profileOutput()}\`\`\`
   (group commit, \`server/src/storage/sql/groupCommit.ts\`): while one batch is being written the next ones wait and go
   in one statement and one commit; probed at 100k with 50 connections, creates went from 173 to 429/s on PGlite and
   from 390 to 657/s on PostgreSQL. A create inserts first and looks at the current version only if the id is taken, so
-  the ids a transaction Bundle assigns to its \`urn:uuid\` entries no longer cost a \`SELECT … FOR UPDATE\` each (the
-  previous run's 20-entry transaction ran 20 of them beside its 20 inserts); the profile shows what one such
+  the ids a transaction Bundle assigns to its \`urn:uuid\` entries no longer cost a \`SELECT … FOR UPDATE\` each (before
+  this change a 20-entry transaction ran 20 of them beside its 20 inserts); the profile shows what one such
   transaction runs now: one statement per entry. Writing a Bundle's consecutive creates in one statement, as
   \`$submit\` does, would divide that again. A \`$submit\` now writes the case (CoverageEligibilityRequest and Response,
   ServiceRequest, Task, Provenance) in one statement, but still runs about ten searches of the directory and the
@@ -512,8 +512,11 @@ ${profileOutput()}\`\`\`
   merged by VACUUM after bulk loads and, on PGlite, every ten minutes (a one-patient search read 200 pages, 8 ms,
   before). PGlite runs with \`random_page_cost = 1.1\`: its files sit in the OS page cache, and at the default of 4
   the planner hashed every Task due date at 100k instead of walking the index (121 ms against 6.9 ms probed one at a
-  time; the previous run's 100k PGlite plan shows the hash join). What remains of the p99 is mostly queueing: 50
-  clients waiting on one PGlite thread or two shared cores.
+  time; the 10:02 run of 2026-11-25 showed the hash join in its 100k PGlite plan). What remains of the p99 is mostly queueing: 50
+  clients waiting on one PGlite thread or two shared cores. The PractitionerRole search's 1M latency against 100k
+  follows the size of its answers, not a scan: the generator's networks grow with the data, so at 1M a query matches
+  dozens of roles and returns a full page of 20 where at 100k it matched a handful (72 against 9 rows in the plans
+  below); both sizes use the same bitmap scans of the GIN indexes.
 - **PGlite at 1M in an earlier full run (2026-11-24).** That run got almost no answers from the 1M PGlite server, even to the
   by-patient search that EXPLAIN timed at 5 ms. Probed one request at a time on that store, the sort by \`due\` took
   1.2 to 3.4 s, and a request arriving while the server ran its planned ANALYZE (one statement over the whole
@@ -530,8 +533,9 @@ ${profileOutput()}\`\`\`
   0.4 s. On PGlite what remains is mostly opening the engine (the profile's "existing folder" line, and about 0.3 s
   more the first time in a process), which compiled code cannot shorten.
 - **Memory.** PGlite now runs with 32 MB of shared buffers instead of 128 (its WebAssembly memory never shrinks, and
-  the pages it does not hold are one read away in the OS page cache): in a probe on the 100k store under reads and
-  searches at 50 connections, peak RSS fell from 515 to 399-411 MB at the same throughput. The rest is V8's heap
+  the pages it does not hold are one read away in the OS page cache). In an A/B on the 100k store (the four searches,
+  then reads, at 50 connections, twice each way) peak RSS was 416-419 MB against 506-531 MB, for 4-8% fewer searches
+  and reads per second (cache misses cost a file read through PGlite's file system layer). The rest is V8's heap
   growing between collections: in that probe the heap in use after a major collection stayed about 55 MB while the
   heap grew to 180 MB of short-lived request garbage before the next one. With \`--max-old-space-size=192\` the peak
   was 304 MB at the same throughput, but a hard heap cap turns one large request into a crash, so the server does not
