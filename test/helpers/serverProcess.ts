@@ -21,15 +21,19 @@ export async function startServerProcess(env: Record<string, string>): Promise<S
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let onData: (chunk: Buffer) => void = () => undefined;
   const url = await new Promise<string>((resolve, reject) => {
     let buffer = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
+    onData = (chunk) => {
       buffer += chunk.toString();
       const m = /"event":"server_started","url":"([^"]+)"/.exec(buffer);
       if (m) resolve(m[1]);
-    });
+    };
+    child.stdout!.on('data', onData);
     void exited.then((code) => reject(new Error(`server exited (${code}) before it started`)));
   });
+  // The log after the start line is drained unread (kept, it would grow with every request).
+  child.stdout!.off('data', onData);
   child.stdout!.resume();
   const dataDir = env.DATA_DIR;
   return {
