@@ -84,8 +84,8 @@ function submitBundle(members: number, inNetwork: boolean): string {
 const CREATE_BODY = JSON.stringify({ resourceType: 'Patient', active: true, name: [{ family: 'Bench', given: ['Create'] }], birthDate: '1970-05-05', gender: 'female', address: [{ city: 'Stockton', state: 'CA' }] });
 
 const base = (connections = CONNECTIONS) => ({ connections, seconds: SECONDS, runs: RUNS });
-/** Workloads slower than 100/s need longer runs for their latency percentiles to mean anything. */
-const slow = () => ({ connections: CONNECTIONS, seconds: Math.max(SECONDS, 5), runs: RUNS });
+/** Workloads slower than 100/s need longer runs for their latency percentiles to mean anything (3 s keeps the quick run under 5 minutes). */
+const slow = () => ({ connections: CONNECTIONS, seconds: Math.max(SECONDS, FULL ? 5 : 3), runs: RUNS });
 const varied = (make: () => Partial<autocannon.Request>) => (req: autocannon.Request) => ({ ...req, ...make() }) as autocannon.Request;
 
 // ── our server ─────────────────────────────────────────────────────────────────
@@ -491,7 +491,9 @@ ${profileOutput()}\`\`\`
   profile of the audited read puts a third of that in PGlite (25% in its WebAssembly, 9% encoding the audit batches'
   parameters), a fifth in writing HTTP responses (system calls), 5% in the request log line, 15% in our handlers
   (token, scopes, compartment, building and indexing the AuditEvent) and 5% in garbage collection. Batches of 250
-  AuditEvents instead of 50 gave the same rate with a worse p99 (a longer statement holds PGlite's one thread). Probed on the 100k PGlite store, one AuditEvent
+  AuditEvents instead of 50 gave the same rate with a worse p99 (a longer statement holds PGlite's one thread).
+  The p99 under 20 ms is a matter of rate at 50 connections: 50 requests always in flight wait 50 / rate seconds on
+  average (25 ms at 2,000/s; 20 ms at 2,500/s), so a p99 under 20 ms needs well over 2,500 reads/s, the peer's rate. Probed on the 100k PGlite store, one AuditEvent
   in a batch of 50 costs about 61 µs of JavaScript (building and indexing it) and 416 µs of SQL: 131 µs for the row
   alone, 127 µs more for its 42 GIN entries (tokens, references, compartment), 85 µs for the history row and 73 µs
   for the string and date index rows. Closing it: keep AuditEvents out of the
@@ -533,7 +535,11 @@ ${profileOutput()}\`\`\`
   condition), so its "linear scan" is a few milliseconds, and 50 times its rate would be some 10,000 searches per
   second, more than this server answers for any authenticated, audited request on two shared cores (see the reads).
   The ratio measures the peer's scan against our index only where the scanned type grows with the data (Tasks,
-  ServiceRequests).
+  ServiceRequests). Even there it is near the line for the sort by \`due\` on PostgreSQL: the peer's scan of every Task ran
+  at 2.00/s in the run of 2026-11-25 and 3.09/s in that of 2026-11-30 (ratios 52.7 and 33.2 for the same code). Each of
+  our searches walks the \`due\` index and fetches every Task it passes to test its business status (87 fetches for a
+  page of 20 in the plan below, 15 ms). What would close it: the UM queue's own index, business status and due date
+  in one B-tree on the Task partition, so the page is read in order without a fetch per skipped Task.
 - **PGlite at 1M in an earlier full run (2026-11-24).** That run got almost no answers from the 1M PGlite server, even to the
   by-patient search that EXPLAIN timed at 5 ms. Probed one request at a time on that store, the sort by \`due\` took
   1.2 to 3.4 s, and a request arriving while the server ran its planned ANALYZE (one statement over the whole
@@ -548,7 +554,11 @@ ${profileOutput()}\`\`\`
   is pending. The bench restarts each server at the address it had before, as a deployment does: a changed public
   URL rewrites the four criteria Libraries that link to it, and those first writes of a cold process took about
   0.4 s. On PGlite what remains is mostly opening the engine (the profile's "existing folder" line, and about 0.3 s
-  more the first time in a process), which compiled code cannot shorten.
+  more the first time in a process), which compiled code cannot shorten. The figure moves with the machine's load:
+  the same code started in 1,487 ms in the full run of 2026-11-25 and in 2,082 ms in that of 2026-11-30, when the
+  profile's open of a small existing PGlite folder took 695 ms against 356 ms and its initdb 5.5 s against 3.8 s (probes
+  right after the 2026-11-30 run: 1.66 to 2.0 s). What would bring it under 1.5 s with a margin: open PGlite while the
+  modules load (they are independent), and load the FHIRPath engine and the validator's model on first use.
 - **Memory.** PGlite now runs with 32 MB of shared buffers instead of 128 (its WebAssembly memory never shrinks, and
   the pages it does not hold are one read away in the OS page cache). In an A/B on the 100k store (the four searches,
   then reads, at 50 connections, twice each way) peak RSS was 416-419 MB against 506-531 MB, for 4-8% fewer searches
@@ -557,7 +567,11 @@ ${profileOutput()}\`\`\`
   heap grew to 180 MB of short-lived request garbage before the next one. With \`--max-old-space-size=192\` the peak
   was 304 MB at the same throughput, but a hard heap cap turns one large request into a crash, so the server does not
   set it. What would close it: fewer allocations per request (serving the stored JSON text without parsing and
-  re-serializing it, and a leaner AuditEvent path); on PostgreSQL the engine's memory is not in the process.
+  re-serializing it, and a leaner AuditEvent path); on PostgreSQL the engine's memory is not in the process, so its
+  figure (353 MB in the run of 2026-11-25, 469 MB in that of 2026-11-30) is Node's alone: the later run, its load
+  generator fixed, drove about three times as many reads per second through the server, which leaves more garbage
+  between collections. A larger young generation (\`--max-semi-space-size=64\`) raised the PGlite peak by about 100 MB in
+  a probe (506-535 against 404-426 MB) for no gain in rate.
 `);
   lines.push('\n## Query plans\n');
   for (const d of all) {
