@@ -489,7 +489,8 @@ ${profileOutput()}\`\`\`
   than the unaudited read itself (the "auditing off" row shows the share). Under load the server's one core is the
   limit (a probe at 10k: 1.1 s of CPU per second, about 0.55 ms per audited read and 0.25 ms per unaudited one). A CPU
   profile of the audited read puts a third of that in PGlite (25% in its WebAssembly, 9% encoding the audit batches'
-  parameters), a fifth in writing HTTP responses (system calls), 5% in the request log line, 15% in our handlers
+  parameters), a fifth in writing HTTP responses (system calls), 5% in the request log line (one synchronous write
+  to the pipe per request; the log now writes a turn of the event loop's lines at once), 15% in our handlers
   (token, scopes, compartment, building and indexing the AuditEvent) and 5% in garbage collection. Batches of 250
   AuditEvents instead of 50 gave the same rate with a worse p99 (a longer statement holds PGlite's one thread).
   The p99 under 20 ms is a matter of rate at 50 connections: 50 requests always in flight wait 50 / rate seconds on

@@ -66,7 +66,9 @@ describe.each(drivers)('SIGKILL during a write load ($name)', ({ name, env }) =>
     const clients = Array.from({ length: 6 }, async (_, c) => {
       for (let i = 0; !killed; i++) attempts.push(await attempt(server!, i % 3 === 2 ? 'transaction' : 'create', `${c}-${i}`));
     });
-    await new Promise((r) => setTimeout(r, 1500));
+    // Kill once the load is under way (a count, not a fixed time: a busy machine writes fewer in 1.5 s).
+    const started = Date.now();
+    while (attempts.filter((a) => a.acknowledged).length < 20 && Date.now() - started < 15_000) await new Promise((r) => setTimeout(r, 50));
     const code = await server.kill('SIGKILL');
     killed = true;
     await Promise.all(clients);
