@@ -493,6 +493,11 @@ ${profileOutput()}\`\`\`
   to the pipe per request; the log now writes a turn of the event loop's lines at once), 15% in our handlers
   (token, scopes, compartment, building and indexing the AuditEvent) and 5% in garbage collection. Batches of 250
   AuditEvents instead of 50 gave the same rate with a worse p99 (a longer statement holds PGlite's one thread).
+  The machine's speed also moves between minutes, and each workload is measured once per run: the peer read at
+  2,658, 3,220 and 4,930/s in the full runs of 2026-11-25 11:43, 2026-11-30 09:17 and 10:08 while our audited read ran
+  at 567 (the load generator's bug), 1,660 and 1,673/s, so the ratio went from 0.52 to 0.34 between the last two; a
+  negative "auditing costs" means the unaudited read, measured minutes later on a restarted server, met a slower
+  machine.
   The p99 under 20 ms is a matter of rate at 50 connections: 50 requests always in flight wait 50 / rate seconds on
   average (25 ms at 2,000/s; 20 ms at 2,500/s), so a p99 under 20 ms needs well over 2,500 reads/s, the peer's rate. Probed on the 100k PGlite store, one AuditEvent
   in a batch of 50 costs about 61 µs of JavaScript (building and indexing it) and 416 µs of SQL: 131 µs for the row
@@ -537,10 +542,15 @@ ${profileOutput()}\`\`\`
   second, more than this server answers for any authenticated, audited request on two shared cores (see the reads).
   The ratio measures the peer's scan against our index only where the scanned type grows with the data (Tasks,
   ServiceRequests). Even there it is near the line for the sort by \`due\` on PostgreSQL: the peer's scan of every Task ran
-  at 2.00/s in the run of 2026-11-25 and 3.09/s in that of 2026-11-30 (ratios 52.7 and 33.2 for the same code). Each of
+  at 2.00/s, 3.09/s and 4.80/s in the full runs of 2026-11-25 11:43, 2026-11-30 09:17 and 10:08 (ratios on PostgreSQL
+  52.7, 33.2 and 23.1, with the same search code; ours ran at 105, 103 and 111/s). Each of
   our searches walks the \`due\` index and fetches every Task it passes to test its business status (87 fetches for a
   page of 20 in the plan below, 15 ms). What would close it: the UM queue's own index, business status and due date
-  in one B-tree on the Task partition, so the page is read in order without a fetch per skipped Task.
+  in one B-tree on the Task partition, so the page is read in order without a fetch per skipped Task. The same fetches
+  put this search's PostgreSQL 1M latency near its 1.5× line (0.91×, 1.48× and 1.52× of the 100k p50 in the last
+  three full runs): the share of Tasks that match, and so the fetches per page, is the same at both sizes, so the time
+  per fetch is what grows, most likely because at 1M fewer of the Task rows it reads stay in PostgreSQL's 128 MB of
+  shared buffers. That index would remove it too.
 - **PGlite at 1M in an earlier full run (2026-11-24).** That run got almost no answers from the 1M PGlite server, even to the
   by-patient search that EXPLAIN timed at 5 ms. Probed one request at a time on that store, the sort by \`due\` took
   1.2 to 3.4 s, and a request arriving while the server ran its planned ANALYZE (one statement over the whole
@@ -556,9 +566,9 @@ ${profileOutput()}\`\`\`
   URL rewrites the four criteria Libraries that link to it, and those first writes of a cold process took about
   0.4 s. On PGlite what remains is mostly opening the engine (the profile's "existing folder" line, and about 0.3 s
   more the first time in a process), which compiled code cannot shorten. The figure moves with the machine's load:
-  the same code started in 1,487 ms in the full run of 2026-11-25 and in 2,082 ms in that of 2026-11-30, when the
-  profile's open of a small existing PGlite folder took 695 ms against 356 ms and its initdb 5.5 s against 3.8 s (probes
-  right after the 2026-11-30 run: 1.66 to 2.0 s). What would bring it under 1.5 s with a margin: open PGlite while the
+  the same start-up code took 1,487 ms in the full run of 2026-11-25 11:43, 2,082 ms in that of 2026-11-30 09:17 (whose
+  profile's open of a small existing PGlite folder took 695 ms against 356 ms, and its initdb 5.5 s against 3.8 s) and
+  1,673 ms in that of 10:08; probes between the last two gave 1.66 to 2.0 s. What would bring it under 1.5 s with a margin: open PGlite while the
   modules load (they are independent), and load the FHIRPath engine and the validator's model on first use.
 - **Memory.** PGlite now runs with 32 MB of shared buffers instead of 128 (its WebAssembly memory never shrinks, and
   the pages it does not hold are one read away in the OS page cache). In an A/B on the 100k store (the four searches,
@@ -569,8 +579,8 @@ ${profileOutput()}\`\`\`
   was 304 MB at the same throughput, but a hard heap cap turns one large request into a crash, so the server does not
   set it. What would close it: fewer allocations per request (serving the stored JSON text without parsing and
   re-serializing it, and a leaner AuditEvent path); on PostgreSQL the engine's memory is not in the process, so its
-  figure (353 MB in the run of 2026-11-25, 469 MB in that of 2026-11-30) is Node's alone: the later run, its load
-  generator fixed, drove about three times as many reads per second through the server, which leaves more garbage
+  figure (353 MB in the run of 2026-11-25, 469 and 487 MB in those of 2026-11-30) is Node's alone: the later runs, their
+  load generator fixed, drove about three times as many reads per second through the server, which leaves more garbage
   between collections. A larger young generation (\`--max-semi-space-size=64\`) raised the PGlite peak by about 100 MB in
   a probe (506-535 against 404-426 MB) for no gain in rate.
 `);
