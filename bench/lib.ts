@@ -3,6 +3,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import autocannon from 'autocannon';
+import { readStartLine } from '../scripts/startLine.js';
 
 export interface Figure {
   rps: number;
@@ -90,30 +91,8 @@ export async function startChild(script: string, args: string[], env: Record<str
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  // Only the start line is read; the log lines after it are drained unread, so a long run's log
-  // costs the load generator (which shares this process) nothing.
-  let onData: (chunk: Buffer) => void = () => undefined;
-  const started = await new Promise<Record<string, unknown>>((resolve, reject) => {
-    let partial = '';
-    onData = (chunk) => {
-      const lines = (partial + chunk.toString()).split('\n');
-      partial = lines.pop()!;
-      for (const line of lines) {
-        if (!line.startsWith('{')) continue;
-        try {
-          const event = JSON.parse(line) as Record<string, unknown>;
-          if (event.event === readyEvent) resolve(event);
-        } catch {
-          /* not one of our log lines */
-        }
-      }
-    };
-    child.stdout!.on('data', onData);
-    void exited.then(() => reject(new Error(`${script} exited before it started`)));
-  });
+  const started = await readStartLine(child, readyEvent, script);
   const spawnToReadyMs = performance.now() - t0;
-  child.stdout!.off('data', onData);
-  child.stdout!.resume();
   return {
     url: String(started.url),
     pid: child.pid!,

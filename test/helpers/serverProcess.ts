@@ -3,6 +3,7 @@ import { issueAccessToken } from '../../server/src/auth/accessTokens.js';
 import { loadSigningKey } from '../../server/src/auth/signingKeys.js';
 import type { Grant } from '../../server/src/auth/accessTokens.js';
 import { SERVER_BUNDLE } from '../../scripts/build-server.js';
+import { readStartLine } from '../../scripts/startLine.js';
 
 /** The server as `npm start` runs it (the bundle vitest's global setup builds) in a child process, so tests can SIGKILL or SIGTERM the real thing. */
 export interface ServerProcess {
@@ -21,20 +22,7 @@ export async function startServerProcess(env: Record<string, string>): Promise<S
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  let onData: (chunk: Buffer) => void = () => undefined;
-  const url = await new Promise<string>((resolve, reject) => {
-    let buffer = '';
-    onData = (chunk) => {
-      buffer += chunk.toString();
-      const m = /"event":"server_started","url":"([^"]+)"/.exec(buffer);
-      if (m) resolve(m[1]);
-    };
-    child.stdout!.on('data', onData);
-    void exited.then((code) => reject(new Error(`server exited (${code}) before it started`)));
-  });
-  // The log after the start line is drained unread (kept, it would grow with every request).
-  child.stdout!.off('data', onData);
-  child.stdout!.resume();
+  const url = String((await readStartLine(child, 'server_started', 'server')).url);
   const dataDir = env.DATA_DIR;
   return {
     url,
