@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Patient, SearchParameter, Task } from 'fhir/r4.js';
+import type { Patient, PractitionerRole, SearchParameter, Task } from 'fhir/r4.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FhirError } from '../server/src/fhir/outcomes.js';
 import { SearchParamRegistry } from '../server/src/fhir/search/registry.js';
@@ -169,6 +169,39 @@ describe.each(STORE_DRIVERS)('FhirStore contract on $name', (driver) => {
     expect(found.total).toBe(0);
     const claimed = await store.claimOutbox(100, 1000);
     expect(claimed.filter((m) => (m.payload as { marker?: string }).marker === marker)).toHaveLength(0);
+  });
+
+  it('directory searches (cached on PGlite) see every committed create, update and delete, their own transaction\'s writes, and nothing rolled back', async () => {
+    const specialty = `spec-${driver.name}`;
+    const role = (id: string, code: string): PractitionerRole => ({ resourceType: 'PractitionerRole', id, active: true, specialty: [{ coding: [{ system: 'urn:spec', code }] }] });
+    const bySpecialty = async (from: FhirStore = store) =>
+      (await from.search({ resourceType: 'PractitionerRole', clauses: [{ kind: 'token', param: 'specialty', values: [`specialty|urn:spec|${specialty}`], not: false }], sort: [], count: 10, offset: 0, total: true })).resources.map((r) => r.id).sort();
+    const a = `dir-a-${driver.name}`;
+    const b = `dir-b-${driver.name}`;
+    expect(await bySpecialty()).toEqual([]);
+    await store.update(role(a, specialty));
+    expect(await bySpecialty()).toEqual([a]);
+    await store.createMany([role(b, specialty)]);
+    expect(await bySpecialty()).toEqual([a, b]);
+    await store.update(role(a, 'other'));
+    expect(await bySpecialty()).toEqual([b]);
+    await store.delete('PractitionerRole', b);
+    expect(await bySpecialty()).toEqual([]);
+    const c = `dir-c-${driver.name}`;
+    await expect(
+      store.transaction(async (tx) => {
+        expect(await bySpecialty(tx)).toEqual([]);
+        await tx.update(role(c, specialty));
+        expect(await bySpecialty(tx)).toEqual([c]);
+        throw new FhirError(422, { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'invalid' }] });
+      }),
+    ).rejects.toBeInstanceOf(FhirError);
+    expect(await bySpecialty()).toEqual([]);
+    await store.transaction(async (tx) => {
+      await tx.update(role(c, specialty));
+      expect(await bySpecialty(tx)).toEqual([c]);
+    });
+    expect(await bySpecialty()).toEqual([c]);
   });
 
   it('outbox: dedupes, leases, retries and completes', async () => {

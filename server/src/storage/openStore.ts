@@ -4,6 +4,7 @@ import type { SearchParamRegistry } from '../fhir/search/registry.js';
 import type { FhirStore } from './FhirStore.js';
 import type { SqlConnection } from './sql/connection.js';
 import { ReadCache } from './sql/readCache.js';
+import { SearchCache } from './sql/searchCache.js';
 import { migrate } from './sql/schema.js';
 import { SqlFhirStore } from './sql/SqlFhirStore.js';
 
@@ -26,8 +27,11 @@ export async function openConnection(config: StoreConfig): Promise<SqlConnection
 export async function openStore(config: StoreConfig, registry: SearchParamRegistry): Promise<FhirStore> {
   const conn = await openConnection(config);
   await migrate(conn);
-  // PGlite has one process writing to it, so a current-version cache is always coherent there;
-  // several server processes share a PostgreSQL server, so they read through.
-  const cache = config.driver === 'pglite' ? new ReadCache(20_000) : undefined;
-  return new SqlFhirStore(conn, new Indexer(registry), [], cache);
+  // PGlite has one process writing to it, so caches of current versions and of directory searches are
+  // always coherent there; several server processes share a PostgreSQL server, so they read through.
+  if (config.driver !== 'pglite') return new SqlFhirStore(conn, new Indexer(registry), []);
+  return new SqlFhirStore(conn, new Indexer(registry), [], new ReadCache(20_000), new SearchCache(DIRECTORY_TYPES, 2_000));
 }
+
+/** The provider directory (Plan-Net): searched by every `$submit`, written rarely. */
+const DIRECTORY_TYPES: ReadonlySet<string> = new Set(['Practitioner', 'PractitionerRole', 'Organization', 'Location', 'Endpoint', 'HealthcareService', 'InsurancePlan']);

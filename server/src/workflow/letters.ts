@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Communication, DocumentReference, Patient, Reference, ServiceRequest } from 'fhir/r4.js';
 import { type LetterFacts, type LetterKind, letterLanguage, renderLetter } from '../domain/letters.js';
 import type { PlanProfile } from '../domain/plans.js';
@@ -20,8 +21,9 @@ export async function sendLetter(
   const preferred = c.patient.communication?.find((x) => x.preferred)?.language.coding?.[0]?.code ?? c.patient.communication?.[0]?.language.coding?.[0]?.code;
   const language = letterLanguage(c.plan, preferred);
   const { title, html } = renderLetter(kind, { plan: c.plan, language, audience: 'member', memberName: patientName(c.patient), date: c.now.toISOString().slice(0, 10), ...facts });
-  const doc = await tx.create<DocumentReference>({
+  const doc: DocumentReference = {
     resourceType: 'DocumentReference',
+    id: randomUUID(),
     status: 'current',
     type: { coding: [{ system: 'http://loinc.org', code: kind === 'report' ? '11488-4' : '51852-2', display: kind === 'report' ? 'Consult note' : 'Letter' }], text: title },
     category: [{ text: kind === 'report' ? 'consultation-report' : 'notice' }],
@@ -31,22 +33,26 @@ export async function sendLetter(
     description: title,
     content: [{ attachment: { contentType: 'text/html', language, title, data: Buffer.from(html).toString('base64') } }],
     context: { related: [{ reference: `ServiceRequest/${c.serviceRequest.id}` }] },
-  });
+  };
+  const communications = c.recipients.map((recipient): Communication => ({
+    resourceType: 'Communication',
+    id: randomUUID(),
+    meta: { profile: [PROFILES.decisionNotice] },
+    status: 'completed',
+    category: [{ text: kind }],
+    basedOn: [{ reference: `ServiceRequest/${c.serviceRequest.id}` }],
+    subject: { reference: `Patient/${c.patient.id}` },
+    recipient: [recipient],
+    sender: c.sender,
+    sent: c.now.toISOString(),
+    payload: [{ contentReference: { reference: `DocumentReference/${doc.id}`, display: title } }],
+  }));
+  // The letter and its sendings in one statement.
+  const [, ...sent] = (await tx.createMany([doc, ...communications])) as [DocumentReference, ...Communication[]];
   const out: Reference[] = [{ reference: `DocumentReference/${doc.id}`, display: title }];
-  for (const recipient of c.recipients) {
-    const communication = await tx.create<Communication>({
-      resourceType: 'Communication',
-      meta: { profile: [PROFILES.decisionNotice] },
-      status: 'completed',
-      category: [{ text: kind }],
-      basedOn: [{ reference: `ServiceRequest/${c.serviceRequest.id}` }],
-      subject: { reference: `Patient/${c.patient.id}` },
-      recipient: [recipient],
-      sender: c.sender,
-      sent: c.now.toISOString(),
-      payload: [{ contentReference: { reference: `DocumentReference/${doc.id}`, display: title } }],
-    });
+  for (const [i, communication] of sent.entries()) {
     out.push({ reference: `Communication/${communication.id}` });
+    const recipient = c.recipients[i];
     if (!recipient.reference?.startsWith('Patient/')) await c.delivery?.deliver(tx, recipient, communication);
   }
   return out;

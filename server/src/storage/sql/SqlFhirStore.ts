@@ -6,6 +6,7 @@ import type { FhirStore, HistoryEntry, HistoryQuery, OutboxMessage, SearchQuery,
 import type { SqlConnection } from './connection.js';
 import { GroupCommit } from './groupCommit.js';
 import type { ReadCache } from './readCache.js';
+import type { CachedPage, SearchCache } from './searchCache.js';
 import { buildWhere, Params, planSearch, type Statement } from './searchSql.js';
 
 interface CurrentRow {
@@ -106,10 +107,14 @@ export class SqlFhirStore implements FhirStore {
     private readonly hooks: WriteHook[] = [],
     /** Only for a single-process store (PGlite); shared by the transaction-bound instances. */
     private readonly cache?: ReadCache,
+    /** Likewise: pages of directory searches. */
+    private readonly searchCache?: SearchCache,
   ) {}
 
   /** Keys this (transaction-bound) instance wrote: their uncommitted content never enters the cache. */
   private readonly written = new Set<string>();
+  /** Types this instance wrote: its searches of them neither use nor fill the search cache. */
+  private readonly writtenTypes = new Set<string>();
 
   addWriteHook(hook: WriteHook): void {
     this.hooks.push(hook);
@@ -178,7 +183,7 @@ export class SqlFhirStore implements FhirStore {
   private async insertMany(resources: Resource[]): Promise<Resource[]> {
     const now = new Date().toISOString();
     const stored = resources.map((r) => ({ ...r, id: r.id ?? randomUUID(), meta: { ...r.meta, versionId: '1', lastUpdated: now } }) as Resource);
-    for (const r of stored) this.written.add(`${r.resourceType}/${r.id}`);
+    for (const r of stored) this.noteWrite(r.resourceType, r.id!);
     const indexes = stored.map((r) => this.indexer.index(r));
     await this.conn.query(INSERT_MANY_SQL, [
       stored.map((r) => r.resourceType), stored.map((r) => r.id!), now, stored.map((r) => JSON.stringify(r)),
@@ -205,9 +210,17 @@ export class SqlFhirStore implements FhirStore {
 
   /** Marks the id as written by this transaction; returns no current version (the caller expects none). */
   private claimNew(resourceType: string, id: string): undefined {
+    this.noteWrite(resourceType, id);
+    return undefined;
+  }
+
+  private noteWrite(resourceType: string, id: string): void {
     this.written.add(`${resourceType}/${id}`);
     this.cache?.invalidate(`${resourceType}/${id}`);
-    return undefined;
+    if (!this.writtenTypes.has(resourceType)) {
+      this.writtenTypes.add(resourceType);
+      this.searchCache?.invalidate(resourceType);
+    }
   }
 
   /**
@@ -315,7 +328,7 @@ export class SqlFhirStore implements FhirStore {
       await this.conn.query(`DELETE FROM ${table} x USING unnest($1::text[], $2::text[]) AS u(t, i) WHERE x.res_type = u.t AND x.id = u.i`, [types, ids]);
     }
     await this.conn.query(INDEX_ROWS_SQL, indexRowParams(resources, indexes));
-    for (const r of resources) this.cache?.invalidate(`${r.resourceType}/${r.id}`);
+    for (const r of resources) this.noteWrite(r.resourceType, r.id!);
     const last = rows[rows.length - 1];
     return { count: rows.length, last: [String(last.res_type), String(last.id)] };
   }
@@ -349,18 +362,35 @@ export class SqlFhirStore implements FhirStore {
   }
 
   async search(query: SearchQuery): Promise<SearchResult> {
+    const page = await this.cachedPage(query);
+    return { resources: page.contents.map(parseContent), total: page.total, hasMore: page.hasMore };
+  }
+
+  /** A page from the search cache when the query may use it, else from the database (filling the cache). */
+  private async cachedPage(query: SearchQuery): Promise<CachedPage> {
+    const key = this.writtenTypes.has(query.resourceType) ? undefined : this.searchCache?.keyOf(query);
+    if (key === undefined) return this.pageFromDatabase(query);
+    const cached = this.searchCache!.get(key);
+    if (cached) return cached;
+    const startedAt = this.searchCache!.begin(query.resourceType);
+    const page = await this.pageFromDatabase(query);
+    if (!this.writtenTypes.has(query.resourceType)) this.searchCache!.fill(key, query.resourceType, page, startedAt);
+    return page;
+  }
+
+  private async pageFromDatabase(query: SearchQuery): Promise<CachedPage> {
     const rows = query.count > 0 ? await this.searchPage(query, async ({ sql, values }) => (await this.conn.query(sql, values)).rows) : [];
     const hasMore = rows.length > query.count;
-    const resources = rows.slice(0, query.count).map((row) => parseContent(row.content));
+    const contents = rows.slice(0, query.count).map((row) => String(row.content));
     let total: number | undefined;
     if (query.total) {
       const countParams = new Params();
       const counted = await this.conn.query(`SELECT count(*)::int AS n FROM resources r WHERE ${buildWhere(query, countParams)}`, countParams.values);
       total = Number(counted.rows[0]?.n ?? 0);
-    } else if (!hasMore && (resources.length > 0 || query.offset === 0)) {
-      total = query.offset + resources.length;
+    } else if (!hasMore && (contents.length > 0 || query.offset === 0)) {
+      total = query.offset + contents.length;
     }
-    return { resources, total, hasMore };
+    return { contents, total, hasMore };
   }
 
   /** The rows of a page (count + 1 of them when there are more), reading as few statements as the plan allows. */
@@ -401,7 +431,7 @@ export class SqlFhirStore implements FhirStore {
 
   async transaction<T>(fn: (tx: FhirStore) => Promise<T>): Promise<T> {
     if (this.conn.inTransaction) return fn(this);
-    return this.conn.transaction((c) => fn(new SqlFhirStore(c, this.indexer, this.hooks, this.cache)));
+    return this.conn.transaction((c) => fn(new SqlFhirStore(c, this.indexer, this.hooks, this.cache, this.searchCache)));
   }
 
   async lock(key: string): Promise<void> {

@@ -1,0 +1,57 @@
+import type { SearchClause, SearchQuery } from '../FhirStore.js';
+
+/** A cached page: the stored JSON of each match, as the database returned it. */
+export interface CachedPage {
+  contents: string[];
+  total?: number;
+  hasMore: boolean;
+}
+
+/**
+ * Search results of rarely written types (the provider directory, which every `$submit` queries)
+ * for a store with exactly one writer process (embedded PGlite). A write of a type drops that type's
+ * pages; a search fills only if no write of its type happened while it ran (the type's epoch), the
+ * same rule as ReadCache. Searches that join other types (chains) are never cached.
+ */
+export class SearchCache {
+  private readonly pages = new Map<string, { resourceType: string; page: CachedPage }>();
+  private readonly epochs = new Map<string, number>();
+
+  constructor(
+    private readonly cachedTypes: ReadonlySet<string>,
+    private readonly capacity: number,
+  ) {}
+
+  /** The cache key of a query, or undefined when its answer may depend on other types. */
+  keyOf(query: SearchQuery): string | undefined {
+    if (!this.cachedTypes.has(query.resourceType) || !query.clauses.every(ownTypeOnly)) return undefined;
+    return JSON.stringify(query);
+  }
+
+  get(key: string): CachedPage | undefined {
+    const hit = this.pages.get(key);
+    if (!hit) return undefined;
+    this.pages.delete(key);
+    this.pages.set(key, hit); // most recently used last
+    return hit.page;
+  }
+
+  /** Marks the start of a search of `resourceType`; pass the result to `fill`. */
+  begin(resourceType: string): number {
+    return this.epochs.get(resourceType) ?? 0;
+  }
+
+  fill(key: string, resourceType: string, page: CachedPage, startedAt: number): void {
+    if (startedAt !== this.begin(resourceType)) return;
+    this.pages.set(key, { resourceType, page });
+    if (this.pages.size > this.capacity) this.pages.delete(this.pages.keys().next().value as string);
+  }
+
+  invalidate(resourceType: string): void {
+    if (!this.cachedTypes.has(resourceType)) return;
+    this.epochs.set(resourceType, this.begin(resourceType) + 1);
+    for (const [key, entry] of this.pages) if (entry.resourceType === resourceType) this.pages.delete(key);
+  }
+}
+
+const ownTypeOnly = (clause: SearchClause): boolean => clause.kind !== 'chain' && clause.kind !== 'reverseChain';
