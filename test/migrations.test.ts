@@ -99,14 +99,28 @@ describe.each(drivers)('schema migrations and re-indexing on $name', ({ config }
 });
 
 describe('the embedded engine', () => {
-  it('runs with its own settings: a 32 MB buffer pool and random pages costed as cached', async () => {
+  it('runs with its own settings: a 32 MB buffer pool', async () => {
     const conn = await openConnection(pgliteConfig());
     try {
-      const setting = async (name: string) => (await conn.query(`SELECT current_setting('${name}') AS value`)).rows[0].value;
-      expect(await setting('shared_buffers')).toBe('32MB');
-      expect(await setting('random_page_cost')).toBe('1.1');
+      expect((await conn.query(`SELECT current_setting('shared_buffers') AS value`)).rows[0].value).toBe('32MB');
     } finally {
       await conn.close();
+    }
+  });
+});
+
+describe.each(drivers)('sessions on $name', ({ name, config }) => {
+  it('plan with random pages costed as cached (the UM desk sort by due walks the date index), in and out of transactions, in their schema', async () => {
+    const cfg = config();
+    const conn = await openConnection(cfg);
+    try {
+      const setting = async (c: SqlConnection, setting: string) => String((await c.query(`SELECT current_setting('${setting}') AS value`)).rows[0].value);
+      expect(await setting(conn, 'random_page_cost')).toBe('1.1');
+      expect(await conn.transaction((tx) => setting(tx, 'random_page_cost'))).toBe('1.1');
+      if (name === 'postgres') expect(await setting(conn, 'search_path')).toBe((cfg as { schema: string }).schema);
+    } finally {
+      await conn.close();
+      await dropSchema(cfg);
     }
   });
 });

@@ -12,6 +12,17 @@ export interface SqlConnection {
   close(): Promise<void>;
 }
 
+/**
+ * Planner settings of every session the server opens, on either driver. At the default of 4 the
+ * planner costs a random page as if read from a spinning disk, and preferred hashing every Task's due
+ * date (6-8 ms) over walking the date index in order (0.6 ms) for the UM desk's sort by due at 100k on
+ * PostgreSQL (PGlite alike: 121 against 6.9 ms). Database files live on SSDs or in the page cache.
+ */
+export const PLANNER_SETTINGS: Readonly<Record<string, string>> = { random_page_cost: '1.1' };
+
+/** Settings as server start-up options (`-c name=value`). */
+export const settingOptions = (settings: Readonly<Record<string, string>>): string[] => Object.entries(settings).flatMap(([name, value]) => ['-c', `${name}=${value}`]);
+
 /** Errors from the database that mean "try again later" (connection lost, server shutting down). */
 export function isTransientDbError(err: unknown): boolean {
   const code = (err as { code?: string } | null)?.code;

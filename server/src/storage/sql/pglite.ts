@@ -1,5 +1,5 @@
 import { PGlite, type Transaction } from '@electric-sql/pglite';
-import type { SqlConnection, SqlRows } from './connection.js';
+import { PLANNER_SETTINGS, settingOptions, type SqlConnection, type SqlRows } from './connection.js';
 
 type Queryable = Pick<PGlite, 'query'> | Transaction;
 
@@ -31,8 +31,7 @@ class PgliteConnection implements SqlConnection {
 
 /** Embedded PostgreSQL (WASM) with its data in `dataDir`; `memory://` for an in-memory database. */
 export async function openPglite(dataDir: string, loadDataDir?: Blob): Promise<SqlConnection> {
-  const settings = Object.entries(PGLITE_SETTINGS).flatMap(([name, value]) => ['-c', `${name}=${value}`]);
-  const db = await PGlite.create(dataDir, { startParams: [...PGlite.defaultStartParams, ...settings], ...(loadDataDir ? { loadDataDir } : {}) });
+  const db = await PGlite.create(dataDir, { startParams: [...PGlite.defaultStartParams, ...settingOptions({ ...PLANNER_SETTINGS, ...PGLITE_SETTINGS })], ...(loadDataDir ? { loadDataDir } : {}) });
   return wrapPglite(db);
 }
 
@@ -41,10 +40,6 @@ const PGLITE_SETTINGS = {
   // WebAssembly memory never shrinks: a pool of 32 MB rather than 128 keeps the process smaller, and the
   // pages it does not hold are one read away in the OS page cache.
   shared_buffers: '32MB',
-  // Those cached files make a random page cost about what a sequential one does. At the default of 4 the
-  // planner preferred hashing every Task due date over walking the date index in order (121 ms against
-  // 6.9 ms for the UM desk's sort by due at 100k).
-  random_page_cost: '1.1',
 };
 
 export const wrapPglite = (db: PGlite): SqlConnection => new PgliteConnection(db);

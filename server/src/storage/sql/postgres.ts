@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { serviceUnavailable } from '../../fhir/outcomes.js';
-import { isTransientDbError, type SqlConnection, type SqlRows } from './connection.js';
+import { isTransientDbError, PLANNER_SETTINGS, settingOptions, type SqlConnection, type SqlRows } from './connection.js';
 
 // Return timestamptz as Date and bigint counts as numbers (counts here stay far below 2^53).
 pg.types.setTypeParser(20, (v: string) => Number(v));
@@ -74,7 +74,8 @@ export async function openPostgres(connectionString: string, options: { schema?:
       await setup.end();
     }
   }
-  const pool = new pg.Pool({ connectionString, max, connectionTimeoutMillis: 5_000, ...(schema ? { options: `-c search_path=${schema}` } : {}) });
+  const sessionOptions = settingOptions({ ...PLANNER_SETTINGS, ...(schema ? { search_path: schema } : {}) }).join(' ');
+  const pool = new pg.Pool({ connectionString, max, connectionTimeoutMillis: 5_000, options: sessionOptions });
   pool.on('error', () => undefined); // an idle client lost its server; the next query reconnects
   // pg emits 'error' on a client whose server went away between queries; the query in flight gets the
   // error anyway, and an emitter error with no listener would end the process.
