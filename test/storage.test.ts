@@ -2,12 +2,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Patient, PractitionerRole, SearchParameter, Task } from 'fhir/r4.js';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FhirError } from '../server/src/fhir/outcomes.js';
 import { SearchParamRegistry } from '../server/src/fhir/search/registry.js';
 import type { FhirStore, SearchClause } from '../server/src/storage/FhirStore.js';
 import { openStore } from '../server/src/storage/openStore.js';
-import { STORE_DRIVERS } from './helpers/stores.js';
+import { waitFor } from './helpers/providerServer.js';
+import { dropSchema, postgresConfig, STORE_DRIVERS, TEST_DATABASE_URL } from './helpers/stores.js';
 
 /** A multi-valued date parameter, to test sorting on one (no served type has a standard one). */
 const namePeriod: SearchParameter = { resourceType: 'SearchParameter', url: 'urn:test:name-period', name: 'name-period', status: 'active', description: 'Periods of the names', code: 'name-period', base: ['Patient'], type: 'date', expression: 'Patient.name.period' };
@@ -227,6 +229,51 @@ describe.each(STORE_DRIVERS)('FhirStore contract on $name', (driver) => {
     expect(await store.claimOnce(`jti-${driver.name}`, soon)).toBe(false);
     await store.putEphemeral(`old-${driver.name}`, 1, new Date(Date.now() - 1000));
     expect(await store.getEphemeral(`old-${driver.name}`)).toBeUndefined();
+  });
+});
+
+describe.skipIf(!TEST_DATABASE_URL)('directory search cache of server processes sharing PostgreSQL', () => {
+  it('a process hears the committed directory writes of another, caches nothing while it cannot hear them, and listens again', async () => {
+    const config = postgresConfig();
+    const schema = (config as { schema: string }).schema;
+    const [a, b] = [await openStore(config, registry), await openStore(config, registry)];
+    const sql = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    await sql.connect();
+    try {
+      const role = (id: string): PractitionerRole => ({ resourceType: 'PractitionerRole', id, active: true, specialty: [{ coding: [{ system: 'urn:spec', code: 'shared' }] }] });
+      const found = async (store: FhirStore) =>
+        (await store.search({ resourceType: 'PractitionerRole', clauses: [{ kind: 'token', param: 'specialty', values: ['specialty|urn:spec|shared'], not: false }], sort: [], count: 10, offset: 0, total: false })).resources.map((r) => r.id).sort();
+      // Hides a role from the index behind the stores' backs: a store that still finds it answered from its cache.
+      const hide = (id: string, hidden: boolean) => sql.query(`UPDATE ${schema}.resources SET tokens = ${hidden ? "'{}'" : "ARRAY['specialty|urn:spec|shared','specialty|*|shared']"} WHERE res_type = 'PractitionerRole' AND id = $1`, [id]);
+      let pokes = 0;
+      const answersFromCache = async (id: string) => {
+        await found(b);
+        await hide(id, true);
+        const cached = (await found(b)).includes(id);
+        await hide(id, false);
+        // A page B filled while the role was hidden is dropped when B hears of this write.
+        if (!cached) await a.update({ ...role(`poke-${pokes++}`), specialty: [{ coding: [{ system: 'urn:spec', code: 'poke' }] }] });
+        return cached;
+      };
+      await a.update(role('shared-1'));
+      await waitFor(() => answersFromCache('shared-1'), 10_000, 'process B caching directory searches');
+      await hide('shared-1', true);
+      expect(await found(b)).toEqual(['shared-1']); // from B's cache: nothing told B
+      await a.update(role('shared-2'));
+      await waitFor(async () => JSON.stringify(await found(b)) === '["shared-2"]', 5_000, 'process B hearing of the write by process A');
+
+      await sql.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'LISTEN fhir_changes_${schema}'`);
+      await hide('shared-2', true);
+      // Sooner than the listening session is replaced (after a second): B stops answering from its cache as soon as it is lost.
+      await waitFor(async () => (await found(b)).length === 0, 800, 'process B reading through while it cannot listen');
+      await hide('shared-2', false);
+      await waitFor(() => answersFromCache('shared-2'), 10_000, 'process B listening and caching again');
+    } finally {
+      await sql.end();
+      await a.close();
+      await b.close();
+      await dropSchema(config);
+    }
   });
 });
 

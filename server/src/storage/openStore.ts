@@ -28,9 +28,15 @@ export async function openStore(config: StoreConfig, registry: SearchParamRegist
   const conn = await openConnection(config);
   await migrate(conn);
   // PGlite has one process writing to it, so caches of current versions and of directory searches are
-  // always coherent there; several server processes share a PostgreSQL server, so they read through.
-  if (config.driver !== 'pglite') return new SqlFhirStore(conn, new Indexer(registry), []);
-  return new SqlFhirStore(conn, new Indexer(registry), [], new ReadCache(20_000), new SearchCache(DIRECTORY_TYPES, 2_000));
+  // always coherent there. Several server processes share a PostgreSQL server: they read current
+  // versions through, and cache directory searches only while they hear each other's changes.
+  const searchCache = new SearchCache(DIRECTORY_TYPES, 2_000);
+  if (conn.changes) {
+    searchCache.suspend(); // until the process hears the others' changes
+    conn.changes.listen({ changed: (type) => searchCache.invalidate(type), lost: () => searchCache.suspend(), ready: () => searchCache.resume() });
+    return new SqlFhirStore(conn, new Indexer(registry), [], undefined, searchCache);
+  }
+  return new SqlFhirStore(conn, new Indexer(registry), [], new ReadCache(20_000), searchCache);
 }
 
 /** The provider directory (Plan-Net): searched by every `$submit`, written rarely. */

@@ -115,6 +115,8 @@ export class SqlFhirStore implements FhirStore {
   private readonly written = new Set<string>();
   /** Types this instance wrote: its searches of them neither use nor fill the search cache. */
   private readonly writtenTypes = new Set<string>();
+  /** Cached types written here whose change the other processes have yet to be told of. */
+  private readonly unannounced = new Set<string>();
 
   addWriteHook(hook: WriteHook): void {
     this.hooks.push(hook);
@@ -190,6 +192,7 @@ export class SqlFhirStore implements FhirStore {
       ...joinedArrays(indexes),
       ...indexRowParams(stored, indexes),
     ]);
+    await this.announceWrites();
     for (const r of stored) if (this.hooks.length) await this.runHooks({ resource: r, resourceType: r.resourceType, id: r.id!, kind: 'create' });
     return stored;
   }
@@ -220,6 +223,15 @@ export class SqlFhirStore implements FhirStore {
     if (!this.writtenTypes.has(resourceType)) {
       this.writtenTypes.add(resourceType);
       this.searchCache?.invalidate(resourceType);
+      if (this.conn.changes && this.searchCache?.caches(resourceType)) this.unannounced.add(resourceType);
+    }
+  }
+
+  /** Tells the other server processes (on commit) which cached types this transaction changed. */
+  private async announceWrites(): Promise<void> {
+    for (const resourceType of this.unannounced) {
+      this.unannounced.delete(resourceType);
+      await this.conn.changes!.announce(this.conn, resourceType);
     }
   }
 
@@ -260,6 +272,7 @@ export class SqlFhirStore implements FhirStore {
       return this.writeVersion({ ...resource, id }, ifMatch, mode, true);
     }
     const created = !existing || existing.deleted;
+    await this.announceWrites();
     if (this.hooks.length) {
       const previous = created ? undefined : await this.vread(stored.resourceType, id, String(version - 1)).catch(() => undefined);
       await this.runHooks({ resource: stored, previous, resourceType: stored.resourceType, id, kind: created ? 'create' : 'update' });
@@ -281,6 +294,7 @@ export class SqlFhirStore implements FhirStore {
     );
     await this.conn.query('INSERT INTO resource_history (res_type, id, version_id, last_updated, deleted) VALUES ($1, $2, $3, $4, true)', [resourceType, id, version, now]);
     await this.clearIndex(resourceType, id);
+    await this.announceWrites();
     if (this.hooks.length) {
       const previous = await this.vread(resourceType, id, String(existing.version_id)).catch(() => undefined);
       await this.runHooks({ previous, resourceType, id, kind: 'delete' });
@@ -329,6 +343,7 @@ export class SqlFhirStore implements FhirStore {
     }
     await this.conn.query(INDEX_ROWS_SQL, indexRowParams(resources, indexes));
     for (const r of resources) this.noteWrite(r.resourceType, r.id!);
+    await this.announceWrites();
     const last = rows[rows.length - 1];
     return { count: rows.length, last: [String(last.res_type), String(last.id)] };
   }
@@ -431,7 +446,11 @@ export class SqlFhirStore implements FhirStore {
 
   async transaction<T>(fn: (tx: FhirStore) => Promise<T>): Promise<T> {
     if (this.conn.inTransaction) return fn(this);
-    return this.conn.transaction((c) => fn(new SqlFhirStore(c, this.indexer, this.hooks, this.cache, this.searchCache)));
+    let tx: SqlFhirStore | undefined;
+    const result = await this.conn.transaction((c) => fn((tx = new SqlFhirStore(c, this.indexer, this.hooks, this.cache, this.searchCache))));
+    // Again on commit: on PostgreSQL a concurrent search may have filled the cache between the write and its commit.
+    for (const resourceType of tx?.writtenTypes ?? []) this.searchCache?.invalidate(resourceType);
+    return result;
   }
 
   async lock(key: string): Promise<void> {

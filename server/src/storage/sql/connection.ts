@@ -6,6 +6,11 @@ export interface SqlRows {
 
 export interface SqlConnection {
   query(sql: string, params?: unknown[]): Promise<SqlRows>;
+  /**
+   * Set where several server processes share the database: a change announced in a transaction
+   * (`announce`) reaches every process's listener (`listen`) when it commits.
+   */
+  readonly changes?: ChangeChannel;
   /** Runs `fn` inside BEGIN/COMMIT on one connection; ROLLBACK if it throws. Nested calls reuse it. */
   transaction<T>(fn: (conn: SqlConnection) => Promise<T>): Promise<T>;
   readonly inTransaction: boolean;
@@ -22,6 +27,16 @@ export const PLANNER_SETTINGS: Readonly<Record<string, string>> = { random_page_
 
 /** Settings as server start-up options (`-c name=value`). */
 export const settingOptions = (settings: Readonly<Record<string, string>>): string[] => Object.entries(settings).flatMap(([name, value]) => ['-c', `${name}=${value}`]);
+
+export interface ChangeChannel {
+  /** Sent inside the writing transaction; PostgreSQL delivers it on commit, and never on rollback. */
+  announce(conn: SqlConnection, resourceType: string): Promise<void>;
+  /**
+   * Calls `changed` for each announced change. `lost` is called when announcements may be missed
+   * (the listening session is gone, until it is back) and `ready` once listening again.
+   */
+  listen(handlers: { changed(resourceType: string): void; lost(): void; ready(): void }): void;
+}
 
 /** Errors from the database that mean "try again later" (connection lost, server shutting down). */
 export function isTransientDbError(err: unknown): boolean {

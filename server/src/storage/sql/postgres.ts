@@ -1,13 +1,16 @@
 import pg from 'pg';
 import { serviceUnavailable } from '../../fhir/outcomes.js';
-import { isTransientDbError, PLANNER_SETTINGS, settingOptions, type SqlConnection, type SqlRows } from './connection.js';
+import { type ChangeChannel, isTransientDbError, PLANNER_SETTINGS, settingOptions, type SqlConnection, type SqlRows } from './connection.js';
 
 // Return timestamptz as Date and bigint counts as numbers (counts here stay far below 2^53).
 pg.types.setTypeParser(20, (v: string) => Number(v));
 
 class PoolConnection implements SqlConnection {
   readonly inTransaction = false;
-  constructor(private readonly pool: pg.Pool) {}
+  constructor(
+    private readonly pool: pg.Pool,
+    readonly changes: ChangeListener,
+  ) {}
 
   async query(sql: string, params: unknown[] = []): Promise<SqlRows> {
     const result = await this.pool.query(sql, params).catch(unavailable);
@@ -22,7 +25,7 @@ class PoolConnection implements SqlConnection {
     client.on('error', onError);
     try {
       await client.query('BEGIN');
-      const result = await fn(new ClientConnection(client));
+      const result = await fn(new ClientConnection(client, this.changes));
       await client.query('COMMIT');
       return result;
     } catch (err) {
@@ -35,6 +38,7 @@ class PoolConnection implements SqlConnection {
   }
 
   async close(): Promise<void> {
+    await this.changes.close();
     await this.pool.end();
   }
 }
@@ -47,7 +51,10 @@ function unavailable(err: unknown): never {
 
 class ClientConnection implements SqlConnection {
   readonly inTransaction = true;
-  constructor(private readonly client: pg.PoolClient) {}
+  constructor(
+    private readonly client: pg.PoolClient,
+    readonly changes: ChangeChannel,
+  ) {}
 
   async query(sql: string, params: unknown[] = []): Promise<SqlRows> {
     const result = await this.client.query(sql, params);
@@ -80,5 +87,68 @@ export async function openPostgres(connectionString: string, options: { schema?:
   // pg emits 'error' on a client whose server went away between queries; the query in flight gets the
   // error anyway, and an emitter error with no listener would end the process.
   pool.on('connect', (client) => client.on('error', () => undefined));
-  return new PoolConnection(pool);
+  return new PoolConnection(pool, new ChangeListener({ connectionString, options: sessionOptions }, `fhir_changes_${schema ?? 'public'}`));
+}
+
+const RELISTEN_MS = 1_000;
+
+/**
+ * LISTEN/NOTIFY on one channel per schema, through a session of its own (a pooled one would stop
+ * listening when returned). A lost session is replaced every second until one answers.
+ */
+class ChangeListener implements ChangeChannel {
+  private handlers?: Parameters<ChangeChannel['listen']>[0];
+  private session?: pg.Client;
+  private retry?: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(
+    private readonly clientConfig: pg.ClientConfig,
+    private readonly channel: string,
+  ) {}
+
+  async announce(conn: SqlConnection, resourceType: string): Promise<void> {
+    await conn.query('SELECT pg_notify($1, $2)', [this.channel, resourceType]);
+  }
+
+  listen(handlers: Parameters<ChangeChannel['listen']>[0]): void {
+    this.handlers = handlers;
+    void this.connect();
+  }
+
+  private async connect(): Promise<void> {
+    const session = new pg.Client(this.clientConfig);
+    session.on('error', () => undefined); // 'end' follows; the session is replaced then
+    session.on('notification', (message) => {
+      if (message.channel === this.channel && message.payload) this.handlers?.changed(message.payload);
+    });
+    session.on('end', () => this.lose(session));
+    try {
+      await session.connect();
+      await session.query(`LISTEN ${this.channel}`);
+    } catch {
+      this.lose(session);
+      await session.end().catch(() => undefined);
+      return;
+    }
+    if (this.closed) return void (await session.end());
+    this.session = session;
+    this.handlers?.ready();
+  }
+
+  private lose(session: pg.Client): void {
+    if (this.session === session) this.session = undefined;
+    this.handlers?.lost();
+    if (this.closed || this.retry || this.session) return;
+    this.retry = setTimeout(() => {
+      this.retry = undefined;
+      void this.connect();
+    }, RELISTEN_MS).unref();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.retry);
+    await this.session?.end();
+  }
 }

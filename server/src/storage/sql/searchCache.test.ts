@@ -35,10 +35,25 @@ describe('SearchCache', () => {
   it('keeps the most recently used pages up to its capacity', () => {
     const c = cache();
     const keys = ['a', 'b', 'c'].map((id) => c.keyOf(query('PractitionerRole', [{ kind: 'id', ids: [id] }]))!);
-    c.fill(keys[0], 'PractitionerRole', page('a'), 0);
-    c.fill(keys[1], 'PractitionerRole', page('b'), 0);
+    c.fill(keys[0], 'PractitionerRole', page('a'), c.begin('PractitionerRole'));
+    c.fill(keys[1], 'PractitionerRole', page('b'), c.begin('PractitionerRole'));
     c.get(keys[0]);
-    c.fill(keys[2], 'PractitionerRole', page('c'), 0);
+    c.fill(keys[2], 'PractitionerRole', page('c'), c.begin('PractitionerRole'));
     expect([c.get(keys[0]), c.get(keys[1]), c.get(keys[2])].map((p) => p && JSON.parse(p.contents[0]).id)).toEqual(['a', undefined, 'c']);
+  });
+
+  it('while suspended (changes of other processes may go unheard) it caches nothing; resuming starts empty', () => {
+    const c = cache();
+    const roles = c.keyOf(query('PractitionerRole'))!;
+    c.fill(roles, 'PractitionerRole', page('a'), c.begin('PractitionerRole'));
+    const started = c.begin('PractitionerRole');
+    c.suspend();
+    expect(c.get(roles)).toBeUndefined();
+    expect(c.keyOf(query('PractitionerRole'))).toBeUndefined();
+    c.resume();
+    c.fill(roles, 'PractitionerRole', page('stale'), started);
+    expect(c.get(roles)).toBeUndefined();
+    c.fill(roles, 'PractitionerRole', page('b'), c.begin('PractitionerRole'));
+    expect(c.get(roles)).toEqual(page('b'));
   });
 });

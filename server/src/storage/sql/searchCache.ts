@@ -8,24 +8,49 @@ export interface CachedPage {
 }
 
 /**
- * Search results of rarely written types (the provider directory, which every `$submit` queries)
- * for a store with exactly one writer process (embedded PGlite). A write of a type drops that type's
- * pages; a search fills only if no write of its type happened while it ran (the type's epoch), the
- * same rule as ReadCache. Searches that join other types (chains) are never cached.
+ * Search results of rarely written types (the provider directory, which every `$submit` queries).
+ * A write of a type drops that type's pages; a search fills only if no write of its type happened
+ * while it ran (the type's epoch), the same rule as ReadCache. Searches that join other types
+ * (chains) are never cached. With one writer process (PGlite) its own writes are all there is; where
+ * several processes share PostgreSQL, each learns of the others' committed writes by notification,
+ * and caches nothing while it cannot hear them (`suspend` until `resume`).
  */
 export class SearchCache {
   private readonly pages = new Map<string, { resourceType: string; page: CachedPage }>();
   private readonly epochs = new Map<string, number>();
+  private generation = 0;
+  private suspended = false;
 
   constructor(
     private readonly cachedTypes: ReadonlySet<string>,
     private readonly capacity: number,
   ) {}
 
-  /** The cache key of a query, or undefined when its answer may depend on other types. */
+  caches(resourceType: string): boolean {
+    return this.cachedTypes.has(resourceType);
+  }
+
+  /** The cache key of a query, or undefined when it is not cached (other types joined; suspended). */
   keyOf(query: SearchQuery): string | undefined {
-    if (!this.cachedTypes.has(query.resourceType) || !query.clauses.every(ownTypeOnly)) return undefined;
+    if (this.suspended || !this.cachedTypes.has(query.resourceType) || !query.clauses.every(ownTypeOnly)) return undefined;
     return JSON.stringify(query);
+  }
+
+  /** Writes may go unseen: drop everything and cache nothing until `resume`. */
+  suspend(): void {
+    this.suspended = true;
+    this.dropAll();
+  }
+
+  /** Writes are seen again; what was cached before may be stale. */
+  resume(): void {
+    this.dropAll();
+    this.suspended = false;
+  }
+
+  private dropAll(): void {
+    this.pages.clear();
+    this.generation++;
   }
 
   get(key: string): CachedPage | undefined {
@@ -37,19 +62,19 @@ export class SearchCache {
   }
 
   /** Marks the start of a search of `resourceType`; pass the result to `fill`. */
-  begin(resourceType: string): number {
-    return this.epochs.get(resourceType) ?? 0;
+  begin(resourceType: string): string {
+    return `${this.generation}/${this.epochs.get(resourceType) ?? 0}`;
   }
 
-  fill(key: string, resourceType: string, page: CachedPage, startedAt: number): void {
-    if (startedAt !== this.begin(resourceType)) return;
+  fill(key: string, resourceType: string, page: CachedPage, startedAt: string): void {
+    if (this.suspended || startedAt !== this.begin(resourceType)) return;
     this.pages.set(key, { resourceType, page });
     if (this.pages.size > this.capacity) this.pages.delete(this.pages.keys().next().value as string);
   }
 
   invalidate(resourceType: string): void {
     if (!this.cachedTypes.has(resourceType)) return;
-    this.epochs.set(resourceType, this.begin(resourceType) + 1);
+    this.epochs.set(resourceType, (this.epochs.get(resourceType) ?? 0) + 1);
     for (const [key, entry] of this.pages) if (entry.resourceType === resourceType) this.pages.delete(key);
   }
 }
