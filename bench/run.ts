@@ -505,6 +505,14 @@ ${profileOutput()}\`\`\`
   for the string and date index rows. Closing it: keep AuditEvents out of the
   clinical store's generic index (an append-only audit table with the few columns audit searches use, no history row
   for a resource that never changes), or send them to an audit repository (IHE BALP over ATNA/syslog).
+  Tried on 2026-11-30 and not kept: PGlite on a worker thread of its own, so that its SQL takes the second core as a
+  PostgreSQL server's does. On a freshly started 100k server the audited read went from 3,500-3,700 to 7,300-7,700/s
+  (0.17 ms of CPU per read instead of 0.30). But after the other workloads had run on the same server (a sequence
+  like this benchmark's, each way on a fresh copy of the store) it read at 3,000-3,400/s against 3,900-4,000/s on
+  one thread, \`$submit\` fell from 187-195 to 140-149/s, searches gained 15-45%, and peak RSS grew by about 110 MB
+  (a second V8 heap, and every row copied between threads). Statements inside a transaction pay a round trip through
+  the server thread's queue while PGlite, which runs one transaction at a time, waits for everyone; waiting for them
+  synchronously (Atomics.wait) recovered creates but not \`$submit\`.
 - **Unaudited reads against Express.** Each read verifies the token (cached), checks scopes and compartment, parses
   the stored JSON and serializes it again, through three router layers. Serving the stored JSON text without the
   parse, and one router instead of three, would close most of the gap to the ceiling.
@@ -517,11 +525,19 @@ ${profileOutput()}\`\`\`
   the ids a transaction Bundle assigns to its \`urn:uuid\` entries no longer cost a \`SELECT … FOR UPDATE\` each (before
   this change a 20-entry transaction ran 20 of them beside its 20 inserts); the profile shows what one such
   transaction runs now: one statement per entry. Writing a Bundle's consecutive creates in one statement, as
-  \`$submit\` does, would divide that again. A \`$submit\` now writes the case (CoverageEligibilityRequest and Response,
-  ServiceRequest, Task, Provenance) in one statement, but still runs about ten searches of the directory and the
-  member's history (the profile above lists them). Closing it: cache the directory (PractitionerRole, Practitioner,
-  Location change rarely; invalidate on write, across instances with LISTEN/NOTIFY on PostgreSQL) and group-commit
-  updates and whole cases as creates now are; on PostgreSQL, more cores for the database tier (its CPU per request is in the scale-out line).
+  \`$submit\` does, would divide that again. A \`$submit\` writes the case (CoverageEligibilityRequest and Response,
+  ServiceRequest, Task, Provenance) in one statement, and an approval's letter with its Communications in another.
+  Since 2026-11-30 each server process caches the provider directory's searches (PractitionerRole, Practitioner,
+  Location, Organization: \`server/src/storage/sql/searchCache.ts\`; dropped on any write of the type, and on
+  PostgreSQL on every process through LISTEN/NOTIFY), so the profile above counts about 7 statements per
+  \`$submit\` where it counted 14. Probed at 100k with 50 connections: 100 to 176/s on PGlite (server CPU 11-12.7 to
+  6-7 ms per \`$submit\`), 197-235 to 219-278/s on PostgreSQL. What remains is the member's own facts (Patient,
+  Coverage, CareTeam, the identifier lookup that makes a resubmission idempotent), the lock, the two inserts, the
+  decision's date arithmetic (Luxon, about 4%) and HTTP. On PGlite a CPU profile still puts 58% of the server's time in
+  the engine, which runs one transaction at a time: 500/s would need about 2 ms of server CPU per \`$submit\`, a
+  third of what the engine alone spends. Closing it would take group-committing whole cases (several \`$submit\`s in
+  one transaction and one insert) and, on PostgreSQL, more cores for the database tier (its CPU per request is in
+  the scale-out line).
 - **Search latency at 50 connections.** The plans below use indexes only. A sort by \`due\` walks the date index in
   order (Index Scan on sp_date_lo, then Incremental Sort) and stops once the page is full, so it no longer grows with
   the number of matches; \`resources\` is partitioned by type, which gives the planner statistics per type (with one
@@ -541,16 +557,19 @@ ${profileOutput()}\`\`\`
   condition), so its "linear scan" is a few milliseconds, and 50 times its rate would be some 10,000 searches per
   second, more than this server answers for any authenticated, audited request on two shared cores (see the reads).
   The ratio measures the peer's scan against our index only where the scanned type grows with the data (Tasks,
-  ServiceRequests). Even there it is near the line for the sort by \`due\` on PostgreSQL: the peer's scan of every Task ran
-  at 2.00/s, 3.09/s and 4.80/s in the full runs of 2026-11-25 11:43, 2026-11-30 09:17 and 10:08 (ratios on PostgreSQL
-  52.7, 33.2 and 23.1, with the same search code; ours ran at 105, 103 and 111/s). Each of
-  our searches walks the \`due\` index and fetches every Task it passes to test its business status (87 fetches for a
-  page of 20 in the plan below, 15 ms). What would close it: the UM queue's own index, business status and due date
-  in one B-tree on the Task partition, so the page is read in order without a fetch per skipped Task. The same fetches
-  put this search's PostgreSQL 1M latency near its 1.5× line (0.91×, 1.48× and 1.52× of the 100k p50 in the last
-  three full runs): the share of Tasks that match, and so the fetches per page, is the same at both sizes, so the time
-  per fetch is what grows, most likely because at 1M fewer of the Task rows it reads stay in PostgreSQL's 128 MB of
-  shared buffers. That index would remove it too.
+  ServiceRequests). Since 2026-11-30 repeated directory searches are answered from each process's search cache
+  (see \`$submit\`), which the PractitionerRole row shows (1,461 to 6,300/s in a quick run at 10k on PGlite).
+  The sort by \`due\` on PostgreSQL was the other near miss: the peer's scan of every Task ran at 2.00/s, 3.09/s and
+  4.80/s in the full runs of 2026-11-25 11:43, 2026-11-30 09:17 and 10:08 (ratios on PostgreSQL 52.7, 33.2 and 23.1;
+  ours ran at 105, 103 and 111/s). The plans showed why ours was slow: for three of the four business statuses
+  PostgreSQL, at its default \`random_page_cost\` of 4, hashed every Task's due date and sorted all matches (6-8 ms at
+  100k) instead of walking the date index in order (0.6 ms), and at 100k it added a parallel worker. Every session
+  of the server now plans with \`random_page_cost = 1.1\`, as PGlite's did (\`server/src/storage/sql/connection.ts\`):
+  a probe at 100k went from 283-302 to 1,085-1,277 searches/s. The remaining cost is a fetch per Task the walk passes
+  to test its business status; the UM queue's own B-tree (business status, due) on the Task partition would remove
+  it, and with it the PostgreSQL 1M latency's closeness to its 1.5× line (0.91×, 1.48× and 1.52× of the 100k p50 in
+  the full runs before this change: the share of matching Tasks is the same at both sizes, so the time per fetch is
+  what grows, most likely because fewer of the rows stay in PostgreSQL's 128 MB of shared buffers at 1M).
 - **PGlite at 1M in an earlier full run (2026-11-24).** That run got almost no answers from the 1M PGlite server, even to the
   by-patient search that EXPLAIN timed at 5 ms. Probed one request at a time on that store, the sort by \`due\` took
   1.2 to 3.4 s, and a request arriving while the server ran its planned ANALYZE (one statement over the whole
@@ -568,8 +587,10 @@ ${profileOutput()}\`\`\`
   more the first time in a process), which compiled code cannot shorten. The figure moves with the machine's load:
   the same start-up code took 1,487 ms in the full run of 2026-11-25 11:43, 2,082 ms in that of 2026-11-30 09:17 (whose
   profile's open of a small existing PGlite folder took 695 ms against 356 ms, and its initdb 5.5 s against 3.8 s) and
-  1,673 ms in that of 10:08; probes between the last two gave 1.66 to 2.0 s. What would bring it under 1.5 s with a margin: open PGlite while the
-  modules load (they are independent), and load the FHIRPath engine and the validator's model on first use.
+  1,673 ms in that of 10:08; probes between the last two gave 1.66 to 2.0 s, and on a quiet machine at 11:00 the same
+  day 619 to 792 ms (five starts on the 100k store at a fixed port). What would bring it under 1.5 s with a margin
+  even on a slow minute: open PGlite while the modules load (they are independent), and load the FHIRPath engine and
+  the validator's model on first use.
 - **Memory.** PGlite now runs with 32 MB of shared buffers instead of 128 (its WebAssembly memory never shrinks, and
   the pages it does not hold are one read away in the OS page cache). In an A/B on the 100k store (the four searches,
   then reads, at 50 connections, twice each way) peak RSS was 416-419 MB against 506-531 MB, for 4-8% fewer searches
@@ -582,7 +603,9 @@ ${profileOutput()}\`\`\`
   figure (353 MB in the run of 2026-11-25, 469 and 487 MB in those of 2026-11-30) is Node's alone: the later runs, their
   load generator fixed, drove about three times as many reads per second through the server, which leaves more garbage
   between collections. A larger young generation (\`--max-semi-space-size=64\`) raised the PGlite peak by about 100 MB in
-  a probe (506-535 against 404-426 MB) for no gain in rate.
+  a probe (506-535 against 404-426 MB) for no gain in rate. On PGlite the target is below what the process holds at
+  rest: just after start on the 100k store (2026-11-30) RSS was 337 MB, of which 139 MB is the engine's WebAssembly
+  memory (V8's "external"), 41 MB the heap after a collection, and most of the rest compiled code.
 `);
   lines.push('\n## Query plans\n');
   for (const d of all) {
