@@ -107,7 +107,7 @@ export class SqlFhirStore implements FhirStore {
     private readonly hooks: WriteHook[] = [],
     /** Only for a single-process store (PGlite); shared by the transaction-bound instances. */
     private readonly cache?: ReadCache,
-    /** Likewise: pages of directory searches. */
+    /** Pages of directory searches (both drivers, see SearchCache); shared likewise. */
     private readonly searchCache?: SearchCache,
   ) {}
 
