@@ -505,6 +505,14 @@ ${profileOutput()}\`\`\`
   for the string and date index rows. Closing it: keep AuditEvents out of the
   clinical store's generic index (an append-only audit table with the few columns audit searches use, no history row
   for a resource that never changes), or send them to an audit repository (IHE BALP over ATNA/syslog).
+  The AuditEvents of reads must also keep up with the reads: until 2026-11-30 the audit writer took one batch at a
+  time and let the rest wait in memory, and the full run at 11:37 that day read at 4,792/s on PostgreSQL while its
+  audit log fell behind (probed at 100k: after three 5 s rounds 31,200 AuditEvents were still in memory, and RSS
+  grew with them, to 864 MB in that run). It now writes up to four batches at a time and makes requests wait before
+  answering once 1,000 AuditEvents are unstored (\`server/src/fhir/audit.ts\`): the same probe then stored every
+  round's AuditEvents within the round, read at 3,000-3,500/s and peaked at 253 MB. Batches of 100 or 200, or eight
+  writers, did no better: PostgreSQL's share of the two cores is the limit. PGlite had kept up (3,600-3,800/s,
+  every AuditEvent stored).
   Tried on 2026-11-30 and not kept: PGlite on a worker thread of its own, so that its SQL takes the second core as a
   PostgreSQL server's does. On a freshly started 100k server the audited read went from 3,500-3,700 to 7,300-7,700/s
   (0.17 ms of CPU per read instead of 0.30). But after the other workloads had run on the same server (a sequence

@@ -76,7 +76,7 @@ export async function startServer(
   // With PORT=0 the real port is known only now; PUBLIC_URL, when set, wins.
   const url = config.publicUrl.replace(/:0$/, `:${port}`);
   const fhirBase = `${url}/fhir`;
-  const audit = new BufferedAuditSink(store, { intervalMs: 50, maxBatch: 50, enabled: config.auditEnabled });
+  const audit = new BufferedAuditSink(store, { enabled: config.auditEnabled, intervalMs: 50, maxBatch: 50, maxWriters: 4, maxBacklog: 1_000 });
   const parts = await makeParts({ config, publicUrl: url, fhirBase, store, registry, logger, audit });
   await parts.seed?.(store);
   const ctx: FhirContext = {

@@ -202,7 +202,7 @@ function auditOAuthOutcome(audit: AuditSink) {
       if (endpoint === 'authorize' && !redirected && res.statusCode < 400) return;
       const location = res.getHeader('location');
       const failed = redirected && typeof location === 'string' && /[?&]error=/.test(location);
-      audit.record({ interaction: 'login', operation: endpoint, status: res.statusCode, clientId: clientIdOf(req), failed });
+      void audit.record({ interaction: 'login', operation: endpoint, status: res.statusCode, clientId: clientIdOf(req), failed }); // answered already
     });
     next();
   };

@@ -65,53 +65,119 @@ export function toAuditEvent(record: AuditRecord, recorded: Date): AuditEvent {
 const MAX_PENDING = 20_000;
 const RETRY_MS = 1_000;
 
+export interface AuditSinkOptions {
+  enabled: boolean;
+  /** A partial batch waits at most this long. */
+  intervalMs: number;
+  maxBatch: number;
+  /** Batches written at the same time (PostgreSQL runs them on separate sessions). */
+  maxWriters: number;
+  /** Events not yet stored beyond which requests wait before answering. */
+  maxBacklog: number;
+}
+
 /**
  * Writes AuditEvents in batches so a read costs one buffered insert, not a transaction of its own.
- * `flush()` runs on shutdown; at most `intervalMs` of audit records are at risk on a hard crash.
- * A batch the database refused for a transient reason (503) is kept and retried.
+ * When requests come faster than the database stores their AuditEvents, `record` hands back a promise
+ * that the request waits for before answering: the server slows down to what its audit log can take
+ * instead of holding a growing backlog in memory (which a crash would lose). While the database is
+ * unavailable (503) records are kept, up to MAX_PENDING, and retried, and nobody waits on them.
+ * `flush()` runs on shutdown; at most `intervalMs` and `maxBacklog` of audit records are at risk on a hard crash.
  */
 export class BufferedAuditSink implements AuditSink {
   private queue: AuditEvent[] = [];
   private timer?: NodeJS.Timeout;
-  private flushing: Promise<void> = Promise.resolve();
+  private readonly writes = new Set<Promise<void>>();
+  private eventsBeingWritten = 0;
+  private waiting: (() => void)[] = [];
+  /** The database refused a batch as unavailable: writes resume on the retry timer. */
+  private retrying = false;
   failures = 0;
 
   constructor(
     private readonly store: FhirStore,
-    private readonly options: { intervalMs: number; maxBatch: number; enabled: boolean } = { intervalMs: 200, maxBatch: 200, enabled: true },
+    private readonly options: AuditSinkOptions = { enabled: true, intervalMs: 50, maxBatch: 50, maxWriters: 4, maxBacklog: 1_000 },
   ) {}
 
-  record(record: AuditRecord): void {
-    if (!this.options.enabled) return;
+  record(record: AuditRecord): Promise<void> | undefined {
+    if (!this.options.enabled) return undefined;
     this.queue.push(toAuditEvent(record, new Date()));
-    if (this.queue.length >= this.options.maxBatch) void this.flush();
-    else if (!this.timer) this.timer = setTimeout(() => void this.flush(), this.options.intervalMs);
+    this.startWrites(false);
+    if (this.retrying || this.backlog() <= this.options.maxBacklog) return undefined;
+    return new Promise<void>((resolve) => this.waiting.push(resolve));
   }
 
-  flush(): Promise<void> {
-    if (this.timer) clearTimeout(this.timer);
+  /** Writes everything recorded so far (unless the database is unavailable, when the retry timer keeps it). */
+  async flush(): Promise<void> {
+    for (;;) {
+      this.startWrites(true);
+      if (!this.writes.size) return;
+      await Promise.all(this.writes);
+      if (this.retrying) return;
+    }
+  }
+
+  private backlog(): number {
+    return this.queue.length + this.eventsBeingWritten;
+  }
+
+  /** Starts a write per full batch (any batch when `partial`) while writers are free; a timer takes the rest. */
+  private startWrites(partial: boolean): void {
+    if (this.retrying) return;
+    if (partial) this.clearTimer();
+    while (this.writes.size < this.options.maxWriters && (this.queue.length >= this.options.maxBatch || (partial && this.queue.length > 0))) {
+      this.write(this.queue.splice(0, this.options.maxBatch));
+    }
+    if (this.queue.length > 0 && !this.timer) this.timer = setTimeout(() => this.startWrites(true), this.options.intervalMs);
+  }
+
+  private write(batch: AuditEvent[]): void {
+    this.eventsBeingWritten += batch.length;
+    const write: Promise<void> = this.store
+      .createMany(batch)
+      .then(
+        () => undefined,
+        (err: unknown) => this.failed(batch, err),
+      )
+      .finally(() => {
+        this.writes.delete(write);
+        this.eventsBeingWritten -= batch.length;
+        this.release();
+        this.startWrites(false);
+      });
+    this.writes.add(write);
+  }
+
+  private failed(batch: AuditEvent[], err: unknown): void {
+    if (!(err instanceof FhirError && err.status === 503)) {
+      this.failures += batch.length;
+      return;
+    }
+    this.queue = [...batch, ...this.queue];
+    const excess = this.queue.length - MAX_PENDING;
+    if (excess > 0) {
+      this.queue.splice(0, excess);
+      this.failures += excess;
+    }
+    if (this.retrying) return;
+    this.retrying = true;
+    this.clearTimer();
+    setTimeout(() => {
+      this.retrying = false;
+      this.startWrites(true);
+    }, RETRY_MS).unref();
+  }
+
+  /** Lets waiting requests answer once the backlog is under its limit (or the database is away). */
+  private release(): void {
+    if (!this.retrying && this.backlog() > this.options.maxBacklog) return;
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const resolve of waiting) resolve();
+  }
+
+  private clearTimer(): void {
+    clearTimeout(this.timer);
     this.timer = undefined;
-    const batch = this.queue;
-    this.queue = [];
-    if (!batch.length) return this.flushing;
-    this.flushing = this.flushing.then(() =>
-      this.store
-        .createMany(batch)
-        .then(() => undefined)
-        .catch((err: unknown) => {
-          if (!(err instanceof FhirError && err.status === 503)) {
-            this.failures += batch.length;
-            return;
-          }
-          this.queue = [...batch, ...this.queue];
-          const excess = this.queue.length - MAX_PENDING;
-          if (excess > 0) {
-            this.queue.splice(0, excess);
-            this.failures += excess;
-          }
-          if (!this.timer) this.timer = setTimeout(() => void this.flush(), RETRY_MS).unref();
-        }),
-    );
-    return this.flushing;
   }
 }

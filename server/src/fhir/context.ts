@@ -37,7 +37,8 @@ export interface AuditRecord {
 }
 
 export interface AuditSink {
-  record(event: AuditRecord): void;
+  /** A promise when the request should wait for it before answering (the audit log is behind). */
+  record(event: AuditRecord): Promise<void> | undefined;
 }
 
 export interface OperationArgs {

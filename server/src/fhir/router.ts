@@ -111,7 +111,7 @@ export async function handleRequest(req: FhirRequest, ctx: FhirContext): Promise
     if (error.status >= 500 && !(err instanceof FhirError)) ctx.onUnexpectedError?.(err);
     response = { status: error.status, body: error.outcome, headers: error.headers };
   }
-  ctx.audit.record({
+  await ctx.audit.record({
     interaction: interactionOf(req),
     resourceType: req.path[0]?.startsWith('$') || req.path[0] === '_history' ? undefined : req.path[0],
     id: req.path.length >= 2 && !req.path[1].startsWith('$') && !req.path[1].startsWith('_') ? req.path[1] : undefined,

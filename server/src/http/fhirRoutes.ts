@@ -150,7 +150,9 @@ function errorHandler(ctx: FhirContext) {
       if (!(err instanceof FhirError)) ctx.onUnexpectedError?.(err);
     }
     const resourceType = /^\/([A-Z][A-Za-z]{1,63})(\/|$)/.exec(req.path)?.[1];
-    ctx.audit.record({ interaction: error.status === 401 ? 'login' : 'refused', resourceType, status: error.status });
-    send(res, { status: error.status, body: error.outcome, headers: error.headers });
+    const answer = () => send(res, { status: error.status, body: error.outcome, headers: error.headers });
+    const behind = ctx.audit.record({ interaction: error.status === 401 ? 'login' : 'refused', resourceType, status: error.status });
+    if (behind) void behind.then(answer);
+    else answer();
   };
 }
