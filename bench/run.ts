@@ -524,7 +524,8 @@ ${profileOutput()}\`\`\`
 - **Unaudited reads against Express.** Each read verifies the token (cached), checks scopes and compartment, parses
   the stored JSON and serializes it again, through three router layers. Serving the stored JSON text without the
   parse, and one router instead of three, would close most of the gap to the ceiling.
-- **Creates, updates, transactions, \`$submit\`.** The peer writes to memory; ours writes a durable row, a history row
+- **Creates, updates, transactions, \`$submit\`.** The peer writes to memory; ours writes a durable row (on PostgreSQL flushed to disk at commit; PGlite writes its files without
+  fsync, so its commits survive a killed process but not a power loss: see the README), a history row
   and index rows in one statement (about 2 ms in PGlite, which runs one statement at a time on one core), plus
   validation and the AuditEvent. Creates with server-assigned ids that arrive together are now written together
   (group commit, \`server/src/storage/sql/groupCommit.ts\`): while one batch is being written the next ones wait and go
