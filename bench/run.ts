@@ -547,6 +547,13 @@ ${profileOutput()}\`\`\`
   third of what the engine alone spends. Closing it would take group-committing whole cases (several \`$submit\`s in
   one transaction and one insert) and, on PostgreSQL, more cores for the database tier (its CPU per request is in
   the scale-out line).
+- **Tail latency on PGlite (fixed 2026-11-30).** Until then a \`$submit\` at 50 connections had a p99 of 3-4 s and a
+  maximum of 7 s while the server's own log timed every \`$submit\` under 0.3 s from the moment it was read. PGlite
+  hands its lock from one waiting statement or transaction to the next in promise callbacks, and Node reads no
+  socket until those run out, so under load new requests sat unread in their sockets. Each statement outside a
+  transaction, and each transaction, now starts on a new turn of the event loop
+  (\`server/src/storage/sql/pglite.ts\`; a test fails without it). Probed at 100k: \`$submit\` p99 3,051 to 718 ms
+  (maximum 6.8 s to 0.9 s) for 167 against 188/s, and the sort by due's p99 906 to 431 ms at the same rate.
 - **Search latency at 50 connections.** The plans below use indexes only. A sort by \`due\` walks the date index in
   order (Index Scan on sp_date_lo, then Incremental Sort) and stops once the page is full, so it no longer grows with
   the number of matches; \`resources\` is partitioned by type, which gives the planner statistics per type (with one

@@ -206,6 +206,21 @@ describe.each(STORE_DRIVERS)('FhirStore contract on $name', (driver) => {
     expect(await bySpecialty()).toEqual([c]);
   });
 
+  it('transactions queued behind each other leave the event loop turns, so new requests are read between them', async () => {
+    let finished = 0;
+    const queued = Array.from({ length: 100 }, () =>
+      store
+        .transaction(async (tx) => {
+          await tx.find('Patient', 'nobody');
+          await tx.search({ resourceType: 'Task', clauses: [{ kind: 'token', param: 'status', values: ['status|*|draft'], not: false }], sort: [], count: 1, offset: 0, total: false });
+        })
+        .then(() => finished++),
+    );
+    const finishedAtFirstTurn = await new Promise<number>((resolve) => setImmediate(() => resolve(finished)));
+    await Promise.all(queued);
+    expect(finishedAtFirstTurn).toBeLessThan(100);
+  });
+
   it('outbox: dedupes, leases, retries and completes', async () => {
     await store.enqueue('k', { n: 1 }, `dedupe-${driver.name}`);
     await store.enqueue('k', { n: 1 }, `dedupe-${driver.name}`);
