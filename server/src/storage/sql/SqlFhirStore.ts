@@ -389,7 +389,7 @@ export class SqlFhirStore implements FhirStore {
     if (cached) return cached;
     const startedAt = this.searchCache!.begin(query.resourceType);
     const page = await this.pageFromDatabase(query);
-    if (!this.writtenTypes.has(query.resourceType)) this.searchCache!.fill(key, query.resourceType, page, startedAt);
+    this.searchCache!.fill(key, query.resourceType, page, startedAt); // refused if this transaction wrote the type meanwhile (its epoch moved)
     return page;
   }
 

@@ -1,20 +1,20 @@
+import { LruMap } from './lru.js';
+
 /**
  * Current-version cache for a store that has exactly one writer process (embedded PGlite).
  * Writes invalidate; a read fills the cache only if no write happened while it ran (the epoch
  * check), so a slow read never puts back a version older than the one just written.
  */
 export class ReadCache {
-  private readonly entries = new Map<string, string | null>();
+  private readonly entries: LruMap<string, string | null>;
   private epoch = 0;
 
-  constructor(private readonly capacity: number) {}
+  constructor(capacity: number) {
+    this.entries = new LruMap(capacity);
+  }
 
   get(key: string): string | null | undefined {
-    const hit = this.entries.get(key);
-    if (hit === undefined) return undefined;
-    this.entries.delete(key);
-    this.entries.set(key, hit); // most recently used last
-    return hit;
+    return this.entries.get(key);
   }
 
   /** Marks the start of a read; pass the result to `fill`. */
@@ -24,9 +24,7 @@ export class ReadCache {
 
   /** `null` records "deleted" (410). */
   fill(key: string, value: string | null, startedAt: number): void {
-    if (startedAt !== this.epoch) return;
-    this.entries.set(key, value);
-    if (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value as string);
+    if (startedAt === this.epoch) this.entries.set(key, value);
   }
 
   invalidate(key: string): void {

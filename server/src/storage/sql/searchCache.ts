@@ -1,4 +1,5 @@
 import type { SearchClause, SearchQuery } from '../FhirStore.js';
+import { LruMap } from './lru.js';
 
 /** A cached page: the stored JSON of each match, as the database returned it. */
 export interface CachedPage {
@@ -16,15 +17,17 @@ export interface CachedPage {
  * and caches nothing while it cannot hear them (`suspend` until `resume`).
  */
 export class SearchCache {
-  private readonly pages = new Map<string, { resourceType: string; page: CachedPage }>();
+  private readonly pages: LruMap<string, { resourceType: string; page: CachedPage }>;
   private readonly epochs = new Map<string, number>();
   private generation = 0;
   private suspended = false;
 
   constructor(
     private readonly cachedTypes: ReadonlySet<string>,
-    private readonly capacity: number,
-  ) {}
+    capacity: number,
+  ) {
+    this.pages = new LruMap(capacity);
+  }
 
   caches(resourceType: string): boolean {
     return this.cachedTypes.has(resourceType);
@@ -54,11 +57,7 @@ export class SearchCache {
   }
 
   get(key: string): CachedPage | undefined {
-    const hit = this.pages.get(key);
-    if (!hit) return undefined;
-    this.pages.delete(key);
-    this.pages.set(key, hit); // most recently used last
-    return hit.page;
+    return this.pages.get(key)?.page;
   }
 
   /** Marks the start of a search of `resourceType`; pass the result to `fill`. */
@@ -67,15 +66,13 @@ export class SearchCache {
   }
 
   fill(key: string, resourceType: string, page: CachedPage, startedAt: string): void {
-    if (this.suspended || startedAt !== this.begin(resourceType)) return;
-    this.pages.set(key, { resourceType, page });
-    if (this.pages.size > this.capacity) this.pages.delete(this.pages.keys().next().value as string);
+    if (!this.suspended && startedAt === this.begin(resourceType)) this.pages.set(key, { resourceType, page });
   }
 
   invalidate(resourceType: string): void {
     if (!this.cachedTypes.has(resourceType)) return;
     this.epochs.set(resourceType, (this.epochs.get(resourceType) ?? 0) + 1);
-    for (const [key, entry] of this.pages) if (entry.resourceType === resourceType) this.pages.delete(key);
+    this.pages.clear((entry) => entry.resourceType === resourceType);
   }
 }
 
