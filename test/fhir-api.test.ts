@@ -366,6 +366,10 @@ describe.each(STORE_DRIVERS)('FHIR REST API on $name', (driver) => {
       ['XML requested', 'Patient?_format=xml', {}, 406],
       ['id mismatch on update', 'Patient/a1', { method: 'PUT', json: { resourceType: 'Patient', id: 'b2' } }, 400],
       ['writes to conformance resources', 'StructureDefinition', { method: 'POST', json: { resourceType: 'StructureDefinition' } }, 405],
+      ['an update of the append-only audit trail', 'AuditEvent/a1', { method: 'PUT', json: { resourceType: 'AuditEvent', id: 'a1' } }, 405],
+      ['a patch of the audit trail', 'AuditEvent/a1', { method: 'PATCH', body: '[]', headers: { 'content-type': 'application/json-patch+json' } }, 405],
+      ['a delete from the audit trail', 'AuditEvent/a1', { method: 'DELETE' }, 405],
+      ['a text search of AuditEvents (the audit table keeps tokens, references and dates)', 'AuditEvent?type:text=rest', {}, 400],
       ['unknown operation', 'Patient/$nothing', { method: 'POST', json: { resourceType: 'Parameters' } }, 404],
     ];
     it.each(cases)('%s', async (_name, path, init, status) => {
@@ -446,6 +450,10 @@ describe.each(STORE_DRIVERS)('FHIR REST API on $name', (driver) => {
       expect(task.searchParam.map((p) => p.name)).toContain('due');
       const sd = cs.rest[0].resource.find((r) => r.type === 'StructureDefinition')!;
       expect(sd.interaction.map((i) => i.code)).not.toContain('create');
+      const audit = cs.rest[0].resource.find((r) => r.type === 'AuditEvent')!;
+      expect(audit.interaction.map((i) => i.code).sort()).toEqual(['create', 'history-instance', 'history-type', 'read', 'search-type', 'vread']);
+      expect(audit.searchParam.map((p) => p.name)).toEqual(expect.arrayContaining(['date', 'patient', 'agent', 'entity', 'type', 'subtype', 'action', 'outcome', 'altid', 'policy']));
+      expect(audit.searchParam.map((p) => p.name)).not.toContain('agent-name'); // a string parameter: not kept for AuditEvents
     });
   });
 });

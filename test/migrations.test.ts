@@ -1,4 +1,4 @@
-import type { Binary, Patient, SearchParameter, Task } from 'fhir/r4.js';
+import type { AuditEvent, Binary, Patient, SearchParameter, Task } from 'fhir/r4.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ourSearchParameters, readConformanceResources } from '../server/src/fhir/conformance.js';
 import { Indexer } from '../server/src/fhir/search/indexer.js';
@@ -23,7 +23,7 @@ describe.each(drivers)('schema migrations and re-indexing on $name', ({ config }
     await dropSchema(cfg);
   });
 
-  it('migration 3 moves every stored resource into its type partition; reads, searches, history and writes work after it', async () => {
+  it('migration 3 moves every stored resource into its type partition, migration 4 every AuditEvent into the audit table; reads, searches, history and writes work after them', async () => {
     conn = await openConnection(cfg);
     await migrate(conn, 2);
     const before = new SqlFhirStore(conn, new Indexer(registry));
@@ -33,6 +33,13 @@ describe.each(drivers)('schema migrations and re-indexing on $name', ({ config }
     );
     await before.update({ ...tasks[0], status: 'cancelled' } as Task);
     const binary = await before.create({ resourceType: 'Binary', contentType: 'text/plain', data: 'aGk=' } as Binary);
+    // An AuditEvent as the clinical index held them before migration 4: current row, history row, date and string rows.
+    const oldAudit = { resourceType: 'AuditEvent', id: 'old-audit', meta: { versionId: '1', lastUpdated: '2026-11-01T00:00:00.000Z' }, type: { code: 'rest' }, recorded: '2026-10-31T12:00:00Z', outcome: '4', agent: [{ who: { reference: 'Practitioner/p1' }, requestor: true }], source: { observer: { display: 'x' } }, entity: [{ what: { reference: `Patient/${patient.id}` } }] } as AuditEvent;
+    const oldIndex = new Indexer(registry).index(oldAudit);
+    await conn.query(`INSERT INTO resources (res_type, id, version_id, last_updated, content, tokens, refs, compartments) VALUES ('AuditEvent', 'old-audit', 1, '2026-11-01T00:00:00Z', $1::json, $2, $3, $4)`, [JSON.stringify(oldAudit), oldIndex.tokens, oldIndex.refs, oldIndex.compartments]);
+    await conn.query(`INSERT INTO resource_history (res_type, id, version_id, last_updated, content) VALUES ('AuditEvent', 'old-audit', 1, '2026-11-01T00:00:00Z', $1::json)`, [JSON.stringify(oldAudit)]);
+    await conn.query(`INSERT INTO sp_date (res_type, id, param, lo, hi) VALUES ('AuditEvent', 'old-audit', 'date', '2026-10-31T12:00:00Z', '2026-10-31T12:00:00Z')`);
+    await conn.query(`INSERT INTO sp_string (res_type, id, param, value, exact) VALUES ('AuditEvent', 'old-audit', 'type:text', 'rest', 'rest')`);
 
     await migrate(conn);
     const partitions = await conn.query(`SELECT tableoid::regclass::text AS part, res_type FROM resources WHERE id = ANY($1::text[]) ORDER BY res_type`, [[patient.id, tasks[1].id, binary.id]]);
@@ -56,6 +63,13 @@ describe.each(drivers)('schema migrations and re-indexing on $name', ({ config }
     expect(open.resources.map((t) => (t as Task).restriction?.period?.end)).toEqual([...open.resources.map((t) => (t as Task).restriction?.period?.end)].sort());
     const created = await after.create({ resourceType: 'Task', status: 'draft', intent: 'order' } as Task);
     await expect(after.create({ ...created })).rejects.toMatchObject({ status: 409 });
+
+    // Migration 4 moved the AuditEvent to the audit table, its recorded date from the old date row, and left nothing behind.
+    expect(await after.read('AuditEvent', 'old-audit')).toEqual(oldAudit);
+    const failures = await after.search({ resourceType: 'AuditEvent', clauses: [{ kind: 'token', param: 'outcome', values: ['outcome|*|4'], not: false }, { kind: 'date', param: 'date', values: [{ prefix: 'lt', lo: new Date('2026-11-01T00:00:00Z'), hi: new Date('2026-11-01T23:59:59.999Z') }] }], sort: [], count: 10, offset: 0, total: false });
+    expect(failures.resources.map((r) => r.id)).toEqual(['old-audit']);
+    const leftBehind = await conn.query(`SELECT (SELECT count(*) FROM resources WHERE res_type = 'AuditEvent') + (SELECT count(*) FROM resource_history WHERE res_type = 'AuditEvent') + (SELECT count(*) FROM sp_date WHERE res_type = 'AuditEvent') + (SELECT count(*) FROM sp_string WHERE res_type = 'AuditEvent') AS n`);
+    expect(Number(leftBehind.rows[0].n)).toBe(0);
   });
 
   it('reindex applies a new search parameter to stored resources and removes what an old one indexed', async () => {
@@ -81,6 +95,21 @@ describe.each(drivers)('schema migrations and re-indexing on $name', ({ config }
     await without.reindex('Patient');
     expect(await inSpring(withParam)).toBe(0); // the parameter's rows are gone again
     expect((await without.search({ resourceType: 'Patient', clauses: [{ kind: 'token', param: 'identifier', values: [`identifier|urn:reindex|${marker}`], not: false }], sort: [], count: 20, offset: 0, total: true })).total).toBe(7);
+  });
+
+  it('reindex also rewrites the index arrays of AuditEvents in their own table', async () => {
+    const site: SearchParameter = { resourceType: 'SearchParameter', url: 'urn:test:audit-site-name', name: 'audit-site-name', status: 'active', description: 'Where the event happened', code: 'site-name', base: ['AuditEvent'], type: 'token', expression: 'AuditEvent.source.site' };
+    const without = new SqlFhirStore(conn!, new Indexer(registry));
+    const withParam = new SqlFhirStore(conn!, new Indexer(SearchParamRegistry.withStandard([...ourSearchParameters(readConformanceResources()), site])));
+    const marker = `campus-${Date.now()}`;
+    const [event] = await without.createMany([{ resourceType: 'AuditEvent', type: { code: 'rest' }, recorded: '2026-11-30T10:00:00Z', agent: [{ requestor: true }], source: { site: marker, observer: { display: 'x' } } } as AuditEvent]);
+    const atSite = async () =>
+      (await withParam.search({ resourceType: 'AuditEvent', clauses: [{ kind: 'token', param: 'site-name', values: [`site-name|*|${marker}`], not: false }], sort: [], count: 5, offset: 0, total: false })).resources.map((r) => r.id);
+    expect(await atSite()).toEqual([]);
+    expect(await withParam.reindex('AuditEvent')).toBeGreaterThanOrEqual(1);
+    expect(await atSite()).toEqual([event.id]);
+    await without.reindex();
+    expect(await atSite()).toEqual([]);
   });
 
   it('analyze refreshes statistics table by table: only the never-analyzed ones on request, then every table', async () => {

@@ -1,12 +1,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Patient, PractitionerRole, SearchParameter, Task } from 'fhir/r4.js';
+import type { AuditEvent, Patient, PractitionerRole, SearchParameter, Task } from 'fhir/r4.js';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FhirError } from '../server/src/fhir/outcomes.js';
 import { SearchParamRegistry } from '../server/src/fhir/search/registry.js';
-import type { FhirStore, SearchClause } from '../server/src/storage/FhirStore.js';
+import type { FhirStore, SearchClause, SortRule } from '../server/src/storage/FhirStore.js';
 import { openStore } from '../server/src/storage/openStore.js';
 import { waitFor } from './helpers/providerServer.js';
 import { dropSchema, postgresConfig, STORE_DRIVERS, TEST_DATABASE_URL } from './helpers/stores.js';
@@ -117,6 +117,62 @@ describe.each(STORE_DRIVERS)('FhirStore contract on $name', (driver) => {
     const created = await store.create(task('requested'));
     await expect(store.create({ ...created })).rejects.toMatchObject({ status: 409 });
     await expect(store.update({ ...created }, '7')).rejects.toMatchObject({ status: 412 });
+  });
+
+  it('AuditEvents: append-only, read, searched by token, reference and recorded date, sorted by date, in history; never changed', async () => {
+    const agent = `Practitioner/auditor-${driver.name}-${Date.now()}`;
+    const event = (i: number): AuditEvent => ({
+      resourceType: 'AuditEvent',
+      type: { system: 'http://terminology.hl7.org/CodeSystem/audit-event-type', code: 'rest' },
+      action: i === 2 ? 'C' : 'R',
+      recorded: `2026-0${i + 1}-15T10:00:00Z`,
+      outcome: i === 1 ? '4' : '0',
+      agent: [{ who: { reference: agent }, requestor: true }],
+      source: { observer: { display: 'test' } },
+      entity: [{ what: { reference: `Patient/audited-${driver.name}-${i}` } }],
+    });
+    const events = await store.createMany([0, 1, 2].map(event));
+    const byAgent: SearchClause = { kind: 'reference', param: 'agent', values: [`agent|${agent}`] };
+    const ids = async (clauses: SearchClause[], sort: SortRule[] = [{ param: 'date', kind: 'date', descending: false }]) =>
+      (await store.search({ resourceType: 'AuditEvent', clauses: [byAgent, ...clauses], sort, count: 10, offset: 0, total: false })).resources.map((r) => r.id);
+    const [e0, e1, e2] = events.map((e) => e.id);
+
+    expect(await store.read('AuditEvent', e1!)).toEqual(events[1]);
+    expect(await store.vread('AuditEvent', e1!, '1')).toEqual(events[1]);
+    await expect(store.vread('AuditEvent', e1!, '2')).rejects.toMatchObject({ status: 404 });
+    expect(await ids([])).toEqual([e0, e1, e2]);
+    expect(await ids([], [{ param: 'date', kind: 'date', descending: true }])).toEqual([e2, e1, e0]);
+    expect(await ids([{ kind: 'token', param: 'outcome', values: ['outcome|*|4'], not: false }])).toEqual([e1]);
+    expect(await ids([{ kind: 'token', param: 'outcome', values: ['outcome|*|4'], not: true }])).toEqual([e0, e2]);
+    expect(await ids([{ kind: 'reference', param: 'entity', values: [`entity|Patient/audited-${driver.name}-2`] }])).toEqual([e2]);
+    expect(await ids([{ kind: 'date', param: 'date', values: [{ prefix: 'ge', lo: new Date('2026-02-01T00:00:00Z'), hi: new Date('2026-02-01T23:59:59.999Z') }] }])).toEqual([e1, e2]);
+    expect(await ids([{ kind: 'date', param: 'date', values: [{ prefix: 'eq', lo: new Date('2026-01-15T00:00:00Z'), hi: new Date('2026-01-15T23:59:59.999Z') }] }])).toEqual([e0]);
+    expect(await ids([{ kind: 'missing', param: 'subtype', missing: true }])).toEqual([e0, e1, e2]);
+    const total = await store.search({ resourceType: 'AuditEvent', clauses: [byAgent], sort: [], count: 0, offset: 0, total: true });
+    expect(total.total).toBe(3);
+    await expect(ids([{ kind: 'string', param: 'agent-name', mode: 'starts', values: ['x'] }])).rejects.toMatchObject({ status: 400 });
+
+    // A patient found through the AuditEvents that name it (_has), as for any other type.
+    const audited = `audited-${driver.name}-1`;
+    await store.update({ resourceType: 'Patient', id: audited } as Patient);
+    const viaHas = await store.search({ resourceType: 'Patient', clauses: [{ kind: 'reverseChain', sourceType: 'AuditEvent', refParam: 'entity', clause: { kind: 'token', param: 'outcome', values: ['outcome|*|4'], not: false } }], sort: [], count: 10, offset: 0, total: false });
+    expect(viaHas.resources.map((r) => r.id)).toContain(audited);
+
+    const typeHistory = await store.history({ resourceType: 'AuditEvent', count: 1000, offset: 0 });
+    expect(typeHistory.filter((h) => events.some((e) => e.id === h.id)).map((h) => [h.versionId, h.created, h.deleted])).toEqual([['1', true, false], ['1', true, false], ['1', true, false]]);
+    expect((await store.history({ resourceType: 'AuditEvent', id: e0, count: 10, offset: 0 })).map((h) => h.resource)).toEqual([events[0]]);
+    const systemHistory = await store.history({ count: 1000, offset: 0 });
+    expect(systemHistory.map((h) => `${h.resourceType}/${h.id}`)).toEqual(expect.arrayContaining([`AuditEvent/${e0}`, `Patient/${audited}`]));
+
+    await expect(store.update({ ...events[0], outcome: '8' })).rejects.toMatchObject({ status: 405 });
+    await expect(store.delete('AuditEvent', e0!)).rejects.toMatchObject({ status: 405 });
+    await expect(store.create({ ...events[0] })).rejects.toMatchObject({ status: 409 });
+    await expect(store.transaction(async (tx) => {
+      await tx.create({ ...event(0), id: `rolled-back-${driver.name}` });
+      throw new Error('abort');
+    })).rejects.toThrow('abort');
+    expect(await store.find('AuditEvent', `rolled-back-${driver.name}`)).toBeUndefined();
+    expect(await store.read('AuditEvent', e0!)).toEqual(events[0]);
   });
 
   it('a create with a given id inserts first: parallel creates of one id leave one version, a deleted id is revived', async () => {

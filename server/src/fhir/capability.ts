@@ -1,6 +1,6 @@
 import type { CapabilityStatement, CapabilityStatementRestResource } from 'fhir/r4.js';
 import type { FhirContext } from './context.js';
-import { isReadOnlyType, RESOURCE_TYPES } from './resourceTypes.js';
+import { isAppendOnlyType, isReadOnlyType, RESOURCE_TYPES } from './resourceTypes.js';
 import { CANONICAL_BASE, SUBSCRIPTION_TOPICS } from './systems.js';
 
 export interface SecurityUrls {
@@ -51,7 +51,9 @@ export function capabilityStatement(ctx: FhirContext, baseUrl: string, security:
 
 function resourceComponent(ctx: FhirContext, type: string): CapabilityStatementRestResource {
   const readOnly = isReadOnlyType(type);
-  const interactions = [...READ_INTERACTIONS, ...(readOnly ? [] : WRITE_INTERACTIONS)];
+  const appendOnly = isAppendOnlyType(type);
+  const writes = readOnly ? [] : appendOnly ? WRITE_INTERACTIONS.filter((code) => code === 'create') : WRITE_INTERACTIONS;
+  const interactions = [...READ_INTERACTIONS, ...writes];
   return {
     // Subscriptions Backport: the topics clients may subscribe to.
     extension:
@@ -62,13 +64,13 @@ function resourceComponent(ctx: FhirContext, type: string): CapabilityStatementR
     profile: `http://hl7.org/fhir/StructureDefinition/${type}`,
     supportedProfile: ctx.supportedProfiles?.get(type),
     interaction: interactions.map((code) => ({ code })),
-    versioning: 'versioned-update',
+    versioning: appendOnly ? 'versioned' : 'versioned-update',
     readHistory: true,
-    updateCreate: !readOnly,
+    updateCreate: !readOnly && !appendOnly,
     conditionalCreate: !readOnly,
     conditionalRead: 'not-match',
-    conditionalUpdate: !readOnly,
-    conditionalDelete: readOnly ? 'not-supported' : 'single',
+    conditionalUpdate: !readOnly && !appendOnly,
+    conditionalDelete: readOnly || appendOnly ? 'not-supported' : 'single',
     referencePolicy: ['literal', 'logical'],
     searchInclude: ctx.registry.forType(type).filter((d) => d.type === 'reference').map((d) => `${type}:${d.code}`),
     searchRevInclude: [],

@@ -51,3 +51,6 @@ export const isSupportedType = (type: string): boolean => known.has(type);
 /** Conformance resources the server publishes; clients may read and search them but not change them. */
 const readOnly = new Set<string>(CONFORMANCE_TYPES);
 export const isReadOnlyType = (type: string): boolean => readOnly.has(type);
+
+/** The audit trail: clients may add AuditEvents and read them, never change or delete one. */
+export const isAppendOnlyType = (type: string): boolean => type === 'AuditEvent';

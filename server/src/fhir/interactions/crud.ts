@@ -5,7 +5,7 @@ import { requireAccess, requireScope } from '../guard.js';
 import { badRequest, FhirError, issuesOutcome, methodNotAllowed, notFound, preconditionFailed, unprocessableIssues } from '../outcomes.js';
 import type { FhirRequest, FhirResponse } from '../request.js';
 import { ID_RE, versionHeaders, writeResponse } from '../responses.js';
-import { isReadOnlyType } from '../resourceTypes.js';
+import { isAppendOnlyType, isReadOnlyType } from '../resourceTypes.js';
 import { runSearch } from './search.js';
 
 export async function readResource(req: FhirRequest, ctx: FhirContext, type: string, id: string): Promise<FhirResponse> {
@@ -61,7 +61,7 @@ async function conditionalCreate(req: FhirRequest, ctx: FhirContext, type: strin
 
 export async function updateResource(req: FhirRequest, ctx: FhirContext, type: string, id: string): Promise<FhirResponse> {
   requireScope(req, ctx, type, 'update');
-  refuseReadOnly(type);
+  refuseChange(type);
   const body = requireBody(req, type);
   checkId(id);
   if (body.id !== id) throw badRequest(`Resource id '${body.id ?? ''}' does not match the URL id '${id}'`, `${type}.id`);
@@ -77,7 +77,7 @@ export async function updateResource(req: FhirRequest, ctx: FhirContext, type: s
 
 export async function conditionalUpdate(req: FhirRequest, ctx: FhirContext, type: string): Promise<FhirResponse> {
   requireScope(req, ctx, type, 'update');
-  refuseReadOnly(type);
+  refuseChange(type);
   const body = requireBody(req, type);
   if (!req.query.length) throw methodNotAllowed(`PUT on ${type} needs an id or search criteria`);
   return ctx.store.transaction(async (store) => {
@@ -96,7 +96,7 @@ export async function conditionalUpdate(req: FhirRequest, ctx: FhirContext, type
 
 export async function patchResource(req: FhirRequest, ctx: FhirContext, type: string, id: string): Promise<FhirResponse> {
   requireScope(req, ctx, type, 'patch');
-  refuseReadOnly(type);
+  refuseChange(type);
   checkId(id);
   const ops = parsePatch(req);
   return ctx.store.transaction(async (store) => {
@@ -126,7 +126,7 @@ export async function patchResource(req: FhirRequest, ctx: FhirContext, type: st
 
 export async function deleteResource(req: FhirRequest, ctx: FhirContext, type: string, id: string): Promise<FhirResponse> {
   requireScope(req, ctx, type, 'delete');
-  refuseReadOnly(type);
+  refuseChange(type);
   checkId(id);
   return ctx.store.transaction(async (store) => {
     const existing = await store.find(type, id);
@@ -143,7 +143,7 @@ export async function deleteResource(req: FhirRequest, ctx: FhirContext, type: s
 
 export async function conditionalDelete(req: FhirRequest, ctx: FhirContext, type: string): Promise<FhirResponse> {
   requireScope(req, ctx, type, 'delete');
-  refuseReadOnly(type);
+  refuseChange(type);
   if (!req.query.length) throw methodNotAllowed(`DELETE on ${type} needs an id or search criteria`);
   return ctx.store.transaction(async (store) => {
     const matches = await runSearch(req, { ...ctx, store }, type, req.query, 2);
@@ -178,6 +178,12 @@ export function ifMatchVersion(req: FhirRequest): string | undefined {
 
 function refuseReadOnly(type: string): void {
   if (isReadOnlyType(type)) throw methodNotAllowed(`${type} resources are published by the server and read-only`);
+}
+
+/** Update, patch and delete: refused for read-only types and for the append-only audit trail. */
+function refuseChange(type: string): void {
+  refuseReadOnly(type);
+  if (isAppendOnlyType(type)) throw methodNotAllowed(`${type} resources are an append-only audit trail: they cannot be changed or deleted`);
 }
 
 function checkId(id: string): string {

@@ -15,6 +15,12 @@ export interface SearchParamDef {
 
 const SUPPORTED_TYPES = new Set(['string', 'token', 'date', 'reference', 'uri', 'number', 'quantity']);
 
+/**
+ * AuditEvents live in an append-only table that keeps their tokens, references and recorded date,
+ * not string or number index rows (storage/sql/schema.ts, migration 4): they are searched by those.
+ */
+const searchableAuditEventParam = (sp: SearchParameter) => ['token', 'uri', 'reference'].includes(sp.type) || sp.code === 'date';
+
 const require = createRequire(import.meta.url);
 
 /**
@@ -39,6 +45,7 @@ export class SearchParamRegistry {
     if (!sp.expression || !SUPPORTED_TYPES.has(sp.type) || sp.code.startsWith('_')) return;
     for (const base of sp.base) {
       if (!RESOURCE_TYPES.includes(base)) continue;
+      if (base === 'AuditEvent' && !searchableAuditEventParam(sp)) continue;
       const expression = expressionFor(base, sp.expression);
       if (!expression) continue;
       let params = this.byType.get(base);

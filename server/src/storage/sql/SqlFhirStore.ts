@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { Resource } from 'fhir/r4.js';
-import { conflict, gone, notFound, preconditionFailed } from '../../fhir/outcomes.js';
+import { conflict, gone, methodNotAllowed, notFound, preconditionFailed } from '../../fhir/outcomes.js';
 import type { Indexer, ResourceIndex } from '../../fhir/search/indexer.js';
 import type { FhirStore, HistoryEntry, HistoryQuery, OutboxMessage, SearchQuery, SearchResult, WriteHook } from '../FhirStore.js';
 import type { SqlConnection } from './connection.js';
 import { GroupCommit } from './groupCommit.js';
 import type { ReadCache } from './readCache.js';
 import type { CachedPage, SearchCache } from './searchCache.js';
-import { buildWhere, Params, planSearch, type Statement } from './searchSql.js';
+import { AUDIT_EVENT, buildWhere, Params, planSearch, type Statement, tableOf } from './searchSql.js';
 
 interface CurrentRow {
   version_id: number;
@@ -71,6 +71,15 @@ function indexRowsSql(first: number): string {
   INSERT INTO sp_number (res_type, id, param, value, system, unit) SELECT * FROM unnest(${p(10)}::text[], ${p(11)}::text[], ${p(12)}::text[], ${p(13)}::numeric[], ${p(14)}::text[], ${p(15)}::text[])`;
 }
 const INDEX_ROWS_SQL = `WITH ${indexRowsSql(1)}`;
+
+/** Many AuditEvents in one statement: one row each in the append-only audit table (no history, no index rows). */
+const INSERT_AUDIT_EVENTS_SQL = `
+  INSERT INTO audit_events (id, last_updated, recorded, content, tokens, refs, compartments)
+  SELECT i, $2::timestamptz, rc, c::json, string_to_array(tk, chr(31)), string_to_array(rf, chr(31)), string_to_array(cp, chr(31))
+  FROM unnest($1::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[]) AS u(i, rc, c, tk, rf, cp)
+  ON CONFLICT (id) DO NOTHING RETURNING id`;
+
+const appendOnly = (resourceType: string) => methodNotAllowed(`${resourceType} resources are an append-only audit trail: they cannot be changed or deleted`);
 const REINDEX_BATCH = 500;
 
 /** The token, reference and compartment arrays of each resource, each joined by U+001F. */
@@ -148,7 +157,7 @@ export class SqlFhirStore implements FhirStore {
     const cached = this.cache?.get(key);
     if (cached !== undefined) return cached;
     const startedAt = this.cache?.begin() ?? 0;
-    const { rows } = await this.conn.query('SELECT deleted, content::text AS content FROM resources WHERE res_type = $1 AND id = $2', [resourceType, id]);
+    const { rows } = await this.conn.query(`SELECT deleted, content::text AS content FROM ${tableOf(resourceType)} WHERE res_type = $1 AND id = $2`, [resourceType, id]);
     const row = rows[0];
     if (!row) return undefined;
     const content = row.deleted ? null : String(row.content);
@@ -159,6 +168,11 @@ export class SqlFhirStore implements FhirStore {
   async vread(resourceType: string, id: string, versionId: string): Promise<Resource> {
     const version = Number(versionId);
     if (!Number.isInteger(version) || version < 1) throw notFound(`${resourceType}/${id}/_history/${versionId} not found`);
+    if (resourceType === AUDIT_EVENT) {
+      const current = version === 1 ? await this.find(resourceType, id) : undefined;
+      if (!current) throw notFound(`${resourceType}/${id}/_history/${versionId} not found`);
+      return current;
+    }
     const { rows } = await this.conn.query(
       'SELECT deleted, content::text AS content FROM resource_history WHERE res_type = $1 AND id = $2 AND version_id = $3',
       [resourceType, id, version],
@@ -174,6 +188,7 @@ export class SqlFhirStore implements FhirStore {
 
   async create<T extends Resource>(resource: T): Promise<T> {
     if (resource.id === undefined && !this.conn.inTransaction) return this.newResources.submit(resource) as Promise<T>;
+    if (resource.resourceType === AUDIT_EVENT) return (await this.createMany([resource]))[0] as T;
     return this.transaction(async (tx) => (tx as SqlFhirStore).writeVersion(resource, undefined, 'create')).then((r) => r.resource);
   }
 
@@ -187,21 +202,41 @@ export class SqlFhirStore implements FhirStore {
     const stored = resources.map((r) => ({ ...r, id: r.id ?? randomUUID(), meta: { ...r.meta, versionId: '1', lastUpdated: now } }) as Resource);
     for (const r of stored) this.noteWrite(r.resourceType, r.id!);
     const indexes = stored.map((r) => this.indexer.index(r));
-    await this.conn.query(INSERT_MANY_SQL, [
-      stored.map((r) => r.resourceType), stored.map((r) => r.id!), now, stored.map((r) => JSON.stringify(r)),
-      ...joinedArrays(indexes),
-      ...indexRowParams(stored, indexes),
-    ]);
+    const isAudit = stored.map((r) => r.resourceType === AUDIT_EVENT);
+    const pick = <T>(xs: T[], audit: boolean) => xs.filter((_, i) => isAudit[i] === audit);
+    const [clinical, clinicalIndexes] = [pick(stored, false), pick(indexes, false)];
+    if (clinical.length) {
+      await this.conn.query(INSERT_MANY_SQL, [
+        clinical.map((r) => r.resourceType), clinical.map((r) => r.id!), now, clinical.map((r) => JSON.stringify(r)),
+        ...joinedArrays(clinicalIndexes),
+        ...indexRowParams(clinical, clinicalIndexes),
+      ]);
+    }
+    if (isAudit.includes(true)) await this.insertAuditEvents(pick(stored, true), pick(indexes, true), now);
     await this.announceWrites();
     for (const r of stored) if (this.hooks.length) await this.runHooks({ resource: r, resourceType: r.resourceType, id: r.id!, kind: 'create' });
     return stored;
   }
 
+  /** AuditEvents into their own table; an id already there is a conflict (as for any create). */
+  private async insertAuditEvents(events: Resource[], indexes: ResourceIndex[], now: string): Promise<void> {
+    const { rows } = await this.conn.query(INSERT_AUDIT_EVENTS_SQL, [
+      events.map((e) => e.id!), now, indexes.map((x) => (x.dates.find((d) => d.param === 'date')?.lo ?? new Date(now)).toISOString()), events.map((e) => JSON.stringify(e)),
+      ...joinedArrays(indexes),
+    ]);
+    if (rows.length < events.length) {
+      const written = new Set(rows.map((r) => String(r.id)));
+      throw conflict(`AuditEvent/${events.find((e) => !written.has(e.id!))!.id} already exists`, 'duplicate');
+    }
+  }
+
   async update<T extends Resource>(resource: T, ifMatch?: string): Promise<{ resource: T; created: boolean }> {
+    if (resource.resourceType === AUDIT_EVENT) throw appendOnly(resource.resourceType);
     return this.transaction(async (tx) => (tx as SqlFhirStore).writeVersion(resource, ifMatch, 'update'));
   }
 
   async delete(resourceType: string, id: string, ifMatch?: string): Promise<boolean> {
+    if (resourceType === AUDIT_EVENT) throw appendOnly(resourceType);
     return this.transaction(async (tx) => (tx as SqlFhirStore).deleteInTx(resourceType, id, ifMatch));
   }
 
@@ -311,13 +346,33 @@ export class SqlFhirStore implements FhirStore {
   async reindex(resourceType?: string, onProgress?: (indexed: number) => void): Promise<number> {
     let after: [string, string] = ['', ''];
     let indexed = 0;
-    for (;;) {
-      const batch = await this.transaction(async (tx) => (tx as SqlFhirStore).reindexBatch(after, resourceType));
-      if (!batch) return indexed;
-      indexed += batch.count;
-      after = batch.last;
-      onProgress?.(indexed);
+    const batches: ((after: [string, string]) => Promise<{ count: number; last: [string, string] } | undefined>)[] = [];
+    if (resourceType !== AUDIT_EVENT) batches.push((from) => this.transaction(async (tx) => (tx as SqlFhirStore).reindexBatch(from, resourceType)));
+    if (resourceType === undefined || resourceType === AUDIT_EVENT) batches.push((from) => this.transaction(async (tx) => (tx as SqlFhirStore).reindexAuditBatch(from)));
+    for (const nextBatch of batches) {
+      after = ['', ''];
+      for (let batch = await nextBatch(after); batch; batch = await nextBatch(after)) {
+        indexed += batch.count;
+        after = batch.last;
+        onProgress?.(indexed);
+      }
     }
+    return indexed;
+  }
+
+  /** Re-indexes the next REINDEX_BATCH AuditEvents after `after` (by id), rows locked while rewritten. */
+  private async reindexAuditBatch(after: [string, string]): Promise<{ count: number; last: [string, string] } | undefined> {
+    const { rows } = await this.conn.query(`SELECT id, content::text AS content FROM audit_events WHERE id > $1 ORDER BY id LIMIT ${REINDEX_BATCH} FOR UPDATE`, [after[1]]);
+    if (!rows.length) return undefined;
+    const events = rows.map((row) => parseContent(row.content));
+    const indexes = events.map((r) => this.indexer.index(r));
+    await this.conn.query(
+      `UPDATE audit_events a SET recorded = COALESCE(u.rc, a.recorded), tokens = string_to_array(u.tk, chr(31)), refs = string_to_array(u.rf, chr(31)), compartments = string_to_array(u.cp, chr(31))
+       FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[]) AS u(i, rc, tk, rf, cp) WHERE a.id = u.i`,
+      [events.map((e) => e.id!), indexes.map((x) => x.dates.find((d) => d.param === 'date')?.lo.toISOString() ?? null), ...joinedArrays(indexes)],
+    );
+    for (const e of events) this.noteWrite(AUDIT_EVENT, e.id!);
+    return { count: rows.length, last: [AUDIT_EVENT, String(rows[rows.length - 1].id)] };
   }
 
   /** Re-indexes the next REINDEX_BATCH current resources after `after` (keyset order), rows locked while rewritten. */
@@ -400,7 +455,7 @@ export class SqlFhirStore implements FhirStore {
     let total: number | undefined;
     if (query.total) {
       const countParams = new Params();
-      const counted = await this.conn.query(`SELECT count(*)::int AS n FROM resources r WHERE ${buildWhere(query, countParams)}`, countParams.values);
+      const counted = await this.conn.query(`SELECT count(*)::int AS n FROM ${tableOf(query.resourceType)} r WHERE ${buildWhere(query, countParams)}`, countParams.values);
       total = Number(counted.rows[0]?.n ?? 0);
     } else if (!hasMore && (contents.length > 0 || query.offset === 0)) {
       total = query.offset + contents.length;
@@ -428,8 +483,14 @@ export class SqlFhirStore implements FhirStore {
     if (query.since) conditions.push(`last_updated >= ${params.add(query.since.toISOString())}::timestamptz`);
     if (query.at) conditions.push(`last_updated <= ${params.add(query.at.toISOString())}::timestamptz`);
     const where = conditions.length ? `WHERE ${conditions.join(' AND ')}` : '';
+    // An AuditEvent's one version is its row in the audit table.
+    const auditVersions = `SELECT res_type, id, 1 AS version_id, last_updated, deleted, content FROM audit_events`;
+    const versions =
+      query.resourceType === AUDIT_EVENT ? `(${auditVersions}) v`
+      : query.resourceType ? 'resource_history'
+      : `(SELECT res_type, id, version_id, last_updated, deleted, content FROM resource_history UNION ALL ${auditVersions}) v`;
     const { rows } = await this.conn.query(
-      `SELECT res_type, id, version_id, last_updated, deleted, content::text AS content FROM resource_history ${where}
+      `SELECT res_type, id, version_id, last_updated, deleted, content::text AS content FROM ${versions} ${where}
        ORDER BY last_updated DESC, version_id DESC LIMIT ${params.add(query.count)} OFFSET ${params.add(query.offset)}`,
       params.values,
     );

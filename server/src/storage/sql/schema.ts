@@ -136,6 +136,40 @@ const MIGRATIONS: { version: number; sql: string }[] = [
       ANALYZE resources
     `,
   },
+  {
+    // AuditEvents move to an append-only table of their own. Every request writes one, and in the
+    // clinical index each cost about 200 µs on PGlite: a history row, GIN entries for 35 tokens,
+    // date and string index rows (bench/profile.ts). An AuditEvent never changes, so it needs no
+    // history row; it keeps its token, reference and compartment arrays (searched as filters) and is
+    // found by the indexes audit searches start from: when it was recorded and whom it names.
+    // `res_type` and `deleted` are constants so the search SQL of `resources` runs here unchanged.
+    version: 4,
+    sql: `
+      CREATE TABLE audit_events (
+        res_type text NOT NULL DEFAULT 'AuditEvent' CHECK (res_type = 'AuditEvent'),
+        id text PRIMARY KEY,
+        deleted boolean NOT NULL DEFAULT false CHECK (NOT deleted),
+        last_updated timestamptz NOT NULL,
+        recorded timestamptz NOT NULL,
+        content json NOT NULL,
+        tokens text[] NOT NULL DEFAULT '{}',
+        refs text[] NOT NULL DEFAULT '{}',
+        compartments text[] NOT NULL DEFAULT '{}'
+      );
+      CREATE INDEX audit_events_recorded ON audit_events (recorded);
+      CREATE INDEX audit_events_updated ON audit_events (last_updated);
+      CREATE INDEX audit_events_refs ON audit_events USING gin (refs) WITH (gin_pending_list_limit = 256);
+      INSERT INTO audit_events (id, last_updated, recorded, content, tokens, refs, compartments)
+        SELECT r.id, r.last_updated, COALESCE((SELECT min(d.lo) FROM sp_date d WHERE d.res_type = r.res_type AND d.id = r.id AND d.param = 'date'), r.last_updated),
+               r.content, r.tokens, r.refs, r.compartments
+        FROM resources r WHERE r.res_type = 'AuditEvent' AND NOT r.deleted;
+      DELETE FROM sp_string WHERE res_type = 'AuditEvent';
+      DELETE FROM sp_date WHERE res_type = 'AuditEvent';
+      DELETE FROM sp_number WHERE res_type = 'AuditEvent';
+      DELETE FROM resource_history WHERE res_type = 'AuditEvent';
+      DELETE FROM resources WHERE res_type = 'AuditEvent'
+    `,
+  },
 ];
 
 /** Applies the migrations not yet applied, up to `upTo` (all of them by default; tests stop earlier). */

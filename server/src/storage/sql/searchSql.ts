@@ -1,4 +1,12 @@
+import { badRequest } from '../../fhir/outcomes.js';
 import type { DateCondition, NumberCondition, Prefix, SearchClause, SearchQuery, SortRule } from '../FhirStore.js';
+
+/**
+ * AuditEvents are kept in their own append-only table (migration 4), with the columns of `resources`
+ * that searches read; their one date parameter (`date`, when the event was recorded) is a column.
+ */
+export const AUDIT_EVENT = 'AuditEvent';
+export const tableOf = (resourceType: string): string => (resourceType === AUDIT_EVENT ? 'audit_events' : 'resources');
 
 /** Collects positional parameters while a statement is built. */
 export class Params {
@@ -9,10 +17,10 @@ export class Params {
   }
 }
 
-/** WHERE and ORDER BY of a search over `resources r`. */
+/** WHERE of a search over the table of its type (`tableOf`), aliased `r`. */
 export function buildWhere(query: SearchQuery, params: Params): string {
   const conditions = [`r.res_type = ${params.add(query.resourceType)}`, 'NOT r.deleted'];
-  for (const clause of query.clauses) conditions.push(clauseSql(clause, 'r', params));
+  for (const clause of query.clauses) conditions.push(clauseOf(query.resourceType)(clause, 'r', params));
   return conditions.join(' AND ');
 }
 
@@ -41,16 +49,18 @@ export type SearchPlan =
 
 export function planSearch(query: SearchQuery): SearchPlan {
   const [first, ...rest] = query.sort;
+  const table = tableOf(query.resourceType);
+  const orderBy = (rules: SortRule[], params: Params) => [...rules.map((rule) => sortSql(rule, query.resourceType, params)), 'r.id'].join(', ');
   if (query.clauses.some(namesFewResources)) {
     return {
       kind: 'single',
-      page: statement((params) => `SELECT r.content::text AS content FROM (SELECT * FROM resources r WHERE ${buildWhere(query, params)} OFFSET 0) r ORDER BY ${orderBy(query.sort, params)} LIMIT ${params.add(query.count + 1)} OFFSET ${params.add(query.offset)}`),
+      page: statement((params) => `SELECT r.content::text AS content FROM (SELECT * FROM ${table} r WHERE ${buildWhere(query, params)} OFFSET 0) r ORDER BY ${orderBy(query.sort, params)} LIMIT ${params.add(query.count + 1)} OFFSET ${params.add(query.offset)}`),
     };
   }
-  if (first?.kind === 'date') {
+  if (first?.kind === 'date' && query.resourceType !== AUDIT_EVENT) {
     return {
       kind: 'dateOrdered',
-      dated: statement((params) => datedSql(query, first, rest, params, query.count + 1, query.offset)),
+      dated: statement((params) => datedSql(query, first, orderBy(rest, params), params, query.count + 1, query.offset)),
       datedCount: statement((params) => `SELECT count(*)::int AS n FROM resources r WHERE ${buildWhere(query, params)} AND ${hasDate(first.param, params)}`),
       undated: (limit, offset) =>
         statement((params) => `SELECT r.content::text AS content FROM resources r WHERE ${buildWhere(query, params)} AND NOT ${hasDate(first.param, params)} ORDER BY ${orderBy(rest, params)} LIMIT ${params.add(limit)} OFFSET ${params.add(offset)}`),
@@ -58,7 +68,7 @@ export function planSearch(query: SearchQuery): SearchPlan {
   }
   return {
     kind: 'single',
-    page: statement((params) => `SELECT r.content::text AS content FROM resources r WHERE ${buildWhere(query, params)} ORDER BY ${orderBy(query.sort, params)} LIMIT ${params.add(query.count + 1)} OFFSET ${params.add(query.offset)}`),
+    page: statement((params) => `SELECT r.content::text AS content FROM ${table} r WHERE ${buildWhere(query, params)} ORDER BY ${orderBy(query.sort, params)} LIMIT ${params.add(query.count + 1)} OFFSET ${params.add(query.offset)}`),
   };
 }
 
@@ -89,21 +99,37 @@ function statement(build: (params: Params) => string): Statement {
   return { sql, values: params.values };
 }
 
-const orderBy = (rules: SortRule[], params: Params) => [...rules.map((rule) => sortSql(rule, params)), 'r.id'].join(', ');
 const hasDate = (param: string, params: Params) => `EXISTS (SELECT 1 FROM sp_date o WHERE o.res_type = r.res_type AND o.id = r.id AND o.param = ${params.add(param)})`;
 
 /**
  * A multi-valued parameter sorts by its earliest start (ascending) or latest end (descending): only
  * that one index row of a resource joins (ties between equal rows broken by their physical position).
  */
-function datedSql(query: SearchQuery, first: SortRule, rest: SortRule[], params: Params, limit: number, offset: number): string {
+function datedSql(query: SearchQuery, first: SortRule, thenBy: string, params: Params, limit: number, offset: number): string {
   const col = first.descending ? 'hi' : 'lo';
   const dir = first.descending ? 'DESC' : 'ASC';
   const other = first.descending ? '>' : '<';
   return `SELECT r.content::text AS content FROM sp_date d JOIN resources r ON r.res_type = d.res_type AND r.id = d.id
     WHERE d.param = ${params.add(first.param)} AND ${buildWhere(query, params)}
       AND NOT EXISTS (SELECT 1 FROM sp_date o WHERE o.res_type = d.res_type AND o.id = d.id AND o.param = d.param AND (o.${col} ${other} d.${col} OR (o.${col} = d.${col} AND o.ctid < d.ctid)))
-    ORDER BY d.${col} ${dir}, ${orderBy(rest, params)} LIMIT ${params.add(limit)} OFFSET ${params.add(offset)}`;
+    ORDER BY d.${col} ${dir}, ${thenBy} LIMIT ${params.add(limit)} OFFSET ${params.add(offset)}`;
+}
+
+type ClauseSql = (clause: SearchClause, alias: string, params: Params) => string;
+const clauseOf = (resourceType: string): ClauseSql => (resourceType === AUDIT_EVENT ? auditClauseSql : clauseSql);
+
+/** An AuditEvent's date is its `recorded` column; it has no string or number parameters (see the registry). */
+function auditClauseSql(clause: SearchClause, alias: string, params: Params): string {
+  switch (clause.kind) {
+    case 'date':
+      if (clause.param !== 'date') throw badRequest(`AuditEvent has no date parameter '${clause.param}'`);
+      return `(${clause.values.map((v) => dateSql(v, `${alias}.recorded`, `${alias}.recorded`, params)).join(' OR ')})`;
+    case 'string':
+    case 'number':
+      throw badRequest(`AuditEvent searches take tokens, references and dates, not '${clause.param}'`);
+    default:
+      return clauseSql(clause, alias, params);
+  }
 }
 
 function clauseSql(clause: SearchClause, alias: string, params: Params): string {
@@ -130,11 +156,11 @@ function clauseSql(clause: SearchClause, alias: string, params: Params): string 
     case 'chain': {
       const t = `${alias}c`;
       const prefix = params.add(`${clause.param}|${clause.targetType}/`);
-      return `${r}.refs && ARRAY(SELECT ${prefix} || ${t}.id FROM resources ${t} WHERE ${t}.res_type = ${params.add(clause.targetType)} AND NOT ${t}.deleted AND ${clauseSql(clause.clause, t, params)})`;
+      return `${r}.refs && ARRAY(SELECT ${prefix} || ${t}.id FROM ${tableOf(clause.targetType)} ${t} WHERE ${t}.res_type = ${params.add(clause.targetType)} AND NOT ${t}.deleted AND ${clauseOf(clause.targetType)(clause.clause, t, params)})`;
     }
     case 'reverseChain': {
       const t = `${alias}h`;
-      return `EXISTS (SELECT 1 FROM resources ${t} WHERE ${t}.res_type = ${params.add(clause.sourceType)} AND NOT ${t}.deleted AND ${t}.refs @> ARRAY[${params.add(`${clause.refParam}|`)} || ${r}.res_type || '/' || ${r}.id] AND ${clauseSql(clause.clause, t, params)})`;
+      return `EXISTS (SELECT 1 FROM ${tableOf(clause.sourceType)} ${t} WHERE ${t}.res_type = ${params.add(clause.sourceType)} AND NOT ${t}.deleted AND ${t}.refs @> ARRAY[${params.add(`${clause.refParam}|`)} || ${r}.res_type || '/' || ${r}.id] AND ${clauseOf(clause.sourceType)(clause.clause, t, params)})`;
     }
   }
 }
@@ -199,8 +225,10 @@ function numberSql(v: NumberCondition, params: Params): string {
   return [test, ...unit].join(' AND ');
 }
 
-function sortSql(rule: SortRule, params: Params): string {
+function sortSql(rule: SortRule, resourceType: string, params: Params): string {
   const dir = rule.descending ? 'DESC' : 'ASC';
+  if (resourceType === AUDIT_EVENT && rule.kind === 'date') return `r.recorded ${dir}`;
+  if (resourceType === AUDIT_EVENT && (rule.kind === 'string' || rule.kind === 'number')) throw badRequest(`AuditEvents cannot be sorted by '${rule.param}'`);
   const agg = rule.descending ? 'max' : 'min';
   const p = () => params.add(rule.param);
   switch (rule.kind) {
