@@ -143,13 +143,14 @@ function profilesByType(conformance: Resource[]): Map<string, string[]> {
 
 /**
  * PGlite has no autovacuum: without fresh statistics its planner picks poor indexes as data grows,
- * and GIN pending lists are merged only when full. Shortly after start, VACUUM ANALYZE the tables
- * that never were analyzed; then all of them every ten minutes (PostgreSQL's autovacuum does this).
+ * GIN pending lists are merged only when full, and updated rows leave dead ones behind. Shortly after
+ * start, VACUUM ANALYZE the tables that never were analyzed; then, every minute, those changed past
+ * autovacuum's thresholds (on PostgreSQL autovacuum usually got there first, and then this finds nothing).
  */
 function keepStatisticsFresh(store: FhirStore, logger: Logger): { stop(): void } {
-  const run = (onlyIfNever: boolean) => () => void store.analyze({ onlyIfNever }).catch((err: unknown) => logger.warn('analyze_failed', errorFields(err)));
-  const first = setTimeout(run(true), 10_000).unref();
-  const every = setInterval(run(false), 10 * 60_000).unref();
+  const run = (tables: 'never-analyzed' | 'changed') => () => void store.analyze(tables).catch((err: unknown) => logger.warn('analyze_failed', errorFields(err)));
+  const first = setTimeout(run('never-analyzed'), 10_000).unref();
+  const every = setInterval(run('changed'), 60_000).unref();
   return {
     stop() {
       clearTimeout(first);

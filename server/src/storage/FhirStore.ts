@@ -142,9 +142,10 @@ export interface FhirStore {
   reindex(resourceType?: string, onProgress?: (indexed: number) => void): Promise<number>;
 
   /**
-   * VACUUM ANALYZE: refreshes the query planner's statistics and merges index pending lists (after bulk
-   * loads; periodically where nothing else does); with `onlyIfNever`, only tables never analyzed.
+   * VACUUM ANALYZE: refreshes the query planner's statistics, merges index pending lists and reclaims dead
+   * rows (after bulk loads; periodically where nothing else does). `tables`: all of them, those never
+   * analyzed, or those changed enough since their last analyze (PostgreSQL's autovacuum thresholds).
    */
-  analyze(options?: { onlyIfNever?: boolean }): Promise<void>;
+  analyze(tables?: 'all' | 'never-analyzed' | 'changed'): Promise<void>;
   close(): Promise<void>;
 }

@@ -409,12 +409,22 @@ export class SqlFhirStore implements FhirStore {
    * every Task's date rows). PGlite runs one statement at a time, so one ANALYZE of everything held
    * every request for seconds at 1M resources; table by table, requests run in between. The
    * partitioned parent is left out: searches name a type, so each partition's statistics are used.
-   * `onlyIfNever` takes only tables never analyzed (a server's first start).
+   * `changed` takes the tables past autovacuum's default thresholds: rows changed since the last
+   * analyze above 50 + 10% of the table, or dead rows above 50 + 20%. PGlite reports its activity
+   * counts only when asked (it never goes idle as a server session does), so they are flushed first:
+   * for the thresholds, and so that counts from before an analyze are not added after it.
    */
-  async analyze(options: { onlyIfNever?: boolean } = {}): Promise<void> {
+  async analyze(tables: 'all' | 'never-analyzed' | 'changed' = 'all'): Promise<void> {
+    await this.conn.query(`DO $$ BEGIN IF current_setting('server_version_num')::int >= 150000 THEN PERFORM pg_stat_force_next_flush(); END IF; END $$`);
     const { rows } = await this.conn.query(
-      `SELECT c.oid::regclass::text AS name FROM pg_class c WHERE c.relkind = 'r' AND c.relnamespace = current_schema()::regnamespace AND ($1::boolean IS NOT TRUE OR c.reltuples < 0) ORDER BY c.relpages DESC`,
-      [options.onlyIfNever ?? false],
+      `SELECT c.oid::regclass::text AS name FROM pg_class c LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+       WHERE c.relkind = 'r' AND c.relnamespace = current_schema()::regnamespace
+         AND CASE $1::text
+           WHEN 'never-analyzed' THEN c.reltuples < 0
+           WHEN 'changed' THEN c.reltuples < 0 OR s.n_mod_since_analyze > 50 + 0.1 * greatest(c.reltuples, 0) OR s.n_dead_tup > 50 + 0.2 * greatest(c.reltuples, 0)
+           ELSE true END
+       ORDER BY c.relpages DESC`,
+      [tables],
     );
     // VACUUM also merges the GIN indexes' pending lists, which every token and reference search reads.
     for (const row of rows) await this.conn.query(`VACUUM (ANALYZE) ${String(row.name)}`);
