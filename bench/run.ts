@@ -483,28 +483,31 @@ ${profileOutput()}\`\`\`
   went from 0.5 to 2.2 ms per request and the rate fell from about 1,650 to 460/s while the server sat idle up to 60%
   of the time; with the log drained unread, four rounds held 1,816 to 1,935/s and the client used 0.07 ms per request. The peer and the
   bare ceilings log nothing per request, so their figures were right. The tests' server helper had the same pattern.
-- **Audited reads.** Every read stores an AuditEvent, which the store indexes like any resource: about 35 index
-  tokens (plain element paths are now walked directly instead of through FHIRPath, see the indexing figure above),
-  then a row, a history row and GIN, B-tree and date-index entries, written in batches. Per read that costs more
-  than the unaudited read itself (the "auditing off" row shows the share). Under load the server's one core is the
-  limit (a probe at 10k: 1.1 s of CPU per second, about 0.55 ms per audited read and 0.25 ms per unaudited one). A CPU
-  profile of the audited read puts a third of that in PGlite (25% in its WebAssembly, 9% encoding the audit batches'
-  parameters), a fifth in writing HTTP responses (system calls), 5% in the request log line (one synchronous write
-  to the pipe per request; the log now writes a turn of the event loop's lines at once), 15% in our handlers
-  (token, scopes, compartment, building and indexing the AuditEvent) and 5% in garbage collection. Batches of 250
-  AuditEvents instead of 50 gave the same rate with a worse p99 (a longer statement holds PGlite's one thread).
-  The machine's speed also moves between minutes, and each workload is measured once per run: the peer read at
-  2,658, 3,220 and 4,930/s in the full runs of 2026-11-25 11:43, 2026-11-30 09:17 and 10:08 while our audited read ran
-  at 567 (the load generator's bug), 1,660 and 1,673/s, so the ratio went from 0.52 to 0.34 between the last two; a
-  negative "auditing costs" means the unaudited read, measured minutes later on a restarted server, met a slower
-  machine.
+- **Audited reads.** Every read stores an AuditEvent. Until 2026-11-30 the store indexed it like any resource: about
+  35 index tokens, then a row, a history row and GIN, B-tree and date-index entries, written in batches of 50 (probed
+  on the 100k PGlite store: about 61 µs of JavaScript to build and index it and 416 µs of SQL, of which 131 µs for the
+  row, 127 µs for its 42 GIN entries, 85 µs for the history row and 73 µs for the string and date index rows). Since
+  then AuditEvents are an append-only table of their own (\`audit_events\`, migration 4): one row each, no history row
+  (an AuditEvent never changes; update, patch and delete answer 405), no string or date index rows, a B-tree on when
+  it was recorded and a GIN index on the references it holds (patient, agent, entity); its tokens stay in the row as
+  filters, and the search SQL of the clinical store runs there unchanged. \`bench:profile\` (above) times one at about
+  120 µs, where it was 196 µs. An A/B probe at 10k, 50 connections, one machine, old and new build in turn: 3,203-3,423
+  against 3,927-4,342 audited reads/s, 0.31-0.34 against 0.27-0.28 ms of server CPU per read. The unaudited read costs
+  0.116 ms and the peer's read 0.100 ms, so auditing still more than doubles a read. Of the 0.155 ms it adds, a CPU
+  profile under load puts about 61 µs in PGlite's WebAssembly (the insert: the row, three indexes, the token and
+  reference arrays, checking the JSON), 29 µs in PGlite's JavaScript encoding the batch's parameters (each JSON
+  document escaped into an array literal, its UTF-8 length counted twice), 11 µs indexing the event and the rest
+  building it and collecting garbage. On this machine (autocannon takes most of the second core) the read's 0.6×
+  the peer needs about 0.15 ms of CPU per audited read, so about 35 µs for its AuditEvent, and a table of bare
+  columns (id, time, JSON) alone measured 35-45 µs per event on PGlite. What would close it is taking the audit trail
+  off the thread that serves requests: an audit record repository of its own (IHE BALP), or PGlite's audit table on a
+  worker thread, which needs one message per batch, unlike the whole store (tried, below). Untried.
   The p99 under 20 ms is a matter of rate at 50 connections: 50 requests always in flight wait 50 / rate seconds on
-  average (25 ms at 2,000/s; 20 ms at 2,500/s), so a p99 under 20 ms needs well over 2,500 reads/s, the peer's rate. Probed on the 100k PGlite store, one AuditEvent
-  in a batch of 50 costs about 61 µs of JavaScript (building and indexing it) and 416 µs of SQL: 131 µs for the row
-  alone, 127 µs more for its 42 GIN entries (tokens, references, compartment), 85 µs for the history row and 73 µs
-  for the string and date index rows. Closing it: keep AuditEvents out of the
-  clinical store's generic index (an append-only audit table with the few columns audit searches use, no history row
-  for a resource that never changes), or send them to an audit repository (IHE BALP over ATNA/syslog).
+  average (25 ms at 2,000/s; 20 ms at 2,500/s), so a p99 under 20 ms needs well over 2,500 reads/s.
+  The machine's speed also moves between minutes, and each workload is measured once per run: the peer read at
+  2,658, 3,220, 4,930 and 10,356/s in the full runs of 2026-11-25 11:43 and 2026-11-30 09:17, 10:08 and 12:35, so the
+  ratio moves with it; a negative "auditing costs" means the unaudited read, measured minutes later on a restarted
+  server, met a slower machine.
   The AuditEvents of reads must also keep up with the reads: until 2026-11-30 the audit writer took one batch at a
   time and let the rest wait in memory, and the full run at 11:37 that day read at 4,792/s on PostgreSQL while its
   audit log fell behind (probed at 100k: after three 5 s rounds 31,200 AuditEvents were still in memory, and RSS
@@ -561,7 +564,7 @@ ${profileOutput()}\`\`\`
   reference or an id finds its matches through the index before sorting (the planner, unable to tell that a new
   identifier matches nothing, walked every ServiceRequest in id order: 170 ms at 100k, a third of a \`$submit\`).
   New GIN entries wait in a pending list that every search reads until it is merged; it is now kept to 256 kB and
-  merged by VACUUM after bulk loads and, on PGlite, every ten minutes (a one-patient search read 200 pages, 8 ms,
+  merged by VACUUM after bulk loads and, on PGlite, once a table has changed past autovacuum's thresholds (checked every minute; a one-patient search read 200 pages, 8 ms,
   before). PGlite runs with \`random_page_cost = 1.1\`: its files sit in the OS page cache, and at the default of 4
   the planner hashed every Task due date at 100k instead of walking the index (121 ms against 6.9 ms probed one at a
   time; the 10:02 run of 2026-11-25 showed the hash join in its 100k PGlite plan). What remains of the p99 is mostly queueing: 50
