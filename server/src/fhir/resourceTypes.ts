@@ -1,3 +1,5 @@
+import { type FhirError, methodNotAllowed } from './outcomes.js';
+
 /**
  * The resource types this server stores and serves. Adding a type is one line here; routing,
  * search parameters, the CapabilityStatement and storage follow from it.
@@ -54,3 +56,6 @@ export const isReadOnlyType = (type: string): boolean => readOnly.has(type);
 
 /** The audit trail: clients may add AuditEvents and read them, never change or delete one. */
 export const isAppendOnlyType = (type: string): boolean => type === 'AuditEvent';
+
+/** The refusal of a change to an append-only type (405), wherever it is caught. */
+export const appendOnlyRefusal = (type: string): FhirError => methodNotAllowed(`${type} resources are an append-only audit trail: they cannot be changed or deleted`);

@@ -5,7 +5,7 @@ import { requireAccess, requireScope } from '../guard.js';
 import { badRequest, FhirError, issuesOutcome, methodNotAllowed, notFound, preconditionFailed, unprocessableIssues } from '../outcomes.js';
 import type { FhirRequest, FhirResponse } from '../request.js';
 import { ID_RE, versionHeaders, writeResponse } from '../responses.js';
-import { isAppendOnlyType, isReadOnlyType } from '../resourceTypes.js';
+import { appendOnlyRefusal, isAppendOnlyType, isReadOnlyType } from '../resourceTypes.js';
 import { runSearch } from './search.js';
 
 export async function readResource(req: FhirRequest, ctx: FhirContext, type: string, id: string): Promise<FhirResponse> {
@@ -183,7 +183,7 @@ function refuseReadOnly(type: string): void {
 /** Update, patch and delete: refused for read-only types and for the append-only audit trail. */
 function refuseChange(type: string): void {
   refuseReadOnly(type);
-  if (isAppendOnlyType(type)) throw methodNotAllowed(`${type} resources are an append-only audit trail: they cannot be changed or deleted`);
+  if (isAppendOnlyType(type)) throw appendOnlyRefusal(type);
 }
 
 function checkId(id: string): string {

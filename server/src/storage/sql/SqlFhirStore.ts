@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Resource } from 'fhir/r4.js';
-import { conflict, gone, methodNotAllowed, notFound, preconditionFailed } from '../../fhir/outcomes.js';
+import { conflict, gone, notFound, preconditionFailed } from '../../fhir/outcomes.js';
+import { appendOnlyRefusal } from '../../fhir/resourceTypes.js';
 import type { Indexer, ResourceIndex } from '../../fhir/search/indexer.js';
 import type { FhirStore, HistoryEntry, HistoryQuery, OutboxMessage, SearchQuery, SearchResult, WriteHook } from '../FhirStore.js';
 import type { SqlConnection } from './connection.js';
@@ -79,7 +80,8 @@ const INSERT_AUDIT_EVENTS_SQL = `
   FROM unnest($1::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[]) AS u(i, rc, c, tk, rf, cp)
   ON CONFLICT (id) DO NOTHING RETURNING id`;
 
-const appendOnly = (resourceType: string) => methodNotAllowed(`${resourceType} resources are an append-only audit trail: they cannot be changed or deleted`);
+/** When an AuditEvent was recorded (its `date` parameter), as the audit table's `recorded` column holds it. */
+const recordedOf = (index: ResourceIndex): string | undefined => index.dates.find((d) => d.param === 'date')?.lo.toISOString();
 const REINDEX_BATCH = 500;
 
 /** The token, reference and compartment arrays of each resource, each joined by U+001F. */
@@ -221,7 +223,7 @@ export class SqlFhirStore implements FhirStore {
   /** AuditEvents into their own table; an id already there is a conflict (as for any create). */
   private async insertAuditEvents(events: Resource[], indexes: ResourceIndex[], now: string): Promise<void> {
     const { rows } = await this.conn.query(INSERT_AUDIT_EVENTS_SQL, [
-      events.map((e) => e.id!), now, indexes.map((x) => (x.dates.find((d) => d.param === 'date')?.lo ?? new Date(now)).toISOString()), events.map((e) => JSON.stringify(e)),
+      events.map((e) => e.id!), now, indexes.map((x) => recordedOf(x) ?? now), events.map((e) => JSON.stringify(e)),
       ...joinedArrays(indexes),
     ]);
     if (rows.length < events.length) {
@@ -231,12 +233,12 @@ export class SqlFhirStore implements FhirStore {
   }
 
   async update<T extends Resource>(resource: T, ifMatch?: string): Promise<{ resource: T; created: boolean }> {
-    if (resource.resourceType === AUDIT_EVENT) throw appendOnly(resource.resourceType);
+    if (resource.resourceType === AUDIT_EVENT) throw appendOnlyRefusal(resource.resourceType);
     return this.transaction(async (tx) => (tx as SqlFhirStore).writeVersion(resource, ifMatch, 'update'));
   }
 
   async delete(resourceType: string, id: string, ifMatch?: string): Promise<boolean> {
-    if (resourceType === AUDIT_EVENT) throw appendOnly(resourceType);
+    if (resourceType === AUDIT_EVENT) throw appendOnlyRefusal(resourceType);
     return this.transaction(async (tx) => (tx as SqlFhirStore).deleteInTx(resourceType, id, ifMatch));
   }
 
@@ -344,13 +346,12 @@ export class SqlFhirStore implements FhirStore {
   }
 
   async reindex(resourceType?: string, onProgress?: (indexed: number) => void): Promise<number> {
-    let after: [string, string] = ['', ''];
     let indexed = 0;
     const batches: ((after: [string, string]) => Promise<{ count: number; last: [string, string] } | undefined>)[] = [];
     if (resourceType !== AUDIT_EVENT) batches.push((from) => this.transaction(async (tx) => (tx as SqlFhirStore).reindexBatch(from, resourceType)));
     if (resourceType === undefined || resourceType === AUDIT_EVENT) batches.push((from) => this.transaction(async (tx) => (tx as SqlFhirStore).reindexAuditBatch(from)));
     for (const nextBatch of batches) {
-      after = ['', ''];
+      let after: [string, string] = ['', ''];
       for (let batch = await nextBatch(after); batch; batch = await nextBatch(after)) {
         indexed += batch.count;
         after = batch.last;
@@ -369,7 +370,7 @@ export class SqlFhirStore implements FhirStore {
     await this.conn.query(
       `UPDATE audit_events a SET recorded = COALESCE(u.rc, a.recorded), tokens = string_to_array(u.tk, chr(31)), refs = string_to_array(u.rf, chr(31)), compartments = string_to_array(u.cp, chr(31))
        FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[]) AS u(i, rc, tk, rf, cp) WHERE a.id = u.i`,
-      [events.map((e) => e.id!), indexes.map((x) => x.dates.find((d) => d.param === 'date')?.lo.toISOString() ?? null), ...joinedArrays(indexes)],
+      [events.map((e) => e.id!), indexes.map((x) => recordedOf(x) ?? null), ...joinedArrays(indexes)],
     );
     for (const e of events) this.noteWrite(AUDIT_EVENT, e.id!);
     return { count: rows.length, last: [AUDIT_EVENT, String(rows[rows.length - 1].id)] };
