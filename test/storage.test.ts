@@ -106,6 +106,26 @@ describe.each(STORE_DRIVERS)('FhirStore contract on $name', (driver) => {
     }
   });
 
+  it('text, JSON and index values reach the database byte for byte: multi-byte and astral characters, quotes, backslashes, braces, commas, empty values', async () => {
+    const awkward = ['Ñúñez-Łódź', 'O\'Brien "Jr." \\ {a,b} (x)', '患者 😀 é', 'NULL', ' ', 'a\u001fb'];
+    const marker = `roundtrip-${driver.name}`;
+    const [stored] = await store.createMany([
+      { resourceType: 'Patient', identifier: [{ system: 'urn:rt', value: marker }, ...awkward.map((value) => ({ system: 'urn:rt:awkward', value }))], name: [{ family: awkward[0], given: awkward.slice(1, 3) }] } as Patient,
+    ]);
+    const read = (await store.read('Patient', stored.id!)) as Patient;
+    expect(read.name).toEqual([{ family: awkward[0], given: awkward.slice(1, 3) }]);
+    expect(read.identifier?.slice(1).map((x) => x.value)).toEqual(awkward);
+    for (const value of awkward.filter((x) => !x.includes('\u001f'))) {
+      const found = await store.search({ resourceType: 'Patient', clauses: [{ kind: 'token', param: 'identifier', values: [`identifier|urn:rt:awkward|${value}`], not: false }], sort: [], count: 10, offset: 0, total: false });
+      expect(found.resources.map((r) => r.id), value).toEqual([stored.id]);
+    }
+    const byName = await store.search({ resourceType: 'Patient', clauses: [{ kind: 'string', param: 'family', mode: 'exact', values: [awkward[0]] }], sort: [], count: 10, offset: 0, total: false });
+    expect(byName.resources.map((r) => r.id)).toEqual([stored.id]);
+    const updated = await store.update({ ...read, name: [{ family: awkward[2] }] });
+    expect(((await store.read('Patient', stored.id!)) as Patient).name?.[0].family).toBe(awkward[2]);
+    expect(updated.resource.meta?.versionId).toBe('2');
+  });
+
   it('createMany keeps ids it is given (bulk loads)', async () => {
     const id = `given-${driver.name}-${Date.now()}`;
     const [stored] = await store.createMany([{ ...task('requested'), id }]);
