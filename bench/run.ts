@@ -497,7 +497,15 @@ ${profileOutput()}\`\`\`
   profile under load puts about 61 µs in PGlite's WebAssembly (the insert: the row, three indexes, the token and
   reference arrays, checking the JSON), 29 µs in PGlite's JavaScript encoding the batch's parameters (each JSON
   document escaped into an array literal, its UTF-8 length counted twice), 11 µs indexing the event and the rest
-  building it and collecting garbage. On this machine (autocannon takes most of the second core) the read's 0.6×
+  building it and collecting garbage. Later that day the 29 µs went: text, JSON and text[] parameters now go to
+  PGlite in binary format (their UTF-8 bytes, and text[] as \`array_send\` lays it out; \`server/src/storage/sql/pglite.ts\`),
+  where PGlite's text format counted each string's UTF-8 length twice in a JavaScript loop (8 ns a character against
+  0.2 for \`Buffer.byteLength\`). A probe storing AuditEvents in batches of 50, on a machine running about 3× slower
+  than in the morning's runs, went from 253 to 159 µs of CPU per event (median of 9 interleaved rounds), and an A/B at
+  10k with 50 connections from 1,379 to 1,490 audited reads/s (0.79 to 0.745 ms of server CPU per read). The same
+  probe puts most of the rest in compressing the row: an audit row (1.1 KB of JSON, 35 tokens) is over PostgreSQL's
+  2 KB threshold, and stored uncompressed (\`toast_tuple_target = 8160\`) it cost 121 instead of 169 µs, for 1.62× the
+  disk (2.84 against 1.75 KB per event). Not taken: the audit trail is the table that grows fastest. On this machine (autocannon takes most of the second core) the read's 0.6×
   the peer needs about 0.15 ms of CPU per audited read, so about 35 µs for its AuditEvent, and a table of bare
   columns (id, time, JSON) alone measured 35-45 µs per event on PGlite. What would close it is taking the audit trail
   off the thread that serves requests: an audit record repository of its own (IHE BALP), or PGlite's audit table on a
