@@ -516,6 +516,12 @@ ${profileOutput()}\`\`\`
   2,658, 3,220, 4,930 and 10,356/s in the full runs of 2026-11-25 11:43 and 2026-11-30 09:17, 10:08 and 12:35, so the
   ratio moves with it; a negative "auditing costs" means the unaudited read, measured minutes later on a restarted
   server, met a slower machine.
+  The full run of 2026-11-30 15:04 ran on another machine kind (2 × Intel Xeon; the runs before it on 2 × AMD EPYC),
+  slower for every server: the peer read 4,524/s against 10,151 at 13:30, bare Express 5,172 against 13,756. There
+  PGlite's audited read reached 0.6× the peer for the first time (2,724/s, 0.602×) and 0.45× Express (0.53×), and
+  PostgreSQL's fell to 0.39×. On that machine HTTP weighs more against the rest (the peer read at 0.87× Express,
+  against 0.74× at 13:30), which narrows every ratio to the peer; one run at the edge is not a target held, and the
+  run to settle it is one on the earlier machine kind.
   The AuditEvents of reads must also keep up with the reads: until 2026-11-30 the audit writer took one batch at a
   time and let the rest wait in memory, and the full run at 11:37 that day read at 4,792/s on PostgreSQL while its
   audit log fell behind (probed at 100k: after three 5 s rounds 31,200 AuditEvents were still in memory, and RSS
