@@ -1,5 +1,5 @@
 import { Client } from 'fhir-kit-client';
-import type { Bundle, OperationOutcome, Patient, Task } from 'fhir/r4.js';
+import type { Bundle, BundleEntry, OperationOutcome, Patient, Task } from 'fhir/r4.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../server/src/server.js';
 import { failure, headersOf, raw } from './helpers/fhir.js';
@@ -337,6 +337,36 @@ describe.each(STORE_DRIVERS)('FHIR REST API on $name', (driver) => {
       expect(JSON.stringify(res.data)).toContain('Bundle.entry[1]');
       const found = (await client.search({ resourceType: 'Patient', searchParams: { identifier: `urn:test|${marker}` } })) as unknown as Bundle;
       expect(found.entry ?? []).toHaveLength(0);
+    });
+
+    it('a transaction\'s creates written together: references among them resolved, an invalid one or a repeated fullUrl fails the whole Bundle with its entry named', async () => {
+      const marker = `together-${driver.name}`;
+      const member = 'urn:uuid:33333333-3333-4333-8333-333333333333';
+      const tasks = (n: number): BundleEntry[] =>
+        Array.from({ length: n }, (_, i) => ({
+          fullUrl: `urn:uuid:44444444-4444-4444-8444-${String(i).padStart(12, '0')}`,
+          resource: { resourceType: 'Task', status: 'requested', intent: 'order', description: marker, for: { reference: member } } as Task,
+          request: { method: 'POST', url: 'Task' },
+        }));
+      const entries = [...tasks(12), { fullUrl: member, resource: patient('Together', { identifier: [{ system: 'urn:test', value: marker }] }), request: { method: 'POST', url: 'Patient' } }];
+      const result = (await client.transaction({ body: { resourceType: 'Bundle', type: 'transaction', entry: entries } as never })) as unknown as Bundle;
+      expect(result.entry?.map((e) => e.response?.status)).toEqual(Array(13).fill('201'));
+      const memberRef = result.entry![12].response!.location!.replace(`${server.fhirBase}/`, '').replace(/\/_history\/\d+$/, '');
+      const stored = (await client.search({ resourceType: 'Task', searchParams: { patient: memberRef, _count: '50' } })) as unknown as Bundle;
+      expect(stored.entry?.map((e) => (e.resource as Task).description)).toEqual(Array(12).fill(marker));
+      // Written in one statement: one lastUpdated for all (one statement each would stamp each on its own).
+      expect(new Set(stored.entry!.map((e) => e.resource!.meta?.lastUpdated)).size).toBe(1);
+
+      const count = async () => ((await client.search({ resourceType: 'Task', searchParams: { patient: memberRef, _summary: 'count' } })) as unknown as Bundle).total;
+      const invalid = tasks(6).map((e) => ({ ...e, resource: { ...(e.resource as Task), for: { reference: memberRef } } }));
+      (invalid[3].resource as Task).status = 'not-a-status' as Task['status'];
+      const refused = await failure(client.transaction({ body: { resourceType: 'Bundle', type: 'transaction', entry: invalid } as never }));
+      expect(refused.status).toBe(422);
+      expect(JSON.stringify(refused.data)).toContain('Bundle.entry[3]');
+      const repeated = tasks(4).map((e) => ({ ...e, fullUrl: 'urn:uuid:55555555-5555-4555-8555-555555555555', resource: { ...(e.resource as Task), for: { reference: memberRef } } }));
+      const conflict = await failure(client.transaction({ body: { resourceType: 'Bundle', type: 'transaction', entry: repeated } as never }));
+      expect(conflict.status).toBe(409);
+      expect(await count()).toBe(12);
     });
 
     it('a batch processes entries independently', async () => {

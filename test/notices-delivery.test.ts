@@ -49,6 +49,11 @@ describe('notices delivered to a provider FHIR endpoint', () => {
     }, 10_000, 'the letter at the provider');
     expect(received).toHaveLength(1);
     expect(received[0].identifier?.[0].value).toMatch(/^Communication\//);
-    expect(provider.requests.filter((r) => r.method === 'POST' && r.path === '/Communication')).toHaveLength(1);
+    // The provider logs a request when its response has gone out, which can be after its commit.
+    const posts = await waitFor(async () => {
+      const logged = provider.requests.filter((r) => r.method === 'POST' && r.path === '/Communication');
+      return logged.length ? logged : undefined;
+    }, 10_000, 'the logged POST');
+    expect(posts).toHaveLength(1);
   });
 });

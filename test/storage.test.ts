@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -5,9 +6,12 @@ import type { AuditEvent, Patient, PractitionerRole, SearchParameter, Task } fro
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FhirError } from '../server/src/fhir/outcomes.js';
+import { Indexer } from '../server/src/fhir/search/indexer.js';
 import { SearchParamRegistry } from '../server/src/fhir/search/registry.js';
 import type { FhirStore, SearchClause, SortRule } from '../server/src/storage/FhirStore.js';
-import { openStore } from '../server/src/storage/openStore.js';
+import { openConnection, openStore } from '../server/src/storage/openStore.js';
+import type { SqlConnection } from '../server/src/storage/sql/connection.js';
+import { SqlFhirStore } from '../server/src/storage/sql/SqlFhirStore.js';
 import { waitFor } from './helpers/providerServer.js';
 import { dropSchema, postgresConfig, STORE_DRIVERS, TEST_DATABASE_URL } from './helpers/stores.js';
 
@@ -231,6 +235,48 @@ describe.each(STORE_DRIVERS)('FhirStore contract on $name', (driver) => {
       }
     } finally {
       await hooked.close();
+    }
+  });
+
+  it('creates inside a transaction that arrive together go in one statement; a taken id sends them one at a time, with a single create\'s 409 and revival', async () => {
+    const conn = await openConnection(config);
+    const inserts: string[] = [];
+    const counted = (c: SqlConnection): SqlConnection => ({
+      get inTransaction() {
+        return c.inTransaction;
+      },
+      query: (sql, params) => {
+        if (/INSERT INTO resources/.test(sql)) inserts.push(sql);
+        return c.query(sql, params);
+      },
+      transaction: (fn) => c.transaction((tx) => fn(counted(tx))),
+      close: () => c.close(),
+    });
+    const tx = new SqlFhirStore(counted(conn), new Indexer(registry));
+    try {
+      const marker = `tx-group-${driver.name}`;
+      const fresh = (i: number): Task => ({ ...task('requested'), id: i % 2 ? randomUUID() : undefined, description: `${marker}-${i}` });
+      const created = await tx.transaction((store) => Promise.all(Array.from({ length: 8 }, (_, i) => store.create(fresh(i)))));
+      expect(inserts).toHaveLength(1);
+      expect(new Set(created.map((t) => t.id)).size).toBe(8);
+      for (const t of created) {
+        expect(((await tx.read('Task', t.id!)) as Task).description).toBe(t.description);
+        expect(await tx.history({ resourceType: 'Task', id: t.id!, count: 5, offset: 0 })).toHaveLength(1);
+      }
+
+      // A deleted id among them is revived (version 3) and a live one refused, as single creates would be.
+      await tx.delete('Task', created[1].id!);
+      inserts.length = 0;
+      const again = await tx.transaction((store) =>
+        Promise.allSettled([store.create(fresh(10)), store.create({ ...fresh(11), id: created[1].id }), store.create({ ...fresh(12), id: created[3].id }), store.create(fresh(13))]),
+      );
+      expect(again.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+      expect(again[2]).toMatchObject({ reason: { status: 409 } });
+      expect(((await tx.read('Task', created[1].id!)) as Task).meta?.versionId).toBe('3');
+      expect(((await tx.read('Task', created[3].id!)) as Task).description).toBe(`${marker}-3`);
+      expect(inserts.length).toBeGreaterThan(1);
+    } finally {
+      await conn.close();
     }
   });
 

@@ -60,7 +60,7 @@ async function transaction(req: FhirRequest, ctx: FhirContext, entries: BundleEn
     .sort((a, b) => METHOD_ORDER[a.entry.request!.method] - METHOD_ORDER[b.entry.request!.method] || conditionalFirst(a.entry, b.entry));
   for (const { entry } of order) assignId(entry, ids);
   const responses: BundleEntry[] = new Array(entries.length);
-  for (const { entry, index } of order) {
+  const run = async ({ entry, index }: { entry: BundleEntry; index: number }) => {
     try {
       const resolved = await resolveReferences(req, ctx, entry, ids);
       const response = await dispatch({ ...entryRequest(req, resolved), presetId: presetIdOf(resolved, ids) }, ctx);
@@ -72,9 +72,42 @@ async function transaction(req: FhirRequest, ctx: FhirContext, entries: BundleEn
       const error = normalizeError(err);
       throw new FhirError(error.status, prefixOutcome(error.outcome, index), error.headers);
     }
+  };
+  // Plain creates next to each other run together, so the store writes them in one statement.
+  for (const group of groupPlainCreates(order, ctx)) {
+    const settled = await Promise.allSettled(group.map(run));
+    const failure = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (failure) throw failure.reason;
   }
   return { resourceType: 'Bundle', type: 'transaction-response', entry: responses };
 }
+
+type Ordered = { entry: BundleEntry; index: number };
+
+/** Consecutive plain creates form one group; every other entry is a group of its own. */
+function groupPlainCreates(order: Ordered[], ctx: FhirContext): Ordered[][] {
+  const groups: Ordered[][] = [];
+  let previousPlain = false;
+  for (const item of order) {
+    const plain = isPlainCreate(item.entry, ctx);
+    if (plain && previousPlain) groups.at(-1)!.push(item);
+    else groups.push([item]);
+    previousPlain = plain;
+  }
+  return groups;
+}
+
+/**
+ * A POST to a bare resource type with no If-None-Exist, no create interceptor and no conditional
+ * reference: it neither searches nor depends on what the entries beside it write.
+ */
+function isPlainCreate(entry: BundleEntry, ctx: FhirContext): boolean {
+  const { method, url, ifNoneExist } = entry.request!;
+  if (method !== 'POST' || ifNoneExist || !/^[A-Z][A-Za-z]+$/.test(url) || ctx.createInterceptors?.[url]) return false;
+  return !collectReferences(entry.resource!).some((ref) => CONDITIONAL_REFERENCE.test(ref));
+}
+
+const CONDITIONAL_REFERENCE = /^[A-Z][A-Za-z]+\?/;
 
 const conditionalFirst = (a: BundleEntry, b: BundleEntry) => Number(!a.request?.ifNoneExist) - Number(!b.request?.ifNoneExist);
 
@@ -95,7 +128,7 @@ async function resolveReferences(req: FhirRequest, ctx: FhirContext, entry: Bund
   if (!entry.resource) return { ...entry, request: { ...entry.request!, url: ids.get(entry.request!.url) ?? entry.request!.url } };
   const conditional = new Map<string, string>();
   for (const ref of collectReferences(entry.resource)) {
-    if (!/^[A-Z][A-Za-z]+\?/.test(ref) || conditional.has(ref)) continue;
+    if (!CONDITIONAL_REFERENCE.test(ref) || conditional.has(ref)) continue;
     const [type, query] = ref.split('?', 2);
     const matches = await runSearch(req, ctx, type, [...new URLSearchParams(query).entries()], 2);
     if (matches.length !== 1) throw preconditionFailed(`Conditional reference '${ref}' matched ${matches.length} resources (needs exactly 1)`);

@@ -188,10 +188,36 @@ export class SqlFhirStore implements FhirStore {
   /** New resources with server-assigned ids, written together with the others arriving at the same time. */
   private readonly newResources = new GroupCommit<Resource, Resource>((resources) => this.createMany(resources));
 
+  /** Creates in this transaction that arrive together (a transaction Bundle's entries), written together likewise. */
+  private readonly createsInTransaction = new GroupCommit<Resource, Resource>((resources) => this.createTogether(resources));
+
   async create<T extends Resource>(resource: T): Promise<T> {
     if (resource.id === undefined && !this.conn.inTransaction) return this.newResources.submit(resource) as Promise<T>;
     if (resource.resourceType === AUDIT_EVENT) return (await this.createMany([resource]))[0] as T;
+    if (this.conn.inTransaction) return this.createsInTransaction.submit(resource) as Promise<T>;
     return this.transaction(async (tx) => (tx as SqlFhirStore).writeVersion(resource, undefined, 'create')).then((r) => r.resource);
+  }
+
+  /**
+   * One statement for many creates when none of their ids is taken; otherwise the batch fails before
+   * writing anything and GroupCommit writes each alone, with a single create's rules (409, a deleted id revived).
+   */
+  private async createTogether(resources: Resource[]): Promise<Resource[]> {
+    if (resources.length === 1) return [(await this.writeVersion(resources[0], undefined, 'create')).resource];
+    if (await this.anyIdTaken(resources)) throw new Error('an id is taken: one create at a time');
+    return this.insertMany(resources);
+  }
+
+  private async anyIdTaken(resources: Resource[]): Promise<boolean> {
+    const given = resources.filter((r) => r.id !== undefined);
+    if (!given.length) return false;
+    if (new Set(given.map((r) => `${r.resourceType}/${r.id}`)).size < given.length) return true;
+    // One probe per type, so that each reads its own partition only.
+    const idsByType = new Map<string, string[]>();
+    for (const r of given) idsByType.set(r.resourceType, [...(idsByType.get(r.resourceType) ?? []), r.id!]);
+    const probes = [...idsByType.keys()].map((_, k) => `SELECT 1 FROM resources WHERE res_type = $${2 * k + 1} AND id = ANY($${2 * k + 2}::text[])`);
+    const { rows } = await this.conn.query(`${probes.join(' UNION ALL ')} LIMIT 1`, [...idsByType].flat());
+    return rows.length > 0;
   }
 
   async createMany(resources: Resource[]): Promise<Resource[]> {
