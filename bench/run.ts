@@ -522,6 +522,12 @@ ${profileOutput()}\`\`\`
   PostgreSQL's fell to 0.39×. On that machine HTTP weighs more against the rest (the peer read at 0.87× Express,
   against 0.74× at 13:30), which narrows every ratio to the peer; one run at the edge is not a target held, and the
   run to settle it is one on the earlier machine kind.
+  The full run at 15:52, the one above, met a slower and noisier machine than the one at 15:04 (the same kind): our
+  unaudited read fell from 5,911 to 3,400/s and PGlite's start-up rose from 1,002 to 1,680 ms, code paths no change
+  between the runs touched, while bare Express rose from 5,172 to 7,675/s. Its ratios are that machine's; the change
+  between the two runs (a transaction's creates in one statement) shows in the transaction row, 22 to 58/s on PGlite
+  and 42 to 104/s on PostgreSQL. Interleaved A/B probes of the two builds after the run gave \`$submit\` 57-88 against
+  63-70/s and audited reads 887-1,773 against 1,229-1,266/s: within that machine's noise, no regression.
   The AuditEvents of reads must also keep up with the reads: until 2026-11-30 the audit writer took one batch at a
   time and let the rest wait in memory, and the full run at 11:37 that day read at 4,792/s on PostgreSQL while its
   audit log fell behind (probed at 100k: after three 5 s rounds 31,200 AuditEvents were still in memory, and RSS
