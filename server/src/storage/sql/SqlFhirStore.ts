@@ -214,7 +214,11 @@ export class SqlFhirStore implements FhirStore {
     if (new Set(given.map((r) => `${r.resourceType}/${r.id}`)).size < given.length) return true;
     // One probe per type, so that each reads its own partition only.
     const idsByType = new Map<string, string[]>();
-    for (const r of given) idsByType.set(r.resourceType, [...(idsByType.get(r.resourceType) ?? []), r.id!]);
+    for (const r of given) {
+      const ids = idsByType.get(r.resourceType) ?? [];
+      ids.push(r.id!);
+      idsByType.set(r.resourceType, ids);
+    }
     const probes = [...idsByType.keys()].map((_, k) => `SELECT 1 FROM resources WHERE res_type = $${2 * k + 1} AND id = ANY($${2 * k + 2}::text[])`);
     const { rows } = await this.conn.query(`${probes.join(' UNION ALL ')} LIMIT 1`, [...idsByType].flat());
     return rows.length > 0;
