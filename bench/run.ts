@@ -558,10 +558,12 @@ ${profileOutput()}\`\`\`
   this change a 20-entry transaction ran 20 of them beside its 20 inserts); the profile shows what one such
   transaction ran then: one statement per entry. Since later on 2026-11-30 a transaction's plain creates (POST to
   a type, no If-None-Exist, no conditional reference, no create interceptor) run side by side and the store writes
-  the creates that reach it together in one statement, after one probe that their ids are free (any taken id sends
-  them one at a time, with a single create's 409 or revival; \`server/src/fhir/interactions/bundle.ts\`,
-  \`SqlFhirStore.createTogether\`). The profile above counts about 2 statements for the 20-entry transaction; an A/B
-  at 10k with 50 connections on PGlite went from 15-20 to 53-54 transactions/s (61-82 to 24 ms of server CPU each). A \`$submit\` writes the case (CoverageEligibilityRequest and Response,
+  the creates that reach it together in one statement, inside a savepoint: a taken or repeated id rolls the
+  statement back and sends them one at a time, with a single create's 409 or revival
+  (\`server/src/fhir/interactions/bundle.ts\`, \`SqlFhirStore.createTogether\`). An A/B at 10k with 50 connections on
+  PGlite went from 15-20 to 53-54 transactions/s (61-82 to 24 ms of server CPU each). The 15:52 run checked the ids
+  with a probe before the insert instead (the \`SELECT 1\` in its profile, about 1.6 ms); the savepoint and its
+  release cost about 0.6 ms and also cover an id another process takes between a probe and the insert. A \`$submit\` writes the case (CoverageEligibilityRequest and Response,
   ServiceRequest, Task, Provenance) in one statement, and an approval's letter with its Communications in another.
   Since 2026-11-30 each server process caches the provider directory's searches (PractitionerRole, Practitioner,
   Location, Organization: \`server/src/storage/sql/searchCache.ts\`; dropped on any write of the type, and on

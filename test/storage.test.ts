@@ -238,7 +238,7 @@ describe.each(STORE_DRIVERS)('FhirStore contract on $name', (driver) => {
     }
   });
 
-  it('creates inside a transaction that arrive together go in one statement; a taken id sends them one at a time, with a single create\'s 409 and revival', async () => {
+  it('creates inside a transaction that arrive together go in one statement; a taken or repeated id sends them one at a time, with a single create\'s 409 and revival', async () => {
     const conn = await openConnection(config);
     const inserts: string[] = [];
     const counted = (c: SqlConnection): SqlConnection => ({
@@ -267,11 +267,17 @@ describe.each(STORE_DRIVERS)('FhirStore contract on $name', (driver) => {
       // A deleted id among them is revived (version 3) and a live one refused, as single creates would be.
       await tx.delete('Task', created[1].id!);
       inserts.length = 0;
+      const twice = randomUUID();
       const again = await tx.transaction((store) =>
-        Promise.allSettled([store.create(fresh(10)), store.create({ ...fresh(11), id: created[1].id }), store.create({ ...fresh(12), id: created[3].id }), store.create(fresh(13))]),
+        Promise.allSettled([
+          store.create(fresh(10)), store.create({ ...fresh(11), id: created[1].id }), store.create({ ...fresh(12), id: created[3].id }), store.create(fresh(13)),
+          store.create({ ...fresh(14), id: twice }), store.create({ ...fresh(15), id: twice }),
+        ]),
       );
-      expect(again.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+      expect(again.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'fulfilled', 'rejected']);
       expect(again[2]).toMatchObject({ reason: { status: 409 } });
+      expect(again[5]).toMatchObject({ reason: { status: 409 } });
+      expect(((await tx.read('Task', twice)) as Task).description).toBe(`${marker}-14`);
       expect(((await tx.read('Task', created[1].id!)) as Task).meta?.versionId).toBe('3');
       expect(((await tx.read('Task', created[3].id!)) as Task).description).toBe(`${marker}-3`);
       expect(inserts.length).toBeGreaterThan(1);

@@ -199,29 +199,21 @@ export class SqlFhirStore implements FhirStore {
   }
 
   /**
-   * One statement for many creates when none of their ids is taken; otherwise the batch fails before
-   * writing anything and GroupCommit writes each alone, with a single create's rules (409, a deleted id revived).
+   * Many creates in one statement. Should one of their ids be taken (or come twice), the savepoint takes
+   * the statement back and GroupCommit writes each alone, with a single create's rules (409, a deleted id
+   * revived); a write hook refusing one likewise fails that one alone.
    */
   private async createTogether(resources: Resource[]): Promise<Resource[]> {
     if (resources.length === 1) return [(await this.writeVersion(resources[0], undefined, 'create')).resource];
-    if (await this.anyIdTaken(resources)) throw new Error('an id is taken: one create at a time');
-    return this.insertMany(resources);
-  }
-
-  private async anyIdTaken(resources: Resource[]): Promise<boolean> {
-    const given = resources.filter((r) => r.id !== undefined);
-    if (!given.length) return false;
-    if (new Set(given.map((r) => `${r.resourceType}/${r.id}`)).size < given.length) return true;
-    // One probe per type, so that each reads its own partition only.
-    const idsByType = new Map<string, string[]>();
-    for (const r of given) {
-      const ids = idsByType.get(r.resourceType) ?? [];
-      ids.push(r.id!);
-      idsByType.set(r.resourceType, ids);
+    await this.conn.query('SAVEPOINT create_together');
+    try {
+      const stored = await this.insertMany(resources);
+      await this.conn.query('RELEASE SAVEPOINT create_together');
+      return stored;
+    } catch (err) {
+      await this.conn.query('ROLLBACK TO SAVEPOINT create_together');
+      throw err;
     }
-    const probes = [...idsByType.keys()].map((_, k) => `SELECT 1 FROM resources WHERE res_type = $${2 * k + 1} AND id = ANY($${2 * k + 2}::text[])`);
-    const { rows } = await this.conn.query(`${probes.join(' UNION ALL ')} LIMIT 1`, [...idsByType].flat());
-    return rows.length > 0;
   }
 
   async createMany(resources: Resource[]): Promise<Resource[]> {
