@@ -4,9 +4,13 @@ import type { FhirContext } from '../context.js';
 import { badRequest, FhirError, normalizeError, preconditionFailed } from '../outcomes.js';
 import type { FhirRequest, FhirResponse, HttpMethod } from '../request.js';
 import { collectReferences, rewriteReferences } from '../references.js';
+import { isSupportedType } from '../resourceTypes.js';
 import { runSearch } from './search.js';
 
 export type Dispatch = (req: FhirRequest, ctx: FhirContext) => Promise<FhirResponse>;
+
+/** A Bundle entry and its place in the Bundle. */
+type Ordered = { entry: BundleEntry; index: number };
 
 const METHOD_ORDER: Record<string, number> = { DELETE: 0, POST: 1, PUT: 2, PATCH: 3, GET: 4, HEAD: 4 };
 
@@ -60,7 +64,7 @@ async function transaction(req: FhirRequest, ctx: FhirContext, entries: BundleEn
     .sort((a, b) => METHOD_ORDER[a.entry.request!.method] - METHOD_ORDER[b.entry.request!.method] || conditionalFirst(a.entry, b.entry));
   for (const { entry } of order) assignId(entry, ids);
   const responses: BundleEntry[] = new Array(entries.length);
-  const run = async ({ entry, index }: { entry: BundleEntry; index: number }) => {
+  const run = async ({ entry, index }: Ordered) => {
     try {
       const resolved = await resolveReferences(req, ctx, entry, ids);
       const response = await dispatch({ ...entryRequest(req, resolved), presetId: presetIdOf(resolved, ids) }, ctx);
@@ -82,8 +86,6 @@ async function transaction(req: FhirRequest, ctx: FhirContext, entries: BundleEn
   return { resourceType: 'Bundle', type: 'transaction-response', entry: responses };
 }
 
-type Ordered = { entry: BundleEntry; index: number };
-
 /** Consecutive plain creates form one group; every other entry is a group of its own. */
 function groupPlainCreates(order: Ordered[], ctx: FhirContext): Ordered[][] {
   const groups: Ordered[][] = [];
@@ -103,7 +105,7 @@ function groupPlainCreates(order: Ordered[], ctx: FhirContext): Ordered[][] {
  */
 function isPlainCreate(entry: BundleEntry, ctx: FhirContext): boolean {
   const { method, url, ifNoneExist } = entry.request!;
-  if (method !== 'POST' || ifNoneExist || !/^[A-Z][A-Za-z]+$/.test(url) || ctx.createInterceptors?.[url]) return false;
+  if (method !== 'POST' || ifNoneExist || !isSupportedType(url) || ctx.createInterceptors?.[url]) return false;
   return !collectReferences(entry.resource!).some((ref) => CONDITIONAL_REFERENCE.test(ref));
 }
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Resource } from 'fhir/r4.js';
 import { conflict, gone, notFound, preconditionFailed } from '../../fhir/outcomes.js';
-import { appendOnlyRefusal } from '../../fhir/resourceTypes.js';
+import { appendOnlyRefusal, isAppendOnlyType } from '../../fhir/resourceTypes.js';
 import type { Indexer, ResourceIndex } from '../../fhir/search/indexer.js';
 import type { FhirStore, HistoryEntry, HistoryQuery, OutboxMessage, SearchQuery, SearchResult, WriteHook } from '../FhirStore.js';
 import type { SqlConnection } from './connection.js';
@@ -255,12 +255,12 @@ export class SqlFhirStore implements FhirStore {
   }
 
   async update<T extends Resource>(resource: T, ifMatch?: string): Promise<{ resource: T; created: boolean }> {
-    if (resource.resourceType === AUDIT_EVENT) throw appendOnlyRefusal(resource.resourceType);
+    if (isAppendOnlyType(resource.resourceType)) throw appendOnlyRefusal(resource.resourceType);
     return this.transaction(async (tx) => (tx as SqlFhirStore).writeVersion(resource, ifMatch, 'update'));
   }
 
   async delete(resourceType: string, id: string, ifMatch?: string): Promise<boolean> {
-    if (resourceType === AUDIT_EVENT) throw appendOnlyRefusal(resourceType);
+    if (isAppendOnlyType(resourceType)) throw appendOnlyRefusal(resourceType);
     return this.transaction(async (tx) => (tx as SqlFhirStore).deleteInTx(resourceType, id, ifMatch));
   }
 
