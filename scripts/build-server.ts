@@ -1,17 +1,26 @@
 /**
- * `npm run build:server`: bundles the server's TypeScript into one ES module, `dist/server.js`, which
- * `npm start` runs with plain node (no TypeScript compiler at start-up). Packages stay in node_modules.
+ * `npm run build:server`: bundles the server's TypeScript into ES modules, `dist/server.js` and the
+ * modules it imports on demand in `dist/chunks/`, which `npm start` runs with plain node (no TypeScript
+ * compiler at start-up). Packages stay in node_modules.
  * The process tests (test/helpers/serverProcess.ts) run this bundle; vitest's global setup builds it.
  */
+import { rmSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
 export const SERVER_BUNDLE = fileURLToPath(new URL('../dist/server.js', import.meta.url));
 
 export async function buildServer(): Promise<void> {
+  const outdir = dirname(SERVER_BUNDLE);
+  rmSync(`${outdir}/chunks`, { recursive: true, force: true });
   await build({
-    entryPoints: [fileURLToPath(new URL('../server/src/main.ts', import.meta.url))],
-    outfile: SERVER_BUNDLE,
+    entryPoints: { server: fileURLToPath(new URL('../server/src/main.ts', import.meta.url)) },
+    outdir,
+    // Modules imported on demand (the database driver not chosen, say) go to chunks of their own, so that
+    // the packages they import are not loaded at start-up either.
+    splitting: true,
+    chunkNames: 'chunks/[name]-[hash]',
     bundle: true,
     platform: 'node',
     format: 'esm',

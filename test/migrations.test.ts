@@ -1,9 +1,12 @@
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AuditEvent, Binary, Patient, SearchParameter, Task } from 'fhir/r4.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ourSearchParameters, readConformanceResources } from '../server/src/fhir/conformance.js';
 import { Indexer } from '../server/src/fhir/search/indexer.js';
 import { SearchParamRegistry } from '../server/src/fhir/search/registry.js';
-import { openConnection, type StoreConfig } from '../server/src/storage/openStore.js';
+import { openConnection, type StoreConfig } from '../server/src/storage/connect.js';
 import type { SqlConnection } from '../server/src/storage/sql/connection.js';
 import { migrate } from '../server/src/storage/sql/schema.js';
 import { SqlFhirStore } from '../server/src/storage/sql/SqlFhirStore.js';
@@ -148,6 +151,30 @@ describe('the embedded engine', () => {
       expect((await conn.query(`SELECT current_setting('shared_buffers') AS value`)).rows[0].value).toBe('32MB');
     } finally {
       await conn.close();
+    }
+  });
+
+  it('initialises a new data folder on a worker thread, so that the memory of initdb leaves with it; the folder then opens as it was left', async () => {
+    const folder = mkdtempSync(join(tmpdir(), 'so-initdb-'));
+    const config: StoreConfig = { driver: 'pglite', dataDir: join(folder, 'pg') };
+    try {
+      const externalBefore = process.memoryUsage().external;
+      const conn = await openConnection(config);
+      const externalGrowth = process.memoryUsage().external - externalBefore;
+      await conn.query('CREATE TABLE kept (note text)');
+      await conn.query(`INSERT INTO kept VALUES ('still here')`);
+      await conn.close();
+      expect(existsSync(join(folder, 'pg', 'PG_VERSION'))).toBe(true);
+      // The engine's own WebAssembly memory is about 140 MB; initdb run on this thread left some 430 MB more.
+      expect(externalGrowth).toBeLessThan(300 * 1024 * 1024);
+      const reopened = await openConnection(config);
+      try {
+        expect((await reopened.query('SELECT note FROM kept')).rows).toEqual([{ note: 'still here' }]);
+      } finally {
+        await reopened.close();
+      }
+    } finally {
+      rmSync(folder, { recursive: true, force: true });
     }
   });
 });

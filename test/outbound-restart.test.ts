@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadOutboundConfig, type OutboundConfigInput } from '../server/src/outbound/index.js';
 import { FHIR_CREATE, fhirCreateHandler } from '../server/src/outbound/deliveries.js';
 import { ProviderAuth } from '../server/src/outbound/providerAuth.js';
-import type { StoreConfig } from '../server/src/storage/openStore.js';
+import type { StoreConfig } from '../server/src/storage/connect.js';
 import { SNAPSHOT_PATH } from './helpers/paths.js';
 import { planKeys, startPlanServer, startProviderServer, waitFor, type ProviderServer } from './helpers/providerServer.js';
 import { STORE_DRIVERS } from './helpers/stores.js';

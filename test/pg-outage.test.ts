@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../server/src/server.js';
-import type { StoreConfig } from '../server/src/storage/openStore.js';
+import type { StoreConfig } from '../server/src/storage/connect.js';
 import { waitFor } from './helpers/providerServer.js';
 import { recordResult } from './helpers/results.js';
 import { dropSchema, TEST_DATABASE_URL } from './helpers/stores.js';

@@ -1,11 +1,17 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../server/src/log.js';
+import { startServer } from '../server/src/server.js';
+import { openConnection } from '../server/src/storage/connect.js';
 import { openStore } from '../server/src/storage/openStore.js';
+import type { SqlConnection } from '../server/src/storage/sql/connection.js';
 import { SearchParamRegistry } from '../server/src/fhir/search/registry.js';
 import { startServerProcess } from './helpers/serverProcess.js';
-import { startFhirOnlyServer } from './helpers/testServer.js';
+import { pgliteConfig } from './helpers/stores.js';
+import { startFhirOnlyServer, testConfig } from './helpers/testServer.js';
 
 /** SIGTERM drains in-flight requests, closes the store and exits 0; every acknowledged write is there. */
 describe('graceful shutdown', () => {
@@ -61,4 +67,50 @@ describe('start-up', () => {
       await server.close();
     }
   });
+
+  it('listens while the database is still opening; a database that fails to open leaves the port free', async () => {
+    const port = await freePort();
+    const config = testConfig(pgliteConfig(), { PORT: String(port) });
+    const parts = async () => ({ policy: { requireScope: () => undefined, patientCompartment: () => undefined, mayAccess: () => true } });
+    let opened!: (conn: SqlConnection) => void;
+    const connection = new Promise<SqlConnection>((resolve) => (opened = resolve));
+    const starting = startServer(config, parts, createLogger('silent'), connection);
+    const early = await untilAnswered(`http://127.0.0.1:${port}/fhir/metadata`);
+    expect(early.status).toBe(503);
+    expect(((await early.json()) as { resourceType: string }).resourceType).toBe('OperationOutcome');
+    opened(await openConnection(pgliteConfig()));
+    const server = await starting;
+    try {
+      expect((await fetch(`${server.fhirBase}/metadata`)).status).toBe(200);
+    } finally {
+      await server.close();
+    }
+
+    const unreachable = new Promise<SqlConnection>((_, reject) => setTimeout(() => reject(new Error('database unreachable')), 100));
+    await expect(startServer(config, parts, createLogger('silent'), unreachable)).rejects.toThrow('database unreachable');
+    expect(await freePort(port)).toBe(port);
+  });
 });
+
+/** A port nothing listens on (the one asked for, or any). */
+function freePort(port = 0): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(port, '127.0.0.1', () => {
+      const { port: free } = probe.address() as { port: number };
+      probe.close(() => resolve(free));
+    });
+  });
+}
+
+async function untilAnswered(url: string): Promise<Response> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    try {
+      return await fetch(url);
+    } catch {
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+  throw new Error(`nothing answered at ${url}`);
+}

@@ -1,19 +1,25 @@
-import { loadConfig } from './config.js';
-import { buildParts } from './compose.js';
+import { loadConfig, type ServerConfig } from './config.js';
 import { createLogger, errorFields } from './log.js';
-import { startServer } from './server.js';
+import { openConnection } from './storage/connect.js';
 
-/** Starts the server from environment configuration; SIGTERM/SIGINT drain in-flight requests first. */
+/**
+ * Starts the server from environment configuration; SIGTERM/SIGINT drain in-flight requests first.
+ * The database starts opening before the rest of the server's modules load: opening PGlite reads and
+ * compiles its WebAssembly off the main thread, which module loading would otherwise wait for.
+ */
 async function main(): Promise<void> {
-  let config;
+  let config: ServerConfig;
   try {
     config = loadConfig();
   } catch (err) {
     process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
     process.exit(2);
   }
+  const connection = openConnection(config.store);
+  connection.catch(() => undefined); // a failure is reported where startServer awaits it
   const logger = createLogger(config.logLevel);
-  const server = await startServer(config, buildParts, logger);
+  const [{ startServer }, { buildParts }] = await Promise.all([import('./server.js'), import('./compose.js')]);
+  const server = await startServer(config, buildParts, logger, connection);
   if (config.logLevel !== 'silent') {
     process.stdout.write(
       `\nsecond-opinion-fhir is running\n  FHIR base:   ${server.fhirBase}\n  metadata:    ${server.fhirBase}/metadata\n` +

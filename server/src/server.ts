@@ -13,7 +13,9 @@ import { SearchParamRegistry } from './fhir/search/registry.js';
 import { serviceUnavailable } from './fhir/outcomes.js';
 import { createLogger, errorFields, type Logger } from './log.js';
 import type { FhirStore } from './storage/FhirStore.js';
+import { openConnection } from './storage/connect.js';
 import { openStore } from './storage/openStore.js';
+import type { SqlConnection } from './storage/sql/connection.js';
 import type { Authenticate } from './http/fhirRoutes.js';
 import type { SecurityUrls } from './fhir/capability.js';
 
@@ -59,19 +61,30 @@ export async function startServer(
   config: ServerConfig,
   makeParts: (env: PartsEnv) => Promise<ServerParts>,
   logger: Logger = createLogger(config.logLevel),
+  connection: Promise<SqlConnection> = openConnection(config.store),
 ): Promise<RunningServer> {
   const conformance = readConformanceResources();
   const registry = SearchParamRegistry.withStandard(ourSearchParameters(conformance));
-  const store = await openStore(config.store, registry);
-  await publishConformance(store, conformance);
   const server = createServer();
   server.keepAliveTimeout = 5000;
-  // Listening comes first (with PORT=0 the URLs are known only then); until the app is ready, say so.
+  // Listening comes first: with PORT=0 the URLs are known only then, and until the app is ready it
+  // says so. A listening socket also keeps the event loop alive while the database opens: with nothing
+  // alive, Node waits at each idle turn for every background task, and after PGlite's first statements
+  // those are optimizing compilations of its WebAssembly (about 0.2 s at start-up).
   server.on('request', answerStarting);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.port, config.host, () => resolve());
-  });
+  let store: FhirStore | undefined;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, config.host, () => resolve());
+    });
+    store = await openStore(config.store, registry, connection);
+    await publishConformance(store, conformance);
+  } catch (err) {
+    server.close();
+    await (store ? store.close() : connection.then((conn) => conn.close())).catch(() => undefined);
+    throw err;
+  }
   const port = (server.address() as AddressInfo).port;
   // With PORT=0 the real port is known only now; PUBLIC_URL, when set, wins.
   const url = config.publicUrl.replace(/:0$/, `:${port}`);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { buildParts } from '../../server/src/compose.js';
 import { createLogger } from '../../server/src/log.js';
 import { startServer, type RunningServer } from '../../server/src/server.js';
-import type { StoreConfig } from '../../server/src/storage/openStore.js';
+import type { StoreConfig } from '../../server/src/storage/connect.js';
 import { pgliteConfig } from './stores.js';
 import { testConfig } from './testServer.js';
 

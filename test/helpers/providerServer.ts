@@ -8,7 +8,7 @@ import type { AccessContext } from '../../server/src/fhir/request.js';
 import { createLogger } from '../../server/src/log.js';
 import { createOutbound, type Outbound, type OutboundConfigInput } from '../../server/src/outbound/index.js';
 import { startServer, type RunningServer } from '../../server/src/server.js';
-import type { StoreConfig } from '../../server/src/storage/openStore.js';
+import type { StoreConfig } from '../../server/src/storage/connect.js';
 import { pgliteConfig } from './stores.js';
 import { startFhirOnlyServer, testConfig } from './testServer.js';
 

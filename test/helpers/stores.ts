@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
-import type { StoreConfig } from '../../server/src/storage/openStore.js';
+import type { StoreConfig } from '../../server/src/storage/connect.js';
 import { SNAPSHOT_PATH } from './paths.js';
 
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL;

@@ -1,7 +1,7 @@
 import { fromEnv, EnvSchema, type ServerConfig } from '../../server/src/config.js';
 import { createLogger } from '../../server/src/log.js';
 import { startServer, type PartsEnv, type RunningServer, type ServerParts } from '../../server/src/server.js';
-import type { StoreConfig } from '../../server/src/storage/openStore.js';
+import type { StoreConfig } from '../../server/src/storage/connect.js';
 import { pgliteConfig } from './stores.js';
 
 /** Server config for tests: random port on loopback, no demo data unless asked. */

@@ -1,6 +1,6 @@
-import { mkdirSync } from 'node:fs';
 import { Indexer } from '../fhir/search/indexer.js';
 import type { SearchParamRegistry } from '../fhir/search/registry.js';
+import { openConnection, type StoreConfig } from './connect.js';
 import type { FhirStore } from './FhirStore.js';
 import type { SqlConnection } from './sql/connection.js';
 import { ReadCache } from './sql/readCache.js';
@@ -8,24 +8,12 @@ import { SearchCache } from './sql/searchCache.js';
 import { migrate } from './sql/schema.js';
 import { SqlFhirStore } from './sql/SqlFhirStore.js';
 
-export type StoreConfig =
-  | { driver: 'pglite'; dataDir: string; loadDataDir?: Blob }
-  | { driver: 'postgres'; databaseUrl: string; schema?: string; poolSize?: number };
-
-/** Each driver is loaded only when chosen (pg and PGlite each take tens of milliseconds to load). */
-export async function openConnection(config: StoreConfig): Promise<SqlConnection> {
-  if (config.driver === 'postgres') {
-    const { openPostgres } = await import('./sql/postgres.js');
-    return openPostgres(config.databaseUrl, { schema: config.schema, max: config.poolSize });
-  }
-  if (!config.dataDir.startsWith('memory://')) mkdirSync(config.dataDir, { recursive: true });
-  const { openPglite } = await import('./sql/pglite.js');
-  return openPglite(config.dataDir, config.loadDataDir);
-}
-
-/** Opens the configured database, runs migrations and returns the store. */
-export async function openStore(config: StoreConfig, registry: SearchParamRegistry): Promise<FhirStore> {
-  const conn = await openConnection(config);
+/**
+ * Opens the configured database (or takes the connection start-up began opening), runs migrations and
+ * returns the store.
+ */
+export async function openStore(config: StoreConfig, registry: SearchParamRegistry, connection: Promise<SqlConnection> = openConnection(config)): Promise<FhirStore> {
+  const conn = await connection;
   await migrate(conn);
   // PGlite has one process writing to it, so caches of current versions and of directory searches are
   // always coherent there. Several server processes share a PostgreSQL server: they read current

@@ -1,3 +1,7 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { PGlite, type QueryOptions, type Transaction } from '@electric-sql/pglite';
 import { PLANNER_SETTINGS, settingOptions, type SqlConnection, type SqlRows } from './connection.js';
 
@@ -86,9 +90,30 @@ class PgliteConnection implements SqlConnection {
 
 /** Embedded PostgreSQL (WASM) with its data in `dataDir`; `memory://` for an in-memory database. */
 export async function openPglite(dataDir: string, loadDataDir?: Blob): Promise<SqlConnection> {
+  if (!dataDir.startsWith('memory://') && !loadDataDir && !existsSync(join(dataDir, 'PG_VERSION'))) await initialiseDataDir(dataDir);
   const db = await PGlite.create(dataDir, { startParams: [...PGlite.defaultStartParams, ...settingOptions({ ...PLANNER_SETTINGS, ...PGLITE_SETTINGS })], ...(loadDataDir ? { loadDataDir } : {}) });
   return wrapPglite(db);
 }
+
+/**
+ * A new data folder is initialised (initdb) on a worker thread. PGlite runs initdb in WebAssembly
+ * instances of its own, and their memory (about 430 MB) stayed in the server's process until V8 happened
+ * to collect it, which an idle server did not do; a worker's memory goes when it exits.
+ */
+async function initialiseDataDir(dataDir: string): Promise<void> {
+  const pglite = createRequire(import.meta.url).resolve('@electric-sql/pglite');
+  const worker = new Worker(INITIALISE_DATA_DIR, { eval: true, workerData: { pglite, dataDir } });
+  await new Promise<void>((resolve, reject) => {
+    worker.once('error', reject);
+    worker.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`PGlite could not initialise ${dataDir} (exit code ${code})`))));
+  });
+}
+
+const INITIALISE_DATA_DIR = `
+const { workerData } = require('node:worker_threads');
+const { PGlite } = require(workerData.pglite);
+PGlite.create(workerData.dataDir).then((db) => db.close());
+`;
 
 /** Settings for the embedded engine, which shares one process (and its memory) with the server. */
 const PGLITE_SETTINGS = {
