@@ -26,7 +26,7 @@ export interface LoadOptions {
   runs: number;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+export const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** Runs autocannon `runs` times and reports the median of each figure; any wrong answer aborts the benchmark. */
 export async function load(o: LoadOptions): Promise<Figure> {

@@ -23,7 +23,7 @@ import { openStore } from '../server/src/storage/openStore.js';
 import type { SqlFhirStore } from '../server/src/storage/sql/SqlFhirStore.js';
 import { buildServer, SERVER_BUNDLE } from '../scripts/build-server.js';
 import { countsFor, loadGenerated, submissionFor, transactionBundle, writeNdjson } from './generate.js';
-import { type ChildServer, cpuMs, type Figure, freePort, load, peakRssMb, postgresCpuMs, startChild } from './lib.js';
+import { type ChildServer, cpuMs, type Figure, freePort, load, median, peakRssMb, postgresCpuMs, startChild } from './lib.js';
 
 const FULL = process.argv.includes('--full');
 const CONNECTIONS = 50;
@@ -169,7 +169,7 @@ interface DriverResults {
   workloads: Map<string, Figure>;
   searchesBySize: Map<number, Figure[]>;
   plansBySize: Map<number, string[]>;
-  startup?: { startupMs: number; spawnToReadyMs: number };
+  startup?: Startup;
   peakRssMb?: number;
   scaleOut?: ScaleOut;
 }
@@ -196,9 +196,7 @@ async function benchDriver(driver: Driver): Promise<DriverResults> {
         log('  read by id, audit off');
         results.workloads.set('read-plain', await load({ url: `${plain.url}${READ_TARGET}`, headers: authOf(plain.userToken), ...base() }));
         await plain.stop();
-        const restarted = await startOurs(s, { DEMO_MODE: 'false' });
-        results.startup = { startupMs: Number(restarted.started.startupMs), spawnToReadyMs: restarted.spawnToReadyMs };
-        await restarted.stop();
+        results.startup = await startups(s);
         if (driver === 'postgres') results.scaleOut = await scaleOut(s, members);
       }
     } finally {
@@ -206,6 +204,26 @@ async function benchDriver(driver: Driver): Promise<DriverResults> {
     }
   }
   return results;
+}
+
+interface Startup {
+  /** Medians of the starts, and the range of startupMs. */
+  startupMs: number;
+  spawnToReadyMs: number;
+  range: [number, number];
+  starts: number;
+}
+
+/** Start-up moves with the machine's minute, so it is the median of several restarts, as every other figure is. */
+async function startups(s: StoreUnderTest, starts = 3): Promise<Startup> {
+  const figures: { startupMs: number; spawnToReadyMs: number }[] = [];
+  for (let i = 0; i < starts; i++) {
+    const restarted = await startOurs(s, { DEMO_MODE: 'false' });
+    figures.push({ startupMs: Number(restarted.started.startupMs), spawnToReadyMs: restarted.spawnToReadyMs });
+    await restarted.stop();
+  }
+  const ms = figures.map((f) => f.startupMs);
+  return { startupMs: median(ms), spawnToReadyMs: median(figures.map((f) => f.spawnToReadyMs)), range: [Math.min(...ms), Math.max(...ms)], starts };
 }
 
 async function ourWorkloads(server: OurServer, members: number, into: Map<string, Figure>): Promise<void> {
@@ -460,7 +478,7 @@ of the demo data. Our server checks a SMART token on every request and writes an
 
   lines.push('\n## Start-up, memory and scale-out\n');
   for (const d of all) {
-    if (d.startup) lines.push(`- ${d.driver}: start-up on the existing ${fmt(WORKLOAD_SIZE)}-resource store ${fmt(d.startup.startupMs)} ms from process start to serving (${fmt(d.startup.spawnToReadyMs)} ms from spawn; the bundled server, as \`npm start\` runs it) — target < 1.5 s ${verdict(d.startup.startupMs < 1500)}; peak RSS under the workloads above ${fmt(d.peakRssMb ?? 0)} MB — target < 300 MB ${verdict((d.peakRssMb ?? 0) < 300)}.`);
+    if (d.startup) lines.push(`- ${d.driver}: start-up on the existing ${fmt(WORKLOAD_SIZE)}-resource store ${fmt(d.startup.startupMs)} ms from process start to serving (median of ${d.startup.starts} starts, ${fmt(d.startup.range[0])}-${fmt(d.startup.range[1])} ms; ${fmt(d.startup.spawnToReadyMs)} ms from spawn; the bundled server, as \`npm start\` runs it) — target < 1.5 s ${verdict(d.startup.startupMs < 1500)}; peak RSS under the workloads above ${fmt(d.peakRssMb ?? 0)} MB — target < 300 MB ${verdict((d.peakRssMb ?? 0) < 300)}.`);
   }
   const so = all.find((d) => d.scaleOut)?.scaleOut;
   if (so) {
