@@ -656,9 +656,13 @@ ${profileOutput()}\`\`\`
   once a listening socket kept the loop alive. \`main.ts\` starts opening the database before the rest of the server's
   modules load. And the bundle is split into modules loaded on demand, so that the driver not chosen and its package
   are really not loaded (in one file esbuild had hoisted the imports of both \`pg\` and PGlite to its top). Six
-  interleaved pairs of starts on the 100k PGlite store: 1,838-2,114 ms before, 1,503-1,884 after. What remains is the
-  main thread's own work, which no reordering shortens: about 0.2 s for Node and the configuration (zod), 0.4 s of
-  module loading (zod, Express, FHIRPath and jsonwebtoken take most of it), 0.6-0.9 s opening PGlite (unpacking its
+  interleaved pairs of starts on the 100k PGlite store: 1,838-2,114 ms before, 1,503-1,884 after. Then the FHIRPath
+  engine and its R4 model (about 0.1 s to load) are loaded the first time a request needs a search parameter's
+  expression (to index a write, or to check a patient compartment), and that request pays for it
+  (\`server/src/fhir/search/fhirpathEngine.ts\`): six more pairs,
+  1,538-1,692 ms before and 1,451-1,560 after. What remains is the main thread's own work, which no reordering
+  shortens: about 0.2 s for Node and the configuration (zod), 0.3 s of module loading (zod, Express and jsonwebtoken
+  take most of it), 0.6-0.9 s opening PGlite (unpacking its
   6 MB file-system bundle, instantiating the engine, and PostgreSQL's own start-up, where zeroing memory alone took
   150 ms in a profile) and 0.2 s for the migrations check, the conformance comparison and the wiring. Bundling the
   packages as well made no measurable difference in five interleaved pairs of starts, so they stay in node_modules.

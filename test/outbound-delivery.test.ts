@@ -62,18 +62,25 @@ describe.each(STORE_DRIVERS)('payer-to-provider deliveries on $name', (driver) =
       total: false,
     })).resources as DocumentReference[];
 
-  const creates = () => provider.requests.filter((r) => r.method === 'POST' && r.path === '/DocumentReference');
+  /**
+   * The provider's logged creates of one report (its conditional create names the report's identifier). The provider
+   * logs a request once its answer has gone out, which can be after its commit, so a test waits for the log itself.
+   */
+  const createsOf = (identifier: string) =>
+    provider.requests.filter((r) => r.method === 'POST' && r.path === '/DocumentReference' && decodeURIComponent(r.ifNoneExist ?? '').endsWith(`|${identifier}`));
+  const untilLogged = (identifier: string, status: number) =>
+    waitFor(async () => (createsOf(identifier).some((r) => r.status === status) ? true : undefined), 10_000, `the provider's log of ${status} for ${identifier}`);
 
   it('delivers a queued resource exactly once, with a conditional create and a backend-services token', async () => {
-    const before = creates().length;
     const report = await reportDelivered(`r-${driver.name}-1`);
     const delivered = await waitFor(async () => ((await atProvider(`r-${driver.name}-1`)).length === 1 ? true : undefined), 10_000, 'delivery');
     expect(delivered).toBe(true);
+    await untilLogged(`r-${driver.name}-1`, 201);
     await new Promise((resolve) => setTimeout(resolve, 200));
     const copies = await atProvider(`r-${driver.name}-1`);
     expect(copies).toHaveLength(1);
     expect(copies[0].id).not.toBe(report.id);
-    const sent = creates().slice(before);
+    const sent = createsOf(`r-${driver.name}-1`);
     expect(sent).toHaveLength(1);
     expect(sent[0].status).toBe(201);
     expect(decodeURIComponent(sent[0].ifNoneExist ?? '')).toBe(`identifier=${REPORT_SYSTEM}|r-${driver.name}-1`);
@@ -94,19 +101,18 @@ describe.each(STORE_DRIVERS)('payer-to-provider deliveries on $name', (driver) =
   });
 
   it('retries 500 three times and still creates exactly one resource', async () => {
-    const before = creates().length;
     const retriedBefore = plan.outbound.metrics().retried;
     provider.failNext({ method: 'POST', pathPrefix: '/DocumentReference' }, 500, 3);
     await reportDelivered(`r-${driver.name}-500`);
     await waitFor(async () => ((await atProvider(`r-${driver.name}-500`)).length === 1 ? true : undefined), 10_000, 'delivery after 500s');
+    await untilLogged(`r-${driver.name}-500`, 201);
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(await atProvider(`r-${driver.name}-500`)).toHaveLength(1);
-    expect(creates().slice(before).map((r) => r.status)).toEqual([500, 500, 500, 201]);
+    expect(createsOf(`r-${driver.name}-500`).map((r) => r.status)).toEqual([500, 500, 500, 201]);
     expect(plan.outbound.metrics().retried - retriedBefore).toBe(3);
   });
 
   it('dead-letters a 4xx at once and shows UM staff a delivery-failed Task about the report', async () => {
-    const before = creates().length;
     provider.failNext({ method: 'POST', pathPrefix: '/DocumentReference' }, 422, 1);
     const report = await reportDelivered(`r-${driver.name}-422`);
     const task = await waitFor(async () => (await failureTasks(plan.server.store, `DocumentReference/${report.id}`))[0], 10_000, 'delivery-failed Task');
@@ -116,7 +122,8 @@ describe.each(STORE_DRIVERS)('payer-to-provider deliveries on $name', (driver) =
     expect(task.owner?.reference).toBe('Organization/plan-hpsj');
     expect(task.for?.reference).toBe(report.subject?.reference);
     expect(task.statusReason?.text).toContain('HTTP 422');
-    expect(creates().slice(before)).toHaveLength(1);
+    await untilLogged(`r-${driver.name}-422`, 422);
+    expect(createsOf(`r-${driver.name}-422`)).toHaveLength(1);
     expect(await atProvider(`r-${driver.name}-422`)).toHaveLength(0);
     expect(plan.outbound.metrics().deadLettered).toBeGreaterThanOrEqual(1);
   });

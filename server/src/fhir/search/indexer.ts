@@ -1,8 +1,7 @@
-import fhirpath from 'fhirpath';
-import r4model from 'fhirpath/fhir-context/r4/index.js';
 import { createRequire } from 'node:module';
 import type { CompartmentDefinition, Resource } from 'fhir/r4.js';
 import { dateRange } from './dates.js';
+import { fhirpathEngine, r4Model } from './fhirpathEngine.js';
 import { compileSimplePath } from './simplePath.js';
 import type { SearchParamDef, SearchParamRegistry } from './registry.js';
 
@@ -20,6 +19,10 @@ export interface ResourceIndex {
 }
 
 type Compiled = (resource: unknown) => unknown[];
+
+function compileFhirPath(expression: string): Compiled {
+  return fhirpathEngine().compile(expression, r4Model()) as Compiled;
+}
 
 const require = createRequire(import.meta.url);
 
@@ -65,7 +68,7 @@ export class Indexer {
   evaluate(def: SearchParamDef, resource: Resource): unknown[] {
     let fn = this.compiled.get(def.expression);
     if (!fn) {
-      fn = compileSimplePath(def.expression) ?? (fhirpath.compile(def.expression, r4model) as Compiled);
+      fn = compileSimplePath(def.expression) ?? compileFhirPath(def.expression);
       this.compiled.set(def.expression, fn);
     }
     try {

@@ -1,4 +1,4 @@
-import r4model from 'fhirpath/fhir-context/r4/index.js';
+import { r4Model } from './fhirpathEngine.js';
 
 /**
  * Most search parameter expressions are plain element paths (`AuditEvent.agent.who`), sometimes
@@ -16,7 +16,6 @@ interface R4Model {
   pathsDefinedElsewhere: Record<string, string | undefined>;
 }
 
-const model = r4model as unknown as R4Model;
 const BRANCH = /^([A-Z][A-Za-z]+)((?:\.[a-z][A-Za-z0-9]*)+)(?:\.where\(reference\.startsWith\('([A-Z][A-Za-z]+\/)'\)\))?$/;
 const ELEMENT_TYPES = new Set(['BackboneElement', 'Element']);
 
@@ -44,6 +43,7 @@ function compileBranch(branch: string): PathEvaluator | undefined {
 
 /** Whether each step is an element the R4 model knows, none of them a choice (`[x]`) element. */
 function knownNonChoicePath(type: string, steps: string[]): boolean {
+  const model = r4Model() as unknown as R4Model;
   let owner = type;
   for (const step of steps) {
     let path = `${owner}.${step}`;
