@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DemoServer, startDemoServer } from './helpers/demoServer.js';
 import { raw } from './helpers/fhir.js';
 import { inNetworkHpsjRequest } from './helpers/requests.js';
-import { planKeys, type ProviderServer, startProviderServer, waitFor } from './helpers/providerServer.js';
+import { planKeys, type ProviderServer, startProviderServer, untilLogged, waitFor } from './helpers/providerServer.js';
 import { pgliteConfig } from './helpers/stores.js';
 import { tokenFor } from './helpers/tokens.js';
 
@@ -49,11 +49,7 @@ describe('notices delivered to a provider FHIR endpoint', () => {
     }, 10_000, 'the letter at the provider');
     expect(received).toHaveLength(1);
     expect(received[0].identifier?.[0].value).toMatch(/^Communication\//);
-    // The provider logs a request when its response has gone out, which can be after its commit.
-    const posts = await waitFor(async () => {
-      const logged = provider.requests.filter((r) => r.method === 'POST' && r.path === '/Communication');
-      return logged.length ? logged : undefined;
-    }, 10_000, 'the logged POST');
+    const posts = await untilLogged(provider, (r) => r.method === 'POST' && r.path === '/Communication', 'the logged POST');
     expect(posts).toHaveLength(1);
   });
 });

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CODE_SYSTEMS, IDENTIFIER_SYSTEMS, PROFILES } from '../server/src/fhir/systems.js';
 import type { OutboundConfigInput } from '../server/src/outbound/index.js';
 import type { FhirStore } from '../server/src/storage/FhirStore.js';
-import { planKeys, startPlanServer, startProviderServer, waitFor, type PlanServer, type ProviderServer } from './helpers/providerServer.js';
+import { planKeys, startPlanServer, startProviderServer, untilLogged, waitFor, type LoggedRequest, type PlanServer, type ProviderServer } from './helpers/providerServer.js';
 import { STORE_DRIVERS } from './helpers/stores.js';
 
 const REPORT_SYSTEM = 'https://second-opinion.example.org/fhir/sid/consultation-report';
@@ -62,20 +62,18 @@ describe.each(STORE_DRIVERS)('payer-to-provider deliveries on $name', (driver) =
       total: false,
     })).resources as DocumentReference[];
 
-  /**
-   * The provider's logged creates of one report (its conditional create names the report's identifier). The provider
-   * logs a request once its answer has gone out, which can be after its commit, so a test waits for the log itself.
-   */
-  const createsOf = (identifier: string) =>
-    provider.requests.filter((r) => r.method === 'POST' && r.path === '/DocumentReference' && decodeURIComponent(r.ifNoneExist ?? '').endsWith(`|${identifier}`));
-  const untilLogged = (identifier: string, status: number) =>
-    waitFor(async () => (createsOf(identifier).some((r) => r.status === status) ? true : undefined), 10_000, `the provider's log of ${status} for ${identifier}`);
+  /** The provider's logged creates of one report: its conditional create names the report's identifier. */
+  const isCreateOf = (identifier: string) => (r: LoggedRequest) =>
+    r.method === 'POST' && r.path === '/DocumentReference' && decodeURIComponent(r.ifNoneExist ?? '').endsWith(`|${identifier}`);
+  const createsOf = (identifier: string) => provider.requests.filter(isCreateOf(identifier));
+  const answered = (identifier: string, status: number) =>
+    untilLogged(provider, (r) => isCreateOf(identifier)(r) && r.status === status, `the provider's log of ${status} for ${identifier}`);
 
   it('delivers a queued resource exactly once, with a conditional create and a backend-services token', async () => {
     const report = await reportDelivered(`r-${driver.name}-1`);
     const delivered = await waitFor(async () => ((await atProvider(`r-${driver.name}-1`)).length === 1 ? true : undefined), 10_000, 'delivery');
     expect(delivered).toBe(true);
-    await untilLogged(`r-${driver.name}-1`, 201);
+    await answered(`r-${driver.name}-1`, 201);
     await new Promise((resolve) => setTimeout(resolve, 200));
     const copies = await atProvider(`r-${driver.name}-1`);
     expect(copies).toHaveLength(1);
@@ -105,7 +103,7 @@ describe.each(STORE_DRIVERS)('payer-to-provider deliveries on $name', (driver) =
     provider.failNext({ method: 'POST', pathPrefix: '/DocumentReference' }, 500, 3);
     await reportDelivered(`r-${driver.name}-500`);
     await waitFor(async () => ((await atProvider(`r-${driver.name}-500`)).length === 1 ? true : undefined), 10_000, 'delivery after 500s');
-    await untilLogged(`r-${driver.name}-500`, 201);
+    await answered(`r-${driver.name}-500`, 201);
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(await atProvider(`r-${driver.name}-500`)).toHaveLength(1);
     expect(createsOf(`r-${driver.name}-500`).map((r) => r.status)).toEqual([500, 500, 500, 201]);
@@ -122,7 +120,7 @@ describe.each(STORE_DRIVERS)('payer-to-provider deliveries on $name', (driver) =
     expect(task.owner?.reference).toBe('Organization/plan-hpsj');
     expect(task.for?.reference).toBe(report.subject?.reference);
     expect(task.statusReason?.text).toContain('HTTP 422');
-    await untilLogged(`r-${driver.name}-422`, 422);
+    await answered(`r-${driver.name}-422`, 422);
     expect(createsOf(`r-${driver.name}-422`)).toHaveLength(1);
     expect(await atProvider(`r-${driver.name}-422`)).toHaveLength(0);
     expect(plan.outbound.metrics().deadLettered).toBeGreaterThanOrEqual(1);

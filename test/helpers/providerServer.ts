@@ -255,3 +255,14 @@ export async function waitFor<T>(check: () => Promise<T | undefined | false> | T
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
 }
+
+/**
+ * The provider's logged requests that match, once there are any. The provider logs a request when its
+ * answer has gone out, which can be after its commit: a test that saw the write waits for the log too.
+ */
+export function untilLogged(provider: ProviderServer, matches: (request: LoggedRequest) => boolean, what: string): Promise<LoggedRequest[]> {
+  return waitFor(() => {
+    const logged = provider.requests.filter(matches);
+    return logged.length ? logged : undefined;
+  }, 10_000, what);
+}

@@ -1,4 +1,3 @@
-import { mkdirSync } from 'node:fs';
 import type { SqlConnection } from './sql/connection.js';
 
 export type StoreConfig =
@@ -15,7 +14,6 @@ export async function openConnection(config: StoreConfig): Promise<SqlConnection
     const { openPostgres } = await import('./sql/postgres.js');
     return openPostgres(config.databaseUrl, { schema: config.schema, max: config.poolSize });
   }
-  if (!config.dataDir.startsWith('memory://')) mkdirSync(config.dataDir, { recursive: true });
   const { openPglite } = await import('./sql/pglite.js');
   return openPglite(config.dataDir, config.loadDataDir);
 }

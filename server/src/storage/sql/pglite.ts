@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -90,7 +90,10 @@ class PgliteConnection implements SqlConnection {
 
 /** Embedded PostgreSQL (WASM) with its data in `dataDir`; `memory://` for an in-memory database. */
 export async function openPglite(dataDir: string, loadDataDir?: Blob): Promise<SqlConnection> {
-  if (!dataDir.startsWith('memory://') && !loadDataDir && !existsSync(join(dataDir, 'PG_VERSION'))) await initialiseDataDir(dataDir);
+  if (!dataDir.startsWith('memory://')) {
+    mkdirSync(dataDir, { recursive: true });
+    if (!loadDataDir && !existsSync(join(dataDir, 'PG_VERSION'))) await initialiseDataDir(dataDir);
+  }
   const db = await PGlite.create(dataDir, { startParams: [...PGlite.defaultStartParams, ...settingOptions({ ...PLANNER_SETTINGS, ...PGLITE_SETTINGS })], ...(loadDataDir ? { loadDataDir } : {}) });
   return wrapPglite(db);
 }
