@@ -12,6 +12,7 @@ import type { FhirStore, SearchClause, SortRule } from '../server/src/storage/Fh
 import { openConnection } from '../server/src/storage/connect.js';
 import { openStore } from '../server/src/storage/openStore.js';
 import type { SqlConnection } from '../server/src/storage/sql/connection.js';
+import { openPglite, PREPARED_STATEMENTS } from '../server/src/storage/sql/pglite.js';
 import { SqlFhirStore } from '../server/src/storage/sql/SqlFhirStore.js';
 import { waitFor } from './helpers/providerServer.js';
 import { dropSchema, postgresConfig, STORE_DRIVERS, TEST_DATABASE_URL } from './helpers/stores.js';
@@ -437,5 +438,39 @@ describe('PGlite data folder', () => {
     const found = await second.search({ resourceType: 'Patient', clauses: [{ kind: 'string', param: 'family', mode: 'starts', values: ['durable'] }], sort: [], count: 5, offset: 0, total: false });
     expect(found.resources.map((r) => r.id)).toEqual([created.id]);
     await second.close();
+  });
+});
+
+describe('PGlite prepared statements', () => {
+  let conn: SqlConnection;
+  const prepared = async () => (await conn.query('SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements')).rows;
+  beforeAll(async () => {
+    conn = await openPglite('memory://');
+    await conn.query('CREATE TABLE kv (k text PRIMARY KEY, v integer NOT NULL)');
+  });
+  afterAll(async () => conn?.close());
+
+  it('each SQL text is prepared once and planned for each run\'s values; statements past the cap are closed in the engine', async () => {
+    for (let i = 0; i < 12; i++) await conn.query('INSERT INTO kv (k, v) VALUES ($1, $2)', [`k${i}`, i]);
+    const sums = await Promise.all([1, 2, 3].map((n) => conn.query('SELECT sum(v)::int AS s FROM kv WHERE v >= $1', [n])));
+    expect(sums.map((r) => r.rows[0].s)).toEqual([66, 65, 63]);
+    const insert = (await prepared()).filter((r) => String(r.statement).startsWith('INSERT INTO kv'));
+    expect(insert).toEqual([{ statement: 'INSERT INTO kv (k, v) VALUES ($1, $2)', generic_plans: 0, custom_plans: 12 }]);
+    for (let i = 0; i < PREPARED_STATEMENTS + 20; i++) expect((await conn.query(`SELECT ${i} + $1::int AS n`, [1])).rows[0].n).toBe(i + 1);
+    const held = (await prepared()).length;
+    expect(held).toBeGreaterThan(PREPARED_STATEMENTS - 5);
+    expect(held).toBeLessThanOrEqual(PREPARED_STATEMENTS + 1);
+  });
+
+  it('a failing statement leaves the connection usable, inside and outside a transaction; a statement that does not parse is not kept', async () => {
+    await expect(conn.query('INSERT INTO kv (k, v) VALUES ($1, $2)', ['k1', 1])).rejects.toMatchObject({ code: '23505' });
+    await expect(conn.transaction(async (tx) => {
+      await tx.query('INSERT INTO kv (k, v) VALUES ($1, $2)', ['t1', 1]);
+      await tx.query('INSERT INTO kv (k, v) VALUES ($1, $2)', ['k2', 2]);
+    })).rejects.toMatchObject({ code: '23505' });
+    await expect(conn.query('SELEC v FROM kv')).rejects.toMatchObject({ code: '42601' });
+    expect((await prepared()).some((r) => String(r.statement).startsWith('SELEC '))).toBe(false);
+    expect((await conn.query('SELECT count(*)::int AS n FROM kv WHERE k = $1', ['t1'])).rows[0].n).toBe(0);
+    expect((await conn.query('SELECT v FROM kv WHERE k = $1', ['k3'])).rows).toEqual([{ v: 3 }]);
   });
 });

@@ -2,10 +2,9 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { PGlite, type QueryOptions, type Transaction } from '@electric-sql/pglite';
+import { parse, PGlite, protocol, type Transaction } from '@electric-sql/pglite';
 import { PLANNER_SETTINGS, settingOptions, type SqlConnection, type SqlRows } from './connection.js';
-
-type Queryable = Pick<PGlite, 'query'> | Transaction;
+import { LruMap } from './lru.js';
 
 /**
  * PGlite hands its lock from one waiting statement or transaction to the next in promise callbacks,
@@ -54,13 +53,74 @@ function textArrayBytes(value: unknown): Buffer | string {
  * every array element: for an AuditEvent's 2.3 KB of content and index tokens, a third of the CPU
  * its insert took.
  */
-const QUERY_OPTIONS = {
-  serializers: { [TEXT_OID]: textBytes, [VARCHAR_OID]: textBytes, [JSON_OID]: jsonBytes, [TEXT_ARRAY_OID]: textArrayBytes },
-} as unknown as QueryOptions; // PGlite types a serializer as returning a string; its bind also takes bytes
+const SERIALIZERS: Record<number, (value: unknown) => Buffer | string> = {
+  [TEXT_OID]: textBytes,
+  [VARCHAR_OID]: textBytes,
+  [JSON_OID]: jsonBytes,
+  [TEXT_ARRAY_OID]: textArrayBytes,
+};
+
+/** A statement parsed once and kept in the engine under `name`, with the types of its parameters. */
+interface PreparedStatement {
+  name: string;
+  paramTypes: number[];
+}
+
+/** Statements kept prepared per database; the least recently used is closed beyond this. */
+export const PREPARED_STATEMENTS = 500;
+
+const concat = (...messages: Uint8Array[]): Uint8Array => Buffer.concat(messages);
+
+/**
+ * Each distinct SQL text is parsed once, as a named prepared statement, and each run is one call into the
+ * engine (bind, describe, execute, sync). PGlite's own `query` parses and analyses the text again on every
+ * run and calls into the engine six times (parse, describe, bind, describe, execute, sync).
+ */
+class PreparedStatements {
+  private readonly statements: LruMap<string, PreparedStatement>;
+  /** Statements dropped from the map, closed in the engine with the next run. */
+  private evicted: string[] = [];
+  private created = 0;
+
+  constructor(private readonly db: PGlite) {
+    this.statements = new LruMap(PREPARED_STATEMENTS, (statement) => this.evicted.push(statement.name));
+  }
+
+  /** Runs `sql`; the caller holds PGlite's query lock. */
+  async run(sql: string, params: unknown[]): Promise<SqlRows> {
+    const statement = this.statements.get(sql) ?? (await this.prepare(sql));
+    const values = params.map((value, i) => (value === null || value === undefined ? null : this.serialize(value, statement.paramTypes[i])));
+    const closes = this.evicted.map((name) => protocol.serialize.close({ type: 'S', name }));
+    this.evicted = [];
+    const messages = await this.db.execProtocolStream(
+      concat(...closes, protocol.serialize.bind({ statement: statement.name, values }), protocol.serialize.describe({ type: 'P' }), protocol.serialize.execute({}), protocol.serialize.sync()),
+      { syncToFs: false },
+    );
+    const [result] = parse.parseResults(messages, this.db.parsers);
+    return { rows: result.rows as Record<string, unknown>[], rowCount: result.affectedRows ?? result.rows.length };
+  }
+
+  private async prepare(sql: string): Promise<PreparedStatement> {
+    const name = `s${++this.created}`;
+    const messages = await this.db.execProtocolStream(
+      concat(protocol.serialize.parse({ name, text: sql }), protocol.serialize.describe({ type: 'S', name }), protocol.serialize.sync()),
+      { syncToFs: false },
+    );
+    const statement = { name, paramTypes: parse.parseDescribeStatementResults(messages) };
+    this.statements.set(sql, statement);
+    return statement;
+  }
+
+  private serialize(value: unknown, type: number | undefined): Buffer | string {
+    const serializer = type === undefined ? undefined : (SERIALIZERS[type] ?? this.db.serializers[type]);
+    return serializer ? serializer(value) : String(value);
+  }
+}
 
 class PgliteConnection implements SqlConnection {
   constructor(
     private readonly db: PGlite,
+    private readonly statements: PreparedStatements,
     private readonly tx?: Transaction,
   ) {}
 
@@ -69,17 +129,25 @@ class PgliteConnection implements SqlConnection {
   }
 
   async query(sql: string, params: unknown[] = []): Promise<SqlRows> {
-    if (!this.tx) await nextTurn();
-    const target: Queryable = this.tx ?? this.db;
-    const result = await target.query<Record<string, unknown>>(sql, params, QUERY_OPTIONS);
-    return { rows: result.rows, rowCount: result.affectedRows ?? result.rows.length };
+    if (this.db.closed) throw new Error('PGlite is closed');
+    if (this.tx?.closed) throw new Error('Transaction is closed');
+    if (this.tx) return this.db.runExclusive(() => this.statements.run(sql, params));
+    await nextTurn();
+    // As PGlite's own query: never between the statements of someone else's transaction.
+    return this.db._runExclusiveTransaction(() =>
+      this.db.runExclusive(async () => {
+        const result = await this.statements.run(sql, params);
+        await this.db.syncToFs();
+        return result;
+      }),
+    );
   }
 
   async transaction<T>(fn: (conn: SqlConnection) => Promise<T>): Promise<T> {
     if (this.tx) return fn(this);
     return this.db.transaction(async (tx) => {
       await nextTurn();
-      return fn(new PgliteConnection(this.db, tx));
+      return fn(new PgliteConnection(this.db, this.statements, tx));
     });
   }
 
@@ -123,6 +191,9 @@ const PGLITE_SETTINGS = {
   // WebAssembly memory never shrinks: a pool of 32 MB rather than 128 keeps the process smaller, and the
   // pages it does not hold are one read away in the OS page cache.
   shared_buffers: '32MB',
+  // Statements are prepared once (PreparedStatements) but planned for each run's values: after five runs
+  // PostgreSQL may switch to one generic plan, which for the UM desk's sort by due walked every Task.
+  plan_cache_mode: 'force_custom_plan',
 };
 
-export const wrapPglite = (db: PGlite): SqlConnection => new PgliteConnection(db);
+export const wrapPglite = (db: PGlite): SqlConnection => new PgliteConnection(db, new PreparedStatements(db));
