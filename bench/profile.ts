@@ -8,38 +8,40 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PGlite, type Transaction } from '@electric-sql/pglite';
+import { PGlite } from '@electric-sql/pglite';
 import type { Resource } from 'fhir/r4.js';
+import type { SqlConnection } from '../server/src/storage/sql/connection.js';
 import { submissionFor, transactionBundle } from './generate.js';
 
 const statements = new Map<string, { count: number; ms: number }>();
 let counting = false;
-type Query = PGlite['query'];
-function counted(query: Query, self: unknown): Query {
-  return (async (sql: string, params?: unknown[]) => {
-    const started = performance.now();
-    try {
-      return await query.call(self, sql, params);
-    } finally {
-      if (counting) {
-        const kind = sql.replace(/\s+/g, ' ').trim().slice(0, 60);
-        const s = statements.get(kind) ?? { count: 0, ms: 0 };
-        s.count++;
-        s.ms += performance.now() - started;
-        statements.set(kind, s);
+
+/** The server's database connection, counting and timing every statement it runs (inside transactions too). */
+function counted(conn: SqlConnection): SqlConnection {
+  const wrapper: SqlConnection = {
+    get inTransaction() {
+      return conn.inTransaction;
+    },
+    changes: conn.changes,
+    async query(sql, params) {
+      const started = performance.now();
+      try {
+        return await conn.query(sql, params);
+      } finally {
+        if (counting) {
+          const kind = sql.replace(/\s+/g, ' ').trim().slice(0, 60);
+          const s = statements.get(kind) ?? { count: 0, ms: 0 };
+          s.count++;
+          s.ms += performance.now() - started;
+          statements.set(kind, s);
+        }
       }
-    }
-  }) as Query;
+    },
+    transaction: (fn) => conn.transaction((tx) => fn(tx === conn ? wrapper : counted(tx))),
+    close: () => conn.close(),
+  };
+  return wrapper;
 }
-// Count every statement PGlite runs, inside transactions too (bench-only instrumentation).
-const plainQuery = PGlite.prototype.query;
-PGlite.prototype.query = function (this: PGlite, ...args: Parameters<Query>) {
-  return counted(plainQuery, this)(...args);
-} as Query;
-const plainTransaction = PGlite.prototype.transaction;
-PGlite.prototype.transaction = function <T>(this: PGlite, fn: (tx: Transaction) => Promise<T>) {
-  return plainTransaction.call(this, (tx: Transaction) => fn(Object.assign(Object.create(tx) as Transaction, { query: counted(tx.query, tx) })));
-} as PGlite['transaction'];
 
 const t0 = performance.now();
 const lap = (label: string, since: number) => `${label.padEnd(44)} ${(performance.now() - since).toFixed(0).padStart(6)} ms`;
@@ -47,6 +49,7 @@ const { buildParts } = await import('../server/src/compose.js');
 const modulesLoaded = performance.now();
 const { fromEnv, EnvSchema } = await import('../server/src/config.js');
 const { startServer } = await import('../server/src/server.js');
+const { openConnection } = await import('../server/src/storage/connect.js');
 const { createLogger } = await import('../server/src/log.js');
 const { issueAccessToken } = await import('../server/src/auth/accessTokens.js');
 const { loadSigningKey } = await import('../server/src/auth/signingKeys.js');
@@ -73,7 +76,7 @@ out.push(lap('  its first validation (R4 types and Patient indexed)', t));
 const dataDir = mkdtempSync(join(tmpdir(), 'so-profile-'));
 const config = fromEnv(EnvSchema.parse({ PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, DEMO_MODE: 'true', OUTBOX_ENABLED: 'false', LOG_LEVEL: 'silent' }));
 t = performance.now();
-const server = await startServer(config, buildParts, createLogger('silent'));
+const server = await startServer(config, buildParts, createLogger('silent'), openConnection(config.store).then(counted));
 out.push(lap('  startServer on a new data folder, demo data', t));
 const token = issueAccessToken({ issuer: server.url, fhirBase: server.fhirBase, key: loadSigningKey(dataDir), accessTokenSeconds: 3600 }, { clientId: 'profile', scope: 'system/*.cruds', roles: [] }).token;
 const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/fhir+json' };

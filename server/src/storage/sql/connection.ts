@@ -18,12 +18,24 @@ export interface SqlConnection {
 }
 
 /**
- * Planner settings of every session the server opens, on either driver. At the default of 4 the
+ * Planner settings of every session the server opens, on either driver. At a random_page_cost of 4 the
  * planner costs a random page as if read from a spinning disk, and preferred hashing every Task's due
  * date (6-8 ms) over walking the date index in order (0.6 ms) for the UM desk's sort by due at 100k on
  * PostgreSQL (PGlite alike: 121 against 6.9 ms). Database files live on SSDs or in the page cache.
  */
-export const PLANNER_SETTINGS: Readonly<Record<string, string>> = { random_page_cost: '1.1' };
+export const PLANNER_SETTINGS: Readonly<Record<string, string>> = {
+  random_page_cost: '1.1',
+  // Statements are prepared once per session (both drivers) but planned for each run's values: after five
+  // runs PostgreSQL may switch to one generic plan, which for the UM desk's sort by due walked every Task.
+  plan_cache_mode: 'force_custom_plan',
+};
+
+/**
+ * The first this many distinct SQL texts a connection runs become named prepared statements, which each
+ * database session parses once (the store's own statements and the usual search shapes); later texts are
+ * parsed on each run, so that arbitrary searches cannot grow a session's memory without bound.
+ */
+export const NAMED_STATEMENTS = 200;
 
 /** Settings as server start-up options (`-c name=value`). */
 export const settingOptions = (settings: Readonly<Record<string, string>>): string[] => Object.entries(settings).flatMap(([name, value]) => ['-c', `${name}=${value}`]);

@@ -2,10 +2,7 @@
 export class LruMap<K, V> {
   private readonly entries = new Map<K, V>();
 
-  constructor(
-    private readonly capacity: number,
-    private readonly onEvict?: (value: V) => void,
-  ) {}
+  constructor(private readonly capacity: number) {}
 
   get(key: K): V | undefined {
     if (!this.entries.has(key)) return undefined;
@@ -18,10 +15,7 @@ export class LruMap<K, V> {
   set(key: K, value: V): void {
     this.entries.delete(key);
     this.entries.set(key, value);
-    if (this.entries.size <= this.capacity) return;
-    const [oldestKey, oldest] = this.entries.entries().next().value as [K, V];
-    this.entries.delete(oldestKey);
-    this.onEvict?.(oldest);
+    if (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value as K);
   }
 
   delete(key: K): void {

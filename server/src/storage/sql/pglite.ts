@@ -3,8 +3,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { parse, PGlite, protocol, type Transaction } from '@electric-sql/pglite';
-import { PLANNER_SETTINGS, settingOptions, type SqlConnection, type SqlRows } from './connection.js';
-import { LruMap } from './lru.js';
+import { NAMED_STATEMENTS, PLANNER_SETTINGS, settingOptions, type SqlConnection, type SqlRows } from './connection.js';
 
 /**
  * PGlite hands its lock from one waiting statement or transaction to the next in promise callbacks,
@@ -60,54 +59,44 @@ const SERIALIZERS: Record<number, (value: unknown) => Buffer | string> = {
   [TEXT_ARRAY_OID]: textArrayBytes,
 };
 
-/** A statement parsed once and kept in the engine under `name`, with the types of its parameters. */
-interface PreparedStatement {
+/** A statement parsed into the engine under `name` ('' for the unnamed statement), with the types of its parameters. */
+interface ParsedStatement {
   name: string;
   paramTypes: number[];
 }
 
-/** Statements kept prepared per database; the least recently used is closed beyond this. */
-export const PREPARED_STATEMENTS = 500;
-
 const concat = (...messages: Uint8Array[]): Uint8Array => Buffer.concat(messages);
 
 /**
- * Each distinct SQL text is parsed once, as a named prepared statement, and each run is one call into the
- * engine (bind, describe, execute, sync). PGlite's own `query` parses and analyses the text again on every
- * run and calls into the engine six times (parse, describe, bind, describe, execute, sync).
+ * The first NAMED_STATEMENTS distinct SQL texts are parsed once, as named prepared statements, and each run
+ * is one call into the engine (bind, describe, execute, sync); later texts are parsed on each run, as
+ * PGlite's own `query` does for every statement (in six calls into the engine).
  */
 class PreparedStatements {
-  private readonly statements: LruMap<string, PreparedStatement>;
-  /** Statements dropped from the map, closed in the engine with the next run. */
-  private evicted: string[] = [];
-  private created = 0;
+  private readonly statements = new Map<string, ParsedStatement>();
 
-  constructor(private readonly db: PGlite) {
-    this.statements = new LruMap(PREPARED_STATEMENTS, (statement) => this.evicted.push(statement.name));
-  }
+  constructor(private readonly db: PGlite) {}
 
   /** Runs `sql`; the caller holds PGlite's query lock. */
   async run(sql: string, params: unknown[]): Promise<SqlRows> {
-    const statement = this.statements.get(sql) ?? (await this.prepare(sql));
+    const statement = this.statements.get(sql) ?? (await this.parse(sql));
     const values = params.map((value, i) => (value === null || value === undefined ? null : this.serialize(value, statement.paramTypes[i])));
-    const closes = this.evicted.map((name) => protocol.serialize.close({ type: 'S', name }));
-    this.evicted = [];
     const messages = await this.db.execProtocolStream(
-      concat(...closes, protocol.serialize.bind({ statement: statement.name, values }), protocol.serialize.describe({ type: 'P' }), protocol.serialize.execute({}), protocol.serialize.sync()),
+      concat(protocol.serialize.bind({ statement: statement.name, values }), protocol.serialize.describe({ type: 'P' }), protocol.serialize.execute({}), protocol.serialize.sync()),
       { syncToFs: false },
     );
     const [result] = parse.parseResults(messages, this.db.parsers);
     return { rows: result.rows as Record<string, unknown>[], rowCount: result.affectedRows ?? result.rows.length };
   }
 
-  private async prepare(sql: string): Promise<PreparedStatement> {
-    const name = `s${++this.created}`;
+  private async parse(sql: string): Promise<ParsedStatement> {
+    const name = this.statements.size < NAMED_STATEMENTS ? `s${this.statements.size + 1}` : '';
     const messages = await this.db.execProtocolStream(
       concat(protocol.serialize.parse({ name, text: sql }), protocol.serialize.describe({ type: 'S', name }), protocol.serialize.sync()),
       { syncToFs: false },
     );
     const statement = { name, paramTypes: parse.parseDescribeStatementResults(messages) };
-    this.statements.set(sql, statement);
+    if (name) this.statements.set(sql, statement);
     return statement;
   }
 
@@ -191,9 +180,6 @@ const PGLITE_SETTINGS = {
   // WebAssembly memory never shrinks: a pool of 32 MB rather than 128 keeps the process smaller, and the
   // pages it does not hold are one read away in the OS page cache.
   shared_buffers: '32MB',
-  // Statements are prepared once (PreparedStatements) but planned for each run's values: after five runs
-  // PostgreSQL may switch to one generic plan, which for the UM desk's sort by due walked every Task.
-  plan_cache_mode: 'force_custom_plan',
 };
 
 export const wrapPglite = (db: PGlite): SqlConnection => new PgliteConnection(db, new PreparedStatements(db));

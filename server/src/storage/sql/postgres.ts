@@ -1,19 +1,31 @@
 import pg from 'pg';
 import { serviceUnavailable } from '../../fhir/outcomes.js';
-import { type ChangeChannel, isTransientDbError, PLANNER_SETTINGS, settingOptions, type SqlConnection, type SqlRows } from './connection.js';
+import { type ChangeChannel, isTransientDbError, NAMED_STATEMENTS, PLANNER_SETTINGS, settingOptions, type SqlConnection, type SqlRows } from './connection.js';
 
 // Return timestamptz as Date and bigint counts as numbers (counts here stay far below 2^53).
 pg.types.setTypeParser(20, (v: string) => Number(v));
+
+/** A name for each of the first NAMED_STATEMENTS SQL texts, for every session of a pool; pg prepares a name on a session at its first use there. */
+class StatementNames {
+  private readonly names = new Map<string, string>();
+
+  query(text: string, values: unknown[]): pg.QueryConfig {
+    let name = this.names.get(text);
+    if (name === undefined && this.names.size < NAMED_STATEMENTS) this.names.set(text, (name = `s${this.names.size + 1}`));
+    return { name, text, values };
+  }
+}
 
 class PoolConnection implements SqlConnection {
   readonly inTransaction = false;
   constructor(
     private readonly pool: pg.Pool,
     readonly changes: ChangeListener,
+    private readonly statements: StatementNames,
   ) {}
 
   async query(sql: string, params: unknown[] = []): Promise<SqlRows> {
-    const result = await this.pool.query(sql, params).catch(unavailable);
+    const result = await this.pool.query(this.statements.query(sql, params)).catch(unavailable);
     return { rows: result.rows as Record<string, unknown>[], rowCount: result.rowCount ?? 0 };
   }
 
@@ -25,7 +37,7 @@ class PoolConnection implements SqlConnection {
     client.on('error', onError);
     try {
       await client.query('BEGIN');
-      const result = await fn(new ClientConnection(client, this.changes));
+      const result = await fn(new ClientConnection(client, this.changes, this.statements));
       await client.query('COMMIT');
       return result;
     } catch (err) {
@@ -54,10 +66,11 @@ class ClientConnection implements SqlConnection {
   constructor(
     private readonly client: pg.PoolClient,
     readonly changes: ChangeChannel,
+    private readonly statements: StatementNames,
   ) {}
 
   async query(sql: string, params: unknown[] = []): Promise<SqlRows> {
-    const result = await this.client.query(sql, params);
+    const result = await this.client.query(this.statements.query(sql, params));
     return { rows: result.rows as Record<string, unknown>[], rowCount: result.rowCount ?? 0 };
   }
 
@@ -87,7 +100,7 @@ export async function openPostgres(connectionString: string, options: { schema?:
   // pg emits 'error' on a client whose server went away between queries; the query in flight gets the
   // error anyway, and an emitter error with no listener would end the process.
   pool.on('connect', (client) => client.on('error', () => undefined));
-  return new PoolConnection(pool, new ChangeListener({ connectionString, options: sessionOptions }, `fhir_changes_${schema ?? 'public'}`));
+  return new PoolConnection(pool, new ChangeListener({ connectionString, options: sessionOptions }, `fhir_changes_${schema ?? 'public'}`), new StatementNames());
 }
 
 const RELISTEN_MS = 1_000;
