@@ -554,7 +554,12 @@ ${profileOutput()}\`\`\`
   10k with 50 connections from 1,379 to 1,490 audited reads/s (0.79 to 0.745 ms of server CPU per read). The same
   probe puts most of the rest in compressing the row: an audit row (1.1 KB of JSON, 35 tokens) is over PostgreSQL's
   2 KB threshold, and stored uncompressed (\`toast_tuple_target = 8160\`) it cost 121 instead of 169 µs, for 1.62× the
-  disk (2.84 against 1.75 KB per event). Not taken: the audit trail is the table that grows fastest. On this machine (autocannon takes most of the second core) the read's 0.6×
+  disk (2.84 against 1.75 KB per event). Not taken: the audit trail is the table that grows fastest. Probed again on the
+  evening of 2026-11-30, neither the compression nor any index weighed much: storing AuditEvents in batches of 50 on a
+  new PGlite store, two rounds of each, cost 104-128 µs of wall time per event as built, 112-125 without compression,
+  105-114 without the GIN index on references, 112-121 without the index on \`last_updated\`, 100-117 with the
+  primary key alone; and the server's audited reads at 100k, three interleaved rounds, were 2,371-2,515/s with
+  compressed rows against 2,292-2,505/s without. The cost is in building, indexing and inserting each row itself. On this machine (autocannon takes most of the second core) the read's 0.6×
   the peer needs about 0.15 ms of CPU per audited read, so about 35 µs for its AuditEvent, and a table of bare
   columns (id, time, JSON) alone measured 35-45 µs per event on PGlite. What would close it is taking the audit trail
   off the thread that serves requests: an audit record repository of its own (IHE BALP), or PGlite's audit table on a
