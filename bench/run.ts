@@ -582,8 +582,11 @@ ${profileOutput()}\`\`\`
   between the two runs (a transaction's creates in one statement) shows in the transaction row, 22 to 58/s on PGlite
   and 42 to 104/s on PostgreSQL. Interleaved A/B probes of the two builds after the run gave \`$submit\` 57-88 against
   63-70/s and audited reads 887-1,773 against 1,229-1,266/s: within that machine's noise, no regression.
-  The run above, the evening's, ran on 2 × AMD EPYC again, but on a slower machine than the AMD EPYC ones of the
-  morning: in a quick run an hour before it the peer read 3,009/s and bare Express 8,184/s (10,151 and 13,756 at 13:30).
+  The evening's runs (18:20 and later) ran on 2 × AMD EPYC again, but on slower machines than the AMD EPYC ones of
+  the morning: the peer read 4,748-5,035/s and bare Express 5,513-8,263/s (10,151 and 13,756 at 13:30). Two full
+  runs of the same build 30 minutes apart (19:46 and 20:16; the doc holds the later) show how much a run moves:
+  PGlite's create 800 and 1,269/s, its \`$submit\` in network 35 and 86/s, PostgreSQL's audited read 2,065 and
+  1,533/s, bare Express 5,513 and 8,263/s.
   The AuditEvents of reads must also keep up with the reads: until 2026-11-30 the audit writer took one batch at a
   time and let the rest wait in memory, and the full run at 11:37 that day read at 4,792/s on PostgreSQL while its
   audit log fell behind (probed at 100k: after three 5 s rounds 31,200 AuditEvents were still in memory, and RSS
