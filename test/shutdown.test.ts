@@ -9,6 +9,7 @@ import { openConnection } from '../server/src/storage/connect.js';
 import { openStore } from '../server/src/storage/openStore.js';
 import type { SqlConnection } from '../server/src/storage/sql/connection.js';
 import { SearchParamRegistry } from '../server/src/fhir/search/registry.js';
+import { waitFor } from './helpers/providerServer.js';
 import { startServerProcess } from './helpers/serverProcess.js';
 import { pgliteConfig } from './helpers/stores.js';
 import { startFhirOnlyServer, testConfig } from './helpers/testServer.js';
@@ -75,7 +76,8 @@ describe('start-up', () => {
     let opened!: (conn: SqlConnection) => void;
     const connection = new Promise<SqlConnection>((resolve) => (opened = resolve));
     const starting = startServer(config, parts, createLogger('silent'), connection);
-    const early = await untilAnswered(`http://127.0.0.1:${port}/fhir/metadata`);
+    const metadata = `http://127.0.0.1:${port}/fhir/metadata`;
+    const early = await waitFor(() => fetch(metadata).catch(() => undefined), 5_000, `an answer at ${metadata}`);
     expect(early.status).toBe(503);
     expect(((await early.json()) as { resourceType: string }).resourceType).toBe('OperationOutcome');
     opened(await openConnection(pgliteConfig()));
@@ -102,15 +104,4 @@ function freePort(port = 0): Promise<number> {
       probe.close(() => resolve(free));
     });
   });
-}
-
-async function untilAnswered(url: string): Promise<Response> {
-  for (let attempt = 0; attempt < 200; attempt++) {
-    try {
-      return await fetch(url);
-    } catch {
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  }
-  throw new Error(`nothing answered at ${url}`);
 }
