@@ -48,9 +48,10 @@ export function createAccessPolicy(isCompartmentType: (type: string) => boolean)
       throw forbidden(`The token's scopes do not allow ${interaction} on ${resourceType} (needs e.g. user/${resourceType}.${permission})`);
     },
     patientCompartment,
-    mayAccess(ctx, resourceType, resourceCompartments) {
+    mayAccess(ctx, resourceType, compartmentsOf) {
       const compartment = patientCompartment(ctx, resourceType);
       if (!compartment) return true;
+      const resourceCompartments = compartmentsOf();
       return resourceCompartments.includes(compartment) || (!isCompartmentType(resourceType) && resourceCompartments.length === 0);
     },
   };

@@ -11,8 +11,11 @@ export interface AccessPolicy {
   requireScope(ctx: AccessContext, resourceType: string, interaction: Interaction): void;
   /** 'Patient/x' when the caller may see resources of this type only in that patient's compartment. */
   patientCompartment(ctx: AccessContext, resourceType: string): string | undefined;
-  /** Resource-level check after a read or before a write: `resourceCompartments` are the patients it belongs to. */
-  mayAccess(ctx: AccessContext, resourceType: string, resourceCompartments: string[]): boolean;
+  /**
+   * Resource-level check after a read or before a write: `compartmentsOf` gives the patients it belongs to,
+   * asked only when the grant is bound to a patient.
+   */
+  mayAccess(ctx: AccessContext, resourceType: string, compartmentsOf: () => string[]): boolean;
 }
 
 export interface ResourceValidator {

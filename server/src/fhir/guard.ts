@@ -15,8 +15,8 @@ export function compartmentOf(req: FhirRequest, ctx: FhirContext, resourceType: 
 
 export function mayAccess(req: FhirRequest, ctx: FhirContext, resource: Resource): boolean {
   if (!req.auth) return true;
-  const compartments = ctx.indexer.patientCompartments(resource);
-  return ctx.policy.mayAccess(req.auth, resource.resourceType, compartments);
+  // Evaluating the compartment's search parameters is skipped for user and system grants, which need no compartment.
+  return ctx.policy.mayAccess(req.auth, resource.resourceType, () => ctx.indexer.patientCompartments(resource));
 }
 
 export function requireAccess(req: FhirRequest, ctx: FhirContext, resource: Resource): void {

@@ -3,7 +3,7 @@ import { approvedOnReceipt } from '../../workflow/caseReview.js';
 import type { ProviderDelivery } from '../../workflow/providerDelivery.js';
 import { checkEligibility, resultBundle, submitSecondOpinion, type DecideCase } from '../../workflow/submit.js';
 import type { FhirContext, OperationDefinitionEntry } from '../context.js';
-import { requireScope } from '../guard.js';
+import { mayAccess, requireScope } from '../guard.js';
 import { writeResponse } from '../responses.js';
 import { CANONICAL_BASE, PROFILES } from '../systems.js';
 
@@ -24,7 +24,7 @@ export function submitOperation(decide: DecideCase, delivery?: ProviderDelivery)
         authorize: (resource) => {
           requireScope(req, ctx, resource.resourceType, 'create');
         },
-        mayAccess: (resource) => (req.auth ? ctx.policy.mayAccess(req.auth, resource.resourceType, ctx.indexer.patientCompartments(resource)) : true),
+        mayAccess: (resource) => mayAccess(req, ctx, resource),
         onApproval: approvedOnReceipt(delivery),
       });
       return { status: result.created ? 201 : 200, body: resultBundle(result, req.baseUrl) };
@@ -59,7 +59,7 @@ export function eligibilityCheckOperation(decide: DecideCase): OperationDefiniti
     async handler(req, ctx) {
       const response = await checkEligibility(ctx.store, req.body, decide, {
         authorize: () => undefined,
-        mayAccess: (resource) => (req.auth ? ctx.policy.mayAccess(req.auth, resource.resourceType, ctx.indexer.patientCompartments(resource)) : true),
+        mayAccess: (resource) => mayAccess(req, ctx, resource),
       });
       return { status: 200, body: response };
     },
