@@ -663,7 +663,13 @@ ${profileOutput()}\`\`\`
   before). PGlite runs with \`random_page_cost = 1.1\`: its files sit in the OS page cache, and at the default of 4
   the planner hashed every Task due date at 100k instead of walking the index (121 ms against 6.9 ms probed one at a
   time; the 10:02 run of 2026-11-25 showed the hash join in its 100k PGlite plan). What remains of the p99 is mostly queueing: 50
-  clients waiting on one PGlite thread or two shared cores. The PractitionerRole search's 1M latency against 100k
+  clients waiting on one PGlite thread or two shared cores. Part of the rest was PGlite's statistics refresh, which
+  runs on the request thread once a minute (PGlite has no autovacuum): its VACUUM (ANALYZE) of the audit table, one
+  statement, held every request for 0.5-0.6 s at 40k-120k AuditEvents, most of it ANALYZE decompressing each sampled
+  row's JSON and counting its tokens. Since the night of 2026-11-30, after the run above, no statistics are kept of
+  stored JSON or of the audit trail's tokens and compartments, which no search plans with (migration 5), and VACUUM
+  and ANALYZE run as two statements with requests between them: probed on the 10k store after each 40k AuditEvents,
+  the longest statement fell from 499-621 to 258-312 ms. The PractitionerRole search's 1M latency against 100k
   follows the size of its answers, not a scan: the generator's networks grow with the data, so at 1M a query matches
   dozens of roles and returns a full page of 20 where at 100k it matched a handful (72 against 9 rows in the plans
   below); both sizes use the same bitmap scans of the GIN indexes. The PractitionerRole search misses its ratio to the

@@ -129,6 +129,24 @@ describe.each(drivers)('schema migrations and re-indexing on $name', ({ name, co
     expect(taskAfter!.getTime()).toBeGreaterThan(taskBefore?.getTime() ?? 0);
   });
 
+  it('migration 5: analyze samples no stored JSON (in any partition) and none of the audit trail\'s tokens and compartments, and keeps the statistics searches plan with', async () => {
+    const store = new SqlFhirStore(conn!, new Indexer(registry));
+    const patients = await store.createMany(Array.from({ length: 20 }, (_, i) => ({ resourceType: 'Patient', name: [{ family: `Stats${i}` }] }) as Patient));
+    await store.createMany(patients.map((p) => ({ resourceType: 'AuditEvent', type: { code: 'rest' }, recorded: '2026-11-30T12:00:00Z', agent: [{ who: { reference: 'Practitioner/p1' }, requestor: true }], source: { observer: { display: 'x' } }, entity: [{ what: { reference: `Patient/${p.id}` } }] }) as AuditEvent));
+    await store.analyze();
+    const targets = await conn!.query(
+      `SELECT c.relname || '.' || a.attname AS col, COALESCE(a.attstattarget, -1) AS target FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+       WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p') AND a.attname IN ('content', 'tokens', 'compartments', 'refs') AND NOT a.attisdropped`,
+    );
+    const target = new Map(targets.rows.map((r) => [String(r.col), Number(r.target)]));
+    const partitions = [...target.keys()].filter((col) => col.startsWith('resources_') && col.endsWith('.content'));
+    expect(partitions.length).toBeGreaterThan(20);
+    for (const col of [...partitions, 'resource_history.content', 'audit_events.content', 'audit_events.tokens', 'audit_events.compartments']) expect([col, target.get(col)]).toEqual([col, 0]);
+    for (const col of ['audit_events.refs', 'resources_patient.tokens', 'resources_patient.refs', 'resources_patient.compartments']) expect([col, target.get(col)]).toEqual([col, -1]);
+    const { rows } = await conn!.query(`SELECT tablename || '.' || attname AS col FROM pg_stats WHERE schemaname = current_schema() AND tablename IN ('audit_events', 'resources_patient')`);
+    expect(rows.map((r) => String(r.col))).toEqual(expect.arrayContaining(['audit_events.refs', 'audit_events.recorded', 'resources_patient.tokens', 'resources_patient.compartments']));
+  });
+
   // PGlite has no autovacuum; on PostgreSQL sessions report their counts when idle, and autovacuum acts on them.
   it.runIf(name === 'pglite')('analyze of the changed tables takes those written past autovacuum\'s thresholds and leaves the rest', async () => {
     const lastAnalyzed = async (table: string) => ((await conn!.query('SELECT last_analyze FROM pg_stat_user_tables WHERE relid = $1::regclass', [table])).rows[0]?.last_analyze as Date).getTime();

@@ -450,7 +450,11 @@ export class SqlFhirStore implements FhirStore {
       [tables],
     );
     // VACUUM also merges the GIN indexes' pending lists, which every token and reference search reads.
-    for (const row of rows) await this.conn.query(`VACUUM (ANALYZE) ${String(row.name)}`);
+    // Two statements, not VACUUM (ANALYZE): on PGlite requests then run between them.
+    for (const row of rows) {
+      await this.conn.query(`VACUUM ${String(row.name)}`);
+      await this.conn.query(`ANALYZE ${String(row.name)}`);
+    }
   }
 
   /** The query plan of a search as PostgreSQL runs it (EXPLAIN ANALYZE), for benchmarks and tuning. */
