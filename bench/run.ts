@@ -515,7 +515,7 @@ In short, for each target missed (the bullets after the profile give the evidenc
   rest (337 MB just after start on the 100k store), and V8's heap grows between collections under load; on
   PostgreSQL the figure is Node's heap alone. What would close it: fewer allocations per request (the stored
   JSON served as text); a heap cap (\`--max-old-space-size\`) would turn one large request into a crash.
-- **Start-up under 1.5 s on PGlite** is met or missed with the machine's speed (1.3-1.7 s in the full runs of
+- **Start-up under 1.5 s on PGlite** is met or missed with the machine's speed (1.1-1.7 s in the full runs of
   2026-11-30): what remains is work on the main thread (opening PGlite 0.6-0.9 s, loading modules 0.3 s).
 
 Evidence: \`npm run bench:profile\` (run at the end of this benchmark, output below) counts the SQL statements of one
@@ -584,9 +584,13 @@ ${profileOutput()}\`\`\`
   63-70/s and audited reads 887-1,773 against 1,229-1,266/s: within that machine's noise, no regression.
   The evening's runs (18:20 and later) ran on 2 × AMD EPYC again, but on slower machines than the AMD EPYC ones of
   the morning: the peer read 4,748-5,035/s and bare Express 5,513-8,263/s (10,151 and 13,756 at 13:30). Two full
-  runs of the same build 30 minutes apart (19:46 and 20:16; the doc holds the later) show how much a run moves:
+  runs of the same build 30 minutes apart (19:46 and 20:16) show how much a run moves:
   PGlite's create 800 and 1,269/s, its \`$submit\` in network 35 and 86/s, PostgreSQL's audited read 2,065 and
-  1,533/s, bare Express 5,513 and 8,263/s.
+  1,533/s, bare Express 5,513 and 8,263/s. The run at 22:53 (above) met the slowest machine of the day: the peer read
+  2,629/s and bare Express 3,681/s, and PGlite's writes fell with them (create 621/s, \`$submit\` 46-83/s) while
+  PostgreSQL's create reached 0.58× the peer. Its PGlite searches sorted by due had a p99 of 2.1-2.8 s at a p50 near
+  0.2 s; interleaved probes at 10k an hour before, of the build without that night's two changes, gave that search a
+  p99 of 0.3-3.2 s on the same machine: the tail was there before them.
   The AuditEvents of reads must also keep up with the reads: until 2026-11-30 the audit writer took one batch at a
   time and let the rest wait in memory, and the full run at 11:37 that day read at 4,792/s on PostgreSQL while its
   audit log fell behind (probed at 100k: after three 5 s rounds 31,200 AuditEvents were still in memory, and RSS
@@ -666,10 +670,10 @@ ${profileOutput()}\`\`\`
   clients waiting on one PGlite thread or two shared cores. Part of the rest was PGlite's statistics refresh, which
   runs on the request thread once a minute (PGlite has no autovacuum): its VACUUM (ANALYZE) of the audit table, one
   statement, held every request for 0.5-0.6 s at 40k-120k AuditEvents, most of it ANALYZE decompressing each sampled
-  row's JSON and counting its tokens. Since the night of 2026-11-30, after the run above, no statistics are kept of
-  stored JSON or of the audit trail's tokens and compartments, which no search plans with (migration 5), and VACUUM
-  and ANALYZE run as two statements with requests between them: probed on the 10k store after each 40k AuditEvents,
-  the longest statement fell from 499-621 to 258-312 ms. The PractitionerRole search's 1M latency against 100k
+  row's JSON and counting its tokens. Since the night of 2026-11-30 (the run above is the first full run with it) no
+  statistics are kept of stored JSON or of the audit trail's tokens and compartments, which no search plans with
+  (migration 5), and VACUUM and ANALYZE run as two statements with requests between them: probed on the 10k store
+  after each 40k AuditEvents, the longest statement fell from 499-621 to 258-312 ms. The PractitionerRole search's 1M latency against 100k
   follows the size of its answers, not a scan: the generator's networks grow with the data, so at 1M a query matches
   dozens of roles and returns a full page of 20 where at 100k it matched a handful (72 against 9 rows in the plans
   below); both sizes use the same bitmap scans of the GIN indexes. The PractitionerRole search misses its ratio to the
