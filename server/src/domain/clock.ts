@@ -19,12 +19,12 @@ function holidayCalendar(plan: PlanProfile): Holidays {
   return hd;
 }
 
-/** A business day: Monday to Friday and not a public holiday of the plan's calendar (R9). */
-export function isBusinessDay(plan: PlanProfile, day: DateTime): boolean {
-  if (day.weekday > 5) return false;
-  const iso = day.toISODate()!;
-  if (plan.holidays.extraDates.includes(iso)) return false;
-  return !isPublicHoliday(plan, iso);
+/** A business day: Monday to Friday and not a public holiday of the plan's calendar (R9). `date` is YYYY-MM-DD. */
+export function isBusinessDay(plan: PlanProfile, date: string): boolean {
+  const weekday = new Date(`${date}T00:00:00Z`).getUTCDay();
+  if (weekday === 0 || weekday === 6) return false;
+  if (plan.holidays.extraDates.includes(date)) return false;
+  return !isPublicHoliday(plan, date);
 }
 
 /** Answers per calendar and date are kept: date-holidays works a date out from its rules each time it is asked. */
@@ -42,18 +42,22 @@ function isPublicHoliday(plan: PlanProfile, iso: string): boolean {
   return closed;
 }
 
+const DAY_MS = 86_400_000;
+const nextDate = (date: string) => new Date(Date.parse(`${date}T00:00:00Z`) + DAY_MS).toISOString().slice(0, 10);
+
 /**
  * The end (23:59:59.999 local) of the n-th business day after the day of `from`. The day of
  * receipt does not count, as with statutory day counts (Cal. Civ. Code 10: exclude the first day).
+ * The days are walked as plain calendar dates: Luxon's zone arithmetic costs tens of microseconds a step.
  */
 export function endOfNthBusinessDay(plan: PlanProfile, from: DateTime, n: number): DateTime {
-  let day = from.setZone(plan.timeZone).startOf('day');
+  let date = from.setZone(plan.timeZone).toISODate()!;
   let counted = 0;
   while (counted < n) {
-    day = day.plus({ days: 1 });
-    if (isBusinessDay(plan, day)) counted++;
+    date = nextDate(date);
+    if (isBusinessDay(plan, date)) counted++;
   }
-  return day.endOf('day');
+  return DateTime.fromISO(`${date}T23:59:59.999`, { zone: plan.timeZone });
 }
 
 const iso = (d: DateTime) => d.toUTC().toISO()!;
@@ -64,14 +68,17 @@ const iso = (d: DateTime) => d.toUTC().toISO()!;
  * local wall-clock time; business days skip weekends and the plan's holidays, in the plan's zone.
  */
 export function computeDeadlines(plan: PlanProfile, receivedAt: string, opts: { expedited: boolean; imminentThreat: boolean; outOfNetwork: boolean }): Deadlines {
-  const received = DateTime.fromISO(receivedAt, { setZone: true }).setZone(plan.timeZone);
-  if (!received.isValid) throw new RangeError(`Invalid receipt time ${receivedAt}`);
+  const instant = DateTime.fromISO(receivedAt, { zone: 'utc' });
+  if (!instant.isValid) throw new RangeError(`Invalid receipt time ${receivedAt}`);
+  const received = instant.setZone(plan.timeZone);
+  // Elapsed hours are added in UTC, where Luxon needs no time-zone lookups.
+  const hoursAfter = (from: DateTime, hours: number) => from.toUTC().plus({ hours });
   const t = plan.timeframes;
   const considered: { source: string; dueAt: DateTime }[] = [];
-  if (opts.expedited) considered.push({ source: `42 CFR 438.210(d)(2): expedited, ${t.expeditedHours} hours`, dueAt: received.plus({ hours: t.expeditedHours }) });
+  if (opts.expedited) considered.push({ source: `42 CFR 438.210(d)(2): expedited, ${t.expeditedHours} hours`, dueAt: hoursAfter(instant, t.expeditedHours) });
   else considered.push({ source: `42 CFR 438.210(d)(1) (CMS-0057-F): standard, ${t.standardCalendarDays} calendar days`, dueAt: received.plus({ days: t.standardCalendarDays }) });
   if (opts.outOfNetwork && opts.expedited && t.outOfNetworkUrgentHours) {
-    considered.push({ source: `${plan.id.toUpperCase()} VI.D.1: urgent out-of-network, ${t.outOfNetworkUrgentHours} hours`, dueAt: received.plus({ hours: t.outOfNetworkUrgentHours }) });
+    considered.push({ source: `${plan.id.toUpperCase()} VI.D.1: urgent out-of-network, ${t.outOfNetworkUrgentHours} hours`, dueAt: hoursAfter(instant, t.outOfNetworkUrgentHours) });
   }
   if (opts.outOfNetwork && !opts.expedited && t.outOfNetworkRoutineBusinessDays) {
     considered.push({
@@ -84,9 +91,9 @@ export function computeDeadlines(plan: PlanProfile, receivedAt: string, opts: { 
     receivedAt: iso(received),
     expedited: opts.expedited,
     decisionDueAt: iso(decisionDue),
-    providerNotificationDueAt: iso(decisionDue.plus({ hours: t.providerNotificationHours })),
+    providerNotificationDueAt: iso(hoursAfter(decisionDue, t.providerNotificationHours)),
     memberNotificationDueAt: iso(endOfNthBusinessDay(plan, decisionDue, t.memberNotificationBusinessDays)),
-    opinionDueAt: opts.imminentThreat ? iso(received.plus({ hours: t.imminentThreatOpinionHours })) : undefined,
+    opinionDueAt: opts.imminentThreat ? iso(hoursAfter(instant, t.imminentThreatOpinionHours)) : undefined,
     considered: considered.map((c) => ({ source: c.source, dueAt: iso(c.dueAt) })),
   };
 }
