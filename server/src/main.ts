@@ -1,6 +1,17 @@
+import { setFlagsFromString } from 'node:v8';
 import { loadConfig, type ServerConfig } from './config.js';
 import { createLogger, errorFields } from './log.js';
 import { openConnection } from './storage/connect.js';
+
+/**
+ * After each full collection V8 lets the old space grow to at most twice what survived, not by its
+ * default of up to four times: under load the server's garbage otherwise held about 80 MB more (peak RSS
+ * at 10k on PostgreSQL 307 against 230 MB in a probe) for about 5% more CPU per read (20% growth saved more
+ * memory and cost 13-25% more CPU). This sets no cap: a large request still gets the memory it needs. A
+ * flag given to node wins.
+ */
+const HEAP_GROWING_PERCENT = 100;
+if (!process.execArgv.some((arg) => arg.startsWith('--heap-growing-percent'))) setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
 
 /**
  * Starts the server from environment configuration; SIGTERM/SIGINT drain in-flight requests first.
