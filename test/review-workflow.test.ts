@@ -120,7 +120,8 @@ describe('UM review path', () => {
   });
 
   it('R19: the committee report counts the cases of the period (FHIR MeasureReport and CSV), for plan staff only', async () => {
-    const period = new Date().toISOString().slice(0, 7); // this month: every case of this run
+    // This month in the plans' zone (periods are Pacific): every case of this run, also in the hours when UTC is a month ahead.
+    const period = new Intl.DateTimeFormat('en-CA', { timeZone: 'America/Los_Angeles', year: 'numeric', month: '2-digit' }).format(new Date());
     const report = await call(as('bsp', 'um'), `$second-opinion-report?period=${period}&plan=bsp`);
     expect(report.status, JSON.stringify(report.body)).toBe(200);
     expect(report.body.resourceType).toBe('MeasureReport');

@@ -30,9 +30,12 @@ describe('R19 committee figures (BSP D.X, F; 42 CFR 438.210(f)), checked against
     expect(f.averageDecisionHours).toBe(156); // (24 + 216 + 36 + 48 + 456) / 5
     expect(f.medianDecisionHours).toBe(48);
   });
-  it('periods: quarters, months, years', () => {
-    expect(periodBounds('2026-Q3')).toEqual({ start: '2026-07-01T00:00:00-08:00', end: '2026-10-01T00:00:00-08:00' });
-    expect(periodBounds('2026-Q4')?.end).toBe('2027-01-01T00:00:00-08:00');
+  it('periods: quarters, months, years, from local midnight in Pacific time (PDT in summer, PST in winter)', () => {
+    expect(periodBounds('2026-Q3')).toEqual({ start: '2026-07-01T00:00:00-07:00', end: '2026-10-01T00:00:00-07:00' });
+    expect(periodBounds('2026-Q4')).toEqual({ start: '2026-10-01T00:00:00-07:00', end: '2027-01-01T00:00:00-08:00' });
+    expect(periodBounds('2026-11')).toEqual({ start: '2026-11-01T00:00:00-07:00', end: '2026-12-01T00:00:00-08:00' });
+    expect(periodBounds('2026-12')).toEqual({ start: '2026-12-01T00:00:00-08:00', end: '2027-01-01T00:00:00-08:00' });
+    expect(periodBounds('2027')).toEqual({ start: '2027-01-01T00:00:00-08:00', end: '2028-01-01T00:00:00-08:00' });
     expect(periodBounds('2026-13')).toBeUndefined();
   });
 });

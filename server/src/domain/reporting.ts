@@ -1,3 +1,4 @@
+import { DateTime } from 'luxon';
 import type { ReasonCategory } from './model.js';
 
 /** One case as the committee report counts it (R19, BSP D.X, F; 42 CFR 438.210(f)). */
@@ -66,21 +67,23 @@ export function reportFigures(cases: CaseRecord[], now: Date): ReportFigures {
   };
 }
 
-/** `2026-Q3` → [2026-07-01, 2026-10-01) in the plan's zone (Pacific); also accepts `2026` and `2026-11`. */
+/** The plans' zone: a period runs from local midnight to local midnight, PST or PDT as the date falls. */
+const REPORTING_ZONE = 'America/Los_Angeles';
+
+const localMidnight = (year: number, month: number) => DateTime.fromObject({ year, month, day: 1 }, { zone: REPORTING_ZONE }).toISO({ suppressMilliseconds: true })!;
+
+/** `2026-Q3` → [2026-07-01, 2026-10-01) in the plans' zone (Pacific); also accepts `2026` and `2026-11`. */
 export function periodBounds(period: string): { start: string; end: string } | undefined {
   const q = /^(\d{4})-Q([1-4])$/.exec(period);
-  const pad = (n: number) => String(n).padStart(2, '0');
-  if (q) {
-    const y = Number(q[1]);
-    const m = (Number(q[2]) - 1) * 3 + 1;
-    return { start: `${y}-${pad(m)}-01T00:00:00-08:00`, end: m === 10 ? `${y + 1}-01-01T00:00:00-08:00` : `${y}-${pad(m + 3)}-01T00:00:00-08:00` };
-  }
   const month = /^(\d{4})-(\d{2})$/.exec(period);
-  if (month && Number(month[2]) >= 1 && Number(month[2]) <= 12) {
-    const y = Number(month[1]);
-    const m = Number(month[2]);
-    return { start: `${y}-${pad(m)}-01T00:00:00-08:00`, end: m === 12 ? `${y + 1}-01-01T00:00:00-08:00` : `${y}-${pad(m + 1)}-01T00:00:00-08:00` };
-  }
-  if (/^\d{4}$/.test(period)) return { start: `${period}-01-01T00:00:00-08:00`, end: `${Number(period) + 1}-01-01T00:00:00-08:00` };
-  return undefined;
+  const year = /^(\d{4})$/.exec(period);
+  let first: [number, number];
+  let months: number;
+  if (q) [first, months] = [[Number(q[1]), (Number(q[2]) - 1) * 3 + 1], 3];
+  else if (month && Number(month[2]) >= 1 && Number(month[2]) <= 12) [first, months] = [[Number(month[1]), Number(month[2])], 1];
+  else if (year) [first, months] = [[Number(year[1]), 1], 12];
+  else return undefined;
+  const [y, m] = first;
+  const after = m - 1 + months;
+  return { start: localMidnight(y, m), end: localMidnight(y + Math.floor(after / 12), (after % 12) + 1) };
 }
