@@ -9,9 +9,9 @@ import type { AccessContext, UserRole } from '../fhir/request.js';
 import { CODE_SYSTEMS, EXTENSIONS, PROFILES } from '../fhir/systems.js';
 import type { FhirStore } from '../storage/FhirStore.js';
 import { planOf } from './decide.js';
-import { sendLetter } from './letters.js';
+import { composeLetter, sendLetter } from './letters.js';
 import type { ProviderDelivery } from './providerDelivery.js';
-import { provenance } from './submit.js';
+import { type OnApproval, provenance } from './submit.js';
 
 export interface ReviewInput {
   authorizedPractitionerRole?: Reference;
@@ -320,11 +320,11 @@ async function reportRecipients(tx: FhirStore, c: CaseFiles): Promise<Reference[
   return refs.filter((r, i) => refs.findIndex((x) => x.reference === r.reference) === i);
 }
 
-/** R3 approvals on receipt: the authorized professional, approval letters (R11) and transportation (R13). */
-export const approvedOnReceipt = (delivery?: ProviderDelivery) => async (
-  tx: FhirStore,
-  c: { serviceRequest: ServiceRequest; patient: Patient; coverage: Coverage },
-): Promise<TaskOutput[]> => {
+/**
+ * R3 approvals on receipt: the authorized professional, the approval letter (R11) and transportation (R13).
+ * The letter is returned unstored, to be written in one statement with the case, then delivered.
+ */
+export const approvedOnReceipt = (delivery?: ProviderDelivery): OnApproval => async (tx, c) => {
   const { plan, payor } = await planOf(tx, c.coverage);
   const insurer = { reference: `Organization/${payor.id}`, display: plan.name };
   const role = c.serviceRequest.performer?.[0];
@@ -334,11 +334,10 @@ export const approvedOnReceipt = (delivery?: ProviderDelivery) => async (
   const files: CaseFiles = { task: { resourceType: 'Task', status: 'accepted', intent: 'order' }, serviceRequest: c.serviceRequest, patient: c.patient, plan, insurer, step: 'approved' };
   const recipients = [{ reference: `Patient/${c.patient.id}` }, ...(c.serviceRequest.requester ? [c.serviceRequest.requester] : [])];
   const name = role ? await professionalName(tx, role) : undefined;
-  for (const r of await sendLetter(tx, 'approval', { plan, patient: c.patient, serviceRequest: c.serviceRequest, recipients, sender: insurer, now, delivery }, { professionalName: name ?? 'a qualified professional of your choice in our network', transportation })) {
-    outputs.push(outputRef('approval-notice', r));
-  }
+  const letter = composeLetter('approval', { plan, patient: c.patient, serviceRequest: c.serviceRequest, recipients, sender: insurer, now }, { professionalName: name ?? 'a qualified professional of your choice in our network', transportation });
+  for (const r of letter.refs) outputs.push(outputRef('approval-notice', r));
   if (transportation && role) outputs.push(outputRef('transportation', await arrangeTransport(tx, files, role, now)));
-  return outputs;
+  return { outputs, resources: letter.resources, afterStore: () => letter.deliver(tx, delivery) };
 };
 
 

@@ -8,16 +8,18 @@ import type { ProviderDelivery } from './providerDelivery.js';
 
 export const patientName = (p: Patient): string => [p.name?.[0]?.given?.join(' '), p.name?.[0]?.family].filter(Boolean).join(' ') || 'Member';
 
-/**
- * Stores a letter as a DocumentReference (rendered HTML) and sends it as a Communication to each
- * recipient (R10, R11, R14). Returns the references for the case Task's output.
- */
-export async function sendLetter(
-  tx: FhirStore,
-  kind: LetterKind,
-  c: { plan: PlanProfile; patient: Patient; serviceRequest: ServiceRequest; recipients: Reference[]; sender: Reference; now: Date; delivery?: ProviderDelivery },
-  facts: Partial<LetterFacts>,
-): Promise<Reference[]> {
+type LetterParties = { plan: PlanProfile; patient: Patient; serviceRequest: ServiceRequest; recipients: Reference[]; sender: Reference; now: Date };
+
+/** A letter not yet stored: the DocumentReference (rendered HTML), a Communication per recipient, and the references for the case Task's output. */
+export interface ComposedLetter {
+  resources: [DocumentReference, ...Communication[]];
+  refs: Reference[];
+  /** Hands the Communications to providers' FHIR endpoints (members read theirs here); call once they are stored, in the same transaction. */
+  deliver(tx: FhirStore, delivery?: ProviderDelivery): Promise<void>;
+}
+
+/** Renders a letter and its sendings (R10, R11, R14) with their ids assigned, for the caller to store. */
+export function composeLetter(kind: LetterKind, c: LetterParties, facts: Partial<LetterFacts>): ComposedLetter {
   const preferred = c.patient.communication?.find((x) => x.preferred)?.language.coding?.[0]?.code ?? c.patient.communication?.[0]?.language.coding?.[0]?.code;
   const language = letterLanguage(c.plan, preferred);
   const { title, html } = renderLetter(kind, { plan: c.plan, language, audience: 'member', memberName: patientName(c.patient), date: c.now.toISOString().slice(0, 10), ...facts });
@@ -47,13 +49,22 @@ export async function sendLetter(
     sent: c.now.toISOString(),
     payload: [{ contentReference: { reference: `DocumentReference/${doc.id}`, display: title } }],
   }));
-  // The letter and its sendings in one statement.
-  const [, ...sent] = (await tx.createMany([doc, ...communications])) as [DocumentReference, ...Communication[]];
-  const out: Reference[] = [{ reference: `DocumentReference/${doc.id}`, display: title }];
-  for (const [i, communication] of sent.entries()) {
-    out.push({ reference: `Communication/${communication.id}` });
-    const recipient = c.recipients[i];
-    if (!recipient.reference?.startsWith('Patient/')) await c.delivery?.deliver(tx, recipient, communication);
-  }
-  return out;
+  return {
+    resources: [doc, ...communications],
+    refs: [{ reference: `DocumentReference/${doc.id}`, display: title }, ...communications.map((x) => ({ reference: `Communication/${x.id}` }))],
+    async deliver(tx, delivery) {
+      for (const [i, communication] of communications.entries()) {
+        const recipient = c.recipients[i];
+        if (!recipient.reference?.startsWith('Patient/')) await delivery?.deliver(tx, recipient, communication);
+      }
+    },
+  };
+}
+
+/** Stores a letter and its sendings in one statement and delivers it; returns the references for the case Task's output. */
+export async function sendLetter(tx: FhirStore, kind: LetterKind, c: LetterParties & { delivery?: ProviderDelivery }, facts: Partial<LetterFacts>): Promise<Reference[]> {
+  const letter = composeLetter(kind, c, facts);
+  await tx.createMany(letter.resources);
+  await letter.deliver(tx, c.delivery);
+  return letter.refs;
 }

@@ -178,10 +178,16 @@ async function activeCoverage(tx: FhirStore, sr: ServiceRequest, patient: Patien
   throw unprocessable('The member has no active Medi-Cal Coverage on the date of the request', ['ServiceRequest.insurance']);
 }
 
-/** What happens at once when a request is approved on receipt (letters, transportation): outputs for the Task. */
-export type OnApproval = (tx: FhirStore, c: { serviceRequest: ServiceRequest; patient: Patient; coverage: Coverage }) => Promise<TaskOutput[]>;
+/**
+ * What happens at once when a request is approved on receipt (letters, transportation): outputs for the
+ * Task, resources to store with the case, and work to do once they are stored (delivery to providers).
+ */
+export type OnApproval = (
+  tx: FhirStore,
+  c: { serviceRequest: ServiceRequest; patient: Patient; coverage: Coverage },
+) => Promise<{ outputs: TaskOutput[]; resources: Resource[]; afterStore(): Promise<void> }>;
 
-/** The case's resources are written together, in one statement, once the approval's letters (if any) are out. */
+/** The case's resources, and an approval's letter with its Communications, are written together in one statement. */
 async function persistCase(tx: FhirStore, facts: CaseFacts, decision: CaseDecision, insurer: Reference, requestIdentifier: string, actor: Reference | undefined, onApproval?: OnApproval): Promise<SubmitResult> {
   const ids = { serviceRequest: randomUUID(), eligibilityRequest: randomUUID(), eligibilityResponse: randomUUID(), task: randomUUID() };
   const refs: CaseRefs = {
@@ -204,14 +210,17 @@ async function persistCase(tx: FhirStore, facts: CaseFacts, decision: CaseDecisi
     { type: { text: 'eligibility-response' }, valueReference: { reference: `CoverageEligibilityResponse/${ids.eligibilityResponse}` } },
     ...(task.input ?? []),
   ];
-  if (decision.outcome === 'approved') task.output = (await onApproval?.(tx, { serviceRequest, patient: facts.patient, coverage: facts.coverage })) ?? [];
+  const approval = decision.outcome === 'approved' ? await onApproval?.(tx, { serviceRequest, patient: facts.patient, coverage: facts.coverage }) : undefined;
+  if (decision.outcome === 'approved') task.output = approval?.outputs ?? [];
   const stored = await tx.createMany([
     eligibilityReq,
     serviceRequest,
     eligibilityRes,
     task,
     provenance([serviceRequest, eligibilityRes, task], actor ?? facts.serviceRequest.requester, 'CREATE', 'Second-opinion request received'),
+    ...(approval?.resources ?? []),
   ]);
+  await approval?.afterStore();
   return {
     created: true,
     eligibilityRequest: stored[0],
