@@ -501,20 +501,24 @@ In short, for each target missed (the bullets after the profile give the evidenc
   rows, validated and audited, in an engine that on PGlite shares the request thread. Creates that arrive together
   already share one statement and one commit. What would close it: fewer rows per resource, or the engine off the
   request thread.
-- **\`$submit\`: 500/s on PGlite, 1,000/s on PostgreSQL, p99 under 50 ms.** A case takes about 7 statements, a lock
-  and two inserts, and on PGlite about 58% of the server's CPU is the engine, which runs one transaction at a
+- **\`$submit\`: 500/s on PGlite, 1,000/s on PostgreSQL, p99 under 50 ms.** A case takes about 6 statements, a lock
+  and one insert, and on PGlite about 58% of the server's CPU is the engine, which runs one transaction at a
   time. What would close it: group-committing whole cases (several \`$submit\`s in one transaction and one
   insert) and, on PostgreSQL, more cores for the database tier.
 - **Search p99 under 30 ms at 50 connections.** The plans use indexes only, and the 1M latencies stay within 1.5×
-  of the 100k ones; the p99 is 50 clients queueing for one PGlite thread or two shared cores. What would close it:
-  more cores, or fewer connections per instance.
+  of the 100k ones; the p99 is 50 clients queueing for one PGlite thread or two shared cores (where PGlite's p99 reads
+  seconds, the server's own timings stayed under 0.85 s: see the search bullet below). What would close it: more
+  cores, or fewer connections per instance.
 - **PractitionerRole search at 50× the peer.** The peer scans only its PractitionerRoles (about 800 at 100k): 50×
   its rate would be some 10,000 searches per second, more than this server answers for any authenticated, audited
   request on two shared cores.
-- **Peak RSS under 300 MB.** On PGlite the engine's WebAssembly memory (about 140 MB) and compiled code are held at
-  rest (337 MB just after start on the 100k store), and V8's heap grows between collections under load; on
-  PostgreSQL the figure is Node's heap alone. What would close it: fewer allocations per request (the stored
-  JSON served as text); a heap cap (\`--max-old-space-size\`) would turn one large request into a crash.
+- **Peak RSS under 300 MB.** On PGlite the engine's WebAssembly memory (128 MB, the least its module accepts) and
+  compiled code are held at rest (337 MB just after start on the 100k store), and V8's heap grows between
+  collections under load; on PostgreSQL the figure is Node's heap alone (met there for the first time on 2026-12-01:
+  232 MB). Since 2026-12-01 the server lets V8's old
+  space grow to at most twice what survived each full collection (\`server/src/main.ts\`), which is no cap. What
+  would close it on PGlite: fewer allocations per request (the stored JSON served as text); a heap cap
+  (\`--max-old-space-size\`) would turn one large request into a crash.
 - **Start-up under 1.5 s on PGlite** is met or missed with the machine's speed (1.1-1.7 s in the full runs of
   2026-11-30): what remains is work on the main thread (opening PGlite 0.6-0.9 s, loading modules 0.3 s).
 
@@ -586,11 +590,22 @@ ${profileOutput()}\`\`\`
   the morning: the peer read 4,748-5,035/s and bare Express 5,513-8,263/s (10,151 and 13,756 at 13:30). Two full
   runs of the same build 30 minutes apart (19:46 and 20:16) show how much a run moves:
   PGlite's create 800 and 1,269/s, its \`$submit\` in network 35 and 86/s, PostgreSQL's audited read 2,065 and
-  1,533/s, bare Express 5,513 and 8,263/s. The run at 22:53 (above) met the slowest machine of the day: the peer read
+  1,533/s, bare Express 5,513 and 8,263/s. The run at 22:53 met the slowest machine of that day: the peer read
   2,629/s and bare Express 3,681/s, and PGlite's writes fell with them (create 621/s, \`$submit\` 46-83/s) while
   PostgreSQL's create reached 0.58× the peer. Its PGlite searches sorted by due had a p99 of 2.1-2.8 s at a p50 near
   0.2 s; interleaved probes at 10k an hour before, of the build without that night's two changes, gave that search a
   p99 of 0.3-3.2 s on the same machine: the tail was there before them.
+  The run of 2026-12-01 04:12 (above) met a machine that moved within the hour. The peer read 3,770/s and bare
+  Express 5,298/s; PGlite's audited read 1,821/s (0.48× the peer) and PostgreSQL's 1,102/s (0.29×; 0.55× at 22:53),
+  PostgreSQL's create 881/s (0.34×; 0.58× at 22:53). Interleaved probes right after the run, at 10k on PostgreSQL,
+  three rounds each way, found no regression within that machine's noise: this build against the 22:53 build read
+  at 792-870 against 798-1,004/s (1.19-1.29 against 1.01-1.26 ms of server CPU per read) and created 672-705
+  against 600-734/s; this build with V8's default heap growth against its own setting read at 736-837 against
+  765-869/s. The machine then ran at less than half the rate of an hour before (2,000-2,200 audited reads/s in the
+  same probe). The same run put PostgreSQL's peak RSS at 232 MB (341 at 22:53), under 300 MB for the first time,
+  and PGlite's at 457 MB (530). Its PostgreSQL PractitionerRole search at 1M went over the 1.5× line (1.88× the
+  100k p50; 0.81× at 22:53): both sizes are answered from the search cache, the 1M pages hold 20 roles where the
+  100k ones hold a handful, and the two rates (954 and 1,719/s) were measured minutes apart on that machine.
   The AuditEvents of reads must also keep up with the reads: until 2026-11-30 the audit writer took one batch at a
   time and let the rest wait in memory, and the full run at 11:37 that day read at 4,792/s on PostgreSQL while its
   audit log fell behind (probed at 100k: after three 5 s rounds 31,200 AuditEvents were still in memory, and RSS
@@ -616,7 +631,11 @@ ${profileOutput()}\`\`\`
   validation and the AuditEvent. Creates with server-assigned ids that arrive together are now written together
   (group commit, \`server/src/storage/sql/groupCommit.ts\`): while one batch is being written the next ones wait and go
   in one statement and one commit; probed at 100k with 50 connections, creates went from 173 to 429/s on PGlite and
-  from 390 to 657/s on PostgreSQL. A create inserts first and looks at the current version only if the id is taken, so
+  from 390 to 657/s on PostgreSQL. Every written version is indexed by its search parameters' expressions; since
+  2026-12-01 more of them are evaluated by walking the JSON instead of through FHIRPath (a choice element as the last
+  step, casts, value filters such as \`telecom.where(system='email')\`: \`server/src/fhir/search/simplePath.ts\`),
+  which took a generated Patient's indexing from 287 to 38 µs in a probe; that day's machine (±40% between runs of
+  one build) hid the effect on the create rate. A create inserts first and looks at the current version only if the id is taken, so
   the ids a transaction Bundle assigns to its \`urn:uuid\` entries no longer cost a \`SELECT … FOR UPDATE\` each (before
   this change a 20-entry transaction ran 20 of them beside its 20 inserts); the profile shows what one such
   transaction ran then: one statement per entry. Since later on 2026-11-30 a transaction's plain creates (POST to
@@ -627,14 +646,17 @@ ${profileOutput()}\`\`\`
   PGlite went from 15-20 to 53-54 transactions/s (61-82 to 24 ms of server CPU each). The 15:52 run checked the ids
   with a probe before the insert instead (the \`SELECT 1\` in its profile, about 1.6 ms); the savepoint and its
   release cost about 0.6 ms and also cover an id another process takes between a probe and the insert. A \`$submit\` writes the case (CoverageEligibilityRequest and Response,
-  ServiceRequest, Task, Provenance) in one statement, and an approval's letter with its Communications in another.
+  ServiceRequest, Task, Provenance) in one statement, since 2026-12-01 with an approval's letter and its Communications
+  (before, the letter took a statement of its own; the profile counts 5.3 statements per \`$submit\` where it counted 6.2).
   Since 2026-11-30 each server process caches the provider directory's searches (PractitionerRole, Practitioner,
   Location, Organization: \`server/src/storage/sql/searchCache.ts\`; dropped on any write of the type, and on
   PostgreSQL on every process through LISTEN/NOTIFY), so the profile above counts about 7 statements per
   \`$submit\` where it counted 14. Probed at 100k with 50 connections: 100 to 176/s on PGlite (server CPU 11-12.7 to
   6-7 ms per \`$submit\`), 197-235 to 219-278/s on PostgreSQL. What remains is the member's own facts (Patient,
-  Coverage, CareTeam, the identifier lookup that makes a resubmission idempotent), the lock, the two inserts, the
-  decision's date arithmetic (Luxon, about 4%) and HTTP. On PGlite a CPU profile still puts 58% of the server's time in
+  Coverage, CareTeam, the identifier lookup that makes a resubmission idempotent), the lock, the insert, the
+  decision's date arithmetic and HTTP. The deadlines (R9) took about 6% of a \`$submit\`'s server CPU in a profile
+  on 2026-12-01, almost all of it Luxon's time-zone arithmetic (25-50 µs a step on this machine): business days are
+  now walked as plain calendar dates and elapsed hours added in UTC, 430 to about 190 µs per computation. On PGlite a CPU profile still puts 58% of the server's time in
   the engine, which runs one transaction at a time: 500/s would need about 2 ms of server CPU per \`$submit\`, a
   third of what the engine alone spends. Closing it would take group-committing whole cases (several \`$submit\`s in
   one transaction and one insert) and, on PostgreSQL, more cores for the database tier (its CPU per request is in
@@ -673,7 +695,14 @@ ${profileOutput()}\`\`\`
   row's JSON and counting its tokens. Since the night of 2026-11-30 (the run above is the first full run with it) no
   statistics are kept of stored JSON or of the audit trail's tokens and compartments, which no search plans with
   (migration 5), and VACUUM and ANALYZE run as two statements with requests between them: probed on the 10k store
-  after each 40k AuditEvents, the longest statement fell from 499-621 to 258-312 ms. The PractitionerRole search's 1M latency against 100k
+  after each 40k AuditEvents, the longest statement fell from 499-621 to 258-312 ms. The seconds-long p99 of some
+  PGlite runs is not the server's handling: on 2026-12-01 the server's own timing of each request (its access log,
+  from reading the request to writing the answer's last byte) was set beside autocannon's, sort by due on one 10k
+  PGlite server, 50 connections, 8 s runs. In the runs where autocannon's p99 read 0.85 to 6.7 s, the slowest
+  request by the server's clock took 0.24 to 0.81 s (over all the runs on one server, 14,102 searches: p50 169 ms,
+  p99 433, maximum 448, where autocannon saw maxima of 2.4 to 3.9 s); in the other runs the two agreed within 0.1 s. It happened with autocannon in the benchmark's
+  process and as a process of its own, so the wait is outside the handling (in the sockets or the load generator),
+  and no statistics refresh or stall of the server's event loop shows in the server's timings. The PractitionerRole search's 1M latency against 100k
   follows the size of its answers, not a scan: the generator's networks grow with the data, so at 1M a query matches
   dozens of roles and returns a full page of 20 where at 100k it matched a handful (72 against 9 rows in the plans
   below); both sizes use the same bitmap scans of the GIN indexes. The PractitionerRole search misses its ratio to the
@@ -733,7 +762,12 @@ ${profileOutput()}\`\`\`
   growing between collections: in that probe the heap in use after a major collection stayed about 55 MB while the
   heap grew to 180 MB of short-lived request garbage before the next one. With \`--max-old-space-size=192\` the peak
   was 304 MB at the same throughput, but a hard heap cap turns one large request into a crash, so the server does not
-  set it. What would close it: fewer allocations per request (serving the stored JSON text without parsing and
+  set it. Since 2026-12-01 it sets V8's heap growing factor instead (\`--heap-growing-percent=100\`: after each full
+  collection the old space may grow to twice what survived, where V8 allowed up to four times). Probed at 10k,
+  reads, creates, \`$submit\` and searches in turn, interleaved with the previous build: peak RSS on PostgreSQL 230 MB
+  where the previous build reached 307, on PGlite 380-390 MB where it reached 436-466, the CPU per request within the machine's noise; a
+  factor of 1.2 saved more (197-211 MB on PostgreSQL) but cost 13-25% more CPU per request. PGlite's WebAssembly
+  memory cannot be made smaller than 128 MB: its module refuses a smaller initial memory. What would close it: fewer allocations per request (serving the stored JSON text without parsing and
   re-serializing it, and a leaner AuditEvent path); on PostgreSQL the engine's memory is not in the process, so its
   figure (353 MB in the run of 2026-11-25, 469 and 487 MB in those of 2026-11-30) is Node's alone: the later runs, their
   load generator fixed, drove about three times as many reads per second through the server, which leaves more garbage
