@@ -62,6 +62,29 @@ export function endOfNthBusinessDay(plan: PlanProfile, from: DateTime, n: number
 
 const iso = (d: DateTime) => d.toUTC().toISO()!;
 
+/** Medi-Cal is California's: a date without a time (a Coverage period's, a report period's) is a day in Pacific time. */
+export const MEDI_CAL_ZONE = 'America/Los_Angeles';
+
+const DATE_ONLY = /^\d{4}(-\d{2}(-\d{2})?)?$/;
+
+/**
+ * Whether `at` falls within a FHIR Period. A bound given as a date (`2026`, `2026-12`, `2026-12-31`) is whole
+ * local days in `zone`, so a Coverage ending on 31 December still covers a request sent at 8 pm that day in
+ * California (4 am on 1 January in UTC); a bound given as a dateTime is an instant.
+ */
+export function inPeriod(period: { start?: string; end?: string } | undefined, at: Date, zone = MEDI_CAL_ZONE): boolean {
+  const day = DateTime.fromJSDate(at, { zone }).toISODate()!;
+  const { start, end } = period ?? {};
+  if (start && (DATE_ONLY.test(start) ? day.slice(0, start.length) < start : at.getTime() < Date.parse(start))) return false;
+  if (end && (DATE_ONLY.test(end) ? day.slice(0, end.length) > end : at.getTime() > Date.parse(end))) return false;
+  return true;
+}
+
+/** The calendar date (YYYY-MM-DD) of an instant in the plan's zone: the date a letter sent then bears. */
+export function localDate(plan: PlanProfile, at: Date): string {
+  return DateTime.fromJSDate(at, { zone: plan.timeZone }).toISODate()!;
+}
+
 /**
  * R9 deadlines for one request: every clock that applies, the earliest as the decision due date.
  * Hours are elapsed hours (72 hours across a DST change is still 72 hours); calendar days keep the

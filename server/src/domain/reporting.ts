@@ -1,4 +1,5 @@
 import { DateTime } from 'luxon';
+import { MEDI_CAL_ZONE } from './clock.js';
 import type { ReasonCategory } from './model.js';
 
 /** One case as the committee report counts it (R19, BSP D.X, F; 42 CFR 438.210(f)). */
@@ -67,10 +68,8 @@ export function reportFigures(cases: CaseRecord[], now: Date): ReportFigures {
   };
 }
 
-/** The plans' zone: a period runs from local midnight to local midnight, PST or PDT as the date falls. */
-const REPORTING_ZONE = 'America/Los_Angeles';
-
-const localMidnight = (year: number, month: number) => DateTime.fromObject({ year, month, day: 1 }, { zone: REPORTING_ZONE }).toISO({ suppressMilliseconds: true })!;
+/** A period runs from local midnight to local midnight in Pacific time, PST or PDT as the date falls. */
+const localMidnight = (year: number, month: number) => DateTime.fromObject({ year, month, day: 1 }, { zone: MEDI_CAL_ZONE }).toISO({ suppressMilliseconds: true })!;
 
 /** `2026-Q3` → [2026-07-01, 2026-10-01) in the plans' zone (Pacific); also accepts `2026` and `2026-11`. */
 export function periodBounds(period: string): { start: string; end: string } | undefined {

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Communication, DocumentReference, Patient, Reference, ServiceRequest } from 'fhir/r4.js';
+import { localDate } from '../domain/clock.js';
 import { type LetterFacts, type LetterKind, letterLanguage, renderLetter } from '../domain/letters.js';
 import type { PlanProfile } from '../domain/plans.js';
 import { PROFILES } from '../fhir/systems.js';
@@ -22,7 +23,7 @@ export interface ComposedLetter {
 export function composeLetter(kind: LetterKind, c: LetterParties, facts: Partial<LetterFacts>): ComposedLetter {
   const preferred = c.patient.communication?.find((x) => x.preferred)?.language.coding?.[0]?.code ?? c.patient.communication?.[0]?.language.coding?.[0]?.code;
   const language = letterLanguage(c.plan, preferred);
-  const { title, html } = renderLetter(kind, { plan: c.plan, language, audience: 'member', memberName: patientName(c.patient), date: c.now.toISOString().slice(0, 10), ...facts });
+  const { title, html } = renderLetter(kind, { plan: c.plan, language, audience: 'member', memberName: patientName(c.patient), date: localDate(c.plan, c.now), ...facts });
   const doc: DocumentReference = {
     resourceType: 'DocumentReference',
     id: randomUUID(),

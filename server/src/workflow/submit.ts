@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Bundle, Coverage, CoverageEligibilityResponse, Patient, Provenance, Reference, Resource, ServiceRequest, Task, TaskOutput } from 'fhir/r4.js';
+import { inPeriod } from '../domain/clock.js';
 import { forbidden, unprocessable } from '../fhir/outcomes.js';
 import { parseLiteral } from '../fhir/references.js';
 import { IDENTIFIER_SYSTEMS } from '../fhir/systems.js';
@@ -170,10 +171,7 @@ async function activeCoverage(tx: FhirStore, sr: ServiceRequest, patient: Patien
     const coverage = (await tx.find('Coverage', id)) as Coverage | undefined;
     if (!coverage) continue;
     if (coverage.beneficiary.reference !== `Patient/${patient.id}`) throw unprocessable(`Coverage/${id} belongs to another member`, ['ServiceRequest.insurance']);
-    const start = coverage.period?.start ? Date.parse(coverage.period.start) : -Infinity;
-    const end = coverage.period?.end ? Date.parse(coverage.period.end) + 86_399_999 : Infinity;
-    const at = Date.parse(receivedAt);
-    if (coverage.status === 'active' && start <= at && at <= end) return coverage;
+    if (coverage.status === 'active' && inPeriod(coverage.period, new Date(receivedAt))) return coverage;
   }
   throw unprocessable('The member has no active Medi-Cal Coverage on the date of the request', ['ServiceRequest.insurance']);
 }

@@ -1,0 +1,28 @@
+import { describe, expect, it } from 'vitest';
+import { inPeriod, localDate } from './clock.js';
+import { planById } from './plans.js';
+
+describe('Medi-Cal calendar days', () => {
+  it('a Coverage period given in dates covers whole days in California, not in UTC', () => {
+    const coverage = { start: '2026-01-01', end: '2026-12-31' };
+    expect(inPeriod(coverage, new Date('2027-01-01T04:00:00Z'))).toBe(true); // 20:00 on 31 December, PST
+    expect(inPeriod(coverage, new Date('2027-01-01T08:00:00Z'))).toBe(false); // midnight, 1 January
+    expect(inPeriod(coverage, new Date('2026-01-01T04:00:00Z'))).toBe(false); // still 31 December 2025 in California
+    expect(inPeriod(coverage, new Date('2026-01-01T08:00:00Z'))).toBe(true);
+  });
+
+  it('partial dates are whole months and years; dateTimes are instants; a missing bound is open', () => {
+    expect(inPeriod({ end: '2026-06' }, new Date('2026-07-01T06:59:00Z'))).toBe(true); // 23:59 on 30 June, PDT
+    expect(inPeriod({ end: '2026-06' }, new Date('2026-07-01T07:00:00Z'))).toBe(false);
+    expect(inPeriod({ start: '2026' }, new Date('2026-01-01T07:59:00Z'))).toBe(false);
+    expect(inPeriod({ end: '2026-12-31T12:00:00Z' }, new Date('2026-12-31T13:00:00Z'))).toBe(false);
+    expect(inPeriod({ start: '2026-12-31T12:00:00-08:00' }, new Date('2026-12-31T20:00:00Z'))).toBe(true);
+    expect(inPeriod(undefined, new Date())).toBe(true);
+  });
+
+  it("a letter's date is the day of sending in the plan's zone", () => {
+    const plan = planById('phc')!;
+    expect(localDate(plan, new Date('2026-12-01T03:51:00Z'))).toBe('2026-11-30');
+    expect(localDate(plan, new Date('2026-12-01T08:00:00Z'))).toBe('2026-12-01');
+  });
+});
