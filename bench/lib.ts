@@ -10,6 +10,8 @@ export interface Figure {
   p50: number;
   p99: number;
   requests: number;
+  /** The server's own p99 (its access log: from reading a request to writing its answer), over all runs. */
+  serverP99?: number;
 }
 
 export interface LoadOptions {
@@ -67,6 +69,8 @@ export interface ChildServer {
   started: Record<string, unknown>;
   /** Milliseconds from spawn until the start line. */
   spawnToReadyMs: number;
+  /** Starts collecting the time the child logs for each request it answers (ours logs `"ms"`); the returned function stops and hands them over. */
+  requestTimes(): () => number[];
   stop(): Promise<void>;
 }
 
@@ -98,12 +102,36 @@ export async function startChild(script: string, args: string[], env: Record<str
     pid: child.pid!,
     started,
     spawnToReadyMs,
+    requestTimes: () => collectRequestTimes(child),
     async stop() {
       child.kill('SIGTERM');
       await exited;
     },
   };
 }
+
+const REQUEST_TIME = /"event":"request".*"ms":([0-9.]+)/;
+
+/** Reads only while collecting, and only the number: the log is otherwise drained unread (see readStartLine). */
+function collectRequestTimes(child: ChildProcess): () => number[] {
+  const times: number[] = [];
+  let partial = '';
+  const onData = (chunk: Buffer) => {
+    const lines = (partial + chunk.toString()).split('\n');
+    partial = lines.pop()!;
+    for (const line of lines) {
+      const ms = REQUEST_TIME.exec(line)?.[1];
+      if (ms) times.push(Number(ms));
+    }
+  };
+  child.stdout!.on('data', onData);
+  return () => {
+    child.stdout!.off('data', onData);
+    return times;
+  };
+}
+
+export const percentile = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
 
 const TICKS_PER_SECOND = 100; // USER_HZ on Linux
 
