@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Coverage, CoverageEligibilityResponse, DocumentReference, Patient, PractitionerRole, Reference, Resource, ServiceRequest, Task, TaskOutput } from 'fhir/r4.js';
-import { extendDeadline } from '../domain/clock.js';
+import { extendDeadline, localDate } from '../domain/clock.js';
 import type { PlanProfile } from '../domain/plans.js';
 import { type CaseStep, type ReviewAction, ReviewRefusal, TASK_STATUS, transition } from '../domain/reviewPath.js';
 import { badRequest, conflict, forbidden, preconditionFailed, unprocessable } from '../fhir/outcomes.js';
@@ -139,7 +139,8 @@ export async function performReviewAction(
         });
         if (remote) outputs.push(outputRef('information-request-at-provider', remote));
         // H&S 1367.01(h)(4): when information is missing, the member is told of the delay.
-        for (const r of await letter('delay', [member], { newDueDate: c.task.restriction?.period?.end?.slice(0, 10) })) outputs.push(outputRef('delay-notice', r));
+        const due = c.task.restriction?.period?.end;
+        for (const r of await letter('delay', [member], { newDueDate: due && localDate(c.plan, new Date(due)) })) outputs.push(outputRef('delay-notice', r));
         break;
       }
       case 'answer-info': {
@@ -159,7 +160,7 @@ export async function performReviewAction(
         }
         task.restriction = { ...task.restriction, period: { ...task.restriction?.period, end: due } };
         outputs.push({ type: { text: 'extended' }, valueString: `${input.days} days: ${input.reason}` });
-        for (const r of await letter('delay', [member, requester], { newDueDate: due.slice(0, 10) })) outputs.push(outputRef('extension-notice', r));
+        for (const r of await letter('delay', [member, requester], { newDueDate: localDate(c.plan, new Date(due)) })) outputs.push(outputRef('extension-notice', r));
         break;
       }
       case 'post-report': {
