@@ -109,6 +109,11 @@ describe('UM review path', () => {
       const report = { resourceType: 'DocumentReference', status: 'current', description: 'Agree with the plan; recommend echocardiogram', content: [{ attachment: { contentType: 'text/plain', data: Buffer.from('Consultation report').toString('base64') } }] };
       const notTheirs = await call(as(plan, 'oon'), `Task/${task.id}/$post-report`, params([{ name: 'report', resource: report as DocumentReference }]));
       expect(notTheirs.status).toBe(403);
+      // A report that is not valid R4 (a date that is no date, an unknown element) is refused before anything is stored.
+      const invalid = await call(as(plan, 'second'), `Task/${task.id}/$post-report`, params([{ name: 'report', resource: { ...report, date: 'today', summary: 'x' } as DocumentReference }]));
+      expect(invalid.status).toBe(422);
+      expect(invalid.body.issue.flatMap((i: { expression?: string[] }) => i.expression ?? [])).toEqual(expect.arrayContaining(['Parameters.parameter[0].resource.date', 'Parameters.parameter[0].resource.summary']));
+      expect(((await call(as(plan, 'um'), `Task/${task.id}`)).body as Task).meta?.versionId).toBe(current.meta?.versionId);
       const posted = await call(as(plan, 'second'), `Task/${task.id}/$post-report`, params([{ name: 'report', resource: report as DocumentReference }]));
       expect(posted.status, JSON.stringify(posted.body)).toBe(200);
       expect(posted.body.status).toBe('completed');

@@ -152,6 +152,27 @@ describe.each(STORE_DRIVERS)('second-opinion submission workflow on $name', (dri
     expect(res.body.issue[0].expression).toEqual(['ServiceRequest.performer[0]']);
   });
 
+  it('refuses a submission whose resources are not valid FHIR R4 with 422 naming each flaw, and stores nothing', async () => {
+    const types = ['ServiceRequest', 'Task', 'Patient', 'Condition', 'Coverage'];
+    const before = await Promise.all(types.map(count));
+    const invalid = submission('invalid');
+    (invalid.entry![0].resource as ServiceRequest).authoredOn = 'soon';
+    invalid.entry!.push({ fullUrl: 'urn:uuid:condition', resource: { resourceType: 'Condition', subject: { reference: 'urn:uuid:patient' }, onsetDateTime: 'last Tuesday', bogus: true } as never });
+    for (const path of ['ServiceRequest/$submit', 'CoverageEligibilityRequest/$submit']) {
+      const res = await post(path, invalid);
+      expect(res.status, path).toBe(422);
+      const expressions = (res.body.issue as { expression?: string[] }[]).flatMap((i) => i.expression ?? []);
+      expect(expressions).toEqual(expect.arrayContaining(['Bundle.entry[0].resource.authoredOn', 'Bundle.entry[4].resource.onset[x]', 'Bundle.entry[4].resource.bogus']));
+    }
+    const wrapped = await post('ServiceRequest/$submit', { resourceType: 'Parameters', parameter: [{ name: 'request', resource: invalid }] });
+    expect(wrapped.status).toBe(422);
+    const plain = { ...(submission('invalid-plain').entry![0].resource as ServiceRequest), meta: { profile: [PROFILES.serviceRequest] }, subject: { reference: 'Patient/x' }, authoredOn: 'soon' };
+    const res = await post('ServiceRequest', plain);
+    expect(res.status).toBe(422);
+    expect(res.body.issue.flatMap((i: { expression?: string[] }) => i.expression ?? [])).toContain('ServiceRequest.authoredOn');
+    expect(await Promise.all(types.map(count))).toEqual(before);
+  });
+
   it('CoverageEligibilityRequest/$submit answers without creating anything', async () => {
     const before = await Promise.all(['ServiceRequest', 'Task', 'Patient', 'CoverageEligibilityResponse'].map(count));
     const res = await post('CoverageEligibilityRequest/$submit', submission('e', { performer: true }));

@@ -1,3 +1,4 @@
+import type { OperationOutcomeIssue, Resource } from 'fhir/r4.js';
 import type { FhirContext, Interaction, OperationDefinitionEntry } from './context.js';
 import { processBundle } from './interactions/bundle.js';
 import {
@@ -7,12 +8,14 @@ import {
   deleteResource,
   patchResource,
   readResource,
+  requireValid,
+  validationErrors,
   updateResource,
   vreadResource,
 } from './interactions/crud.js';
 import { history } from './interactions/history.js';
 import { searchType } from './interactions/search.js';
-import { badRequest, FhirError, methodNotAllowed, normalizeError, notFound } from './outcomes.js';
+import { badRequest, FhirError, methodNotAllowed, normalizeError, notFound, unprocessableIssues } from './outcomes.js';
 import type { FhirRequest, FhirResponse } from './request.js';
 import { isSupportedType } from './resourceTypes.js';
 import { requireScope } from './guard.js';
@@ -78,7 +81,35 @@ async function runOperation(req: FhirRequest, ctx: FhirContext, at: number): Pro
     throw methodNotAllowed(`$${name} must be invoked with POST${entry.affectsState ? '' : ' or GET'}`);
   }
   if (resourceType) requireScope(req, ctx, resourceType, entry.interaction);
+  requireValidInput(ctx, req.body);
   return entry.handler(req, ctx, { resourceType, id: at === 2 ? req.path[1] : undefined });
+}
+
+const isResourceShaped = (value: unknown): value is Resource =>
+  typeof value === 'object' && value !== null && !Array.isArray(value) && typeof (value as { resourceType?: unknown }).resourceType === 'string';
+
+/**
+ * The resources an operation is sent are checked like any resource written (422 naming each error): a bare
+ * resource or Bundle body, or the resources inside a Parameters body, whose own shape the operation's parser judges (400).
+ */
+function requireValidInput(ctx: FhirContext, body: unknown): void {
+  if (!isResourceShaped(body)) return;
+  if (body.resourceType !== 'Parameters') return requireValid(ctx, body);
+  const errors: OperationOutcomeIssue[] = [];
+  const walk = (parameters: unknown, path: string) => {
+    if (!Array.isArray(parameters)) return;
+    parameters.forEach((p: { resource?: unknown; part?: unknown } | null, i) => {
+      const at = `${path}[${i}]`;
+      if (isResourceShaped(p?.resource)) {
+        const type = p.resource.resourceType;
+        const within = (e: string) => (e === type || e.startsWith(`${type}.`) ? `${at}.resource${e.slice(type.length)}` : e);
+        errors.push(...validationErrors(ctx, p.resource).map((issue) => ({ ...issue, expression: issue.expression?.map(within) })));
+      }
+      walk(p?.part, `${at}.part`);
+    });
+  };
+  walk((body as { parameter?: unknown }).parameter, 'Parameters.parameter');
+  if (errors.length) throw unprocessableIssues(errors);
 }
 
 export function findOperation(

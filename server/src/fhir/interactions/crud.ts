@@ -207,9 +207,17 @@ export function prepare(ctx: FhirContext, resource: Resource): Resource {
   const clean = { ...resource, meta: Object.keys(meta).length ? meta : undefined } as Resource;
   if (clean.meta === undefined) delete clean.meta;
   if (clean.id === undefined) delete clean.id;
-  const issues = ctx.validator?.validate(clean) ?? [];
-  const errors = issues.filter((i: OperationOutcomeIssue) => i.severity === 'error' || i.severity === 'fatal');
-  if (errors.length) throw unprocessableIssues(errors);
+  requireValid(ctx, clean);
   return clean;
+}
+
+/** Checks a resource (with whatever it contains or bundles) against R4 and the profiles it claims; throws 422 with every error found. */
+export function requireValid(ctx: FhirContext, resource: Resource): void {
+  const errors = validationErrors(ctx, resource);
+  if (errors.length) throw unprocessableIssues(errors);
+}
+
+export function validationErrors(ctx: FhirContext, resource: Resource): OperationOutcomeIssue[] {
+  return (ctx.validator?.validate(resource) ?? []).filter((i: OperationOutcomeIssue) => i.severity === 'error' || i.severity === 'fatal');
 }
 

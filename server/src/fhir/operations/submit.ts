@@ -4,6 +4,8 @@ import type { ProviderDelivery } from '../../workflow/providerDelivery.js';
 import { checkEligibility, resultBundle, submitSecondOpinion, type DecideCase } from '../../workflow/submit.js';
 import type { FhirContext, OperationDefinitionEntry } from '../context.js';
 import { mayAccess, requireScope } from '../guard.js';
+import { requireValid } from '../interactions/crud.js';
+import type { FhirRequest, FhirResponse } from '../request.js';
 import { writeResponse } from '../responses.js';
 import { CANONICAL_BASE, PROFILES } from '../systems.js';
 
@@ -19,17 +21,22 @@ export function submitOperation(decide: DecideCase, delivery?: ProviderDelivery)
     affectsState: true,
     definition: `${CANONICAL_BASE}/OperationDefinition/ServiceRequest-submit`,
     async handler(req, ctx) {
-      for (const type of ['Task', 'CoverageEligibilityResponse']) requireScope(req, ctx, type, 'read');
-      const result = await submitSecondOpinion(ctx.store, req.body, decide, actorOf(req.auth?.fhirUser), new Date(), {
-        authorize: (resource) => {
-          requireScope(req, ctx, resource.resourceType, 'create');
-        },
-        mayAccess: (resource) => mayAccess(req, ctx, resource),
-        onApproval: approvedOnReceipt(delivery),
-      });
-      return { status: result.created ? 201 : 200, body: resultBundle(result, req.baseUrl) };
+      return submitCase(req, ctx, req.body, decide, delivery);
     },
   };
+}
+
+/** Stores the submitted request as a case and answers with its resources (201, or 200 for a case already submitted). */
+async function submitCase(req: FhirRequest, ctx: FhirContext, submission: unknown, decide: DecideCase, delivery?: ProviderDelivery): Promise<FhirResponse> {
+  for (const type of ['Task', 'CoverageEligibilityResponse']) requireScope(req, ctx, type, 'read');
+  const result = await submitSecondOpinion(ctx.store, submission, decide, actorOf(req.auth?.fhirUser), new Date(), {
+    authorize: (resource) => {
+      requireScope(req, ctx, resource.resourceType, 'create');
+    },
+    mayAccess: (resource) => mayAccess(req, ctx, resource),
+    onApproval: approvedOnReceipt(delivery),
+  });
+  return { status: result.created ? 201 : 200, body: resultBundle(result, req.baseUrl) };
 }
 
 /**
@@ -37,11 +44,11 @@ export function submitOperation(decide: DecideCase, delivery?: ProviderDelivery)
  * `$submit` (the request alone, referring to stored resources); it answers with the stored ServiceRequest.
  */
 export function submitOnCreate(decide: DecideCase, delivery?: ProviderDelivery): NonNullable<FhirContext['createInterceptors']>[string] {
-  const op = submitOperation(decide, delivery);
   return async (req, ctx, resource) => {
     if (!resource.meta?.profile?.includes(PROFILES.serviceRequest)) return undefined;
+    requireValid(ctx, resource);
     const bundle: Bundle = { resourceType: 'Bundle', type: 'collection', entry: [{ resource }] };
-    const response = await op.handler({ ...req, body: bundle }, ctx, { resourceType: 'ServiceRequest' });
+    const response = await submitCase(req, ctx, bundle, decide, delivery);
     const stored = (response.body as Bundle).entry?.[0]?.resource as ServiceRequest;
     return writeResponse(req, stored, response.status);
   };
