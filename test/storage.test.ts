@@ -421,6 +421,49 @@ describe.skipIf(!TEST_DATABASE_URL)('directory search cache of server processes 
   });
 });
 
+describe.skipIf(!TEST_DATABASE_URL)('directory reads by id of server processes sharing PostgreSQL', () => {
+  it('a process answers reads of directory resources from its cache, drops them when it hears of a write, and reads through while it cannot hear', async () => {
+    const config = postgresConfig();
+    const schema = (config as { schema: string }).schema;
+    const [a, b] = [await openStore(config, registry), await openStore(config, registry)];
+    const sql = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    await sql.connect();
+    try {
+      const role: PractitionerRole = { resourceType: 'PractitionerRole', id: 'read-1', active: true };
+      const read = async (store: FhirStore) => (await store.find('PractitionerRole', 'read-1')) as PractitionerRole;
+      // Changes the stored role behind the stores' backs: a store that does not see it answered from its cache.
+      const setActive = (active: boolean) => sql.query(`UPDATE ${schema}.resources SET content = (content::jsonb || jsonb_build_object('active', $1::boolean))::json WHERE res_type = 'PractitionerRole' AND id = 'read-1'`, [active]);
+      let pokes = 0;
+      const answersFromCache = async () => {
+        await read(b);
+        await setActive(false);
+        const cached = (await read(b)).active === true;
+        await setActive(true);
+        // A read B cached while the role was changed is dropped when B hears of this write.
+        if (!cached) await a.update({ resourceType: 'PractitionerRole', id: `poke-${pokes++}` });
+        return cached;
+      };
+      await a.update(role);
+      await waitFor(answersFromCache, 10_000, 'process B caching directory reads');
+      const { resource: updated } = await a.update({ ...role, active: false });
+      expect((await read(a)).meta?.versionId).toBe(updated.meta?.versionId); // its own write: at once
+      await waitFor(async () => (await read(b)).meta?.versionId === updated.meta?.versionId, 5_000, 'process B hearing of the write by process A');
+
+      await a.update({ ...role, active: true });
+      await waitFor(answersFromCache, 10_000, 'process B caching the new version');
+      await sql.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'LISTEN fhir_changes_${schema}'`);
+      await setActive(false);
+      await waitFor(async () => (await read(b)).active === false, 800, 'process B reading through while it cannot listen');
+      expect(await b.find('PractitionerRole', 'nobody')).toBeUndefined();
+    } finally {
+      await sql.end();
+      await a.close();
+      await b.close();
+      await dropSchema(config);
+    }
+  });
+});
+
 describe('PGlite data folder', () => {
   const dir = mkdtempSync(join(tmpdir(), 'so-fhir-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));

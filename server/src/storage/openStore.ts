@@ -17,8 +17,9 @@ export async function openStore(config: StoreConfig, registry: SearchParamRegist
   await migrate(conn);
   // PGlite has one process writing to it, so caches of current versions and of directory searches are
   // always coherent there. Several server processes share a PostgreSQL server: they read current
-  // versions through, and cache directory searches only while they hear each other's changes.
-  const searchCache = new SearchCache(DIRECTORY_TYPES, 2_000);
+  // versions through, except those of rarely written types, which they cache, with those types'
+  // searches, only while they hear each other's changes.
+  const searchCache = new SearchCache(RARELY_WRITTEN_TYPES, 5_000);
   if (conn.changes) {
     searchCache.suspend(); // until the process hears the others' changes
     conn.changes.listen({ changed: (type) => searchCache.invalidate(type), lost: () => searchCache.suspend(), ready: () => searchCache.resume() });
@@ -27,5 +28,5 @@ export async function openStore(config: StoreConfig, registry: SearchParamRegist
   return new SqlFhirStore(conn, new Indexer(registry), [], new ReadCache(20_000), searchCache);
 }
 
-/** The provider directory (Plan-Net): searched by every `$submit`, written rarely. */
-const DIRECTORY_TYPES: ReadonlySet<string> = new Set(['Practitioner', 'PractitionerRole', 'Organization', 'Location', 'Endpoint', 'HealthcareService', 'InsurancePlan']);
+/** The provider directory (Plan-Net) and Subscriptions: read by every `$submit`, written rarely. */
+const RARELY_WRITTEN_TYPES: ReadonlySet<string> = new Set(['Practitioner', 'PractitionerRole', 'Organization', 'Location', 'Endpoint', 'HealthcareService', 'InsurancePlan', 'Subscription']);

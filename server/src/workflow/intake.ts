@@ -64,7 +64,7 @@ function unwrapBundle(body: unknown): Bundle {
  * professionals), stores the new ones, and rewrites every reference of the request to stored ids.
  * A match with conflicting facts (same CIN, other birth date) is refused with 422.
  */
-export async function resolveSubmission(tx: FhirStore, submission: Submission): Promise<{ serviceRequest: ServiceRequest; stored: Resource[] }> {
+export async function resolveSubmission(tx: FhirStore, submission: Submission): Promise<{ serviceRequest: ServiceRequest; stored: Resource[]; referenced: Map<string, Resource> }> {
   const targets = new Map<string, string>();
   const toCreate: Resource[] = [];
   for (const [key, resource] of submission.included) {
@@ -84,8 +84,8 @@ export async function resolveSubmission(tx: FhirStore, submission: Submission): 
   rewriteReferences(serviceRequest, rewrite);
   const stored: Resource[] = [];
   for (const resource of toCreate) stored.push(await tx.create(resource));
-  await checkLiteralTargets(tx, serviceRequest);
-  return { serviceRequest, stored };
+  const referenced = await checkLiteralTargets(tx, serviceRequest);
+  return { serviceRequest, stored, referenced };
 }
 
 async function matchExisting(tx: FhirStore, resource: Resource): Promise<Resource | undefined> {
@@ -115,8 +115,9 @@ function checkConsistent(submitted: Resource, existing: Resource): void {
   }
 }
 
-/** Every literal reference the request keeps must point at something the server has. */
-async function checkLiteralTargets(tx: FhirStore, serviceRequest: ServiceRequest): Promise<void> {
+/** Every literal reference the request keeps must point at something the server has: what each points at, by reference. */
+async function checkLiteralTargets(tx: FhirStore, serviceRequest: ServiceRequest): Promise<Map<string, Resource>> {
+  const referenced = new Map<string, Resource>();
   const fields: [string, string | undefined][] = [
     ['ServiceRequest.subject', serviceRequest.subject?.reference],
     ['ServiceRequest.requester', serviceRequest.requester?.reference],
@@ -129,6 +130,9 @@ async function checkLiteralTargets(tx: FhirStore, serviceRequest: ServiceRequest
     if (ref === undefined) continue;
     const literal = parseLiteral(ref);
     if (!literal) throw unprocessable(`${field} '${ref}' does not resolve to a resource in the Bundle or on the server`, [field]);
-    if (!(await tx.find(literal[0], literal[1]))) throw unprocessable(`${field} refers to unknown ${ref}`, [field]);
+    const target = referenced.get(ref) ?? (await tx.find(literal[0], literal[1]));
+    if (!target) throw unprocessable(`${field} refers to unknown ${ref}`, [field]);
+    referenced.set(ref, target);
   }
+  return referenced;
 }

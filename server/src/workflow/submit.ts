@@ -68,12 +68,12 @@ export async function submitSecondOpinion(
 }
 
 async function intake(tx: FhirStore, submission: Submission, now: Date, guard: SubmitGuard): Promise<CaseFacts> {
-  const { serviceRequest, stored } = await resolveSubmission(tx, submission);
+  const { serviceRequest, stored, referenced } = await resolveSubmission(tx, submission);
   for (const resource of stored) {
     guard.authorize(resource);
     if (!guard.mayAccess(resource)) throw forbidden(`${resource.resourceType} is outside the patient compartment of this token`);
   }
-  const facts = await loadFacts(tx, serviceRequest, now.toISOString());
+  const facts = await loadFacts(tx, serviceRequest, now.toISOString(), referenced);
   if (!guard.mayAccess(facts.patient)) throw forbidden('A member may submit only for themselves');
   return facts;
 }
@@ -147,15 +147,17 @@ async function findCase(tx: FhirStore, identifier: { system: string; value: stri
   };
 }
 
-async function loadFacts(tx: FhirStore, serviceRequest: ServiceRequest, receivedAt: string): Promise<CaseFacts> {
+/** The facts of the request; `referenced` holds what its references were found to point at (read once). */
+async function loadFacts(tx: FhirStore, serviceRequest: ServiceRequest, receivedAt: string, referenced: Map<string, Resource>): Promise<CaseFacts> {
+  const find = async (reference: string, [type, id]: [string, string]) => referenced.get(reference) ?? (await tx.find(type, id));
   const subject = parseLiteral(serviceRequest.subject?.reference);
   if (!subject || subject[0] !== 'Patient') throw unprocessable('ServiceRequest.subject must be the member (a Patient)', ['ServiceRequest.subject']);
-  const patient = (await tx.find('Patient', subject[1])) as Patient | undefined;
+  const patient = (await find(serviceRequest.subject!.reference!, subject)) as Patient | undefined;
   if (!patient) throw unprocessable(`No member Patient/${subject[1]}`, ['ServiceRequest.subject']);
-  const coverage = await activeCoverage(tx, serviceRequest, patient, receivedAt);
+  const coverage = await activeCoverage(serviceRequest, patient, receivedAt, find);
   const requesterRef = parseLiteral(serviceRequest.requester?.reference);
   if (!requesterRef) throw unprocessable('The request has no identifiable requester', ['ServiceRequest.requester']);
-  const requester = await tx.find(requesterRef[0], requesterRef[1]);
+  const requester = await find(serviceRequest.requester!.reference!, requesterRef);
   if (!requester) throw unprocessable(`Unknown requester ${serviceRequest.requester?.reference}`, ['ServiceRequest.requester']);
   if (!serviceRequest.reasonCode?.length && !serviceRequest.reasonReference?.length) {
     throw unprocessable('The request gives no reason for the second opinion (R2)', ['ServiceRequest.reasonCode']);
@@ -164,11 +166,15 @@ async function loadFacts(tx: FhirStore, serviceRequest: ServiceRequest, received
 }
 
 /** The member's Coverage named on the request, active on the day of receipt (Medi-Cal eligibility). */
-async function activeCoverage(tx: FhirStore, sr: ServiceRequest, patient: Patient, receivedAt: string): Promise<Coverage> {
-  const refs = (sr.insurance ?? []).map((r) => parseLiteral(r.reference)).filter((r): r is [string, string] => r?.[0] === 'Coverage');
+async function activeCoverage(sr: ServiceRequest, patient: Patient, receivedAt: string, find: (reference: string, literal: [string, string]) => Promise<Resource | undefined>): Promise<Coverage> {
+  const refs = (sr.insurance ?? []).flatMap((r) => {
+    const literal = parseLiteral(r.reference);
+    return literal?.[0] === 'Coverage' ? [{ reference: r.reference!, literal }] : [];
+  });
   if (!refs.length) throw unprocessable('The request names no Coverage (ServiceRequest.insurance)', ['ServiceRequest.insurance']);
-  for (const [, id] of refs) {
-    const coverage = (await tx.find('Coverage', id)) as Coverage | undefined;
+  for (const { reference, literal } of refs) {
+    const id = literal[1];
+    const coverage = (await find(reference, literal)) as Coverage | undefined;
     if (!coverage) continue;
     if (coverage.beneficiary.reference !== `Patient/${patient.id}`) throw unprocessable(`Coverage/${id} belongs to another member`, ['ServiceRequest.insurance']);
     if (coverage.status === 'active' && inPeriod(coverage.period, new Date(receivedAt))) return coverage;

@@ -158,12 +158,17 @@ export class SqlFhirStore implements FhirStore {
     const key = `${resourceType}/${id}`;
     const cached = this.cache?.get(key);
     if (cached !== undefined) return cached;
+    const readKey = this.cache || this.writtenTypes.has(resourceType) ? undefined : this.searchCache?.keyOfRead(resourceType, id);
+    const page = readKey === undefined ? undefined : this.searchCache!.get(readKey);
+    if (page) return page.contents[0];
     const startedAt = this.cache?.begin() ?? 0;
+    const typeStartedAt = this.searchCache?.begin(resourceType) ?? '';
     const { rows } = await this.conn.query(`SELECT deleted, content::text AS content FROM ${tableOf(resourceType)} WHERE res_type = $1 AND id = $2`, [resourceType, id]);
     const row = rows[0];
     if (!row) return undefined;
     const content = row.deleted ? null : String(row.content);
     if (!this.written.has(key)) this.cache?.fill(key, content, startedAt);
+    if (readKey !== undefined && content !== null) this.searchCache!.fill(readKey, resourceType, { contents: [content], hasMore: false }, typeStartedAt);
     return content;
   }
 

@@ -9,7 +9,8 @@ export interface CachedPage {
 }
 
 /**
- * Search results of rarely written types (the provider directory, which every `$submit` queries).
+ * Search results, and on PostgreSQL reads by id, of rarely written types (the provider directory and
+ * Subscriptions, which every `$submit` reads).
  * A write of a type drops that type's pages; a search fills only if no write of its type happened
  * while it ran (the type's epoch), the same rule as ReadCache. Searches that join other types
  * (chains) are never cached. With one writer process (PGlite) its own writes are all there is; where
@@ -37,6 +38,15 @@ export class SearchCache {
   keyOf(query: SearchQuery): string | undefined {
     if (this.suspended || !this.cachedTypes.has(query.resourceType) || !query.clauses.every(ownTypeOnly)) return undefined;
     return JSON.stringify(query);
+  }
+
+  /**
+   * The cache key of a read by id, where no cache of current versions serves reads (PostgreSQL): every
+   * `$submit` reads a dozen directory resources by id. A read that found nothing is not cached.
+   */
+  keyOfRead(resourceType: string, id: string): string | undefined {
+    if (this.suspended || !this.cachedTypes.has(resourceType)) return undefined;
+    return `${resourceType}/${id}`;
   }
 
   /** Writes may go unseen: drop everything and cache nothing until `resume`. */
