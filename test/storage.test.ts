@@ -376,14 +376,26 @@ describe.each(STORE_DRIVERS)('FhirStore contract on $name', (driver) => {
   });
 });
 
+/** Two stores on one PostgreSQL schema, as two server processes hold them, and a plain client to change rows behind their backs. */
+async function twoProcesses(test: (p: { a: FhirStore; b: FhirStore; sql: pg.Client; schema: string }) => Promise<void>): Promise<void> {
+  const config = postgresConfig();
+  const schema = (config as { schema: string }).schema;
+  const [a, b] = [await openStore(config, registry), await openStore(config, registry)];
+  const sql = new pg.Client({ connectionString: TEST_DATABASE_URL });
+  await sql.connect();
+  try {
+    await test({ a, b, sql, schema });
+  } finally {
+    await sql.end();
+    await a.close();
+    await b.close();
+    await dropSchema(config);
+  }
+}
+
 describe.skipIf(!TEST_DATABASE_URL)('directory search cache of server processes sharing PostgreSQL', () => {
-  it('a process hears the committed directory writes of another, caches nothing while it cannot hear them, and listens again', async () => {
-    const config = postgresConfig();
-    const schema = (config as { schema: string }).schema;
-    const [a, b] = [await openStore(config, registry), await openStore(config, registry)];
-    const sql = new pg.Client({ connectionString: TEST_DATABASE_URL });
-    await sql.connect();
-    try {
+  it('a process hears the committed directory writes of another, caches nothing while it cannot hear them, and listens again', () =>
+    twoProcesses(async ({ a, b, sql, schema }) => {
       const role = (id: string): PractitionerRole => ({ resourceType: 'PractitionerRole', id, active: true, specialty: [{ coding: [{ system: 'urn:spec', code: 'shared' }] }] });
       const found = async (store: FhirStore) =>
         (await store.search({ resourceType: 'PractitionerRole', clauses: [{ kind: 'token', param: 'specialty', values: ['specialty|urn:spec|shared'], not: false }], sort: [], count: 10, offset: 0, total: false })).resources.map((r) => r.id).sort();
@@ -412,23 +424,12 @@ describe.skipIf(!TEST_DATABASE_URL)('directory search cache of server processes 
       await waitFor(async () => (await found(b)).length === 0, 800, 'process B reading through while it cannot listen');
       await hide('shared-2', false);
       await waitFor(() => answersFromCache('shared-2'), 10_000, 'process B listening and caching again');
-    } finally {
-      await sql.end();
-      await a.close();
-      await b.close();
-      await dropSchema(config);
-    }
-  });
+    }));
 });
 
 describe.skipIf(!TEST_DATABASE_URL)('directory reads by id of server processes sharing PostgreSQL', () => {
-  it('a process answers reads of directory resources from its cache, drops them when it hears of a write, and reads through while it cannot hear', async () => {
-    const config = postgresConfig();
-    const schema = (config as { schema: string }).schema;
-    const [a, b] = [await openStore(config, registry), await openStore(config, registry)];
-    const sql = new pg.Client({ connectionString: TEST_DATABASE_URL });
-    await sql.connect();
-    try {
+  it('a process answers reads of directory resources from its cache, drops them when it hears of a write, and reads through while it cannot hear', () =>
+    twoProcesses(async ({ a, b, sql, schema }) => {
       const role: PractitionerRole = { resourceType: 'PractitionerRole', id: 'read-1', active: true };
       const read = async (store: FhirStore) => (await store.find('PractitionerRole', 'read-1')) as PractitionerRole;
       // Changes the stored role behind the stores' backs: a store that does not see it answered from its cache.
@@ -455,13 +456,7 @@ describe.skipIf(!TEST_DATABASE_URL)('directory reads by id of server processes s
       await setActive(false);
       await waitFor(async () => (await read(b)).active === false, 800, 'process B reading through while it cannot listen');
       expect(await b.find('PractitionerRole', 'nobody')).toBeUndefined();
-    } finally {
-      await sql.end();
-      await a.close();
-      await b.close();
-      await dropSchema(config);
-    }
-  });
+    }));
 });
 
 describe('PGlite data folder', () => {
