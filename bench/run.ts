@@ -505,10 +505,14 @@ In short, for each target missed (the bullets after the profile give the evidenc
   rows, validated and audited, in an engine that on PGlite shares the request thread. Creates that arrive together
   already share one statement and one commit. What would close it: fewer rows per resource, or the engine off the
   request thread.
-- **\`$submit\`: 500/s on PGlite, 1,000/s on PostgreSQL, p99 under 50 ms.** A case takes about 6 statements, a lock
-  and one insert, and on PGlite about 58% of the server's CPU is the engine, which runs one transaction at a
-  time. What would close it: group-committing whole cases (several \`$submit\`s in one transaction and one
-  insert) and, on PostgreSQL, more cores for the database tier.
+- **\`$submit\`: 500/s on PGlite, 1,000/s on PostgreSQL, p99 under 50 ms.** A case takes about 6 statements on
+  either driver (since 2026-12-01 on PostgreSQL too), a lock and one insert; the rest of its CPU is spread over HTTP,
+  checking what was sent, the decision and building the case. Probed on 2026-12-01 at 10k: about 4.4 ms of Node and
+  2.2 ms of PostgreSQL per \`$submit\`, so two cores with no load generator on them would answer some 300 a second;
+  on PGlite about half of 8-12 ms is the engine, which runs one transaction at a time. Group-committing whole
+  cases, which this doc named as the way to close it, would save little: one case's four resources took 1.6 ms of
+  engine time written alone and 0.6 ms per case in batches of ten, about 1 ms of a \`$submit\`'s 8-15. What would
+  close it: more cores for the instances and the database than this machine has, or fewer rows per case.
 - **Search p99 under 30 ms at 50 connections.** The plans use indexes only, and the 1M latencies stay within 1.5×
   of the 100k ones; the p99 is 50 clients queueing for one PGlite thread or two shared cores (where PGlite's p99 reads
   seconds, the server's own timings stayed under 0.85 s: see the search bullet below). What would close it: more
@@ -679,9 +683,19 @@ ${profileOutput()}\`\`\`
   on 2026-12-01, almost all of it Luxon's time-zone arithmetic (25-50 µs a step on this machine): business days are
   now walked as plain calendar dates and elapsed hours added in UTC, 430 to about 190 µs per computation. On PGlite a CPU profile still puts 58% of the server's time in
   the engine, which runs one transaction at a time: 500/s would need about 2 ms of server CPU per \`$submit\`, a
-  third of what the engine alone spends. Closing it would take group-committing whole cases (several \`$submit\`s in
-  one transaction and one insert) and, on PostgreSQL, more cores for the database tier (its CPU per request is in
-  the scale-out line).
+  third of what the engine alone spends. Group-committing whole cases would not close it: probed on 2026-12-01 on
+  PGlite, a transaction writing one case's four resources took 1.6 ms, and batches of 2, 5, 10 and 20 cases took
+  1.0, 0.9, 0.6 and 0.6 ms per case, a saving of about 1 ms of the 8-15 ms a \`$submit\` costs the server.
+  On PostgreSQL a \`$submit\` ran 23 statements until 2026-12-01: without PGlite's cache of current versions every
+  read by id went to the database, 11 of them for PractitionerRoles and 3 for Organizations, and the member's Patient
+  and Coverage were read twice (to check the request's references, then for the facts). Reads by id of the rarely
+  written types (the directory, and Subscriptions, which every \`$submit\` searched too) are now cached under the
+  same rule as their searches (dropped when the process hears a write of the type, read through while it cannot
+  hear), and intake reads each referenced resource once: 6 statements. An A/B at 10k, 50 connections, three
+  interleaved rounds: 125-183 against 219-233 \`$submit\`s/s on PostgreSQL, with 5.2-7.9 against 4.4-4.6 ms of
+  server CPU and 3.1-4.7 against 2.2-2.4 ms of PostgreSQL's per \`$submit\`; on PGlite 129-146 against 117-176/s,
+  the machine's noise. The same day operations began to check what they are sent against R4 (a \`$submit\`
+  stored its resources unchecked): about 11% of a \`$submit\`'s Node CPU in a profile on PostgreSQL, 0.5 ms.
   Since the evening of 2026-11-30 the first 200 distinct SQL texts of each connection are named prepared statements
   (\`NAMED_STATEMENTS\`, \`server/src/storage/sql/connection.ts\`): each database session parses them once, and on
   PGlite a run is one call into the engine (bind, describe, execute, sync) where PGlite's \`query\` parsed and
