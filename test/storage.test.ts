@@ -350,6 +350,17 @@ describe.each(STORE_DRIVERS)('FhirStore contract on $name', (driver) => {
     expect(finishedAtFirstTurn).toBeLessThan(100);
   });
 
+  it.skipIf(driver.name !== 'pglite')('statements outside transactions run one per turn of the event loop, so a turn stays short (PGlite runs them on this thread)', async () => {
+    let finished = 0;
+    const queued = Array.from({ length: 30 }, () =>
+      store.search({ resourceType: 'Task', clauses: [{ kind: 'token', param: 'status', values: ['status|*|draft'], not: false }], sort: [], count: 1, offset: 0, total: false }).then(() => finished++),
+    );
+    for (let turn = 0; turn < 3; turn++) await new Promise<void>((resolve) => setImmediate(resolve));
+    const finishedAfterThreeTurns = finished;
+    await Promise.all(queued);
+    expect(finishedAfterThreeTurns).toBeLessThanOrEqual(4);
+  });
+
   it('outbox: dedupes, leases, retries and completes', async () => {
     await store.enqueue('k', { n: 1 }, `dedupe-${driver.name}`);
     await store.enqueue('k', { n: 1 }, `dedupe-${driver.name}`);
