@@ -514,9 +514,10 @@ In short, for each target missed (the bullets after the profile give the evidenc
   engine time written alone and 0.6 ms per case in batches of ten, about 1 ms of a \`$submit\`'s 8-15. What would
   close it: more cores for the instances and the database than this machine has, or fewer rows per case.
 - **Search p99 under 30 ms at 50 connections.** The plans use indexes only, and the 1M latencies stay within 1.5×
-  of the 100k ones; the p99 is 50 clients queueing for one PGlite thread or two shared cores (where PGlite's p99 reads
-  seconds, the server's own timings stayed under 0.85 s: see the search bullet below). What would close it: more
-  cores, or fewer connections per instance.
+  of the 100k ones; the p99 is 50 clients queueing for one PGlite thread or two shared cores. Until 2026-12-01 PGlite's
+  p99 read seconds where the server's own timings stayed under 0.85 s: the first requests of each run waited to be
+  accepted (see the search bullet below; fixed that day). What would close it: more cores, or fewer connections per
+  instance.
 - **1M within 1.5× of 100k (PGlite, in the run of 2026-12-01 04:53).** Met by every PGlite search in the full runs
   of 2026-11-30 and at 04:12. There two went over (by patient 1.53×, PractitionerRole 1.61×), though the plans below run the
   by-patient search in 0.17 ms at 1M against 0.37 ms at 100k, and the PractitionerRole search is answered from the
@@ -619,7 +620,7 @@ ${profileOutput()}\`\`\`
   and PGlite's at 457 MB (530). Its PostgreSQL PractitionerRole search at 1M went over the 1.5× line (1.88× the
   100k p50; 0.81× at 22:53): both sizes are answered from the search cache, the 1M pages hold 20 roles where the
   100k ones hold a handful, and the two rates (954 and 1,719/s) were measured minutes apart on that machine.
-  The run of 04:53 (above), of the same server code with that morning's two date fixes (a letter's date, a
+  The run of 04:53, of the same server code with that morning's two date fixes (a letter's date, a
   Coverage's dates), which cost no measurable time, met a still slower machine: the peer read 2,243/s and bare
   node:http answered 17,111/s (3,770 and 28,460 at 04:12). PGlite's audited read reached 0.81× the peer and 0.51×
   Express at 1,826/s (1,821 at 04:12), but its unaudited read, measured minutes later on a restarted server, was no
@@ -736,8 +737,17 @@ ${profileOutput()}\`\`\`
   PGlite server, 50 connections, 8 s runs. In the runs where autocannon's p99 read 0.85 to 6.7 s, the slowest
   request by the server's clock took 0.24 to 0.81 s (over all the runs on one server, 14,102 searches: p50 169 ms,
   p99 433, maximum 448, where autocannon saw maxima of 2.4 to 3.9 s); in the other runs the two agreed within 0.1 s. It happened with autocannon in the benchmark's
-  process and as a process of its own, so the wait is outside the handling (in the sockets or the load generator),
-  and no statistics refresh or stall of the server's event loop shows in the server's timings. The PractitionerRole search's 1M latency against 100k
+  process and as a process of its own, and later that day with wrk. Timing every response by when its request was
+  sent found the cause: every request over 0.4 s was the first of its connection, sent as the run began, and a probe
+  of the server's \`connection\` events showed the run's 50 connections accepted one every 35-50 ms, over 1.7 s.
+  libuv (1.45, in Node 20) accepts one connection per turn of the event loop, and PGlite's lock handed over from
+  one waiting statement to the next in promise callbacks, so one turn ran every queued statement (a bare node:http
+  server doing 3 ms of work per request shows the same: 50 connections accepted over 3 s). Since then each
+  statement outside a transaction waits for a turn of its own once it holds the lock (\`server/src/storage/sql/pglite.ts\`).
+  Probed at 10k, sort by due, three interleaved rounds each: the 50 accepts took 81 ms instead of 1.7 s, the p99 fell
+  from 486-1,094 to 159-281 ms and the maximum from 1,527-2,056 to 224-378 ms, at the same rate. On PostgreSQL,
+  where at most a pool's worth of answers is handled per turn, the same probe saw the 50 accepts over 236 ms and
+  a p99 of 92-98 ms. The PractitionerRole search's 1M latency against 100k
   follows the size of its answers, not a scan: the generator's networks grow with the data, so at 1M a query matches
   dozens of roles and returns a full page of 20 where at 100k it matched a handful (72 against 9 rows in the plans
   below); both sizes use the same bitmap scans of the GIN indexes. The PractitionerRole search misses its ratio to the
