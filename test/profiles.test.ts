@@ -53,6 +53,28 @@ describe('profiles/', () => {
     expect(found).toContain('notAnElement');
   });
 
+  it('names each error inside a Bundle or Parameters by the entry that holds it, once', () => {
+    const v = createResourceValidator();
+    const bundle = {
+      resourceType: 'Bundle',
+      type: 'collection',
+      entry: [
+        { resource: { resourceType: 'Patient', gender: 'female' } },
+        { resource: { resourceType: 'Patient', gender: 'sometimes' } },
+        { resource: { resourceType: 'Condition', subject: { reference: 'Patient/p' }, onsetDateTime: 'last Tuesday' } },
+      ],
+    } as unknown as Resource;
+    const expressions = (r: Resource) => v.validate(r).filter((i) => i.severity === 'error').flatMap((i) => i.expression ?? []);
+    // A required binding (which only the fhir package checks) and a format error (which both validators find, once here).
+    expect(expressions(bundle).sort()).toEqual(['Bundle.entry[1].resource.gender', 'Bundle.entry[2].resource.onset[x]']);
+    const parameters = { resourceType: 'Parameters', parameter: [{ name: 'request', resource: bundle }, { name: 'who', part: [{ name: 'patient', resource: { resourceType: 'Patient', gender: 'never' } }] }] } as unknown as Resource;
+    expect(expressions(parameters).sort()).toEqual([
+      'Parameters.parameter[0].resource.entry[1].resource.gender',
+      'Parameters.parameter[0].resource.entry[2].resource.onset[x]',
+      'Parameters.parameter[1].part[0].resource.gender',
+    ]);
+  });
+
   it('a Task missing what the profile requires is refused, naming the element', () => {
     const task = exampleResources().find((r) => r.resourceType === 'Task') as Resource & { focus?: unknown; businessStatus?: unknown };
     const { focus: _f, businessStatus: _b, ...broken } = task;

@@ -72,10 +72,14 @@ export function createResourceValidator(profiles: StructureDefinition[] = []): R
           issues.push(...outcome.issue.map((i) => ({ ...i, diagnostics: `${profile ? `${profile.name}: ` : ''}${i.diagnostics ?? i.details?.text ?? ''}` })));
         }
       }
-      for (const m of bindingMessages(bindings, resource)) {
-        if (m.severity !== 'error') continue;
-        if (issues.some((i) => i.expression?.includes(m.location ?? ''))) continue;
-        issues.push({ severity: 'error', code: 'code-invalid', diagnostics: `${m.location}: ${m.message}`, expression: m.location ? [m.location] : undefined });
+      for (const target of bindingTargets(resource, resource.resourceType)) {
+        const type = target.resource.resourceType;
+        for (const m of bindingMessages(bindings, target.resource)) {
+          if (m.severity !== 'error') continue;
+          const location = m.location === type || m.location?.startsWith(`${type}.`) ? `${target.path}${m.location.slice(type.length)}` : m.location;
+          if (location && issues.some((i) => i.expression?.some((e) => sameElement(e, location)))) continue;
+          issues.push({ severity: 'error', code: 'code-invalid', diagnostics: `${location}: ${m.message}`, expression: location ? [location] : undefined });
+        }
       }
       return issues;
     },
@@ -118,6 +122,50 @@ function resourceTypesIn(value: unknown): Set<string> {
 }
 
 type BindingMessage = { location?: string; severity?: string; message?: string };
+
+interface BindingTarget {
+  resource: Resource;
+  /** Where the resource sits in what was sent (`Bundle.entry[2].resource`). */
+  path: string;
+}
+
+const isResource = (value: unknown): value is Resource =>
+  typeof value === 'object' && value !== null && typeof (value as { resourceType?: unknown }).resourceType === 'string';
+
+/**
+ * The resource without the resources it carries (Bundle entries, Parameters values), then each of those
+ * likewise with its path: the `fhir` package names an element of a bundled resource by its type alone
+ * (`Patient.gender`), which does not say which entry holds it.
+ */
+function bindingTargets(resource: Resource, path: string): BindingTarget[] {
+  const carried: BindingTarget[] = [];
+  const lift = (holder: Record<string, unknown>, at: string) => {
+    if (!isResource(holder.resource)) return holder;
+    carried.push({ resource: holder.resource, path: `${at}.resource` });
+    const { resource: _carried, ...rest } = holder;
+    return rest;
+  };
+  const each = (list: unknown, at: string, map: (item: Record<string, unknown>, itemPath: string) => unknown) =>
+    Array.isArray(list) ? list.map((item, i) => (typeof item === 'object' && item !== null ? map(item as Record<string, unknown>, `${at}[${i}]`) : item)) : list;
+  const parameters = (list: unknown, at: string): unknown =>
+    each(list, at, (p, pPath) => {
+      const rest = lift(p, pPath);
+      return 'part' in rest ? { ...rest, part: parameters(rest.part, `${pPath}.part`) } : rest;
+    });
+  const record = resource as unknown as Record<string, unknown>;
+  let own = resource;
+  if (resource.resourceType === 'Bundle') own = { ...record, entry: each(record.entry, `${path}.entry`, lift) } as unknown as Resource;
+  if (resource.resourceType === 'Parameters') own = { ...record, parameter: parameters(record.parameter, `${path}.parameter`) } as unknown as Resource;
+  return [{ resource: own, path }, ...carried.flatMap((c) => bindingTargets(c.resource, c.path))];
+}
+
+/** One element named by both validators: Medplum names a choice `onset[x]` where the `fhir` package says `onsetDateTime`. */
+function sameElement(medplumPath: string, location: string): boolean {
+  if (medplumPath === location) return true;
+  if (!medplumPath.endsWith('[x]')) return false;
+  const stem = medplumPath.slice(0, -3);
+  return location.startsWith(stem) && /^[A-Z][A-Za-z]*$/.test(location.slice(stem.length));
+}
 
 /** The `fhir` package's findings; it can throw on shapes Medplum already reported, which then stand alone. */
 function bindingMessages(bindings: Fhir, resource: Resource): BindingMessage[] {
