@@ -698,9 +698,10 @@ ${profileOutput()}\`\`\`
   On PostgreSQL a \`$submit\` ran 23 statements until 2026-12-01: without PGlite's cache of current versions every
   read by id went to the database, 11 of them for PractitionerRoles and 3 for Organizations, and the member's Patient
   and Coverage were read twice (to check the request's references, then for the facts). Reads by id of the rarely
-  written types (the directory, and Subscriptions, which every \`$submit\` searched too) are now cached under the
-  same rule as their searches (dropped when the process hears a write of the type, read through while it cannot
-  hear), and intake reads each referenced resource once: 6 statements. An A/B at 10k, 50 connections, three
+  written types (the directory) are now cached under the same rule as their searches (dropped when the process hears
+  a write of the type, read through while it cannot hear), and intake reads each referenced resource once: 7
+  statements (the run of 06:30 also cached Subscriptions, 6 statements; taken out after it, because one process's
+  outbound worker acts on a Subscription's status, which another may have changed a moment before). An A/B at 10k, 50 connections, three
   interleaved rounds: 125-183 against 219-233 \`$submit\`s/s on PostgreSQL, with 5.2-7.9 against 4.4-4.6 ms of
   server CPU and 3.1-4.7 against 2.2-2.4 ms of PostgreSQL's per \`$submit\`; on PGlite 129-146 against 117-176/s,
   the machine's noise. The same day operations began to check what they are sent against R4 (a \`$submit\`

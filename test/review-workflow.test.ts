@@ -1,6 +1,6 @@
 import type { Bundle, Communication, DocumentReference, Parameters, ServiceRequest, Task } from 'fhir/r4.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CODE_SYSTEMS, EXTENSIONS, IDENTIFIER_SYSTEMS } from '../server/src/fhir/systems.js';
+import { CODE_SYSTEMS, EXTENSIONS, IDENTIFIER_SYSTEMS, PROFILES } from '../server/src/fhir/systems.js';
 import { type DemoServer, startDemoServer } from './helpers/demoServer.js';
 import { raw } from './helpers/fhir.js';
 import { tokenFor } from './helpers/tokens.js';
@@ -106,7 +106,8 @@ describe('UM review path', () => {
       expect(current.output?.some((o) => o.type.text === 'transportation')).toBe(true);
       const letters = (await call(as(plan, 'um'), `Communication?based-on=${current.focus!.reference}`)).body as Bundle;
       expect(letters.entry?.map((e) => (e.resource as Communication).recipient?.[0].reference).sort()).toEqual([`Patient/${member}`, `PractitionerRole/role-${plan}-pcp-1`].sort());
-      const report = { resourceType: 'DocumentReference', status: 'current', description: 'Agree with the plan; recommend echocardiogram', content: [{ attachment: { contentType: 'text/plain', data: Buffer.from('Consultation report').toString('base64') } }] };
+      // It claims the report profile without the subject, author and request the server fills in: checked against R4 only.
+      const report = { resourceType: 'DocumentReference', meta: { profile: [PROFILES.consultationReport] }, status: 'current', description: 'Agree with the plan; recommend echocardiogram', content: [{ attachment: { contentType: 'text/plain', data: Buffer.from('Consultation report').toString('base64') } }] };
       const notTheirs = await call(as(plan, 'oon'), `Task/${task.id}/$post-report`, params([{ name: 'report', resource: report as DocumentReference }]));
       expect(notTheirs.status).toBe(403);
       // A report that is not valid R4 (a date that is no date, an unknown element) is refused before anything is stored.
@@ -117,7 +118,7 @@ describe('UM review path', () => {
       const posted = await call(as(plan, 'second'), `Task/${task.id}/$post-report`, params([{ name: 'report', resource: report as DocumentReference }]));
       expect(posted.status, JSON.stringify(posted.body)).toBe(200);
       expect(posted.body.status).toBe('completed');
-      const reports = (await call(as(plan, 'pcp'), `DocumentReference?related=${current.focus!.reference}&_profile=https://second-opinion.example.org/fhir/StructureDefinition/second-opinion-consultation-report`)).body as Bundle;
+      const reports = (await call(as(plan, 'pcp'), `DocumentReference?related=${current.focus!.reference}&_profile=${PROFILES.consultationReport}`)).body as Bundle;
       expect(reports.entry).toHaveLength(1);
       const sent = (await call(as(plan, 'um'), `Communication?based-on=${current.focus!.reference}&category:text=report`)).body as Bundle;
       expect(sent.entry?.map((e) => (e.resource as Communication).recipient?.[0].reference)).toEqual(expect.arrayContaining([`Patient/${member}`, `PractitionerRole/role-${plan}-pcp-1`]));

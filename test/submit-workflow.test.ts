@@ -200,5 +200,23 @@ describe.each(STORE_DRIVERS)('second-opinion submission workflow on $name', (dri
     expect(res.status).toBe(201);
     const tasks = await raw(`${server.fhirBase}/Task?focus=ServiceRequest/${res.body.id}`);
     expect(tasks.body.entry).toHaveLength(1);
+    // Checked against R4, as inside a $submit Bundle, not against the profile it claims: the workflow gives it its identifier.
+    const { identifier: _none, ...unidentified } = plain;
+    const stored = await post('ServiceRequest', unidentified);
+    expect(stored.status, JSON.stringify(stored.body)).toBe(201);
+    expect(stored.body.identifier?.length).toBeGreaterThan(0);
+  });
+
+  it('a malformed meta.profile is a 422 naming it, not a server error', async () => {
+    const withProfile = (profile: unknown) => ({ ...submission('meta-profile'), meta: { profile } });
+    for (const profile of ['x', 5, [5]]) {
+      const res = await post('ServiceRequest/$submit', withProfile(profile));
+      expect(res.status, JSON.stringify(profile)).toBe(422);
+      expect(JSON.stringify(res.body.issue)).toContain('meta.profile');
+    }
+    const created = await post('Patient', { resourceType: 'Patient', meta: { profile: 'x' } });
+    expect(created.status).toBe(422);
+    const plain = await post('ServiceRequest', { resourceType: 'ServiceRequest', meta: { profile: PROFILES.serviceRequest }, status: 'draft', intent: 'order', subject: { reference: 'Patient/x' } });
+    expect(plain.status).toBe(422);
   });
 });

@@ -18,9 +18,17 @@ export interface AccessPolicy {
   mayAccess(ctx: AccessContext, resourceType: string, compartmentsOf: () => string[]): boolean;
 }
 
+export interface ValidationOptions {
+  /**
+   * Also check the profiles the resource claims (the default). Off for what an operation is sent: the
+   * operation completes it and stores it with the server's profiles (a report gets its subject and author).
+   */
+  claimedProfiles?: boolean;
+}
+
 export interface ResourceValidator {
   /** Issues with severity error or fatal mean the resource is refused (422). */
-  validate(resource: Resource): OperationOutcomeIssue[];
+  validate(resource: Resource, options?: ValidationOptions): OperationOutcomeIssue[];
 }
 
 export interface AuditRecord {

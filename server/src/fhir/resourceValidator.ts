@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { Bundle, OperationOutcomeIssue, Resource, StructureDefinition } from 'fhir/r4.js';
 import { PROJECT_ROOT } from '../paths.js';
-import type { ResourceValidator } from './context.js';
+import type { ResourceValidator, ValidationOptions } from './context.js';
 
 type MedplumResource = Parameters<typeof validateResource>[0];
 type MedplumBundle = Parameters<typeof indexStructureDefinitionBundle>[0];
@@ -56,12 +56,14 @@ export function createResourceValidator(profiles: StructureDefinition[] = []): R
   const byUrl = new Map(profiles.filter((p) => p.kind === 'resource' && p.snapshot).map((p) => [p.url, p]));
   let bindings: Fhir | undefined;
   return {
-    validate(resource: Resource): OperationOutcomeIssue[] {
+    validate(resource: Resource, options: ValidationOptions = {}): OperationOutcomeIssue[] {
       indexDefinitionsFor(resource);
       bindings ??= new Fhir();
       const issues: OperationOutcomeIssue[] = [];
       // Base R4 first, then each of our profiles the resource claims (others are ignored: we cannot fetch them).
-      const claimed = (resource.meta?.profile ?? []).map((url) => byUrl.get(url)).filter((p): p is StructureDefinition => Boolean(p));
+      // A malformed meta.profile (not an array of strings) is for the validators to report, not to break on.
+      const urls: unknown[] = options.claimedProfiles !== false && Array.isArray(resource.meta?.profile) ? resource.meta.profile : [];
+      const claimed = urls.map((url) => (typeof url === 'string' ? byUrl.get(url) : undefined)).filter((p): p is StructureDefinition => Boolean(p));
       for (const profile of [undefined, ...claimed]) {
         try {
           // @types/fhir and @medplum/fhirtypes describe the same JSON with different TypeScript types.

@@ -88,13 +88,16 @@ async function runOperation(req: FhirRequest, ctx: FhirContext, at: number): Pro
 const isResourceShaped = (value: unknown): value is Resource =>
   typeof value === 'object' && value !== null && !Array.isArray(value) && typeof (value as { resourceType?: unknown }).resourceType === 'string';
 
+const OPERATION_INPUT = { claimedProfiles: false };
+
 /**
- * The resources an operation is sent are checked like any resource written (422 naming each error): a bare
- * resource or Bundle body, or the resources inside a Parameters body, whose own shape the operation's parser judges (400).
+ * The resources an operation is sent (a bare resource or Bundle body, or the resources inside a Parameters
+ * body, whose own shape the operation's parser judges: 400) are checked against R4, 422 naming each error.
+ * Not against the profiles they claim: the operation completes what it stores, which then carries ours.
  */
 function requireValidInput(ctx: FhirContext, body: unknown): void {
   if (!isResourceShaped(body)) return;
-  if (body.resourceType !== 'Parameters') return requireValid(ctx, body);
+  if (body.resourceType !== 'Parameters') return requireValid(ctx, body, OPERATION_INPUT);
   const errors: OperationOutcomeIssue[] = [];
   const walk = (parameters: unknown, path: string) => {
     if (!Array.isArray(parameters)) return;
@@ -103,7 +106,7 @@ function requireValidInput(ctx: FhirContext, body: unknown): void {
       if (isResourceShaped(p?.resource)) {
         const type = p.resource.resourceType;
         const within = (e: string) => (e === type || e.startsWith(`${type}.`) ? `${at}.resource${e.slice(type.length)}` : e);
-        errors.push(...validationErrors(ctx, p.resource).map((issue) => ({ ...issue, expression: issue.expression?.map(within) })));
+        errors.push(...validationErrors(ctx, p.resource, OPERATION_INPUT).map((issue) => ({ ...issue, expression: issue.expression?.map(within) })));
       }
       walk(p?.part, `${at}.part`);
     });

@@ -28,5 +28,8 @@ export async function openStore(config: StoreConfig, registry: SearchParamRegist
   return new SqlFhirStore(conn, new Indexer(registry), [], new ReadCache(20_000), searchCache);
 }
 
-/** The provider directory (Plan-Net) and Subscriptions: read by every `$submit`, written rarely. */
-const RARELY_WRITTEN_TYPES: ReadonlySet<string> = new Set(['Practitioner', 'PractitionerRole', 'Organization', 'Location', 'Endpoint', 'HealthcareService', 'InsurancePlan', 'Subscription']);
+/**
+ * The provider directory (Plan-Net): read by every `$submit`, written rarely. Not Subscriptions: the outbound
+ * worker of one process acts on a Subscription's status, which another process may have changed a moment ago.
+ */
+const RARELY_WRITTEN_TYPES: ReadonlySet<string> = new Set(['Practitioner', 'PractitionerRole', 'Organization', 'Location', 'Endpoint', 'HealthcareService', 'InsurancePlan']);

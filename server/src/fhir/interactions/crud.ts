@@ -1,6 +1,6 @@
 import type { OperationOutcomeIssue, Resource } from 'fhir/r4.js';
 import jsonpatch, { type Operation } from 'fast-json-patch';
-import type { FhirContext } from '../context.js';
+import type { FhirContext, ValidationOptions } from '../context.js';
 import { requireAccess, requireScope } from '../guard.js';
 import { badRequest, FhirError, issuesOutcome, methodNotAllowed, notFound, preconditionFailed, unprocessableIssues } from '../outcomes.js';
 import type { FhirRequest, FhirResponse } from '../request.js';
@@ -211,13 +211,13 @@ export function prepare(ctx: FhirContext, resource: Resource): Resource {
   return clean;
 }
 
-/** Checks a resource (with whatever it contains or bundles) against R4 and the profiles it claims; throws 422 with every error found. */
-export function requireValid(ctx: FhirContext, resource: Resource): void {
-  const errors = validationErrors(ctx, resource);
+/** Checks a resource (with whatever it contains or bundles) against R4 and, unless told not to, the profiles it claims; throws 422 with every error found. */
+export function requireValid(ctx: FhirContext, resource: Resource, options?: ValidationOptions): void {
+  const errors = validationErrors(ctx, resource, options);
   if (errors.length) throw unprocessableIssues(errors);
 }
 
-export function validationErrors(ctx: FhirContext, resource: Resource): OperationOutcomeIssue[] {
-  return (ctx.validator?.validate(resource) ?? []).filter((i: OperationOutcomeIssue) => i.severity === 'error' || i.severity === 'fatal');
+export function validationErrors(ctx: FhirContext, resource: Resource, options?: ValidationOptions): OperationOutcomeIssue[] {
+  return (ctx.validator?.validate(resource, options) ?? []).filter((i: OperationOutcomeIssue) => i.severity === 'error' || i.severity === 'fatal');
 }
 

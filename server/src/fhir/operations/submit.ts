@@ -45,8 +45,8 @@ async function submitCase(req: FhirRequest, ctx: FhirContext, submission: unknow
  */
 export function submitOnCreate(decide: DecideCase, delivery?: ProviderDelivery): NonNullable<FhirContext['createInterceptors']>[string] {
   return async (req, ctx, resource) => {
-    if (!resource.meta?.profile?.includes(PROFILES.serviceRequest)) return undefined;
-    requireValid(ctx, resource);
+    if (!Array.isArray(resource.meta?.profile) || !resource.meta.profile.includes(PROFILES.serviceRequest)) return undefined;
+    requireValid(ctx, resource, { claimedProfiles: false }); // as inside a $submit Bundle: the workflow's rules, then our profile on what it stores
     const bundle: Bundle = { resourceType: 'Bundle', type: 'collection', entry: [{ resource }] };
     const response = await submitCase(req, ctx, bundle, decide, delivery);
     const stored = (response.body as Bundle).entry?.[0]?.resource as ServiceRequest;

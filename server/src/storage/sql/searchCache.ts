@@ -9,8 +9,8 @@ export interface CachedPage {
 }
 
 /**
- * Search results, and on PostgreSQL reads by id, of rarely written types (the provider directory and
- * Subscriptions, which every `$submit` reads).
+ * Search results, and on PostgreSQL reads by id, of rarely written types (the provider directory, which
+ * every `$submit` reads).
  * A write of a type drops that type's pages; a search fills only if no write of its type happened
  * while it ran (the type's epoch), the same rule as ReadCache. Searches that join other types
  * (chains) are never cached. With one writer process (PGlite) its own writes are all there is; where
