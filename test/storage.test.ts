@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FhirError } from '../server/src/fhir/outcomes.js';
 import { Indexer } from '../server/src/fhir/search/indexer.js';
 import { SearchParamRegistry } from '../server/src/fhir/search/registry.js';
-import type { FhirStore, SearchClause, SortRule } from '../server/src/storage/FhirStore.js';
+import type { FhirStore, SearchClause, SearchQuery, SortRule } from '../server/src/storage/FhirStore.js';
 import { openConnection } from '../server/src/storage/connect.js';
 import { openStore } from '../server/src/storage/openStore.js';
 import { NAMED_STATEMENTS, type SqlConnection } from '../server/src/storage/sql/connection.js';
@@ -467,6 +467,35 @@ describe.skipIf(!TEST_DATABASE_URL)('directory reads by id of server processes s
       await setActive(false);
       await waitFor(async () => (await read(b)).active === false, 800, 'process B reading through while it cannot listen');
       expect(await b.find('PractitionerRole', 'nobody')).toBeUndefined();
+    }));
+});
+
+describe.skipIf(!TEST_DATABASE_URL)('conditional writes of server processes sharing PostgreSQL', () => {
+  it('a transaction that reads a type through searches and reads it fresh, where the cache has not heard of a write', () =>
+    twoProcesses(async ({ b, sql, schema }) => {
+      const role: PractitionerRole = { resourceType: 'PractitionerRole', id: 'fresh-1', active: true, specialty: [{ coding: [{ system: 'urn:spec', code: 'fresh' }] }] };
+      const query: SearchQuery = { resourceType: 'PractitionerRole', clauses: [{ kind: 'token', param: 'specialty', values: ['specialty|urn:spec|fresh'], not: false }], sort: [], count: 10, offset: 0, total: false };
+      const found = async (store: FhirStore) => (await store.search(query)).resources.map((r) => r.id);
+      await b.update(role);
+      // Takes the role out behind B's back (no process announces it) until B answers from its cache.
+      await waitFor(async () => {
+        await found(b);
+        await b.find('PractitionerRole', 'fresh-1');
+        await sql.query(`UPDATE ${schema}.resources SET deleted = true WHERE res_type = 'PractitionerRole' AND id = 'fresh-1'`);
+        const cached = (await found(b)).includes('fresh-1') && (await b.find('PractitionerRole', 'fresh-1')) !== undefined;
+        if (!cached) {
+          await sql.query(`UPDATE ${schema}.resources SET deleted = false WHERE res_type = 'PractitionerRole' AND id = 'fresh-1'`);
+          await b.update({ resourceType: 'PractitionerRole', id: 'fresh-poke' }); // drops what B cached meanwhile
+        }
+        return cached;
+      }, 10_000, 'process B caching the directory');
+      expect(await b.transaction(async (tx) => found(tx))).toEqual(['fresh-1']); // stale, from the cache
+      await b.transaction(async (tx) => {
+        tx.readThrough('PractitionerRole');
+        expect(await found(tx)).toEqual([]);
+        expect(await tx.find('PractitionerRole', 'fresh-1')).toBeUndefined();
+      });
+      await expect(Promise.resolve().then(() => b.readThrough('PractitionerRole'))).rejects.toThrow(/needs a transaction/);
     }));
 });
 

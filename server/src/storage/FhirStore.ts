@@ -112,6 +112,12 @@ export interface FhirStore {
   transaction<T>(fn: (tx: FhirStore) => Promise<T>): Promise<T>;
   /** Serializes callers that pass the same key until the enclosing transaction ends. */
   lock(key: string): Promise<void>;
+  /**
+   * Reads and searches of `resourceType` in this transaction skip the caches shared with other transactions,
+   * which on PostgreSQL may not yet have heard another process's write: for a search whose answer decides a
+   * write (conditional create, update and delete).
+   */
+  readThrough(resourceType: string): void;
 
   /** Outbox: written in the caller's transaction, drained by the outbound worker. */
   enqueue(kind: string, payload: unknown, dedupeKey?: string): Promise<void>;

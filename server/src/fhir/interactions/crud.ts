@@ -47,6 +47,7 @@ async function conditionalCreate(req: FhirRequest, ctx: FhirContext, type: strin
     const txCtx = { ...ctx, store };
     // Serialize concurrent conditional creates with the same criteria (otherwise both could create).
     await store.lock(`${type}?${req.headers.ifNoneExist}`);
+    store.readThrough(type);
     const matches = await runSearch(req, txCtx, type, criteria, 2);
     if (matches.length > 1) throw preconditionFailed(`If-None-Exist matched ${matches.length} ${type} resources`);
     if (matches.length === 1) {
@@ -82,6 +83,7 @@ export async function conditionalUpdate(req: FhirRequest, ctx: FhirContext, type
   if (!req.query.length) throw methodNotAllowed(`PUT on ${type} needs an id or search criteria`);
   return ctx.store.transaction(async (store) => {
     await store.lock(`${type}?${new URLSearchParams(req.query).toString()}`);
+    store.readThrough(type);
     const matches = await runSearch(req, { ...ctx, store }, type, req.query, 2);
     if (matches.length > 1) throw preconditionFailed(`Conditional update matched ${matches.length} ${type} resources`);
     const target = matches[0];
@@ -146,6 +148,7 @@ export async function conditionalDelete(req: FhirRequest, ctx: FhirContext, type
   refuseChange(type);
   if (!req.query.length) throw methodNotAllowed(`DELETE on ${type} needs an id or search criteria`);
   return ctx.store.transaction(async (store) => {
+    store.readThrough(type);
     const matches = await runSearch(req, { ...ctx, store }, type, req.query, 2);
     if (matches.length > 1) throw preconditionFailed(`Conditional delete matched ${matches.length} ${type} resources`);
     if (matches[0]) {

@@ -126,6 +126,8 @@ export class SqlFhirStore implements FhirStore {
   private readonly written = new Set<string>();
   /** Types this instance wrote: its searches of them neither use nor fill the search cache. */
   private readonly writtenTypes = new Set<string>();
+  /** Types whose reads and searches in this transaction skip the shared caches (readThrough). */
+  private readonly freshTypes = new Set<string>();
   /** Cached types written here whose change the other processes have yet to be told of. */
   private readonly unannounced = new Set<string>();
 
@@ -158,7 +160,7 @@ export class SqlFhirStore implements FhirStore {
     const key = `${resourceType}/${id}`;
     const cached = this.cache?.get(key);
     if (cached !== undefined) return cached;
-    const readKey = this.cache || this.writtenTypes.has(resourceType) ? undefined : this.searchCache?.keyOfRead(resourceType, id);
+    const readKey = this.cache || this.skipsSharedCache(resourceType) ? undefined : this.searchCache?.keyOfRead(resourceType, id);
     const page = readKey === undefined ? undefined : this.searchCache!.get(readKey);
     if (page) return page.contents[0];
     const startedAt = this.cache?.begin() ?? 0;
@@ -480,7 +482,7 @@ export class SqlFhirStore implements FhirStore {
 
   /** A page from the search cache when the query may use it, else from the database (filling the cache). */
   private async cachedPage(query: SearchQuery): Promise<CachedPage> {
-    const key = this.writtenTypes.has(query.resourceType) ? undefined : this.searchCache?.keyOf(query);
+    const key = this.skipsSharedCache(query.resourceType) ? undefined : this.searchCache?.keyOf(query);
     if (key === undefined) return this.pageFromDatabase(query);
     const cached = this.searchCache!.get(key);
     if (cached) return cached;
@@ -559,6 +561,16 @@ export class SqlFhirStore implements FhirStore {
   async lock(key: string): Promise<void> {
     if (!this.conn.inTransaction) throw new Error('lock() needs a transaction');
     await this.conn.query('SELECT pg_advisory_xact_lock(hashtext($1))', [key]);
+  }
+
+  readThrough(resourceType: string): void {
+    if (!this.conn.inTransaction) throw new Error('readThrough() needs a transaction');
+    this.freshTypes.add(resourceType);
+  }
+
+  /** A type this transaction wrote (its uncommitted rows are its own) or reads through (readThrough). */
+  private skipsSharedCache(resourceType: string): boolean {
+    return this.writtenTypes.has(resourceType) || this.freshTypes.has(resourceType);
   }
 
   async enqueue(kind: string, payload: unknown, dedupeKey?: string): Promise<void> {
