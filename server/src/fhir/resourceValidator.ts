@@ -75,10 +75,9 @@ export function createResourceValidator(profiles: StructureDefinition[] = []): R
         }
       }
       for (const target of bindingTargets(resource, resource.resourceType)) {
-        const type = target.resource.resourceType;
         for (const m of bindingMessages(bindings, target.resource)) {
           if (m.severity !== 'error') continue;
-          const location = m.location === type || m.location?.startsWith(`${type}.`) ? `${target.path}${m.location.slice(type.length)}` : m.location;
+          const location = m.location && rebase(m.location, target);
           if (location && issues.some((i) => i.expression?.some((e) => sameElement(e, location)))) continue;
           issues.push({ severity: 'error', code: 'code-invalid', diagnostics: `${location}: ${m.message}`, expression: location ? [location] : undefined });
         }
@@ -125,22 +124,28 @@ function resourceTypesIn(value: unknown): Set<string> {
 
 type BindingMessage = { location?: string; severity?: string; message?: string };
 
-interface BindingTarget {
+/** A resource carried inside another (a Bundle entry's, a Parameters value), with where it sits in what was sent. */
+export interface CarriedResource {
   resource: Resource;
-  /** Where the resource sits in what was sent (`Bundle.entry[2].resource`). */
+  /** `Bundle.entry[2].resource`, `Parameters.parameter[0].part[1].resource`. */
   path: string;
 }
 
-const isResource = (value: unknown): value is Resource =>
-  typeof value === 'object' && value !== null && typeof (value as { resourceType?: unknown }).resourceType === 'string';
+export const isResource = (value: unknown): value is Resource =>
+  typeof value === 'object' && value !== null && !Array.isArray(value) && typeof (value as { resourceType?: unknown }).resourceType === 'string';
+
+/** An expression about a carried resource (`Patient.gender`) as a path in what was sent (`Bundle.entry[1].resource.gender`). */
+export function rebase(expression: string, carried: CarriedResource): string {
+  const type = carried.resource.resourceType;
+  return expression === type || expression.startsWith(`${type}.`) ? `${carried.path}${expression.slice(type.length)}` : expression;
+}
 
 /**
- * The resource without the resources it carries (Bundle entries, Parameters values), then each of those
- * likewise with its path: the `fhir` package names an element of a bundled resource by its type alone
- * (`Patient.gender`), which does not say which entry holds it.
+ * The resources a Bundle's entries or a Parameters' values (and parts) carry, one level down, and the
+ * resource itself without them.
  */
-function bindingTargets(resource: Resource, path: string): BindingTarget[] {
-  const carried: BindingTarget[] = [];
+export function splitCarried(resource: Resource, path: string = resource.resourceType): { own: Resource; carried: CarriedResource[] } {
+  const carried: CarriedResource[] = [];
   const lift = (holder: Record<string, unknown>, at: string) => {
     if (!isResource(holder.resource)) return holder;
     carried.push({ resource: holder.resource, path: `${at}.resource` });
@@ -158,6 +163,15 @@ function bindingTargets(resource: Resource, path: string): BindingTarget[] {
   let own = resource;
   if (resource.resourceType === 'Bundle') own = { ...record, entry: each(record.entry, `${path}.entry`, lift) } as unknown as Resource;
   if (resource.resourceType === 'Parameters') own = { ...record, parameter: parameters(record.parameter, `${path}.parameter`) } as unknown as Resource;
+  return { own, carried };
+}
+
+/**
+ * The resource without what it carries, then each carried resource likewise, at any depth: the `fhir` package
+ * names an element of a bundled resource by its type alone (`Patient.gender`), which does not say which entry holds it.
+ */
+function bindingTargets(resource: Resource, path: string): CarriedResource[] {
+  const { own, carried } = splitCarried(resource, path);
   return [{ resource: own, path }, ...carried.flatMap((c) => bindingTargets(c.resource, c.path))];
 }
 

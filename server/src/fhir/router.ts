@@ -1,4 +1,3 @@
-import type { OperationOutcomeIssue, Resource } from 'fhir/r4.js';
 import type { FhirContext, Interaction, OperationDefinitionEntry } from './context.js';
 import { processBundle } from './interactions/bundle.js';
 import {
@@ -8,6 +7,7 @@ import {
   deleteResource,
   patchResource,
   readResource,
+  OPERATION_INPUT,
   requireValid,
   validationErrors,
   updateResource,
@@ -18,6 +18,7 @@ import { searchType } from './interactions/search.js';
 import { badRequest, FhirError, methodNotAllowed, normalizeError, notFound, unprocessableIssues } from './outcomes.js';
 import type { FhirRequest, FhirResponse } from './request.js';
 import { isSupportedType } from './resourceTypes.js';
+import { isResource, rebase, splitCarried } from './resourceValidator.js';
 import { requireScope } from './guard.js';
 
 type Route = (req: FhirRequest, ctx: FhirContext, p: string[]) => Promise<FhirResponse>;
@@ -85,33 +86,15 @@ async function runOperation(req: FhirRequest, ctx: FhirContext, at: number): Pro
   return entry.handler(req, ctx, { resourceType, id: at === 2 ? req.path[1] : undefined });
 }
 
-const isResourceShaped = (value: unknown): value is Resource =>
-  typeof value === 'object' && value !== null && !Array.isArray(value) && typeof (value as { resourceType?: unknown }).resourceType === 'string';
-
-const OPERATION_INPUT = { claimedProfiles: false };
-
 /**
  * The resources an operation is sent (a bare resource or Bundle body, or the resources inside a Parameters
  * body, whose own shape the operation's parser judges: 400) are checked against R4, 422 naming each error.
- * Not against the profiles they claim: the operation completes what it stores, which then carries ours.
  */
 function requireValidInput(ctx: FhirContext, body: unknown): void {
-  if (!isResourceShaped(body)) return;
+  if (!isResource(body)) return;
   if (body.resourceType !== 'Parameters') return requireValid(ctx, body, OPERATION_INPUT);
-  const errors: OperationOutcomeIssue[] = [];
-  const walk = (parameters: unknown, path: string) => {
-    if (!Array.isArray(parameters)) return;
-    parameters.forEach((p: { resource?: unknown; part?: unknown } | null, i) => {
-      const at = `${path}[${i}]`;
-      if (isResourceShaped(p?.resource)) {
-        const type = p.resource.resourceType;
-        const within = (e: string) => (e === type || e.startsWith(`${type}.`) ? `${at}.resource${e.slice(type.length)}` : e);
-        errors.push(...validationErrors(ctx, p.resource, OPERATION_INPUT).map((issue) => ({ ...issue, expression: issue.expression?.map(within) })));
-      }
-      walk(p?.part, `${at}.part`);
-    });
-  };
-  walk((body as { parameter?: unknown }).parameter, 'Parameters.parameter');
+  const { carried } = splitCarried(body);
+  const errors = carried.flatMap((c) => validationErrors(ctx, c.resource, OPERATION_INPUT).map((issue) => ({ ...issue, expression: issue.expression?.map((e) => rebase(e, c)) })));
   if (errors.length) throw unprocessableIssues(errors);
 }
 

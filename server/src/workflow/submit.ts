@@ -147,17 +147,22 @@ async function findCase(tx: FhirStore, identifier: { system: string; value: stri
   };
 }
 
+/** The resource a literal reference points at: as intake found it, else from the store. */
+type FindReferenced = (reference: string | undefined) => Promise<Resource | undefined>;
+
 /** The facts of the request; `referenced` holds what its references were found to point at (read once). */
 async function loadFacts(tx: FhirStore, serviceRequest: ServiceRequest, receivedAt: string, referenced: Map<string, Resource>): Promise<CaseFacts> {
-  const find = async (reference: string, [type, id]: [string, string]) => referenced.get(reference) ?? (await tx.find(type, id));
+  const find: FindReferenced = async (reference) => {
+    const literal = parseLiteral(reference);
+    return literal && (referenced.get(reference!) ?? (await tx.find(literal[0], literal[1])));
+  };
   const subject = parseLiteral(serviceRequest.subject?.reference);
   if (!subject || subject[0] !== 'Patient') throw unprocessable('ServiceRequest.subject must be the member (a Patient)', ['ServiceRequest.subject']);
-  const patient = (await find(serviceRequest.subject!.reference!, subject)) as Patient | undefined;
+  const patient = (await find(serviceRequest.subject?.reference)) as Patient | undefined;
   if (!patient) throw unprocessable(`No member Patient/${subject[1]}`, ['ServiceRequest.subject']);
   const coverage = await activeCoverage(serviceRequest, patient, receivedAt, find);
-  const requesterRef = parseLiteral(serviceRequest.requester?.reference);
-  if (!requesterRef) throw unprocessable('The request has no identifiable requester', ['ServiceRequest.requester']);
-  const requester = await find(serviceRequest.requester!.reference!, requesterRef);
+  if (!parseLiteral(serviceRequest.requester?.reference)) throw unprocessable('The request has no identifiable requester', ['ServiceRequest.requester']);
+  const requester = await find(serviceRequest.requester?.reference);
   if (!requester) throw unprocessable(`Unknown requester ${serviceRequest.requester?.reference}`, ['ServiceRequest.requester']);
   if (!serviceRequest.reasonCode?.length && !serviceRequest.reasonReference?.length) {
     throw unprocessable('The request gives no reason for the second opinion (R2)', ['ServiceRequest.reasonCode']);
@@ -166,17 +171,13 @@ async function loadFacts(tx: FhirStore, serviceRequest: ServiceRequest, received
 }
 
 /** The member's Coverage named on the request, active on the day of receipt (Medi-Cal eligibility). */
-async function activeCoverage(sr: ServiceRequest, patient: Patient, receivedAt: string, find: (reference: string, literal: [string, string]) => Promise<Resource | undefined>): Promise<Coverage> {
-  const refs = (sr.insurance ?? []).flatMap((r) => {
-    const literal = parseLiteral(r.reference);
-    return literal?.[0] === 'Coverage' ? [{ reference: r.reference!, literal }] : [];
-  });
+async function activeCoverage(sr: ServiceRequest, patient: Patient, receivedAt: string, find: FindReferenced): Promise<Coverage> {
+  const refs = (sr.insurance ?? []).map((r) => r.reference).filter((ref) => parseLiteral(ref)?.[0] === 'Coverage');
   if (!refs.length) throw unprocessable('The request names no Coverage (ServiceRequest.insurance)', ['ServiceRequest.insurance']);
-  for (const { reference, literal } of refs) {
-    const id = literal[1];
-    const coverage = (await find(reference, literal)) as Coverage | undefined;
+  for (const ref of refs) {
+    const coverage = (await find(ref)) as Coverage | undefined;
     if (!coverage) continue;
-    if (coverage.beneficiary.reference !== `Patient/${patient.id}`) throw unprocessable(`Coverage/${id} belongs to another member`, ['ServiceRequest.insurance']);
+    if (coverage.beneficiary.reference !== `Patient/${patient.id}`) throw unprocessable(`Coverage/${coverage.id} belongs to another member`, ['ServiceRequest.insurance']);
     if (coverage.status === 'active' && inPeriod(coverage.period, new Date(receivedAt))) return coverage;
   }
   throw unprocessable('The member has no active Medi-Cal Coverage on the date of the request', ['ServiceRequest.insurance']);

@@ -220,6 +220,9 @@ export function requireValid(ctx: FhirContext, resource: Resource, options?: Val
   if (errors.length) throw unprocessableIssues(errors);
 }
 
+/** What an operation is sent is checked against R4, not the profiles it claims: the operation completes what it stores, which then carries ours. */
+export const OPERATION_INPUT: ValidationOptions = { claimedProfiles: false };
+
 export function validationErrors(ctx: FhirContext, resource: Resource, options?: ValidationOptions): OperationOutcomeIssue[] {
   return (ctx.validator?.validate(resource, options) ?? []).filter((i: OperationOutcomeIssue) => i.severity === 'error' || i.severity === 'fatal');
 }

@@ -4,7 +4,7 @@ import type { ProviderDelivery } from '../../workflow/providerDelivery.js';
 import { checkEligibility, resultBundle, submitSecondOpinion, type DecideCase } from '../../workflow/submit.js';
 import type { FhirContext, OperationDefinitionEntry } from '../context.js';
 import { mayAccess, requireScope } from '../guard.js';
-import { requireValid } from '../interactions/crud.js';
+import { OPERATION_INPUT, requireValid } from '../interactions/crud.js';
 import type { FhirRequest, FhirResponse } from '../request.js';
 import { writeResponse } from '../responses.js';
 import { CANONICAL_BASE, PROFILES } from '../systems.js';
@@ -46,7 +46,7 @@ async function submitCase(req: FhirRequest, ctx: FhirContext, submission: unknow
 export function submitOnCreate(decide: DecideCase, delivery?: ProviderDelivery): NonNullable<FhirContext['createInterceptors']>[string] {
   return async (req, ctx, resource) => {
     if (!Array.isArray(resource.meta?.profile) || !resource.meta.profile.includes(PROFILES.serviceRequest)) return undefined;
-    requireValid(ctx, resource, { claimedProfiles: false }); // as inside a $submit Bundle: the workflow's rules, then our profile on what it stores
+    requireValid(ctx, resource, OPERATION_INPUT);
     const bundle: Bundle = { resourceType: 'Bundle', type: 'collection', entry: [{ resource }] };
     const response = await submitCase(req, ctx, bundle, decide, delivery);
     const stored = (response.body as Bundle).entry?.[0]?.resource as ServiceRequest;

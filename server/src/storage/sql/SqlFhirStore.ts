@@ -164,7 +164,7 @@ export class SqlFhirStore implements FhirStore {
     const page = readKey === undefined ? undefined : this.searchCache!.get(readKey);
     if (page) return page.contents[0];
     const startedAt = this.cache?.begin() ?? 0;
-    const typeStartedAt = this.searchCache?.begin(resourceType) ?? '';
+    const typeStartedAt = readKey === undefined ? '' : this.searchCache!.begin(resourceType);
     const { rows } = await this.conn.query(`SELECT deleted, content::text AS content FROM ${tableOf(resourceType)} WHERE res_type = $1 AND id = $2`, [resourceType, id]);
     const row = rows[0];
     if (!row) return undefined;
