@@ -1,9 +1,11 @@
 import { Client } from 'fhir-kit-client';
+import pg from 'pg';
 import type { Bundle, BundleEntry, OperationOutcome, Patient, Task } from 'fhir/r4.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../server/src/server.js';
 import { failure, headersOf, raw } from './helpers/fhir.js';
-import { STORE_DRIVERS } from './helpers/stores.js';
+import { waitFor } from './helpers/providerServer.js';
+import { STORE_DRIVERS, TEST_DATABASE_URL } from './helpers/stores.js';
 import { startFhirOnlyServer } from './helpers/testServer.js';
 
 type Open<T> = T & { [key: string]: unknown };
@@ -164,6 +166,35 @@ describe.each(STORE_DRIVERS)('FHIR REST API on $name', (driver) => {
       expect(updated.status).toBe(200);
       expect(updated.body.id).toBe(created.body.id);
       expect(updated.body.meta.versionId).toBe('2');
+    });
+
+    // Another server process's write reaches this one's directory cache a moment later; a conditional write must not act on the cached answer.
+    it.skipIf(driver.name !== 'postgres')('a conditional update of a directory type searches the database, not the process cache', async () => {
+      const schema = (config as { schema: string }).schema;
+      const sql = new pg.Client({ connectionString: TEST_DATABASE_URL });
+      await sql.connect();
+      try {
+        const criteria = `${server.fhirBase}/PractitionerRole?identifier=urn:test|fresh-http`;
+        const role = { resourceType: 'PractitionerRole', active: true, identifier: [{ system: 'urn:test', value: 'fresh-http' }] };
+        expect((await raw(`${server.fhirBase}/PractitionerRole/fresh-http`, { method: 'PUT', json: { ...role, id: 'fresh-http' } })).status).toBe(201);
+        // _count=2: the page a conditional update asks for, so that both would share one cache entry.
+        const found = async () => ((await raw(`${criteria}&_count=2`)).body as Bundle).entry?.map((e) => e.resource!.id) ?? [];
+        const hidden = (deleted: boolean) => sql.query(`UPDATE ${schema}.resources SET deleted = $1 WHERE res_type = 'PractitionerRole' AND id = 'fresh-http'`, [deleted]);
+        // Deletes the role behind the server's back (nothing announces it) until the server answers from its cache.
+        await waitFor(async () => {
+          await found();
+          await hidden(true);
+          if ((await found()).includes('fresh-http')) return true;
+          await hidden(false);
+          await raw(`${server.fhirBase}/PractitionerRole/fresh-poke`, { method: 'PUT', json: { resourceType: 'PractitionerRole', id: 'fresh-poke' } }); // drops what was cached meanwhile
+          return false;
+        }, 10_000, 'the server caching the directory search');
+        const written = await raw(criteria, { method: 'PUT', json: role });
+        expect(written.status).toBe(201);
+        expect(written.body.id).not.toBe('fresh-http');
+      } finally {
+        await sql.end();
+      }
     });
   });
 
@@ -363,6 +394,10 @@ describe.each(STORE_DRIVERS)('FHIR REST API on $name', (driver) => {
       const refused = await failure(client.transaction({ body: { resourceType: 'Bundle', type: 'transaction', entry: invalid } as never }));
       expect(refused.status).toBe(422);
       expect(JSON.stringify(refused.data)).toContain('Bundle.entry[3]');
+      // The path names the element in the Bundle that was sent, not in the entry's resource alone.
+      const paths = (refused.data as OperationOutcome).issue.flatMap((i) => i.expression ?? []);
+      expect(paths).toContain('Bundle.entry[3].resource.status');
+      expect(paths.filter((p) => p.startsWith('Task.'))).toEqual([]);
       const repeated = tasks(4).map((e) => ({ ...e, fullUrl: 'urn:uuid:55555555-5555-4555-8555-555555555555', resource: { ...(e.resource as Task), for: { reference: memberRef } } }));
       const conflict = await failure(client.transaction({ body: { resourceType: 'Bundle', type: 'transaction', entry: repeated } as never }));
       expect(conflict.status).toBe(409);

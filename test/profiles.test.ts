@@ -73,6 +73,9 @@ describe('profiles/', () => {
       'Parameters.parameter[0].resource.entry[2].resource.onset[x]',
       'Parameters.parameter[1].part[0].resource.gender',
     ]);
+    // Medplum names a bundled meta.profile that is not an array without the entry's index; reported once, placed.
+    const malformed = { resourceType: 'Bundle', type: 'collection', entry: [{ resource: { resourceType: 'Patient', meta: { profile: 'x' } } }, { resource: { resourceType: 'Patient', meta: { profile: 5 } } }] } as unknown as Resource;
+    expect(expressions(malformed).sort()).toEqual(['Bundle.entry[0].resource.meta.profile', 'Bundle.entry[1].resource.meta.profile']);
   });
 
   it('a Task missing what the profile requires is refused, naming the element', () => {

@@ -79,6 +79,12 @@ export function createResourceValidator(profiles: StructureDefinition[] = []): R
           if (m.severity !== 'error') continue;
           const location = m.location && rebase(m.location, target);
           if (location && issues.some((i) => i.expression?.some((e) => sameElement(e, location)))) continue;
+          // Medplum names some errors in carried resources without their indexes (`Bundle.entry.resource.meta.profile`).
+          const unplaced = location && issues.find((i) => i.expression?.length === 1 && i.expression[0] !== location && i.expression[0] === withoutIndexes(location));
+          if (unplaced) {
+            unplaced.expression = [location];
+            continue;
+          }
           issues.push({ severity: 'error', code: 'code-invalid', diagnostics: `${location}: ${m.message}`, expression: location ? [location] : undefined });
         }
       }
@@ -182,6 +188,8 @@ function sameElement(medplumPath: string, location: string): boolean {
   const stem = medplumPath.slice(0, -3);
   return location.startsWith(stem) && /^[A-Z][A-Za-z]*$/.test(location.slice(stem.length));
 }
+
+const withoutIndexes = (path: string) => path.replace(/\[\d+\]/g, '');
 
 /** The `fhir` package's findings; it can throw on shapes Medplum already reported, which then stand alone. */
 function bindingMessages(bindings: Fhir, resource: Resource): BindingMessage[] {

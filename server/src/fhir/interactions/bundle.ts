@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import type { Bundle, BundleEntry, OperationOutcome } from 'fhir/r4.js';
+import type { Bundle, BundleEntry, OperationOutcome, Resource } from 'fhir/r4.js';
 import type { FhirContext } from '../context.js';
 import { badRequest, FhirError, normalizeError, preconditionFailed } from '../outcomes.js';
 import type { FhirRequest, FhirResponse, HttpMethod } from '../request.js';
 import { collectReferences, rewriteReferences } from '../references.js';
+import { rebase } from '../resourceValidator.js';
 import { isSupportedType } from '../resourceTypes.js';
 import { runSearch } from './search.js';
 
@@ -74,7 +75,7 @@ async function transaction(req: FhirRequest, ctx: FhirContext, entries: BundleEn
       responses[index] = responseEntry(response);
     } catch (err) {
       const error = normalizeError(err);
-      throw new FhirError(error.status, prefixOutcome(error.outcome, index), error.headers);
+      throw new FhirError(error.status, prefixOutcome(error.outcome, index, entry.resource), error.headers);
     }
   };
   // Plain creates next to each other run together, so the store writes them in one statement.
@@ -189,10 +190,15 @@ function responseEntry(response: FhirResponse): BundleEntry {
   return entry;
 }
 
-function prefixOutcome(o: OperationOutcome, index: number): OperationOutcome {
+/** An entry's failure as the transaction's: its issues name the entry, and paths in its resource become paths in the Bundle. */
+function prefixOutcome(o: OperationOutcome, index: number, resource: Resource | undefined): OperationOutcome {
+  const carried = resource && { resource, path: `Bundle.entry[${index}].resource` };
   return {
     ...o,
-    issue: o.issue.map((i) => ({ ...i, diagnostics: `Bundle.entry[${index}]: ${i.diagnostics ?? ''}`, expression: i.expression ?? [`Bundle.entry[${index}]`] })),
+    issue: o.issue.map((i) => ({
+      ...i,
+      diagnostics: `Bundle.entry[${index}]: ${i.diagnostics ?? ''}`,
+      expression: i.expression && carried ? i.expression.map((e) => rebase(e, carried)) : (i.expression ?? [`Bundle.entry[${index}]`]),
+    })),
   };
 }
-
