@@ -45,6 +45,12 @@ describe('access control: tokens, scopes, compartments', () => {
     expect((await get('.well-known/smart-configuration')).status).toBe(200);
     const cs = (await get('metadata')).body;
     expect(JSON.stringify(cs.rest[0].security)).toContain('oauth-uris');
+    // Only what is delivered: no encounter context (no Encounter resources here), no style sheet (no smart_style_url).
+    const smart = (await get('.well-known/smart-configuration')).body;
+    expect(smart.capabilities).not.toContain('context-ehr-encounter');
+    expect(smart.capabilities).not.toContain('context-style');
+    expect(smart.scopes_supported).not.toContain('launch/encounter');
+    expect(smart.scopes_supported).toContain('patient/*.cruds');
   });
 
   describe('a patient token sees only its own compartment', () => {
@@ -70,6 +76,17 @@ describe('access control: tokens, scopes, compartments', () => {
       const res = await get('CareTeam?_include=CareTeam:patient&_count=50', token);
       const patients = res.body.entry.filter((e: { resource: { resourceType: string } }) => e.resource.resourceType === 'Patient');
       expect(patients.map((e: { resource: { id: string } }) => e.resource.id)).toEqual(['member-hpsj-1']);
+    });
+    it('by _has and chains: what they pass through stays in the compartment too', async () => {
+      const ids = async (path: string) => ((await get(path, token)).body.entry ?? []).map((e: { resource: { id: string } }) => e.resource.id);
+      const admin = tokenFor(server, { scope: 'system/*.rs' });
+      const pcpOf = (member: string) => `PractitionerRole?_has:Patient:general-practitioner:_id=${member}`;
+      // The other member has a PCP (an unrestricted token finds it); the patient token learns nothing of it.
+      expect(((await get(pcpOf('member-hpsj-2'), admin)).body.entry ?? []).length).toBeGreaterThan(0);
+      expect(await ids(pcpOf('member-hpsj-2'))).toEqual([]);
+      expect(await ids('Organization?_has:Coverage:payor:beneficiary=member-hpsj-2')).toEqual([]);
+      expect(await ids('Organization?_has:Coverage:payor:beneficiary=member-hpsj-1')).not.toEqual([]);
+      expect(await ids('Coverage?beneficiary:Patient._id=member-hpsj-1')).not.toEqual([]); // chains still find the patient's own
     });
     it('inside a batch Bundle', async () => {
       const res = await raw(server.fhirBase, {
@@ -185,11 +202,40 @@ describe('access control: tokens, scopes, compartments', () => {
     expect((await get('Patient/member-ant-1', fresh.access_token)).status).toBe(401);
   });
 
-  it('CORS answers registered app origins only', async () => {
-    const good = await fetch(`${server.fhirBase}/metadata`, { headers: { origin: server.url } });
+  it('CORS: discovery for any origin, the API and the token endpoint for registered app origins only', async () => {
+    const stranger = { origin: 'https://other-app.example.org' };
+    for (const url of [`${server.fhirBase}/metadata`, `${server.fhirBase}/.well-known/smart-configuration`, `${server.url}/.well-known/smart-configuration`]) {
+      const open = await fetch(url, { headers: stranger });
+      expect(open.headers.get('access-control-allow-origin')).toBe('*');
+      expect(open.headers.get('access-control-allow-credentials')).toBeNull();
+    }
+    const token = tokenFor(server, { scope: 'user/Patient.rs', fhirUser: 'Practitioner/hpsj-pcp-1', roles: ['treating-provider'] });
+    const good = await fetch(`${server.fhirBase}/Patient/member-hpsj-1`, { headers: { origin: server.url, authorization: `Bearer ${token}` } });
     expect(good.headers.get('access-control-allow-origin')).toBe(server.url);
-    const bad = await fetch(`${server.fhirBase}/metadata`, { headers: { origin: 'https://evil.example.org' } });
+    const bad = await fetch(`${server.fhirBase}/Patient/member-hpsj-1`, { headers: { ...stranger, authorization: `Bearer ${token}` } });
     expect(bad.headers.get('access-control-allow-origin')).toBeNull();
+    const preflight = await fetch(`${server.url}/auth/token`, { method: 'OPTIONS', headers: stranger });
+    expect(preflight.headers.get('access-control-allow-origin')).toBeNull();
+  });
+
+  it('takes the Bearer scheme in any case (RFC 7235)', async () => {
+    const token = tokenFor(server, { scope: 'user/Patient.rs', fhirUser: 'Practitioner/hpsj-pcp-1', roles: ['treating-provider'] });
+    for (const scheme of ['bearer', 'BEARER']) expect((await get('Patient/member-hpsj-1', undefined, { authorization: `${scheme} ${token}` })).status).toBe(200);
+  });
+
+  it('patient-level writes stay in the patient compartment when the token also reads at user level', async () => {
+    const token = tokenFor(server, { scope: 'launch/patient patient/*.cruds user/*.rs', patient: 'member-hpsj-1', fhirUser: 'Practitioner/hpsj-pcp-1' });
+    const send = (method: string, path: string, json?: unknown, contentType = 'application/fhir+json') =>
+      raw(`${server.fhirBase}/${path}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': contentType }, json });
+    expect((await get('Patient/member-hpsj-2', token)).status).toBe(200); // user-level read
+    const condition = (patient: string) => ({ resourceType: 'Condition', subject: { reference: `Patient/${patient}` }, code: { text: 'mixed-scope probe' } });
+    expect((await send('POST', 'Condition', condition('member-hpsj-2'))).status).toBe(403);
+    expect((await send('POST', 'Condition', condition('member-hpsj-1'))).status).toBe(201);
+    expect((await send('PATCH', 'Patient/member-hpsj-2', [{ op: 'add', path: '/active', value: false }], 'application/json-patch+json')).status).toBe(403);
+    expect((await send('DELETE', 'CareTeam/careteam-member-hpsj-2')).status).toBe(403);
+    expect((await send('PUT', 'Condition?code:text=mixed-scope probe&subject=Patient/member-hpsj-2', condition('member-hpsj-2'))).status).toBe(403);
+    expect((await get('CareTeam/careteam-member-hpsj-2', token)).status).toBe(200);
+    expect((await get('Patient/member-hpsj-2', token)).body.active).not.toBe(false);
   });
 
   it('every refused access leaves an AuditEvent with a failure outcome', async () => {

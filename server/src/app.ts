@@ -88,23 +88,36 @@ function securityHeaders(_req: Request, res: Response, next: NextFunction): void
   next();
 }
 
-/** CORS only for registered app origins; same-origin calls need none. */
+/** Discovery documents, open to any origin (SMART App Launch 2.x, CORS): they hold nothing private. */
+const PUBLIC_DISCOVERY = new Set(['/fhir/metadata', '/fhir/.well-known/smart-configuration', '/.well-known/smart-configuration']);
+
+/**
+ * CORS: discovery for any origin (no credentials); the token endpoint and the FHIR API for registered
+ * app origins only. Same-origin calls need none.
+ */
 function cors(allowed?: (origin: string) => boolean | Promise<boolean>) {
   return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
     const origin = req.headers.origin;
-    if (origin && allowed && (await allowed(origin))) {
+    if (!origin) return next();
+    if (PUBLIC_DISCOVERY.has(req.path) && (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS')) {
+      res.setHeader('Access-Control-Allow-Origin', '*');
+      if (req.method === 'OPTIONS') return preflight(res, 'GET, HEAD, OPTIONS');
+      return next();
+    }
+    if (allowed && (await allowed(origin))) {
       res.setHeader('Access-Control-Allow-Origin', origin);
       res.setHeader('Vary', 'Origin');
       res.setHeader('Access-Control-Allow-Credentials', 'true');
       res.setHeader('Access-Control-Expose-Headers', 'Location, ETag, Last-Modified, Content-Location, WWW-Authenticate');
-      if (req.method === 'OPTIONS') {
-        res.setHeader('Access-Control-Allow-Methods', 'GET, POST, PUT, PATCH, DELETE, OPTIONS');
-        res.setHeader('Access-Control-Allow-Headers', 'Authorization, Content-Type, If-Match, If-None-Exist, If-None-Match, If-Modified-Since, Prefer, Accept');
-        res.setHeader('Access-Control-Max-Age', '600');
-        res.status(204).end();
-        return;
-      }
+      if (req.method === 'OPTIONS') return preflight(res, 'GET, POST, PUT, PATCH, DELETE, OPTIONS');
     }
     next();
   };
+}
+
+function preflight(res: Response, methods: string): void {
+  res.setHeader('Access-Control-Allow-Methods', methods);
+  res.setHeader('Access-Control-Allow-Headers', 'Authorization, Content-Type, If-Match, If-None-Exist, If-None-Match, If-Modified-Since, Prefer, Accept');
+  res.setHeader('Access-Control-Max-Age', '600');
+  res.status(204).end();
 }

@@ -29,14 +29,15 @@ export interface AuthServerConfig {
   isCompartmentType: (type: string) => boolean;
 }
 
+// No encounter context and no styling: this server has no Encounter resources, and no EHR style sheet to offer.
 export const SCOPES_SUPPORTED = [
-  'openid', 'fhirUser', 'launch', 'launch/patient', 'launch/encounter', 'offline_access', 'online_access',
-  'patient/*.rs', 'patient/*.read', 'user/*.rs', 'user/*.cruds', 'user/*.read', 'user/*.write', 'system/*.rs', 'system/*.cruds', 'system/*.read',
+  'openid', 'fhirUser', 'launch', 'launch/patient', 'offline_access', 'online_access',
+  'patient/*.rs', 'patient/*.cruds', 'patient/*.read', 'user/*.rs', 'user/*.cruds', 'user/*.read', 'user/*.write', 'system/*.rs', 'system/*.cruds', 'system/*.read',
 ];
 
 const CAPABILITIES = [
   'launch-ehr', 'launch-standalone', 'client-public', 'client-confidential-symmetric', 'client-confidential-asymmetric',
-  'context-ehr-patient', 'context-ehr-encounter', 'context-standalone-patient', 'context-banner', 'context-style',
+  'context-ehr-patient', 'context-standalone-patient', 'context-banner',
   'permission-patient', 'permission-user', 'permission-offline', 'permission-online', 'permission-v1', 'permission-v2',
   'sso-openid-connect', 'authorize-post',
 ];
@@ -74,7 +75,8 @@ export function createAuthServer(store: FhirStore, config: AuthServerConfig, aud
   /** For the HTTP layer: Bearer token → AccessContext (401 on any flaw), undefined when there is none. */
   async function authenticate(authorization: string | undefined): Promise<AccessContext | undefined> {
     if (!authorization) return undefined;
-    const m = /^Bearer\s+([A-Za-z0-9\-_.]+)$/.exec(authorization.trim());
+    // RFC 7235: the scheme is case-insensitive.
+    const m = /^Bearer\s+([A-Za-z0-9\-_.]+)$/i.exec(authorization.trim());
     if (!m) throw invalidToken('expected a Bearer token');
     let entry = verified.get(m[1]);
     if (entry && entry.exp * 1000 <= Date.now()) {

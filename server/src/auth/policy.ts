@@ -28,11 +28,14 @@ const scopesOf = (ctx: AccessContext): ScopeSet => {
  * CompartmentDefinition); other types (Practitioner, Organization...) are directory data.
  */
 export function createAccessPolicy(isCompartmentType: (type: string) => boolean): AccessPolicy {
-  /** The patient a grant on this type is bound to, or undefined if a user/system scope grants it. */
-  function patientCompartment(ctx: AccessContext, resourceType: string): string | undefined {
+  /**
+   * The patient the grant of this interaction on this type is bound to, or undefined if a user/system scope
+   * grants it. Judged by the grants carrying that permission alone: `patient/*.cruds user/*.rs` may read
+   * anyone's data but write only the patient's.
+   */
+  function patientCompartment(ctx: AccessContext, resourceType: string, interaction: Interaction): string | undefined {
     if (ctx.roles.includes('member') && ctx.patient && isCompartmentType(resourceType)) return `Patient/${ctx.patient}`;
-    const grants = [...scopesOf(ctx).granting(resourceType, 'r'), ...scopesOf(ctx).granting(resourceType, 's')];
-    if (grants.some((g) => g.context !== 'patient')) return undefined;
+    if (scopesOf(ctx).granting(resourceType, PERMISSION[interaction]).some((g) => g.context !== 'patient')) return undefined;
     if (!isCompartmentType(resourceType)) return undefined;
     return ctx.patient ? `Patient/${ctx.patient}` : 'Patient/-none-';
   }
@@ -48,8 +51,8 @@ export function createAccessPolicy(isCompartmentType: (type: string) => boolean)
       throw forbidden(`The token's scopes do not allow ${interaction} on ${resourceType} (needs e.g. user/${resourceType}.${permission})`);
     },
     patientCompartment,
-    mayAccess(ctx, resourceType, compartmentsOf) {
-      const compartment = patientCompartment(ctx, resourceType);
+    mayAccess(ctx, resourceType, interaction, compartmentsOf) {
+      const compartment = patientCompartment(ctx, resourceType, interaction);
       if (!compartment) return true;
       const resourceCompartments = compartmentsOf();
       return resourceCompartments.includes(compartment) || (!isCompartmentType(resourceType) && resourceCompartments.length === 0);

@@ -9,13 +9,13 @@ export type Interaction = 'read' | 'vread' | 'search' | 'history' | 'create' | '
 /** Scope and compartment checks (implemented in auth/accessPolicy.ts, pure). */
 export interface AccessPolicy {
   requireScope(ctx: AccessContext, resourceType: string, interaction: Interaction): void;
-  /** 'Patient/x' when the caller may see resources of this type only in that patient's compartment. */
-  patientCompartment(ctx: AccessContext, resourceType: string): string | undefined;
+  /** 'Patient/x' when the caller may use this interaction on resources of this type only in that patient's compartment. */
+  patientCompartment(ctx: AccessContext, resourceType: string, interaction: Interaction): string | undefined;
   /**
    * Resource-level check after a read or before a write: `compartmentsOf` gives the patients it belongs to,
-   * asked only when the grant is bound to a patient.
+   * asked only when the grant of that interaction is bound to a patient.
    */
-  mayAccess(ctx: AccessContext, resourceType: string, compartmentsOf: () => string[]): boolean;
+  mayAccess(ctx: AccessContext, resourceType: string, interaction: Interaction, compartmentsOf: () => string[]): boolean;
 }
 
 export interface ValidationOptions {

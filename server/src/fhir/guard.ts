@@ -8,15 +8,18 @@ export function requireScope(req: FhirRequest, ctx: FhirContext, resourceType: s
   if (req.auth) ctx.policy.requireScope(req.auth, resourceType, interaction);
 }
 
-/** The compartment a search must be limited to, if any. */
+/** The interaction a resource-level check is judged for: the one routed, a read where none was (a bare operation). */
+const interactionOf = (req: FhirRequest): Interaction => req.interaction ?? 'read';
+
+/** The compartment a search (or the search of a conditional write) must be limited to, if any. */
 export function compartmentOf(req: FhirRequest, ctx: FhirContext, resourceType: string): string | undefined {
-  return req.auth ? ctx.policy.patientCompartment(req.auth, resourceType) : undefined;
+  return req.auth ? ctx.policy.patientCompartment(req.auth, resourceType, interactionOf(req)) : undefined;
 }
 
 export function mayAccess(req: FhirRequest, ctx: FhirContext, resource: Resource): boolean {
   if (!req.auth) return true;
   // Evaluating the compartment's search parameters is skipped for user and system grants, which need no compartment.
-  return ctx.policy.mayAccess(req.auth, resource.resourceType, () => ctx.indexer.patientCompartments(resource));
+  return ctx.policy.mayAccess(req.auth, resource.resourceType, interactionOf(req), () => ctx.indexer.patientCompartments(resource));
 }
 
 export function requireAccess(req: FhirRequest, ctx: FhirContext, resource: Resource): void {

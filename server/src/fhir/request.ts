@@ -1,4 +1,5 @@
 import type { Resource } from 'fhir/r4.js';
+import type { Interaction } from './context.js';
 
 /** Roles of users of this server; a user/ token carries one or more (from the client or user registry). */
 export type UserRole =
@@ -52,6 +53,8 @@ export interface FhirRequest {
   baseUrl: string;
   /** Undefined only when auth is disabled (never in production). */
   auth?: AccessContext;
+  /** The interaction the router matched: the permission whose grants bind resource-level checks to a patient. */
+  interaction?: Interaction;
   /** Set for entries of a batch/transaction Bundle. */
   inBundle?: boolean;
   /** Server-assigned id for a transaction POST entry whose `urn:uuid:` others refer to. */

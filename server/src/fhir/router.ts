@@ -67,7 +67,7 @@ export async function dispatch(req: FhirRequest, ctx: FhirContext): Promise<Fhir
   if (!candidates.length) throw notFound(`No FHIR interaction at /${req.path.join('/').slice(0, 200)}`);
   const route = candidates.find((r) => r.method === method);
   if (!route) throw methodNotAllowed(`${req.method} is not allowed on /${req.path.join('/').slice(0, 200)}`);
-  return route.run(req, ctx, req.path);
+  return route.run(route.interaction === 'batch' || route.interaction === 'capabilities' ? req : { ...req, interaction: route.interaction }, ctx, req.path);
 }
 
 async function runOperation(req: FhirRequest, ctx: FhirContext, at: number): Promise<FhirResponse> {
@@ -83,7 +83,7 @@ async function runOperation(req: FhirRequest, ctx: FhirContext, at: number): Pro
   }
   if (resourceType) requireScope(req, ctx, resourceType, entry.interaction);
   requireValidInput(ctx, req.body);
-  return entry.handler(req, ctx, { resourceType, id: at === 2 ? req.path[1] : undefined });
+  return entry.handler({ ...req, interaction: entry.interaction }, ctx, { resourceType, id: at === 2 ? req.path[1] : undefined });
 }
 
 /**

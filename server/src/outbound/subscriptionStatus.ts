@@ -128,7 +128,7 @@ export function checkSubscriptionAccess(
   const filters = parseFilters(subscription, options.registry, options.baseUrl, options.maxFilters ?? 20);
   const types = filters.length ? [...new Set(filters.map((f) => f.resourceType))] : [...TOPIC_RESOURCE_TYPES];
   for (const type of types) policy.requireScope(auth, type, 'search');
-  const compartment = types.map((t) => policy.patientCompartment(auth, t)).find(Boolean);
+  const compartment = types.map((t) => policy.patientCompartment(auth, t, 'search')).find(Boolean);
   if (compartment) {
     if (!filters.length) throw forbidden(`A token limited to ${compartment} must filter every criteria by that patient`);
     for (const filter of filters) {

@@ -22,8 +22,9 @@ export type SearchClause =
   | { kind: 'lastUpdated'; values: DateCondition[] }
   | { kind: 'number'; param: string; values: NumberCondition[] }
   | { kind: 'compartment'; compartment: string }
-  | { kind: 'chain'; param: string; targetType: string; clause: SearchClause }
-  | { kind: 'reverseChain'; sourceType: string; refParam: string; clause: SearchClause };
+  /** `compartment`: the resources the chain passes through must be in it too (a patient-bound token). */
+  | { kind: 'chain'; param: string; targetType: string; clause: SearchClause; compartment?: string }
+  | { kind: 'reverseChain'; sourceType: string; refParam: string; clause: SearchClause; compartment?: string };
 
 export type Prefix = 'eq' | 'ne' | 'gt' | 'lt' | 'ge' | 'le' | 'sa' | 'eb' | 'ap';
 export interface DateCondition {

@@ -15,9 +15,20 @@ export async function runSearch(req: FhirRequest, ctx: FhirContext, type: string
   return (await ctx.store.search(parsed.query)).resources;
 }
 
+/** A patient-bound token's search: the matches, and the resources its chains and `_has` pass through, stay in the patient's compartment. */
 function restrictToCompartment(req: FhirRequest, ctx: FhirContext, clauses: SearchClause[], type: string): void {
   const compartment = compartmentOf(req, ctx, type);
   if (compartment && (type === 'Patient' || ctx.indexer.compartmentParams(type).length)) clauses.push({ kind: 'compartment', compartment });
+  for (const clause of clauses) restrictChain(req, ctx, clause);
+}
+
+function restrictChain(req: FhirRequest, ctx: FhirContext, clause: SearchClause): void {
+  if (clause.kind !== 'chain' && clause.kind !== 'reverseChain') return;
+  const through = clause.kind === 'chain' ? clause.targetType : clause.sourceType;
+  const compartment = compartmentOf(req, ctx, through);
+  // As for the matches themselves: only types of the patient compartment are held to it, not the directory.
+  if (compartment && (through === 'Patient' || ctx.indexer.compartmentParams(through).length)) clause.compartment = compartment;
+  restrictChain(req, ctx, clause.clause);
 }
 
 export async function searchType(req: FhirRequest, ctx: FhirContext, type: string, params: [string, string][]): Promise<FhirResponse> {

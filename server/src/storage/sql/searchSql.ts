@@ -156,14 +156,17 @@ function clauseSql(clause: SearchClause, alias: string, params: Params): string 
     case 'chain': {
       const t = `${alias}c`;
       const prefix = params.add(`${clause.param}|${clause.targetType}/`);
-      return `${r}.refs && ARRAY(SELECT ${prefix} || ${t}.id FROM ${tableOf(clause.targetType)} ${t} WHERE ${t}.res_type = ${params.add(clause.targetType)} AND NOT ${t}.deleted AND ${clauseOf(clause.targetType)(clause.clause, t, params)})`;
+      return `${r}.refs && ARRAY(SELECT ${prefix} || ${t}.id FROM ${tableOf(clause.targetType)} ${t} WHERE ${t}.res_type = ${params.add(clause.targetType)} AND NOT ${t}.deleted${inCompartment(clause, t, params)} AND ${clauseOf(clause.targetType)(clause.clause, t, params)})`;
     }
     case 'reverseChain': {
       const t = `${alias}h`;
-      return `EXISTS (SELECT 1 FROM ${tableOf(clause.sourceType)} ${t} WHERE ${t}.res_type = ${params.add(clause.sourceType)} AND NOT ${t}.deleted AND ${t}.refs @> ARRAY[${params.add(`${clause.refParam}|`)} || ${r}.res_type || '/' || ${r}.id] AND ${clauseOf(clause.sourceType)(clause.clause, t, params)})`;
+      return `EXISTS (SELECT 1 FROM ${tableOf(clause.sourceType)} ${t} WHERE ${t}.res_type = ${params.add(clause.sourceType)} AND NOT ${t}.deleted${inCompartment(clause, t, params)} AND ${t}.refs @> ARRAY[${params.add(`${clause.refParam}|`)} || ${r}.res_type || '/' || ${r}.id] AND ${clauseOf(clause.sourceType)(clause.clause, t, params)})`;
     }
   }
 }
+
+const inCompartment = (clause: { compartment?: string }, t: string, params: Params) =>
+  clause.compartment ? ` AND ${t}.compartments @> ARRAY[${params.add(clause.compartment)}::text]` : '';
 
 function stringSql(clause: Extract<SearchClause, { kind: 'string' }>, r: string, params: Params): string {
   const tests = clause.values.map((value) => {
