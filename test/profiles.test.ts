@@ -94,3 +94,98 @@ describe('profiles/', () => {
     expect(found).toContain('ServiceRequest.reasonCode');
   });
 });
+
+describe('R4 rules that Medplum lets through', () => {
+  const validator = createResourceValidator();
+  /** The elements named by errors, for a resource as it arrives: JSON.parse keeps `__proto__` as a member. */
+  const refusedAt = (json: string) =>
+    validator
+      .validate(JSON.parse(json) as Resource)
+      .filter((i) => i.severity === 'error')
+      .flatMap((i) => i.expression ?? []);
+  const XHTML = 'http://www.w3.org/1999/xhtml';
+  const patientWith = (div: string) => JSON.stringify({ resourceType: 'Patient', text: { status: 'generated', div } });
+
+  it.each([
+    ['a script', `<div xmlns="${XHTML}"><script>alert(1)</script>x</div>`],
+    ['an event attribute', `<div xmlns="${XHTML}"><img src="#a" onerror="alert(1)"/></div>`],
+    ['onclick', `<div xmlns="${XHTML}"><p onclick="go()">x</p></div>`],
+    ['an iframe', `<div xmlns="${XHTML}"><iframe src="https://example.org"></iframe>x</div>`],
+    ['a form', `<div xmlns="${XHTML}"><form><input name="q"/></form>x</div>`],
+    ['an object', `<div xmlns="${XHTML}"><object data="x.swf"></object>x</div>`],
+    ['an embed', `<div xmlns="${XHTML}"><embed src="x.swf"/>x</div>`],
+    ['a base', `<div xmlns="${XHTML}"><base href="https://example.org/"/>x</div>`],
+    ['a link', `<div xmlns="${XHTML}"><link rel="stylesheet" href="x.css"/>x</div>`],
+    ['a meta', `<div xmlns="${XHTML}"><meta http-equiv="refresh" content="0"/>x</div>`],
+    ['a style element', `<div xmlns="${XHTML}"><style>p { color: red }</style>x</div>`],
+    ['an element of another namespace', `<div xmlns="${XHTML}"><svg xmlns="http://www.w3.org/2000/svg"/>x</div>`],
+    ['an xlink attribute', `<div xmlns="${XHTML}"><a xmlns:xlink="http://www.w3.org/1999/xlink" xlink:href="x">x</a></div>`],
+    ['a javascript: URL', `<div xmlns="${XHTML}"><a href="javascript:alert(1)">x</a></div>`],
+    ['a javascript: URL split by a tab', `<div xmlns="${XHTML}"><a href="java&#9;script:alert(1)">x</a></div>`],
+    ['a CDATA section (read as markup by HTML parsers)', `<div xmlns="${XHTML}"><![CDATA[ a> <img src=x onerror=alert(1)> ]]></div>`],
+    ['plain text', 'Patient John Doe'],
+    ['a div outside the XHTML namespace', '<div>x</div>'],
+    ['a root other than div', `<p xmlns="${XHTML}">x</p>`],
+    ['HTML that is not well-formed XML', `<div xmlns="${XHTML}"><p>x<br></p></div>`],
+    ['no text or image (txt-2)', `<div xmlns="${XHTML}"><p> </p></div>`],
+  ])('refuses narrative XHTML with %s, naming Patient.text.div', (_what, div) => {
+    expect(refusedAt(patientWith(div))).toEqual(['Patient.text.div']);
+  });
+
+  it('checks every Narrative: contained, bundled and in Parameters; and accepts the allowed XHTML', () => {
+    const script = { status: 'generated', div: `<div xmlns="${XHTML}"><script>alert(1)</script>x</div>` };
+    const contained = { resourceType: 'Patient', contained: [{ resourceType: 'Organization', id: 'o', text: script }] };
+    expect(refusedAt(JSON.stringify(contained))).toEqual(['Patient.contained[0].text.div']);
+    expect(refusedAt(JSON.stringify({ resourceType: 'Bundle', type: 'collection', entry: [{ resource: { resourceType: 'Patient', text: script } }] }))).toEqual([
+      'Bundle.entry[0].resource.text.div',
+    ]);
+    expect(refusedAt(JSON.stringify({ resourceType: 'Parameters', parameter: [{ name: 'p', resource: contained }] }))).toEqual(['Parameters.parameter[0].resource.contained[0].text.div']);
+    const allowed = [
+      `<div xmlns="${XHTML}"><p>John <b>Doe</b>, <a href="https://example.org/p">record</a>, <a href="Patient/1">link</a></p></div>`,
+      `<div xmlns="${XHTML}"><img src="#photo" alt=""/></div>`,
+      `<div xmlns="${XHTML}" xml:lang="en"><!-- generated --><table class="grid"><tr><td style="color: red" colspan="2">1 &lt; 2</td></tr></table></div>`,
+    ];
+    for (const div of allowed) expect(refusedAt(patientWith(div)), div).toEqual([]);
+  });
+
+  it.each([
+    ['__proto__', '{"resourceType":"Patient","__proto__":{"bogus":1}}', 'Patient.__proto__'],
+    ['constructor', '{"resourceType":"Patient","constructor":{"prototype":{"x":1}}}', 'Patient.constructor'],
+    ['toString', '{"resourceType":"Patient","toString":"x"}', 'Patient.toString'],
+    ['hasOwnProperty', '{"resourceType":"Patient","hasOwnProperty":true}', 'Patient.hasOwnProperty'],
+    ['a nested __proto__', '{"resourceType":"Condition","subject":{"reference":"Patient/x","__proto__":{"a":1}},"code":{"text":"x"}}', 'Condition.subject.__proto__'],
+    ['resourceType outside a resource', '{"resourceType":"Patient","name":[{"family":"Doe","resourceType":"Patient"}]}', 'Patient.name[0].resourceType'],
+  ])('refuses a member named %s like any unknown element', (_name, json, path) => {
+    expect(refusedAt(json)).toEqual([path]);
+  });
+
+  it.each([
+    ['two types for one choice element', '{"resourceType":"Patient","deceasedBoolean":true,"deceasedDateTime":"2020-01-01"}', 'Patient.deceased[x]'],
+    ['an empty array', '{"resourceType":"Patient","name":[]}', 'Patient.name'],
+    ['an empty string', '{"resourceType":"Patient","name":[{"family":""}]}', 'Patient.name[0].family'],
+    ['an empty object', '{"resourceType":"Patient","maritalStatus":{}}', 'Patient.maritalStatus'],
+    ['an integer beyond 32 bits', '{"resourceType":"Patient","multipleBirthInteger":99999999999}', 'Patient.multipleBirth[x]'],
+    ['an unsignedInt beyond 32 bits', '{"resourceType":"Patient","photo":[{"size":4294967296}]}', 'Patient.photo[0].size'],
+    [
+      'a positiveInt beyond 32 bits',
+      '{"resourceType":"Immunization","status":"completed","vaccineCode":{"text":"x"},"patient":{"reference":"Patient/p"},"occurrenceDateTime":"2020-01-01","protocolApplied":[{"doseNumberPositiveInt":2147483648}]}',
+      'Immunization.protocolApplied[0].doseNumber[x]',
+    ],
+  ])('refuses %s (R4 JSON rules), naming the element', (_what, json, path) => {
+    expect(refusedAt(json)).toEqual([path]);
+  });
+
+  it('reports an empty object once, and accepts primitive extensions, nulls beside them and 32-bit bounds', () => {
+    // Medplum finds the empty object in an array itself, not the single one.
+    expect(refusedAt('{"resourceType":"Patient","name":[{}],"maritalStatus":{}}')).toEqual(['Patient.name[0]', 'Patient.maritalStatus']);
+    const valid = {
+      resourceType: 'Patient',
+      birthDate: '2000-01-01',
+      _birthDate: { extension: [{ url: 'http://example.org/precision', valueCode: 'day' }] },
+      name: [{ given: ['Ann', null], _given: [null, { id: 'g2', extension: [{ url: 'http://example.org/x', valueString: 'y' }] }] }],
+      multipleBirthInteger: 2147483647,
+      extension: [{ url: 'http://example.org/e', valueInteger: -2147483648 }],
+    };
+    expect(refusedAt(JSON.stringify(valid))).toEqual([]);
+  });
+});

@@ -144,7 +144,10 @@ describe.each(STORE_DRIVERS)('second-opinion submission workflow on $name', (dri
   });
 
   it('refuses a Bundle without a ServiceRequest, or with an unknown referenced professional', async () => {
-    expect((await post('ServiceRequest/$submit', { resourceType: 'Bundle', type: 'collection', entry: [] })).status).toBe(400);
+    const onlyPatient = { resourceType: 'Bundle', type: 'collection', entry: [{ resource: { resourceType: 'Patient', name: [{ family: 'Alone' }] } }] };
+    expect((await post('ServiceRequest/$submit', onlyPatient)).status).toBe(400);
+    // An empty array is not R4 JSON at all (json.html): refused as invalid before the operation looks inside.
+    expect((await post('ServiceRequest/$submit', { resourceType: 'Bundle', type: 'collection', entry: [] })).status).toBe(422);
     const unknown = submission('d');
     (unknown.entry![0].resource as ServiceRequest).performer = [{ reference: 'PractitionerRole/nobody' }];
     const res = await post('ServiceRequest/$submit', unknown);

@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import type { Bundle, OperationOutcomeIssue, Resource, StructureDefinition } from 'fhir/r4.js';
 import { PROJECT_ROOT } from '../paths.js';
 import type { ResourceValidator, ValidationOptions } from './context.js';
+import { jsonRuleIssues } from './jsonRules.js';
 
 type MedplumResource = Parameters<typeof validateResource>[0];
 type MedplumBundle = Parameters<typeof indexStructureDefinitionBundle>[0];
@@ -74,6 +75,7 @@ export function createResourceValidator(profiles: StructureDefinition[] = []): R
           issues.push(...outcome.issue.map((i) => ({ ...i, diagnostics: `${profile ? `${profile.name}: ` : ''}${i.diagnostics ?? i.details?.text ?? ''}` })));
         }
       }
+      addUnreported(issues, jsonRuleIssues(resource));
       for (const target of bindingTargets(resource, resource.resourceType)) {
         for (const m of bindingMessages(bindings, target.resource)) {
           if (m.severity !== 'error') continue;
@@ -91,6 +93,12 @@ export function createResourceValidator(profiles: StructureDefinition[] = []): R
       return issues;
     },
   };
+}
+
+/** Adds each finding unless an error already names its element (Medplum finds some empty objects too): one issue per element. */
+function addUnreported(issues: OperationOutcomeIssue[], found: OperationOutcomeIssue[]): void {
+  const reported = new Set(issues.filter((i) => i.severity === 'error').flatMap((i) => i.expression ?? []));
+  for (const issue of found) if (!issue.expression?.some((e) => reported.has(e))) issues.push(issue);
 }
 
 /**

@@ -205,7 +205,7 @@ function param(name: string, use: 'in' | 'out', min: number, max: string, type: 
 }
 
 function operation(id: string, code: string, resource: string[], level: { system: boolean; type: boolean; instance: boolean }, affectsState: boolean, description: string, parameter: OperationDefinitionParameter[]): OperationDefinition {
-  return { resourceType: 'OperationDefinition', id, url: `${CANONICAL_BASE}/OperationDefinition/${id}`, name: id.replace(/-/g, ''), title: `$${code}`, ...META, kind: 'operation', code, description, resource: resource as OperationDefinition['resource'], ...level, affectsState, parameter };
+  return { resourceType: 'OperationDefinition', id, url: `${CANONICAL_BASE}/OperationDefinition/${id}`, name: id.replace(/-/g, ''), title: `$${code}`, ...META, kind: 'operation', code, description, ...(resource.length ? { resource: resource as OperationDefinition['resource'] } : {}), ...level, affectsState, parameter };
 }
 
 function operations(): OperationDefinition[] {
