@@ -72,8 +72,8 @@ function resourceComponent(ctx: FhirContext, type: string): CapabilityStatementR
     conditionalUpdate: !readOnly && !appendOnly,
     conditionalDelete: readOnly || appendOnly ? 'not-supported' : 'single',
     referencePolicy: ['literal', 'logical'],
-    searchInclude: ctx.registry.forType(type).filter((d) => d.type === 'reference').map((d) => `${type}:${d.code}`),
-    searchRevInclude: [],
+    searchInclude: includesOf(ctx, type),
+    searchRevInclude: revIncludesOf(ctx, type),
     searchParam: [
       { name: '_id', type: 'token', definition: 'http://hl7.org/fhir/SearchParameter/Resource-id' },
       { name: '_lastUpdated', type: 'date', definition: 'http://hl7.org/fhir/SearchParameter/Resource-lastUpdated' },
@@ -85,6 +85,28 @@ function resourceComponent(ctx: FhirContext, type: string): CapabilityStatementR
       .filter((o) => o.resourceTypes.includes(type) && !o.levels.includes('system'))
       .map((o) => ({ name: o.name, definition: o.definition })),
   };
+}
+
+/**
+ * `_include` values for a search of `type`: each of its reference parameters, and `*` for all of them
+ * (search/parse.ts parseInclude accepts exactly the registry's reference parameters, and `*`).
+ */
+function includesOf(ctx: FhirContext, type: string): string[] {
+  const codes = ctx.registry.forType(type).filter((d) => d.type === 'reference').map((d) => `${type}:${d.code}`);
+  return codes.length ? [...codes, `${type}:*`] : [];
+}
+
+/**
+ * `_revinclude` values for a search of `type`: the reference parameters of every served type that may
+ * point at it (its targets name it, or name none). The same registry parseInclude checks them against.
+ */
+function revIncludesOf(ctx: FhirContext, type: string): string[] {
+  return RESOURCE_TYPES.flatMap((source) =>
+    ctx.registry
+      .forType(source)
+      .filter((d) => d.type === 'reference' && (d.targets.length === 0 || d.targets.includes(type)))
+      .map((d) => `${source}:${d.code}`),
+  );
 }
 
 function securityComponent(urls: SecurityUrls): NonNullable<CapabilityStatement['rest']>[number]['security'] {

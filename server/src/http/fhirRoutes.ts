@@ -3,6 +3,7 @@ import type { FhirContext } from '../fhir/context.js';
 import { badRequest, FhirError, notAcceptable, normalizeError, payloadTooLarge, unsupportedMediaType } from '../fhir/outcomes.js';
 import type { AccessContext, FhirRequest, FhirResponse, HttpMethod } from '../fhir/request.js';
 import { handleRequest } from '../fhir/router.js';
+import { JSON_PATCH, notAcceptableReason, unsupportedBodyReason } from './mediaTypes.js';
 
 export type Authenticate = (authorization: string | undefined) => Promise<AccessContext | undefined>;
 
@@ -17,7 +18,7 @@ export interface FhirRouterOptions {
   wwwAuthenticate: string;
 }
 
-const JSON_TYPES = ['application/fhir+json', 'application/json', 'application/json-patch+json'];
+const JSON_TYPES = ['application/fhir+json', 'application/json', JSON_PATCH];
 
 /** The only code that knows Express for FHIR: Express request → FhirRequest → Express response. */
 export function fhirRouter(ctx: FhirContext, options: FhirRouterOptions): express.Router {
@@ -44,21 +45,20 @@ export function fhirRouter(ctx: FhirContext, options: FhirRouterOptions): expres
   return router;
 }
 
+/** The one check of what the client asked to receive (406) and what it sent (415): see mediaTypes.ts. */
 function checkFormat(req: Request, _res: Response, next: NextFunction): void {
-  const format = typeof req.query._format === 'string' ? req.query._format : undefined;
-  const accept = req.headers.accept ?? '';
-  const wantsXml = (format && /xml/.test(format)) || (/xml/.test(accept) && !/json|\*\/\*/.test(accept));
-  next(wantsXml ? notAcceptable('This server speaks FHIR JSON only (application/fhir+json)') : undefined);
+  const formats = new URL(req.originalUrl, 'http://localhost').searchParams.getAll('_format');
+  const reason = notAcceptableReason(formats, req.headers.accept);
+  next(reason ? notAcceptable(reason) : undefined);
 }
 
 function checkContentType(req: Request): void {
   if (!['POST', 'PUT', 'PATCH'].includes(req.method)) return;
-  const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+  const type = req.headers['content-type'] ?? '';
   const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
-  if (!type && !hasBody) return;
-  const isSearch = req.path.endsWith('/_search');
-  if (JSON_TYPES.includes(type) || (isSearch && type === 'application/x-www-form-urlencoded')) return;
-  throw unsupportedMediaType(`Content-Type '${type || '(none)'}' is not supported; use application/fhir+json`);
+  if (!type.trim() && !hasBody) return;
+  const reason = unsupportedBodyReason(type, req.method, req.path.endsWith('/_search'));
+  if (reason) throw unsupportedMediaType(reason);
 }
 
 /**

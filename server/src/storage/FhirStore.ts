@@ -71,6 +71,10 @@ export interface HistoryQuery {
   id?: string;
   since?: Date;
   at?: Date;
+  /** Only versions written at or before this instant: pins a paged walk to the versions there were on its first page. */
+  before?: Date;
+  /** Only versions of these types (those the caller's scopes allow); all types when absent. */
+  types?: readonly string[];
   count: number;
   offset: number;
 }
@@ -108,6 +112,7 @@ export interface FhirStore {
   /** Marks deleted (a new version); returns false if there was nothing to delete. */
   delete(resourceType: string, id: string, ifMatch?: string): Promise<boolean>;
   search(query: SearchQuery): Promise<SearchResult>;
+  /** Versions newest first, in one total order (time, version, type, id) so offset pages never overlap. */
   history(query: HistoryQuery): Promise<HistoryEntry[]>;
   /** Runs `fn` atomically; the store passed to `fn` sees its own writes. */
   transaction<T>(fn: (tx: FhirStore) => Promise<T>): Promise<T>;

@@ -1,10 +1,32 @@
-import type { Bundle, BundleEntry } from 'fhir/r4.js';
+import type { Bundle, BundleEntry, BundleLink } from 'fhir/r4.js';
+import type { HistoryEntry, HistoryQuery } from '../../storage/FhirStore.js';
 import type { FhirContext } from '../context.js';
 import { compartmentOf, mayAccess, requireAccess, requireScope } from '../guard.js';
 import { badRequest } from '../outcomes.js';
 import type { FhirRequest, FhirResponse } from '../request.js';
+import { RESOURCE_TYPES } from '../resourceTypes.js';
 import { DEFAULT_COUNT, MAX_COUNT } from '../search/parse.js';
 import { dateRange } from '../search/dates.js';
+
+/**
+ * Pins a walk through history to the versions there were on its first page. History is newest first
+ * and paged by offset, and every request appends an AuditEvent (and others write meanwhile): without
+ * the pin each new version shifts the next page by one, repeating what the last page showed. The first
+ * page reads everything and pins its links to the newest version it found (at or before it); later pages
+ * count offsets in that same list. Not an R4 parameter (R4 leaves history paging to the server).
+ */
+const PIN = '_before';
+/** Versions read per query when some of them may be filtered out (a patient-bound token). */
+const FILTERED_BATCH = 200;
+
+interface HistoryPaging {
+  count: number;
+  offset: number;
+  since?: Date;
+  at?: Date;
+  /** The pin a link carried; none on a first page. */
+  before?: Date;
+}
 
 /** Instance, type and system history (3.1.0.11), newest first, with paging. */
 export async function history(req: FhirRequest, ctx: FhirContext, type?: string, id?: string): Promise<FhirResponse> {
@@ -16,41 +38,104 @@ export async function history(req: FhirRequest, ctx: FhirContext, type?: string,
     if (!last) throw err;
     return last;
   }));
-  const params = new Map(req.query);
-  const count = Math.min(Number(params.get('_count') ?? DEFAULT_COUNT), MAX_COUNT);
-  const offset = Number(params.get('_offset') ?? 0);
-  if (!Number.isInteger(count) || count < 0 || !Number.isInteger(offset) || offset < 0) throw badRequest('_count and _offset must be non-negative integers');
-  const since = params.get('_since') ? parseInstant('_since', params.get('_since')!) : undefined;
-  const at = params.get('_at') ? parseInstant('_at', params.get('_at')!) : undefined;
-  const versions = await ctx.store.history({ resourceType: type, id, since, at, count: count + 1, offset });
-  const visible = versions.slice(0, count).filter((v) => {
-    if (!v.resource) return !compartmentOf(req, ctx, v.resourceType) && (!req.auth || allowed(req, ctx, v.resourceType));
-    return allowed(req, ctx, v.resourceType) && mayAccess(req, ctx, v.resource);
-  });
-  const path = [type, id, '_history'].filter(Boolean).join('/');
-  const link = [{ relation: 'self', url: `${req.baseUrl}/${path}?_count=${count}&_offset=${offset}` }];
-  if (versions.length > count) link.push({ relation: 'next', url: `${req.baseUrl}/${path}?_count=${count}&_offset=${offset + count}` });
+  const requestedAt = new Date();
+  const paging = parsePaging(req.query);
+  const types = type ? undefined : allowedTypes(req, ctx);
+  // Under a patient compartment versions are left out one by one, so offsets no longer count pages of `_count`.
+  const query = { resourceType: type, id, since: paging.since, at: paging.at, before: paging.before, types };
+  const oneByOne = (type ? [type] : (types ?? [])).some((t) => compartmentOf(req, ctx, t) !== undefined);
+  const page = paging.count === 0 ? { versions: [] } : await visiblePage(req, ctx, query, paging, oneByOne);
+  // A first page pins its links to the newest version there was (the first row read, newest first).
+  const pin = paging.before ?? (paging.offset === 0 && page.newest ? new Date(page.newest) : requestedAt);
   const bundle: Bundle = {
     resourceType: 'Bundle',
     type: 'history',
     timestamp: new Date().toISOString(),
-    link,
-    entry: visible.map((v): BundleEntry => ({
-      fullUrl: `${req.baseUrl}/${v.resourceType}/${v.id}`,
-      resource: v.resource,
-      request: {
-        method: v.deleted ? 'DELETE' : v.created ? 'POST' : 'PUT',
-        url: v.created && !v.deleted ? v.resourceType : `${v.resourceType}/${v.id}`,
-      },
-      response: {
-        status: v.deleted ? '204' : v.created ? '201' : '200',
-        etag: `W/"${v.versionId}"`,
-        lastModified: v.lastUpdated,
-      },
-    })),
+    link: historyLinks(req, [type, id, '_history'].filter(Boolean).join('/'), { ...paging, before: pin }, page.next, !oneByOne),
+    entry: page.versions.map((v) => historyEntry(req.baseUrl, v)),
   };
-  if (type && id) bundle.total = undefined;
   return { status: 200, body: bundle };
+}
+
+function parsePaging(query: [string, string][]): HistoryPaging {
+  const params = new Map(query);
+  const count = Math.min(Number(params.get('_count') ?? DEFAULT_COUNT), MAX_COUNT);
+  const offset = Number(params.get('_offset') ?? 0);
+  if (!Number.isInteger(count) || count < 0 || !Number.isInteger(offset) || offset < 0) throw badRequest('_count and _offset must be non-negative integers');
+  const instant = (name: string) => (params.get(name) ? parseInstant(name, params.get(name)!) : undefined);
+  return { count, offset, since: instant('_since'), at: instant('_at'), before: instant(PIN) };
+}
+
+/**
+ * The page's versions the caller may see and, when more follow, the offset of the next one. Versions of
+ * types the caller's scopes refuse are left out by the query; those outside a patient-bound token's
+ * compartment are left out here, reading on until the page is full or history ends, so a page is never
+ * empty while more follow and a `next` link always leads to at least one version.
+ */
+async function visiblePage(
+  req: FhirRequest,
+  ctx: FhirContext,
+  query: Omit<HistoryQuery, 'count' | 'offset'>,
+  paging: HistoryPaging,
+  oneByOne: boolean,
+): Promise<{ versions: HistoryEntry[]; next?: number; newest?: string }> {
+  const versions: HistoryEntry[] = [];
+  let newest: string | undefined;
+  const batch = oneByOne ? Math.max(paging.count + 1, FILTERED_BATCH) : paging.count + 1;
+  for (let offset = paging.offset; ; offset += batch) {
+    const rows = await ctx.store.history({ ...query, count: batch, offset });
+    newest ??= rows[0]?.lastUpdated;
+    for (const [i, version] of rows.entries()) {
+      if (!visible(req, ctx, version)) continue;
+      if (versions.length === paging.count) return { versions, next: offset + i, newest };
+      versions.push(version);
+    }
+    if (rows.length < batch) return { versions, newest };
+  }
+}
+
+function visible(req: FhirRequest, ctx: FhirContext, v: HistoryEntry): boolean {
+  if (!v.resource) return !compartmentOf(req, ctx, v.resourceType) && (!req.auth || allowed(req, ctx, v.resourceType));
+  return allowed(req, ctx, v.resourceType) && mayAccess(req, ctx, v.resource);
+}
+
+/** The types a system history may show the caller (all of them without auth). */
+function allowedTypes(req: FhirRequest, ctx: FhirContext): string[] | undefined {
+  return req.auth ? RESOURCE_TYPES.filter((t) => allowed(req, ctx, t)) : undefined;
+}
+
+/**
+ * Self is the request as made; the others repeat its parameters (`_since`, `_at`...) with their own
+ * `_offset` and the pin (R4 http.html#paging). A previous page is linked only where offsets count
+ * visible versions: under a compartment filter where it starts is not known without reading back.
+ */
+function historyLinks(req: FhirRequest, path: string, paging: HistoryPaging & { before: Date }, next: number | undefined, countsVisible: boolean): BundleLink[] {
+  const url = (params: [string, string][]) => (params.length ? `${req.baseUrl}/${path}?${new URLSearchParams(params).toString()}` : `${req.baseUrl}/${path}`);
+  const kept = req.query.filter(([k]) => k !== '_count' && k !== '_offset' && k !== PIN);
+  const page = (offset: number) => url([...kept, ['_count', String(paging.count)], ['_offset', String(offset)], [PIN, paging.before.toISOString()]]);
+  const links: BundleLink[] = [{ relation: 'self', url: url(req.query) }];
+  if (paging.offset > 0) {
+    links.push({ relation: 'first', url: page(0) });
+    if (countsVisible) links.push({ relation: 'previous', url: page(Math.max(0, paging.offset - paging.count)) });
+  }
+  if (next !== undefined) links.push({ relation: 'next', url: page(next) });
+  return links;
+}
+
+function historyEntry(baseUrl: string, v: HistoryEntry): BundleEntry {
+  return {
+    fullUrl: `${baseUrl}/${v.resourceType}/${v.id}`,
+    resource: v.resource,
+    request: {
+      method: v.deleted ? 'DELETE' : v.created ? 'POST' : 'PUT',
+      url: v.created && !v.deleted ? v.resourceType : `${v.resourceType}/${v.id}`,
+    },
+    response: {
+      status: v.deleted ? '204' : v.created ? '201' : '200',
+      etag: `W/"${v.versionId}"`,
+      lastModified: v.lastUpdated,
+    },
+  };
 }
 
 function allowed(req: FhirRequest, ctx: FhirContext, type: string): boolean {

@@ -60,20 +60,27 @@ function entry(baseUrl: string, resource: Resource, mode: 'match' | 'include'): 
   return { fullUrl: `${baseUrl}/${resource.resourceType}/${resource.id}`, resource, search: { mode } };
 }
 
+/**
+ * The self link is the search as understood (R4 http.html#paging); the others page through it. `_summary=count`
+ * and `_count=0` return no page of entries, so there is nothing to page through.
+ */
 function pageLinks(baseUrl: string, type: string, search: SearchRequest, hasMore: boolean): BundleLink[] {
-  const base = search.used.filter(([k]) => k !== '_offset' && k !== '_count');
-  const url = (offset: number) => {
-    const params = new URLSearchParams([...base, ['_count', String(search.query.count)], ['_offset', String(offset)]]);
-    return `${baseUrl}/${type}?${params.toString()}`;
-  };
+  const links: BundleLink[] = [{ relation: 'self', url: searchUrl(baseUrl, type, search.used) }];
   const { offset, count } = search.query;
-  const links: BundleLink[] = [{ relation: 'self', url: url(offset) }];
+  if (search.summary === 'count' || count === 0) return links;
+  const base = search.used.filter(([k]) => k !== '_offset' && k !== '_count');
+  const url = (at: number) => searchUrl(baseUrl, type, [...base, ['_count', String(count)], ['_offset', String(at)]]);
   if (offset > 0) {
     links.push({ relation: 'first', url: url(0) });
     links.push({ relation: 'previous', url: url(Math.max(0, offset - count)) });
   }
   if (hasMore) links.push({ relation: 'next', url: url(offset + count) });
   return links;
+}
+
+function searchUrl(baseUrl: string, type: string, params: [string, string][]): string {
+  const query = new URLSearchParams(params).toString();
+  return query ? `${baseUrl}/${type}?${query}` : `${baseUrl}/${type}`;
 }
 
 /** `_include` and `_revinclude` (with `:iterate`), filtered by the caller's scopes and compartment. */

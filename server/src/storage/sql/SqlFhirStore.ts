@@ -497,7 +497,8 @@ export class SqlFhirStore implements FhirStore {
     const hasMore = rows.length > query.count;
     const contents = rows.slice(0, query.count).map((row) => String(row.content));
     let total: number | undefined;
-    if (query.total) {
+    // `_count=0` asks for the number of matches alone (R4 search.html#count), as `_summary=count` does.
+    if (query.total || query.count === 0) {
       const countParams = new Params();
       const counted = await this.conn.query(`SELECT count(*)::int AS n FROM ${tableOf(query.resourceType)} r WHERE ${buildWhere(query, countParams)}`, countParams.values);
       total = Number(counted.rows[0]?.n ?? 0);
@@ -521,21 +522,10 @@ export class SqlFhirStore implements FhirStore {
 
   async history(query: HistoryQuery): Promise<HistoryEntry[]> {
     const params = new Params();
-    const conditions: string[] = [];
-    if (query.resourceType) conditions.push(`res_type = ${params.add(query.resourceType)}`);
-    if (query.id) conditions.push(`id = ${params.add(query.id)}`);
-    if (query.since) conditions.push(`last_updated >= ${params.add(query.since.toISOString())}::timestamptz`);
-    if (query.at) conditions.push(`last_updated <= ${params.add(query.at.toISOString())}::timestamptz`);
-    const where = conditions.length ? `WHERE ${conditions.join(' AND ')}` : '';
-    // An AuditEvent's one version is its row in the audit table.
-    const auditVersions = `SELECT res_type, id, 1 AS version_id, last_updated, deleted, content FROM audit_events`;
-    const versions =
-      query.resourceType === AUDIT_EVENT ? `(${auditVersions}) v`
-      : query.resourceType ? 'resource_history'
-      : `(SELECT res_type, id, version_id, last_updated, deleted, content FROM resource_history UNION ALL ${auditVersions}) v`;
+    const where = historyConditions(query, params);
     const { rows } = await this.conn.query(
-      `SELECT res_type, id, version_id, last_updated, deleted, content::text AS content FROM ${versions} ${where}
-       ORDER BY last_updated DESC, version_id DESC LIMIT ${params.add(query.count)} OFFSET ${params.add(query.offset)}`,
+      `SELECT res_type, id, version_id, last_updated, deleted, content::text AS content FROM ${historySource(query)} ${where}
+       ORDER BY last_updated DESC, version_id DESC, res_type DESC, id DESC LIMIT ${params.add(query.count)} OFFSET ${params.add(query.offset)}`,
       params.values,
     );
     return rows.map((row) => ({
@@ -643,6 +633,29 @@ export class SqlFhirStore implements FhirStore {
   async close(): Promise<void> {
     await this.conn.close();
   }
+}
+
+/** The WHERE clause of a history query: which resource, which types, which time window. */
+function historyConditions(query: HistoryQuery, params: Params): string {
+  const conditions: string[] = [];
+  if (query.resourceType) conditions.push(`res_type = ${params.add(query.resourceType)}`);
+  else if (query.types) conditions.push(`res_type = ANY(${params.add([...query.types])}::text[])`);
+  if (query.id) conditions.push(`id = ${params.add(query.id)}`);
+  if (query.since) conditions.push(`last_updated >= ${params.add(query.since.toISOString())}::timestamptz`);
+  if (query.at) conditions.push(`last_updated <= ${params.add(query.at.toISOString())}::timestamptz`);
+  if (query.before) conditions.push(`last_updated <= ${params.add(query.before.toISOString())}::timestamptz`);
+  return conditions.length ? `WHERE ${conditions.join(' AND ')}` : '';
+}
+
+/**
+ * The versions a history query reads: an AuditEvent's one version is its row in the audit table,
+ * which a system history leaves out when the caller may not see AuditEvents (it holds most rows).
+ */
+function historySource(query: HistoryQuery): string {
+  const auditVersions = `SELECT res_type, id, 1 AS version_id, last_updated, deleted, content FROM audit_events`;
+  if (query.resourceType === AUDIT_EVENT) return `(${auditVersions}) v`;
+  if (query.resourceType || (query.types && !query.types.includes(AUDIT_EVENT))) return 'resource_history';
+  return `(SELECT res_type, id, version_id, last_updated, deleted, content FROM resource_history UNION ALL ${auditVersions}) v`;
 }
 
 /** Content is selected as text: parsing it here is several times cheaper than the drivers' json decoding. */
