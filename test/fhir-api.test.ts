@@ -1,4 +1,5 @@
 import { Client } from 'fhir-kit-client';
+import { connect } from 'node:net';
 import pg from 'pg';
 import type { Bundle, BundleEntry, OperationOutcome, Patient, Task } from 'fhir/r4.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -306,6 +307,11 @@ describe.each(STORE_DRIVERS)('FHIR REST API on $name', (driver) => {
       const strict = await raw(`${server.fhirBase}/Task?bogus=1`, { headers: { Prefer: 'handling=strict' } });
       expect(strict.status).toBe(400);
       expect(strict.body.resourceType).toBe('OperationOutcome');
+      // Contained resources are not searched: _contained=true is reported as not applied, never silently dropped.
+      const contained = await raw(`${server.fhirBase}/Task?patient=${patientId}&_contained=true`);
+      expect(contained.body.entry.find((e: { search?: { mode: string } }) => e.search?.mode === 'outcome').resource.issue[0].diagnostics).toContain('_contained');
+      expect((await raw(`${server.fhirBase}/Task?_contained=both`, { headers: { Prefer: 'handling=strict' } })).status).toBe(400);
+      expect((await raw(`${server.fhirBase}/Task?_contained=false`, { headers: { Prefer: 'handling=strict' } })).status).toBe(200);
     });
 
     it('refuses bad values with 400: impossible dates, bad modifiers, bad _count', async () => {
@@ -400,7 +406,7 @@ describe.each(STORE_DRIVERS)('FHIR REST API on $name', (driver) => {
       expect(paths.filter((p) => p.startsWith('Task.'))).toEqual([]);
       const repeated = tasks(4).map((e) => ({ ...e, fullUrl: 'urn:uuid:55555555-5555-4555-8555-555555555555', resource: { ...(e.resource as Task), for: { reference: memberRef } } }));
       const conflict = await failure(client.transaction({ body: { resourceType: 'Bundle', type: 'transaction', entry: repeated } as never }));
-      expect(conflict.status).toBe(409);
+      expect(conflict.status).toBe(400);
       expect(await count()).toBe(12);
     });
 
@@ -441,6 +447,20 @@ describe.each(STORE_DRIVERS)('FHIR REST API on $name', (driver) => {
       const res = await raw(`${server.fhirBase}/${path}`, init);
       expect(res.status).toBe(status);
       expect(res.body?.resourceType).toBe('OperationOutcome');
+    });
+
+    it('a request the HTTP parser refuses (a raw non-ASCII byte in the URL) is a 400 OperationOutcome too', async () => {
+      const { port } = new URL(server.fhirBase);
+      const answer = await new Promise<string>((resolve, reject) => {
+        const socket = connect(Number(port), '127.0.0.1', () => socket.write(Buffer.concat([Buffer.from('GET /fhir/Patient?family=garc'), Buffer.from([0xc3, 0xad]), Buffer.from('a HTTP/1.1\r\nHost: x\r\n\r\n')])));
+        let text = '';
+        socket.on('data', (d) => (text += d.toString()));
+        socket.on('end', () => resolve(text));
+        socket.on('error', reject);
+      });
+      expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+      expect(answer).toContain('application/fhir+json');
+      expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)).resourceType).toBe('OperationOutcome');
     });
 
     it.each([

@@ -23,7 +23,7 @@ function subscription(endpoint: string, filters: string[], content: 'empty' | 'i
     status: 'requested',
     reason: 'Second-opinion case updates',
     criteria: TOPIC,
-    _criteria: { extension: filters.map((valueString) => ({ url: `${BACKPORT}/backport-filter-criteria`, valueString })) },
+    _criteria: filters.length ? { extension: filters.map((valueString) => ({ url: `${BACKPORT}/backport-filter-criteria`, valueString })) } : undefined,
     channel: {
       type: 'rest-hook',
       endpoint,

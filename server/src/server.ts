@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { Resource, StructureDefinition } from 'fhir/r4.js';
 import type { AddressInfo } from 'node:net';
 import type express from 'express';
@@ -67,6 +68,7 @@ export async function startServer(
   const registry = SearchParamRegistry.withStandard(ourSearchParameters(conformance));
   const server = createServer();
   server.keepAliveTimeout = 5000;
+  server.on('clientError', answerUnparsable);
   // Listening comes first: with PORT=0 the URLs are known only then, and until the app is ready it
   // says so. A listening socket also keeps the event loop alive while the database opens: with nothing
   // alive, Node waits at each idle turn for every background task, and after PGlite's first statements
@@ -176,4 +178,22 @@ function answerStarting(_req: IncomingMessage, res: ServerResponse): void {
   const error = serviceUnavailable('The server is starting; retry shortly', 1);
   res.writeHead(error.status, { 'Content-Type': 'application/fhir+json', ...error.headers });
   res.end(JSON.stringify(error.outcome));
+}
+
+/**
+ * A request Node's HTTP parser refuses (a raw non-ASCII byte in the URL, headers too large) never reaches
+ * Express: it is answered here, as every error is, with an OperationOutcome.
+ */
+function answerUnparsable(err: Error & { code?: string }, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+  const body = JSON.stringify({
+    resourceType: 'OperationOutcome',
+    issue: [{ severity: 'error', code: tooLarge ? 'too-long' : 'structure', diagnostics: tooLarge ? 'The request headers are too large' : 'The HTTP request could not be parsed (a URL must percent-encode non-ASCII characters)' }],
+  });
+  const status = tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request';
+  socket.end(`HTTP/1.1 ${status}\r\nContent-Type: application/fhir+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
 }

@@ -1,56 +1,113 @@
 import { randomUUID } from 'node:crypto';
-import type { Bundle, BundleEntry, OperationOutcome, Resource } from 'fhir/r4.js';
+import type { Binary, Bundle, BundleEntry, OperationOutcome, Resource } from 'fhir/r4.js';
+import { z } from 'zod';
 import type { FhirContext } from '../context.js';
-import { badRequest, FhirError, normalizeError, preconditionFailed } from '../outcomes.js';
-import type { FhirRequest, FhirResponse, HttpMethod } from '../request.js';
+import { badRequest, FhirError, issuesOutcome, normalizeError, outcome, preconditionFailed, unsupportedMediaType } from '../outcomes.js';
+import type { FhirRequest, FhirResponse } from '../request.js';
 import { collectReferences, rewriteReferences } from '../references.js';
-import { rebase } from '../resourceValidator.js';
+import { isResource, rebase } from '../resourceValidator.js';
 import { isSupportedType } from '../resourceTypes.js';
 import { runSearch } from './search.js';
 
 export type Dispatch = (req: FhirRequest, ctx: FhirContext) => Promise<FhirResponse>;
 
-/** A Bundle entry and its place in the Bundle. */
-type Ordered = { entry: BundleEntry; index: number };
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
+type Method = (typeof METHODS)[number];
 
-const METHOD_ORDER: Record<string, number> = { DELETE: 0, POST: 1, PUT: 2, PATCH: 3, GET: 4, HEAD: 4 };
+/** The order a transaction runs its entries in (3.1.0.11.2): deletes, creates, updates, reads. */
+const METHOD_ORDER: Record<Method, number> = { DELETE: 0, POST: 1, PUT: 2, PATCH: 3, GET: 4, HEAD: 4 };
+
+/** What a batch or transaction Bundle is before any entry runs; each entry is then checked on its own (`checkEntry`). */
+const BundleShape = z.object(
+  {
+    resourceType: z.literal('Bundle', { error: 'POST to the base needs a Bundle' }),
+    type: z.enum(['batch', 'transaction'], { error: (issue) => `Bundle.type must be batch or transaction, not '${String(issue.input)}'` }),
+    entry: z.array(z.looseObject({}, { error: 'A Bundle entry must be an object' })).optional(),
+  },
+  { error: 'POST to the base needs a Bundle' },
+);
+
+const optionalString = z.string().optional();
+
+/** A Bundle entry the server can run: a request with a method and url, string headers, a resource if any. */
+const EntryShape = z.object({
+  fullUrl: optionalString,
+  resource: z.custom<Resource>(isResource, { error: 'must be a resource (an object with a resourceType)' }).optional(),
+  request: z.object({
+    method: z.enum(METHODS),
+    url: z.string().min(1),
+    ifMatch: optionalString,
+    ifNoneMatch: optionalString,
+    ifNoneExist: optionalString,
+    ifModifiedSince: optionalString,
+  }),
+});
+type Entry = z.infer<typeof EntryShape>;
+
+/** An entry and its place in the Bundle. */
+type Ordered = { entry: Entry; index: number };
 
 /**
  * POST [base] with a batch or transaction Bundle (3.1.0.11). Batch entries are independent requests,
- * each answered and audited on its own (`handleEntry`); a transaction is one request, audited once.
+ * each answered and audited on its own (`handleEntry`), a malformed one too; a transaction is one
+ * request, audited once, and refused whole if any entry is malformed.
  */
 export async function processBundle(req: FhirRequest, ctx: FhirContext, dispatch: Dispatch, handleEntry: Dispatch): Promise<FhirResponse> {
-  const bundle = req.body as Bundle | undefined;
-  if (!bundle || bundle.resourceType !== 'Bundle') throw badRequest('POST to the base needs a Bundle', 'resourceType');
-  if (bundle.type !== 'batch' && bundle.type !== 'transaction') throw badRequest(`Bundle.type must be batch or transaction, not '${String(bundle.type)}'`, 'Bundle.type');
+  const bundle = checkBundle(req.body, ctx.limits.maxBundleEntries);
   const entries = bundle.entry ?? [];
-  if (entries.length > ctx.limits.maxBundleEntries) throw badRequest(`A Bundle may hold at most ${ctx.limits.maxBundleEntries} entries`);
-  entries.forEach((e, i) => checkEntry(e, i));
   if (bundle.type === 'batch') return { status: 200, body: await batch(req, ctx, entries, handleEntry) };
-  return { status: 200, body: await ctx.store.transaction((store) => transaction(req, { ...ctx, store }, entries, dispatch)) };
+  const checked = entries.map((entry, index) => checkEntry(entry, index));
+  return { status: 200, body: await ctx.store.transaction((store) => transaction(req, { ...ctx, store }, checked, dispatch)) };
 }
 
-function checkEntry(entry: BundleEntry, index: number): void {
-  const method = entry.request?.method;
-  if (!method || !entry.request?.url) throw badRequest(`Bundle.entry[${index}].request needs method and url`, `Bundle.entry[${index}].request`);
-  if (!(method in METHOD_ORDER)) throw badRequest(`Unsupported method '${method}' in Bundle.entry[${index}]`, `Bundle.entry[${index}].request.method`);
-  if ((method === 'POST' || method === 'PUT') && !entry.resource) throw badRequest(`Bundle.entry[${index}] needs a resource for ${method}`, `Bundle.entry[${index}].resource`);
+function checkBundle(body: unknown, maxEntries: number): z.infer<typeof BundleShape> {
+  const parsed = BundleShape.safeParse(body);
+  if (!parsed.success) throw shapeError(parsed.error, []);
+  if ((parsed.data.entry?.length ?? 0) > maxEntries) throw badRequest(`A Bundle may hold at most ${maxEntries} entries`, 'Bundle.entry');
+  return parsed.data;
 }
 
-async function batch(req: FhirRequest, ctx: FhirContext, entries: BundleEntry[], handleEntry: Dispatch): Promise<Bundle> {
-  const responses: BundleEntry[] = [];
-  for (const entry of entries) {
-    let entryReq: FhirRequest;
-    try {
-      entryReq = entryRequest(req, entry);
-    } catch (err) {
-      const error = normalizeError(err);
-      responses.push({ response: { status: String(error.status), outcome: error.outcome } });
-      continue;
-    }
-    responses.push(responseEntry(await handleEntry(entryReq, ctx)));
+function checkEntry(raw: unknown, index: number): Entry {
+  const parsed = EntryShape.safeParse(raw);
+  if (!parsed.success) throw shapeError(parsed.error, ['entry', index]);
+  const { method } = parsed.data.request;
+  if ((method === 'POST' || method === 'PUT' || method === 'PATCH') && !parsed.data.resource) {
+    throw badRequest(`Bundle.entry[${index}] needs a resource for ${method}`, `Bundle.entry[${index}].resource`);
   }
+  return parsed.data;
+}
+
+/** Every problem zod found, each at its path in the Bundle (`Bundle.entry[0].request.url`). */
+function shapeError(error: z.ZodError, at: PropertyKey[]): FhirError {
+  return new FhirError(
+    400,
+    issuesOutcome(
+      error.issues.map((issue) => {
+        const path = bundlePath([...at, ...issue.path]);
+        return { severity: 'error', code: 'invalid', diagnostics: `${path}: ${issue.message}`, expression: [path] };
+      }),
+    ),
+  );
+}
+
+const bundlePath = (path: PropertyKey[]): string => path.reduce<string>((at, key) => (typeof key === 'number' ? `${at}[${key}]` : `${at}.${String(key)}`), 'Bundle');
+
+async function batch(req: FhirRequest, ctx: FhirContext, entries: unknown[], handleEntry: Dispatch): Promise<Bundle> {
+  const responses: BundleEntry[] = [];
+  for (const [index, entry] of entries.entries()) responses.push(await batchEntry(req, ctx, entry, index, handleEntry));
   return { resourceType: 'Bundle', type: 'batch-response', entry: responses };
+}
+
+/** One batch entry: a malformed one is answered in its own response entry, as a failed request would be. */
+async function batchEntry(req: FhirRequest, ctx: FhirContext, raw: unknown, index: number, handleEntry: Dispatch): Promise<BundleEntry> {
+  let entryReq: FhirRequest;
+  try {
+    entryReq = entryRequest(req, checkEntry(raw, index));
+  } catch (err) {
+    const error = normalizeError(err);
+    return { response: { status: String(error.status), outcome: error.outcome } };
+  }
+  return responseEntry(req.baseUrl, await handleEntry(entryReq, ctx));
 }
 
 /**
@@ -58,21 +115,22 @@ async function batch(req: FhirRequest, ctx: FhirContext, entries: BundleEntry[],
  * `urn:uuid:` fullUrls are given server ids first, and references to them rewritten, so entries
  * may refer to each other in any order.
  */
-async function transaction(req: FhirRequest, ctx: FhirContext, entries: BundleEntry[], dispatch: Dispatch): Promise<Bundle> {
+async function transaction(req: FhirRequest, ctx: FhirContext, entries: Entry[], dispatch: Dispatch): Promise<Bundle> {
   const ids = new Map<string, string>();
   const order = entries
     .map((entry, index) => ({ entry, index }))
-    .sort((a, b) => METHOD_ORDER[a.entry.request!.method] - METHOD_ORDER[b.entry.request!.method] || conditionalFirst(a.entry, b.entry));
+    .sort((a, b) => METHOD_ORDER[a.entry.request.method] - METHOD_ORDER[b.entry.request.method] || conditionalFirst(a.entry, b.entry));
   for (const { entry } of order) assignId(entry, ids);
+  refuseOverlaps(req.baseUrl, entries, ids);
   const responses: BundleEntry[] = new Array(entries.length);
   const run = async ({ entry, index }: Ordered) => {
     try {
       const resolved = await resolveReferences(req, ctx, entry, ids);
       const response = await dispatch({ ...entryRequest(req, resolved), presetId: presetIdOf(resolved, ids) }, ctx);
-      if (entry.fullUrl && response.body && entry.request!.method === 'POST') {
+      if (entry.fullUrl && response.body && entry.request.method === 'POST') {
         ids.set(entry.fullUrl, `${response.body.resourceType}/${response.body.id}`);
       }
-      responses[index] = responseEntry(response);
+      responses[index] = responseEntry(req.baseUrl, response);
     } catch (err) {
       const error = normalizeError(err);
       throw new FhirError(error.status, prefixOutcome(error.outcome, index, entry.resource), error.headers);
@@ -85,6 +143,51 @@ async function transaction(req: FhirRequest, ctx: FhirContext, entries: BundleEn
     if (failure) throw failure.reason;
   }
   return { resourceType: 'Bundle', type: 'transaction-response', entry: responses };
+}
+
+/**
+ * "If any resource identities (including resolved identities from conditional update/delete) overlap in
+ * steps 1-3, then the transaction SHALL fail" (R4 http.html#trules), and fullUrls are unique (bdl-7).
+ * An entry's identities: its fullUrl, and what its delete, create or update targets (conditional criteria
+ * compared as written, in a canonical order, not resolved against what is stored).
+ */
+function refuseOverlaps(baseUrl: string, entries: Entry[], ids: Map<string, string>): void {
+  const seen = new Map<string, number>();
+  entries.forEach((entry, index) => {
+    for (const identity of new Set(identitiesOf(baseUrl, entry, ids))) {
+      const first = seen.get(identity);
+      if (first !== undefined) throw overlap(first, index, identity);
+      seen.set(identity, index);
+    }
+  });
+}
+
+function identitiesOf(baseUrl: string, entry: Entry, ids: Map<string, string>): string[] {
+  const identities = entry.fullUrl ? [relativeTo(baseUrl, entry.fullUrl)] : [];
+  const { method, ifNoneExist } = entry.request;
+  const url = relativeTo(baseUrl, targetUrl(entry, ids));
+  if (method === 'PUT' || method === 'PATCH' || method === 'DELETE') identities.push(canonicalTarget(url));
+  else if (method === 'POST' && ifNoneExist) identities.push(canonicalTarget(`${url}?${ifNoneExist}`));
+  return identities;
+}
+
+const relativeTo = (baseUrl: string, url: string): string => (url.startsWith(`${baseUrl}/`) ? url.slice(baseUrl.length + 1) : url).replace(/^\//, '');
+
+/** `Patient?b=2&a=1` and `Patient?a=1&b=%32` name the same criteria. */
+function canonicalTarget(url: string): string {
+  const [path, query] = url.split('?', 2);
+  if (query === undefined) return path;
+  const params = new URLSearchParams(query);
+  params.sort();
+  return `${path}?${params.toString()}`;
+}
+
+function overlap(first: number, second: number, identity: string): FhirError {
+  const entries = [`Bundle.entry[${first}]`, `Bundle.entry[${second}]`];
+  return new FhirError(
+    400,
+    outcome('error', 'invalid', `${entries.join(' and ')} both name ${identity}: a transaction may not name a resource twice (R4 http.html#trules, bdl-7)`, entries),
+  );
 }
 
 /** Consecutive plain creates form one group; every other entry is a group of its own. */
@@ -104,31 +207,37 @@ function groupPlainCreates(order: Ordered[], ctx: FhirContext): Ordered[][] {
  * A POST to a bare resource type with no If-None-Exist, no create interceptor and no conditional
  * reference: it neither searches nor depends on what the entries beside it write.
  */
-function isPlainCreate(entry: BundleEntry, ctx: FhirContext): boolean {
-  const { method, url, ifNoneExist } = entry.request!;
+function isPlainCreate({ request, resource }: Entry, ctx: FhirContext): boolean {
+  const { method, url, ifNoneExist } = request;
   if (method !== 'POST' || ifNoneExist || !isSupportedType(url) || ctx.createInterceptors?.[url]) return false;
-  return !collectReferences(entry.resource!).some((ref) => CONDITIONAL_REFERENCE.test(ref));
+  return !collectReferences(resource).some((ref) => CONDITIONAL_REFERENCE.test(ref));
 }
 
 const CONDITIONAL_REFERENCE = /^[A-Z][A-Za-z]+\?/;
 
-const conditionalFirst = (a: BundleEntry, b: BundleEntry) => Number(!a.request?.ifNoneExist) - Number(!b.request?.ifNoneExist);
+const conditionalFirst = (a: Entry, b: Entry) => Number(!a.request.ifNoneExist) - Number(!b.request.ifNoneExist);
 
-function assignId(entry: BundleEntry, ids: Map<string, string>): void {
-  const { fullUrl, resource, request } = entry;
+function assignId({ fullUrl, resource, request }: Entry, ids: Map<string, string>): void {
   if (!fullUrl || !resource) return;
-  if (request!.method === 'POST') ids.set(fullUrl, `${resource.resourceType}/${randomUUID()}`);
-  else if (request!.method === 'PUT' && /^[A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64}$/.test(request!.url)) ids.set(fullUrl, request!.url);
+  if (request.method === 'POST') ids.set(fullUrl, `${resource.resourceType}/${randomUUID()}`);
+  else if (request.method === 'PUT' && /^[A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64}$/.test(request.url)) ids.set(fullUrl, request.url);
 }
 
-function presetIdOf(entry: BundleEntry, ids: Map<string, string>): string | undefined {
-  if (entry.request!.method !== 'POST' || !entry.fullUrl) return undefined;
+function presetIdOf(entry: Entry, ids: Map<string, string>): string | undefined {
+  if (entry.request.method !== 'POST' || !entry.fullUrl) return undefined;
   return ids.get(entry.fullUrl)?.split('/')[1];
 }
 
-/** Rewrites `urn:uuid:` and conditional (`Type?query`) references inside the entry's resource. */
-async function resolveReferences(req: FhirRequest, ctx: FhirContext, entry: BundleEntry, ids: Map<string, string>): Promise<BundleEntry> {
-  if (!entry.resource) return { ...entry, request: { ...entry.request!, url: ids.get(entry.request!.url) ?? entry.request!.url } };
+/** The url an entry acts on: a `urn:uuid:` the Bundle gave an id resolves to it (a DELETE, GET or PATCH of an entry's resource). */
+function targetUrl({ request, resource }: Entry, ids: Map<string, string>): string {
+  const bodyless = !resource || request.method === 'PATCH';
+  return (bodyless && ids.get(request.url)) || request.url;
+}
+
+/** Rewrites the request url, and `urn:uuid:` and conditional (`Type?query`) references inside the entry's resource. */
+async function resolveReferences(req: FhirRequest, ctx: FhirContext, entry: Entry, ids: Map<string, string>): Promise<Entry> {
+  const request = { ...entry.request, url: targetUrl(entry, ids) };
+  if (!entry.resource || request.method === 'PATCH') return { ...entry, request };
   const conditional = new Map<string, string>();
   for (const ref of collectReferences(entry.resource)) {
     if (!CONDITIONAL_REFERENCE.test(ref) || conditional.has(ref)) continue;
@@ -146,25 +255,25 @@ async function resolveReferences(req: FhirRequest, ctx: FhirContext, entry: Bund
     }
     return conditional.get(ref);
   });
-  return { ...entry, resource };
+  return { ...entry, request, resource };
 }
 
-function entryRequest(req: FhirRequest, entry: BundleEntry): FhirRequest {
-  const request = entry.request!;
+function entryRequest(req: FhirRequest, entry: Entry): FhirRequest {
+  const { request } = entry;
   const url = request.url.startsWith(req.baseUrl) ? request.url.slice(req.baseUrl.length) : request.url;
   const [path, query = ''] = url.replace(/^\//, '').split('?', 2);
   return {
-    method: request.method as HttpMethod,
-    path: path.split('/').filter(Boolean).map(decodeURIComponent),
+    method: request.method,
+    path: path.split('/').filter(Boolean).map(decodeSegment),
     query: [...new URLSearchParams(query).entries()],
-    body: entry.resource,
+    body: request.method === 'PATCH' ? jsonPatchOf(entry.resource) : entry.resource,
     headers: {
       ifMatch: request.ifMatch,
       ifNoneExist: request.ifNoneExist,
       ifNoneMatch: request.ifNoneMatch,
       ifModifiedSince: request.ifModifiedSince,
       prefer: req.headers.prefer,
-      contentType: request.method === 'PATCH' ? 'application/json-patch+json' : 'application/fhir+json',
+      contentType: request.method === 'PATCH' ? JSON_PATCH : 'application/fhir+json',
     },
     baseUrl: req.baseUrl,
     auth: req.auth,
@@ -172,22 +281,57 @@ function entryRequest(req: FhirRequest, entry: BundleEntry): FhirRequest {
   };
 }
 
-function responseEntry(response: FhirResponse): BundleEntry {
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw badRequest('Malformed URL encoding in Bundle.entry.request.url', 'Bundle.entry.request.url');
+  }
+}
+
+const JSON_PATCH = 'application/json-patch+json';
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/**
+ * PATCH in a Bundle (R4 http.html#patch): the entry's resource is a Binary whose contentType is
+ * application/json-patch+json and whose data is the JSON Patch, base64-encoded. Paths name the
+ * Binary, which a transaction rebases to its entry.
+ */
+function jsonPatchOf(resource: Resource | undefined): unknown {
+  if (!isBinary(resource)) throw badRequest('PATCH in a Bundle takes a Binary resource holding a JSON Patch', resource?.resourceType ?? 'resource');
+  const contentType = resource.contentType?.split(';')[0].trim().toLowerCase();
+  if (contentType !== JSON_PATCH) throw unsupportedMediaType(`A PATCH Binary must have contentType ${JSON_PATCH}, not '${resource.contentType ?? ''}'`);
+  const data = resource.data?.replace(/\s+/g, '') ?? '';
+  if (!BASE64.test(data)) throw badRequest('Binary.data must hold the JSON Patch, base64-encoded', 'Binary.data');
+  try {
+    return JSON.parse(Buffer.from(data, 'base64').toString('utf8'));
+  } catch {
+    throw badRequest('Binary.data does not decode to JSON', 'Binary.data');
+  }
+}
+
+const isBinary = (resource: Resource | undefined): resource is Binary => resource?.resourceType === 'Binary';
+
+/** A response entry: fullUrl absolute as in a searchset, lastModified to the millisecond where the resource says it. */
+function responseEntry(baseUrl: string, response: FhirResponse): BundleEntry {
   const headers = response.headers ?? {};
   const entry: BundleEntry = {
-    response: {
-      status: String(response.status),
-      location: headers.Location,
-      etag: headers.ETag,
-      lastModified: headers['Last-Modified'] ? new Date(headers['Last-Modified']).toISOString() : undefined,
-    },
+    response: { status: String(response.status), location: headers.Location, etag: headers.ETag, lastModified: lastModifiedOf(response) },
   };
   if (response.body?.resourceType === 'OperationOutcome' && response.status >= 400) entry.response!.outcome = response.body;
   else if (response.body) {
     entry.resource = response.body;
-    if (response.body.id) entry.fullUrl = `${response.body.resourceType}/${response.body.id}`;
+    if (response.body.id) entry.fullUrl = `${baseUrl}/${response.body.resourceType}/${response.body.id}`;
   }
   return entry;
+}
+
+/** meta.lastUpdated keeps the milliseconds the Last-Modified header (an HTTP-date) drops; the header is the fallback (Prefer: return=minimal). */
+function lastModifiedOf({ body, headers }: FhirResponse): string | undefined {
+  const lastUpdated = body?.meta?.lastUpdated;
+  if (lastUpdated) return lastUpdated;
+  const header = headers?.['Last-Modified'];
+  return header ? new Date(header).toISOString() : undefined;
 }
 
 /** An entry's failure as the transaction's: its issues name the entry, and paths in its resource become paths in the Bundle. */

@@ -4,27 +4,58 @@ import type { FhirContext, ValidationOptions } from '../context.js';
 import { requireAccess, requireScope } from '../guard.js';
 import { badRequest, FhirError, issuesOutcome, methodNotAllowed, notFound, preconditionFailed, unprocessableIssues } from '../outcomes.js';
 import type { FhirRequest, FhirResponse } from '../request.js';
-import { ID_RE, versionHeaders, writeResponse } from '../responses.js';
+import { ID_RE, preferStrict, shapeResource, versionHeaders, writeResponse } from '../responses.js';
 import { appendOnlyRefusal, isAppendOnlyType, isReadOnlyType } from '../resourceTypes.js';
+import { parseSearch } from '../search/parse.js';
 import { runSearch } from './search.js';
 
 export async function readResource(req: FhirRequest, ctx: FhirContext, type: string, id: string): Promise<FhirResponse> {
   requireScope(req, ctx, type, 'read');
+  const shape = readShape(req, ctx, type);
   const resource = await ctx.store.read(type, checkId(id));
   requireAccess(req, ctx, resource);
-  if (req.headers.ifNoneMatch && req.headers.ifNoneMatch === versionHeaders(resource).ETag) return { status: 304, headers: versionHeaders(resource) };
-  if (req.headers.ifModifiedSince && resource.meta?.lastUpdated) {
-    const since = Date.parse(req.headers.ifModifiedSince);
-    if (!Number.isNaN(since) && Date.parse(resource.meta.lastUpdated) <= since + 999) return { status: 304, headers: versionHeaders(resource) };
-  }
-  return { status: 200, body: resource, headers: versionHeaders(resource) };
+  return notModified(req, resource) ?? { status: 200, body: shape(resource), headers: versionHeaders(resource) };
 }
 
 export async function vreadResource(req: FhirRequest, ctx: FhirContext, type: string, id: string, vid: string): Promise<FhirResponse> {
   requireScope(req, ctx, type, 'vread');
+  const shape = readShape(req, ctx, type);
   const resource = await ctx.store.vread(type, checkId(id), vid);
   requireAccess(req, ctx, resource);
-  return { status: 200, body: resource, headers: versionHeaders(resource) };
+  return notModified(req, resource) ?? { status: 200, body: shape(resource), headers: versionHeaders(resource) };
+}
+
+/** What a read may be asked besides the resource: its shape; `_format` and `_pretty` reach here only from Bundle entries. */
+const READ_PARAMS = new Set(['_summary', '_elements', '_format', '_pretty']);
+
+/**
+ * `_summary` and `_elements` on a read (3.1.1.5.7-8), parsed and applied as a search parses and applies
+ * them (SUBSETTED tag included); `_summary=count` counts search matches, so a read refuses it. Other
+ * parameters are ignored, as a lenient search ignores them, and refused under `Prefer: handling=strict`.
+ */
+function readShape(req: FhirRequest, ctx: FhirContext, type: string): (resource: Resource) => Resource {
+  const unknown = req.query.find(([name]) => !READ_PARAMS.has(name));
+  if (unknown && preferStrict(req)) throw badRequest(`Unknown parameter '${unknown[0].slice(0, 64)}' on a read`, unknown[0].slice(0, 64));
+  const shaping = req.query.filter(([name]) => name === '_summary' || name === '_elements');
+  const { summary, elements } = parseSearch(type, shaping, ctx.registry, { strict: true, baseUrl: req.baseUrl });
+  if (summary === 'count') throw badRequest('_summary=count applies to searches, not to a read', '_summary');
+  return (resource) => shapeResource(resource, summary, elements);
+}
+
+/**
+ * A conditional read (RFC 7232 §3.2-3.3, §6): If-None-Match decides when sent (any of its tags, weakly
+ * compared, or `*`, matching answers 304); If-Modified-Since is consulted only without it.
+ */
+function notModified(req: FhirRequest, resource: Resource): FhirResponse | undefined {
+  const { ifNoneMatch, ifModifiedSince } = req.headers;
+  const unchanged = ifNoneMatch ? tagsMatch(entityTags(ifNoneMatch, 'If-None-Match'), resource.meta?.versionId) : unmodifiedSince(ifModifiedSince, resource);
+  return unchanged ? { status: 304, headers: versionHeaders(resource) } : undefined;
+}
+
+/** HTTP-dates have whole seconds, meta.lastUpdated milliseconds: a change within the second named is no change. */
+function unmodifiedSince(ifModifiedSince: string | undefined, resource: Resource): boolean {
+  const since = ifModifiedSince ? Date.parse(ifModifiedSince) : Number.NaN;
+  return !Number.isNaN(since) && resource.meta?.lastUpdated !== undefined && Date.parse(resource.meta.lastUpdated) <= since + 999;
 }
 
 export async function createResource(req: FhirRequest, ctx: FhirContext, type: string, presetId?: string): Promise<FhirResponse> {
@@ -71,7 +102,7 @@ export async function updateResource(req: FhirRequest, ctx: FhirContext, type: s
     if (existing) requireAccess(req, ctx, existing);
     const resource = prepare(ctx, body);
     requireAccess(req, ctx, resource);
-    const { resource: stored, created } = await store.update(resource, ifMatchVersion(req));
+    const { resource: stored, created } = await store.update(resource, expectedVersion(req, existing, `${type}/${id}`));
     return writeResponse(req, stored, created ? 201 : 200);
   });
 }
@@ -91,7 +122,7 @@ export async function conditionalUpdate(req: FhirRequest, ctx: FhirContext, type
     if (target) requireAccess(req, ctx, target);
     const resource = prepare(ctx, { ...body, id: target?.id ?? body.id } as Resource);
     requireAccess(req, ctx, resource);
-    const { resource: stored, created } = await store.update(resource, ifMatchVersion(req));
+    const { resource: stored, created } = await store.update(resource, expectedVersion(req, target, `the ${type} matched`));
     return writeResponse(req, stored, created ? 201 : 200);
   });
 }
@@ -104,10 +135,7 @@ export async function patchResource(req: FhirRequest, ctx: FhirContext, type: st
   return ctx.store.transaction(async (store) => {
     const current = await store.read(type, id);
     requireAccess(req, ctx, current);
-    const expected = ifMatchVersion(req);
-    if (expected !== undefined && current.meta?.versionId !== expected) {
-      throw preconditionFailed(`Version ${expected} of ${type}/${id} is not the current version (current: ${current.meta?.versionId})`);
-    }
+    expectedVersion(req, current, `${type}/${id}`);
     let patched: Resource;
     try {
       patched = jsonpatch.applyPatch(structuredClone(current), ops, true, false).newDocument;
@@ -133,7 +161,7 @@ export async function deleteResource(req: FhirRequest, ctx: FhirContext, type: s
   return ctx.store.transaction(async (store) => {
     const existing = await store.find(type, id);
     if (existing) requireAccess(req, ctx, existing);
-    const deleted = await store.delete(type, id, ifMatchVersion(req));
+    const deleted = await store.delete(type, id, expectedVersion(req, existing, `${type}/${id}`));
     if (!deleted && !existing) {
       // Deleting what is already deleted succeeds (idempotent); what never existed is 404.
       const history = await store.history({ resourceType: type, id, count: 1, offset: 0 });
@@ -170,13 +198,46 @@ function parsePatch(req: FhirRequest): Operation[] {
   return ops as Operation[];
 }
 
-/** `If-Match: W/"3"` → '3'. */
+/**
+ * An If-Match or If-None-Match value (RFC 7232 §3.1-3.2): `*`, or the versions its entity-tags name. Tags
+ * compare weakly (`"3"` and `W/"3"` both name version 3), and an unquoted `3` is taken as clients send it.
+ */
+function entityTags(raw: string, header: string): '*' | string[] {
+  if (raw.trim() === '*') return '*';
+  const tags = raw.split(',').map((tag) => tag.trim()).filter(Boolean);
+  const versions = tags.flatMap((tag) => ENTITY_TAG.exec(tag)?.[1] ?? []);
+  if (!tags.length || versions.length !== tags.length) throw badRequest(`Invalid ${header} header '${raw.slice(0, 100)}'`);
+  return versions;
+}
+
+const ENTITY_TAG = /^(?:W\/)?"?([^",\s]+)"?$/;
+
+/** `*` matches any current representation; a list, any version it names. */
+const tagsMatch = (tags: '*' | string[], version: string | undefined): boolean => tags === '*' || (version !== undefined && tags.includes(version));
+
+/**
+ * If-Match on a write (RFC 7232 §3.1): undefined without it; else the current version it matched, which
+ * the store checks again as it writes (a concurrent write in between is a 412 too). Where nothing exists,
+ * nothing matches, `*` included: 412.
+ */
+function expectedVersion(req: FhirRequest, current: Resource | undefined, what: string): string | undefined {
+  const raw = req.headers.ifMatch;
+  if (raw === undefined) return undefined;
+  const tags = entityTags(raw, 'If-Match');
+  if (!current) throw preconditionFailed(`If-Match ${raw.slice(0, 100)}: ${what} does not exist`);
+  const version = current.meta?.versionId;
+  if (!tagsMatch(tags, version)) throw preconditionFailed(`If-Match ${raw.slice(0, 100)} does not name the current version of ${what} (${version})`);
+  return version;
+}
+
+/** `If-Match: W/"3"` → '3', for an operation that checks one version itself; `*` asks for none to be checked. */
 export function ifMatchVersion(req: FhirRequest): string | undefined {
   const raw = req.headers.ifMatch;
   if (raw === undefined) return undefined;
-  const m = /^(?:W\/)?"?([^"]+)"?$/.exec(raw.trim());
-  if (!m) throw badRequest(`Invalid If-Match header '${raw}'`);
-  return m[1];
+  const tags = entityTags(raw, 'If-Match');
+  if (tags === '*') return undefined;
+  if (tags.length > 1) throw badRequest('If-Match names one version here', 'If-Match');
+  return tags[0];
 }
 
 function refuseReadOnly(type: string): void {

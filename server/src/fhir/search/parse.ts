@@ -44,6 +44,12 @@ export function parseSearch(
     ignored: [],
   };
   for (const [rawKey, value] of params) {
+    if (rawKey === '_contained' && value !== 'false') {
+      // Contained resources are not searched: an answer without them would pass for one.
+      if (options.strict) throw badRequest(`_contained=${value.slice(0, 20)} is not supported: contained resources are not searched`, rawKey);
+      request.ignored.push(rawKey);
+      continue;
+    }
     if (RESULT_PARAMS.has(rawKey) || rawKey.startsWith('_include:') || rawKey.startsWith('_revinclude:')) {
       applyResultParam(request, rawKey, value, registry);
       request.used.push([rawKey, value]);
@@ -90,7 +96,7 @@ function applyResultParam(request: SearchRequest, key: string, value: string, re
       (key.startsWith('_include') ? request.includes : request.revIncludes).push(parseInclude(key, value, registry));
       return;
     default:
-      return; // _format, _pretty, _contained: accepted, no effect on matching
+      return; // _format, _pretty, _contained=false, _containedType: accepted, no effect on matching
   }
 }
 
