@@ -6,12 +6,14 @@ import { seedDemoData } from '../server/src/demo/seed.js';
 import { readConformanceResources } from '../server/src/fhir/conformance.js';
 import { createResourceValidator } from '../server/src/fhir/resourceValidator.js';
 import { eligibilityCheckOperation, submitOnCreate, submitOperation } from '../server/src/fhir/operations/submit.js';
-import { CODE_SYSTEMS, EXTENSIONS, IDENTIFIER_SYSTEMS } from '../server/src/fhir/systems.js';
+import { CODE_SYSTEMS, EXTENSIONS, IDENTIFIER_SYSTEMS, PROFILES } from '../server/src/fhir/systems.js';
 import type { RunningServer } from '../server/src/server.js';
 import { decideWithPlanRules } from '../server/src/workflow/decide.js';
+import { type DemoServer, startDemoServer } from './helpers/demoServer.js';
 import { raw } from './helpers/fhir.js';
 import { STORE_DRIVERS } from './helpers/stores.js';
 import { startFhirOnlyServer } from './helpers/testServer.js';
+import { tokenFor } from './helpers/tokens.js';
 
 let seq = 0;
 /** A request by the member's PCP about the care of their treating specialist. */
@@ -146,5 +148,115 @@ describe.each(STORE_DRIVERS)('second-opinion API with the plan rules on $name', 
   it('a request found by chained search on the member identifier', async () => {
     const found = (await client.search({ resourceType: 'ServiceRequest', searchParams: { 'subject:Patient.identifier': `${IDENTIFIER_SYSTEMS.planMemberId}|HPSJ-100201` } })) as unknown as Bundle;
     expect(found.entry?.length).toBeGreaterThanOrEqual(2);
+  });
+});
+
+/** What a $submit may reference and reveal, judged for the caller's token (probe F6, F12, F13), on the server as `npm start` runs it. */
+describe('second-opinion submission: references and what errors reveal, per token', () => {
+  let server: DemoServer;
+  let memberToken: string;
+  let pcpToken: string;
+  let systemToken: string;
+  beforeAll(async () => {
+    server = await startDemoServer();
+    memberToken = tokenFor(server, { scope: 'launch/patient patient/*.cruds', patient: 'member-hpsj-1', fhirUser: 'Patient/member-hpsj-1', roles: ['member'] });
+    pcpToken = tokenFor(server, { scope: 'user/*.cruds', fhirUser: 'Practitioner/hpsj-pcp-1', roles: ['treating-provider'] });
+    systemToken = tokenFor(server, { scope: 'system/*.rs' });
+  });
+  afterAll(async () => server?.close());
+
+  const post = (path: string, token: string, json: unknown) => raw(`${server.fhirBase}/${path}`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, json });
+  const storedCount = async () => Promise.all(['ServiceRequest', 'Task', 'CoverageEligibilityResponse', 'DocumentReference'].map(async (type) => (await raw(`${server.fhirBase}/${type}?_summary=count`, { headers: { authorization: `Bearer ${systemToken}` } })).body.total as number));
+  /** member-hpsj-1 asking for themselves, with their own Coverage. */
+  const ownRequest = (change: Partial<ServiceRequest> = {}): ServiceRequest => ({
+    ...(request('hpsj', 'member-hpsj-1', { specialty: CARDIOLOGY, careQuestioned: 'PractitionerRole/role-hpsj-card-1', requester: 'Patient/member-hpsj-1' }).entry![0].resource as ServiceRequest),
+    ...change,
+  });
+  const bundleOf = (sr: ServiceRequest, ...more: Resource[]): Bundle => ({ resourceType: 'Bundle', type: 'collection', entry: [{ resource: sr }, ...more.map((resource, i) => ({ fullUrl: `urn:uuid:entry-${i}`, resource }))] });
+  /** Each way into the intake: $submit, the dry run, and a plain POST of the profiled request. */
+  const allPaths = (token: string, sr: ServiceRequest) => Promise.all([
+    post('ServiceRequest/$submit', token, bundleOf(sr)),
+    post('CoverageEligibilityRequest/$submit', token, bundleOf(sr)),
+    post('ServiceRequest', token, { ...sr, meta: { profile: [PROFILES.serviceRequest] } }),
+  ]);
+
+  it('F6: a member may not name another member\'s Condition as supportingInfo or reasonReference: 403 naming the element, nothing stored', async () => {
+    const before = await storedCount();
+    for (const [element, sr] of [
+      ['ServiceRequest.supportingInfo[0]', ownRequest({ supportingInfo: [{ reference: 'Condition/condition-member-phc-1' }] })],
+      ['ServiceRequest.reasonReference[0]', ownRequest({ reasonReference: [{ reference: 'Condition/condition-member-bsp-2' }] })],
+      ['ServiceRequest.extension[0].valueReference', ownRequest({ extension: [{ url: EXTENSIONS.careQuestioned, valueReference: { reference: 'Condition/condition-member-bsp-2' } }] })],
+    ] as const) {
+      for (const res of await allPaths(memberToken, sr)) {
+        expect(res.status, element).toBe(403);
+        expect(res.body.issue[0].expression, element).toEqual([element]);
+        expect(res.body.issue[0].diagnostics, element).toMatch(/does not exist or is outside the patient compartment/);
+        expect(JSON.stringify(res.body)).not.toMatch(/neoplasm|arteriosclerosis/i);
+      }
+    }
+    expect(await storedCount()).toEqual(before);
+  });
+
+  it('F6: a member submitting for themselves with their own Condition and Coverage is still accepted', async () => {
+    const res = await post('ServiceRequest/$submit', memberToken, bundleOf(ownRequest({ supportingInfo: [{ reference: 'Condition/condition-member-hpsj-1' }], reasonReference: [{ reference: 'Condition/condition-member-hpsj-1' }] })));
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+  });
+
+  it('F6: a treating provider may not attach another patient\'s record to a request: 422 naming the element, nothing stored; their own patient\'s is accepted', async () => {
+    const before = await storedCount();
+    const forHpsj1 = (change: Partial<ServiceRequest>): ServiceRequest => ({ ...(request('hpsj', 'member-hpsj-1', { specialty: CARDIOLOGY, careQuestioned: 'PractitionerRole/role-hpsj-card-1' }).entry![0].resource as ServiceRequest), ...change });
+    for (const [element, sr] of [
+      ['ServiceRequest.supportingInfo[0]', forHpsj1({ supportingInfo: [{ reference: 'Condition/condition-member-phc-1' }] })],
+      ['ServiceRequest.reasonReference[0]', forHpsj1({ reasonReference: [{ reference: 'Condition/condition-member-bsp-2' }] })],
+      ['ServiceRequest.insurance[0]', forHpsj1({ insurance: [{ reference: 'Coverage/coverage-member-hpsj-2' }] })],
+      ['ServiceRequest.requester', forHpsj1({ requester: { reference: 'RelatedPerson/rep-member-hpsj-1' }, subject: { reference: 'Patient/member-hpsj-2' }, insurance: [{ reference: 'Coverage/coverage-member-hpsj-2' }] })],
+    ] as const) {
+      for (const res of await allPaths(pcpToken, sr)) {
+        expect(res.status, element).toBe(422);
+        expect(res.body.issue[0].expression, element).toEqual([element]);
+      }
+    }
+    expect(await storedCount()).toEqual(before);
+    expect((await post('ServiceRequest/$submit', pcpToken, bundleOf(forHpsj1({ supportingInfo: [{ reference: 'Condition/condition-member-hpsj-1' }] })))).status).toBe(201);
+  });
+
+  it('F12: a member cannot map a CIN to a Patient id or confirm a birth date: the same answer as for an unknown CIN', async () => {
+    const withPatient = (birthDate: string, cin: string) => {
+      const sr = ownRequest({ subject: { reference: 'urn:uuid:entry-0' } });
+      return bundleOf(sr, { resourceType: 'Patient', identifier: [{ system: IDENTIFIER_SYSTEMS.mediCalCin, value: cin }], birthDate } as Resource);
+    };
+    const answers = [];
+    for (const bundle of [withPatient('1970-01-01', '91000935A'), withPatient('1961-08-08', '91000935A'), withPatient('1961-08-08', '99999999Z')]) {
+      for (const path of ['CoverageEligibilityRequest/$submit', 'ServiceRequest/$submit']) {
+        const res = await post(path, memberToken, bundle);
+        answers.push({ status: res.status, body: res.body });
+      }
+    }
+    expect(answers[0].status).toBe(403);
+    for (const answer of answers) expect(answer).toEqual(answers[0]);
+    expect(JSON.stringify(answers)).not.toMatch(/member-bsp-1|1961|birth/);
+  });
+
+  it('F12: another member\'s resource and one that does not exist get the same answer through any reference', async () => {
+    for (const [existing, missing, change] of [
+      ['Patient/member-bsp-1', 'Patient/no-such-member', (ref: string) => ({ requester: { reference: ref } })],
+      ['Condition/condition-member-bsp-1', 'Condition/no-such-condition', (ref: string) => ({ supportingInfo: [{ reference: ref }] })],
+      ['Condition/condition-member-bsp-1', 'Condition/no-such-condition', (ref: string) => ({ reasonReference: [{ reference: ref }] })],
+      ['Patient/member-bsp-1', 'Patient/no-such-member', (ref: string) => ({ subject: { reference: ref } })],
+    ] as const) {
+      const [a, b] = await Promise.all([existing, missing].map((ref) => post('ServiceRequest/$submit', memberToken, bundleOf(ownRequest(change(ref))))));
+      expect(a.status, existing).toBe(403);
+      expect(b.status, missing).toBe(a.status);
+      expect(JSON.stringify(b.body).replaceAll(missing, 'X')).toBe(JSON.stringify(a.body).replaceAll(existing, 'X'));
+    }
+  });
+
+  it('F13: a member resubmitting another member\'s request identifier gets a 409 that says nothing of whose it is', async () => {
+    const pcpCase = request('hpsj', 'member-hpsj-2', { specialty: CARDIOLOGY, careQuestioned: 'PractitionerRole/role-hpsj-ortho-1' });
+    expect((await post('ServiceRequest/$submit', pcpToken, pcpCase)).status).toBe(201);
+    const identifier = (pcpCase.entry![0].resource as ServiceRequest).identifier;
+    const res = await post('ServiceRequest/$submit', memberToken, bundleOf(ownRequest({ identifier })));
+    expect(res.status).toBe(409);
+    expect(res.body.issue[0].diagnostics).not.toMatch(/member|subject|Patient/);
   });
 });

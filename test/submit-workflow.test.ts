@@ -1,4 +1,4 @@
-import type { Bundle, Coverage, CoverageEligibilityResponse, Patient, Practitioner, ServiceRequest, Task } from 'fhir/r4.js';
+import type { Bundle, Coverage, CoverageEligibilityResponse, Patient, Practitioner, RelatedPerson, ServiceRequest, Task } from 'fhir/r4.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eligibilityCheckOperation, submitOnCreate, submitOperation } from '../server/src/fhir/operations/submit.js';
 import { CODE_SYSTEMS, IDENTIFIER_SYSTEMS, PROFILES } from '../server/src/fhir/systems.js';
@@ -110,6 +110,93 @@ describe.each(STORE_DRIVERS)('second-opinion submission workflow on $name', (dri
     expect(again.status).toBe(200);
     expect(again.body.entry.map((e: { resource: { id: string } }) => e.resource.id)).toEqual(first.body.entry.map((e: { resource: { id: string } }) => e.resource.id));
     expect(await Promise.all(['ServiceRequest', 'Task', 'Patient', 'Coverage'].map(count))).toEqual(before);
+  });
+
+  it('F13: a known identifier resubmitted for another member, requester, coverage or performer is a 409 and stores nothing; unchanged it is idempotent', async () => {
+    const first = await post('ServiceRequest/$submit', submission('k', { performer: true }));
+    expect(first.status).toBe(201);
+    const stored = first.body.entry[0].resource as ServiceRequest;
+    const other = await post('ServiceRequest/$submit', submission('k-other'));
+    const otherSr = other.body.entry[0].resource as ServiceRequest;
+    const resubmit = (change: Partial<ServiceRequest>): Bundle => {
+      const bundle = submission('k', { performer: true });
+      Object.assign(bundle.entry![0].resource as ServiceRequest, change);
+      return bundle;
+    };
+    const types = ['ServiceRequest', 'Task', 'Patient', 'Coverage'];
+    const before = await Promise.all(types.map(count));
+    const cases: [string, Partial<ServiceRequest>][] = [
+      ['ServiceRequest.subject', { subject: otherSr.subject }],
+      ['ServiceRequest.requester', { requester: { reference: 'Organization/plan-test' } }],
+      ['ServiceRequest.insurance', { insurance: otherSr.insurance }],
+      ['ServiceRequest.performer', { performer: [{ reference: 'Organization/plan-test' }] }],
+    ];
+    for (const [element, change] of cases) {
+      const res = await post('ServiceRequest/$submit', resubmit(change));
+      expect(res.status, element).toBe(409);
+      expect(res.body.issue[0].diagnostics, element).toContain(element);
+    }
+    expect(await Promise.all(types.map(count))).toEqual(before);
+    const again = await post('ServiceRequest/$submit', resubmit({}));
+    expect(again.status).toBe(200);
+    expect(again.body.entry[0].resource.id).toBe(stored.id);
+  });
+
+  it('F13: a requester new in the Bundle (a RelatedPerson) resubmitted unchanged returns the case; changed, it is a 409', async () => {
+    const withRepresentative = (name: string): Bundle => {
+      const bundle = submission('rep');
+      (bundle.entry![0].resource as ServiceRequest).requester = { reference: 'urn:uuid:rep' };
+      bundle.entry!.push({ fullUrl: 'urn:uuid:rep', resource: { resourceType: 'RelatedPerson', patient: { reference: 'urn:uuid:patient' }, name: [{ family: name }] } as RelatedPerson });
+      return bundle;
+    };
+    const first = await post('ServiceRequest/$submit', withRepresentative('Garcia'));
+    expect(first.status).toBe(201);
+    const again = await post('ServiceRequest/$submit', withRepresentative('Garcia'));
+    expect(again.status).toBe(200);
+    expect(again.body.entry[3].resource.id).toBe(first.body.entry[3].resource.id);
+    expect((await post('ServiceRequest/$submit', withRepresentative('Someone else'))).status).toBe(409);
+  });
+
+  it('F13: only the second-opinion request identifier makes a resubmission idempotent, not any identifier with a system', async () => {
+    const withEhrOrderNumber = (tag: string): Bundle => {
+      const bundle = submission(tag);
+      (bundle.entry![0].resource as ServiceRequest).identifier = [{ system: 'urn:oid:1.2.3.4.5.ehr-order', value: 'order-1' }];
+      return bundle;
+    };
+    const a = await post('ServiceRequest/$submit', withEhrOrderNumber('ehr-a'));
+    const b = await post('ServiceRequest/$submit', withEhrOrderNumber('ehr-b'));
+    expect([a.status, b.status]).toEqual([201, 201]);
+    expect(b.body.entry[0].resource.id).not.toBe(a.body.entry[0].resource.id);
+    expect(b.body.entry[0].resource.subject.reference).not.toBe(a.body.entry[0].resource.subject.reference);
+  });
+
+  it('F6: a request may not bring another patient\'s record: 422 naming the element, for supportingInfo, reasonReference, any other reference and new entries; nothing stored', async () => {
+    const victim = (await post('ServiceRequest/$submit', submission('victim'))).body.entry[0].resource as ServiceRequest;
+    const condition = await post('Condition', { resourceType: 'Condition', subject: victim.subject, code: { text: 'Malignant neoplasm of breast' } });
+    const ref = `Condition/${condition.body.id}`;
+    const types = ['ServiceRequest', 'Task', 'Patient', 'Condition'];
+    const before = await Promise.all(types.map(count));
+    const cases: [string, (sr: ServiceRequest, bundle: Bundle) => void][] = [
+      ['ServiceRequest.supportingInfo[0]', (sr) => (sr.supportingInfo = [{ reference: ref }])],
+      ['ServiceRequest.reasonReference[0]', (sr) => (sr.reasonReference = [{ reference: ref }])],
+      ['ServiceRequest.extension[0].valueReference', (sr) => (sr.extension = [{ url: 'https://example.org/any', valueReference: { reference: ref } }])],
+      ['ServiceRequest.supportingInfo[0]', (sr) => (sr.supportingInfo = [{ reference: 'Organization/plan-test' }])],
+      ['Bundle.entry[4].resource', (_sr, bundle) => bundle.entry!.push({ fullUrl: 'urn:uuid:c', resource: { resourceType: 'Condition', subject: victim.subject, code: { text: 'x' } } as never })],
+    ];
+    for (const [element, change] of cases) {
+      const bundle = submission('thief');
+      change(bundle.entry![0].resource as ServiceRequest, bundle);
+      for (const path of ['ServiceRequest/$submit', 'CoverageEligibilityRequest/$submit']) {
+        const res = await post(path, bundle);
+        expect(res.status, `${path} ${element}`).toBe(422);
+        expect(res.body.issue[0].expression, `${path} ${element}`).toEqual([element]);
+      }
+    }
+    expect(await Promise.all(types.map(count))).toEqual(before);
+    const own = submission('owner');
+    own.entry!.push({ fullUrl: 'urn:uuid:c', resource: { resourceType: 'Condition', subject: { reference: 'urn:uuid:patient' }, code: { text: 'x' } } as never });
+    (own.entry![0].resource as ServiceRequest).supportingInfo = [{ reference: 'urn:uuid:c' }];
+    expect((await post('ServiceRequest/$submit', own)).status).toBe(201);
   });
 
   it('concurrent duplicate submissions create one case', async () => {

@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { Bundle, Coverage, CoverageEligibilityResponse, Patient, Provenance, Reference, Resource, ServiceRequest, Task, TaskOutput } from 'fhir/r4.js';
 import { inPeriod } from '../domain/clock.js';
-import { forbidden, unprocessable } from '../fhir/outcomes.js';
+import { conflict, unprocessable } from '../fhir/outcomes.js';
 import { parseLiteral } from '../fhir/references.js';
 import { IDENTIFIER_SYSTEMS } from '../fhir/systems.js';
 import type { FhirStore } from '../storage/FhirStore.js';
 import { caseTask, type CaseDecision, type CaseRefs, coverageInformation, eligibilityRequest, eligibilityResponse, stampServiceRequest } from './caseResources.js';
-import { parseSubmission, resolveSubmission, type Submission } from './intake.js';
+import { type IntakeAccess, matchSubmission, parseSubmission, type Resolution, storeSubmission } from './intake.js';
 
 /** Everything the decision needs, read from the store inside the submitting transaction. */
 export interface CaseFacts {
@@ -21,11 +21,7 @@ export interface CaseFacts {
 export type DecideCase = (store: FhirStore, facts: CaseFacts) => Promise<{ decision: CaseDecision; insurer: Reference }>;
 
 /** Access checks the caller's token imposes on what a submission stores and reads. */
-export interface SubmitGuard {
-  /** Throws (403) when the caller may not create a resource of this type. */
-  authorize(resource: Resource): void;
-  /** False when the resource is outside the caller's patient compartment. */
-  mayAccess(resource: Resource): boolean;
+export interface SubmitGuard extends IntakeAccess {
   /** Work done when a request is approved on receipt (R11 letters, R13 transportation). */
   onApproval?: OnApproval;
 }
@@ -40,7 +36,8 @@ export interface SubmitResult {
 
 /**
  * `$submit`: stores the request, its CoverageEligibilityRequest/Response and its Task in one
- * transaction. A resubmission with the same identifier returns the existing case and creates nothing.
+ * transaction. A resubmission with the same identifier and the same parties returns the existing case
+ * and creates nothing; one naming other parties is refused (see `sameCase`).
  */
 export async function submitSecondOpinion(
   store: FhirStore,
@@ -53,29 +50,73 @@ export async function submitSecondOpinion(
   const submission = parseSubmission(body);
   const requestIdentifier = identifierOf(submission.serviceRequest);
   return store.transaction(async (tx) => {
+    let existing: SubmitResult | undefined;
     if (requestIdentifier) {
       await tx.lock(`second-opinion:${requestIdentifier.system}|${requestIdentifier.value}`);
-      const existing = await findCase(tx, requestIdentifier);
-      if (existing) {
-        if (!guard.mayAccess(existing.serviceRequest)) throw forbidden('That request belongs to another member');
-        return existing;
-      }
+      existing = await findCase(tx, requestIdentifier);
     }
-    const facts = await intake(tx, submission, now, guard);
+    const resolution = await matchSubmission(tx, submission, guard);
+    if (existing && requestIdentifier) return sameCase(tx, existing, resolution, guard, requestIdentifier);
+    const facts = await intake(tx, resolution, now, guard);
     const { decision, insurer } = await decide(tx, facts);
     return persistCase(tx, facts, decision, insurer, requestIdentifier?.value ?? randomUUID(), actor, guard.onApproval);
   });
 }
 
-async function intake(tx: FhirStore, submission: Submission, now: Date, guard: SubmitGuard): Promise<CaseFacts> {
-  const { serviceRequest, stored, referenced } = await resolveSubmission(tx, submission);
-  for (const resource of stored) {
-    guard.authorize(resource);
-    if (!guard.mayAccess(resource)) throw forbidden(`${resource.resourceType} is outside the patient compartment of this token`);
+/** Checks and stores what the request brings along, and reads the facts of the decision (access checked in intake.ts). */
+async function intake(tx: FhirStore, resolution: Resolution, now: Date, guard: SubmitGuard): Promise<CaseFacts> {
+  const { serviceRequest, referenced } = await storeSubmission(tx, resolution, guard);
+  return loadFacts(tx, serviceRequest, now.toISOString(), referenced);
+}
+
+/** Who the request is for, by whom, under which coverage and to whom: what a request identifier stands for. */
+const PARTIES = ['subject', 'requester', 'insurance', 'performer'] as const;
+const partyRefs = (sr: ServiceRequest, party: (typeof PARTIES)[number]): (string | undefined)[] =>
+  ([sr[party]].flat().filter(Boolean) as Reference[]).map((r) => r.reference);
+
+/**
+ * A resubmission under a known identifier returns the stored case when it names the same parties
+ * (idempotent retry); otherwise it is refused with 409. FHIR's conditional create returns the one match
+ * (200) or 412 for several, both assuming the criteria identify the request; here the identifier does
+ * identify one stored request, but the submitted content contradicts it: a conflict with the current
+ * state of the server (RFC 9110 §15.5.10), not an invalid submission (422: under a new identifier it
+ * would be accepted). A case the caller may not access gets the same 409, without saying how it differs
+ * (no "another member" hint, probe F13); that the identifier is taken cannot be hidden from a submitter
+ * who may not reuse it. A party new in this Bundle (a RelatedPerson sent again) matches the stored one
+ * when its content is the same.
+ */
+async function sameCase(tx: FhirStore, existing: SubmitResult, resolution: Resolution, guard: SubmitGuard, identifier: { system: string; value: string }): Promise<SubmitResult> {
+  const taken = `A different second-opinion request was already submitted with identifier ${identifier.system}|${identifier.value}`;
+  if (!guard.mayAccess(existing.serviceRequest)) throw conflict(taken);
+  const fresh = new Map(resolution.toCreate.map(({ resource }) => [`${resource.resourceType}/${resource.id}`, resource]));
+  const differing: string[] = [];
+  for (const party of PARTIES) {
+    const submitted = partyRefs(resolution.serviceRequest, party);
+    const stored = partyRefs(existing.serviceRequest, party);
+    let same = submitted.length === stored.length;
+    for (let i = 0; same && i < submitted.length; i++) {
+      if (submitted[i] === stored[i]) continue;
+      const created = submitted[i] === undefined ? undefined : fresh.get(submitted[i]!);
+      const literal = parseLiteral(stored[i]);
+      same = Boolean(created && literal && sameContent(created, await tx.find(literal[0], literal[1])));
+    }
+    if (!same) differing.push(`ServiceRequest.${party}`);
   }
-  const facts = await loadFacts(tx, serviceRequest, now.toISOString(), referenced);
-  if (!guard.mayAccess(facts.patient)) throw forbidden('A member may submit only for themselves');
-  return facts;
+  if (differing.length) throw conflict(`${taken}, for other parties (${differing.join(', ')}); resubmit it unchanged, or submit this request under a new identifier`);
+  return existing;
+}
+
+/** Same content, whatever the id and metadata the store gave it. */
+function sameContent(a: Resource, b: Resource | undefined): boolean {
+  const content = (r: Resource) => canonicalJson({ ...r, id: undefined, meta: undefined, text: undefined });
+  return b !== undefined && content(a) === content(b);
+}
+
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value === null || typeof value !== 'object') return JSON.stringify(value);
+  const entries = Object.entries(value).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : 1));
+  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
 }
 
 class DryRun extends Error {
@@ -92,7 +133,7 @@ export async function checkEligibility(store: FhirStore, body: unknown, decide: 
   const submission = parseSubmission(body);
   try {
     await store.transaction(async (tx) => {
-      const facts = await intake(tx, submission, now, guard);
+      const facts = await intake(tx, await matchSubmission(tx, submission, guard), now, guard);
       const { decision, insurer } = await decide(tx, facts);
       const refs: CaseRefs = {
         serviceRequest: { display: 'proposed second-opinion request' },
@@ -114,9 +155,14 @@ export async function checkEligibility(store: FhirStore, body: unknown, decide: 
 
 
 
+/**
+ * The request's identifier in our second-opinion-request system, which makes resubmission idempotent.
+ * Only that system: any other identifier (an order number of the sender's EHR, a system we do not
+ * control) may be shared by unrelated requests, and must not turn a new request into someone else's case.
+ */
 function identifierOf(sr: ServiceRequest): { system: string; value: string } | undefined {
-  const id = sr.identifier?.find((i) => i.system === IDENTIFIER_SYSTEMS.secondOpinionRequest && i.value) ?? sr.identifier?.find((i) => i.system && i.value);
-  return id ? { system: id.system!, value: id.value! } : undefined;
+  const value = sr.identifier?.find((i) => i.system === IDENTIFIER_SYSTEMS.secondOpinionRequest && i.value)?.value;
+  return value ? { system: IDENTIFIER_SYSTEMS.secondOpinionRequest, value } : undefined;
 }
 
 async function findCase(tx: FhirStore, identifier: { system: string; value: string }): Promise<SubmitResult | undefined> {

@@ -34,6 +34,7 @@ async function submitCase(req: FhirRequest, ctx: FhirContext, submission: unknow
       requireScope(req, ctx, resource.resourceType, 'create');
     },
     mayAccess: (resource) => mayAccess(req, ctx, resource),
+    compartmentsOf: (resource) => ctx.indexer.patientCompartments(resource),
     onApproval: approvedOnReceipt(delivery),
   });
   return { status: result.created ? 201 : 200, body: resultBundle(result, req.baseUrl) };
@@ -67,6 +68,7 @@ export function eligibilityCheckOperation(decide: DecideCase): OperationDefiniti
       const response = await checkEligibility(ctx.store, req.body, decide, {
         authorize: () => undefined,
         mayAccess: (resource) => mayAccess(req, ctx, resource),
+        compartmentsOf: (resource) => ctx.indexer.patientCompartments(resource),
       });
       return { status: 200, body: response };
     },
