@@ -1,7 +1,33 @@
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import jwt from 'jsonwebtoken';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DemoServer, startDemoServer } from './helpers/demoServer.js';
 import { raw } from './helpers/fhir.js';
+import { pgliteConfig } from './helpers/stores.js';
 import { backendAssertion, forgedToken, pkce, tokenFor } from './helpers/tokens.js';
+
+const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+type Res = Awaited<ReturnType<typeof raw>>;
+
+/** POST a form to the authorization server, redirects not followed. */
+const oauthForm = (server: DemoServer, path: string, body: Record<string, string>): Promise<Res> =>
+  raw(`${server.url}${path}`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(body).toString() });
+
+/** GET /auth/authorize for the SMART app (PKCE S256) with `over` added; the answer's Location, which must be a redirect. */
+async function authorizeLocation(server: DemoServer, over: Record<string, string>, method: 'GET' | 'POST' = 'GET'): Promise<URL> {
+  const params = new URLSearchParams({ response_type: 'code', client_id: 'second-opinion-app', redirect_uri: `${server.url}/app/index.html`, scope: 'launch openid fhirUser patient/*.rs', state: 's', aud: server.fhirBase, code_challenge: pkce().challenge, code_challenge_method: 'S256', ...over });
+  const url = `${server.url}/auth/authorize`;
+  const res = method === 'GET' ? await fetch(`${url}?${params}`, { redirect: 'manual' }) : await fetch(url, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: params });
+  expect(res.status, await res.text()).toBe(302);
+  return new URL(res.headers.get('location') ?? '');
+}
+
+/** A sandbox EHR launch of `clientId` for hpsj-pcp-1 with member-hpsj-1 in context: the launch id. */
+async function sandboxLaunch(server: DemoServer, clientId: string, user = 'Practitioner/hpsj-pcp-1', patient = 'Patient/member-hpsj-1'): Promise<string> {
+  const res = await oauthForm(server, '/sandbox/launch', { user, patient, client_id: clientId });
+  expect(res.status).toBe(302);
+  return new URL(res.headers.get('location') ?? '').searchParams.get('launch') ?? '';
+}
 
 /** Every attempt here must be refused, return nothing and change nothing. */
 describe('access control: tokens, scopes, compartments', () => {
@@ -188,17 +214,13 @@ describe('access control: tokens, scopes, compartments', () => {
     const tokens = (await ok.json()) as { access_token: string; refresh_token: string; patient: string };
     expect(tokens.patient).toBe('member-ant-1');
     expect((await token({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token, client_id: 'second-opinion-app', scope: 'user/*.rs' })).status).toBe(400);
-    // The refused widening consumed the refresh token (rotation is strict); get a fresh pair to test rotation.
-    const third = await fetch(`${server.url}/auth/authorize`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: params, redirect: 'manual' });
-    const code3 = new URL(third.headers.get('location')!).searchParams.get('code')!;
-    const fresh = (await (await token({ grant_type: 'authorization_code', code: code3, redirect_uri: redirect, client_id: 'second-opinion-app', code_verifier: verifier })).json()) as { refresh_token: string; access_token: string };
-    const rotated = await token({ grant_type: 'refresh_token', refresh_token: fresh.refresh_token, client_id: 'second-opinion-app' });
+    // The refused widening left the refresh token usable (RFC 6749 §6); using it rotates it.
+    const rotated = await token({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token, client_id: 'second-opinion-app' });
     expect(rotated.status).toBe(200);
-    expect((await token({ grant_type: 'refresh_token', refresh_token: fresh.refresh_token, client_id: 'second-opinion-app' })).status).toBe(400);
-    const introspect = async (t: string) => (await (await fetch(`${server.url}/auth/introspect`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token: t, client_id: 'second-opinion-app' }) })).json()) as { active: boolean };
-    expect((await introspect(fresh.access_token)).active).toBe(true);
+    const fresh = (await rotated.json()) as { refresh_token: string; access_token: string };
+    expect((await token({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token, client_id: 'second-opinion-app' })).status).toBe(400);
+    expect((await get('Patient/member-ant-1', fresh.access_token)).status).toBe(200);
     await fetch(`${server.url}/auth/revoke`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token: fresh.access_token, client_id: 'second-opinion-app' }) });
-    expect((await introspect(fresh.access_token)).active).toBe(false);
     expect((await get('Patient/member-ant-1', fresh.access_token)).status).toBe(401);
   });
 
@@ -247,5 +269,175 @@ describe('access control: tokens, scopes, compartments', () => {
     expect(events.body.entry?.length).toBeGreaterThan(0);
     const clinician = tokenFor(server, { scope: 'user/*.rs', fhirUser: 'Practitioner/hpsj-um-1', roles: ['um-clinician'] });
     expect((await get('AuditEvent', clinician)).status).toBe(403);
+  });
+
+  describe('dynamic registration, launch ids, introspection, refresh (probe 2)', () => {
+    const post = (path: string, body: Record<string, string>) => oauthForm(server, path, body);
+    const register = (metadata: Record<string, unknown>) => raw(`${server.url}/auth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, json: metadata });
+    const clientCredentials = (auth: Record<string, string>, scope = 'system/*.cruds') => post('/auth/token', { grant_type: 'client_credentials', scope, ...auth });
+    const noCredentials = (res: Res) => {
+      for (const key of ['access_token', 'refresh_token', 'id_token', 'active', 'client_id']) expect(res.body?.[key], key).toBeUndefined();
+    };
+
+    /** Code flow for the SMART app as `user` (demo login): the token response. */
+    async function appTokens(user: string, scope: string): Promise<{ access_token: string; refresh_token: string }> {
+      const { verifier, challenge } = pkce();
+      const location = await authorizeLocation(server, { user, scope, code_challenge: challenge }, 'POST');
+      const res = await post('/auth/token', { grant_type: 'authorization_code', code: location.searchParams.get('code') ?? '', redirect_uri: `${server.url}/app/index.html`, client_id: 'second-opinion-app', code_verifier: verifier });
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      return res.body;
+    }
+
+    it('F7: a registered client gets no system/ scope, so no client_credentials token; system scopes alone are refused', async () => {
+      const reg = await register({ redirect_uris: ['https://x.example/cb'], token_endpoint_auth_method: 'client_secret_post', scope: 'system/*.cruds user/*.cruds openid' });
+      expect(reg.status, JSON.stringify(reg.body)).toBe(201);
+      expect(reg.body.scope).toBe('user/*.cruds openid');
+      const cc = await clientCredentials({ client_id: reg.body.client_id, client_secret: reg.body.client_secret });
+      expect(cc.status).toBe(400);
+      expect(cc.body.error).toBe('invalid_scope');
+      noCredentials(cc);
+      const systemOnly = await register({ redirect_uris: ['https://x.example/cb'], token_endpoint_auth_method: 'client_secret_post', scope: 'system/*.cruds system/*.rs' });
+      expect(systemOnly.status).toBe(400);
+      expect(systemOnly.body.error).toBe('invalid_client_metadata');
+      expect(systemOnly.body.error_description).toMatch(/scope/);
+    });
+
+    it.each([
+      ['javascript:', 'javascript:alert(document.domain)//'],
+      ['data:', 'data:text/html,<script>alert(1)</script>'],
+      ['http to a non-loopback host', 'http://evil.example/cb'],
+      ['a fragment', 'https://app.example.org/cb#x'],
+    ])('F19: registration refuses a redirect URI with %s (400 invalid_redirect_uri)', async (_what, uri) => {
+      const res = await register({ redirect_uris: ['https://app.example.org/cb', uri] });
+      expect(res.status).toBe(400);
+      expect(res.body.error).toBe('invalid_redirect_uri');
+      expect(res.body.error_description).toMatch(/redirect_uris/);
+    });
+
+    it('F19: registration refuses a javascript: or http non-loopback launch_uri (400 invalid_client_metadata), accepts https and http loopback', async () => {
+      for (const launch_uri of ['javascript:alert(1)//', 'http://evil.example/launch']) {
+        const res = await register({ redirect_uris: ['https://app.example.org/cb'], launch_uri });
+        expect(res.status).toBe(400);
+        expect(res.body.error).toBe('invalid_client_metadata');
+      }
+      const ok = await register({ redirect_uris: ['https://app.example.org/cb', 'http://127.0.0.1:4711/cb', 'http://[::1]:4711/cb'], launch_uri: 'https://app.example.org/launch' });
+      expect(ok.status, JSON.stringify(ok.body)).toBe(201);
+    });
+
+    it('F8: a jwks_uri that is not https to a public host is refused at registration', async () => {
+      for (const jwks_uri of ['http://127.0.0.1:1/x', `${server.url}/.well-known/jwks.json`, 'https://169.254.169.254/latest/meta-data/', 'https://[::1]/jwks', 'http://keys.example.org/jwks']) {
+        const res = await register({ token_endpoint_auth_method: 'private_key_jwt', jwks_uri });
+        expect(res.status, jwks_uri).toBe(400);
+        expect(res.body.error).toBe('invalid_client_metadata');
+        expect(res.body.error_description).toMatch(/jwks_uri/);
+      }
+    });
+
+    it('F8: an unreachable jwks_uri and a key that does not match answer alike (no fetch oracle)', async () => {
+      const reg = await register({ token_endpoint_auth_method: 'private_key_jwt', jwks_uri: 'https://jwks.invalid/keys' });
+      expect(reg.status, JSON.stringify(reg.body)).toBe(201);
+      const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+      const assertion = (iss: string) => jwt.sign({ iss, sub: iss, aud: `${server.url}/auth/token`, exp: Math.floor(Date.now() / 1000) + 240, jti: randomUUID() }, privateKey, { algorithm: 'RS384', keyid: 'k1' });
+      const unreachable = await clientCredentials({ client_assertion_type: ASSERTION_TYPE, client_assertion: assertion(reg.body.client_id) });
+      const wrongKey = await clientCredentials({ client_assertion_type: ASSERTION_TYPE, client_assertion: assertion('demo-backend') });
+      expect([unreachable.status, wrongKey.status]).toEqual([401, 401]);
+      expect(unreachable.body).toEqual(wrongKey.body);
+    });
+
+    it('F14: a launch id works only for the app it launched, and only once', async () => {
+      const other = await register({ redirect_uris: ['https://other-app.example.org/cb'] });
+      expect(other.status).toBe(201);
+      const stolen = await sandboxLaunch(server, 'second-opinion-app');
+      const elsewhere = await authorizeLocation(server, { client_id: other.body.client_id, redirect_uri: 'https://other-app.example.org/cb', launch: stolen, scope: 'launch user/*.rs' });
+      expect(elsewhere.searchParams.get('error')).toBe('invalid_request');
+      expect(elsewhere.searchParams.get('code')).toBeNull();
+      // Presented by another client, the launch is spent: the app it was made for cannot use it either.
+      expect((await authorizeLocation(server, { launch: stolen })).searchParams.get('error')).toBe('invalid_request');
+
+      const launch = await sandboxLaunch(server, 'second-opinion-app');
+      const first = await authorizeLocation(server, { launch });
+      expect(first.searchParams.get('code'), first.toString()).toBeTruthy();
+      const again = await authorizeLocation(server, { launch });
+      expect(again.searchParams.get('error')).toBe('invalid_request');
+      expect(again.searchParams.get('code')).toBeNull();
+    });
+
+    it('F17: introspection refuses a bare public client_id (401 invalid_client)', async () => {
+      const backend = (await clientCredentials({ client_assertion_type: ASSERTION_TYPE, client_assertion: backendAssertion(server) }, 'system/*.rs')).body.access_token as string;
+      const res = await post('/auth/introspect', { token: backend, client_id: 'second-opinion-app' });
+      expect(res.status).toBe(401);
+      expect(res.body.error).toBe('invalid_client');
+      noCredentials(res);
+    });
+
+    it("F17: a confidential client learns only of its own tokens: another client's access or refresh token is inactive", async () => {
+      const backend = (await clientCredentials({ client_assertion_type: ASSERTION_TYPE, client_assertion: backendAssertion(server) }, 'system/*.rs')).body.access_token as string;
+      const app = await appTokens('Patient/member-hpsj-2', 'openid fhirUser patient/*.rs offline_access');
+      const asBackend = (token: string) => post('/auth/introspect', { token, client_assertion_type: ASSERTION_TYPE, client_assertion: backendAssertion(server) });
+      expect((await asBackend(backend)).body).toMatchObject({ active: true, client_id: 'demo-backend', scope: 'system/*.rs' });
+      expect((await asBackend(app.access_token)).body).toEqual({ active: false });
+      expect((await asBackend(app.refresh_token)).body).toEqual({ active: false });
+      const confidential = await register({ redirect_uris: ['https://x.example/cb'], token_endpoint_auth_method: 'client_secret_post' });
+      const asRegistered = await post('/auth/introspect', { token: backend, client_id: confidential.body.client_id, client_secret: confidential.body.client_secret });
+      expect(asRegistered.status).toBe(200);
+      expect(asRegistered.body).toEqual({ active: false });
+    });
+
+    it('F18: a refresh refused for a wider scope or for another client leaves the refresh token usable', async () => {
+      const { refresh_token } = await appTokens('Patient/member-hpsj-2', 'openid fhirUser patient/*.rs offline_access');
+      const wider = await post('/auth/token', { grant_type: 'refresh_token', refresh_token, client_id: 'second-opinion-app', scope: 'patient/*.cruds' });
+      expect(wider.body.error).toBe('invalid_scope');
+      const other = await register({ redirect_uris: ['https://other-app.example.org/cb'] });
+      const stolen = await post('/auth/token', { grant_type: 'refresh_token', refresh_token, client_id: other.body.client_id });
+      expect(stolen.body.error).toBe('invalid_grant');
+      noCredentials(stolen);
+      const ok = await post('/auth/token', { grant_type: 'refresh_token', refresh_token, client_id: 'second-opinion-app' });
+      expect(ok.status, JSON.stringify(ok.body)).toBe(200);
+      expect(ok.body.refresh_token).not.toBe(refresh_token);
+    });
+  });
+});
+
+describe('F1: outside demo mode the caller cannot choose the end-user', () => {
+  let server: DemoServer;
+  let practitioner: string;
+  let member: string;
+  beforeAll(async () => {
+    server = await startDemoServer(pgliteConfig(), { DEMO_MODE: 'false', SANDBOX_ENABLED: 'true' });
+    const admin = tokenFor(server, { scope: 'system/*.cruds', roles: ['plan-admin'] });
+    const create = async (resource: Record<string, unknown>) => {
+      const res = await raw(`${server.fhirBase}/${resource.resourceType as string}`, { method: 'POST', headers: { authorization: `Bearer ${admin}` }, json: resource });
+      expect(res.status, JSON.stringify(res.body)).toBe(201);
+      return res.body.id as string;
+    };
+    practitioner = await create({ resourceType: 'Practitioner', name: [{ family: 'Director', given: ['Medical'] }] });
+    member = await create({ resourceType: 'Patient', name: [{ family: 'Member' }], birthDate: '1970-01-01' });
+  });
+  afterAll(async () => server?.close());
+
+  const cases: [string, 'GET' | 'POST', () => Record<string, string>][] = [
+    ['GET user=Practitioner', 'GET', () => ({ user: `Practitioner/${practitioner}`, scope: 'openid fhirUser user/*.cruds' })],
+    ['POST user=Practitioner', 'POST', () => ({ user: `Practitioner/${practitioner}`, scope: 'openid fhirUser user/*.cruds' })],
+    ['GET user=Patient', 'GET', () => ({ user: `Patient/${member}`, scope: 'launch/patient openid fhirUser patient/*.cruds' })],
+    ['POST user=Practitioner with patient=', 'POST', () => ({ user: `Practitioner/${practitioner}`, patient: `Patient/${member}`, scope: 'launch/patient openid fhirUser patient/*.cruds' })],
+  ];
+  it.each(cases)('%s: access_denied, no code', async (_name, method, over) => {
+    const location = await authorizeLocation(server, over(), method);
+    expect(location.searchParams.get('error')).toBe('access_denied');
+    expect(location.searchParams.get('code')).toBeNull();
+    expect(location.searchParams.get('state')).toBe('s');
+  });
+
+  it('an EHR launch still signs in the EHR user (sandbox enabled), with the launch context', async () => {
+    const { verifier, challenge } = pkce();
+    const launch = await sandboxLaunch(server, 'second-opinion-app', `Practitioner/${practitioner}`, `Patient/${member}`);
+    const location = await authorizeLocation(server, { launch, code_challenge: challenge, user: `Patient/${member}` });
+    const code = location.searchParams.get('code');
+    expect(code, location.toString()).toBeTruthy();
+    const res = await oauthForm(server, '/auth/token', { grant_type: 'authorization_code', code: code ?? '', redirect_uri: `${server.url}/app/index.html`, client_id: 'second-opinion-app', code_verifier: verifier });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect(res.body.patient).toBe(member);
+    const idToken = jwt.decode(res.body.id_token as string) as { fhirUser?: string };
+    expect(idToken.fhirUser).toBe(`Practitioner/${practitioner}`);
   });
 });

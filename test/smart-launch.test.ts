@@ -25,17 +25,18 @@ describe('SMART App Launch with fhirclient', () => {
     await server?.close();
   });
 
-  it('EHR launch from the sandbox: launch bound to patient and user, PKCE, id_token with fhirUser, refresh token', async () => {
+  it('EHR launch from the sandbox: launch bound to patient, user and app, PKCE, id_token with fhirUser, refresh token', async () => {
+    // The sandbox launches the registered test app: a launch id is honoured only for the app it launched, once.
     const launch = await fetch(`${server.url}/sandbox/launch`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ user: 'Practitioner/hpsj-pcp-1', patient: 'Patient/member-hpsj-1', client_id: 'second-opinion-app' }),
+      body: new URLSearchParams({ user: 'Practitioner/hpsj-pcp-1', patient: 'Patient/member-hpsj-1', client_id: registration.clientId }),
       redirect: 'manual',
     });
     const appLaunch = new URL(launch.headers.get('location')!);
+    expect(`${appLaunch.origin}${appLaunch.pathname}`).toBe(`${app.url}/launch`);
     expect(appLaunch.searchParams.get('iss')).toBe(server.fhirBase);
-    // The registered test app gets the same launch parameters the sandbox gave the SMART app.
-    const result = await follow(`${app.url}/launch?iss=${encodeURIComponent(server.fhirBase)}&launch=${appLaunch.searchParams.get('launch')}`);
+    const result = await follow(appLaunch.toString());
     expect(result.status, result.text).toBe(200);
     const body = JSON.parse(result.text);
     expect(body.patientId).toBe('member-hpsj-1');

@@ -7,13 +7,15 @@ import type { FhirStore } from '../storage/FhirStore.js';
 import { accessContextOf, invalidToken, type TokenIssuer, verifyAccessToken } from './accessTokens.js';
 import { authorizeHandler } from './authorizeEndpoint.js';
 import { type Client, ClientRegistry } from './clientRegistry.js';
-import { invalidRequest, OAuthError } from './oauthErrors.js';
+import { invalidClient, invalidRequest, OAuthError } from './oauthErrors.js';
 import { FhirError } from '../fhir/outcomes.js';
 import { createAccessPolicy } from './policy.js';
 import { sandboxRouter } from './sandboxEhr.js';
 import type { SigningKey } from './signingKeys.js';
 import { authenticateClient, formOf, tokenHandler, type TrustedIssuer } from './tokenEndpoint.js';
 import { hash } from './authorizeEndpoint.js';
+import { createJwksCache } from './clientJwks.js';
+import { rateLimit } from './rateLimit.js';
 
 export interface AuthServerConfig {
   issuer: string;
@@ -54,7 +56,7 @@ export function createAuthServer(store: FhirStore, config: AuthServerConfig, aud
     register: `${config.issuer}/auth/register`,
     jwks: `${config.issuer}/.well-known/jwks.json`,
   };
-  const tokenDeps = { store, clients, tokens, tokenUrl: urls.token, trustedIssuers: config.trustedIssuers, refreshSeconds: { offline: 30 * 86_400, online: 86_400 } };
+  const tokenDeps = { store, clients, tokens, tokenUrl: urls.token, trustedIssuers: config.trustedIssuers, refreshSeconds: { offline: 30 * 86_400, online: 86_400 }, jwks: createJwksCache() };
   const revokedCache = new Map<string, number>();
 
   async function isRevoked(jti: string): Promise<boolean> {
@@ -121,16 +123,10 @@ export function createAuthServer(store: FhirStore, config: AuthServerConfig, aud
   router.post('/auth/authorize', authorize);
   router.post('/auth/token', rateLimit(config.tokenRequestsPerMinute), tokenHandler(tokenDeps));
   router.post('/auth/introspect', async (req, res) => {
-    await authenticateCaller(req);
-    const token = formOf(req).token ?? '';
-    try {
-      const claims = verifyAccessToken(tokens, token);
-      if (await isRevoked(claims.jti)) throw new Error('revoked');
-      res.json({ active: true, scope: claims.scope, client_id: claims.client_id, sub: claims.sub, exp: claims.exp, iat: claims.iat, iss: claims.iss, aud: claims.aud, patient: claims.patient, fhirUser: claims.fhirUser, token_type: 'Bearer' });
-    } catch {
-      const grant = await store.getEphemeral(`refresh:${hash(token)}`);
-      res.json(grant ? { active: true, token_type: 'refresh_token', client_id: (grant as { clientId: string }).clientId } : { active: false });
-    }
+    const caller = await authenticateCaller(req);
+    if (caller.type === 'public') throw invalidClient('Introspection needs an authenticated confidential client');
+    res.setHeader('Cache-Control', 'no-store');
+    res.json(await introspect(caller, formOf(req).token ?? ''));
   });
   router.post('/auth/revoke', async (req, res) => {
     const client = await authenticateCaller(req);
@@ -154,12 +150,28 @@ export function createAuthServer(store: FhirStore, config: AuthServerConfig, aud
       const client = await clients.register(req.body);
       res.status(201).json({ ...client, client_id_issued_at: Math.floor(Date.now() / 1000) });
     } catch (err) {
-      if (err instanceof z.ZodError) throw new OAuthError('invalid_client_metadata', err.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+      if (err instanceof z.ZodError) throw registrationError(err);
       throw err;
     }
   });
   router.use('/auth', oauthErrors);
   if (config.sandboxEnabled) router.use(sandboxRouter({ store, clients, fhirBase: config.fhirBase }));
+
+  /**
+   * RFC 7662 §2.2: a token is active for the caller only if it was issued to the caller. No client may
+   * introspect another client's tokens: this server's FHIR API checks tokens in process, so there is
+   * no separate resource server that would need to (RFC 7662 §2.1, against token scanning).
+   */
+  async function introspect(caller: Client, token: string): Promise<Record<string, unknown>> {
+    try {
+      const claims = verifyAccessToken(tokens, token);
+      if (claims.client_id !== caller.client_id || (await isRevoked(claims.jti))) return { active: false };
+      return { active: true, scope: claims.scope, client_id: claims.client_id, sub: claims.sub, exp: claims.exp, iat: claims.iat, iss: claims.iss, aud: claims.aud, patient: claims.patient, fhirUser: claims.fhirUser, token_type: 'Bearer' };
+    } catch {
+      const grant = (await store.getEphemeral(`refresh:${hash(token)}`)) as { clientId?: string } | undefined;
+      return grant?.clientId === caller.client_id ? { active: true, token_type: 'refresh_token', client_id: grant.clientId } : { active: false };
+    }
+  }
 
   async function authenticateCaller(req: Request): Promise<Client> {
     const f = formOf(req);
@@ -241,23 +253,9 @@ function clientIdOf(req: Request): string | undefined {
   return value && /^[\w.:@-]{1,128}$/.test(value) ? value : undefined;
 }
 
-/** A token bucket per client address on the token endpoint (in-process; each instance limits on its own). */
-function rateLimit(perMinute: number) {
-  const buckets = new Map<string, { tokens: number; at: number }>();
-  return (req: Request, res: Response, next: () => void): void => {
-    const key = req.ip ?? 'unknown';
-    const now = Date.now();
-    const b = buckets.get(key) ?? { tokens: perMinute, at: now };
-    b.tokens = Math.min(perMinute, b.tokens + ((now - b.at) / 60_000) * perMinute);
-    b.at = now;
-    if (b.tokens < 1) {
-      res.setHeader('Retry-After', '10');
-      res.status(429).json({ error: 'slow_down', error_description: 'Too many token requests' });
-      return;
-    }
-    b.tokens -= 1;
-    buckets.set(key, b);
-    next();
-  };
+/** RFC 7591 §3.2.2: invalid_redirect_uri when a redirect URI is refused, invalid_client_metadata otherwise. */
+function registrationError(err: z.ZodError): OAuthError {
+  const description = err.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+  const redirect = err.issues.some((i) => i.path[0] === 'redirect_uris');
+  return new OAuthError(redirect ? 'invalid_redirect_uri' : 'invalid_client_metadata', description);
 }
-

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Request, Response } from 'express';
 import type { Patient } from 'fhir/r4.js';
+import { z } from 'zod';
 import type { UserRole } from '../fhir/request.js';
 import type { FhirStore } from '../storage/FhirStore.js';
 import type { Grant } from './accessTokens.js';
@@ -31,11 +32,21 @@ interface AuthorizeParams {
   nonce?: string;
 }
 
-/** What an EHR launch bound to its `launch` id. */
-export interface LaunchContext {
-  patient?: string;
-  encounter?: string;
-  fhirUser: string;
+/** What an EHR launch bound to its `launch` id: the app it launched, the EHR user, the context. */
+const LaunchContextSchema = z.object({ clientId: z.string(), fhirUser: z.string(), patient: z.string().optional(), encounter: z.string().optional() });
+export type LaunchContext = z.infer<typeof LaunchContextSchema>;
+
+/**
+ * Who the end-user is: the user of an EHR launch, or, in demo mode only, the user (and patient) picked
+ * on the demo login form. Outside demo mode `user` and `patient` parameters are ignored: the caller
+ * chooses them, so they authenticate no one (RFC 6749 §3.1; SMART: the EHR authenticates the user).
+ */
+interface EndUser {
+  fhirUser?: string;
+  /** The patient in the launch context. */
+  contextPatient?: string;
+  /** The patient picked on the demo form (practitioners). */
+  pickedPatient?: string;
 }
 
 export interface CodeGrant extends Grant {
@@ -80,10 +91,27 @@ async function validate(deps: AuthorizeDeps, p: AuthorizeParams): Promise<{ clie
   if (!scopes.scopes.length) throw fail(invalidScope('None of the requested scopes is allowed for this client'));
   let launch: LaunchContext | undefined;
   if (p.launch) {
-    launch = (await deps.store.getEphemeral(`launch:${p.launch}`)) as LaunchContext | undefined;
+    launch = await takeLaunch(deps, p.launch, client.client_id);
     if (!launch) throw fail(invalidRequest('Unknown or expired launch'));
   }
   return { client, scopes, launch };
+}
+
+/**
+ * SMART App Launch: `launch` is an opaque context handle, not a credential. It is taken on first use
+ * (a launch URL seen later in history, logs or a Referer is worth nothing) and honoured only for the
+ * client the EHR launched; for another client it is consumed all the same.
+ */
+async function takeLaunch(deps: AuthorizeDeps, launchId: string, clientId: string): Promise<LaunchContext | undefined> {
+  const parsed = LaunchContextSchema.safeParse(await deps.store.takeEphemeral(`launch:${launchId}`));
+  return parsed.success && parsed.data.clientId === clientId ? parsed.data : undefined;
+}
+
+function endUser(deps: AuthorizeDeps, source: Record<string, unknown>, launch: LaunchContext | undefined): EndUser {
+  if (launch) return { fhirUser: launch.fhirUser, contextPatient: launch.patient };
+  if (!deps.demoMode) return {};
+  const picked = (k: string) => (typeof source[k] === 'string' && source[k] ? (source[k] as string) : undefined);
+  return { fhirUser: picked('user'), pickedPatient: picked('patient') };
 }
 
 /** GET/POST /auth/authorize: EHR launches complete at once; standalone launches show login (demo) and patient picker. */
@@ -93,17 +121,15 @@ export function authorizeHandler(deps: AuthorizeDeps) {
     const p = readParams(source);
     try {
       const { scopes, launch } = await validate(deps, p);
-      const chosenUser = typeof source.user === 'string' ? source.user : undefined;
-      const chosenPatient = typeof source.patient === 'string' && source.patient ? source.patient : undefined;
-      const fhirUser = launch?.fhirUser ?? chosenUser;
-      if (!fhirUser) return await loginPage(deps, res, p, scopes);
+      const who = endUser(deps, source, launch);
+      if (!who.fhirUser) return await loginPage(deps, res, p, scopes);
+      const fhirUser = who.fhirUser;
       const identity = await identify(deps.store, fhirUser);
       if (!identity) throw accessDenied('Unknown user').withRedirect(p.redirect_uri, p.state);
-      const patient = launch?.patient ?? identity.patient ?? chosenPatient;
+      const patient = who.contextPatient ?? identity.patient ?? who.pickedPatient;
       if (scopes.has('launch/patient') && !patient) return await loginPage(deps, res, p, scopes, fhirUser);
       if (identity.patient && patient !== identity.patient) throw accessDenied('A member may only act for their own record').withRedirect(p.redirect_uri, p.state);
-      const code = randomBytes(32).toString('base64url');
-      const grant: CodeGrant = {
+      await redirectWithCode(deps, res, p, {
         clientId: p.client_id,
         scope: scopes.toString(),
         fhirUser,
@@ -113,18 +139,23 @@ export function authorizeHandler(deps: AuthorizeDeps) {
         redirectUri: p.redirect_uri,
         codeChallenge: p.code_challenge,
         nonce: p.nonce,
-      };
-      await deps.store.putEphemeral(`code:${hash(code)}`, grant, new Date(Date.now() + CODE_SECONDS * 1000));
-      const url = new URL(p.redirect_uri);
-      url.searchParams.set('code', code);
-      url.searchParams.set('state', p.state);
-      res.setHeader('Cache-Control', 'no-store');
-      res.redirect(302, url.toString());
+      });
     } catch (err) {
       if (err instanceof OAuthError) return err.render(res);
       throw err;
     }
   };
+}
+
+/** RFC 6749 §4.1.2: a single-use code, kept (hashed) for two minutes, sent to the registered redirect URI. */
+async function redirectWithCode(deps: AuthorizeDeps, res: Response, p: AuthorizeParams, grant: CodeGrant): Promise<void> {
+  const code = randomBytes(32).toString('base64url');
+  await deps.store.putEphemeral(`code:${hash(code)}`, grant, new Date(Date.now() + CODE_SECONDS * 1000));
+  const url = new URL(p.redirect_uri);
+  url.searchParams.set('code', code);
+  url.searchParams.set('state', p.state);
+  res.setHeader('Cache-Control', 'no-store');
+  res.redirect(302, url.toString());
 }
 
 export const hash = (value: string): string => createHash('sha256').update(value).digest('base64url');

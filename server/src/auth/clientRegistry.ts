@@ -2,8 +2,17 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import type { FhirStore } from '../storage/FhirStore.js';
+import { JwkSchema } from './clientJwks.js';
+import { jwksUriProblem, redirectUriProblem } from './clientUrls.js';
+import { APP_SCOPE } from './demoClients.js';
+import { ScopeSet } from './smartScopes.js';
 
-const JwkSchema = z.looseObject({ kty: z.string(), kid: z.string().optional(), alg: z.string().optional() });
+/** A URL field checked by `problem` (a message when the URL is refused). */
+const checkedUrl = (problem: (url: string) => string | undefined) =>
+  z.url().superRefine((url, ctx) => {
+    const message = problem(url);
+    if (message) ctx.addIssue({ code: 'custom', message });
+  });
 
 /** A registered app or system (SMART App Launch client types, Backend Services). */
 export const ClientSchema = z.object({
@@ -17,7 +26,8 @@ export const ClientSchema = z.object({
   /** Scopes the client may ever get. */
   scope: z.string().default('openid fhirUser launch launch/patient offline_access online_access patient/*.rs user/*.rs'),
   jwks: z.object({ keys: z.array(JwkSchema) }).optional(),
-  jwks_uri: z.url().optional(),
+  /** Fetched by this server: https to a public host only (checked here, for the clients file and registrations, and again before each fetch). */
+  jwks_uri: checkedUrl(jwksUriProblem).optional(),
   /** Roles a backend (system) client acts with, e.g. delegated-group for an IPA's system. */
   system_roles: z.array(z.string()).default([]),
   /** Browser origins allowed by CORS. */
@@ -25,7 +35,17 @@ export const ClientSchema = z.object({
 });
 export type Client = z.infer<typeof ClientSchema>;
 
+/**
+ * The widest scope a dynamically registered client may hold: that of the SMART app this server ships
+ * (a user-facing app acting for a signed-in user, within that user's roles). Never `system/` scopes:
+ * backend services are registered by the operator, in the clients file.
+ */
+export const REGISTERED_CLIENT_MAX_SCOPE = APP_SCOPE;
+
+/** RFC 7591 client metadata we accept; redirect and launch URIs must be https or http to loopback (RFC 8252 §7.3). */
 const RegistrationSchema = ClientSchema.omit({ client_id: true, client_secret: true, type: true, system_roles: true }).extend({
+  redirect_uris: z.array(checkedUrl(redirectUriProblem)).default([]),
+  launch_uri: checkedUrl(redirectUriProblem).optional(),
   token_endpoint_auth_method: z.enum(['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt']).default('none'),
 });
 
@@ -64,14 +84,17 @@ export class ClientRegistry {
     return [...this.configured.values()];
   }
 
-  /** RFC 7591 dynamic registration. */
+  /** RFC 7591 dynamic registration: scopes capped to REGISTERED_CLIENT_MAX_SCOPE (§3.2.1 lets the server replace them). */
   async register(body: unknown): Promise<Client> {
     const req = RegistrationSchema.parse(body);
     const type = req.token_endpoint_auth_method === 'private_key_jwt' ? 'confidential-asymmetric' : req.token_endpoint_auth_method === 'none' ? 'public' : 'confidential-symmetric';
-    if (type === 'confidential-asymmetric' && !req.jwks && !req.jwks_uri) throw new z.ZodError([{ code: 'custom', path: ['jwks'], message: 'private_key_jwt needs jwks or jwks_uri', input: body }]);
-    if (type !== 'confidential-asymmetric' && !req.redirect_uris.length) throw new z.ZodError([{ code: 'custom', path: ['redirect_uris'], message: 'redirect_uris is required', input: body }]);
+    if (type === 'confidential-asymmetric' && !req.jwks && !req.jwks_uri) throw metadataError(body, 'jwks', 'private_key_jwt needs jwks or jwks_uri');
+    if (type !== 'confidential-asymmetric' && !req.redirect_uris.length) throw metadataError(body, 'redirect_uris', 'redirect_uris is required');
+    const scope = ScopeSet.parse(REGISTERED_CLIENT_MAX_SCOPE).narrow(ScopeSet.parse(req.scope)).toString();
+    if (!scope) throw metadataError(body, 'scope', `none of the requested scopes may be registered (at most: ${REGISTERED_CLIENT_MAX_SCOPE})`);
     const client: Client = {
       ...req,
+      scope,
       type,
       client_id: `dyn-${randomBytes(12).toString('hex')}`,
       client_secret: type === 'confidential-symmetric' ? randomBytes(32).toString('base64url') : undefined,
@@ -81,6 +104,8 @@ export class ClientRegistry {
     return client;
   }
 }
+
+const metadataError = (input: unknown, field: string, message: string) => new z.ZodError([{ code: 'custom', path: [field], message, input }]);
 
 export function secretMatches(client: Client, secret: string | undefined): boolean {
   if (!client.client_secret || !secret) return false;

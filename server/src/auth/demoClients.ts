@@ -6,6 +6,9 @@ import type { Client } from './clientRegistry.js';
 export const APP_CLIENT_ID = 'second-opinion-app';
 export const DEMO_BACKEND_CLIENT_ID = 'demo-backend';
 
+/** What the SMART app may ask for: a user-facing app, reading and writing as the signed-in user. */
+export const APP_SCOPE = 'openid fhirUser launch launch/patient offline_access online_access patient/*.rs patient/*.cruds user/*.rs user/*.cruds';
+
 /** The SMART app served at /app: a public client (PKCE), launched from the sandbox or standalone. */
 export function appClient(publicUrl: string): Client {
   return {
@@ -14,7 +17,7 @@ export function appClient(publicUrl: string): Client {
     type: 'public',
     redirect_uris: [`${publicUrl}/app/index.html`, `${publicUrl}/app/`],
     launch_uri: `${publicUrl}/app/launch.html`,
-    scope: 'openid fhirUser launch launch/patient offline_access online_access patient/*.rs patient/*.cruds user/*.rs user/*.cruds',
+    scope: APP_SCOPE,
     system_roles: [],
     origins: [publicUrl],
   };

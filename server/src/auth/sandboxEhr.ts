@@ -7,7 +7,8 @@ import { esc, page, select } from './pages.js';
 
 /**
  * A development EHR (like the public SMART launcher): pick a practitioner, a patient and an app;
- * Launch creates a launch context bound to both and opens the app's launch URL with iss and launch.
+ * Launch creates a launch context bound to both and to the app, and opens the app's launch URL with iss and launch.
+ * The authorization endpoint accepts a launch id once, from that app only.
  */
 export function sandboxRouter(deps: { store: FhirStore; clients: ClientRegistry; fhirBase: string }): express.Router {
   const router = express.Router();
@@ -32,7 +33,7 @@ ${select('client_id', 'App', apps.map((a) => ({ value: a.client_id, label: a.cli
       return;
     }
     const launch = randomBytes(16).toString('hex');
-    const context: LaunchContext = { fhirUser: form.user, patient: form.patient.slice('Patient/'.length) };
+    const context: LaunchContext = { clientId: client.client_id, fhirUser: form.user, patient: form.patient.slice('Patient/'.length) };
     await deps.store.putEphemeral(`launch:${launch}`, context, new Date(Date.now() + 10 * 60_000));
     const url = new URL(client.launch_uri);
     url.searchParams.set('iss', deps.fhirBase);

@@ -9,6 +9,7 @@ import { type Grant, issueAccessToken, issueIdToken, type TokenIssuer } from './
 import type { CodeGrant } from './authorizeEndpoint.js';
 import { hash } from './authorizeEndpoint.js';
 import { type Client, type ClientRegistry, secretMatches } from './clientRegistry.js';
+import { type Jwk, type JwksSource, noUsableKey } from './clientJwks.js';
 import { invalidClient, invalidGrant, invalidRequest, invalidScope, OAuthError, unauthorizedClient } from './oauthErrors.js';
 import { ScopeSet } from './smartScopes.js';
 import { identify } from './userDirectory.js';
@@ -34,6 +35,8 @@ export interface TokenDeps {
   tokenUrl: string;
   trustedIssuers: TrustedIssuer[];
   refreshSeconds: { offline: number; online: number };
+  /** Keys of clients registered with a jwks_uri (fetched with the outbound check, cached). */
+  jwks: JwksSource;
 }
 
 const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
@@ -106,9 +109,7 @@ async function verifyAssertion(deps: TokenDeps, assertion: string): Promise<Clie
   const iss = (decoded.payload as { iss?: string }).iss ?? '';
   const client = await deps.clients.get(iss);
   if (!client || client.type !== 'confidential-asymmetric') throw invalidClient('Unknown client or client without registered keys');
-  const keys = client.jwks?.keys ?? (client.jwks_uri ? await fetchJwks(client.jwks_uri) : []);
-  const jwk = keys.find((k) => (header.kid ? k.kid === header.kid : true) && (!k.alg || k.alg === header.alg));
-  if (!jwk) throw invalidClient('No registered key matches the assertion kid/alg');
+  const jwk = await assertionKey(deps, client, header);
   let claims: z.infer<typeof AssertionClaims>;
   try {
     const publicKey = createPublicKey({ key: jwk as never, format: 'jwk' });
@@ -124,12 +125,15 @@ async function verifyAssertion(deps: TokenDeps, assertion: string): Promise<Clie
   return client;
 }
 
-async function fetchJwks(uri: string): Promise<z.infer<typeof TrustedIssuerSchema>['jwks']['keys']> {
-  const res = await fetch(uri, { signal: AbortSignal.timeout(5000) }).catch(() => undefined);
-  if (!res?.ok) throw invalidClient('Could not fetch the client jwks_uri');
-  const parsed = TrustedIssuerSchema.shape.jwks.safeParse(await res.json().catch(() => undefined));
-  if (!parsed.success) throw invalidClient('The client jwks_uri is not a JWKS');
-  return parsed.data.keys;
+/**
+ * The client's key for this assertion: from its registered JWKS, or from its jwks_uri (fetched only
+ * when the URL passes the outbound check, and cached). Every failure has the same message.
+ */
+async function assertionKey(deps: TokenDeps, client: Client, header: { kid?: string; alg: string }): Promise<Jwk> {
+  const keys = client.jwks?.keys ?? (client.jwks_uri ? await deps.jwks.keys(client.jwks_uri) : []);
+  const jwk = keys.find((k) => (header.kid ? k.kid === header.kid : true) && (!k.alg || k.alg === header.alg));
+  if (!jwk) throw noUsableKey();
+  return jwk;
 }
 
 async function authorizationCode(deps: TokenDeps, client: Client, form: Form) {
@@ -167,20 +171,29 @@ async function tokenResponse(deps: TokenDeps, grant: Grant, nonce?: string) {
   };
 }
 
-/** Refresh with rotation: the old refresh token stops working; scopes can only narrow. */
+/**
+ * Refresh with rotation: the old refresh token stops working once a new one is issued; scopes can only
+ * narrow. A refused request leaves the refresh token as it was (RFC 6749 §6): it is taken only after
+ * every check has passed, and taken atomically, so two concurrent refreshes cannot both succeed.
+ */
 async function refresh(deps: TokenDeps, client: Client, form: Form) {
   if (!form.refresh_token) throw invalidRequest('refresh_token is required');
-  const grant = (await deps.store.takeEphemeral(`refresh:${hash(form.refresh_token)}`)) as Grant | undefined;
+  const key = `refresh:${hash(form.refresh_token)}`;
+  const grant = (await deps.store.getEphemeral(key)) as Grant | undefined;
   if (!grant) throw invalidGrant('The refresh token is invalid, expired, revoked or already used');
   if (grant.clientId !== client.client_id) throw invalidGrant('The refresh token was issued to another client');
-  let scope = grant.scope;
-  if (form.scope) {
-    const granted = ScopeSet.parse(grant.scope);
-    const wanted = ScopeSet.parse(form.scope);
-    if (!wanted.scopes.every((s) => granted.covers(s))) throw invalidScope('A refresh may not widen the scopes');
-    scope = wanted.toString();
-  }
+  const scope = refreshedScope(grant.scope, form.scope);
+  if (!(await deps.store.takeEphemeral(key))) throw invalidGrant('The refresh token is invalid, expired, revoked or already used');
   return tokenResponse(deps, { ...grant, scope });
+}
+
+/** The scope of a refreshed token: the granted one, or a narrower one asked for. */
+function refreshedScope(granted: string, asked: string | undefined): string {
+  if (!asked) return granted;
+  const have = ScopeSet.parse(granted);
+  const wanted = ScopeSet.parse(asked);
+  if (!wanted.scopes.every((s) => have.covers(s))) throw invalidScope('A refresh may not widen the scopes');
+  return wanted.toString();
 }
 
 async function clientCredentials(deps: TokenDeps, client: Client, form: Form) {
