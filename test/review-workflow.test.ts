@@ -1,4 +1,4 @@
-import type { Bundle, Communication, DocumentReference, Parameters, ServiceRequest, Task } from 'fhir/r4.js';
+import type { Binary, Bundle, Communication, DocumentReference, MeasureReport, Parameters, Provenance, ServiceRequest, Task } from 'fhir/r4.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CODE_SYSTEMS, EXTENSIONS, IDENTIFIER_SYSTEMS, PROFILES } from '../server/src/fhir/systems.js';
 import { type DemoServer, startDemoServer } from './helpers/demoServer.js';
@@ -175,13 +175,147 @@ describe('UM review path', () => {
 
   it('R18 BSP D.IX: a delegated IPA decision keeps a copy of the request and clinical information at decision time', async () => {
     const task = await submit('bsp', 'member-bsp-1', 'PractitionerRole/role-oon-neuro-1', { supportingInfo: [{ reference: 'Condition/condition-member-bsp-1' }] });
-    const ipa = tokenFor(server, { scope: 'system/*.cruds', roles: ['delegated-group'] });
+    // demo-backend is the system of bsp-ipa-a, the member's group, to which BSP delegates (plans.ts delegatedUm).
+    const ipa = tokenFor(server, { clientId: 'demo-backend', scope: 'system/*.cruds', roles: ['delegated-group'] });
     const approved = await call(ipa, `Task/${task.id}/$approve`, params([]));
     expect(approved.status, JSON.stringify(approved.body)).toBe(200);
     const copyRef = approved.body.output.find((o: { type: { text: string } }) => o.type.text === 'delegated-decision-copy').valueReference.reference;
     const copy = (await call(as('bsp', 'um'), copyRef)).body as DocumentReference;
+    expect(copy.author?.[0].reference).toBe('Organization/bsp-ipa-a');
     const bundle = JSON.parse(Buffer.from(copy.content[0].attachment.data!, 'base64').toString()) as Bundle;
     expect(bundle.entry?.map((e) => e.resource?.resourceType)).toEqual(['ServiceRequest', 'Patient', 'Condition']);
+  });
+
+  it('R18 BSP D.IX: a backend client decides only cases whose plan delegated them to it, for the member group it acts for', async () => {
+    const delegatedIpa = tokenFor(server, { clientId: 'demo-backend', scope: 'system/*.cruds', roles: ['delegated-group'] });
+    // A client the plan names for no group (the token the test above used before delegation was bound).
+    const otherIpa = tokenFor(server, { scope: 'system/*.cruds', roles: ['delegated-group'] });
+    const phc = await submit('phc', 'member-phc-1', 'PractitionerRole/role-oon-neuro-1');
+    const otherGroup = await submit('bsp', 'member-bsp-2', 'PractitionerRole/role-oon-neuro-1');
+    const ownGroup = await submit('bsp', 'member-bsp-1', 'PractitionerRole/role-oon-neuro-1');
+    for (const [token, task, why] of [[delegatedIpa, phc, 'PHC delegates nothing'], [delegatedIpa, otherGroup, 'member-bsp-2 is in bsp-ipa-b'], [otherIpa, ownGroup, 'BSP did not delegate to second-opinion-app']] as const) {
+      const res = await call(token, `Task/${task.id}/$approve`, params([]));
+      expect(res.status, `${why}: ${JSON.stringify(res.body)}`).toBe(403);
+      expect(res.body.issue[0].diagnostics).toMatch(/delegated/);
+      expect(((await call(as(task.id === phc.id ? 'phc' : 'bsp', 'um'), `Task/${task.id}`)).body as Task).meta?.versionId).toBe(task.meta?.versionId);
+    }
+  });
+
+  it('R11: review actions stay in the token\'s patient compartment, and plan staff act only on their own plan\'s cases whatever the token kind', async () => {
+    const bspCase = await submit('bsp', 'member-bsp-1', 'PractitionerRole/role-oon-neuro-1');
+    const hpsjCase = await submit('hpsj', 'member-hpsj-1', 'PractitionerRole/role-oon-neuro-1');
+    const hpsjUmFor = (patient: string) => tokenFor(server, { scope: 'launch/patient patient/*.cruds', fhirUser: 'Practitioner/hpsj-um-1', roles: ['um-clinician'], patient });
+    const approve = params([{ name: 'authorizedPractitionerRole', valueReference: { reference: 'PractitionerRole/role-oon-neuro-1' } }]);
+    // Another member's case: outside the token's compartment, refused before anything about it is told.
+    const outside = await call(hpsjUmFor('member-hpsj-1'), `Task/${bspCase.id}/$approve`, approve);
+    expect(outside.status, JSON.stringify(outside.body)).toBe(403);
+    expect(outside.body.issue[0].diagnostics).toMatch(/patient compartment/);
+    // In the compartment, but another plan's case: a patient-bound token of HPSJ staff is still HPSJ staff.
+    const otherPlan = await call(hpsjUmFor('member-bsp-1'), `Task/${bspCase.id}/$approve`, approve);
+    expect(otherPlan.status, JSON.stringify(otherPlan.body)).toBe(403);
+    expect(otherPlan.body.issue[0].diagnostics).toMatch(/Blue Shield/);
+    expect(((await call(as('bsp', 'um'), `Task/${bspCase.id}`)).body as Task).meta?.versionId).toBe(bspCase.meta?.versionId);
+    // Its own plan's case of the member in context goes through.
+    const own = await call(hpsjUmFor('member-hpsj-1'), `Task/${hpsjCase.id}/$request-info`, params([{ name: 'what', valueString: 'Latest MRI report' }]));
+    expect(own.status, JSON.stringify(own.body)).toBe(200);
+  });
+
+  it('R1: only a member identity or the requester withdraws, not a practitioner with the member in context; the reason is the Task\'s statusReason', async () => {
+    const task = await submit('hpsj', 'member-hpsj-1', 'PractitionerRole/role-oon-neuro-1');
+    const withdraw = params([{ name: 'reason', valueString: 'I found a doctor myself' }]);
+    const cardiologist = tokenFor(server, { scope: 'launch/patient patient/*.cruds', fhirUser: 'Practitioner/hpsj-card-1', roles: ['treating-provider'], patient: 'member-hpsj-1' });
+    const refused = await call(cardiologist, `Task/${task.id}/$withdraw`, withdraw);
+    expect(refused.status, JSON.stringify(refused.body)).toBe(403);
+    expect(((await call(as('hpsj', 'um'), `Task/${task.id}`)).body as Task).meta?.versionId).toBe(task.meta?.versionId);
+    const memberToken = tokenFor(server, { scope: 'launch/patient patient/*.cruds', fhirUser: 'Patient/member-hpsj-1', roles: ['member'], patient: 'member-hpsj-1' });
+    const withdrawn = await call(memberToken, `Task/${task.id}/$withdraw`, withdraw);
+    expect(withdrawn.status, JSON.stringify(withdrawn.body)).toBe(200);
+    expect(step(withdrawn.body)).toBe('withdrawn');
+    expect((withdrawn.body as Task).statusReason?.text).toBe('I found a doctor myself');
+  });
+
+  it('R9 42 CFR 438.210(d)(1)(ii): one extension per case (409 for a second); days must be a valueInteger in a Parameters body', async () => {
+    const task = await submit('hpsj', 'member-hpsj-1', 'PractitionerRole/role-oon-neuro-1');
+    const extend = (days: Record<string, unknown>) => call(as('hpsj', 'um'), `Task/${task.id}/$extend`, { resourceType: 'Parameters', parameter: [{ name: 'days', ...days }, { name: 'reason', valueString: 'Waiting for the specialist records' }] });
+    const asText = await extend({ valueString: '5' });
+    expect(asText.status, JSON.stringify(asText.body)).toBe(400);
+    expect(asText.body.issue[0].diagnostics).toMatch(/valueInteger/);
+    expect(((await call(as('hpsj', 'um'), `Task/${task.id}`)).body as Task).meta?.versionId).toBe(task.meta?.versionId);
+    const first = await extend({ valueInteger: 14 });
+    expect(first.status, JSON.stringify(first.body)).toBe(200);
+    const due = (first.body as Task).restriction?.period?.end;
+    const second = await extend({ valueInteger: 14 });
+    expect(second.status, JSON.stringify(second.body)).toBe(409);
+    expect(second.body.issue[0].diagnostics).toMatch(/already extended/);
+    const after = (await call(as('hpsj', 'um'), `Task/${task.id}`)).body as Task;
+    expect(after.restriction?.period?.end).toBe(due);
+    expect(after.output?.filter((o) => o.type.text === 'extended')).toHaveLength(1);
+  });
+
+  it('R11: a Task claiming the case profile whose ServiceRequest has no Coverage is 422 "not a second-opinion case", not a 500', async () => {
+    const sr = await server.store.create<ServiceRequest>({ resourceType: 'ServiceRequest', status: 'active', intent: 'order', subject: { reference: 'Patient/member-hpsj-1' }, requester: { reference: 'PractitionerRole/role-hpsj-pcp-1' } });
+    const task = await server.store.create<Task>({ resourceType: 'Task', meta: { profile: [PROFILES.task] }, status: 'requested', intent: 'order', focus: { reference: `ServiceRequest/${sr.id}` }, for: { reference: 'Patient/member-hpsj-1' } });
+    const res = await call(as('hpsj', 'um'), `Task/${task.id}/$escalate`, params([]));
+    expect(res.status, JSON.stringify(res.body)).toBe(422);
+    expect(res.body.issue[0].diagnostics).toMatch(/not a second-opinion case/);
+    const notARequest = await server.store.create<Task>({ resourceType: 'Task', meta: { profile: [PROFILES.task] }, status: 'requested', intent: 'order', focus: { reference: 'Patient/member-hpsj-1' }, for: { reference: 'Patient/member-hpsj-1' } });
+    expect((await call(as('hpsj', 'um'), `Task/${notARequest.id}/$escalate`, params([]))).status).toBe(422);
+  });
+
+  it('R11 BSP D.IV: an information answer attaches only DocumentReferences or Binaries about the case\'s member that the answerer may read', async () => {
+    const task = await submit('bsp', 'member-bsp-1', 'PractitionerRole/role-oon-neuro-1');
+    const asked = await call(as('bsp', 'um'), `Task/${task.id}/$request-info`, params([{ name: 'what', valueString: 'Latest MRI report' }]));
+    expect(asked.status).toBe(200);
+    const docAbout = async (member: string) => (await call(as('bsp', 'pcp'), 'DocumentReference', { resourceType: 'DocumentReference', status: 'current', subject: { reference: `Patient/${member}` }, content: [{ attachment: { contentType: 'text/plain', data: Buffer.from('MRI').toString('base64') } }] })).body as DocumentReference;
+    const otherMembers = await docAbout('member-bsp-2');
+    const answer = (reference: Record<string, unknown>) => call(as('bsp', 'pcp'), `Task/${task.id}/$answer-info`, params([{ name: 'document', valueReference: reference }]));
+    for (const bad of [{ reference: 'Patient/member-bsp-1' }, { reference: 'DocumentReference/does-not-exist' }, { display: 'the MRI' }, { reference: `DocumentReference/${otherMembers.id}` }, { reference: 'Condition/condition-member-bsp-1' }]) {
+      const res = await answer(bad);
+      expect(res.status, `${JSON.stringify(bad)}: ${JSON.stringify(res.body)}`).toBe(422);
+    }
+    expect(((await call(as('bsp', 'um'), `Task/${task.id}`)).body as Task).meta?.versionId).toBe(asked.body.meta.versionId);
+    // Read on the answerer's behalf: a patient-bound token does not attach what is outside its compartment.
+    const pcpInContext = tokenFor(server, { scope: 'launch/patient patient/*.cruds', fhirUser: 'Practitioner/bsp-pcp-1', roles: ['treating-provider'], patient: 'member-bsp-1' });
+    const notTheirs = await call(pcpInContext, `Task/${task.id}/$answer-info`, params([{ name: 'document', valueReference: { reference: `DocumentReference/${otherMembers.id}` } }]));
+    expect(notTheirs.status, JSON.stringify(notTheirs.body)).toBe(422);
+    const binary = await server.store.create<Binary>({ resourceType: 'Binary', contentType: 'text/plain', securityContext: { reference: 'Patient/member-bsp-1' }, data: Buffer.from('labs').toString('base64') });
+    const own = await docAbout('member-bsp-1');
+    const answered = await call(as('bsp', 'pcp'), `Task/${task.id}/$answer-info`, params([{ name: 'document', valueReference: { reference: `DocumentReference/${own.id}` } }, { name: 'document', valueReference: { reference: `Binary/${binary.id}` } }]));
+    expect(answered.status, JSON.stringify(answered.body)).toBe(200);
+    expect(step(answered.body)).toBe('info-received');
+  });
+
+  it('R11 BSP D.VI: the consultative reviewer the Medical Director refers to is recorded on the Task and in its Provenance', async () => {
+    const task = await submit('bsp', 'member-bsp-2', 'PractitionerRole/role-oon-neuro-1');
+    expect((await call(as('bsp', 'um'), `Task/${task.id}/$escalate`, params([]))).status).toBe(200);
+    const unknown = await call(as('bsp', 'md'), `Task/${task.id}/$refer-consultative-review`, params([{ name: 'reviewer', valueReference: { reference: 'PractitionerRole/does-not-exist' } }]));
+    expect(unknown.status).toBe(422);
+    const referred = await call(as('bsp', 'md'), `Task/${task.id}/$refer-consultative-review`, params([{ name: 'reviewer', valueReference: { reference: 'PractitionerRole/role-oon-neuro-2' } }, { name: 'note', valueString: 'Neurology peer review' }]));
+    expect(referred.status, JSON.stringify(referred.body)).toBe(200);
+    const saved = referred.body as Task;
+    expect(step(saved)).toBe('consultative-review');
+    expect(saved.output?.find((o) => o.type.text === 'consultative-reviewer')?.valueReference?.reference).toBe('PractitionerRole/role-oon-neuro-2');
+    const { resources } = await server.store.search({ resourceType: 'Provenance', clauses: [], sort: [{ param: '_lastUpdated', kind: 'lastUpdated', descending: true }], count: 200, offset: 0, total: false });
+    const record = (resources as Provenance[]).find((p) => p.target.some((t) => t.reference === `Task/${task.id}/_history/${saved.meta?.versionId}`));
+    expect(record?.agent.map((a) => a.who.reference)).toEqual(['Practitioner/bsp-md-1', 'PractitionerRole/role-oon-neuro-2']);
+  });
+
+  it('R19 BSP F: plan staff read their own plan\'s committee figures; plan administration and auditors any plan', async () => {
+    const period = new Intl.DateTimeFormat('en-CA', { timeZone: 'America/Los_Angeles', year: 'numeric', month: '2-digit' }).format(new Date());
+    const otherPlan = await call(as('hpsj', 'um'), `$second-opinion-report?period=${period}&plan=bsp`);
+    expect(otherPlan.status, JSON.stringify(otherPlan.body)).toBe(403);
+    // The CSV download holds the same figures: the same rule.
+    const otherCsv = await fetch(`${server.url}/reports/second-opinion.csv?period=${period}&plan=bsp`, { headers: { authorization: `Bearer ${as('hpsj', 'um')}` } });
+    expect(otherCsv.status).toBe(403);
+    const own = await call(as('hpsj', 'md'), `$second-opinion-report?period=${period}`);
+    expect(own.status, JSON.stringify(own.body)).toBe(200);
+    expect((own.body as MeasureReport).reporter?.reference).toBe('Organization/hpsj');
+    const admin = tokenFor(server, { scope: 'user/*.rs', fhirUser: 'Practitioner/hpsj-md-1', roles: ['plan-admin'] });
+    expect((await call(admin, `$second-opinion-report?period=${period}&plan=bsp`)).status).toBe(200);
+    const auditor = tokenFor(server, { scope: 'user/*.rs', roles: ['auditor'] });
+    const all = await call(auditor, `$second-opinion-report?period=${period}`);
+    expect(all.status).toBe(200);
+    expect((all.body as MeasureReport).reporter).toBeUndefined();
   });
 
   it('a stale If-Match is 412 and a body that is not Parameters is 400; neither changes the case', async () => {

@@ -62,6 +62,21 @@ export const PlanProfileSchema = z.object({
   contacts: z.object({ memberServicesPhone: z.string(), tty: z.string(), grievanceInstructions: z.string() }),
   /** Threshold languages for notices (English and Spanish at least). */
   languages: z.array(z.string()).min(2),
+  /**
+   * R18 (BSP D.IX): the IPAs/medical groups the plan delegates UM decisions to, and the backend
+   * (system) clients that act for each. A system client decides a case only when the case's plan
+   * lists it here for the member's own group (Coverage.class `group`); plans whose policy names no
+   * delegation list none, so no system client decides their cases.
+   */
+  delegatedUm: z.array(
+    z.object({
+      /** Organization id of the IPA/medical group (the value of the member's Coverage.class `group`). */
+      organization: z.string(),
+      /** OAuth client ids of the group's backend services. */
+      clients: z.array(z.string()).min(1),
+      clause: z.string(),
+    }),
+  ),
 });
 
 export type PlanProfile = z.infer<typeof PlanProfileSchema>;
@@ -100,6 +115,7 @@ const PLAN_DATA: PlanProfile[] = [
       grievanceInstructions: 'Call Member Services or write to the Grievance and Appeals Department of Health Plan of San Joaquin.',
     },
     languages: ['en', 'es'],
+    delegatedUm: [],
   },
   {
     id: 'phc',
@@ -120,6 +136,7 @@ const PLAN_DATA: PlanProfile[] = [
       grievanceInstructions: 'Contact the Grievance Coordinator at Partnership HealthPlan of California (PHC VI.E).',
     },
     languages: ['en', 'es', 'ru', 'tl'],
+    delegatedUm: [],
   },
   {
     id: 'ant',
@@ -139,6 +156,7 @@ const PLAN_DATA: PlanProfile[] = [
       grievanceInstructions: 'Call Anthem Member Services or file a grievance online with Anthem Medi-Cal.',
     },
     languages: ['en', 'es', 'zh', 'vi'],
+    delegatedUm: [],
   },
   {
     id: 'bsp',
@@ -158,6 +176,8 @@ const PLAN_DATA: PlanProfile[] = [
       grievanceInstructions: 'Call Blue Shield Promise Customer Care or write to the Blue Shield Promise Grievance and Appeals Department.',
     },
     languages: ['en', 'es', 'zh', 'vi', 'ko', 'tl'],
+    // The demo IPA system (auth/demoClients.ts `demo-backend`) acts for the Valley Medical Group.
+    delegatedUm: [{ organization: 'bsp-ipa-a', clients: ['demo-backend'], clause: 'BSP D.IX' }],
   },
 ];
 

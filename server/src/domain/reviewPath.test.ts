@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { PLANS, planById } from './plans.js';
-import { allowedActions, ReviewRefusal, transition } from './reviewPath.js';
+import { allowedActions, delegationFor, ReviewRefusal, transition } from './reviewPath.js';
 
 describe.each(PLANS.map((p) => [p.id, p] as const))('review path, plan %s', (_id, plan) => {
   it('R11 BSP D.III-V: a UM clinician may approve, ask for information and escalate', () => {
@@ -35,4 +35,14 @@ describe.each(PLANS.map((p) => [p.id, p] as const))('review path, plan %s', (_id
 
 it('R10 BSP C.I: denials stay with the Medical Director or physician designee', () => {
   expect(() => transition(planById('bsp')!, 'um-review', 'deny', ['um-clinician', 'treating-provider'])).toThrow(/medical-director/);
+});
+
+it('R18 BSP D.IX: a backend client decides only for the member group the plan delegated to it', () => {
+  const bsp = planById('bsp')!;
+  expect(delegationFor(bsp, 'demo-backend', 'bsp-ipa-a')?.clause).toBe('BSP D.IX');
+  expect(delegationFor(bsp, 'demo-backend', 'bsp-ipa-b')).toBeUndefined();
+  expect(delegationFor(bsp, 'another-ipa-system', 'bsp-ipa-a')).toBeUndefined();
+  expect(delegationFor(bsp, 'demo-backend', undefined)).toBeUndefined();
+  // The other policies name no delegation: no system client decides their cases.
+  for (const id of ['hpsj', 'phc', 'ant']) expect(delegationFor(planById(id)!, 'demo-backend', `${id}-ipa-a`)).toBeUndefined();
 });

@@ -82,3 +82,15 @@ export function transition(plan: PlanProfile, step: CaseStep, action: ReviewActi
   }
   return rule.to === 'unchanged' ? step : rule.to;
 }
+
+export type Delegation = PlanProfile['delegatedUm'][number];
+
+/**
+ * R18 (BSP D.IX): the delegation under which a backend client may decide a member's case: the plan
+ * delegates UM to the member's own IPA/medical group and names the client as that group's system.
+ * None when the plan delegates nothing, the member has no group, or the client acts for another group.
+ */
+export function delegationFor(plan: PlanProfile, clientId: string, memberGroupId: string | undefined): Delegation | undefined {
+  if (!memberGroupId) return undefined;
+  return plan.delegatedUm.find((d) => d.organization === memberGroupId && d.clients.includes(clientId));
+}

@@ -1,17 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import type { Coverage, CoverageEligibilityResponse, DocumentReference, Patient, PractitionerRole, Reference, Resource, ServiceRequest, Task, TaskOutput } from 'fhir/r4.js';
 import { extendDeadline, localDate } from '../domain/clock.js';
-import type { PlanProfile } from '../domain/plans.js';
-import { type CaseStep, type ReviewAction, ReviewRefusal, TASK_STATUS, transition } from '../domain/reviewPath.js';
+import { type CaseStep, type Delegation, type ReviewAction, ReviewRefusal, TASK_STATUS, transition } from '../domain/reviewPath.js';
 import { badRequest, conflict, forbidden, preconditionFailed, unprocessable } from '../fhir/outcomes.js';
 import { parseLiteral } from '../fhir/references.js';
-import type { AccessContext, UserRole } from '../fhir/request.js';
+import type { AccessContext } from '../fhir/request.js';
 import { CODE_SYSTEMS, EXTENSIONS, PROFILES } from '../fhir/systems.js';
 import type { FhirStore } from '../storage/FhirStore.js';
+import { type CallerAccess, type CaseFiles, checkParty, memberDocuments, practitionerReference } from './caseParties.js';
 import { planOf } from './decide.js';
 import { composeLetter, sendLetter } from './letters.js';
 import type { ProviderDelivery } from './providerDelivery.js';
 import { type OnApproval, provenance } from './submit.js';
+
+export type { CallerAccess } from './caseParties.js';
 
 export interface ReviewInput {
   authorizedPractitionerRole?: Reference;
@@ -27,27 +29,36 @@ export interface ReviewInput {
   treatmentPerformer?: Reference;
 }
 
-interface CaseFiles {
-  task: Task;
-  serviceRequest: ServiceRequest;
-  patient: Patient;
-  plan: PlanProfile;
-  insurer: Reference;
-  step: CaseStep;
-}
-
 const stepOf = (task: Task): CaseStep => (task.businessStatus?.coding?.find((c) => c.system === CODE_SYSTEMS.businessStatus)?.code ?? 'um-review') as CaseStep;
 const outputRef = (label: string, reference: Reference): TaskOutput => ({ type: { text: label }, valueReference: reference });
 
-async function loadCase(tx: FhirStore, taskId: string): Promise<CaseFiles> {
+/**
+ * The case behind a Task, checked against the caller's token first (a case outside its compartment is
+ * refused before anything about it is told), then for the shape of a second-opinion case: a Task of
+ * our profile whose focus is a ServiceRequest with the member, the requester and the Coverage. A Task
+ * that claims the profile without them is 422, not a 500.
+ */
+async function loadCase(tx: FhirStore, taskId: string, access: CallerAccess): Promise<CaseFiles> {
   const task = (await tx.read('Task', taskId)) as Task;
+  access.require(task);
+  const notCase = (why: string, expression: string) => unprocessable(`Task/${taskId} is not a second-opinion case: ${why}`, [expression]);
   if (!task.meta?.profile?.includes(PROFILES.task)) throw unprocessable(`Task/${taskId} is not a second-opinion case`, ['Task.meta.profile']);
-  const [, srId] = parseLiteral(task.focus?.reference)!;
-  const serviceRequest = (await tx.read('ServiceRequest', srId)) as ServiceRequest;
-  const patient = (await tx.read('Patient', parseLiteral(serviceRequest.subject.reference)![1])) as Patient;
-  const coverage = (await tx.read('Coverage', parseLiteral(serviceRequest.insurance![0].reference)![1])) as Coverage;
+  const srRef = parseLiteral(task.focus?.reference);
+  const serviceRequest = srRef?.[0] === 'ServiceRequest' ? ((await tx.find('ServiceRequest', srRef[1])) as ServiceRequest | undefined) : undefined;
+  if (!serviceRequest) throw notCase('its focus is not a stored ServiceRequest', 'Task.focus');
+  access.require(serviceRequest);
+  const patientRef = parseLiteral(serviceRequest.subject?.reference);
+  const patient = patientRef?.[0] === 'Patient' ? ((await tx.find('Patient', patientRef[1])) as Patient | undefined) : undefined;
+  if (!patient) throw notCase('the request names no stored Patient as its subject', 'ServiceRequest.subject');
+  access.require(patient);
+  if (task.for?.reference !== `Patient/${patient.id}`) throw notCase('the Task is not for the member of its request', 'Task.for');
+  if (!serviceRequest.requester?.reference) throw notCase('the request names no requester', 'ServiceRequest.requester');
+  const coverageRef = parseLiteral(serviceRequest.insurance?.[0]?.reference);
+  const coverage = coverageRef?.[0] === 'Coverage' ? ((await tx.find('Coverage', coverageRef[1])) as Coverage | undefined) : undefined;
+  if (!coverage) throw notCase('the request names no stored Coverage', 'ServiceRequest.insurance');
   const { plan, payor } = await planOf(tx, coverage);
-  return { task, serviceRequest, patient, plan, insurer: { reference: `Organization/${payor.id}`, display: plan.name }, step: stepOf(task) };
+  const memberGroup = coverage.class?.find((k) => k.type.coding?.some((x) => x.code === 'group'))?.value;
+  return { task, serviceRequest, patient, plan, insurer: { reference: `Organization/${payor.id}`, display: plan.name }, step: stepOf(task), memberGroup };
 }
 
 /**
@@ -60,16 +71,17 @@ export async function performReviewAction(
   action: ReviewAction,
   input: ReviewInput,
   actor: AccessContext,
+  access: CallerAccess,
   options: { ifMatch?: string; delivery?: ProviderDelivery; now?: Date } = {},
 ): Promise<Task> {
   const { ifMatch, delivery } = options;
   const now = options.now ?? new Date();
   return store.transaction(async (tx) => {
     await tx.lock(`case:${taskId}`);
-    const c = await loadCase(tx, taskId);
+    const c = await loadCase(tx, taskId, access);
     if (ifMatch !== undefined && c.task.meta?.versionId !== ifMatch) throw preconditionFailed(`Task/${taskId} changed (version ${c.task.meta?.versionId}); reload and retry`);
     // Parties first: someone who is not party to the case learns nothing about its step.
-    await checkParty(tx, c, action, actor);
+    const delegation = await checkParty(tx, c, action, actor);
     let next: CaseStep;
     try {
       next = transition(c.plan, c.step, action, actor.roles);
@@ -79,8 +91,10 @@ export async function performReviewAction(
     }
     const outputs: TaskOutput[] = [];
     const task: Task = structuredClone(c.task);
-    const sender = actor.fhirUser ? { reference: actor.fhirUser } : c.insurer;
+    // A delegated decision is in the group's own name (R18, BSP D.IX).
+    const sender = actor.fhirUser ? { reference: actor.fhirUser } : delegation ? { reference: `Organization/${delegation.organization}`, display: actor.clientId } : c.insurer;
     const requester = c.serviceRequest.requester!;
+    const agents: Reference[] = [];
     const letter = (kind: Parameters<typeof sendLetter>[1], recipients: Reference[], facts: Parameters<typeof sendLetter>[3]) =>
       sendLetter(tx, kind, { plan: c.plan, patient: c.patient, serviceRequest: c.serviceRequest, recipients, sender: c.insurer, now, delivery }, facts);
     const member = { reference: `Patient/${c.patient.id}` };
@@ -145,16 +159,21 @@ export async function performReviewAction(
       }
       case 'answer-info': {
         if (!input.document?.length) throw unprocessable('Attach at least one document', ['document']);
+        const documents = await memberDocuments(tx, c, input.document, access);
         const open = await openInfoRequest(tx, taskId);
         if (!open) throw conflict('No open information request on this case');
-        await tx.update({ ...open, status: 'completed', output: [...(open.output ?? []), ...input.document.map((d) => outputRef('document', d))] } as Task);
+        await tx.update({ ...open, status: 'completed', output: [...(open.output ?? []), ...documents.map((d) => outputRef('document', d))] } as Task);
         break;
       }
       case 'extend': {
+        // 42 CFR 438.210(d)(1)(ii), (d)(2)(ii): one extension of up to 14 more calendar days, not one per call.
+        if (c.task.output?.some((o) => o.type.text === 'extended')) throw conflict('This case was already extended once; 42 CFR 438.210(d)(1)(ii) allows one extension (R9)', 'business-rule');
         if (!input.days || !input.reason) throw unprocessable('An extension needs days (1-14) and a reason', ['days']);
+        const currentDue = c.task.restriction?.period?.end;
+        if (!currentDue) throw unprocessable(`Task/${taskId} has no decision due date to extend`, ['Task.restriction.period.end']);
         let due: string;
         try {
-          due = extendDeadline(c.plan, c.task.restriction!.period!.end!, input.days);
+          due = extendDeadline(c.plan, currentDue, input.days);
         } catch (err) {
           throw badRequest((err as Error).message, 'days');
         }
@@ -173,71 +192,38 @@ export async function performReviewAction(
         if (input.outOfNetworkTreatment) outputs.push(outputRef('treatment-authorization-request', await openTar(tx, c, input, actor, now)));
         break;
       }
+      case 'refer-consultative-review': {
+        // R11 (BSP D.VI): the physician the Medical Director refers to is recorded on the case and in its Provenance.
+        if (input.reviewer) {
+          const reviewer = await practitionerReference(tx, input.reviewer);
+          if (!reviewer) throw unprocessable('The consultative reviewer must be a stored PractitionerRole or Practitioner', ['reviewer']);
+          outputs.push(outputRef('consultative-reviewer', reviewer));
+          agents.push(reviewer);
+        }
+        if (input.note) outputs.push({ type: { text: action }, valueString: input.note });
+        break;
+      }
+      case 'withdraw':
+        if (input.reason) task.statusReason = { text: input.reason };
+        if (input.note) outputs.push({ type: { text: action }, valueString: input.note });
+        break;
       default:
         if (input.note) outputs.push({ type: { text: action }, valueString: input.note });
     }
     if (action === 'approve' || action === 'deny' || action === 'modify') {
       outputs.push({ type: { text: 'decided-at' }, valueDateTime: now.toISOString() });
-      if (actor.roles.includes('delegated-group')) outputs.push(outputRef('delegated-decision-copy', await keepDelegationCopy(tx, c, action, actor, now)));
+      if (delegation) outputs.push(outputRef('delegated-decision-copy', await keepDelegationCopy(tx, c, action, actor, delegation, now)));
     }
     task.businessStatus = { coding: [{ system: CODE_SYSTEMS.businessStatus, code: next }], text: next };
     task.status = TASK_STATUS[next];
     task.lastModified = now.toISOString();
     task.output = [...(task.output ?? []), ...outputs];
     const { resource: saved } = await tx.update(task, c.task.meta?.versionId);
-    await tx.create(provenance([saved], sender, 'UPDATE', `${action}${input.reason ? `: ${input.reason}` : input.note ? `: ${input.note}` : ''}`));
+    const record = provenance([saved], sender, 'UPDATE', `${action}${input.reason ? `: ${input.reason}` : input.note ? `: ${input.note}` : ''}`);
+    record.agent.push(...agents.map((who) => ({ role: [{ text: 'consultative reviewer (BSP D.VI)' }], who })));
+    await tx.create(record);
     return saved;
   });
-}
-
-const PLAN_STAFF_ROLES: UserRole[] = ['um-clinician', 'medical-director'];
-
-/**
- * Party checks beyond the role: the report comes from the authorized professional, withdrawal from
- * the member or requester, and plan staff act only on their own plan's cases.
- */
-async function checkParty(tx: FhirStore, c: CaseFiles, action: ReviewAction, actor: AccessContext): Promise<void> {
-  const staff = actor.kind === 'user' && actor.roles.some((r) => PLAN_STAFF_ROLES.includes(r));
-  if (staff && action !== 'post-report' && !(await worksForPlan(tx, actor, c.insurer))) {
-    throw forbidden(`Only ${c.plan.name} staff may ${action} on this case`);
-  }
-  if (action === 'post-report') {
-    const authorized = c.task.output?.filter((o) => o.type.text === 'authorized-professional').at(-1)?.valueReference;
-    const practitioner = await practitionerOf(tx, authorized);
-    if (!practitioner || actor.fhirUser !== practitioner) throw forbidden('Only the authorized second-opinion professional may post the report on this case (R14)');
-  }
-  if (action === 'withdraw' || action === 'answer-info') {
-    const own = actor.patient === c.patient.id || actor.fhirUser === `Patient/${c.patient.id}`;
-    const requester = (await practitionerOf(tx, c.serviceRequest.requester)) ?? c.serviceRequest.requester?.reference;
-    if (!own && actor.fhirUser !== requester && !actor.roles.includes('um-clinician')) throw forbidden(`Only the member or the requester may ${action} on this case`);
-  }
-}
-
-/** The actor holds a plan-staff PractitionerRole at the plan's Organization. */
-async function worksForPlan(tx: FhirStore, actor: AccessContext, insurer: Reference): Promise<boolean> {
-  const literal = parseLiteral(actor.fhirUser);
-  if (!literal || literal[0] !== 'Practitioner' || !insurer.reference) return false;
-  const roles = await tx.search({
-    resourceType: 'PractitionerRole',
-    clauses: [
-      { kind: 'reference', param: 'practitioner', values: [`practitioner|${actor.fhirUser}`] },
-      { kind: 'reference', param: 'organization', values: [`organization|${insurer.reference}`] },
-    ],
-    sort: [],
-    count: 20,
-    offset: 0,
-    total: false,
-  });
-  return roles.resources.some((r) => (r as PractitionerRole).active !== false && (r as PractitionerRole).code?.some((cc) => cc.coding?.some((cd) => PLAN_STAFF_ROLES.includes(cd.code as UserRole))));
-}
-
-async function practitionerOf(tx: FhirStore, ref: Reference | undefined): Promise<string | undefined> {
-  const literal = parseLiteral(ref?.reference);
-  if (!literal) return undefined;
-  if (literal[0] === 'Practitioner') return ref!.reference;
-  if (literal[0] !== 'PractitionerRole') return undefined;
-  const role = (await tx.find('PractitionerRole', literal[1])) as PractitionerRole | undefined;
-  return role?.practitioner?.reference;
 }
 
 async function professionalName(tx: FhirStore, ref: Reference | undefined): Promise<string | undefined> {
@@ -376,7 +362,7 @@ async function openTar(tx: FhirStore, c: CaseFiles, input: ReviewInput, actor: A
  * R18 (BSP D.IX): when an IPA/medical group decides under delegation, the plan keeps a copy of the
  * request and the clinical information as they were at decision time.
  */
-async function keepDelegationCopy(tx: FhirStore, c: CaseFiles, action: ReviewAction, actor: AccessContext, now: Date): Promise<Reference> {
+async function keepDelegationCopy(tx: FhirStore, c: CaseFiles, action: ReviewAction, actor: AccessContext, delegation: Delegation, now: Date): Promise<Reference> {
   const clinical = [...(c.serviceRequest.supportingInfo ?? []), ...(c.serviceRequest.reasonReference ?? [])];
   const resources: Resource[] = [c.serviceRequest, c.patient];
   for (const ref of clinical) {
@@ -392,7 +378,7 @@ async function keepDelegationCopy(tx: FhirStore, c: CaseFiles, action: ReviewAct
     description: `Copy of the request and clinical information at the delegated ${action} by ${actor.clientId}`,
     subject: { reference: `Patient/${c.patient.id}` },
     date: now.toISOString(),
-    author: [{ display: actor.clientId }],
+    author: [{ reference: `Organization/${delegation.organization}`, display: actor.clientId }],
     content: [{ attachment: { contentType: 'application/fhir+json', data: Buffer.from(JSON.stringify(bundle)).toString('base64') } }],
     context: { related: [{ reference: `ServiceRequest/${c.serviceRequest.id}` }] },
   });

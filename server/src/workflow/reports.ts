@@ -2,11 +2,35 @@ import type { Coverage, MeasureReport, MeasureReportGroup, Organization, Practit
 import type { ReasonCategory } from '../domain/model.js';
 import { planById } from '../domain/plans.js';
 import { type CaseRecord, periodBounds, type ReportFigures, reportFigures } from '../domain/reporting.js';
-import { badRequest } from '../fhir/outcomes.js';
+import { badRequest, forbidden } from '../fhir/outcomes.js';
 import { parseLiteral } from '../fhir/references.js';
+import type { AccessContext, UserRole } from '../fhir/request.js';
 import { dateRange } from '../fhir/search/dates.js';
 import { CANONICAL_BASE, CODE_SYSTEMS, PROFILES } from '../fhir/systems.js';
 import type { FhirStore } from '../storage/FhirStore.js';
+import { isPlanStaff, staffPlansOf } from './planStaff.js';
+
+/**
+ * Who reads which committee figures (R19, BSP F). Plan administration and auditors oversee every plan
+ * this server serves: any plan, or all together. UM clinicians and medical directors read their own
+ * plan's figures only (the plans of their plan-staff PractitionerRoles): `plan` defaults to theirs,
+ * and naming another plan is 403. The figures are aggregates without PHI, but one plan's UM trends are
+ * not another plan's business.
+ */
+const ALL_PLANS_ROLES: UserRole[] = ['plan-admin', 'auditor'];
+
+export async function committeePlanFor(store: FhirStore, auth: AccessContext, requested: string | undefined): Promise<string | undefined> {
+  if (requested !== undefined && !planById(requested)) throw badRequest(`Unknown plan '${requested.slice(0, 64)}'`, 'plan');
+  if (auth.roles.some((r) => ALL_PLANS_ROLES.includes(r))) return requested;
+  const own = isPlanStaff(auth) ? await staffPlansOf(store, auth) : [];
+  if (!own.length) throw forbidden('Only plan staff may read the committee report');
+  if (requested === undefined) {
+    if (own.length > 1) throw badRequest(`Name the plan (plan=${own.join(' or ')})`, 'plan');
+    return own[0];
+  }
+  if (!(own as string[]).includes(requested)) throw forbidden(`Plan staff read their own plan's committee report (${own.join(', ')})`);
+  return requested;
+}
 
 /** The cases received in a period (and plan), as report records. */
 export async function caseRecords(store: FhirStore, period: string, planId?: string): Promise<CaseRecord[]> {

@@ -1,6 +1,6 @@
 import type { OperationDefinition } from 'fhir/r4.js';
 import { requireRole } from '../../auth/policy.js';
-import { caseRecords, committeeMeasureReport, reportFigures } from '../../workflow/reports.js';
+import { caseRecords, committeeMeasureReport, committeePlanFor, reportFigures } from '../../workflow/reports.js';
 import type { OperationDefinitionEntry } from '../context.js';
 import { requireScope } from '../guard.js';
 import { forbidden } from '../outcomes.js';
@@ -9,7 +9,10 @@ import { parseOperationInput, single } from './parameters.js';
 
 export const REPORT_ROLES = ['plan-admin', 'um-clinician', 'medical-director', 'auditor'] as const;
 
-/** `$second-opinion-report?period=2026-Q3&plan=bsp`: the committee figures (R19) as a MeasureReport. */
+/**
+ * `$second-opinion-report?period=2026-Q3&plan=bsp`: the committee figures (R19) as a MeasureReport.
+ * Plan staff get their own plan's figures only; plan-admin and auditor any plan (committeePlanFor).
+ */
 export function committeeReportOperation(definition: OperationDefinition): OperationDefinitionEntry {
   return {
     name: 'second-opinion-report',
@@ -24,7 +27,7 @@ export function committeeReportOperation(definition: OperationDefinition): Opera
       requireRole(req.auth, [...REPORT_ROLES], 'read the committee report');
       const params = parseOperationInput(req, definition);
       const period = single<string>(params, 'period')!;
-      const plan = single<string>(params, 'plan');
+      const plan = await committeePlanFor(ctx.store, req.auth, single<string>(params, 'plan'));
       const now = new Date();
       const figures = reportFigures(await caseRecords(ctx.store, period, plan), now);
       return { status: 200, body: committeeMeasureReport(figures, period, plan, now) };

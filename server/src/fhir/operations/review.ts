@@ -1,10 +1,12 @@
 import type { DocumentReference, OperationDefinition, Reference, Resource } from 'fhir/r4.js';
 import type { ReviewAction } from '../../domain/reviewPath.js';
-import { performReviewAction, type ReviewInput } from '../../workflow/caseReview.js';
+import { type CallerAccess, performReviewAction, type ReviewInput } from '../../workflow/caseReview.js';
 import type { ProviderDelivery } from '../../workflow/providerDelivery.js';
-import type { OperationDefinitionEntry } from '../context.js';
+import type { FhirContext, OperationDefinitionEntry } from '../context.js';
+import { mayAccess, requireAccess } from '../guard.js';
 import { ifMatchVersion } from '../interactions/crud.js';
 import { badRequest, forbidden } from '../outcomes.js';
+import type { FhirRequest } from '../request.js';
 import { ID_RE } from '../responses.js';
 import { CANONICAL_BASE } from '../systems.js';
 import { parseOperationInput, type ParsedParameters } from './parameters.js';
@@ -30,6 +32,13 @@ function reviewInput(p: ParsedParameters): ReviewInput {
   };
 }
 
+/** The token's compartment, judged for the operation's interaction (req.interaction, set by the router). */
+const callerAccess = (req: FhirRequest, ctx: FhirContext): CallerAccess => ({
+  require: (resource) => requireAccess(req, ctx, resource),
+  may: (resource) => mayAccess(req, ctx, resource),
+  compartmentsOf: (resource) => ctx.indexer.patientCompartments(resource),
+});
+
 /**
  * `Task/{id}/$<action>` for each step of the review path (R10, R11, R13, R14). Inputs are parsed
  * against the published OperationDefinition; the business logic is workflow/caseReview.ts.
@@ -49,7 +58,7 @@ export function reviewOperations(definitions: OperationDefinition[], delivery?: 
         if (!req.auth) throw forbidden('Review actions need an authenticated user');
         if (!args.id || !ID_RE.test(args.id)) throw badRequest('Invalid Task id');
         const input = reviewInput(parseOperationInput(req, definition));
-        const task = await performReviewAction(ctx.store, args.id, action, input, req.auth, { ifMatch: ifMatchVersion(req), delivery });
+        const task = await performReviewAction(ctx.store, args.id, action, input, req.auth, callerAccess(req, ctx), { ifMatch: ifMatchVersion(req), delivery });
         return { status: 200, body: task, headers: { ETag: `W/"${task.meta?.versionId}"` } };
       },
     };
