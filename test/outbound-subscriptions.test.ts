@@ -1,11 +1,16 @@
+import { randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Client } from 'fhir-kit-client';
 import type { Bundle, Parameters, ParametersParameter, Patient, ServiceRequest, Subscription, Task } from 'fhir/r4.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROFILES, SUBSCRIPTION_TOPICS } from '../server/src/fhir/systems.js';
-import type { OutboundConfigInput } from '../server/src/outbound/index.js';
-import { failure } from './helpers/fhir.js';
+import { type OutboundConfigInput, SUBSCRIPTION_OWNER_SYSTEM } from '../server/src/outbound/index.js';
+import { type DemoServer, startDemoServer } from './helpers/demoServer.js';
+import { failure, raw } from './helpers/fhir.js';
 import { startNotificationReceiver, startPlanServer, waitFor, type NotificationReceiver, type PlanServer } from './helpers/providerServer.js';
-import { STORE_DRIVERS } from './helpers/stores.js';
+import { pgliteConfig, STORE_DRIVERS } from './helpers/stores.js';
+import { tokenFor } from './helpers/tokens.js';
 
 const TOPIC = SUBSCRIPTION_TOPICS.secondOpinionCase;
 const BACKPORT = 'http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition';
@@ -232,5 +237,126 @@ describe.each(STORE_DRIVERS)('topic-based subscriptions (R4 backport) on $name',
     await create<ServiceRequest>({ resourceType: 'ServiceRequest', meta: { profile: [PROFILES.serviceRequest] }, ...PROFILE_REQUIRED(), status: 'active', intent: 'order', subject: { reference: `Patient/${patient.id}` } });
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(r.received).toHaveLength(0);
+  });
+});
+
+/**
+ * Finding F5: who may create, see and change a Subscription, with auth on (the whole server as
+ * `npm start` wires it). A Subscription is its creator's; its filters stay within what the
+ * creator's token could search; its channel.header is shown to the creator alone.
+ */
+describe('Subscription access control (auth on)', () => {
+  let server: DemoServer;
+  const receivers: NotificationReceiver[] = [];
+  const receiver = async () => {
+    const r = await startNotificationReceiver();
+    receivers.push(r);
+    return r;
+  };
+  const member = (id: string) => tokenFor(server, { scope: 'launch/patient patient/*.cruds', patient: id, fhirUser: `Patient/${id}`, roles: ['member'] });
+  const admin = () => tokenFor(server, { scope: 'user/*.cruds', fhirUser: 'Practitioner/hpsj-md-1', roles: ['plan-admin'] });
+  const auditor = () => tokenFor(server, { scope: 'user/Subscription.rs user/AuditEvent.rs', fhirUser: 'Practitioner/auditor-1', roles: ['auditor'] });
+  const call = (token: string, path: string, init: RequestInit & { json?: unknown } = {}) =>
+    raw(`${server.fhirBase}/${path}`, { ...init, headers: { authorization: `Bearer ${token}`, ...(init.headers as Record<string, string> | undefined) } });
+  const post = (token: string, sub: Subscription) => call(token, 'Subscription', { method: 'POST', json: sub });
+  const ownerTags = (sub: Subscription) => (sub.meta?.tag ?? []).filter((t) => t.system === SUBSCRIPTION_OWNER_SYSTEM);
+  const mine = (id: string) => [`Task?patient=Patient/${id}`, `ServiceRequest?patient=Patient/${id}`];
+
+  beforeAll(async () => {
+    const file = join(process.env.TMPDIR ?? '/tmp', `so-subscriptions-${randomUUID()}.json`);
+    writeFileSync(file, JSON.stringify({ ...config, planOrganization: 'Organization/hpsj' }));
+    server = await startDemoServer(pgliteConfig(), { OUTBOX_ENABLED: 'true', OUTBOUND_CONFIG_FILE: file });
+  });
+  afterAll(async () => {
+    await server?.close();
+    for (const r of receivers) await r.close();
+  });
+
+  it('refuses a Subscription wider than what its token may search, and stamps the owner', async () => {
+    const r = await receiver();
+    const m1 = member('member-hpsj-1');
+    // The probe's request: every case event of every member, full resources.
+    expect((await post(m1, subscription(r.url, [], 'full-resource'))).status).toBe(403);
+    expect((await post(m1, subscription(r.url, ['Task?patient=Patient/member-hpsj-2'], 'full-resource'))).status).toBe(403);
+    expect((await post(m1, subscription(r.url, ['Task?status=requested'], 'full-resource'))).status).toBe(403);
+    const forged = { ...subscription(r.url, mine('member-hpsj-1'), 'id-only'), meta: { tag: [{ system: SUBSCRIPTION_OWNER_SYSTEM, code: 'someone-else' }] } };
+    const created = await post(m1, forged);
+    expect(created.status).toBe(201);
+    const tags = ownerTags(created.body as Subscription);
+    expect(tags).toHaveLength(1);
+    expect(tags[0].code).toContain('member-hpsj-1');
+    // A Subscription also writes in a transaction entry the same way.
+    const bundle = { resourceType: 'Bundle', type: 'transaction', entry: [{ resource: subscription(r.url, [], 'full-resource'), request: { method: 'POST', url: 'Subscription' } }] };
+    expect((await call(m1, '', { method: 'POST', json: bundle })).status).toBe(403);
+  });
+
+  it("keeps other clients' Subscriptions, and everyone's channel.header, from a token", async () => {
+    const r = await receiver();
+    const [m1, m2] = [member('member-hpsj-1'), member('member-hpsj-2')];
+    const adminSub = (await post(admin(), subscription(r.url, [], 'id-only', { header: ['Authorization: Bearer admin-endpoint-secret-123'] }))).body as Subscription;
+    const memberSub = (await post(m1, subscription(r.url, mine('member-hpsj-1'), 'id-only', { header: ['Authorization: Bearer member-secret-456'] }))).body as Subscription;
+    expect([adminSub.id, memberSub.id].every(Boolean)).toBe(true);
+
+    // Another member: no read, no search hit, no history, no $status, no update, no delete.
+    for (const id of [adminSub.id, memberSub.id]) {
+      expect((await call(m2, `Subscription/${id}`)).status).toBe(403);
+      expect((await call(m2, `Subscription/${id}/$status`)).status).toBe(403);
+      expect((await call(m2, `Subscription/${id}`, { method: 'DELETE' })).status).toBe(403);
+    }
+    expect((await call(m2, `Subscription/${memberSub.id}`, { method: 'PUT', json: { ...memberSub, status: 'off' } })).status).toBe(403);
+    const search = await call(m2, 'Subscription');
+    expect(search.status).toBe(200);
+    expect(search.body.total).toBe(0);
+    expect(((await call(m2, 'Subscription/$status')).body as Bundle).entry ?? []).toHaveLength(0);
+    expect(((await call(m2, 'Subscription/_history')).body as Bundle).entry ?? []).toHaveLength(0);
+    expect((await server.store.read('Subscription', adminSub.id!)).id).toBe(adminSub.id);
+
+    // The owner sees its own, with its headers.
+    const own = ((await call(m1, 'Subscription')).body as Bundle).entry?.map((e) => e.resource as Subscription) ?? [];
+    expect(own.map((sub) => sub.id)).toContain(memberSub.id);
+    expect(own.map((sub) => sub.id)).not.toContain(adminSub.id);
+    expect(own.find((sub) => sub.id === memberSub.id)?.channel.header).toEqual(['Authorization: Bearer member-secret-456']);
+
+    // Staff see every Subscription, without the header values.
+    const asAdmin = await call(admin(), `Subscription/${memberSub.id}`);
+    expect(asAdmin.status).toBe(200);
+    expect((asAdmin.body as Subscription).channel.header).toEqual(['Authorization: [hidden]']);
+    const audited = await call(auditor(), 'Subscription?_count=50');
+    expect((audited.body as Bundle).entry?.map((e) => e.resource?.id)).toEqual(expect.arrayContaining([adminSub.id, memberSub.id]));
+    const history = await call(auditor(), `Subscription/${adminSub.id}/_history`);
+    expect(history.status).toBe(200);
+    for (const body of [audited.body, history.body, asAdmin.body]) {
+      expect(JSON.stringify(body)).not.toContain('admin-endpoint-secret-123');
+      expect(JSON.stringify(body)).not.toContain('member-secret-456');
+    }
+
+    // Changing a Subscription is its owner's (a staff update would judge the filters by the wrong token); plan-admin may delete.
+    expect((await call(admin(), `Subscription/${memberSub.id}`, { method: 'PUT', json: { ...memberSub, status: 'off' } })).status).toBe(403);
+    const widen = [{ op: 'replace', path: '/_criteria/extension/0/valueString', value: 'Task?patient=Patient/member-hpsj-2' }];
+    expect((await call(m1, `Subscription/${memberSub.id}`, { method: 'PATCH', headers: { 'content-type': 'application/json-patch+json' }, body: JSON.stringify(widen) })).status).toBe(403);
+    expect((await call(m1, `Subscription/${memberSub.id}`, { method: 'PUT', json: { ...memberSub, status: 'off' } })).status).toBe(200);
+    expect((await call(auditor(), `Subscription/${memberSub.id}`, { method: 'DELETE' })).status).toBe(403);
+    expect((await call(admin(), `Subscription/${memberSub.id}`, { method: 'DELETE' })).status).toBe(204);
+  });
+
+  it("notifies a member's Subscription of that member's case events only", async () => {
+    const [own, wide] = [await receiver(), await receiver()];
+    const m1 = member('member-hpsj-1');
+    expect((await post(m1, subscription(wide.url, [], 'full-resource'))).status).toBe(403);
+    const created = await post(m1, subscription(own.url, mine('member-hpsj-1'), 'full-resource'));
+    expect(created.status).toBe(201);
+    const id = (created.body as Subscription).id!;
+    await waitFor(async () => ((await server.store.read('Subscription', id)) as Subscription).status === 'active' || undefined, 10_000, 'active');
+
+    // Case events of two members (written as the workflow writes them, in the store).
+    const caseRequest = (patient: string): ServiceRequest => ({ resourceType: 'ServiceRequest', meta: { profile: [PROFILES.serviceRequest] }, ...PROFILE_REQUIRED(), status: 'active', intent: 'order', subject: { reference: `Patient/${patient}` } });
+    await server.store.create(caseRequest('member-hpsj-2'));
+    const ownRequest = await server.store.create(caseRequest('member-hpsj-1'));
+    await waitFor(() => events(own).length >= 1 || undefined, 10_000, 'notification');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(events(own)).toHaveLength(1);
+    const focus = events(own)[0].entry?.[1].resource as ServiceRequest;
+    expect([focus.id, focus.subject.reference]).toEqual([ownRequest.id, 'Patient/member-hpsj-1']);
+    expect(wide.received).toHaveLength(0);
   });
 });

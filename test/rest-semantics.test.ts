@@ -78,6 +78,19 @@ describe.each(STORE_DRIVERS)('REST semantics on $name', (driver) => {
       expect(paths(transaction.body)).toContain('Bundle.entry[1].request.url');
       expect((await raw(url('Patient/txn-bad-url'))).status).toBe(404);
     });
+
+    it('a Bundle inside a Bundle is not run (400 in its entry); a HEAD entry answers without the resource; /metadata takes GET alone', async () => {
+      const stored = await create(patient('Head'));
+      const inner = { resourceType: 'Bundle', type: 'batch', entry: [{ resource: patient('Nested'), request: { method: 'POST', url: 'Patient' } }] };
+      const batch = await post({ resourceType: 'Bundle', type: 'batch', entry: [{ resource: inner, request: { method: 'POST', url: '/' } }, { request: { method: 'HEAD', url: `Patient/${stored.id}` } }] });
+      expect(batch.body.entry.map((e: BundleEntry) => e.response?.status)).toEqual(['400', '200']);
+      expect(batch.body.entry[1].resource).toBeUndefined();
+      expect(batch.body.entry[1].response.etag).toBe('W/"1"');
+      expect((await raw(url('Patient?family=Nested&_summary=count'))).body.total).toBe(0);
+      const postMetadata = await raw(url('metadata'), { method: 'POST', json: {} });
+      expect(postMetadata.status).toBe(405);
+      expect(postMetadata.body.resourceType).toBe('OperationOutcome');
+    });
   });
 
   describe('a transaction that names one resource twice', () => {

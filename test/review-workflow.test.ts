@@ -318,6 +318,14 @@ describe('UM review path', () => {
     expect((all.body as MeasureReport).reporter).toBeUndefined();
   });
 
+  it('R11: staff with the app\'s scopes (read everything, update Tasks) act on a case: the operation updates the Task and only reads the request and the member', async () => {
+    const task = await submit('bsp', 'member-bsp-2', 'PractitionerRole/role-oon-neuro-1');
+    const appStaff = tokenFor(server, { scope: 'openid fhirUser user/*.rs user/Task.u', fhirUser: 'Practitioner/bsp-um-1', roles: ['um-clinician'] });
+    const res = await call(appStaff, `Task/${task.id}/$request-info`, params([{ name: 'what', valueString: 'Latest echocardiogram' }]));
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect(step(res.body as Task)).toBe('info-requested');
+  });
+
   it('a stale If-Match is 412 and a body that is not Parameters is 400; neither changes the case', async () => {
     const task = await submit('bsp', 'member-bsp-2', 'PractitionerRole/role-oon-neuro-1');
     const approve = (body: unknown, headers: Record<string, string> = {}) =>

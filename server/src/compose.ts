@@ -57,6 +57,7 @@ export async function buildParts(env: PartsEnv): Promise<ServerParts> {
       ...outbound.operations,
     ],
     createInterceptors: { ServiceRequest: submitOnCreate(decideWithPlanRules, delivery) },
+    accessRules: outbound.accessRules,
     workers: config.outboxEnabled ? outbound.workers : [],
     seed: async (store) => {
       await publishConformance(store, criteriaLibraries(env.publicUrl));

@@ -35,6 +35,8 @@ export interface ServerParts {
   seed?: (store: FhirStore) => Promise<void>;
   /** Creates that start a workflow (see FhirContext.createInterceptors). */
   createInterceptors?: FhirContext['createInterceptors'];
+  /** Per-type access rules (see FhirContext.accessRules). */
+  accessRules?: FhirContext['accessRules'];
   /** Background work (outbox delivery) started once serving and stopped before the store closes. */
   workers?: { start(): void; stop(): Promise<void> }[];
 }
@@ -103,6 +105,7 @@ export async function startServer(
     audit,
     operations: parts.operations ?? [],
     createInterceptors: parts.createInterceptors,
+    accessRules: parts.accessRules,
     limits: { maxBundleEntries: config.maxBundleEntries },
     supportedProfiles: profilesByType(conformance),
     onUnexpectedError: (err) => logger.error('unexpected_error', errorFields(err)),

@@ -113,9 +113,15 @@ export class SecondOpinionApi {
     return entries<Task>(b).filter((r) => r.resourceType === 'Task').map((task) => ({ task, request: requests.get(task.focus?.reference ?? '') }));
   }
 
-  async letters(serviceRequest: string): Promise<{ title: string; html: string }[]> {
+  /** The case's letters and reports: HTML (the plan's letters) and plain text are shown; other types are only named. */
+  async letters(serviceRequest: string): Promise<CaseDocument[]> {
     const docs = entries<DocumentReference>(await this.fhir.request<Bundle>(`DocumentReference?related=${serviceRequest}&_count=50`));
-    return docs.map((d) => ({ title: d.description ?? d.type?.text ?? 'Document', html: atobUtf8(d.content[0]?.attachment.data ?? '') }));
+    return docs.map((d) => {
+      const attachment = d.content[0]?.attachment;
+      const contentType = (attachment?.contentType ?? '').split(';')[0].trim().toLowerCase();
+      const kind = contentType === 'text/html' ? 'html' : contentType === 'text/plain' ? 'text' : 'other';
+      return { title: d.description ?? d.type?.text ?? 'Document', kind, contentType, body: kind === 'other' ? '' : atobUtf8(attachment?.data ?? '') };
+    });
   }
 
   /** Conditions and documents in the patient's record, to pick as supporting information. */
@@ -170,4 +176,11 @@ function safeParse(s: string): unknown {
   } catch {
     return undefined;
   }
+}
+
+export interface CaseDocument {
+  title: string;
+  kind: 'html' | 'text' | 'other';
+  contentType: string;
+  body: string;
 }

@@ -1,6 +1,6 @@
 import FHIR from 'fhirclient';
 import type { DocumentReference, Task } from 'fhir/r4.js';
-import { type Banner, errorMessage, type FhirRequester, type RequestForm, SecondOpinionApi } from './api.js';
+import { type Banner, type CaseDocument, errorMessage, type FhirRequester, type RequestForm, SecondOpinionApi } from './api.js';
 import { el, esc, progress, showError } from './ui.js';
 
 const REASONS: [string, string][] = [
@@ -141,7 +141,7 @@ async function renderCases(api: SecondOpinionApi, query: string, target: HTMLEle
       letters.innerHTML = '<summary>Letters and reports</summary><div>Loading…</div>';
       letters.addEventListener('toggle', async () => {
         const docs = await api.letters(`ServiceRequest/${request.id}`);
-        letters.querySelector('div')!.innerHTML = docs.map((d) => `<article class="card"><h4>${esc(d.title)}</h4><iframe title="${esc(d.title)}" sandbox="" srcdoc="${esc(d.html)}" style="width:100%;height:16rem;border:0"></iframe></article>`).join('') || 'None yet.';
+        letters.querySelector('div')!.innerHTML = docs.map((d) => `<article class="card"><h4>${esc(d.title)}</h4>${documentView(d)}</article>`).join('') || 'None yet.';
       }, { once: true });
       card.append(letters);
     }
@@ -227,4 +227,16 @@ async function consultantView(app: HTMLElement, api: SecondOpinionApi): Promise<
     return box;
   };
   await renderCases(api, 'status=accepted&_sort=due', target, post);
+}
+
+/**
+ * A letter's HTML runs in a sandboxed frame (no scripts) whose own policy loads nothing from elsewhere (no
+ * tracking images, no remote styles); plain text is shown as text; anything else is only named.
+ */
+const FRAME_POLICY = `<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'">`;
+
+function documentView(d: CaseDocument): string {
+  if (d.kind === 'html') return `<iframe title="${esc(d.title)}" sandbox="" srcdoc="${esc(FRAME_POLICY + d.body)}" style="width:100%;height:16rem;border:0"></iframe>`;
+  if (d.kind === 'text') return `<pre class="document">${esc(d.body)}</pre>`;
+  return `<p>An attachment of type ${esc(d.contentType || 'unknown')}, not shown here.</p>`;
 }

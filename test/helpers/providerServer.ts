@@ -75,7 +75,9 @@ export async function startProviderServer(store: StoreConfig = pgliteConfig()): 
     const token = /^Bearer (.+)$/.exec(authorization ?? '')?.[1];
     const grant = token ? tokens.get(token) : undefined;
     if (!grant || grant.expiresAt < Date.now()) return undefined;
-    return { kind: 'system', clientId: grant.clientId, scopes: grant.scopes, roles: [] };
+    // A stand-in EHR, not a plan: it files what the plan delivers (reports, letters) whatever profile they claim,
+    // where the plan server keeps its own case records for its operations (guard.ts requireCaseRecordWrite).
+    return { kind: 'system', clientId: grant.clientId, scopes: grant.scopes, roles: ['plan-admin'] };
   };
 
   const router = express.Router();

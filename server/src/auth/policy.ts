@@ -1,5 +1,6 @@
 import type { AccessPolicy, Interaction } from '../fhir/context.js';
 import { forbidden } from '../fhir/outcomes.js';
+import { isDirectoryType } from '../fhir/resourceTypes.js';
 import type { AccessContext, UserRole } from '../fhir/request.js';
 import { type Permission, ScopeSet } from './smartScopes.js';
 
@@ -14,6 +15,8 @@ const PERMISSION: Record<Interaction, Permission> = {
   delete: 'd',
   operation: 'r',
 };
+
+const WRITES = new Set<Permission>(['c', 'u', 'd']);
 
 const scopeSets = new WeakMap<AccessContext, ScopeSet>();
 const scopesOf = (ctx: AccessContext): ScopeSet => {
@@ -47,6 +50,9 @@ export function createAccessPolicy(isCompartmentType: (type: string) => boolean)
         throw forbidden('Only plan auditors may read the audit log');
       }
       const permission = PERMISSION[interaction];
+      if (isDirectoryType(resourceType) && WRITES.has(permission) && !ctx.roles.includes('plan-admin')) {
+        throw forbidden(`Only plan administration may ${interaction} ${resourceType} resources (the provider directory)`);
+      }
       if (scopesOf(ctx).allows(resourceType, permission)) return;
       throw forbidden(`The token's scopes do not allow ${interaction} on ${resourceType} (needs e.g. user/${resourceType}.${permission})`);
     },

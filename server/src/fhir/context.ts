@@ -1,5 +1,5 @@
 import type { OperationOutcomeIssue, Resource } from 'fhir/r4.js';
-import type { FhirStore } from '../storage/FhirStore.js';
+import type { FhirStore, SearchClause } from '../storage/FhirStore.js';
 import type { AccessContext, FhirRequest, FhirResponse } from './request.js';
 import type { Indexer } from './search/indexer.js';
 import type { SearchParamRegistry } from './search/registry.js';
@@ -16,6 +16,22 @@ export interface AccessPolicy {
    * asked only when the grant of that interaction is bound to a patient.
    */
   mayAccess(ctx: AccessContext, resourceType: string, interaction: Interaction, compartmentsOf: () => string[]): boolean;
+}
+
+/**
+ * A resource type's own rule on who may see and change each resource, on top of scopes and
+ * compartments (a Subscription is the client's that made it). The module that owns the type
+ * registers it (compose.ts), so the FHIR layer itself has no special cases. Asked only with auth on.
+ */
+export interface ResourceAccessRule {
+  /** A create or update body of the type, before the interaction runs: refuses it (FhirError) or completes it (an owner tag). */
+  prepareWrite?(req: FhirRequest & { auth: AccessContext }, ctx: FhirContext, resource: Resource): Resource;
+  /** Whether the caller may use req.interaction on this resource: asked wherever guard.mayAccess is. */
+  mayAccess(req: FhirRequest & { auth: AccessContext }, ctx: FhirContext, resource: Resource): boolean;
+  /** Clauses that hold a search of the type to what mayAccess shows, so totals and pages stay right. */
+  searchClauses(req: FhirRequest & { auth: AccessContext }, ctx: FhirContext): SearchClause[];
+  /** The resource as this caller is shown it (secrets masked): every response body and Bundle entry. */
+  present?(auth: AccessContext, resource: Resource): Resource;
 }
 
 export interface ValidationOptions {
@@ -89,6 +105,8 @@ export interface FhirContext {
    * second-opinion profile starts the same workflow as `$submit`); undefined means "store as usual".
    */
   createInterceptors?: Record<string, (req: FhirRequest, ctx: FhirContext, resource: Resource) => Promise<FhirResponse | undefined>>;
+  /** Per resource type: who may see and change each resource (see ResourceAccessRule). */
+  accessRules?: Record<string, ResourceAccessRule>;
   /** Called with errors that became a 500, for the log (never sent to the client). */
   onUnexpectedError?: (err: unknown) => void;
 }

@@ -1,6 +1,7 @@
 import type { Resource } from 'fhir/r4.js';
 import type { FhirContext, Interaction } from './context.js';
 import { forbidden } from './outcomes.js';
+import { PROFILES } from './systems.js';
 import type { FhirRequest } from './request.js';
 
 /** Scope check for an interaction on a type; no-op when auth is off (tests of the FHIR layer alone). */
@@ -18,6 +19,8 @@ export function compartmentOf(req: FhirRequest, ctx: FhirContext, resourceType: 
 
 export function mayAccess(req: FhirRequest, ctx: FhirContext, resource: Resource): boolean {
   if (!req.auth) return true;
+  const rule = ctx.accessRules?.[resource.resourceType];
+  if (rule && !rule.mayAccess({ ...req, auth: req.auth, interaction: interactionOf(req) }, ctx, resource)) return false;
   // Evaluating the compartment's search parameters is skipped for user and system grants, which need no compartment.
   return ctx.policy.mayAccess(req.auth, resource.resourceType, interactionOf(req), () => ctx.indexer.patientCompartments(resource));
 }
@@ -26,4 +29,18 @@ export function requireAccess(req: FhirRequest, ctx: FhirContext, resource: Reso
   if (!mayAccess(req, ctx, resource)) {
     throw forbidden(`Access to ${resource.resourceType}/${resource.id ?? '(new)'} is outside the patient compartment of this token`);
   }
+}
+
+const CASE_PROFILES: ReadonlySet<string> = new Set(Object.values(PROFILES));
+
+/**
+ * A second-opinion case's records (its ServiceRequest, Task, CoverageEligibilityResponse, notices and report)
+ * change only through the case's operations, which check the review path, the parties and the deadlines
+ * and leave Provenance; a plain create, update, patch or delete of one is plan administration's alone.
+ */
+export function requireCaseRecordWrite(req: FhirRequest, resource: Resource): void {
+  if (!req.auth || req.auth.roles.includes('plan-admin')) return;
+  const profiles: unknown = resource.meta?.profile;
+  if (!Array.isArray(profiles) || !profiles.some((p) => CASE_PROFILES.has(p as string))) return;
+  throw forbidden(`${resource.resourceType}/${resource.id ?? '(new)'} is a second-opinion case record: it changes only through the case's operations ($submit, Task/$approve, ...)`);
 }

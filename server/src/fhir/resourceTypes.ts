@@ -59,3 +59,10 @@ export const isAppendOnlyType = (type: string): boolean => type === 'AuditEvent'
 
 /** The refusal of a change to an append-only type (405), wherever it is caught. */
 export const appendOnlyRefusal = (type: string): FhirError => methodNotAllowed(`${type} resources are an append-only audit trail: they cannot be changed or deleted`);
+
+/**
+ * The provider directory: users' roles and plans come from it (PractitionerRole.code, .organization), and
+ * deliveries go to its Endpoints. Only plan administration (a plan-admin user or system client) writes it.
+ */
+const directory = new Set(['Practitioner', 'PractitionerRole', 'Organization', 'Location', 'Endpoint']);
+export const isDirectoryType = (type: string): boolean => directory.has(type);

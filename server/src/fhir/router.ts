@@ -1,3 +1,4 @@
+import { prepareWrite, presentResponse } from './accessRules.js';
 import type { FhirContext, Interaction, OperationDefinitionEntry } from './context.js';
 import { processBundle } from './interactions/bundle.js';
 import {
@@ -67,7 +68,7 @@ export async function dispatch(req: FhirRequest, ctx: FhirContext): Promise<Fhir
   if (!candidates.length) throw notFound(`No FHIR interaction at /${req.path.join('/').slice(0, 200)}`);
   const route = candidates.find((r) => r.method === method);
   if (!route) throw methodNotAllowed(`${req.method} is not allowed on /${req.path.join('/').slice(0, 200)}`);
-  return route.run(route.interaction === 'batch' || route.interaction === 'capabilities' ? req : { ...req, interaction: route.interaction }, ctx, req.path);
+  return route.run(route.interaction === 'batch' || route.interaction === 'capabilities' ? req : prepareWrite({ ...req, interaction: route.interaction }, ctx), ctx, req.path);
 }
 
 async function runOperation(req: FhirRequest, ctx: FhirContext, at: number): Promise<FhirResponse> {
@@ -122,7 +123,7 @@ function formParams(req: FhirRequest): [string, string][] {
 export async function handleRequest(req: FhirRequest, ctx: FhirContext): Promise<FhirResponse> {
   let response: FhirResponse;
   try {
-    response = await dispatch(req, ctx);
+    response = presentResponse(req, ctx, await dispatch(req, ctx));
   } catch (err) {
     const error: FhirError = normalizeError(err);
     if (error.status >= 500 && !(err instanceof FhirError)) ctx.onUnexpectedError?.(err);

@@ -1,6 +1,6 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { FhirContext } from '../fhir/context.js';
-import { badRequest, FhirError, notAcceptable, normalizeError, payloadTooLarge, unsupportedMediaType } from '../fhir/outcomes.js';
+import { badRequest, FhirError, methodNotAllowed, notAcceptable, normalizeError, payloadTooLarge, unsupportedMediaType } from '../fhir/outcomes.js';
 import type { AccessContext, FhirRequest, FhirResponse, HttpMethod } from '../fhir/request.js';
 import { handleRequest } from '../fhir/router.js';
 import { JSON_PATCH, notAcceptableReason, unsupportedBodyReason } from './mediaTypes.js';
@@ -27,6 +27,7 @@ export function fhirRouter(ctx: FhirContext, options: FhirRouterOptions): expres
   router.use(express.urlencoded({ extended: false, limit: options.maxBodyBytes }));
   router.use(checkFormat);
   router.get('/metadata', (req, res) => send(res, options.metadata(options.fhirBase)));
+  router.all('/metadata', (req, _res, next) => next(methodNotAllowed(`${req.method} is not allowed on /metadata`)));
   router.use(async (req, res, next) => {
     try {
       checkContentType(req);

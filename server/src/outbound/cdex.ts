@@ -155,7 +155,7 @@ export function cdexPollHandler(deps: DeliveryDeps & { store: FhirStore; setting
 async function findRemoteTask(deps: DeliveryDeps, p: CdexPollPayload): Promise<Task | undefined> {
   const client = fhirClient(p.endpoint);
   const bundle = (await deps.auth.withAuthorization(p.endpoint, p.plan, (headers) =>
-    client.request(`Task?${identifierQuery(p.identifier)}`, { options: requestOptions(headers, deps.network.timeoutMs) }),
+    client.request(`Task?${identifierQuery(p.identifier)}`, { options: requestOptions(headers, deps.network.timeoutMs, deps.network) }),
   )) as unknown as Bundle;
   const tasks = (bundle.entry ?? []).map((e) => e.resource).filter((r): r is Task => r?.resourceType === 'Task');
   if (tasks.length > 1) throw new PermanentError('cdex request: the provider holds more than one Task with our identifier');
@@ -186,7 +186,7 @@ async function fetchOutputs(deps: DeliveryDeps & { settings: OutboundConfig['cde
 
 async function get(deps: DeliveryDeps, p: CdexPollPayload, url: string): Promise<unknown> {
   const client = fhirClient(p.endpoint);
-  return deps.auth.withAuthorization(p.endpoint, p.plan, (headers) => client.request(url, { options: requestOptions(headers, deps.network.timeoutMs) }));
+  return deps.auth.withAuthorization(p.endpoint, p.plan, (headers) => client.request(url, { options: requestOptions(headers, deps.network.timeoutMs, deps.network) }));
 }
 
 /**

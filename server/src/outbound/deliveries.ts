@@ -107,7 +107,7 @@ export async function createIfNoneExist(
       client.create({
         resourceType: resource.resourceType,
         body: resource as unknown as Record<string, unknown> & { resourceType: string },
-        options: requestOptions({ ...headers, 'if-none-exist': identifierQuery(identifier), prefer: 'return=representation' }, deps.network.timeoutMs),
+        options: requestOptions({ ...headers, 'if-none-exist': identifierQuery(identifier), prefer: 'return=representation' }, deps.network.timeoutMs, deps.network),
       }),
     );
     return (created as { resourceType?: unknown }).resourceType === resource.resourceType ? (created as unknown as Resource) : undefined;

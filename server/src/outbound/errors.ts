@@ -33,6 +33,9 @@ export class RetryLater extends Error {
   }
 }
 
+/** The error code of a connection refused because its host resolved to a non-public address (http.ts publicOnlyLookup). */
+export const PRIVATE_ADDRESS = 'EPRIVATEADDRESS';
+
 interface HttpErrorShape {
   response?: { status?: unknown; data?: unknown };
   config?: { headers?: unknown };
@@ -65,6 +68,7 @@ export function classifyHttpError(err: unknown, what: string): PermanentError | 
   }
   const e = err as { name?: unknown; cause?: { code?: unknown } } | undefined;
   if (e?.name === 'TimeoutError' || e?.name === 'AbortError') return new TransientError(`${what}: timed out`);
+  if (e?.cause?.code === PRIVATE_ADDRESS) return new PermanentError(`${what}: the host resolves to a private-network address`);
   const code = typeof e?.cause?.code === 'string' ? ` (${e.cause.code})` : '';
   return new TransientError(`${what}: network error${code}`);
 }

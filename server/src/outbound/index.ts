@@ -1,6 +1,5 @@
-import type { Subscription, Task } from 'fhir/r4.js';
-import type { AccessPolicy, OperationDefinitionEntry } from '../fhir/context.js';
-import type { AccessContext } from '../fhir/request.js';
+import type { Task } from 'fhir/r4.js';
+import type { OperationDefinitionEntry, ResourceAccessRule } from '../fhir/context.js';
 import type { SearchParamRegistry } from '../fhir/search/registry.js';
 import type { Logger } from '../log.js';
 import type { FhirStore, WriteHook } from '../storage/FhirStore.js';
@@ -9,13 +8,14 @@ import { loadOutboundConfig, type OutboundConfig, type OutboundConfigInput } fro
 import { deadLetterRecorder } from './deadLetter.js';
 import { endpointsFor, enqueueDelivery, FHIR_CREATE, fhirCreateHandler, type DeliveryRequest, type ProviderEndpoint } from './deliveries.js';
 import { ProviderAuth } from './providerAuth.js';
-import { checkSubscriptionAccess, subscriptionStatusOperation } from './subscriptionStatus.js';
+import { subscriptionAccessRule } from './subscriptionAccess.js';
+import { subscriptionStatusOperation } from './subscriptionStatus.js';
 import { HeartbeatScheduler, REST_HOOK, restHookHandler, subscriptionWriteHook } from './subscriptions.js';
 import { publishTopic } from './topic.js';
 import { OutboxWorker, type OutboxMetrics } from './worker.js';
 
 export { loadOutboundConfig, OutboundConfigSchema, type OutboundConfig, type OutboundConfigInput } from './config.js';
-export { SUBSCRIPTION_OWNER_SYSTEM, subscriptionOwner } from './subscriptionStatus.js';
+export { SUBSCRIPTION_OWNER_SYSTEM, subscriptionOwner } from './subscriptionAccess.js';
 export { TOPIC_URL } from './topic.js';
 export type { DeliveryRequest, InformationRequest, ProviderEndpoint };
 export type { OutboxMetrics };
@@ -44,8 +44,8 @@ export interface Outbound {
   enqueueDelivery(tx: FhirStore, request: DeliveryRequest): Promise<void>;
   enqueueInformationRequest(tx: FhirStore, request: InformationRequest): Promise<Task>;
   endpointsFor(store: FhirStore, reference: string): Promise<ProviderEndpoint[]>;
-  /** Call on Subscription create/update with the caller's auth; returns the Subscription stamped with its owner. */
-  checkSubscriptionAccess(auth: AccessContext | undefined, subscription: Subscription, policy: AccessPolicy, existing?: Subscription): Subscription;
+  /** Who may see and change Subscriptions (owner, filters within the owner's grant, headers): ServerParts.accessRules. */
+  accessRules: Record<string, ResourceAccessRule>;
   metrics(): OutboxMetrics;
   config: OutboundConfig;
 }
@@ -84,8 +84,7 @@ export async function createOutbound(env: OutboundEnv): Promise<Outbound> {
     enqueueDelivery,
     enqueueInformationRequest: (tx, request) => enqueueInformationRequest(tx, request, config.cdex),
     endpointsFor,
-    checkSubscriptionAccess: (authContext, subscription, policy, existing) =>
-      checkSubscriptionAccess(authContext, subscription, policy, { registry, baseUrl: fhirBase, maxFilters: config.subscriptions.maxFilters, existing }),
+    accessRules: { Subscription: subscriptionAccessRule({ registry, baseUrl: fhirBase, maxFilters: config.subscriptions.maxFilters }) },
     metrics: () => worker.metrics(),
     config,
   };

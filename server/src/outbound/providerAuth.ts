@@ -4,7 +4,7 @@ import jwt from 'jsonwebtoken';
 import { z } from 'zod';
 import type { CredentialConfig, NetworkPolicy } from './config.js';
 import { classifyHttpError, httpStatusOf, PermanentError, TransientError } from './errors.js';
-import { checkOutboundUrl, trimBase } from './http.js';
+import { checkOutboundUrl, outboundInit, trimBase } from './http.js';
 
 /**
  * SMART Backend Services as a client (SMART App Launch 2.x, "Backend Services"): the plan signs a
@@ -199,8 +199,8 @@ export class ProviderAuth {
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
         body,
-        redirect: 'error',
         signal: AbortSignal.timeout(this.options.network.timeoutMs),
+        ...outboundInit(this.options.network),
       });
     } catch (err) {
       throw classifyHttpError(err, 'token request');
@@ -236,7 +236,7 @@ export class ProviderAuth {
     checkOutboundUrl(url, this.options.network, 'smart-configuration');
     let response: Response;
     try {
-      response = await this.fetch(url, { headers: { accept: 'application/json' }, redirect: 'error', signal: AbortSignal.timeout(this.options.network.timeoutMs) });
+      response = await this.fetch(url, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(this.options.network.timeoutMs), ...outboundInit(this.options.network) });
     } catch (err) {
       throw classifyHttpError(err, 'smart-configuration');
     }

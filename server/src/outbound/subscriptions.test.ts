@@ -1,12 +1,12 @@
 import type { Basic, Extension, Subscription } from 'fhir/r4.js';
 import { describe, expect, it } from 'vitest';
-import type { AccessPolicy } from '../fhir/context.js';
+import type { AccessPolicy, FhirContext, Interaction } from '../fhir/context.js';
 import { FhirError, forbidden } from '../fhir/outcomes.js';
 import type { AccessContext } from '../fhir/request.js';
 import { SearchParamRegistry } from '../fhir/search/registry.js';
 import { OutboundConfigSchema } from './config.js';
 import { notificationBundle, statusParameters } from './notifications.js';
-import { checkSubscriptionAccess, SUBSCRIPTION_OWNER_SYSTEM } from './subscriptionStatus.js';
+import { checkSubscriptionAccess, maskHeaders, SUBSCRIPTION_OWNER_SYSTEM, subscriptionAccessRule } from './subscriptionAccess.js';
 import { channelSettings } from './subscriptions.js';
 import { BACKPORT, readTopicBasic, TOPIC_RESOURCE_TYPES, TOPIC_URL } from './topic.js';
 
@@ -76,6 +76,10 @@ describe('channelSettings', () => {
     const s = sub([]);
     expect(status(() => channelSettings({ ...s, channel: { ...s.channel, endpoint: 'http://subscriber.example.com/hook' } } as Subscription, deps))).toBe(422);
     expect(status(() => channelSettings({ ...s, channel: { ...s.channel, endpoint: 'https://10.0.0.5/hook' } } as Subscription, deps))).toBe(422);
+    // Finding F8(b): loopback and link-local written as IPv4-mapped IPv6.
+    for (const endpoint of ['https://[::ffff:127.0.0.1]:18556/hook', 'https://[::ffff:169.254.169.254]/latest/meta-data/']) {
+      expect(status(() => channelSettings({ ...s, channel: { ...s.channel, endpoint } } as Subscription, deps))).toBe(422);
+    }
     expect(status(() => channelSettings({ ...s, channel: { ...s.channel, payload: 'application/fhir+xml' } } as Subscription, deps))).toBe(422);
     expect(status(() => channelSettings({ ...s, channel: { ...s.channel, header: ['Content-Length: 5'] } } as Subscription, deps))).toBe(422);
     expect(status(() => channelSettings({ ...s, channel: { ...s.channel, extension: [{ url: BACKPORT.heartbeatPeriod, valueUnsignedInt: 5 }] } } as Subscription, deps))).toBe(422);
@@ -145,8 +149,49 @@ describe('checkSubscriptionAccess', () => {
     expect(status(() => checkSubscriptionAccess(auth, sub([]), p, options))).toBe(403);
   });
 
-  it("refuses changes to another client's Subscription", () => {
-    const existing = { ...sub([]), meta: { tag: [{ system: SUBSCRIPTION_OWNER_SYSTEM, code: 'someone-else' }] } };
-    expect(status(() => checkSubscriptionAccess(auth, sub([]), policy(), { ...options, existing }))).toBe(403);
+  it('owns a launch by client and user, a backend service by client', () => {
+    const member = (fhirUser: string): AccessContext => ({ kind: 'patient', clientId: 'app|1', scopes: [], fhirUser, roles: ['member'] });
+    const [a, b] = [member('Patient/a'), member('Patient/b')].map((m) => checkSubscriptionAccess(m, sub([]), policy(), options).meta?.tag?.[0].code);
+    expect(a).toBe('app%7C1/Patient%2Fa');
+    expect(a).not.toBe(b);
+    expect(checkSubscriptionAccess({ kind: 'system', clientId: 'svc', scopes: [], fhirUser: 'Device/x', roles: [] }, sub([]), policy(), options).meta?.tag?.[0].code).toBe('svc');
+    // An owner tag the client sends is replaced.
+    const forged = { ...sub([]), meta: { tag: [{ system: SUBSCRIPTION_OWNER_SYSTEM, code: 'someone-else' }] } };
+    expect(checkSubscriptionAccess(auth, forged, policy(), options).meta?.tag).toEqual([{ system: SUBSCRIPTION_OWNER_SYSTEM, code: 'app-1' }]);
+  });
+});
+
+describe('the Subscription access rule', () => {
+  const rule = subscriptionAccessRule({ registry, baseUrl: BASE });
+  const ctx = { policy: { requireScope: () => undefined, patientCompartment: () => undefined, mayAccess: () => true } } as unknown as FhirContext;
+  const owner: AccessContext = { kind: 'user', clientId: 'app', scopes: [], fhirUser: 'Practitioner/p1', roles: ['treating-provider'] };
+  const peer: AccessContext = { ...owner, fhirUser: 'Practitioner/p2' };
+  const admin: AccessContext = { ...owner, fhirUser: 'Practitioner/admin', roles: ['plan-admin'] };
+  const auditor: AccessContext = { ...owner, fhirUser: 'Practitioner/audit', roles: ['auditor'] };
+  const stored = checkSubscriptionAccess(owner, sub([], { channel: { ...sub([]).channel, header: ['Authorization: Bearer s3cret', 'X-Key:abc'] } }), ctx.policy, { registry, baseUrl: BASE });
+  const may = (auth: AccessContext, interaction: Interaction, resource: Subscription = stored) =>
+    rule.mayAccess({ method: 'GET', path: [], query: [], headers: {}, baseUrl: BASE, auth, interaction }, ctx, resource);
+
+  it('lets the owner do anything, staff read (plan-admin also delete), and nobody else anything', () => {
+    for (const i of ['read', 'search', 'history', 'update', 'patch', 'delete'] as const) expect(may(owner, i)).toBe(true);
+    for (const i of ['read', 'vread', 'search', 'history', 'update', 'patch', 'delete'] as const) expect(may(peer, i)).toBe(false);
+    expect(['read', 'history', 'delete', 'update'].map((i) => may(admin, i as Interaction))).toEqual([true, true, true, false]);
+    expect(['read', 'history', 'delete', 'update'].map((i) => may(auditor, i as Interaction))).toEqual([true, true, false, false]);
+    // Stored without an owner (before the rule): staff only.
+    const legacy = { ...stored, meta: undefined };
+    expect([may(owner, 'read', legacy), may(admin, 'read', legacy)]).toEqual([false, true]);
+  });
+
+  it('shows channel.header values to the owner alone', () => {
+    expect((rule.present!(owner, stored) as Subscription).channel.header).toEqual(['Authorization: Bearer s3cret', 'X-Key:abc']);
+    expect((rule.present!(admin, stored) as Subscription).channel.header).toEqual(['Authorization: [hidden]', 'X-Key: [hidden]']);
+    const headerless = sub([], { channel: { ...sub([]).channel, header: undefined } });
+    expect(maskHeaders(headerless)).toBe(headerless);
+  });
+
+  it('limits searches to the caller\'s own Subscriptions, except for staff', () => {
+    const req = (auth: AccessContext) => ({ method: 'GET' as const, path: [], query: [], headers: {}, baseUrl: BASE, auth, interaction: 'search' as const });
+    expect(rule.searchClauses(req(owner), ctx)).toEqual([{ kind: 'token', param: '_tag', values: [`_tag|${SUBSCRIPTION_OWNER_SYSTEM}|app/Practitioner%2Fp1`], not: false }]);
+    expect(rule.searchClauses(req(auditor), ctx)).toEqual([]);
   });
 });

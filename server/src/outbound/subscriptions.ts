@@ -273,7 +273,7 @@ export function restHookHandler(deps: SubscriptionDeps): OutboxHandler {
     }
     const bundle = await buildNotification(deps, settings, message);
     try {
-      await post(settings, bundle);
+      await post(settings, bundle, deps.network);
     } catch (err) {
       const failure = classifyHttpError(err, `rest-hook ${message.type}`);
       if (message.type === 'handshake' && (failure instanceof PermanentError || attempt >= deps.settings.handshakeAttempts)) {
@@ -319,13 +319,13 @@ async function buildNotification(deps: SubscriptionDeps, settings: ChannelSettin
   });
 }
 
-async function post(settings: ChannelSettings, bundle: unknown): Promise<void> {
+async function post(settings: ChannelSettings, bundle: unknown, network: NetworkPolicy): Promise<void> {
   const client = fhirClient(settings.endpoint);
   try {
     await client.request(settings.endpoint, {
       method: 'POST',
       body: bundle,
-      options: requestOptions({ ...settings.headers, 'content-type': 'application/fhir+json' }, settings.timeoutMs),
+      options: requestOptions({ ...settings.headers, 'content-type': 'application/fhir+json' }, settings.timeoutMs, network),
     });
   } catch (err) {
     if (isSuccessfulNonJson(err)) return;

@@ -75,6 +75,8 @@ export interface HistoryQuery {
   before?: Date;
   /** Only versions of these types (those the caller's scopes allow); all types when absent. */
   types?: readonly string[];
+  /** Versions of `types` only of resources now in this patient's compartment (`Patient/x`); other types as they are. */
+  compartment?: { patient: string; types: readonly string[] };
   count: number;
   offset: number;
 }

@@ -15,8 +15,11 @@ import { isPlanStaff, worksForPlan } from './planStaff.js';
  * patient-bound grant, the member's own record for a member.
  */
 export interface CallerAccess {
-  /** Throws 403 unless the caller may use the operation's interaction on the resource. */
+  /** Throws 403 unless the caller may use the operation's interaction on the resource it acts on (the case Task). */
   require(resource: Resource): void;
+  /** Throws 403 unless the caller may read the resource (what the operation reads to act: the request, the member). */
+  requireRead(resource: Resource): void;
+  /** Whether the caller may read the resource. */
   may(resource: Resource): boolean;
   /** `Patient/x` for each patient compartment the resource is in. */
   compartmentsOf(resource: Resource): string[];

@@ -46,11 +46,11 @@ async function loadCase(tx: FhirStore, taskId: string, access: CallerAccess): Pr
   const srRef = parseLiteral(task.focus?.reference);
   const serviceRequest = srRef?.[0] === 'ServiceRequest' ? ((await tx.find('ServiceRequest', srRef[1])) as ServiceRequest | undefined) : undefined;
   if (!serviceRequest) throw notCase('its focus is not a stored ServiceRequest', 'Task.focus');
-  access.require(serviceRequest);
+  access.requireRead(serviceRequest);
   const patientRef = parseLiteral(serviceRequest.subject?.reference);
   const patient = patientRef?.[0] === 'Patient' ? ((await tx.find('Patient', patientRef[1])) as Patient | undefined) : undefined;
   if (!patient) throw notCase('the request names no stored Patient as its subject', 'ServiceRequest.subject');
-  access.require(patient);
+  access.requireRead(patient);
   if (task.for?.reference !== `Patient/${patient.id}`) throw notCase('the Task is not for the member of its request', 'Task.for');
   if (!serviceRequest.requester?.reference) throw notCase('the request names no requester', 'ServiceRequest.requester');
   const coverageRef = parseLiteral(serviceRequest.insurance?.[0]?.reference);

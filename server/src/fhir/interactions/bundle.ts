@@ -53,6 +53,7 @@ type Ordered = { entry: Entry; index: number };
  * request, audited once, and refused whole if any entry is malformed.
  */
 export async function processBundle(req: FhirRequest, ctx: FhirContext, dispatch: Dispatch, handleEntry: Dispatch): Promise<FhirResponse> {
+  if (req.inBundle) throw badRequest('A Bundle entry cannot be a batch or transaction itself', 'Bundle.entry.request.url');
   const bundle = checkBundle(req.body, ctx.limits.maxBundleEntries);
   const entries = bundle.entry ?? [];
   if (bundle.type === 'batch') return { status: 200, body: await batch(req, ctx, entries, handleEntry) };
@@ -107,7 +108,9 @@ async function batchEntry(req: FhirRequest, ctx: FhirContext, raw: unknown, inde
     const error = normalizeError(err);
     return { response: { status: String(error.status), outcome: error.outcome } };
   }
-  return responseEntry(req.baseUrl, await handleEntry(entryReq, ctx));
+  const response = await handleEntry(entryReq, ctx);
+  // HEAD asks for the headers alone, in a batch as over HTTP.
+  return responseEntry(req.baseUrl, entryReq.method === 'HEAD' && response.status < 400 ? { ...response, body: undefined } : response);
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { OperationOutcomeIssue, Resource } from 'fhir/r4.js';
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import type { FhirContext, ValidationOptions } from '../context.js';
-import { requireAccess, requireScope } from '../guard.js';
+import { requireAccess, requireCaseRecordWrite, requireScope } from '../guard.js';
 import { badRequest, FhirError, issuesOutcome, methodNotAllowed, notFound, preconditionFailed, unprocessableIssues } from '../outcomes.js';
 import type { FhirRequest, FhirResponse } from '../request.js';
 import { ID_RE, preferStrict, shapeResource, versionHeaders, writeResponse } from '../responses.js';
@@ -66,7 +66,7 @@ export async function createResource(req: FhirRequest, ctx: FhirContext, type: s
   if (intercepted) return intercepted;
   if (req.headers.ifNoneExist) return conditionalCreate(req, ctx, type, body, presetId);
   const resource = prepare(ctx, { ...body, id: presetId } as Resource);
-  requireAccess(req, ctx, resource);
+  requireWrite(req, ctx, resource);
   const stored = await ctx.store.create(resource);
   return writeResponse(req, stored, 201);
 }
@@ -86,7 +86,7 @@ async function conditionalCreate(req: FhirRequest, ctx: FhirContext, type: strin
       return { status: 200, body: existing, headers: { ...versionHeaders(existing), Location: `${req.baseUrl}/${type}/${existing.id}` } };
     }
     const resource = prepare(ctx, { ...body, id: presetId } as Resource);
-    requireAccess(req, ctx, resource);
+    requireWrite(req, ctx, resource);
     return writeResponse(req, await store.create(resource), 201);
   });
 }
@@ -99,9 +99,9 @@ export async function updateResource(req: FhirRequest, ctx: FhirContext, type: s
   if (body.id !== id) throw badRequest(`Resource id '${body.id ?? ''}' does not match the URL id '${id}'`, `${type}.id`);
   return ctx.store.transaction(async (store) => {
     const existing = await store.find(type, id);
-    if (existing) requireAccess(req, ctx, existing);
+    if (existing) requireWrite(req, ctx, existing);
     const resource = prepare(ctx, body);
-    requireAccess(req, ctx, resource);
+    requireWrite(req, ctx, resource);
     const { resource: stored, created } = await store.update(resource, expectedVersion(req, existing, `${type}/${id}`));
     return writeResponse(req, stored, created ? 201 : 200);
   });
@@ -119,9 +119,9 @@ export async function conditionalUpdate(req: FhirRequest, ctx: FhirContext, type
     if (matches.length > 1) throw preconditionFailed(`Conditional update matched ${matches.length} ${type} resources`);
     const target = matches[0];
     if (target && body.id && body.id !== target.id) throw badRequest(`Resource id '${body.id}' does not match the matched resource ${type}/${target.id}`, `${type}.id`);
-    if (target) requireAccess(req, ctx, target);
+    if (target) requireWrite(req, ctx, target);
     const resource = prepare(ctx, { ...body, id: target?.id ?? body.id } as Resource);
-    requireAccess(req, ctx, resource);
+    requireWrite(req, ctx, resource);
     const { resource: stored, created } = await store.update(resource, expectedVersion(req, target, `the ${type} matched`));
     return writeResponse(req, stored, created ? 201 : 200);
   });
@@ -134,7 +134,7 @@ export async function patchResource(req: FhirRequest, ctx: FhirContext, type: st
   const ops = parsePatch(req);
   return ctx.store.transaction(async (store) => {
     const current = await store.read(type, id);
-    requireAccess(req, ctx, current);
+    requireWrite(req, ctx, current);
     expectedVersion(req, current, `${type}/${id}`);
     let patched: Resource;
     try {
@@ -148,7 +148,7 @@ export async function patchResource(req: FhirRequest, ctx: FhirContext, type: st
       throw unprocessableIssues([{ severity: 'error', code: 'processing', diagnostics: 'A patch may not replace the resource or change its resourceType or id' }]);
     }
     const resource = prepare(ctx, patched);
-    requireAccess(req, ctx, resource);
+    requireWrite(req, ctx, resource);
     const { resource: stored } = await store.update(resource, current.meta?.versionId);
     return writeResponse(req, stored, 200);
   });
@@ -160,7 +160,7 @@ export async function deleteResource(req: FhirRequest, ctx: FhirContext, type: s
   checkId(id);
   return ctx.store.transaction(async (store) => {
     const existing = await store.find(type, id);
-    if (existing) requireAccess(req, ctx, existing);
+    if (existing) requireWrite(req, ctx, existing);
     const deleted = await store.delete(type, id, expectedVersion(req, existing, `${type}/${id}`));
     if (!deleted && !existing) {
       // Deleting what is already deleted succeeds (idempotent); what never existed is 404.
@@ -180,11 +180,17 @@ export async function conditionalDelete(req: FhirRequest, ctx: FhirContext, type
     const matches = await runSearch(req, { ...ctx, store }, type, req.query, 2);
     if (matches.length > 1) throw preconditionFailed(`Conditional delete matched ${matches.length} ${type} resources`);
     if (matches[0]) {
-      requireAccess(req, ctx, matches[0]);
+      requireWrite(req, ctx, matches[0]);
       await store.delete(type, matches[0].id!);
     }
     return { status: 204 };
   });
+}
+
+/** A write's checks on a resource it touches, before and after: the caller's compartment, and a case's records. */
+function requireWrite(req: FhirRequest, ctx: FhirContext, resource: Resource): void {
+  requireAccess(req, ctx, resource);
+  requireCaseRecordWrite(req, resource);
 }
 
 function parsePatch(req: FhirRequest): Operation[] {

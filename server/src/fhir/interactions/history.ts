@@ -42,8 +42,9 @@ export async function history(req: FhirRequest, ctx: FhirContext, type?: string,
   const paging = parsePaging(req.query);
   const types = type ? undefined : allowedTypes(req, ctx);
   // Under a patient compartment versions are left out one by one, so offsets no longer count pages of `_count`.
-  const query = { resourceType: type, id, since: paging.since, at: paging.at, before: paging.before, types };
-  const oneByOne = (type ? [type] : (types ?? [])).some((t) => compartmentOf(req, ctx, t) !== undefined);
+  const compartment = id ? undefined : compartmentQuery(req, ctx, type ? [type] : (types ?? []));
+  const query = { resourceType: type, id, since: paging.since, at: paging.at, before: paging.before, types, compartment };
+  const oneByOne = compartment !== undefined;
   const page = paging.count === 0 ? { versions: [] } : await visiblePage(req, ctx, query, paging, oneByOne);
   // A first page pins its links to the newest version there was (the first row read, newest first).
   const pin = paging.before ?? (paging.offset === 0 && page.newest ? new Date(page.newest) : requestedAt);
@@ -97,6 +98,19 @@ async function visiblePage(
 function visible(req: FhirRequest, ctx: FhirContext, v: HistoryEntry): boolean {
   if (!v.resource) return !compartmentOf(req, ctx, v.resourceType) && (!req.auth || allowed(req, ctx, v.resourceType));
   return allowed(req, ctx, v.resourceType) && mayAccess(req, ctx, v.resource);
+}
+
+/**
+ * A patient-bound token's history is read in the database from the resources now in its compartment
+ * (an index lookup), not by walking every version: the versions are then checked one by one, as a
+ * resource may have moved between patients.
+ */
+function compartmentQuery(req: FhirRequest, ctx: FhirContext, types: string[]): HistoryQuery['compartment'] {
+  const bound = types.flatMap((t) => {
+    const compartment = compartmentOf(req, ctx, t);
+    return compartment ? [{ type: t, compartment }] : [];
+  });
+  return bound.length ? { patient: bound[0].compartment, types: bound.map((b) => b.type) } : undefined;
 }
 
 /** The types a system history may show the caller (all of them without auth). */

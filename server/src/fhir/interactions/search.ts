@@ -19,6 +19,8 @@ export async function runSearch(req: FhirRequest, ctx: FhirContext, type: string
 function restrictToCompartment(req: FhirRequest, ctx: FhirContext, clauses: SearchClause[], type: string): void {
   const compartment = compartmentOf(req, ctx, type);
   if (compartment && (type === 'Patient' || ctx.indexer.compartmentParams(type).length)) clauses.push({ kind: 'compartment', compartment });
+  const rule = ctx.accessRules?.[type];
+  if (rule && req.auth) clauses.push(...rule.searchClauses({ ...req, auth: req.auth }, ctx));
   for (const clause of clauses) restrictChain(req, ctx, clause);
 }
 

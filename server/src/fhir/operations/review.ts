@@ -32,12 +32,19 @@ function reviewInput(p: ParsedParameters): ReviewInput {
   };
 }
 
-/** The token's compartment, judged for the operation's interaction (req.interaction, set by the router). */
-const callerAccess = (req: FhirRequest, ctx: FhirContext): CallerAccess => ({
-  require: (resource) => requireAccess(req, ctx, resource),
-  may: (resource) => mayAccess(req, ctx, resource),
-  compartmentsOf: (resource) => ctx.indexer.patientCompartments(resource),
-});
+/**
+ * The token's compartment: for the case Task, judged for the operation's interaction (req.interaction, set by
+ * the router); for what the operation only reads, judged for a read (a decision updates the Task, not the request).
+ */
+const callerAccess = (req: FhirRequest, ctx: FhirContext): CallerAccess => {
+  const reading: FhirRequest = { ...req, interaction: 'read' };
+  return {
+    require: (resource) => requireAccess(req, ctx, resource),
+    requireRead: (resource) => requireAccess(reading, ctx, resource),
+    may: (resource) => mayAccess(reading, ctx, resource),
+    compartmentsOf: (resource) => ctx.indexer.patientCompartments(resource),
+  };
+};
 
 /**
  * `Task/{id}/$<action>` for each step of the review path (R10, R11, R13, R14). Inputs are parsed

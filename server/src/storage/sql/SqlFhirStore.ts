@@ -644,6 +644,12 @@ function historyConditions(query: HistoryQuery, params: Params): string {
   if (query.since) conditions.push(`last_updated >= ${params.add(query.since.toISOString())}::timestamptz`);
   if (query.at) conditions.push(`last_updated <= ${params.add(query.at.toISOString())}::timestamptz`);
   if (query.before) conditions.push(`last_updated <= ${params.add(query.before.toISOString())}::timestamptz`);
+  if (query.compartment) {
+    const { patient, types } = query.compartment;
+    conditions.push(
+      `(res_type <> ALL(${params.add([...types])}::text[]) OR (res_type, id) IN (SELECT c.res_type, c.id FROM resources c WHERE c.compartments @> ARRAY[${params.add(patient)}::text]))`,
+    );
+  }
   return conditions.length ? `WHERE ${conditions.join(' AND ')}` : '';
 }
 
