@@ -235,6 +235,14 @@ describe.each(STORE_DRIVERS)('REST semantics on $name', (driver) => {
       expect((await raw(url(`Patient/${missing}`))).status).toBe(404);
       expect((await raw(url(`Patient/${created.id}`), { method: 'DELETE', headers: { 'If-Match': '*' } })).status).toBe(204);
       expect((await raw(url(`Patient/${created.id}`), { method: 'DELETE', headers: { 'If-Match': '*' } })).status).toBe(412);
+
+      // A conditional delete honours If-Match too: a stale version keeps the resource.
+      const marked = await create(patient('CondDelete', { identifier: [{ system: 'urn:test:if-match', value: `cd-${driver.name}` }] }));
+      const byIdentifier = url(`Patient?identifier=urn:test:if-match|cd-${driver.name}`);
+      expect((await raw(byIdentifier, { method: 'DELETE', headers: { 'If-Match': 'W/"7"' } })).status).toBe(412);
+      expect((await raw(url(`Patient/${marked.id}`))).status).toBe(200);
+      expect((await raw(byIdentifier, { method: 'DELETE', headers: { 'If-Match': 'W/"1"' } })).status).toBe(204);
+      expect((await raw(url(`Patient/${marked.id}`))).status).toBe(410);
     });
   });
 

@@ -36,6 +36,17 @@ describe('client JWKS from jwks_uri', () => {
     expect(f.calls).toHaveLength(2);
   });
 
+  it('fetches with the outbound connection rules: no redirects, and the private-address check at connect time', async () => {
+    let init: RequestInit | undefined;
+    const recording = (async (_input: string | URL | Request, given?: RequestInit) => {
+      init = given;
+      return Response.json(JWKS);
+    }) as typeof fetch;
+    await createJwksCache({ fetch: recording }).keys('https://keys.example.org/jwks');
+    expect(init?.redirect).toBe('error');
+    expect((init as RequestInit & { dispatcher?: unknown }).dispatcher).toBeDefined();
+  });
+
   it('remembers a failure for a while: an assertion per request does not mean a fetch per request', async () => {
     let clock = 0;
     const f = fakeFetch(async () => new Response('nope', { status: 500 }));

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { outboundInit } from '../outbound/http.js';
 import { jwksUriProblem } from './clientUrls.js';
 import { invalidClient, type OAuthError } from './oauthErrors.js';
 
@@ -58,7 +59,8 @@ export function createJwksCache(options: JwksCacheOptions = {}): JwksSource {
 async function load(uri: string, doFetch: typeof fetch, timeoutMs: number): Promise<Jwk[]> {
   if (jwksUriProblem(uri)) return [];
   try {
-    const res = await doFetch(uri, { signal: AbortSignal.timeout(timeoutMs), redirect: 'error', headers: { accept: 'application/json' } });
+    // The outbound module's connection rules: no redirects, and a name that resolves to a private address is refused as it connects.
+    const res = await doFetch(uri, { ...outboundInit({ allowPrivateNetwork: false }), signal: AbortSignal.timeout(timeoutMs), headers: { accept: 'application/json' } });
     if (!res.ok) return [];
     const text = await res.text();
     if (text.length > MAX_JWKS_BYTES) return [];

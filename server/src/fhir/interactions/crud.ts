@@ -179,10 +179,10 @@ export async function conditionalDelete(req: FhirRequest, ctx: FhirContext, type
     store.readThrough(type);
     const matches = await runSearch(req, { ...ctx, store }, type, req.query, 2);
     if (matches.length > 1) throw preconditionFailed(`Conditional delete matched ${matches.length} ${type} resources`);
-    if (matches[0]) {
-      requireWrite(req, ctx, matches[0]);
-      await store.delete(type, matches[0].id!);
-    }
+    const target = matches[0];
+    if (target) requireWrite(req, ctx, target);
+    const version = expectedVersion(req, target, `the ${type} matched`);
+    if (target) await store.delete(type, target.id!, version);
     return { status: 204 };
   });
 }
