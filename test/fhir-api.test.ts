@@ -273,6 +273,13 @@ describe.each(STORE_DRIVERS)('FHIR REST API on $name', (driver) => {
       ]);
       const rev = (await client.search({ resourceType: 'ServiceRequest', searchParams: { subject: `Patient/${patientId}`, _revinclude: 'Task:focus' } })) as unknown as Bundle;
       expect(rev.entry?.filter((e) => e.search?.mode === 'include')).toHaveLength(4);
+      // `*`: every reference parameter of the source type, the four Tasks again.
+      const revAll = (await client.search({ resourceType: 'ServiceRequest', searchParams: { subject: `Patient/${patientId}`, _revinclude: 'Task:*' } })) as unknown as Bundle;
+      expect(revAll.entry?.filter((e) => e.search?.mode === 'include' && e.resource?.resourceType === 'Task')).toHaveLength(4);
+      // A reference by this server's own absolute URL is followed like a relative one.
+      const absolute = (await client.create({ resourceType: 'Task', body: { resourceType: 'Task', status: 'requested', intent: 'order', focus: { reference: `${server.fhirBase}/Patient/${patientId}` } } })) as unknown as Task;
+      const followed = (await client.search({ resourceType: 'Task', searchParams: { _id: absolute.id!, _include: 'Task:focus' } })) as unknown as Bundle;
+      expect(followed.entry?.map((e) => e.resource?.resourceType)).toEqual(['Task', 'Patient']);
       const chained = (await client.search({ resourceType: 'Task', searchParams: { 'subject:Patient.identifier': `urn:oid:2.16.840.1.113883.3.1241.1.1|CIN-Searchable` } })) as unknown as Bundle;
       expect(ids(chained)).toHaveLength(4);
       const srChain = (await client.search({ resourceType: 'ServiceRequest', searchParams: { 'patient.family': 'nunez' } })) as unknown as Bundle;

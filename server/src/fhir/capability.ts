@@ -98,15 +98,16 @@ function includesOf(ctx: FhirContext, type: string): string[] {
 
 /**
  * `_revinclude` values for a search of `type`: the reference parameters of every served type that may
- * point at it (its targets name it, or name none). The same registry parseInclude checks them against.
+ * point at it (its targets name it, or name none), and `*` for all of a type's. The same registry parseInclude checks them against.
  */
 function revIncludesOf(ctx: FhirContext, type: string): string[] {
-  return RESOURCE_TYPES.flatMap((source) =>
-    ctx.registry
+  return RESOURCE_TYPES.flatMap((source) => {
+    const codes = ctx.registry
       .forType(source)
       .filter((d) => d.type === 'reference' && (d.targets.length === 0 || d.targets.includes(type)))
-      .map((d) => `${source}:${d.code}`),
-  );
+      .map((d) => `${source}:${d.code}`);
+    return codes.length ? [...codes, `${source}:*`] : [];
+  });
 }
 
 function securityComponent(urls: SecurityUrls): NonNullable<CapabilityStatement['rest']>[number]['security'] {

@@ -93,7 +93,7 @@ async function includes(req: FhirRequest, ctx: FhirContext, matches: Resource[],
   let frontier = matches;
   for (let depth = 0; depth < 3 && frontier.length; depth++) {
     const next: Resource[] = [];
-    for (const spec of search.includes.filter((s) => depth === 0 || s.iterate)) next.push(...(await forwardIncludes(ctx, frontier, spec)));
+    for (const spec of search.includes.filter((s) => depth === 0 || s.iterate)) next.push(...(await forwardIncludes(ctx, req.baseUrl, frontier, spec)));
     for (const spec of search.revIncludes.filter((s) => depth === 0 || s.iterate)) next.push(...(await reverseIncludes(ctx, frontier, spec)));
     frontier = next.filter((r) => {
       if (seen.has(key(r)) || !visible(req, ctx, r)) return false;
@@ -116,13 +116,15 @@ function visible(req: FhirRequest, ctx: FhirContext, resource: Resource): boolea
 
 const key = (r: Resource) => `${r.resourceType}/${r.id}`;
 
-async function forwardIncludes(ctx: FhirContext, sources: Resource[], spec: IncludeSpec): Promise<Resource[]> {
+/** The resources the sources refer to through `spec`'s parameter (or all of them: `*`), relatively or by this server's own absolute URL. */
+async function forwardIncludes(ctx: FhirContext, baseUrl: string, sources: Resource[], spec: IncludeSpec): Promise<Resource[]> {
   const targets = new Map<string, string[]>();
   for (const source of sources.filter((s) => s.resourceType === spec.sourceType)) {
     const defs = spec.param === '*' ? ctx.registry.forType(source.resourceType).filter((d) => d.type === 'reference') : [ctx.registry.get(source.resourceType, spec.param)!];
     for (const def of defs) {
       for (const value of ctx.indexer.evaluate(def, source)) {
-        const ref = typeof value === 'object' && value !== null ? (value as { reference?: unknown }).reference : undefined;
+        const raw = typeof value === 'object' && value !== null ? (value as { reference?: unknown }).reference : undefined;
+        const ref = typeof raw === 'string' && raw.startsWith(`${baseUrl}/`) ? raw.slice(baseUrl.length + 1) : raw;
         const m = typeof ref === 'string' ? /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(ref) : null;
         if (!m || (spec.targetType && m[1] !== spec.targetType)) continue;
         targets.set(m[1], [...(targets.get(m[1]) ?? []), m[2]]);
@@ -137,8 +139,10 @@ async function forwardIncludes(ctx: FhirContext, sources: Resource[], spec: Incl
   return out;
 }
 
+/** The resources of `spec`'s source type that refer to the targets through its parameter (or any that may point at them: `*`). */
 async function reverseIncludes(ctx: FhirContext, targets: Resource[], spec: IncludeSpec): Promise<Resource[]> {
-  const values = targets.map((t) => `${spec.param}|${t.resourceType}/${t.id}`);
+  const params = spec.param === '*' ? ctx.registry.forType(spec.sourceType).filter((d) => d.type === 'reference').map((d) => d.code) : [spec.param];
+  const values = params.flatMap((param) => targets.map((t) => `${param}|${t.resourceType}/${t.id}`));
   if (!values.length) return [];
   const { resources } = await ctx.store.search({
     resourceType: spec.sourceType,
