@@ -79,11 +79,16 @@ describe.each(STORE_DRIVERS)('REST semantics on $name', (driver) => {
       expect((await raw(url('Patient/txn-bad-url'))).status).toBe(404);
     });
 
-    it('a Bundle inside a Bundle is not run (400 in its entry); a HEAD entry answers without the resource; /metadata takes GET alone', async () => {
+    it('a Bundle inside a Bundle is not run (400 in its entry); a HEAD entry answers without the resource; GET metadata answers in a batch too; /metadata takes GET alone', async () => {
       const stored = await create(patient('Head'));
       const inner = { resourceType: 'Bundle', type: 'batch', entry: [{ resource: patient('Nested'), request: { method: 'POST', url: 'Patient' } }] };
-      const batch = await post({ resourceType: 'Bundle', type: 'batch', entry: [{ resource: inner, request: { method: 'POST', url: '/' } }, { request: { method: 'HEAD', url: `Patient/${stored.id}` } }] });
-      expect(batch.body.entry.map((e: BundleEntry) => e.response?.status)).toEqual(['400', '200']);
+      const batch = await post({
+        resourceType: 'Bundle',
+        type: 'batch',
+        entry: [{ resource: inner, request: { method: 'POST', url: '/' } }, { request: { method: 'HEAD', url: `Patient/${stored.id}` } }, { request: { method: 'GET', url: 'metadata' } }],
+      });
+      expect(batch.body.entry.map((e: BundleEntry) => e.response?.status)).toEqual(['400', '200', '200']);
+      expect(batch.body.entry[2].resource.resourceType).toBe('CapabilityStatement');
       expect(batch.body.entry[1].resource).toBeUndefined();
       expect(batch.body.entry[1].response.etag).toBe('W/"1"');
       expect((await raw(url('Patient?family=Nested&_summary=count'))).body.total).toBe(0);

@@ -1,6 +1,5 @@
 import express, { type Request, type Response, type NextFunction } from 'express';
 import type { FhirContext } from './fhir/context.js';
-import { capabilityStatement, type SecurityUrls } from './fhir/capability.js';
 import { fhirRouter, type Authenticate } from './http/fhirRoutes.js';
 
 export interface AppDeps {
@@ -11,12 +10,10 @@ export interface AppDeps {
   maxBodyBytes: number;
   authRequired: boolean;
   authenticate?: Authenticate;
-  security?: SecurityUrls;
   /** Routers mounted at the root before /fhir (OAuth, sandbox, app). */
   routers?: express.Router[];
   /** Origins allowed to call from a browser (registered apps). */
   allowedOrigin?: (origin: string) => boolean | Promise<boolean>;
-  version: string;
 }
 
 /** Builds the Express app; no listen(), so tests and main share it. */
@@ -29,7 +26,6 @@ export function createApp(deps: AppDeps): express.Express {
   if (deps.logRequest) app.use(accessLog(deps.logRequest));
   app.use(cors(deps.allowedOrigin));
   for (const router of deps.routers ?? []) app.use(router);
-  const metadata = (baseUrl: string) => ({ status: 200, body: capabilityStatement(deps.ctx, baseUrl, deps.security, deps.version) });
   app.use(
     '/fhir',
     fhirRouter(deps.ctx, {
@@ -37,7 +33,6 @@ export function createApp(deps: AppDeps): express.Express {
       maxBodyBytes: deps.maxBodyBytes,
       authenticate: deps.authenticate,
       authRequired: deps.authRequired,
-      metadata,
       wwwAuthenticate: `Bearer realm="${deps.fhirBase}"`,
     }),
   );

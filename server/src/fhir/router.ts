@@ -59,6 +59,7 @@ function shapeOf(path: string[]): string {
 export async function dispatch(req: FhirRequest, ctx: FhirContext): Promise<FhirResponse> {
   const op = req.path.findIndex((s) => s.startsWith('$'));
   if (op >= 0) return runOperation(req, ctx, op);
+  if (req.path.length === 1 && req.path[0] === 'metadata' && ctx.capabilities) return capabilities(req, ctx.capabilities);
   if (req.path[0] && req.path[0] !== '_history' && !isSupportedType(req.path[0])) {
     throw notFound(`Unknown resource type '${req.path[0].slice(0, 64)}'`);
   }
@@ -69,6 +70,12 @@ export async function dispatch(req: FhirRequest, ctx: FhirContext): Promise<Fhir
   const route = candidates.find((r) => r.method === method);
   if (!route) throw methodNotAllowed(`${req.method} is not allowed on /${req.path.join('/').slice(0, 200)}`);
   return route.run(route.interaction === 'batch' || route.interaction === 'capabilities' ? req : prepareWrite({ ...req, interaction: route.interaction }, ctx), ctx, req.path);
+}
+
+/** GET metadata where it reaches the router: as a batch entry (over HTTP, /metadata is answered before authentication). */
+function capabilities(req: FhirRequest, statement: NonNullable<FhirContext['capabilities']>): FhirResponse {
+  if (req.method !== 'GET' && req.method !== 'HEAD') throw methodNotAllowed(`${req.method} is not allowed on /metadata`);
+  return { status: 200, body: statement(req.baseUrl) };
 }
 
 async function runOperation(req: FhirRequest, ctx: FhirContext, at: number): Promise<FhirResponse> {

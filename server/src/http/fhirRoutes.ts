@@ -13,8 +13,6 @@ export interface FhirRouterOptions {
   authenticate?: Authenticate;
   /** When true, calls without a token are refused with 401 (public: metadata and discovery). */
   authRequired: boolean;
-  /** Wraps the FhirResponse before sending (e.g. the CapabilityStatement at /metadata). */
-  metadata: (baseUrl: string) => FhirResponse;
   wwwAuthenticate: string;
 }
 
@@ -26,7 +24,7 @@ export function fhirRouter(ctx: FhirContext, options: FhirRouterOptions): expres
   router.use(express.json({ type: JSON_TYPES, limit: options.maxBodyBytes, strict: false }));
   router.use(express.urlencoded({ extended: false, limit: options.maxBodyBytes }));
   router.use(checkFormat);
-  router.get('/metadata', (req, res) => send(res, options.metadata(options.fhirBase)));
+  router.get('/metadata', (_req, res, next) => (ctx.capabilities ? send(res, { status: 200, body: ctx.capabilities(options.fhirBase) }) : next()));
   router.all('/metadata', (req, _res, next) => next(methodNotAllowed(`${req.method} is not allowed on /metadata`)));
   router.use(async (req, res, next) => {
     try {
