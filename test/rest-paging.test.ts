@@ -59,9 +59,13 @@ describe.each(STORE_DRIVERS)('REST paging, summary counts, CapabilityStatement i
       for (const page of pages) for (const l of page.link ?? []) expect(l.url).toContain(`_since=${encodeURIComponent(since)}`);
     });
 
-    it('instance history with _at: the next page continues before that time', async () => {
+    it('history with _at: the version current at that time (R4 http.html#history), its links keeping _at', async () => {
       const pages = await walk(url(`Basic/${id}/_history?_at=${encodeURIComponent(since)}&_count=2`));
-      expect(pages.flatMap(versionsOf)).toEqual([3, 2, 1].map((v) => `Basic/${id}/${v}`));
+      expect(pages.flatMap(versionsOf)).toEqual([`Basic/${id}/3`]);
+      const typeLevel = await walk(url(`Basic/_history?_at=${encodeURIComponent(since)}&_count=1`));
+      const ours = typeLevel.flatMap(versionsOf).filter((v) => v.startsWith(`Basic/${id}/`));
+      expect(ours).toEqual([`Basic/${id}/3`]);
+      for (const page of typeLevel) for (const l of (page.link ?? []).filter((l) => l.relation === 'next')) expect(l.url).toContain(`_at=${encodeURIComponent(since)}`);
     });
 
     it('type and system history links keep _since and _count, and self is the request', async () => {

@@ -70,6 +70,7 @@ export interface HistoryQuery {
   resourceType?: string;
   id?: string;
   since?: Date;
+  /** Only the versions current at this instant (`_at`): written by then and not yet replaced. */
   at?: Date;
   /** Only versions written at or before this instant: pins a paged walk to the versions there were on its first page. */
   before?: Date;

@@ -642,7 +642,13 @@ function historyConditions(query: HistoryQuery, params: Params): string {
   else if (query.types) conditions.push(`res_type = ANY(${params.add([...query.types])}::text[])`);
   if (query.id) conditions.push(`id = ${params.add(query.id)}`);
   if (query.since) conditions.push(`last_updated >= ${params.add(query.since.toISOString())}::timestamptz`);
-  if (query.at) conditions.push(`last_updated <= ${params.add(query.at.toISOString())}::timestamptz`);
+  if (query.at) {
+    // The versions current at that instant (R4 http.html#history): written by then, and not yet replaced by then.
+    const at = params.add(query.at.toISOString());
+    conditions.push(
+      `last_updated <= ${at}::timestamptz AND NOT EXISTS (SELECT 1 FROM resource_history n WHERE n.res_type = v.res_type AND n.id = v.id AND n.version_id > v.version_id AND n.last_updated <= ${at}::timestamptz)`,
+    );
+  }
   if (query.before) conditions.push(`last_updated <= ${params.add(query.before.toISOString())}::timestamptz`);
   if (query.compartment) {
     const { patient, types } = query.compartment;
@@ -660,7 +666,7 @@ function historyConditions(query: HistoryQuery, params: Params): string {
 function historySource(query: HistoryQuery): string {
   const auditVersions = `SELECT res_type, id, 1 AS version_id, last_updated, deleted, content FROM audit_events`;
   if (query.resourceType === AUDIT_EVENT) return `(${auditVersions}) v`;
-  if (query.resourceType || (query.types && !query.types.includes(AUDIT_EVENT))) return 'resource_history';
+  if (query.resourceType || (query.types && !query.types.includes(AUDIT_EVENT))) return 'resource_history v';
   return `(SELECT res_type, id, version_id, last_updated, deleted, content FROM resource_history UNION ALL ${auditVersions}) v`;
 }
 
