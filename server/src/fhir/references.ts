@@ -1,30 +1,43 @@
-/** Calls `visit` on every Reference.reference in a resource tree; a returned string replaces it. */
-export function rewriteReferences(node: unknown, visit: (ref: string) => string | undefined, depth = 0): void {
+/**
+ * Calls `visit` on every Reference.reference in a resource tree, with the path of the Reference holding it
+ * from `path` on (`ServiceRequest.insurance[0]`); a returned string replaces it.
+ */
+export function rewriteReferences(node: unknown, visit: (ref: string, path: string) => string | undefined, path = '', depth = 0): void {
   if (depth > 64 || typeof node !== 'object' || node === null) return;
   if (Array.isArray(node)) {
-    for (const item of node) rewriteReferences(item, visit, depth + 1);
+    node.forEach((item, i) => rewriteReferences(item, visit, `${path}[${i}]`, depth + 1));
     return;
   }
   const record = node as Record<string, unknown>;
   for (const [k, v] of Object.entries(record)) {
     if (k === 'reference' && typeof v === 'string') {
-      const replaced = visit(v);
+      const replaced = visit(v, path);
       if (replaced !== undefined) record[k] = replaced;
-    } else rewriteReferences(v, visit, depth + 1);
+    } else rewriteReferences(v, visit, `${path}.${k}`, depth + 1);
   }
 }
 
-export function collectReferences(node: unknown): string[] {
-  const refs: string[] = [];
-  rewriteReferences(node, (ref) => {
-    refs.push(ref);
-    return undefined;
-  });
-  return refs;
+/** Every Reference.reference in a resource tree, with the path of the Reference holding it (from `path` on). */
+export function referencesIn(node: unknown, path = ''): [string, string][] {
+  const found: [string, string][] = [];
+  rewriteReferences(
+    node,
+    (ref, at) => {
+      found.push([at, ref]);
+      return undefined;
+    },
+    path,
+  );
+  return found;
 }
+
+export const collectReferences = (node: unknown): string[] => referencesIn(node).map(([, ref]) => ref);
 
 /** 'Patient/123' → ['Patient', '123']; undefined for anything else (urn:uuid, absolute URLs, #contained). */
 export function parseLiteral(ref: string | undefined): [string, string] | undefined {
   const m = ref ? /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(ref) : null;
   return m ? [m[1], m[2]] : undefined;
 }
+
+/** `https://this/fhir/Patient/1` → `Patient/1`: a URL on this server's FHIR base as a relative reference; others as they are. */
+export const relativeToBase = (baseUrl: string, url: string): string => (url.startsWith(`${baseUrl}/`) ? url.slice(baseUrl.length + 1) : url);

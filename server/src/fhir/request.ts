@@ -66,3 +66,6 @@ export interface FhirResponse {
   body?: Resource;
   headers?: Record<string, string>;
 }
+
+/** The media type of a JSON Patch (RFC 6902): a PATCH body, or the contentType of a PATCH entry's Binary in a Bundle. */
+export const JSON_PATCH = 'application/json-patch+json';

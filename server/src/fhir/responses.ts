@@ -113,3 +113,9 @@ export function shapeResource(resource: Resource, summary?: string, elements?: s
   }
   return resource;
 }
+
+/** A Bundle link: the FHIR base, a path (`Task`, `Patient/1/_history`) and the query parameters, if any. */
+export function linkUrl(baseUrl: string, path: string, params: [string, string][]): string {
+  const query = new URLSearchParams(params).toString();
+  return query ? `${baseUrl}/${path}?${query}` : `${baseUrl}/${path}`;
+}

@@ -1,9 +1,9 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { FhirContext } from '../fhir/context.js';
 import { badRequest, FhirError, methodNotAllowed, notAcceptable, normalizeError, payloadTooLarge, unsupportedMediaType } from '../fhir/outcomes.js';
-import type { AccessContext, FhirRequest, FhirResponse, HttpMethod } from '../fhir/request.js';
+import { type AccessContext, type FhirRequest, type FhirResponse, type HttpMethod, JSON_PATCH } from '../fhir/request.js';
 import { handleRequest } from '../fhir/router.js';
-import { JSON_PATCH, notAcceptableReason, unsupportedBodyReason } from './mediaTypes.js';
+import { notAcceptableReason, unsupportedBodyReason } from './mediaTypes.js';
 
 export type Authenticate = (authorization: string | undefined) => Promise<AccessContext | undefined>;
 

@@ -1,3 +1,5 @@
+import { JSON_PATCH } from '../fhir/request.js';
+
 /**
  * Content negotiation (R4 http.html#mime-type, #version-parameter): this server reads and writes FHIR R4
  * JSON alone. Pure functions over header and parameter values; fhirRoutes.ts turns their refusals into
@@ -15,7 +17,6 @@ const JSON_FORMATS = new Set(['json', 'application/json', 'application/fhir+json
 const JSON_RANGES = new Set(['application/fhir+json', 'application/json', 'application/*', '*/*']);
 /** Bodies read: FHIR JSON, plain JSON, and JSON Patch for a PATCH alone. */
 const BODY_TYPES = new Set(['application/fhir+json', 'application/json']);
-export const JSON_PATCH = 'application/json-patch+json';
 
 export function parseMediaType(value: string): MediaType {
   const [type, ...rest] = value.split(';');

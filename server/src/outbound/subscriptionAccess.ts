@@ -2,6 +2,7 @@ import type { Coding, Resource, Subscription } from 'fhir/r4.js';
 import type { AccessPolicy, ResourceAccessRule } from '../fhir/context.js';
 import { forbidden } from '../fhir/outcomes.js';
 import type { AccessContext } from '../fhir/request.js';
+import { relativeToBase } from '../fhir/references.js';
 import { parseSearch } from '../fhir/search/parse.js';
 import type { SearchParamRegistry } from '../fhir/search/registry.js';
 import { CANONICAL_BASE } from '../fhir/systems.js';
@@ -73,12 +74,10 @@ function checkFilters(auth: AccessContext, subscription: Subscription, policy: A
   if (!compartment) return;
   if (!filters.length) throw forbidden(`A token limited to ${compartment} must filter every criteria by that patient`);
   for (const filter of filters) {
-    const pinned = filter.params.some(([k, v]) => PATIENT_PARAMS.has(k) && stripBase(v, options.baseUrl) === compartment);
+    const pinned = filter.params.some(([k, v]) => PATIENT_PARAMS.has(k) && relativeToBase(options.baseUrl, v) === compartment);
     if (!pinned) throw forbidden(`Filter on ${filter.resourceType} must include patient=${compartment}`);
   }
 }
-
-const stripBase = (value: string, baseUrl: string) => (value.startsWith(`${baseUrl}/`) ? value.slice(baseUrl.length + 1) : value);
 
 /** channel.header as staff see it: `Authorization: [hidden]`. */
 export function maskHeaders(sub: Subscription): Subscription {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Bundle, Identifier, Patient, Resource, ServiceRequest } from 'fhir/r4.js';
 import { badRequest, FhirError, outcome, unprocessable } from '../fhir/outcomes.js';
-import { parseLiteral, rewriteReferences } from '../fhir/references.js';
+import { parseLiteral, referencesIn, rewriteReferences } from '../fhir/references.js';
 import { IDENTIFIER_SYSTEMS } from '../fhir/systems.js';
 import type { FhirStore } from '../storage/FhirStore.js';
 
@@ -205,18 +205,4 @@ async function checkReferences(tx: FhirStore, resolution: Resolution, access: In
     for (const [refPath, ref] of referencesIn(resource, path)) await resolve(refPath, ref);
   }
   return referenced;
-}
-
-/** Every `reference` in a resource tree, with the path of the Reference holding it (`ServiceRequest.insurance[0]`). */
-function referencesIn(node: unknown, path: string, out: [string, string][] = [], depth = 0): [string, string][] {
-  if (depth > 64 || typeof node !== 'object' || node === null) return out;
-  if (Array.isArray(node)) {
-    node.forEach((item, i) => referencesIn(item, `${path}[${i}]`, out, depth + 1));
-    return out;
-  }
-  for (const [key, value] of Object.entries(node)) {
-    if (key === 'reference' && typeof value === 'string') out.push([path, value]);
-    else referencesIn(value, `${path}.${key}`, out, depth + 1);
-  }
-  return out;
 }

@@ -3,8 +3,8 @@ import type { Binary, Bundle, BundleEntry, OperationOutcome, Resource } from 'fh
 import { z } from 'zod';
 import type { FhirContext } from '../context.js';
 import { badRequest, FhirError, issuesOutcome, normalizeError, outcome, preconditionFailed, unsupportedMediaType } from '../outcomes.js';
-import type { FhirRequest, FhirResponse } from '../request.js';
-import { collectReferences, rewriteReferences } from '../references.js';
+import { type FhirRequest, type FhirResponse, JSON_PATCH } from '../request.js';
+import { collectReferences, relativeToBase, rewriteReferences } from '../references.js';
 import { isResource, rebase } from '../resourceValidator.js';
 import { isSupportedType } from '../resourceTypes.js';
 import { runSearch } from './search.js';
@@ -174,7 +174,7 @@ function identitiesOf(baseUrl: string, entry: Entry, ids: Map<string, string>): 
   return identities;
 }
 
-const relativeTo = (baseUrl: string, url: string): string => (url.startsWith(`${baseUrl}/`) ? url.slice(baseUrl.length + 1) : url).replace(/^\//, '');
+const relativeTo = (baseUrl: string, url: string): string => (url === baseUrl ? '' : relativeToBase(baseUrl, url)).replace(/^\//, '');
 
 /** `Patient?b=2&a=1` and `Patient?a=1&b=%32` name the same criteria. */
 function canonicalTarget(url: string): string {
@@ -263,8 +263,7 @@ async function resolveReferences(req: FhirRequest, ctx: FhirContext, entry: Entr
 
 function entryRequest(req: FhirRequest, entry: Entry): FhirRequest {
   const { request } = entry;
-  const url = request.url.startsWith(req.baseUrl) ? request.url.slice(req.baseUrl.length) : request.url;
-  const [path, query = ''] = url.replace(/^\//, '').split('?', 2);
+  const [path, query = ''] = relativeTo(req.baseUrl, request.url).split('?', 2);
   return {
     method: request.method,
     path: path.split('/').filter(Boolean).map(decodeSegment),
@@ -292,7 +291,6 @@ function decodeSegment(segment: string): string {
   }
 }
 
-const JSON_PATCH = 'application/json-patch+json';
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 /**

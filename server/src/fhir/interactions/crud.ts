@@ -3,7 +3,7 @@ import jsonpatch, { type Operation } from 'fast-json-patch';
 import type { FhirContext, ValidationOptions } from '../context.js';
 import { requireAccess, requireCaseRecordWrite, requireScope } from '../guard.js';
 import { badRequest, FhirError, issuesOutcome, methodNotAllowed, notFound, preconditionFailed, unprocessableIssues } from '../outcomes.js';
-import type { FhirRequest, FhirResponse } from '../request.js';
+import { type FhirRequest, type FhirResponse, JSON_PATCH } from '../request.js';
 import { ID_RE, preferStrict, shapeResource, versionHeaders, writeResponse } from '../responses.js';
 import { appendOnlyRefusal, isAppendOnlyType, isReadOnlyType } from '../resourceTypes.js';
 import { parseSearch } from '../search/parse.js';
@@ -194,7 +194,7 @@ function requireWrite(req: FhirRequest, ctx: FhirContext, resource: Resource): v
 }
 
 function parsePatch(req: FhirRequest): Operation[] {
-  if (!req.headers.contentType?.includes('json-patch+json')) {
+  if (!req.headers.contentType?.includes(JSON_PATCH)) {
     throw new FhirError(415, issuesOutcome([{ severity: 'error', code: 'not-supported', diagnostics: 'PATCH needs Content-Type application/json-patch+json' }]));
   }
   const ops = req.body;

@@ -4,6 +4,7 @@ import type { FhirContext } from '../context.js';
 import { compartmentOf, mayAccess, requireAccess, requireScope } from '../guard.js';
 import { badRequest } from '../outcomes.js';
 import type { FhirRequest, FhirResponse } from '../request.js';
+import { linkUrl } from '../responses.js';
 import { RESOURCE_TYPES } from '../resourceTypes.js';
 import { DEFAULT_COUNT, MAX_COUNT } from '../search/parse.js';
 import { dateRange } from '../search/dates.js';
@@ -41,9 +42,9 @@ export async function history(req: FhirRequest, ctx: FhirContext, type?: string,
   const requestedAt = new Date();
   const paging = parsePaging(req.query);
   const types = type ? undefined : allowedTypes(req, ctx);
-  // Under a patient compartment versions are left out one by one, so offsets no longer count pages of `_count`.
   const compartment = id ? undefined : compartmentQuery(req, ctx, type ? [type] : (types ?? []));
   const query = { resourceType: type, id, since: paging.since, at: paging.at, before: paging.before, types, compartment };
+  // Under a patient compartment versions are left out one by one, so offsets no longer count pages of `_count`.
   const oneByOne = compartment !== undefined;
   const page = paging.count === 0 ? { versions: [] } : await visiblePage(req, ctx, query, paging, oneByOne);
   // A first page pins its links to the newest version there was (the first row read, newest first).
@@ -124,7 +125,7 @@ function allowedTypes(req: FhirRequest, ctx: FhirContext): string[] | undefined 
  * visible versions: under a compartment filter where it starts is not known without reading back.
  */
 function historyLinks(req: FhirRequest, path: string, paging: HistoryPaging & { before: Date }, next: number | undefined, countsVisible: boolean): BundleLink[] {
-  const url = (params: [string, string][]) => (params.length ? `${req.baseUrl}/${path}?${new URLSearchParams(params).toString()}` : `${req.baseUrl}/${path}`);
+  const url = (params: [string, string][]) => linkUrl(req.baseUrl, path, params);
   const kept = req.query.filter(([k]) => k !== '_count' && k !== '_offset' && k !== PIN);
   const page = (offset: number) => url([...kept, ['_count', String(paging.count)], ['_offset', String(offset)], [PIN, paging.before.toISOString()]]);
   const links: BundleLink[] = [{ relation: 'self', url: url(req.query) }];

@@ -3,8 +3,9 @@ import type { SearchClause } from '../../storage/FhirStore.js';
 import type { FhirContext } from '../context.js';
 import { compartmentOf, mayAccess, requireScope } from '../guard.js';
 import { outcome } from '../outcomes.js';
+import { relativeToBase } from '../references.js';
 import type { FhirRequest, FhirResponse } from '../request.js';
-import { preferStrict, shapeResource } from '../responses.js';
+import { linkUrl, preferStrict, shapeResource } from '../responses.js';
 import { type IncludeSpec, parseSearch, type SearchRequest } from '../search/parse.js';
 
 /** Internal search (conditional create/update/delete, operations): resources the caller may see. */
@@ -67,22 +68,17 @@ function entry(baseUrl: string, resource: Resource, mode: 'match' | 'include'): 
  * and `_count=0` return no page of entries, so there is nothing to page through.
  */
 function pageLinks(baseUrl: string, type: string, search: SearchRequest, hasMore: boolean): BundleLink[] {
-  const links: BundleLink[] = [{ relation: 'self', url: searchUrl(baseUrl, type, search.used) }];
+  const links: BundleLink[] = [{ relation: 'self', url: linkUrl(baseUrl, type, search.used) }];
   const { offset, count } = search.query;
   if (search.summary === 'count' || count === 0) return links;
   const base = search.used.filter(([k]) => k !== '_offset' && k !== '_count');
-  const url = (at: number) => searchUrl(baseUrl, type, [...base, ['_count', String(count)], ['_offset', String(at)]]);
+  const url = (at: number) => linkUrl(baseUrl, type, [...base, ['_count', String(count)], ['_offset', String(at)]]);
   if (offset > 0) {
     links.push({ relation: 'first', url: url(0) });
     links.push({ relation: 'previous', url: url(Math.max(0, offset - count)) });
   }
   if (hasMore) links.push({ relation: 'next', url: url(offset + count) });
   return links;
-}
-
-function searchUrl(baseUrl: string, type: string, params: [string, string][]): string {
-  const query = new URLSearchParams(params).toString();
-  return query ? `${baseUrl}/${type}?${query}` : `${baseUrl}/${type}`;
 }
 
 /** `_include` and `_revinclude` (with `:iterate`), filtered by the caller's scopes and compartment. */
@@ -124,7 +120,7 @@ async function forwardIncludes(ctx: FhirContext, baseUrl: string, sources: Resou
     for (const def of defs) {
       for (const value of ctx.indexer.evaluate(def, source)) {
         const raw = typeof value === 'object' && value !== null ? (value as { reference?: unknown }).reference : undefined;
-        const ref = typeof raw === 'string' && raw.startsWith(`${baseUrl}/`) ? raw.slice(baseUrl.length + 1) : raw;
+        const ref = typeof raw === 'string' ? relativeToBase(baseUrl, raw) : raw;
         const m = typeof ref === 'string' ? /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(ref) : null;
         if (!m || (spec.targetType && m[1] !== spec.targetType)) continue;
         targets.set(m[1], [...(targets.get(m[1]) ?? []), m[2]]);

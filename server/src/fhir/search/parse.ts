@@ -1,5 +1,6 @@
 import type { DateCondition, NumberCondition, Prefix, SearchClause, SearchQuery, SortRule } from '../../storage/FhirStore.js';
 import { badRequest } from '../outcomes.js';
+import { relativeToBase } from '../references.js';
 import { dateRange } from './dates.js';
 import { normalize } from './indexer.js';
 import type { SearchParamDef, SearchParamRegistry } from './registry.js';
@@ -187,7 +188,7 @@ function referenceClause(def: SearchParamDef, modifier: string | undefined, valu
   if (modifier === 'identifier') return tokenClause(`${def.code}:identifier`, undefined, value, key);
   if (modifier && !/^[A-Z][A-Za-z]+$/.test(modifier)) throw unsupportedModifier(key, modifier);
   const values = splitValues(value).map((raw) => {
-    const v = raw.startsWith(`${baseUrl}/`) ? raw.slice(baseUrl.length + 1) : raw;
+    const v = relativeToBase(baseUrl, raw);
     if (/^https?:\/\//.test(v) || v.startsWith('urn:')) return `${def.code}|${v}`;
     const parts = v.split('/');
     if (parts.length === 1) return modifier ? `${def.code}|${modifier}/${v}` : `${def.code}|*/${v}`;
