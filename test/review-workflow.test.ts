@@ -285,11 +285,18 @@ describe('UM review path', () => {
     expect(step(answered.body)).toBe('info-received');
   });
 
-  it('R11 BSP D.VI: the consultative reviewer the Medical Director refers to is recorded on the Task and in its Provenance', async () => {
+  it('R11 BSP D.VI: the consultative reviewer the Medical Director refers to practises the specialty requested, and is recorded on the Task and in its Provenance', async () => {
     const task = await submit('bsp', 'member-bsp-2', 'PractitionerRole/role-oon-neuro-1');
     expect((await call(as('bsp', 'um'), `Task/${task.id}/$escalate`, params([]))).status).toBe(200);
     const unknown = await call(as('bsp', 'md'), `Task/${task.id}/$refer-consultative-review`, params([{ name: 'reviewer', valueReference: { reference: 'PractitionerRole/does-not-exist' } }]));
     expect(unknown.status).toBe(422);
+    // "a physician in the same specialty as the one being requested": a cardiologist does not review a neurology opinion,
+    // named by role or as a Practitioner (whose roles give the specialty).
+    for (const reference of ['PractitionerRole/role-oon-card-1', 'Practitioner/oon-card-1']) {
+      const otherSpecialty = await call(as('bsp', 'md'), `Task/${task.id}/$refer-consultative-review`, params([{ name: 'reviewer', valueReference: { reference } }]));
+      expect(otherSpecialty.status, reference).toBe(422);
+      expect(JSON.stringify(otherSpecialty.body)).toContain('BSP D.VI');
+    }
     const referred = await call(as('bsp', 'md'), `Task/${task.id}/$refer-consultative-review`, params([{ name: 'reviewer', valueReference: { reference: 'PractitionerRole/role-oon-neuro-2' } }, { name: 'note', valueString: 'Neurology peer review' }]));
     expect(referred.status, JSON.stringify(referred.body)).toBe(200);
     const saved = referred.body as Task;

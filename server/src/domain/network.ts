@@ -1,6 +1,20 @@
 import type { Member, NetworkTier, Position, Professional, RankedProfessional, SecondOpinionInput } from './model.js';
 import type { PlanProfile } from './plans.js';
 
+/** NUCC codes of primary care (family medicine, internal medicine, pediatrics, general practice). */
+export const PRIMARY_CARE_SPECIALTIES = ['207Q00000X', '207R00000X', '208000000X', '208D00000X'];
+/** NUCC codes of behavioral health (R22): psychiatry, psychology, clinical social work, MFT. */
+export const BEHAVIORAL_HEALTH_SPECIALTIES = ['2084P0800X', '103T00000X', '1041C0700X', '106H00000X', '101YM0800X'];
+
+/**
+ * R11 (BSP D.VI): a consultative reviewer is "a physician in the same specialty as the one being
+ * requested"; for a primary care opinion any primary care specialty is the same one.
+ */
+export function practisesRequestedSpecialty(requested: string[], reviewer: string[]): boolean {
+  if (requested.some((s) => PRIMARY_CARE_SPECIALTIES.includes(s)) && reviewer.some((s) => PRIMARY_CARE_SPECIALTIES.includes(s))) return true;
+  return requested.some((s) => reviewer.includes(s));
+}
+
 /** R6 (BSP D.VI.b): member's IPA/medical group, then the plan network, then out of network. */
 export function tierOf(plan: PlanProfile, member: Member, professional: Professional): NetworkTier {
   if (!professional.networkIds.includes(member.planNetworkId)) return 'out-of-network';

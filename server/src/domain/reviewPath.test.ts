@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { practisesRequestedSpecialty } from './network.js';
 import { PLANS, planById } from './plans.js';
 import { allowedActions, delegationFor, ReviewRefusal, transition } from './reviewPath.js';
 
@@ -45,4 +46,17 @@ it('R18 BSP D.IX: a backend client decides only for the member group the plan de
   expect(delegationFor(bsp, 'demo-backend', undefined)).toBeUndefined();
   // The other policies name no delegation: no system client decides their cases.
   for (const id of ['hpsj', 'phc', 'ant']) expect(delegationFor(planById(id)!, 'demo-backend', `${id}-ipa-a`)).toBeUndefined();
+});
+
+describe('R11 BSP D.VI consultative reviewer', () => {
+  it('practises the specialty requested; for a primary care opinion any primary care specialty', () => {
+    const neurology = '2084N0400X';
+    const cardiology = '207RC0000X';
+    expect(practisesRequestedSpecialty([neurology], [cardiology, neurology])).toBe(true);
+    expect(practisesRequestedSpecialty([neurology], [cardiology])).toBe(false);
+    expect(practisesRequestedSpecialty([neurology], [])).toBe(false);
+    // family medicine asked, internal medicine reviews: both primary care (R5)
+    expect(practisesRequestedSpecialty(['207Q00000X'], ['207R00000X'])).toBe(true);
+    expect(practisesRequestedSpecialty(['207Q00000X'], [neurology])).toBe(false);
+  });
 });

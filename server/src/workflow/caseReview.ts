@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Coverage, CoverageEligibilityResponse, DocumentReference, Patient, PractitionerRole, Reference, Resource, ServiceRequest, Task, TaskOutput } from 'fhir/r4.js';
 import { extendDeadline, localDate } from '../domain/clock.js';
+import { practisesRequestedSpecialty } from '../domain/network.js';
 import { type CaseStep, type Delegation, type ReviewAction, ReviewRefusal, TASK_STATUS, transition } from '../domain/reviewPath.js';
 import { badRequest, conflict, forbidden, preconditionFailed, unprocessable } from '../fhir/outcomes.js';
 import { parseLiteral } from '../fhir/references.js';
@@ -9,6 +10,7 @@ import { CODE_SYSTEMS, EXTENSIONS, PROFILES } from '../fhir/systems.js';
 import type { FhirStore } from '../storage/FhirStore.js';
 import { type CallerAccess, type CaseFiles, checkParty, memberDocuments, practitionerReference } from './caseParties.js';
 import { planOf } from './decide.js';
+import { specialtiesOfReference } from './directory.js';
 import { composeLetter, sendLetter } from './letters.js';
 import type { ProviderDelivery } from './providerDelivery.js';
 import { type OnApproval, provenance } from './submit.js';
@@ -197,6 +199,10 @@ export async function performReviewAction(
         if (input.reviewer) {
           const reviewer = await practitionerReference(tx, input.reviewer);
           if (!reviewer) throw unprocessable('The consultative reviewer must be a stored PractitionerRole or Practitioner', ['reviewer']);
+          const requested = await requestedSpecialties(tx, c.serviceRequest);
+          if (requested.length && !practisesRequestedSpecialty(requested, await specialtiesOfReference(tx, reviewer))) {
+            throw unprocessable(`R11 (BSP D.VI): the consultative reviewer must be a physician in the specialty requested (NUCC ${requested.join(', ')})`, ['reviewer']);
+          }
           outputs.push(outputRef('consultative-reviewer', reviewer));
           agents.push(reviewer);
         }
@@ -224,6 +230,15 @@ export async function performReviewAction(
     await tx.create(record);
     return saved;
   });
+}
+
+/** The specialty of the opinion requested: the request's performerType, else the requested professional's, else the care questioned's. */
+async function requestedSpecialties(tx: FhirStore, sr: ServiceRequest): Promise<string[]> {
+  const named = (sr.performerType?.coding ?? []).filter((c) => c.system === CODE_SYSTEMS.nucc && c.code).map((c) => c.code!);
+  if (named.length) return named;
+  const ofPerformer = await specialtiesOfReference(tx, sr.performer?.[0]);
+  if (ofPerformer.length) return ofPerformer;
+  return specialtiesOfReference(tx, sr.extension?.find((e) => e.url === EXTENSIONS.careQuestioned)?.valueReference);
 }
 
 async function professionalName(tx: FhirStore, ref: Reference | undefined): Promise<string | undefined> {

@@ -7,7 +7,8 @@ import { parseLiteral } from '../fhir/references.js';
 import { CODE_SYSTEMS, EXTENSIONS, IDENTIFIER_SYSTEMS, PROFILES } from '../fhir/systems.js';
 import type { FhirStore } from '../storage/FhirStore.js';
 import type { CaseDecision } from './caseResources.js';
-import { BEHAVIORAL_HEALTH_SPECIALTIES, PRIMARY_CARE_SPECIALTIES, professionalsFrom, rolesWithSpecialty, specialtiesOf } from './directory.js';
+import { BEHAVIORAL_HEALTH_SPECIALTIES, PRIMARY_CARE_SPECIALTIES } from '../domain/network.js';
+import { professionalsFrom, rolesWithSpecialty, specialtiesOf } from './directory.js';
 import type { CaseFacts, DecideCase } from './submit.js';
 
 /** The plan of a Coverage: its payor Organization's plan identifier names the plan profile. */

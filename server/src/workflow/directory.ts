@@ -1,13 +1,10 @@
 import type { Location, Practitioner, PractitionerRole, Reference } from 'fhir/r4.js';
 import type { Professional } from '../domain/model.js';
+import { PRIMARY_CARE_SPECIALTIES } from '../domain/network.js';
 import { parseLiteral } from '../fhir/references.js';
 import { CODE_SYSTEMS, EXTENSIONS, IDENTIFIER_SYSTEMS } from '../fhir/systems.js';
 import type { FhirStore } from '../storage/FhirStore.js';
 
-/** NUCC codes of primary care (family medicine, internal medicine, pediatrics, general practice). */
-export const PRIMARY_CARE_SPECIALTIES = ['207Q00000X', '207R00000X', '208000000X', '208D00000X'];
-/** NUCC codes of behavioral health (R22): psychiatry, psychology, clinical social work, MFT. */
-export const BEHAVIORAL_HEALTH_SPECIALTIES = ['2084P0800X', '103T00000X', '1041C0700X', '106H00000X', '101YM0800X'];
 
 const NEW_PATIENTS = 'http://hl7.org/fhir/us/davinci-pdex-plan-net/StructureDefinition/newpatients';
 
@@ -80,4 +77,26 @@ export async function rolesWithSpecialty(store: FhirStore, specialties: string[]
     total: false,
   });
   return resources as PractitionerRole[];
+}
+
+/**
+ * The NUCC specialties of a directory reference: a PractitionerRole's own, or those of every role of a
+ * Practitioner (a Practitioner carries no specialty in Plan-Net).
+ */
+export async function specialtiesOfReference(store: FhirStore, ref: Reference | undefined): Promise<string[]> {
+  const literal = parseLiteral(ref?.reference);
+  if (literal?.[0] === 'PractitionerRole') {
+    const role = (await store.find('PractitionerRole', literal[1])) as PractitionerRole | undefined;
+    return role ? specialtiesOf(role) : [];
+  }
+  if (literal?.[0] !== 'Practitioner') return [];
+  const { resources } = await store.search({
+    resourceType: 'PractitionerRole',
+    clauses: [{ kind: 'reference', param: 'practitioner', values: [`practitioner|Practitioner/${literal[1]}`] }],
+    sort: [],
+    count: 100,
+    offset: 0,
+    total: false,
+  });
+  return [...new Set((resources as PractitionerRole[]).flatMap(specialtiesOf))];
 }
