@@ -438,6 +438,7 @@ describe('F1: outside demo mode the caller cannot choose the end-user', () => {
     expect(res.status, JSON.stringify(res.body)).toBe(200);
     expect(res.body.patient).toBe(member);
     const idToken = jwt.decode(res.body.id_token as string) as { fhirUser?: string };
-    expect(idToken.fhirUser).toBe(`Practitioner/${practitioner}`);
+    // SMART App Launch 2: fhirUser is the user resource's absolute URL.
+    expect(idToken.fhirUser).toBe(`${server.fhirBase}/Practitioner/${practitioner}`);
   });
 });

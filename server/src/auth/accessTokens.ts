@@ -52,7 +52,9 @@ export function issueAccessToken(t: TokenIssuer, grant: Grant): { token: string;
 
 /** OpenID Connect id_token (RS256) with `fhirUser`. */
 export function issueIdToken(t: TokenIssuer, grant: Grant, nonce?: string): string {
-  return jwt.sign({ fhirUser: grant.fhirUser, nonce, profile: grant.fhirUser }, t.key.privateKey, {
+  // SMART App Launch 2 (scopes and launch context, fhirUser): the claim is the user resource's absolute URL.
+  const fhirUser = grant.fhirUser && !/^https?:\/\//.test(grant.fhirUser) ? `${t.fhirBase}/${grant.fhirUser}` : grant.fhirUser;
+  return jwt.sign({ fhirUser, nonce, profile: fhirUser }, t.key.privateKey, {
     algorithm: 'RS256',
     keyid: t.key.kid,
     issuer: t.issuer,
