@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CODE_SYSTEMS, EXTENSIONS, IDENTIFIER_SYSTEMS, PROFILES } from '../server/src/fhir/systems.js';
 import { type DemoServer, startDemoServer } from './helpers/demoServer.js';
 import { raw } from './helpers/fhir.js';
-import { tokenFor } from './helpers/tokens.js';
+import { backendAssertion, tokenFor } from './helpers/tokens.js';
 
 const PLANS = [
   { plan: 'hpsj', member: 'member-hpsj-1' },
@@ -173,10 +173,18 @@ describe('UM review path', () => {
     expect(response.disposition).toMatch(/R15 \(HPSJ III\.G\)/);
   });
 
+  /** demo-backend's token from the token endpoint (client_credentials, private_key_jwt): its registration names its organization. */
+  async function demoBackendToken(): Promise<string> {
+    const form = { grant_type: 'client_credentials', scope: 'system/*.cruds', client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: backendAssertion(server) };
+    const res = await fetch(`${server.url}/auth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(form) });
+    expect(res.status).toBe(200);
+    return ((await res.json()) as { access_token: string }).access_token;
+  }
+
   it('R18 BSP D.IX: a delegated IPA decision keeps a copy of the request and clinical information at decision time', async () => {
     const task = await submit('bsp', 'member-bsp-1', 'PractitionerRole/role-oon-neuro-1', { supportingInfo: [{ reference: 'Condition/condition-member-bsp-1' }] });
-    // demo-backend is the system of bsp-ipa-a, the member's group, to which BSP delegates (plans.ts delegatedUm).
-    const ipa = tokenFor(server, { clientId: 'demo-backend', scope: 'system/*.cruds', roles: ['delegated-group'] });
+    // demo-backend is registered as the system of bsp-ipa-a, the member's group, to which BSP delegates (plans.ts delegatedUm).
+    const ipa = await demoBackendToken();
     const approved = await call(ipa, `Task/${task.id}/$approve`, params([]));
     expect(approved.status, JSON.stringify(approved.body)).toBe(200);
     const copyRef = approved.body.output.find((o: { type: { text: string } }) => o.type.text === 'delegated-decision-copy').valueReference.reference;
@@ -187,13 +195,14 @@ describe('UM review path', () => {
   });
 
   it('R18 BSP D.IX: a backend client decides only cases whose plan delegated them to it, for the member group it acts for', async () => {
-    const delegatedIpa = tokenFor(server, { clientId: 'demo-backend', scope: 'system/*.cruds', roles: ['delegated-group'] });
-    // A client the plan names for no group (the token the test above used before delegation was bound).
-    const otherIpa = tokenFor(server, { scope: 'system/*.cruds', roles: ['delegated-group'] });
+    const delegatedIpa = await demoBackendToken();
+    // A system acting for another group, and one registered for none: the client id alone delegates nothing.
+    const otherIpa = tokenFor(server, { clientId: 'bsp-ipa-b-system', scope: 'system/*.cruds', roles: ['delegated-group'], organization: 'bsp-ipa-b' });
+    const noGroup = tokenFor(server, { clientId: 'demo-backend', scope: 'system/*.cruds', roles: ['delegated-group'] });
     const phc = await submit('phc', 'member-phc-1', 'PractitionerRole/role-oon-neuro-1');
     const otherGroup = await submit('bsp', 'member-bsp-2', 'PractitionerRole/role-oon-neuro-1');
     const ownGroup = await submit('bsp', 'member-bsp-1', 'PractitionerRole/role-oon-neuro-1');
-    for (const [token, task, why] of [[delegatedIpa, phc, 'PHC delegates nothing'], [delegatedIpa, otherGroup, 'member-bsp-2 is in bsp-ipa-b'], [otherIpa, ownGroup, 'BSP did not delegate to second-opinion-app']] as const) {
+    for (const [token, task, why] of [[delegatedIpa, phc, 'PHC delegates nothing'], [delegatedIpa, otherGroup, 'member-bsp-2 is in bsp-ipa-b'], [otherIpa, ownGroup, 'the client acts for bsp-ipa-b'], [noGroup, ownGroup, 'the client acts for no group']] as const) {
       const res = await call(token, `Task/${task.id}/$approve`, params([]));
       expect(res.status, `${why}: ${JSON.stringify(res.body)}`).toBe(403);
       expect(res.body.issue[0].diagnostics).toMatch(/delegated/);

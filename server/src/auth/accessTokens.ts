@@ -20,6 +20,7 @@ const AccessClaims = z.object({
   fhirUser: z.string().optional(),
   patient: z.string().optional(),
   roles: z.array(z.enum(USER_ROLES)).default([]),
+  organization: z.string().optional(),
   token_use: z.literal('access'),
 });
 export type AccessClaims = z.infer<typeof AccessClaims>;
@@ -31,6 +32,8 @@ export interface Grant {
   patient?: string;
   encounter?: string;
   roles: UserRole[];
+  /** The Organization a backend client acts for (its registration), e.g. an IPA's UM system. */
+  organization?: string;
 }
 
 export interface TokenIssuer {
@@ -43,7 +46,7 @@ export interface TokenIssuer {
 export function issueAccessToken(t: TokenIssuer, grant: Grant): { token: string; jti: string; expiresIn: number } {
   const jti = randomUUID();
   const token = jwt.sign(
-    { client_id: grant.clientId, scope: grant.scope, fhirUser: grant.fhirUser, patient: grant.patient, roles: grant.roles, token_use: 'access' },
+    { client_id: grant.clientId, scope: grant.scope, fhirUser: grant.fhirUser, patient: grant.patient, roles: grant.roles, organization: grant.organization, token_use: 'access' },
     t.key.privateKey,
     { algorithm: 'RS256', keyid: t.key.kid, issuer: t.issuer, audience: t.fhirBase, subject: grant.fhirUser ?? grant.clientId, expiresIn: t.accessTokenSeconds, jwtid: jti },
   );
@@ -92,5 +95,5 @@ export function invalidToken(reason: string) {
 export function accessContextOf(claims: AccessClaims): AccessContext {
   const scopes = ScopeSet.parse(claims.scope);
   const kind = scopes.resourceScopes.some((s) => s.context === 'system') ? 'system' : scopes.resourceScopes.every((s) => s.context === 'patient') && claims.patient ? 'patient' : 'user';
-  return { kind, clientId: claims.client_id, scopes: scopes.scopes, fhirUser: claims.fhirUser, patient: claims.patient, roles: claims.roles, tokenId: claims.jti };
+  return { kind, clientId: claims.client_id, scopes: scopes.scopes, fhirUser: claims.fhirUser, patient: claims.patient, roles: claims.roles, organization: claims.organization, tokenId: claims.jti };
 }

@@ -30,6 +30,8 @@ export const ClientSchema = z.object({
   jwks_uri: checkedUrl(jwksUriProblem).optional(),
   /** Roles a backend (system) client acts with, e.g. delegated-group for an IPA's system. */
   system_roles: z.array(z.string()).default([]),
+  /** Organization id a backend client acts for, e.g. the IPA whose UM system it is (R18, BSP D.IX). Set by the operator only. */
+  organization: z.string().optional(),
   /** Browser origins allowed by CORS. */
   origins: z.array(z.url()).default([]),
 });
@@ -43,7 +45,7 @@ export type Client = z.infer<typeof ClientSchema>;
 export const REGISTERED_CLIENT_MAX_SCOPE = APP_SCOPE;
 
 /** RFC 7591 client metadata we accept; redirect and launch URIs must be https or http to loopback (RFC 8252 §7.3). */
-const RegistrationSchema = ClientSchema.omit({ client_id: true, client_secret: true, type: true, system_roles: true }).extend({
+const RegistrationSchema = ClientSchema.omit({ client_id: true, client_secret: true, type: true, system_roles: true, organization: true }).extend({
   redirect_uris: z.array(checkedUrl(redirectUriProblem)).default([]),
   launch_uri: checkedUrl(redirectUriProblem).optional(),
   token_endpoint_auth_method: z.enum(['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt']).default('none'),

@@ -46,6 +46,8 @@ export function demoBackendClient(dataDir: string): { client: Client; privateKey
       scope: 'system/*.rs system/*.cruds',
       jwks: { keys: [{ ...(stored.publicJwk as { kty: string }), kid: stored.kid, alg: 'RS384' }] },
       system_roles: ['delegated-group'],
+      // The demo IPA's UM system: BSP delegates UM for members of bsp-ipa-a (plans.ts delegatedUm, R18).
+      organization: 'bsp-ipa-a',
       origins: [],
     },
     privateKeyPem: stored.privateKeyPem,

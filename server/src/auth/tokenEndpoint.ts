@@ -202,7 +202,7 @@ async function clientCredentials(deps: TokenDeps, client: Client, form: Form) {
   if (wanted.resourceScopes.some((s) => s.context !== 'system')) throw invalidScope('Backend services may only ask for system/ scopes');
   const scopes = ScopeSet.parse(client.scope).narrow(wanted);
   if (!scopes.scopes.length) throw invalidScope('None of the requested scopes is allowed for this client');
-  const access = issueAccessToken(deps.tokens, { clientId: client.client_id, scope: scopes.toString(), roles: client.system_roles as UserRole[] });
+  const access = issueAccessToken(deps.tokens, { clientId: client.client_id, scope: scopes.toString(), roles: client.system_roles as UserRole[], organization: client.organization });
   return { access_token: access.token, token_type: 'Bearer', expires_in: access.expiresIn, scope: scopes.toString() };
 }
 

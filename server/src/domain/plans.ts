@@ -63,17 +63,15 @@ export const PlanProfileSchema = z.object({
   /** Threshold languages for notices (English and Spanish at least). */
   languages: z.array(z.string()).min(2),
   /**
-   * R18 (BSP D.IX): the IPAs/medical groups the plan delegates UM decisions to, and the backend
-   * (system) clients that act for each. A system client decides a case only when the case's plan
-   * lists it here for the member's own group (Coverage.class `group`); plans whose policy names no
-   * delegation list none, so no system client decides their cases.
+   * R18 (BSP D.IX): the IPAs/medical groups the plan delegates UM decisions to. A backend (system)
+   * client decides a case only when it acts for the member's own group (Coverage.class `group`; the
+   * client's registered `organization`) and the case's plan lists that group here; plans whose policy
+   * names no delegation list none, so no system client decides their cases.
    */
   delegatedUm: z.array(
     z.object({
       /** Organization id of the IPA/medical group (the value of the member's Coverage.class `group`). */
       organization: z.string(),
-      /** OAuth client ids of the group's backend services. */
-      clients: z.array(z.string()).min(1),
       clause: z.string(),
     }),
   ),
@@ -177,7 +175,7 @@ const PLAN_DATA: PlanProfile[] = [
     },
     languages: ['en', 'es', 'zh', 'vi', 'ko', 'tl'],
     // The demo IPA system (auth/demoClients.ts `demo-backend`) acts for the Valley Medical Group.
-    delegatedUm: [{ organization: 'bsp-ipa-a', clients: ['demo-backend'], clause: 'BSP D.IX' }],
+    delegatedUm: [{ organization: 'bsp-ipa-a', clause: 'BSP D.IX' }],
   },
 ];
 

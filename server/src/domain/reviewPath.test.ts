@@ -38,14 +38,15 @@ it('R10 BSP C.I: denials stay with the Medical Director or physician designee', 
   expect(() => transition(planById('bsp')!, 'um-review', 'deny', ['um-clinician', 'treating-provider'])).toThrow(/medical-director/);
 });
 
-it('R18 BSP D.IX: a backend client decides only for the member group the plan delegated to it', () => {
+it('R18 BSP D.IX: a backend client decides only for the member group it acts for, when the plan delegated to that group', () => {
   const bsp = planById('bsp')!;
-  expect(delegationFor(bsp, 'demo-backend', 'bsp-ipa-a')?.clause).toBe('BSP D.IX');
-  expect(delegationFor(bsp, 'demo-backend', 'bsp-ipa-b')).toBeUndefined();
-  expect(delegationFor(bsp, 'another-ipa-system', 'bsp-ipa-a')).toBeUndefined();
-  expect(delegationFor(bsp, 'demo-backend', undefined)).toBeUndefined();
+  expect(delegationFor(bsp, 'bsp-ipa-a', 'bsp-ipa-a')?.clause).toBe('BSP D.IX');
+  expect(delegationFor(bsp, 'bsp-ipa-a', 'bsp-ipa-b')).toBeUndefined();
+  expect(delegationFor(bsp, 'bsp-ipa-b', 'bsp-ipa-b')).toBeUndefined();
+  expect(delegationFor(bsp, undefined, 'bsp-ipa-a')).toBeUndefined();
+  expect(delegationFor(bsp, 'bsp-ipa-a', undefined)).toBeUndefined();
   // The other policies name no delegation: no system client decides their cases.
-  for (const id of ['hpsj', 'phc', 'ant']) expect(delegationFor(planById(id)!, 'demo-backend', `${id}-ipa-a`)).toBeUndefined();
+  for (const id of ['hpsj', 'phc', 'ant']) expect(delegationFor(planById(id)!, `${id}-ipa-a`, `${id}-ipa-a`)).toBeUndefined();
 });
 
 describe('R11 BSP D.VI consultative reviewer', () => {

@@ -87,10 +87,10 @@ export type Delegation = PlanProfile['delegatedUm'][number];
 
 /**
  * R18 (BSP D.IX): the delegation under which a backend client may decide a member's case: the plan
- * delegates UM to the member's own IPA/medical group and names the client as that group's system.
- * None when the plan delegates nothing, the member has no group, or the client acts for another group.
+ * delegates UM to the member's own IPA/medical group, and the client acts for that group.
+ * None when the plan delegates nothing, the member has no group, or the client acts for another group or none.
  */
-export function delegationFor(plan: PlanProfile, clientId: string, memberGroupId: string | undefined): Delegation | undefined {
-  if (!memberGroupId) return undefined;
-  return plan.delegatedUm.find((d) => d.organization === memberGroupId && d.clients.includes(clientId));
+export function delegationFor(plan: PlanProfile, actingFor: string | undefined, memberGroupId: string | undefined): Delegation | undefined {
+  if (!memberGroupId || actingFor !== memberGroupId) return undefined;
+  return plan.delegatedUm.find((d) => d.organization === memberGroupId);
 }

@@ -27,6 +27,8 @@ export interface AccessContext {
   /** Patient in context (launch/patient or the member's own record). */
   patient?: string;
   roles: UserRole[];
+  /** Organization id a backend client acts for, from its registration (R18: a delegated group's system). */
+  organization?: string;
   /** Token id for audit correlation. */
   tokenId?: string;
 }

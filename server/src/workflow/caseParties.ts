@@ -48,8 +48,8 @@ export async function checkParty(tx: FhirStore, c: CaseFiles, action: ReviewActi
   }
   let delegation: Delegation | undefined;
   if (actor.kind === 'system' || actor.roles.includes('delegated-group')) {
-    delegation = delegationFor(c.plan, actor.clientId, c.memberGroup);
-    if (!delegation) throw forbidden(`${c.plan.name} has not delegated decisions on this member's cases to client ${actor.clientId} (R18, BSP D.IX)`);
+    delegation = delegationFor(c.plan, actor.organization, c.memberGroup);
+    if (!delegation) throw forbidden(`${c.plan.name} has not delegated decisions on this member's cases to the organization client ${actor.clientId} acts for (R18, BSP D.IX)`);
   }
   if (action === 'post-report') {
     const authorized = c.task.output?.filter((o) => o.type.text === 'authorized-professional').at(-1)?.valueReference;
