@@ -41,3 +41,21 @@ export function parseLiteral(ref: string | undefined): [string, string] | undefi
 
 /** `https://this/fhir/Patient/1` → `Patient/1`: a URL on this server's FHIR base as a relative reference; others as they are. */
 export const relativeToBase = (baseUrl: string, url: string): string => (url.startsWith(`${baseUrl}/`) ? url.slice(baseUrl.length + 1) : url);
+
+/**
+ * `rewriteReferences` over what a JSON Patch writes or tests: Reference.reference inside each operation's
+ * value, and a value that is one itself (a path ending in `/reference`); `path` is the operation's value
+ * (`[0].value[1]`). Anything but an array of operations is left as it is, for the patch's own checks.
+ */
+export function rewritePatchReferences(ops: unknown, visit: (ref: string, path: string) => string | undefined): void {
+  if (!Array.isArray(ops)) return;
+  ops.forEach((op: unknown, i) => {
+    if (typeof op !== 'object' || op === null) return;
+    const record = op as Record<string, unknown>;
+    const at = `[${i}].value`;
+    if (typeof record.value === 'string' && typeof record.path === 'string' && record.path.endsWith('/reference')) {
+      const replaced = visit(record.value, at);
+      if (replaced !== undefined) record.value = replaced;
+    } else rewriteReferences(record.value, visit, at);
+  });
+}

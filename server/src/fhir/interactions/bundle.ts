@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Binary, Bundle, BundleEntry, OperationOutcome, Resource } from 'fhir/r4.js';
 import { z } from 'zod';
-import type { FhirContext } from '../context.js';
+import type { FhirContext, Interaction } from '../context.js';
+import { requireScope } from '../guard.js';
 import { badRequest, FhirError, issuesOutcome, normalizeError, outcome, preconditionFailed, unsupportedMediaType } from '../outcomes.js';
 import { type FhirRequest, type FhirResponse, JSON_PATCH } from '../request.js';
-import { collectReferences, relativeToBase, rewriteReferences } from '../references.js';
+import { collectReferences, parseLiteral, relativeToBase, rewritePatchReferences, rewriteReferences } from '../references.js';
 import { isResource, rebase } from '../resourceValidator.js';
 import { isSupportedType } from '../resourceTypes.js';
 import { runSearch } from './search.js';
@@ -124,20 +125,18 @@ async function transaction(req: FhirRequest, ctx: FhirContext, entries: Entry[],
     .map((entry, index) => ({ entry, index }))
     .sort((a, b) => METHOD_ORDER[a.entry.request.method] - METHOD_ORDER[b.entry.request.method] || conditionalFirst(a.entry, b.entry));
   for (const { entry } of order) assignId(entry, ids);
-  refuseOverlaps(req.baseUrl, entries, ids);
+  const claims = await claimIdentities(req, ctx, entries, ids);
   const responses: BundleEntry[] = new Array(entries.length);
   const run = async ({ entry, index }: Ordered) => {
-    try {
+    const response = await atEntry(index, entry.resource, async () => {
       const resolved = await resolveReferences(req, ctx, entry, ids);
-      const response = await dispatch({ ...entryRequest(req, resolved), presetId: presetIdOf(resolved, ids) }, ctx);
-      if (entry.fullUrl && response.body && entry.request.method === 'POST') {
-        ids.set(entry.fullUrl, `${response.body.resourceType}/${response.body.id}`);
-      }
-      responses[index] = responseEntry(req.baseUrl, response);
-    } catch (err) {
-      const error = normalizeError(err);
-      throw new FhirError(error.status, prefixOutcome(error.outcome, index, entry.resource), error.headers);
+      return dispatch({ ...entryRequest(req, resolved), presetId: presetIdOf(resolved, ids) }, ctx);
+    });
+    if (entry.fullUrl && response.body && entry.request.method === 'POST') {
+      ids.set(entry.fullUrl, `${response.body.resourceType}/${response.body.id}`);
     }
+    claimWritten(claims, req.baseUrl, entry.request.method, index, response);
+    responses[index] = responseEntry(req.baseUrl, response);
   };
   // Plain creates next to each other run together, so the store writes them in one statement.
   for (const group of groupPlainCreates(order, ctx)) {
@@ -148,21 +147,53 @@ async function transaction(req: FhirRequest, ctx: FhirContext, entries: Entry[],
   return { resourceType: 'Bundle', type: 'transaction-response', entry: responses };
 }
 
+/** One step of an entry: its failure is the transaction's, naming the entry, with paths in its resource as paths in the Bundle. */
+async function atEntry<T>(index: number, resource: Resource | undefined, step: () => Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (err) {
+    const error = normalizeError(err);
+    throw new FhirError(error.status, prefixOutcome(error.outcome, index, resource), error.headers);
+  }
+}
+
+/** Which entry names each identity. */
+type Claims = Map<string, number>;
+
 /**
  * "If any resource identities (including resolved identities from conditional update/delete) overlap in
  * steps 1-3, then the transaction SHALL fail" (R4 http.html#trules), and fullUrls are unique (bdl-7).
- * An entry's identities: its fullUrl, and what its delete, create or update targets (conditional criteria
- * compared as written, in a canonical order, not resolved against what is stored).
+ * Checked before any entry runs: an entry's fullUrl, what its delete, create or update targets
+ * (conditional criteria as written, in a canonical order), and what conditional criteria match in what
+ * is stored (`resolvedIdentity`). `claimWritten` checks what entries write as they run.
  */
-function refuseOverlaps(baseUrl: string, entries: Entry[], ids: Map<string, string>): void {
-  const seen = new Map<string, number>();
-  entries.forEach((entry, index) => {
-    for (const identity of new Set(identitiesOf(baseUrl, entry, ids))) {
-      const first = seen.get(identity);
-      if (first !== undefined) throw overlap(first, index, identity);
-      seen.set(identity, index);
-    }
-  });
+async function claimIdentities(req: FhirRequest, ctx: FhirContext, entries: Entry[], ids: Map<string, string>): Promise<Claims> {
+  const claims: Claims = new Map();
+  for (const [index, entry] of entries.entries()) {
+    for (const identity of identitiesOf(req.baseUrl, entry, ids)) claim(claims, identity, index);
+    const resolved = await atEntry(index, entry.resource, () => resolvedIdentity(req, ctx, entry));
+    if (resolved) claim(claims, resolved, index);
+  }
+  return claims;
+}
+
+function claim(claims: Claims, identity: string, index: number): void {
+  const other = claims.get(identity);
+  if (other !== undefined && other !== index) throw overlap(Math.min(other, index), Math.max(other, index), identity);
+  claims.set(identity, index);
+}
+
+/**
+ * The resource a create, update or patch wrote (its Location), claimed as it runs: criteria can match what
+ * an earlier entry of this transaction wrote, which the stored data could not show beforehand. The
+ * database transaction rolls back what ran before the refusal.
+ */
+function claimWritten(claims: Claims, baseUrl: string, method: Method, index: number, response: FhirResponse): void {
+  if (method === 'GET' || method === 'HEAD' || method === 'DELETE') return;
+  const location = response.headers?.Location;
+  const [type, id] = location ? relativeTo(baseUrl, location).split('/') : [];
+  const written = parseLiteral(`${type}/${id}`);
+  if (written) claim(claims, written.join('/'), index);
 }
 
 function identitiesOf(baseUrl: string, entry: Entry, ids: Map<string, string>): string[] {
@@ -191,6 +222,41 @@ function overlap(first: number, second: number, identity: string): FhirError {
     400,
     outcome('error', 'invalid', `${entries.join(' and ')} both name ${identity}: a transaction may not name a resource twice (R4 http.html#trules, bdl-7)`, entries),
   );
+}
+
+/**
+ * What a conditional delete, update or create (If-None-Exist) finds in what is stored as the transaction
+ * starts, as `Type/id`: its one match, or for an update that matches nothing, the id its resource brings
+ * (it creates that). Several matches name nothing: the entry fails on its own (412).
+ */
+async function resolvedIdentity(req: FhirRequest, ctx: FhirContext, entry: Entry): Promise<string | undefined> {
+  const search = conditionalSearch(req, ctx, entry);
+  if (!search) return undefined;
+  const { type, criteria, request, interaction } = search;
+  requireScope(request, ctx, type, interaction);
+  ctx.store.readThrough(type);
+  const matches = await runSearch(request, ctx, type, criteria, 2);
+  if (matches.length === 1) return `${type}/${matches[0].id}`;
+  const id = !matches.length && entry.request.method === 'PUT' ? entry.resource?.id : undefined;
+  return id ? `${type}/${id}` : undefined;
+}
+
+const CONDITIONAL_WRITES = { DELETE: 'delete', PUT: 'update', POST: 'create' } as const satisfies Partial<Record<Method, Interaction>>;
+
+type ConditionalSearch = { type: string; criteria: [string, string][]; request: FhirRequest; interaction: Interaction };
+
+/** The search a conditional write will run, asked as the entry will ask it (the caller's compartment, the write's scope). */
+function conditionalSearch(req: FhirRequest, ctx: FhirContext, entry: Entry): ConditionalSearch | undefined {
+  const { method, ifNoneExist } = entry.request;
+  // Conditional PATCH (`PATCH Type?criteria`) has no route here: the entry fails on its own (405).
+  if (method !== 'DELETE' && method !== 'PUT' && method !== 'POST') return undefined;
+  const interaction = CONDITIONAL_WRITES[method];
+  const request: FhirRequest = { ...entryRequest(req, entry), interaction };
+  const [type] = request.path;
+  if (request.path.length !== 1 || !isSupportedType(type)) return undefined;
+  // A type with a create interceptor (a ServiceRequest starting a workflow) decides alone what its create does.
+  const criteria = method !== 'POST' ? request.query : ifNoneExist && !ctx.createInterceptors?.[type] ? [...new URLSearchParams(ifNoneExist).entries()] : [];
+  return criteria.length ? { type, criteria, request, interaction } : undefined;
 }
 
 /** Consecutive plain creates form one group; every other entry is a group of its own. */
@@ -237,28 +303,55 @@ function targetUrl({ request, resource }: Entry, ids: Map<string, string>): stri
   return (bodyless && ids.get(request.url)) || request.url;
 }
 
-/** Rewrites the request url, and `urn:uuid:` and conditional (`Type?query`) references inside the entry's resource. */
+/**
+ * Rewrites the request url, and `urn:uuid:` and conditional (`Type?query`) references inside the entry's
+ * resource, or inside what a PATCH's operations write.
+ */
 async function resolveReferences(req: FhirRequest, ctx: FhirContext, entry: Entry, ids: Map<string, string>): Promise<Entry> {
   const request = { ...entry.request, url: targetUrl(entry, ids) };
-  if (!entry.resource || request.method === 'PATCH') return { ...entry, request };
+  if (!entry.resource) return { ...entry, request };
+  if (request.method === 'PATCH') {
+    const ops = jsonPatchOf(entry.resource);
+    await resolveIn(req, ctx, ids, ops, rewritePatchReferences);
+    return { ...entry, request, resource: withJsonPatch(entry.resource, ops) };
+  }
+  const resource = structuredClone(entry.resource);
+  await resolveIn(req, ctx, ids, resource, rewriteReferences);
+  return { ...entry, request, resource };
+}
+
+type Rewrite = (node: unknown, visit: (ref: string) => string | undefined) => void;
+
+/** Rewrites, in place, the references `rewrite` finds in `node`: to the Bundle's entries, or to what conditional ones match. */
+async function resolveIn(req: FhirRequest, ctx: FhirContext, ids: Map<string, string>, node: unknown, rewrite: Rewrite): Promise<void> {
+  const found: string[] = [];
+  rewrite(node, (ref) => {
+    found.push(ref);
+    return undefined;
+  });
+  const conditional = await resolveConditional(req, ctx, found);
+  rewrite(node, (ref) => bundleTarget(ref, ids) ?? conditional.get(ref));
+}
+
+/** Each conditional reference (`Type?query`) among `refs`, as the `Type/id` of its one match (5: "Resolve any conditional references"). */
+async function resolveConditional(req: FhirRequest, ctx: FhirContext, refs: string[]): Promise<Map<string, string>> {
   const conditional = new Map<string, string>();
-  for (const ref of collectReferences(entry.resource)) {
+  for (const ref of refs) {
     if (!CONDITIONAL_REFERENCE.test(ref) || conditional.has(ref)) continue;
     const [type, query] = ref.split('?', 2);
     const matches = await runSearch(req, ctx, type, [...new URLSearchParams(query).entries()], 2);
     if (matches.length !== 1) throw preconditionFailed(`Conditional reference '${ref}' matched ${matches.length} resources (needs exactly 1)`);
     conditional.set(ref, `${type}/${matches[0].id}`);
   }
-  const resource = structuredClone(entry.resource);
-  rewriteReferences(resource, (ref) => {
-    if (ref.startsWith('urn:uuid:') || ref.startsWith('urn:oid:')) {
-      const target = ids.get(ref);
-      if (!target) throw badRequest(`Reference '${ref}' does not match any fullUrl in the Bundle`);
-      return target;
-    }
-    return conditional.get(ref);
-  });
-  return { ...entry, request, resource };
+  return conditional;
+}
+
+/** A `urn:uuid:` or `urn:oid:` reference as the id given to the entry with that fullUrl; one that names no entry is a 400. */
+function bundleTarget(ref: string, ids: Map<string, string>): string | undefined {
+  if (!ref.startsWith('urn:uuid:') && !ref.startsWith('urn:oid:')) return undefined;
+  const target = ids.get(ref);
+  if (!target) throw badRequest(`Reference '${ref}' does not match any fullUrl in the Bundle`);
+  return target;
 }
 
 function entryRequest(req: FhirRequest, entry: Entry): FhirRequest {
@@ -310,6 +403,9 @@ function jsonPatchOf(resource: Resource | undefined): unknown {
     throw badRequest('Binary.data does not decode to JSON', 'Binary.data');
   }
 }
+
+/** The PATCH Binary holding `ops`, once its references are resolved. */
+const withJsonPatch = (binary: Resource, ops: unknown): Binary => ({ ...(binary as Binary), data: Buffer.from(JSON.stringify(ops), 'utf8').toString('base64') });
 
 const isBinary = (resource: Resource | undefined): resource is Binary => resource?.resourceType === 'Binary';
 

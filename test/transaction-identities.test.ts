@@ -1,0 +1,161 @@
+import type { BundleEntry, OperationOutcome, Patient } from 'fhir/r4.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RunningServer } from '../server/src/server.js';
+import { raw } from './helpers/fhir.js';
+import { STORE_DRIVERS } from './helpers/stores.js';
+import { startFhirOnlyServer } from './helpers/testServer.js';
+
+/**
+ * Transaction Bundles: resource identities that overlap once conditional entries are resolved against what is
+ * stored (R4 http.html#trules), and `urn:uuid:` references inside a PATCH's operations.
+ */
+const SYSTEM = 'urn:test:txn-identities';
+
+const patient = (family: string, id?: string): Patient => ({
+  resourceType: 'Patient',
+  ...(id ? { id } : {}),
+  identifier: [{ system: SYSTEM, value: family }],
+  name: [{ family, given: ['Ana'] }],
+  text: { status: 'generated', div: `<div xmlns="http://www.w3.org/1999/xhtml">Ana ${family}</div>` },
+});
+
+const base64 = (value: unknown) => Buffer.from(JSON.stringify(value), 'utf8').toString('base64');
+const jsonPatch = (ops: unknown) => ({ resourceType: 'Binary', contentType: 'application/json-patch+json', data: base64(ops) });
+const paths = (o: OperationOutcome) => o.issue.flatMap((i) => i.expression ?? []);
+const byIdentifier = (value: string) => `Patient?identifier=${encodeURIComponent(`${SYSTEM}|${value}`)}`;
+
+describe.each(STORE_DRIVERS)('transaction identities on $name', (driver) => {
+  let server: RunningServer;
+  const config = driver.config();
+  const url = (path: string) => `${server.fhirBase}/${path}`;
+  const transaction = (entry: unknown[]) => raw(server.fhirBase, { method: 'POST', json: { resourceType: 'Bundle', type: 'transaction', entry } });
+  const put = async (p: Patient): Promise<Patient> => (await raw(url(`Patient/${p.id}`), { method: 'PUT', json: p })).body as Patient;
+  const count = async (query: string): Promise<number> => (await raw(url(`${query}&_summary=count`))).body.total as number;
+
+  /** A refusal: 400, an OperationOutcome naming both entries and the resource, and the stored patient untouched. */
+  async function expectOverlap(res: Awaited<ReturnType<typeof raw>>, entries: [number, number], stored: Patient): Promise<void> {
+    expect(res.status, JSON.stringify(res.body)).toBe(400);
+    expect(res.body.resourceType).toBe('OperationOutcome');
+    expect(paths(res.body)).toEqual(entries.map((i) => `Bundle.entry[${i}]`));
+    expect(res.body.issue[0].diagnostics).toContain(`both name Patient/${stored.id}`);
+    const now = await raw(url(`Patient/${stored.id}`));
+    expect(now.status).toBe(200);
+    expect(now.body.meta.versionId).toBe(stored.meta?.versionId);
+  }
+
+  beforeAll(async () => {
+    server = await startFhirOnlyServer(config);
+  });
+  afterAll(async () => {
+    await server?.close();
+    await driver.cleanup(config);
+  });
+
+  describe('conditional entries resolved against what is stored', () => {
+    it('a conditional update and a DELETE of the resource it matches fail with 400 naming both, and nothing is written', async () => {
+      const stored = await put(patient('CondPutDelete', 'cond-put-delete'));
+      const res = await transaction([
+        { resource: patient('Changed'), request: { method: 'PUT', url: byIdentifier('CondPutDelete') } },
+        { request: { method: 'DELETE', url: 'Patient/cond-put-delete' } },
+      ]);
+      await expectOverlap(res, [0, 1], stored);
+      expect(await count('Patient?family=Changed')).toBe(0);
+    });
+
+    it('an update by id and a conditional update matching the same resource fail with 400 naming both', async () => {
+      const stored = await put(patient('IdAndCond', 'id-and-cond'));
+      const res = await transaction([
+        { resource: patient('IdAndCond', 'id-and-cond'), request: { method: 'PUT', url: 'Patient/id-and-cond' } },
+        { resource: patient('IdAndCond'), request: { method: 'PUT', url: byIdentifier('IdAndCond') } },
+      ]);
+      await expectOverlap(res, [0, 1], stored);
+    });
+
+    it('a conditional delete and a conditional update with different criteria matching one resource fail with 400 naming both', async () => {
+      const stored = await put(patient('TwoCriteria', 'two-criteria'));
+      const res = await transaction([
+        { request: { method: 'GET', url: 'Patient?_count=1' } },
+        { resource: patient('TwoCriteria'), request: { method: 'PUT', url: 'Patient?family=TwoCriteria' } },
+        { request: { method: 'DELETE', url: byIdentifier('TwoCriteria') } },
+      ]);
+      await expectOverlap(res, [1, 2], stored);
+    });
+
+    it('a conditional create that finds the resource another entry updates fails with 400 naming both', async () => {
+      const stored = await put(patient('CondCreate', 'cond-create'));
+      const res = await transaction([
+        { resource: patient('CondCreate', 'cond-create'), request: { method: 'PUT', url: 'Patient/cond-create' } },
+        { resource: patient('CondCreate'), request: { method: 'POST', url: 'Patient', ifNoneExist: `identifier=${SYSTEM}|CondCreate` } },
+      ]);
+      await expectOverlap(res, [0, 1], stored);
+    });
+
+    it('a conditional update matching a resource created earlier in the same transaction fails with 400 and stores neither', async () => {
+      const res = await transaction([
+        { resource: patient('CreatedHere'), request: { method: 'PUT', url: byIdentifier('CreatedHere') } },
+        { fullUrl: 'urn:uuid:7a0b7d3e-2f1c-4c55-9d0e-0c4f5b1b8a11', resource: patient('CreatedHere'), request: { method: 'POST', url: 'Patient' } },
+      ]);
+      expect(res.status, JSON.stringify(res.body)).toBe(400);
+      expect(res.body.resourceType).toBe('OperationOutcome');
+      expect(paths(res.body)).toEqual(['Bundle.entry[0]', 'Bundle.entry[1]']);
+      expect(await count(byIdentifier('CreatedHere'))).toBe(0);
+    });
+
+    it('conditional entries that resolve to different resources, or to none, still run', async () => {
+      await put(patient('Distinct', 'distinct'));
+      const res = await transaction([
+        { resource: patient('Distinct'), request: { method: 'PUT', url: byIdentifier('Distinct') } },
+        { resource: patient('Other', 'distinct-other'), request: { method: 'PUT', url: 'Patient/distinct-other' } },
+        { request: { method: 'DELETE', url: byIdentifier('NeverStored') } },
+        { resource: patient('NewByCriteria'), request: { method: 'PUT', url: byIdentifier('NewByCriteria') } },
+      ]);
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      expect(res.body.entry.map((e: BundleEntry) => e.response?.status)).toEqual(['200', '201', '204', '201']);
+      expect(res.body.entry[0].resource.id).toBe('distinct');
+    });
+  });
+
+  describe('PATCH entries', () => {
+    it('urn:uuid references in the operations are rewritten to the ids the transaction assigned', async () => {
+      const stored = await put(patient('PatchRefs', 'patch-refs'));
+      const practitioner = 'urn:uuid:0f8e4d7c-1b2a-4e3f-9a8b-7c6d5e4f3a21';
+      const organization = 'urn:uuid:1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d';
+      const res = await transaction([
+        {
+          resource: jsonPatch([
+            { op: 'add', path: '/generalPractitioner', value: [{ reference: practitioner, display: 'Dr Who' }] },
+            { op: 'add', path: '/managingOrganization', value: { reference: 'urn:uuid:placeholder' } },
+            { op: 'replace', path: '/managingOrganization/reference', value: organization },
+          ]),
+          request: { method: 'PATCH', url: `Patient/${stored.id}` },
+        },
+        { fullUrl: practitioner, resource: { resourceType: 'Practitioner', name: [{ family: 'Who' }] }, request: { method: 'POST', url: 'Practitioner' } },
+        { fullUrl: organization, resource: { resourceType: 'Organization', name: 'Clinic' }, request: { method: 'POST', url: 'Organization' } },
+        { fullUrl: 'urn:uuid:placeholder', resource: { resourceType: 'Organization', name: 'Placeholder' }, request: { method: 'POST', url: 'Organization' } },
+      ]);
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      const practitionerId = res.body.entry[1].resource.id;
+      const organizationId = res.body.entry[2].resource.id;
+      const patched = (await raw(url(`Patient/${stored.id}`))).body as Patient;
+      expect(patched.generalPractitioner).toEqual([{ reference: `Practitioner/${practitionerId}`, display: 'Dr Who' }]);
+      expect(patched.managingOrganization).toEqual({ reference: `Organization/${organizationId}` });
+    });
+
+    it('a urn:uuid in the operations that names no entry fails with 400 naming the entry, and nothing is written', async () => {
+      const stored = await put(patient('PatchDangling', 'patch-dangling'));
+      const res = await transaction([
+        { resource: { resourceType: 'Practitioner', name: [{ family: 'DanglingSibling' }] }, request: { method: 'POST', url: 'Practitioner' } },
+        {
+          resource: jsonPatch([{ op: 'add', path: '/generalPractitioner', value: [{ reference: 'urn:uuid:5b9c1e2d-0000-4000-8000-000000000000' }] }]),
+          request: { method: 'PATCH', url: `Patient/${stored.id}` },
+        },
+      ]);
+      expect(res.status).toBe(400);
+      expect(res.body.resourceType).toBe('OperationOutcome');
+      expect(paths(res.body)).toEqual(['Bundle.entry[1]']);
+      expect(res.body.issue[0].diagnostics).toContain('does not match any fullUrl in the Bundle');
+      expect((await raw(url(`Patient/${stored.id}`))).body.meta.versionId).toBe(stored.meta?.versionId);
+      expect((await raw(url('Practitioner?family=DanglingSibling&_summary=count'))).body.total).toBe(0);
+    });
+  });
+});
