@@ -2,6 +2,7 @@ import type { DateCondition, NumberCondition, Prefix, SearchClause, SearchQuery,
 import { badRequest } from '../outcomes.js';
 import { relativeToBase } from '../references.js';
 import { dateRange } from './dates.js';
+import { implicitSystemOf } from './implicitSystems.js';
 import { normalize } from './indexer.js';
 import type { SearchParamDef, SearchParamRegistry } from './registry.js';
 
@@ -150,7 +151,7 @@ function clauseFor(def: SearchParamDef, modifier: string | undefined, value: str
   switch (def.type) {
     case 'token':
       if (modifier === 'text') return { kind: 'string', param: `${def.code}:text`, mode: 'starts', values: splitValues(value).map(normalize) };
-      return tokenClause(def.code, modifier, value, key);
+      return tokenClause(def.code, modifier, value, key, implicitSystemOf(def.expression));
     case 'uri':
       if (modifier) throw unsupportedModifier(key, modifier);
       return { kind: 'token', param: def.code, values: splitValues(value).map((v) => `${def.code}||${v}`), not: false };
@@ -171,13 +172,18 @@ function clauseFor(def: SearchParamDef, modifier: string | undefined, value: str
   }
 }
 
-function tokenClause(code: string, modifier: string | undefined, value: string, key: string): SearchClause {
+/**
+ * `implicitSystem`: the code system of the plain codes the parameter reaches (implicitSystems.ts). They are
+ * indexed without a system, so `implicitSystem|c` is read as `|c`, and `implicitSystem|` as "has a value".
+ */
+function tokenClause(code: string, modifier: string | undefined, value: string, key: string, implicitSystem?: string): SearchClause {
   if (modifier && modifier !== 'not') throw unsupportedModifier(key, modifier);
   const values = splitValues(value).map((v) => {
     const parts = splitUnescaped(v, '|');
     if (parts.length > 2) throw badRequest(`Invalid token '${v}' in ${key}`, key);
     if (parts.length === 1) return `${code}|*|${unescape(parts[0])}`;
     const [system, c] = parts.map(unescape);
+    if (implicitSystem && system === implicitSystem) return c ? `${code}||${c}` : `#${code}`;
     if (!c) return `${code}|${system}|*`;
     return `${code}|${system}|${c}`;
   });

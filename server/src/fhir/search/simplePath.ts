@@ -43,16 +43,49 @@ export function compileSimplePath(expression: string): PathEvaluator | undefined
   return (resource) => union(walkers.flatMap((walk) => walk(resource)));
 }
 
-function compileBranch(branch: string): PathEvaluator | undefined {
+/**
+ * The R4 element each branch of `expression` ends at, as the model names it (`Patient.gender`;
+ * `Address.use` for `Patient.address.use`), or undefined when a branch is not a plain path.
+ */
+export function elementPaths(expression: string): string[] | undefined {
+  const paths: string[] = [];
+  for (const branch of expression.split(' | ')) {
+    const parsed = parseBranch(branch);
+    if (!parsed) return undefined;
+    paths.push(parsed.element);
+  }
+  return paths;
+}
+
+interface ParsedBranch {
+  /** The path's steps below the resource type. */
+  steps: string[];
+  /** The JSON keys the last step reads. */
+  keys: string[];
+  element: string;
+  /** `where(reference.startsWith('Type/'))`. */
+  referencePrefix?: string;
+  /** `where(field='literal')`. */
+  field?: string;
+  literal?: string;
+}
+
+function parseBranch(branch: string): ParsedBranch | undefined {
   const cast = CAST.exec(branch.trim());
   const m = cast ?? BRANCH.exec(branch.trim());
   if (!m) return undefined;
   const [, type, dotted] = m;
   const steps = dotted.slice(1).split('.');
-  const keys = lastStepKeys(type, steps, cast?.[3]);
-  if (!keys) return undefined;
+  const last = lastStep(type, steps, cast?.[3]);
+  if (!last) return undefined;
+  return cast ? { steps, ...last } : { steps, ...last, referencePrefix: m[3], field: m[4], literal: m[5] };
+}
+
+function compileBranch(branch: string): PathEvaluator | undefined {
+  const parsed = parseBranch(branch);
+  if (!parsed) return undefined;
+  const { steps, keys, referencePrefix, field, literal } = parsed;
   const parents = steps.slice(0, -1);
-  const [referencePrefix, field, literal] = cast ? [] : [m[3], m[4], m[5]];
   return (resource) => {
     let values: unknown[] = [resource];
     for (const step of parents) values = children(values, step);
@@ -64,29 +97,35 @@ function compileBranch(branch: string): PathEvaluator | undefined {
 }
 
 /**
- * The JSON keys the last step reads (`occurrenceDateTime`, `occurrencePeriod`, … for a choice element),
- * or undefined when a step is unknown to the R4 model, a choice element is not last, or a cast could
- * match a type derived from the one named (`as Quantity` also takes an Age).
+ * The JSON keys the last step reads (`occurrenceDateTime`, `occurrencePeriod`, … for a choice element)
+ * and the element it is, or undefined when a step is unknown to the R4 model, a choice element is not
+ * last, or a cast could match a type derived from the one named (`as Quantity` also takes an Age).
  */
-function lastStepKeys(type: string, steps: string[], castTo?: string): string[] | undefined {
+function lastStep(type: string, steps: string[], castTo?: string): { keys: string[]; element: string } | undefined {
   const model = r4Model() as unknown as R4Model;
   let owner = type;
+  let element = type;
   for (const [i, step] of steps.entries()) {
-    let path = `${owner}.${step}`;
+    const path = `${owner}.${step}`;
     const choices = model.choiceTypePaths[path];
     if (choices) {
       if (i !== steps.length - 1) return undefined;
-      if (!castTo) return choices.map((t) => `${step}${t}`);
-      const wanted = castTo[0].toUpperCase() + castTo.slice(1);
-      if (!choices.includes(wanted) || choices.some((t) => t !== wanted && derivesFrom(model, t, wanted))) return undefined;
-      return [`${step}${wanted}`];
+      const keys = choiceKeys(model, step, choices, castTo);
+      return keys && { keys, element: path };
     }
-    path = model.pathsDefinedElsewhere[path] ?? path;
-    const elementType = model.path2Type[path];
+    element = model.pathsDefinedElsewhere[path] ?? path;
+    const elementType = model.path2Type[element];
     if (!elementType) return undefined;
-    owner = ELEMENT_TYPES.has(elementType) ? path : elementType;
+    owner = ELEMENT_TYPES.has(elementType) ? element : elementType;
   }
-  return castTo ? undefined : [steps[steps.length - 1]];
+  return castTo ? undefined : { keys: [steps[steps.length - 1]], element };
+}
+
+function choiceKeys(model: R4Model, step: string, choices: string[], castTo?: string): string[] | undefined {
+  if (!castTo) return choices.map((t) => `${step}${t}`);
+  const wanted = castTo[0].toUpperCase() + castTo.slice(1);
+  if (!choices.includes(wanted) || choices.some((t) => t !== wanted && derivesFrom(model, t, wanted))) return undefined;
+  return [`${step}${wanted}`];
 }
 
 /** FHIRPath's `=` of an element with a string: a single value equal to it (a list of one counts as that value). */
