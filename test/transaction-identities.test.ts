@@ -1,4 +1,4 @@
-import type { BundleEntry, OperationOutcome, Patient } from 'fhir/r4.js';
+import type { BundleEntry, Condition, OperationOutcome, Patient } from 'fhir/r4.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../server/src/server.js';
 import { raw } from './helpers/fhir.js';
@@ -112,6 +112,59 @@ describe.each(STORE_DRIVERS)('transaction identities on $name', (driver) => {
       expect(res.status, JSON.stringify(res.body)).toBe(200);
       expect(res.body.entry.map((e: BundleEntry) => e.response?.status)).toEqual(['200', '201', '204', '201']);
       expect(res.body.entry[0].resource.id).toBe('distinct');
+    });
+  });
+
+  describe('a conditional update other entries refer to by its fullUrl', () => {
+    const fullUrl = 'urn:uuid:3c6f1d2e-8a4b-4f0c-9e7d-2b1a0c9d8e7f';
+    const upsert = (family: string) => ({ fullUrl, resource: patient(family), request: { method: 'PUT', url: byIdentifier(family) } });
+    // Condition stands for the Observation of the usual integration: this server stores no Observation.
+    const condition = (value: string) => ({
+      resource: { resourceType: 'Condition', identifier: [{ system: SYSTEM, value }], code: { text: value }, subject: { reference: fullUrl } },
+      request: { method: 'POST', url: 'Condition' },
+    });
+    /** The subjects of the stored Conditions with this identifier. */
+    const subjects = async (value: string): Promise<(string | undefined)[]> => {
+      const found = await raw(url(`Condition?identifier=${encodeURIComponent(`${SYSTEM}|${value}`)}`));
+      return (found.body.entry ?? []).map((e: BundleEntry) => (e.resource as Condition).subject.reference);
+    };
+
+    it('criteria matching one stored resource: references become that resource, which is updated', async () => {
+      const stored = await put(patient('UpsertFound', 'upsert-found'));
+      const res = await transaction([condition('cond-upsert-found'), upsert('UpsertFound')]);
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      expect(res.body.entry[1].response.status).toBe('200');
+      expect(await subjects('cond-upsert-found')).toEqual([`Patient/${stored.id}`]);
+      expect((await raw(url(`Patient/${stored.id}`))).body.meta.versionId).toBe('2');
+    });
+
+    it('criteria matching nothing: the resource is created with the id references to it were given', async () => {
+      const res = await transaction([upsert('UpsertNew'), condition('cond-upsert-new')]);
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      const created = await raw(url(byIdentifier('UpsertNew')));
+      expect(created.body.entry).toHaveLength(1);
+      const id = created.body.entry[0].resource.id as string;
+      expect(res.body.entry[0].response.status).toBe('201');
+      expect(res.body.entry[0].response.location).toMatch(new RegExp(`/Patient/${id}/_history/1$`));
+      expect(await subjects('cond-upsert-new')).toEqual([`Patient/${id}`]);
+    });
+
+    it('criteria matching nothing, the resource bringing its own id: it is created with that id', async () => {
+      const res = await transaction([{ ...upsert('UpsertOwnId'), resource: patient('UpsertOwnId', 'upsert-own-id') }, condition('cond-upsert-own-id')]);
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      expect((await raw(url('Patient/upsert-own-id'))).status).toBe(200);
+      expect(await subjects('cond-upsert-own-id')).toEqual(['Patient/upsert-own-id']);
+    });
+
+    it('criteria matching two resources: 412 naming the update, and nothing is written', async () => {
+      await put(patient('UpsertTwice', 'upsert-twice-1'));
+      await put(patient('UpsertTwice', 'upsert-twice-2'));
+      const res = await transaction([condition('cond-upsert-twice'), upsert('UpsertTwice')]);
+      expect(res.status, JSON.stringify(res.body)).toBe(412);
+      expect(res.body.resourceType).toBe('OperationOutcome');
+      expect(paths(res.body)).toEqual(['Bundle.entry[1]']);
+      expect(await subjects('cond-upsert-twice')).toEqual([]);
+      expect((await raw(url('Patient/upsert-twice-1'))).body.meta.versionId).toBe('1');
     });
   });
 

@@ -8,6 +8,7 @@ import { type FhirRequest, type FhirResponse, JSON_PATCH } from '../request.js';
 import { collectReferences, parseLiteral, relativeToBase, rewritePatchReferences, rewriteReferences } from '../references.js';
 import { isResource, rebase } from '../resourceValidator.js';
 import { isSupportedType } from '../resourceTypes.js';
+import { conditionalUpdateLock } from './crud.js';
 import { runSearch } from './search.js';
 
 export type Dispatch = (req: FhirRequest, ctx: FhirContext) => Promise<FhirResponse>;
@@ -125,17 +126,19 @@ async function transaction(req: FhirRequest, ctx: FhirContext, entries: Entry[],
     .map((entry, index) => ({ entry, index }))
     .sort((a, b) => METHOD_ORDER[a.entry.request.method] - METHOD_ORDER[b.entry.request.method] || conditionalFirst(a.entry, b.entry));
   for (const { entry } of order) assignId(entry, ids);
-  const claims = await claimIdentities(req, ctx, entries, ids);
+  const identities = await resolveIdentities(req, ctx, entries, ids);
+  const claims = claimIdentities(req.baseUrl, entries, ids, identities);
   const responses: BundleEntry[] = new Array(entries.length);
   const run = async ({ entry, index }: Ordered) => {
     const response = await atEntry(index, entry.resource, async () => {
       const resolved = await resolveReferences(req, ctx, entry, ids);
-      return dispatch({ ...entryRequest(req, resolved), presetId: presetIdOf(resolved, ids) }, ctx);
+      return dispatch({ ...entryRequest(req, resolved), presetId: presetIdOf(entry, ids, identities[index]) }, ctx);
     });
     if (entry.fullUrl && response.body && entry.request.method === 'POST') {
       ids.set(entry.fullUrl, `${response.body.resourceType}/${response.body.id}`);
     }
     claimWritten(claims, req.baseUrl, entry.request.method, index, response);
+    requireUpdateAsResolved(req.baseUrl, entry, index, identities[index], response);
     responses[index] = responseEntry(req.baseUrl, response);
   };
   // Plain creates next to each other run together, so the store writes them in one statement.
@@ -161,19 +164,32 @@ async function atEntry<T>(index: number, resource: Resource | undefined, step: (
 type Claims = Map<string, number>;
 
 /**
+ * What each conditional entry resolves to in what is stored (`resolvedIdentity`), by entry index. A conditional
+ * update's fullUrl names what it resolves to, so that references to it are rewritten like those to any entry
+ * (R4 http.html#trules step 5): the entries referring to it may run first (POST before PUT).
+ */
+async function resolveIdentities(req: FhirRequest, ctx: FhirContext, entries: Entry[], ids: Map<string, string>): Promise<(string | undefined)[]> {
+  const identities: (string | undefined)[] = [];
+  for (const [index, entry] of entries.entries()) {
+    const identity = await atEntry(index, entry.resource, () => resolvedIdentity(req, ctx, entry));
+    if (identity && entry.fullUrl && entry.request.method === 'PUT') ids.set(entry.fullUrl, identity);
+    identities.push(identity);
+  }
+  return identities;
+}
+
+/**
  * "If any resource identities (including resolved identities from conditional update/delete) overlap in
  * steps 1-3, then the transaction SHALL fail" (R4 http.html#trules), and fullUrls are unique (bdl-7).
  * Checked before any entry runs: an entry's fullUrl, what its delete, create or update targets
- * (conditional criteria as written, in a canonical order), and what conditional criteria match in what
- * is stored (`resolvedIdentity`). `claimWritten` checks what entries write as they run.
+ * (conditional criteria as written, in a canonical order), and what conditional criteria resolved to
+ * (`resolveIdentities`). `claimWritten` checks what entries write as they run.
  */
-async function claimIdentities(req: FhirRequest, ctx: FhirContext, entries: Entry[], ids: Map<string, string>): Promise<Claims> {
+function claimIdentities(baseUrl: string, entries: Entry[], ids: Map<string, string>, resolved: (string | undefined)[]): Claims {
   const claims: Claims = new Map();
-  for (const [index, entry] of entries.entries()) {
-    for (const identity of identitiesOf(req.baseUrl, entry, ids)) claim(claims, identity, index);
-    const resolved = await atEntry(index, entry.resource, () => resolvedIdentity(req, ctx, entry));
-    if (resolved) claim(claims, resolved, index);
-  }
+  entries.forEach((entry, index) => {
+    for (const identity of [...identitiesOf(baseUrl, entry, ids), resolved[index]]) if (identity) claim(claims, identity, index);
+  });
   return claims;
 }
 
@@ -190,10 +206,27 @@ function claim(claims: Claims, identity: string, index: number): void {
  */
 function claimWritten(claims: Claims, baseUrl: string, method: Method, index: number, response: FhirResponse): void {
   if (method === 'GET' || method === 'HEAD' || method === 'DELETE') return;
+  const written = writtenIdentity(baseUrl, response);
+  if (written) claim(claims, written, index);
+}
+
+/** `Type/id` of what a write's Location names. */
+function writtenIdentity(baseUrl: string, response: FhirResponse): string | undefined {
   const location = response.headers?.Location;
   const [type, id] = location ? relativeTo(baseUrl, location).split('/') : [];
-  const written = parseLiteral(`${type}/${id}`);
-  if (written) claim(claims, written.join('/'), index);
+  return parseLiteral(`${type}/${id}`)?.join('/');
+}
+
+/**
+ * A conditional update wrote what its criteria resolved to before any entry ran, the resource references to
+ * its fullUrl were rewritten to; a concurrent write that changed what they match is a conflict, not references
+ * to a resource that does not exist.
+ */
+function requireUpdateAsResolved(baseUrl: string, entry: Entry, index: number, resolved: string | undefined, response: FhirResponse): void {
+  const written = writtenIdentity(baseUrl, response);
+  if (entry.request.method !== 'PUT' || !resolved || !written || written === resolved) return;
+  const at = `Bundle.entry[${index}]`;
+  throw new FhirError(409, outcome('error', 'conflict', `${at}: the conditional update resolved to ${resolved} but wrote ${written}: what its criteria match changed meanwhile`, [at]));
 }
 
 function identitiesOf(baseUrl: string, entry: Entry, ids: Map<string, string>): string[] {
@@ -226,19 +259,30 @@ function overlap(first: number, second: number, identity: string): FhirError {
 
 /**
  * What a conditional delete, update or create (If-None-Exist) finds in what is stored as the transaction
- * starts, as `Type/id`: its one match, or for an update that matches nothing, the id its resource brings
- * (it creates that). Several matches name nothing: the entry fails on its own (412).
+ * starts, as `Type/id`: its one match, else for an update what it creates (`updateTarget`). A delete or
+ * create matching several names nothing: the entry fails on its own (412).
  */
 async function resolvedIdentity(req: FhirRequest, ctx: FhirContext, entry: Entry): Promise<string | undefined> {
   const search = conditionalSearch(req, ctx, entry);
   if (!search) return undefined;
   const { type, criteria, request, interaction } = search;
   requireScope(request, ctx, type, interaction);
+  // Held to the end of the transaction: a concurrent conditional update with these criteria waits, so what they match stays as found.
+  if (interaction === 'update') await ctx.store.lock(conditionalUpdateLock(type, criteria));
   ctx.store.readThrough(type);
   const matches = await runSearch(request, ctx, type, criteria, 2);
-  if (matches.length === 1) return `${type}/${matches[0].id}`;
-  const id = !matches.length && entry.request.method === 'PUT' ? entry.resource?.id : undefined;
-  return id ? `${type}/${id}` : undefined;
+  if (interaction === 'update') return updateTarget(type, matches, entry.resource);
+  return matches.length === 1 ? `${type}/${matches[0].id}` : undefined;
+}
+
+/**
+ * A conditional update's target, known before any entry runs since references to its fullUrl need it: its one
+ * match; with none, what it creates, the id its resource brings or a new one (given to it as `presetId`).
+ * Several fail it with the 412 it would get as it runs.
+ */
+function updateTarget(type: string, matches: Resource[], resource: Resource | undefined): string {
+  if (matches.length > 1) throw preconditionFailed(`Conditional update matched ${matches.length} ${type} resources`);
+  return `${type}/${matches[0]?.id ?? resource?.id ?? randomUUID()}`;
 }
 
 const CONDITIONAL_WRITES = { DELETE: 'delete', PUT: 'update', POST: 'create' } as const satisfies Partial<Record<Method, Interaction>>;
@@ -292,9 +336,10 @@ function assignId({ fullUrl, resource, request }: Entry, ids: Map<string, string
   else if (request.method === 'PUT' && /^[A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64}$/.test(request.url)) ids.set(fullUrl, request.url);
 }
 
-function presetIdOf(entry: Entry, ids: Map<string, string>): string | undefined {
-  if (entry.request.method !== 'POST' || !entry.fullUrl) return undefined;
-  return ids.get(entry.fullUrl)?.split('/')[1];
+/** The id the entry creates with, if it creates: a POST's from its fullUrl, a conditional update's what it resolved to. */
+function presetIdOf({ request, fullUrl }: Entry, ids: Map<string, string>, resolved: string | undefined): string | undefined {
+  const preset = request.method === 'PUT' ? resolved : request.method === 'POST' && fullUrl ? ids.get(fullUrl) : undefined;
+  return preset?.split('/')[1];
 }
 
 /** The url an entry acts on: a `urn:uuid:` the Bundle gave an id resolves to it (a DELETE, GET or PATCH of an entry's resource). */

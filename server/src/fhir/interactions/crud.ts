@@ -113,19 +113,23 @@ export async function conditionalUpdate(req: FhirRequest, ctx: FhirContext, type
   const body = requireBody(req, type);
   if (!req.query.length) throw methodNotAllowed(`PUT on ${type} needs an id or search criteria`);
   return ctx.store.transaction(async (store) => {
-    await store.lock(`${type}?${new URLSearchParams(req.query).toString()}`);
+    await store.lock(conditionalUpdateLock(type, req.query));
     store.readThrough(type);
     const matches = await runSearch(req, { ...ctx, store }, type, req.query, 2);
     if (matches.length > 1) throw preconditionFailed(`Conditional update matched ${matches.length} ${type} resources`);
     const target = matches[0];
     if (target && body.id && body.id !== target.id) throw badRequest(`Resource id '${body.id}' does not match the matched resource ${type}/${target.id}`, `${type}.id`);
     if (target) requireWrite(req, ctx, target);
-    const resource = prepare(ctx, { ...body, id: target?.id ?? body.id } as Resource);
+    // In a transaction, a create takes the id references to this entry were given (bundle.ts updateTarget).
+    const resource = prepare(ctx, { ...body, id: target?.id ?? body.id ?? req.presetId } as Resource);
     requireWrite(req, ctx, resource);
     const { resource: stored, created } = await store.update(resource, expectedVersion(req, target, `the ${type} matched`));
     return writeResponse(req, stored, created ? 201 : 200);
   });
 }
+
+/** The lock serializing conditional updates with the same criteria: two that match nothing would otherwise both create. */
+export const conditionalUpdateLock = (type: string, criteria: [string, string][]): string => `${type}?${new URLSearchParams(criteria).toString()}`;
 
 export async function patchResource(req: FhirRequest, ctx: FhirContext, type: string, id: string): Promise<FhirResponse> {
   requireScope(req, ctx, type, 'patch');
