@@ -59,3 +59,21 @@ export function rewritePatchReferences(ops: unknown, visit: (ref: string, path: 
     } else rewriteReferences(record.value, visit, at);
   });
 }
+
+/**
+ * Rewrites, in place, every reference by this server's absolute URL (`https://this/fhir/Patient/1`) as the
+ * relative one it is (references.html: a relative reference is relative to the service base), so search,
+ * `_include` and patient compartments, which read relative references, see it.
+ */
+export function relativizeOwnReferences(node: unknown, baseUrl: string, depth = 0): void {
+  if (depth > 64 || typeof node !== 'object' || node === null) return;
+  if (Array.isArray(node)) {
+    for (const item of node) relativizeOwnReferences(item, baseUrl, depth + 1);
+    return;
+  }
+  const record = node as Record<string, unknown>;
+  for (const [k, v] of Object.entries(record)) {
+    if (k === 'reference' && typeof v === 'string') record[k] = relativeToBase(baseUrl, v);
+    else if (typeof v === 'object') relativizeOwnReferences(v, baseUrl, depth + 1);
+  }
+}

@@ -4,6 +4,7 @@ import type { FhirContext, ValidationOptions } from '../context.js';
 import { requireAccess, requireCaseRecordWrite, requireScope } from '../guard.js';
 import { badRequest, FhirError, issuesOutcome, methodNotAllowed, notFound, preconditionFailed, unprocessableIssues } from '../outcomes.js';
 import { type FhirRequest, type FhirResponse, JSON_PATCH } from '../request.js';
+import { relativizeOwnReferences } from '../references.js';
 import { ID_RE, preferStrict, shapeResource, versionHeaders, writeResponse } from '../responses.js';
 import { appendOnlyRefusal, isAppendOnlyType, isReadOnlyType } from '../resourceTypes.js';
 import { parseSearch } from '../search/parse.js';
@@ -65,7 +66,7 @@ export async function createResource(req: FhirRequest, ctx: FhirContext, type: s
   const intercepted = await ctx.createInterceptors?.[type]?.(req, ctx, body);
   if (intercepted) return intercepted;
   if (req.headers.ifNoneExist) return conditionalCreate(req, ctx, type, body, presetId);
-  const resource = prepare(ctx, { ...body, id: presetId } as Resource);
+  const resource = prepare(req, ctx, { ...body, id: presetId } as Resource);
   requireWrite(req, ctx, resource);
   const stored = await ctx.store.create(resource);
   return writeResponse(req, stored, 201);
@@ -85,7 +86,7 @@ async function conditionalCreate(req: FhirRequest, ctx: FhirContext, type: strin
       const existing = matches[0];
       return { status: 200, body: existing, headers: { ...versionHeaders(existing), Location: `${req.baseUrl}/${type}/${existing.id}` } };
     }
-    const resource = prepare(ctx, { ...body, id: presetId } as Resource);
+    const resource = prepare(req, ctx, { ...body, id: presetId } as Resource);
     requireWrite(req, ctx, resource);
     return writeResponse(req, await store.create(resource), 201);
   });
@@ -100,7 +101,7 @@ export async function updateResource(req: FhirRequest, ctx: FhirContext, type: s
   return ctx.store.transaction(async (store) => {
     const existing = await store.find(type, id);
     if (existing) requireWrite(req, ctx, existing);
-    const resource = prepare(ctx, body);
+    const resource = prepare(req, ctx, body);
     requireWrite(req, ctx, resource);
     const { resource: stored, created } = await store.update(resource, expectedVersion(req, existing, `${type}/${id}`));
     return writeResponse(req, stored, created ? 201 : 200);
@@ -121,7 +122,7 @@ export async function conditionalUpdate(req: FhirRequest, ctx: FhirContext, type
     if (target && body.id && body.id !== target.id) throw badRequest(`Resource id '${body.id}' does not match the matched resource ${type}/${target.id}`, `${type}.id`);
     if (target) requireWrite(req, ctx, target);
     // In a transaction, a create takes the id references to this entry were given (bundle.ts updateTarget).
-    const resource = prepare(ctx, { ...body, id: target?.id ?? body.id ?? req.presetId } as Resource);
+    const resource = prepare(req, ctx, { ...body, id: target?.id ?? body.id ?? req.presetId } as Resource);
     requireWrite(req, ctx, resource);
     const { resource: stored, created } = await store.update(resource, expectedVersion(req, target, `the ${type} matched`));
     return writeResponse(req, stored, created ? 201 : 200);
@@ -151,7 +152,7 @@ export async function patchResource(req: FhirRequest, ctx: FhirContext, type: st
     if (typeof patched !== 'object' || patched === null || Array.isArray(patched) || patched.resourceType !== type || patched.id !== id) {
       throw unprocessableIssues([{ severity: 'error', code: 'processing', diagnostics: 'A patch may not replace the resource or change its resourceType or id' }]);
     }
-    const resource = prepare(ctx, patched);
+    const resource = prepare(req, ctx, patched);
     requireWrite(req, ctx, resource);
     const { resource: stored } = await store.update(resource, current.meta?.versionId);
     return writeResponse(req, stored, 200);
@@ -276,11 +277,12 @@ export function requireBody(req: FhirRequest, type: string): Resource {
 }
 
 /** Strips server-owned meta and validates; throws 422 with every issue found. */
-export function prepare(ctx: FhirContext, resource: Resource): Resource {
+export function prepare(req: FhirRequest, ctx: FhirContext, resource: Resource): Resource {
   const { versionId: _v, lastUpdated: _l, ...meta } = resource.meta ?? {};
   const clean = { ...resource, meta: Object.keys(meta).length ? meta : undefined } as Resource;
   if (clean.meta === undefined) delete clean.meta;
   if (clean.id === undefined) delete clean.id;
+  relativizeOwnReferences(clean, req.baseUrl);
   requireValid(ctx, clean);
   return clean;
 }
