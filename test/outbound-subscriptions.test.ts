@@ -91,6 +91,8 @@ describe.each(STORE_DRIVERS)('topic-based subscriptions (R4 backport) on $name',
       { ...subscription(r.url, [], 'id-only'), channel: { ...subscription(r.url, [], 'id-only').channel, type: 'email' } },
       subscription(r.url, ['Patient?name=x'], 'id-only'),
       subscription(r.url, ['Task?nonsense=1'], 'id-only'),
+      // An empty value is ignored in a search; in a filter it would widen it to every Task.
+      subscription(r.url, ['Task?status='], 'id-only'),
       subscription('ftp://127.0.0.1/hook', [], 'id-only'),
       { ...subscription(r.url, [], 'id-only'), status: 'active' },
       subscription(r.url, [], 'id-only', { header: ['Host: evil.example.org'] }),

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { batchedLines, createLogger } from './log.js';
+import { batchedLines, createLogger, errorFields } from './log.js';
 
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -36,5 +36,11 @@ describe('log lines', () => {
     logger.info('request', { status: 200 });
     expect(lines).toHaveLength(1);
     expect(JSON.parse(lines[0])).toMatchObject({ level: 'info', event: 'request', status: 200 });
+  });
+
+  it('name what failed when a library throws a plain object, never its message (it may quote data)', () => {
+    expect(errorFields({ name: 'DatabaseError', code: '54001', message: "value 'Jane Doe' too long" })).toEqual({ error: 'DatabaseError', code: '54001' });
+    expect(errorFields('text')).toEqual({ error: 'string', code: undefined });
+    expect(JSON.stringify(errorFields(new TypeError('x')))).not.toContain('"x"');
   });
 });

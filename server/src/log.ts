@@ -46,6 +46,10 @@ export function createLogger(level: LogLevel, write: (line: string) => void = st
 
 /** Error class and stack without the message, which may quote data. */
 export function errorFields(err: unknown): Record<string, unknown> {
-  if (!(err instanceof Error)) return { error: typeof err };
+  if (!(err instanceof Error)) {
+    // Some libraries throw plain objects (a database error as { name, code, message }): name and code say what failed; the message may quote data.
+    const fields = typeof err === 'object' && err !== null ? (err as Record<string, unknown>) : {};
+    return { error: typeof fields.name === 'string' ? fields.name : typeof err, code: typeof fields.code === 'string' ? fields.code : undefined };
+  }
   return { error: err.name, code: (err as { code?: unknown }).code, stack: err.stack?.split('\n').slice(1, 6).join(' | ') };
 }

@@ -36,6 +36,9 @@ export const allOk = (diagnostics = 'All OK'): OperationOutcome => outcome('info
 
 export const badRequest = (diagnostics: string, expression?: string): FhirError =>
   new FhirError(400, outcome('error', 'invalid', diagnostics, expression ? [expression] : undefined));
+/** A request within the rules that asks more work than the server does for one request. */
+export const tooCostly = (diagnostics: string, expression?: string): FhirError =>
+  new FhirError(400, outcome('error', 'too-costly', diagnostics, expression ? [expression] : undefined));
 export const unauthorized = (diagnostics: string, wwwAuthenticate: string): FhirError =>
   new FhirError(401, outcome('error', 'login', diagnostics), { 'WWW-Authenticate': wwwAuthenticate });
 export const forbidden = (diagnostics: string): FhirError => new FhirError(403, outcome('error', 'forbidden', diagnostics));

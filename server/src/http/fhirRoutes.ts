@@ -3,7 +3,7 @@ import type { FhirContext } from '../fhir/context.js';
 import { badRequest, FhirError, methodNotAllowed, notAcceptable, normalizeError, payloadTooLarge, unsupportedMediaType } from '../fhir/outcomes.js';
 import { type AccessContext, type FhirRequest, type FhirResponse, type HttpMethod, JSON_PATCH } from '../fhir/request.js';
 import { handleRequest } from '../fhir/router.js';
-import { notAcceptableReason, unsupportedBodyReason } from './mediaTypes.js';
+import { notAcceptableReason, parseMediaType, unsupportedBodyReason } from './mediaTypes.js';
 
 export type Authenticate = (authorization: string | undefined) => Promise<AccessContext | undefined>;
 
@@ -17,6 +17,7 @@ export interface FhirRouterOptions {
 }
 
 const JSON_TYPES = ['application/fhir+json', 'application/json', JSON_PATCH];
+const FORM = 'application/x-www-form-urlencoded';
 
 /** The only code that knows Express for FHIR: Express request → FhirRequest → Express response. */
 export function fhirRouter(ctx: FhirContext, options: FhirRouterOptions): express.Router {
@@ -56,7 +57,13 @@ function checkContentType(req: Request): void {
   const type = req.headers['content-type'] ?? '';
   const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
   if (!type.trim() && !hasBody) return;
-  const reason = unsupportedBodyReason(type, req.method, req.path.endsWith('/_search'));
+  const formSearch = req.path.endsWith('/_search');
+  // R4 http.html#search: the body of a POST _search is a form. Read as anything else, a JSON body's keys
+  // became unknown parameters, ignored, and the search returned everything.
+  if (formSearch && hasBody && parseMediaType(type).type !== FORM) {
+    throw unsupportedMediaType(`POST _search takes its parameters as ${FORM}, not '${parseMediaType(type).type || '(no Content-Type)'}'`);
+  }
+  const reason = unsupportedBodyReason(type, req.method, formSearch);
   if (reason) throw unsupportedMediaType(reason);
 }
 

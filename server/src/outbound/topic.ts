@@ -65,7 +65,8 @@ export function parseFilters(subscription: Subscription, registry: SearchParamRe
     if (!params.length) throw badRequest(`Filter '${value.slice(0, 100)}' has no parameters`, 'Subscription.criteria');
     const bad = params.find(([k]) => RESULT_PARAMS.test(k));
     if (bad) throw badRequest(`Filter parameter '${bad[0]}' does not select resources`, 'Subscription.criteria');
-    const parsed = parseSearch(resourceType, params, registry, { strict: true, baseUrl });
+    // An empty value would be ignored, widening the filter to every resource of the type.
+    const parsed = parseSearch(resourceType, params, registry, { strict: true, baseUrl, refuseEmpty: true });
     return { resourceType, params, query: { ...parsed.query, sort: [], offset: 0, total: false } };
   });
 }

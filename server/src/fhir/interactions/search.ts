@@ -8,9 +8,13 @@ import type { FhirRequest, FhirResponse } from '../request.js';
 import { linkUrl, preferStrict, shapeResource } from '../responses.js';
 import { type IncludeSpec, parseSearch, type SearchRequest } from '../search/parse.js';
 
-/** Internal search (conditional create/update/delete, operations): resources the caller may see. */
+/**
+ * Internal search (conditional create/update/delete, conditional references): resources the caller may see.
+ * An empty parameter is refused here, not ignored: ignoring it would let `PUT Patient?identifier=` update
+ * whatever single Patient there is.
+ */
 export async function runSearch(req: FhirRequest, ctx: FhirContext, type: string, params: [string, string][], count: number): Promise<Resource[]> {
-  const parsed = parseSearch(type, params, ctx.registry, { strict: true, baseUrl: req.baseUrl });
+  const parsed = parseSearch(type, params, ctx.registry, { strict: true, baseUrl: req.baseUrl, refuseEmpty: true });
   parsed.query.count = count;
   restrictToCompartment(req, ctx, parsed.query.clauses, type);
   return (await ctx.store.search(parsed.query)).resources;
@@ -44,7 +48,7 @@ export async function searchType(req: FhirRequest, ctx: FhirContext, type: strin
     type: 'searchset',
     timestamp: new Date().toISOString(),
     total: result.total,
-    link: pageLinks(req.baseUrl, type, search, result.hasMore),
+    link: pageLinks(req.baseUrl, type, search, result.hasMore, result.total),
   };
   if (search.summary === 'count') return { status: 200, body: bundle };
   const entries: BundleEntry[] = result.resources.map((r) => entry(req.baseUrl, shapeResource(r, search.summary, search.elements), 'match'));
@@ -65,20 +69,28 @@ function entry(baseUrl: string, resource: Resource, mode: 'match' | 'include'): 
 
 /**
  * The self link is the search as understood (R4 http.html#paging); the others page through it. `_summary=count`
- * and `_count=0` return no page of entries, so there is nothing to page through.
+ * and `_count=0` return no page of entries, so there is nothing to page through. `last` only when the number of
+ * matches is known (`_total`, or this is the last page): finding it would cost a count of every match.
  */
-function pageLinks(baseUrl: string, type: string, search: SearchRequest, hasMore: boolean): BundleLink[] {
+function pageLinks(baseUrl: string, type: string, search: SearchRequest, hasMore: boolean, total: number | undefined): BundleLink[] {
   const links: BundleLink[] = [{ relation: 'self', url: linkUrl(baseUrl, type, search.used) }];
   const { offset, count } = search.query;
   if (search.summary === 'count' || count === 0) return links;
   const base = search.used.filter(([k]) => k !== '_offset' && k !== '_count');
   const url = (at: number) => linkUrl(baseUrl, type, [...base, ['_count', String(count)], ['_offset', String(at)]]);
-  if (offset > 0) {
-    links.push({ relation: 'first', url: url(0) });
-    links.push({ relation: 'previous', url: url(Math.max(0, offset - count)) });
-  }
+  links.push({ relation: 'first', url: url(0) });
+  if (offset > 0) links.push({ relation: 'previous', url: url(Math.max(0, offset - count)) });
   if (hasMore) links.push({ relation: 'next', url: url(offset + count) });
+  const last = lastOffset(offset, count, total);
+  if (last !== undefined) links.push({ relation: 'last', url: url(last) });
   return links;
+}
+
+/** Where the last page starts, on the grid of pages this one is on (an `_offset` need not be a multiple of `_count`). */
+function lastOffset(offset: number, count: number, total: number | undefined): number | undefined {
+  if (total === undefined) return undefined;
+  if (total <= offset) return offset === 0 ? 0 : undefined;
+  return offset + Math.floor((total - 1 - offset) / count) * count;
 }
 
 /** `_include` and `_revinclude` (with `:iterate`), filtered by the caller's scopes and compartment. */

@@ -1,13 +1,31 @@
 import type { DateCondition, NumberCondition, Prefix, SearchClause, SearchQuery, SortRule } from '../../storage/FhirStore.js';
-import { badRequest } from '../outcomes.js';
+import { badRequest, tooCostly } from '../outcomes.js';
 import { relativeToBase } from '../references.js';
+import { RESOURCE_TYPES } from '../resourceTypes.js';
+import { elementNamesOf } from '../responses.js';
 import { dateRange } from './dates.js';
 import { implicitSystemOf } from './implicitSystems.js';
 import { normalize } from './indexer.js';
+import { elementPaths, elementTypes } from './simplePath.js';
 import type { SearchParamDef, SearchParamRegistry } from './registry.js';
 
 export const DEFAULT_COUNT = 20;
 export const MAX_COUNT = 1000;
+
+/**
+ * How many clauses one search may AND together. Each becomes a join whose order PostgreSQL plans, and
+ * planning time grows much faster than their number (ANDed `name=` on PGlite at the demo size: 20 clauses
+ * 21 ms, 40 100 ms, 100 520 ms, 200 4.2 s, 1000 about 7 minutes); PGlite plans on the thread that serves
+ * every request. Realistic searches AND a handful. Each level of a chain or `_has` counts, and so does
+ * each `_include`, `_revinclude` and `_sort` key (each one more statement or sort expression).
+ */
+export const MAX_SEARCH_CLAUSES = 20;
+/**
+ * How many comma-separated (OR) values all parameters of a search may hold together. One parameter's
+ * OR list is cheap (1000 string or date values: 35-100 ms), so lists of a few hundred ids keep working;
+ * but 20 clauses of 1000 values each took 1.3-2.1 s, and 20 of 50 (this cap) 110-330 ms on either driver.
+ */
+export const MAX_SEARCH_VALUES = 1000;
 
 /** What a search asks for besides matching: includes, summary, elements. */
 export interface SearchRequest {
@@ -31,12 +49,28 @@ export interface IncludeSpec {
 
 const RESULT_PARAMS = new Set(['_count', '_offset', '_sort', '_include', '_revinclude', '_summary', '_elements', '_total', '_format', '_pretty', '_contained', '_containedType']);
 const PREFIXES = new Set<Prefix>(['eq', 'ne', 'gt', 'lt', 'ge', 'le', 'sa', 'eb', 'ap']);
+const TOTALS = new Set(['none', 'estimate', 'accurate']);
+/** `:recurse` is STU3's name for `:iterate`, still sent by older clients. */
+const INCLUDE_MODIFIERS = new Set(['iterate', 'recurse']);
+
+/** Counts what a search asks against MAX_SEARCH_CLAUSES and MAX_SEARCH_VALUES as it is parsed. */
+class SearchBudget {
+  private clauses = 0;
+  private values = 0;
+
+  charge(param: string, clauses: number, values: number): void {
+    this.clauses += clauses;
+    this.values += values;
+    if (this.clauses > MAX_SEARCH_CLAUSES) throw tooCostly(`A search may combine at most ${MAX_SEARCH_CLAUSES} clauses (parameters, chain and _has levels, _include, _revinclude and _sort keys); '${param}' is one too many`, param);
+    if (this.values > MAX_SEARCH_VALUES) throw tooCostly(`A search may hold at most ${MAX_SEARCH_VALUES} comma-separated values in all; '${param}' goes past it`, param);
+  }
+}
 
 export function parseSearch(
   resourceType: string,
   params: [string, string][],
   registry: SearchParamRegistry,
-  options: { strict: boolean; baseUrl: string },
+  options: { strict: boolean; baseUrl: string; refuseEmpty?: boolean },
 ): SearchRequest {
   const request: SearchRequest = {
     query: { resourceType, clauses: [], sort: [], count: DEFAULT_COUNT, offset: 0, total: false },
@@ -45,7 +79,12 @@ export function parseSearch(
     used: [],
     ignored: [],
   };
+  const budget = new SearchBudget();
   for (const [rawKey, value] of params) {
+    if (value === '') {
+      if (options.refuseEmpty) throw badRequest(`'${rawKey}' has no value: ignored, it would widen what the criteria match`, rawKey);
+      continue; // R4 search.html: parameters with an empty value are ignored (whatever their type), so not in the self link.
+    }
     if (rawKey === '_contained' && value !== 'false') {
       // Contained resources are not searched: an answer without them would pass for one.
       if (options.strict) throw badRequest(`_contained=${value.slice(0, 20)} is not supported: contained resources are not searched`, rawKey);
@@ -54,11 +93,14 @@ export function parseSearch(
     }
     if (RESULT_PARAMS.has(rawKey) || rawKey.startsWith('_include:') || rawKey.startsWith('_revinclude:')) {
       applyResultParam(request, rawKey, value, registry);
+      budget.charge(rawKey, resultParamCost(rawKey, value), 0);
       request.used.push([rawKey, value]);
       continue;
     }
+    budget.charge(rawKey, 0, splitUnescaped(value, ',').length);
     const clause = parseClause(resourceType, rawKey, value, registry, options.baseUrl);
     if (clause) {
+      budget.charge(rawKey, levelsOf(clause), 0);
       request.query.clauses.push(clause);
       request.used.push([rawKey, value]);
     } else if (options.strict) {
@@ -68,6 +110,18 @@ export function parseSearch(
     }
   }
   return request;
+}
+
+/** `_sort` costs one clause a key, `_include` and `_revinclude` one each; the other result parameters nothing. */
+function resultParamCost(key: string, value: string): number {
+  const name = key.split(':')[0];
+  if (name === '_sort') return value.split(',').filter(Boolean).length;
+  return name === '_include' || name === '_revinclude' ? 1 : 0;
+}
+
+/** A chain or `_has` costs a level for itself and each level inside it. */
+function levelsOf(clause: SearchClause): number {
+  return clause.kind === 'chain' || clause.kind === 'reverseChain' ? 1 + levelsOf(clause.clause) : 1;
 }
 
 function applyResultParam(request: SearchRequest, key: string, value: string, registry: SearchParamRegistry): void {
@@ -80,6 +134,7 @@ function applyResultParam(request: SearchRequest, key: string, value: string, re
       q.offset = parseNonNegative(key, value);
       return;
     case '_total':
+      if (!TOTALS.has(value)) throw badRequest(`Invalid _total '${value.slice(0, 40)}' (expected none, estimate or accurate)`, '_total');
       q.total = value === 'accurate' || value === 'estimate';
       return;
     case '_sort':
@@ -91,7 +146,7 @@ function applyResultParam(request: SearchRequest, key: string, value: string, re
       if (value === 'count') q.total = true;
       return;
     case '_elements':
-      request.elements = value.split(',').map((e) => e.trim()).filter(Boolean);
+      request.elements = parseElements(q.resourceType, value);
       return;
     case '_include':
     case '_revinclude':
@@ -119,14 +174,39 @@ function parseSort(resourceType: string, spec: string, registry: SearchParamRegi
   return { param: code, kind, descending };
 }
 
+/**
+ * R4 `_elements` names elements of the searched type (`name`, not `Patient.name`); a name the type does
+ * not have would strip every element, which no client means.
+ */
+function parseElements(resourceType: string, value: string): string[] {
+  const names = elementNamesOf(resourceType);
+  const elements = value.split(',').map((e) => e.trim()).filter(Boolean);
+  const unknown = elements.filter((e) => !names.has(e));
+  if (unknown.length) throw badRequest(`_elements names no element of ${resourceType}: '${unknown.join("', '").slice(0, 200)}' (R4 takes element names, such as 'name')`, '_elements');
+  return elements;
+}
+
 function parseInclude(key: string, value: string, registry: SearchParamRegistry): IncludeSpec {
-  const iterate = key.endsWith(':iterate') || key.endsWith(':recurse');
+  const modifier = key.split(':')[1];
+  if (modifier !== undefined && !INCLUDE_MODIFIERS.has(modifier)) throw unsupportedModifier(key, modifier);
+  const iterate = modifier !== undefined;
   const [sourceType, param, targetType] = value.split(':');
   if (!sourceType || !param) throw badRequest(`Invalid ${key} value '${value}' (expected Type:param[:targetType])`, key);
-  if (param === '*') return { sourceType, param, targetType, iterate };
+  if (!RESOURCE_TYPES.includes(sourceType)) throw badRequest(`Unknown resource type '${sourceType}' in ${key}`, key);
+  if (param === '*') {
+    if (targetType && !RESOURCE_TYPES.includes(targetType)) throw badRequest(`Unknown resource type '${targetType}' in ${key}`, key);
+    return { sourceType, param, targetType, iterate };
+  }
   const def = registry.get(sourceType, param);
   if (!def || def.type !== 'reference') throw badRequest(`Unknown reference parameter '${sourceType}:${param}' in ${key}`, key);
+  if (targetType) requireTarget(def, targetType, key);
   return { sourceType, param, targetType, iterate };
+}
+
+/** A type named for a reference parameter (`subject:Patient`, `Condition:subject:Patient`) must be one it can refer to. */
+function requireTarget(def: SearchParamDef, type: string, key: string): void {
+  const targets = def.targets.length ? def.targets : RESOURCE_TYPES;
+  if (!targets.includes(type)) throw badRequest(`'${def.code}' cannot refer to a '${type.slice(0, 64)}' (it refers to ${targets.join(', ')})`, key);
 }
 
 function parseClause(resourceType: string, key: string, value: string, registry: SearchParamRegistry, baseUrl: string): SearchClause | undefined {
@@ -134,23 +214,40 @@ function parseClause(resourceType: string, key: string, value: string, registry:
   const dot = key.indexOf('.');
   if (dot > 0) return parseChain(resourceType, key.slice(0, dot), key.slice(dot + 1), value, registry, baseUrl);
   const [code, modifier] = splitModifier(key);
-  if (code === '_id') return { kind: 'id', ids: splitValues(value), not: modifier === 'not' };
+  if (modifier === 'missing') return missingClause(resourceType, code, value, key, registry);
+  if (code === '_id') {
+    if (modifier && modifier !== 'not') throw unsupportedModifier(key, modifier);
+    return { kind: 'id', ids: splitValues(value), not: modifier === 'not' };
+  }
+  if ((code === '_lastUpdated' || code === '_profile') && modifier) throw unsupportedModifier(key, modifier);
   if (code === '_lastUpdated') return { kind: 'lastUpdated', values: splitValues(value).map((v) => parseDate(key, v)) };
   if (code === '_profile') return { kind: 'token', param: '_profile', values: splitValues(value).map((v) => `_profile||${v}`), not: false };
   if (code === '_tag' || code === '_security') return tokenClause(code, modifier, value, key);
   const def = registry.get(resourceType, code);
   if (!def) return undefined;
-  if (modifier === 'missing') {
-    if (value !== 'true' && value !== 'false') throw badRequest(`${key} must be true or false`, key);
-    return { kind: 'missing', param: code, missing: value === 'true' };
-  }
   return clauseFor(def, modifier, value, key, baseUrl);
+}
+
+/** Parameters of Resource.meta, indexed as tokens and searched for presence by prefix (searchSql.ts). */
+const META_TOKEN_PARAMS = new Set(['_profile', '_tag', '_security']);
+
+/**
+ * `:missing` (R4 search.html#modifiers) on any parameter. Every stored resource has an id and a
+ * lastUpdated, so `_id:missing=true` matches nothing and `=false` everything.
+ */
+function missingClause(resourceType: string, code: string, value: string, key: string, registry: SearchParamRegistry): SearchClause | undefined {
+  if (value !== 'true' && value !== 'false') throw badRequest(`${key} must be true or false`, key);
+  const missing = value === 'true';
+  if (code === '_id' || code === '_lastUpdated') return { kind: 'id', ids: [], not: !missing };
+  if (META_TOKEN_PARAMS.has(code) || registry.get(resourceType, code)) return { kind: 'missing', param: code, missing };
+  return undefined;
 }
 
 function clauseFor(def: SearchParamDef, modifier: string | undefined, value: string, key: string, baseUrl: string): SearchClause {
   switch (def.type) {
     case 'token':
       if (modifier === 'text') return { kind: 'string', param: `${def.code}:text`, mode: 'starts', values: splitValues(value).map(normalize) };
+      if (isBoolean(def)) requireBooleans(value, key);
       return tokenClause(def.code, modifier, value, key, implicitSystemOf(def.expression));
     case 'uri':
       if (modifier) throw unsupportedModifier(key, modifier);
@@ -190,9 +287,21 @@ function tokenClause(code: string, modifier: string | undefined, value: string, 
   return { kind: 'token', param: code, values, not: modifier === 'not' };
 }
 
+/** A token parameter on boolean elements (`active`, `deceased`): each element its expression reaches may hold a boolean. */
+function isBoolean(def: SearchParamDef): boolean {
+  const elements = elementPaths(def.expression);
+  return elements !== undefined && elements.every((element) => elementTypes(element).includes('boolean'));
+}
+
+function requireBooleans(value: string, key: string): void {
+  const bad = splitValues(value).find((v) => !['true', 'false'].includes(v.replace(/^[^|]*\|/, '')));
+  if (bad !== undefined) throw badRequest(`${key} takes true or false, not '${bad.slice(0, 40)}'`, key);
+}
+
 function referenceClause(def: SearchParamDef, modifier: string | undefined, value: string, key: string, baseUrl: string): SearchClause {
   if (modifier === 'identifier') return tokenClause(`${def.code}:identifier`, undefined, value, key);
   if (modifier && !/^[A-Z][A-Za-z]+$/.test(modifier)) throw unsupportedModifier(key, modifier);
+  if (modifier) requireTarget(def, modifier, key);
   const values = splitValues(value).map((raw) => {
     const v = relativeToBase(baseUrl, raw);
     if (/^https?:\/\//.test(v) || v.startsWith('urn:')) return `${def.code}|${v}`;
@@ -208,6 +317,7 @@ function parseChain(resourceType: string, head: string, rest: string, value: str
   const [code, typeModifier] = splitModifier(head);
   const def = registry.get(resourceType, code);
   if (!def || def.type !== 'reference') throw badRequest(`Cannot chain through '${head}' on ${resourceType}: not a reference parameter`, head);
+  if (typeModifier) requireTarget(def, typeModifier, head);
   const targets = typeModifier ? [typeModifier] : def.targets;
   if (targets.length !== 1) throw badRequest(`Chain '${head}.${rest}' is ambiguous: name the target type (e.g. ${code}:${targets[0] ?? 'Patient'}.${rest})`, head);
   const targetType = targets[0];

@@ -48,6 +48,8 @@ export function compileSimplePath(expression: string): PathEvaluator | undefined
  * `Address.use` for `Patient.address.use`), or undefined when a branch is not a plain path.
  */
 export function elementPaths(expression: string): string[] | undefined {
+  const presentNotFalse = PRESENT_NOT_FALSE.exec(expression.trim());
+  if (presentNotFalse) return elementPaths(presentNotFalse[1]);
   const paths: string[] = [];
   for (const branch of expression.split(' | ')) {
     const parsed = parseBranch(branch);
@@ -55,6 +57,15 @@ export function elementPaths(expression: string): string[] | undefined {
     paths.push(parsed.element);
   }
   return paths;
+}
+
+/** The R4 data types an element may hold (`Patient.active`: boolean; `Patient.deceased`: boolean, dateTime). */
+export function elementTypes(element: string): string[] {
+  const model = r4Model() as unknown as R4Model;
+  const choices = model.choiceTypePaths[element];
+  if (choices) return choices.map((t) => t[0].toLowerCase() + t.slice(1));
+  const type = model.path2Type[element];
+  return type ? [type] : [];
 }
 
 interface ParsedBranch {

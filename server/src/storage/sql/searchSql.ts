@@ -140,7 +140,7 @@ function clauseSql(clause: SearchClause, alias: string, params: Params): string 
     case 'token':
       return `${clause.not ? 'NOT ' : ''}(${r}.tokens && ${params.add(clause.values)}::text[])`;
     case 'missing':
-      return `${clause.missing ? 'NOT ' : ''}(${r}.tokens @> ARRAY[${params.add(`#${clause.param}`)}::text])`;
+      return `${clause.missing ? 'NOT ' : ''}${hasParam(clause.param, r, params)}`;
     case 'reference':
       return `${r}.refs && ${params.add(clause.values)}::text[]`;
     case 'compartment':
@@ -164,6 +164,17 @@ function clauseSql(clause: SearchClause, alias: string, params: Params): string 
     }
   }
 }
+
+/**
+ * Whether a resource has a value for the parameter: the `#param` token the indexer adds, or for the meta
+ * parameters (indexed without it) any of their tokens, found by prefix (no index: `:missing` reads every row anyway).
+ */
+function hasParam(param: string, r: string, params: Params): string {
+  if (!META_TOKEN_PARAMS.has(param)) return `(${r}.tokens @> ARRAY[${params.add(`#${param}`)}::text])`;
+  return `EXISTS (SELECT 1 FROM unnest(${r}.tokens) t WHERE t LIKE ${params.add(`${param.replace(/_/g, '\\_')}|%`)})`;
+}
+
+const META_TOKEN_PARAMS = new Set(['_profile', '_tag', '_security']);
 
 const inCompartment = (clause: { compartment?: string }, t: string, params: Params) =>
   clause.compartment ? ` AND ${t}.compartments @> ARRAY[${params.add(clause.compartment)}::text]` : '';
