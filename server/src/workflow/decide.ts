@@ -8,7 +8,7 @@ import { CODE_SYSTEMS, EXTENSIONS, IDENTIFIER_SYSTEMS, PROFILES } from '../fhir/
 import type { FhirStore } from '../storage/FhirStore.js';
 import type { CaseDecision } from './caseResources.js';
 import { BEHAVIORAL_HEALTH_SPECIALTIES, PRIMARY_CARE_SPECIALTIES } from '../domain/network.js';
-import { professionalsFrom, rolesWithSpecialty, specialtiesOf } from './directory.js';
+import { professionalsFrom, rolesOf, rolesWithSpecialty, specialtiesOf } from './directory.js';
 import type { CaseFacts, DecideCase } from './submit.js';
 
 /** The plan of a Coverage: its payor Organization's plan identifier names the plan profile. */
@@ -178,17 +178,7 @@ async function requestedProfessional(store: FhirStore, sr: ServiceRequest): Prom
   if (!literal) return undefined;
   let role: Resource | undefined;
   if (literal[0] === 'PractitionerRole') role = await store.find('PractitionerRole', literal[1]);
-  else if (literal[0] === 'Practitioner') {
-    const { resources } = await store.search({
-      resourceType: 'PractitionerRole',
-      clauses: [{ kind: 'reference', param: 'practitioner', values: [`practitioner|Practitioner/${literal[1]}`] }],
-      sort: [],
-      count: 1,
-      offset: 0,
-      total: false,
-    });
-    role = resources[0];
-  }
+  else if (literal[0] === 'Practitioner') role = (await rolesOf(store, literal[1], 1))[0];
   if (!role) throw unprocessable(`The requested professional ${sr.performer?.[0]?.reference} is not in the plan directory`, ['ServiceRequest.performer']);
   return (await professionalsFrom(store, [role as PractitionerRole]))[0];
 }

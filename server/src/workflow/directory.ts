@@ -90,13 +90,18 @@ export async function specialtiesOfReference(store: FhirStore, ref: Reference | 
     return role ? specialtiesOf(role) : [];
   }
   if (literal?.[0] !== 'Practitioner') return [];
+  return [...new Set((await rolesOf(store, literal[1], 100)).flatMap(specialtiesOf))];
+}
+
+/** The directory's PractitionerRoles of a Practitioner (at most `count`). */
+export async function rolesOf(store: FhirStore, practitionerId: string, count: number): Promise<PractitionerRole[]> {
   const { resources } = await store.search({
     resourceType: 'PractitionerRole',
-    clauses: [{ kind: 'reference', param: 'practitioner', values: [`practitioner|Practitioner/${literal[1]}`] }],
+    clauses: [{ kind: 'reference', param: 'practitioner', values: [`practitioner|Practitioner/${practitionerId}`] }],
     sort: [],
-    count: 100,
+    count,
     offset: 0,
     total: false,
   });
-  return [...new Set((resources as PractitionerRole[]).flatMap(specialtiesOf))];
+  return resources as PractitionerRole[];
 }
