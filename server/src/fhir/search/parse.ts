@@ -376,9 +376,12 @@ function splitPrefix(v: string): [Prefix, string] {
   return PREFIXES.has(p) && /^[a-z]{2}[-\d]/.test(v) ? [p, v.slice(2)] : ['eq', v];
 }
 
+/** `2020-01-01T10:00:00 05:00`: an offset's `+` sent unescaped reads as a space in a query string; nothing else puts one there. */
+const UNESCAPED_PLUS_OFFSET = /(T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}:\d{2})$/;
+
 function parseDate(key: string, raw: string): DateCondition {
   const [prefix, v] = splitPrefix(raw);
-  const range = dateRange(v);
+  const range = dateRange(v.replace(UNESCAPED_PLUS_OFFSET, '$1+$2'));
   if (!range) throw badRequest(`Invalid date '${raw}' in ${key}`, key);
   return { prefix, ...range };
 }
