@@ -33,6 +33,13 @@ describe('access policy: resource-level checks', () => {
     expect(policy.mayAccess(patientApp, 'Task', 'read', compartments().of)).toBe(false);
   });
 
+  it('a query-restricted user grant does not lift a patient grant off the patient in context', () => {
+    const restricted: AccessContext = { kind: 'user', clientId: 'app', scopes: ['patient/*.cruds', 'user/Task.rus?status=requested'], fhirUser: 'Practitioner/p1', patient: 'm1', roles: [] };
+    expect(policy.mayAccess(restricted, 'Task', 'read', compartments('Patient/m2').of)).toBe(false);
+    expect(policy.mayAccess(restricted, 'Task', 'update', compartments('Patient/m2').of)).toBe(false);
+    expect(policy.mayAccess(restricted, 'Task', 'read', compartments('Patient/m1').of)).toBe(true);
+  });
+
   it('judges each interaction by the grants that carry it: patient writes stay with the patient beside user reads', () => {
     const mixed: AccessContext = { kind: 'user', clientId: 'app', scopes: ['patient/*.cruds', 'user/*.rs'], fhirUser: 'Practitioner/p1', patient: 'm1', roles: [] };
     const other = () => compartments('Patient/m2').of;

@@ -38,7 +38,8 @@ export function createAccessPolicy(isCompartmentType: (type: string) => boolean)
    */
   function patientCompartment(ctx: AccessContext, resourceType: string, interaction: Interaction): string | undefined {
     if (ctx.roles.includes('member') && ctx.patient && isCompartmentType(resourceType)) return `Patient/${ctx.patient}`;
-    if (scopesOf(ctx).granting(resourceType, PERMISSION[interaction]).some((g) => g.context !== 'patient')) return undefined;
+    // Only a grant of the whole type lifts the compartment: a query-restricted one (v2 `user/Condition.rs?category=…`) grants nothing here.
+    if (scopesOf(ctx).granting(resourceType, PERMISSION[interaction]).some((g) => g.context !== 'patient' && g.query.length === 0)) return undefined;
     if (!isCompartmentType(resourceType)) return undefined;
     return ctx.patient ? `Patient/${ctx.patient}` : 'Patient/-none-';
   }

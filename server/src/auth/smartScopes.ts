@@ -61,9 +61,13 @@ export class ScopeSet {
     return this.granting(resourceType, permission).some((s) => s.query.length === 0);
   }
 
-  /** Scopes of `requested` that are also covered by this set (for refresh and token exchange: never wider). */
+  /**
+   * Scopes of `requested` that are also covered by this set (for refresh and token exchange: never wider).
+   * Query-restricted v2 resource scopes (`patient/Condition.rs?category=…`) are left out: this server does
+   * not filter by them, so granting one would report access the token does not have.
+   */
   narrow(requested: ScopeSet): ScopeSet {
-    return new ScopeSet(requested.scopes.filter((s) => this.covers(s)));
+    return new ScopeSet(requested.scopes.filter((s) => !parseScope(s)?.query.length && this.covers(s)));
   }
 
   covers(scope: string): boolean {
