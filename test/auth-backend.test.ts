@@ -39,6 +39,29 @@ describe('backend services (ES384) and token exchange (RFC 8693)', () => {
     expect(other.status).toBe(403);
   });
 
+  it('backend tokens last at most 300 s; a scope miss is 403 with WWW-Authenticate insufficient_scope (RFC 6750 §3.1)', async () => {
+    const res = await token({ grant_type: 'client_credentials', scope: 'system/Patient.rs', client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: ipaAssertion() });
+    const body = (await res.json()) as { access_token: string; expires_in: number };
+    expect(body.expires_in).toBeLessThanOrEqual(300);
+    const task = await fetch(`${server.fhirBase}/Task`, { headers: { authorization: `Bearer ${body.access_token}` } });
+    expect(task.status).toBe(403);
+    expect(task.headers.get('www-authenticate')).toBe('Bearer error="insufficient_scope", scope="system/Task.s"');
+  });
+
+  it('refuses a client_id naming another client than the assertion, an assertion naming a jku, and scopes other than system/ ones', async () => {
+    const form = (over: Record<string, string>, assertion = ipaAssertion()) =>
+      token({ grant_type: 'client_credentials', scope: 'system/Patient.rs', client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: assertion, ...over });
+    const mismatch = await form({ client_id: 'second-opinion-app' });
+    expect(mismatch.status).toBe(401);
+    expect(((await mismatch.json()) as { error: string }).error).toBe('invalid_client');
+    const jku = jwt.sign({ jti: randomUUID() }, es.privateKey, { algorithm: 'ES384', keyid: 'ipa-1', header: { alg: 'ES384', kid: 'ipa-1', jku: 'https://evil.example/jwks.json' } as jwt.JwtHeader, issuer: 'ipa-system', subject: 'ipa-system', audience: `${server.url}/auth/token`, expiresIn: 120 });
+    expect((await form({}, jku)).status).toBe(401);
+    const userScopes = await form({ scope: 'system/Patient.rs openid launch/patient' });
+    expect(((await userScopes.json()) as { error: string }).error).toBe('invalid_scope');
+  });
+
+  const ipaAssertion = () => jwt.sign({ jti: randomUUID() }, es.privateKey, { algorithm: 'ES384', keyid: 'ipa-1', issuer: 'ipa-system', subject: 'ipa-system', audience: `${server.url}/auth/token`, expiresIn: 120 });
+
   const ehrToken = (key: typeof ehr.privateKey, claims: Record<string, unknown> = {}) =>
     jwt.sign({ patient_identifier: 'urn:oid:2.16.840.1.113883.3.1241.1.1|900123' + '', ...claims }, key, { algorithm: 'RS256', keyid: 'ehr-1', issuer: 'https://ehr.example.org', audience: 'https://ehr.example.org/fhir', subject: 'dr-who', expiresIn: 300 });
 

@@ -226,7 +226,8 @@ describe('access control: tokens, scopes, compartments', () => {
 
   it('CORS: discovery for any origin, the API and the token endpoint for registered app origins only', async () => {
     const stranger = { origin: 'https://other-app.example.org' };
-    for (const url of [`${server.fhirBase}/metadata`, `${server.fhirBase}/.well-known/smart-configuration`, `${server.url}/.well-known/smart-configuration`]) {
+    const discovery = ['/fhir/metadata', '/fhir/.well-known/smart-configuration', '/.well-known/smart-configuration', '/.well-known/openid-configuration', '/.well-known/jwks.json'];
+    for (const url of discovery.map((path) => `${server.url}${path}`)) {
       const open = await fetch(url, { headers: stranger });
       expect(open.headers.get('access-control-allow-origin')).toBe('*');
       expect(open.headers.get('access-control-allow-credentials')).toBeNull();
@@ -238,6 +239,14 @@ describe('access control: tokens, scopes, compartments', () => {
     expect(bad.headers.get('access-control-allow-origin')).toBeNull();
     const preflight = await fetch(`${server.url}/auth/token`, { method: 'OPTIONS', headers: stranger });
     expect(preflight.headers.get('access-control-allow-origin')).toBeNull();
+    // An app registered dynamically (RFC 7591) is a registered origin too: that of its redirect URI.
+    const appOrigin = 'http://127.0.0.1:9977';
+    const registered = await fetch(`${server.url}/auth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ client_name: 'cors probe', redirect_uris: [`${appOrigin}/cb`], token_endpoint_auth_method: 'none' }) });
+    expect(registered.status).toBe(201);
+    const fromApp = await fetch(`${server.url}/auth/token`, { method: 'OPTIONS', headers: { origin: appOrigin } });
+    expect(fromApp.headers.get('access-control-allow-origin')).toBe(appOrigin);
+    const apiFromApp = await fetch(`${server.fhirBase}/Patient/member-hpsj-1`, { headers: { origin: appOrigin, authorization: `Bearer ${token}` } });
+    expect(apiFromApp.headers.get('access-control-allow-origin')).toBe(appOrigin);
   });
 
   it('takes the Bearer scheme in any case (RFC 7235)', async () => {

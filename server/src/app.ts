@@ -99,8 +99,11 @@ function securityHeaders(_req: Request, res: Response, next: NextFunction): void
   next();
 }
 
-/** Discovery documents, open to any origin (SMART App Launch 2.x, CORS): they hold nothing private. */
-const PUBLIC_DISCOVERY = new Set(['/fhir/metadata', '/fhir/.well-known/smart-configuration', '/.well-known/smart-configuration']);
+/**
+ * Discovery documents, open to any origin (SMART App Launch 2.x, CORS): they hold nothing private. Browser
+ * OpenID Connect libraries also fetch the OpenID configuration and the keys to check an id_token.
+ */
+const PUBLIC_DISCOVERY = new Set(['/fhir/metadata', '/fhir/.well-known/smart-configuration', '/.well-known/smart-configuration', '/.well-known/openid-configuration', '/.well-known/jwks.json']);
 
 /**
  * CORS: discovery for any origin (no credentials); the token endpoint and the FHIR API for registered

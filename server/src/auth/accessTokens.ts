@@ -54,9 +54,12 @@ export function issueAccessToken(t: TokenIssuer, grant: Grant): { token: string;
 }
 
 /** OpenID Connect id_token (RS256) with `fhirUser`. */
+/** SMART App Launch 2 (scopes and launch context, fhirUser): the claim is the user resource's absolute URL. */
+export const absoluteFhirUser = (fhirBase: string, fhirUser: string | undefined): string | undefined =>
+  fhirUser && !/^https?:\/\//.test(fhirUser) ? `${fhirBase}/${fhirUser}` : fhirUser;
+
 export function issueIdToken(t: TokenIssuer, grant: Grant, nonce?: string): string {
-  // SMART App Launch 2 (scopes and launch context, fhirUser): the claim is the user resource's absolute URL.
-  const fhirUser = grant.fhirUser && !/^https?:\/\//.test(grant.fhirUser) ? `${t.fhirBase}/${grant.fhirUser}` : grant.fhirUser;
+  const fhirUser = absoluteFhirUser(t.fhirBase, grant.fhirUser);
   return jwt.sign({ fhirUser, nonce, profile: fhirUser }, t.key.privateKey, {
     algorithm: 'RS256',
     keyid: t.key.kid,

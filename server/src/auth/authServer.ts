@@ -4,7 +4,7 @@ import type { SecurityUrls } from '../fhir/capability.js';
 import type { AuditSink } from '../fhir/context.js';
 import type { AccessContext } from '../fhir/request.js';
 import type { FhirStore } from '../storage/FhirStore.js';
-import { accessContextOf, invalidToken, type TokenIssuer, verifyAccessToken } from './accessTokens.js';
+import { absoluteFhirUser, accessContextOf, invalidToken, type TokenIssuer, verifyAccessToken } from './accessTokens.js';
 import { authorizeHandler } from './authorizeEndpoint.js';
 import { type Client, ClientRegistry } from './clientRegistry.js';
 import { invalidClient, invalidRequest, OAuthError } from './oauthErrors.js';
@@ -166,7 +166,7 @@ export function createAuthServer(store: FhirStore, config: AuthServerConfig, aud
     try {
       const claims = verifyAccessToken(tokens, token);
       if (claims.client_id !== caller.client_id || (await isRevoked(claims.jti))) return { active: false };
-      return { active: true, scope: claims.scope, client_id: claims.client_id, sub: claims.sub, exp: claims.exp, iat: claims.iat, iss: claims.iss, aud: claims.aud, patient: claims.patient, fhirUser: claims.fhirUser, token_type: 'Bearer' };
+      return { active: true, scope: claims.scope, client_id: claims.client_id, sub: claims.sub, exp: claims.exp, iat: claims.iat, iss: claims.iss, aud: claims.aud, patient: claims.patient, fhirUser: absoluteFhirUser(tokens.fhirBase, claims.fhirUser), token_type: 'Bearer' };
     } catch {
       const grant = (await store.getEphemeral(`refresh:${hash(token)}`)) as { clientId?: string } | undefined;
       return grant?.clientId === caller.client_id ? { active: true, token_type: 'refresh_token', client_id: grant.clientId } : { active: false };

@@ -77,9 +77,11 @@ export class ClientRegistry {
     return parsed.success ? parsed.data : undefined;
   }
 
+  /** A registered client's origin (its `origins`, or those of its redirect URIs): CORS for the token endpoint and the API. */
   async isAllowedOrigin(origin: string): Promise<boolean> {
-    for (const c of this.configured.values()) if (c.origins.includes(origin) || c.redirect_uris.some((u) => new URL(u).origin === origin)) return true;
-    return false;
+    for (const c of this.configured.values()) if (originsOf(c).includes(origin)) return true;
+    if (origin.length > 256) return false;
+    return (await this.store.getEphemeral(`origin:${origin}`)) !== undefined;
   }
 
   all(): Client[] {
@@ -102,10 +104,14 @@ export class ClientRegistry {
       client_secret: type === 'confidential-symmetric' ? randomBytes(32).toString('base64url') : undefined,
       system_roles: [],
     };
-    await this.store.putEphemeral(`client:${client.client_id}`, client, new Date(Date.now() + 10 * 365 * 86_400_000));
+    const expiresAt = new Date(Date.now() + 10 * 365 * 86_400_000);
+    await this.store.putEphemeral(`client:${client.client_id}`, client, expiresAt);
+    for (const origin of originsOf(client)) await this.store.putEphemeral(`origin:${origin}`, client.client_id, expiresAt);
     return client;
   }
 }
+
+const originsOf = (c: Client): string[] => [...new Set([...c.origins, ...c.redirect_uris.map((u) => new URL(u).origin)])];
 
 const metadataError = (input: unknown, field: string, message: string) => new z.ZodError([{ code: 'custom', path: [field], message, input }]);
 

@@ -1,5 +1,5 @@
 import type { AccessPolicy, Interaction } from '../fhir/context.js';
-import { forbidden } from '../fhir/outcomes.js';
+import { forbidden, insufficientScope } from '../fhir/outcomes.js';
 import { isDirectoryType } from '../fhir/resourceTypes.js';
 import type { AccessContext, UserRole } from '../fhir/request.js';
 import { type Permission, ScopeSet } from './smartScopes.js';
@@ -55,7 +55,8 @@ export function createAccessPolicy(isCompartmentType: (type: string) => boolean)
         throw forbidden(`Only plan administration may ${interaction} ${resourceType} resources (the provider directory)`);
       }
       if (scopesOf(ctx).allows(resourceType, permission)) return;
-      throw forbidden(`The token's scopes do not allow ${interaction} on ${resourceType} (needs e.g. user/${resourceType}.${permission})`);
+      const needed = `${ctx.kind === 'patient' ? 'patient' : ctx.kind === 'system' ? 'system' : 'user'}/${resourceType}.${permission}`;
+      throw insufficientScope(`The token's scopes do not allow ${interaction} on ${resourceType} (needs e.g. ${needed})`, needed);
     },
     patientCompartment,
     mayAccess(ctx, resourceType, interaction, compartmentsOf) {

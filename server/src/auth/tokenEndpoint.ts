@@ -11,7 +11,7 @@ import { hash } from './authorizeEndpoint.js';
 import { type Client, type ClientRegistry, secretMatches } from './clientRegistry.js';
 import { type Jwk, type JwksSource, noUsableKey } from './clientJwks.js';
 import { invalidClient, invalidGrant, invalidRequest, invalidScope, OAuthError, unauthorizedClient } from './oauthErrors.js';
-import { ScopeSet } from './smartScopes.js';
+import { parseScope, ScopeSet } from './smartScopes.js';
 import { identify } from './userDirectory.js';
 
 /** An EHR whose tokens we accept in exchange for ours (RFC 8693), verified by its JWKS. */
@@ -90,7 +90,12 @@ export async function authenticateClient(deps: TokenDeps, req: Request, form: Fo
     if (!client || !secretMatches(client, secret)) throw invalidClient('Client authentication failed');
     return client;
   }
-  if (form.client_assertion_type === ASSERTION_TYPE && form.client_assertion) return verifyAssertion(deps, form.client_assertion);
+  if (form.client_assertion_type === ASSERTION_TYPE && form.client_assertion) {
+    const client = await verifyAssertion(deps, form.client_assertion);
+    // RFC 7521 §4.2: a client_id beside the assertion must name the same client.
+    if (form.client_id && form.client_id !== client.client_id) throw invalidClient('client_id names another client than the client_assertion');
+    return client;
+  }
   const client = await deps.clients.get(form.client_id ?? '');
   if (!client) throw invalidClient('Unknown client');
   if (client.type === 'confidential-symmetric' && !secretMatches(client, form.client_secret)) throw invalidClient('Client authentication failed');
@@ -106,6 +111,8 @@ async function verifyAssertion(deps: TokenDeps, assertion: string): Promise<Clie
   if (!decoded || typeof decoded.payload !== 'object') throw invalidClient('client_assertion is not a JWT');
   const header = decoded.header;
   if (header.alg !== 'RS384' && header.alg !== 'ES384') throw invalidClient('client_assertion must be signed with RS384 or ES384');
+  // SMART Backend Services: a jku SHALL match the registered JWKS URL; keys are never fetched from one, so none is taken.
+  if (header.jku !== undefined) throw invalidClient('client_assertion may not name a jku: the registered keys are used');
   const iss = (decoded.payload as { iss?: string }).iss ?? '';
   const client = await deps.clients.get(iss);
   if (!client || client.type !== 'confidential-asymmetric') throw invalidClient('Unknown client or client without registered keys');
@@ -196,13 +203,17 @@ function refreshedScope(granted: string, asked: string | undefined): string {
   return wanted.toString();
 }
 
+const BACKEND_TOKEN_SECONDS = 300;
+
 async function clientCredentials(deps: TokenDeps, client: Client, form: Form) {
   if (client.type !== 'confidential-asymmetric' && client.type !== 'confidential-symmetric') throw unauthorizedClient('client_credentials needs a confidential client');
   const wanted = ScopeSet.parse(form.scope);
-  if (wanted.resourceScopes.some((s) => s.context !== 'system')) throw invalidScope('Backend services may only ask for system/ scopes');
+  if (wanted.scopes.some((s) => parseScope(s)?.context !== 'system')) throw invalidScope('Backend services may only ask for system/ scopes');
   const scopes = ScopeSet.parse(client.scope).narrow(wanted);
   if (!scopes.scopes.length) throw invalidScope('None of the requested scopes is allowed for this client');
-  const access = issueAccessToken(deps.tokens, { clientId: client.client_id, scope: scopes.toString(), roles: client.system_roles as UserRole[], organization: client.organization });
+  // SMART Backend Services: access tokens SHALL be short-lived; expires_in SHOULD NOT exceed 300.
+  const issuer = { ...deps.tokens, accessTokenSeconds: Math.min(deps.tokens.accessTokenSeconds, BACKEND_TOKEN_SECONDS) };
+  const access = issueAccessToken(issuer, { clientId: client.client_id, scope: scopes.toString(), roles: client.system_roles as UserRole[], organization: client.organization });
   return { access_token: access.token, token_type: 'Bearer', expires_in: access.expiresIn, scope: scopes.toString() };
 }
 

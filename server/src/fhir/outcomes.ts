@@ -42,6 +42,9 @@ export const tooCostly = (diagnostics: string, expression?: string): FhirError =
 export const unauthorized = (diagnostics: string, wwwAuthenticate: string): FhirError =>
   new FhirError(401, outcome('error', 'login', diagnostics), { 'WWW-Authenticate': wwwAuthenticate });
 export const forbidden = (diagnostics: string): FhirError => new FhirError(403, outcome('error', 'forbidden', diagnostics));
+/** RFC 6750 §3.1: a token whose scopes do not reach the resource; `scope` names one that would. */
+export const insufficientScope = (diagnostics: string, scope: string): FhirError =>
+  new FhirError(403, outcome('error', 'forbidden', diagnostics), { 'WWW-Authenticate': `Bearer error="insufficient_scope", scope="${scope}"` });
 export const notFound = (diagnostics: string): FhirError => new FhirError(404, outcome('error', 'not-found', diagnostics));
 export const gone = (diagnostics: string): FhirError => new FhirError(410, outcome('error', 'deleted', diagnostics));
 export const methodNotAllowed = (diagnostics: string): FhirError =>
