@@ -392,6 +392,18 @@ describe('access control: tokens, scopes, compartments', () => {
       expect(asRegistered.body).toEqual({ active: false });
     });
 
+    it('a refresh narrowing the access token keeps the refresh token\'s scope as authorized (RFC 6749 §6)', async () => {
+      const granted = 'openid fhirUser patient/*.rs offline_access';
+      const { refresh_token } = await appTokens('Patient/member-hpsj-2', granted);
+      const narrowed = await post('/auth/token', { grant_type: 'refresh_token', refresh_token, client_id: 'second-opinion-app', scope: 'patient/Patient.rs' });
+      expect(narrowed.status, JSON.stringify(narrowed.body)).toBe(200);
+      expect(narrowed.body.scope).toBe('patient/Patient.rs');
+      expect(narrowed.body.refresh_token).toBeTruthy();
+      const again = await post('/auth/token', { grant_type: 'refresh_token', refresh_token: narrowed.body.refresh_token, client_id: 'second-opinion-app' });
+      expect(again.status, JSON.stringify(again.body)).toBe(200);
+      expect(again.body.scope).toBe(granted);
+    });
+
     it('F18: a refresh refused for a wider scope or for another client leaves the refresh token usable', async () => {
       const { refresh_token } = await appTokens('Patient/member-hpsj-2', 'openid fhirUser patient/*.rs offline_access');
       const wider = await post('/auth/token', { grant_type: 'refresh_token', refresh_token, client_id: 'second-opinion-app', scope: 'patient/*.cruds' });

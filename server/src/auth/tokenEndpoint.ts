@@ -156,14 +156,19 @@ async function authorizationCode(deps: TokenDeps, client: Client, form: Form) {
   return tokenResponse(deps, { clientId: grant.clientId, scope: grant.scope, fhirUser: grant.fhirUser, patient: grant.patient, encounter: grant.encounter, roles: grant.roles }, grant.nonce);
 }
 
-async function tokenResponse(deps: TokenDeps, grant: Grant, nonce?: string) {
+/**
+ * The access token carries `grant`; a refresh token, if the authorization allows one, carries `authorized`:
+ * a refresh that narrows the access token leaves the refresh token's scope as it was (RFC 6749 §6).
+ */
+async function tokenResponse(deps: TokenDeps, grant: Grant, nonce?: string, authorized: Grant = grant) {
   const scopes = ScopeSet.parse(grant.scope);
   const access = issueAccessToken(deps.tokens, grant);
-  const offline = scopes.has('offline_access');
-  const refresh = offline || scopes.has('online_access') ? randomBytes(32).toString('base64url') : undefined;
+  const lasting = ScopeSet.parse(authorized.scope);
+  const offline = lasting.has('offline_access');
+  const refresh = offline || lasting.has('online_access') ? randomBytes(32).toString('base64url') : undefined;
   if (refresh) {
     const seconds = offline ? deps.refreshSeconds.offline : deps.refreshSeconds.online;
-    await deps.store.putEphemeral(`refresh:${hash(refresh)}`, grant, new Date(Date.now() + seconds * 1000));
+    await deps.store.putEphemeral(`refresh:${hash(refresh)}`, authorized, new Date(Date.now() + seconds * 1000));
   }
   return {
     access_token: access.token,
@@ -179,8 +184,8 @@ async function tokenResponse(deps: TokenDeps, grant: Grant, nonce?: string) {
 }
 
 /**
- * Refresh with rotation: the old refresh token stops working once a new one is issued; scopes can only
- * narrow. A refused request leaves the refresh token as it was (RFC 6749 §6): it is taken only after
+ * Refresh with rotation: the old refresh token stops working once a new one is issued; the access token's
+ * scopes can only narrow, the new refresh token's stay those authorized. A refused request leaves the refresh token as it was (RFC 6749 §6): it is taken only after
  * every check has passed, and taken atomically, so two concurrent refreshes cannot both succeed.
  */
 async function refresh(deps: TokenDeps, client: Client, form: Form) {
@@ -191,7 +196,7 @@ async function refresh(deps: TokenDeps, client: Client, form: Form) {
   if (grant.clientId !== client.client_id) throw invalidGrant('The refresh token was issued to another client');
   const scope = refreshedScope(grant.scope, form.scope);
   if (!(await deps.store.takeEphemeral(key))) throw invalidGrant('The refresh token is invalid, expired, revoked or already used');
-  return tokenResponse(deps, { ...grant, scope });
+  return tokenResponse(deps, { ...grant, scope }, undefined, grant);
 }
 
 /** The scope of a refreshed token: the granted one, or a narrower one asked for. */
