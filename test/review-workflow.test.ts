@@ -87,7 +87,7 @@ describe('UM review path', () => {
       expect(((await call(as(plan, 'um'), `Task/${task.id}/_history`)).body as Bundle).entry?.length).toBe(5);
     });
 
-    it('submit → approve (letters, preAuthRef, transportation) → report posted by the authorized professional → member and PCP receive it → completed', async () => {
+    it('R11 BSP D.V, R13: submit → approve (letters to member, requester and authorized professional, preAuthRef, transportation coded HCPCS A0130) → report posted by the authorized professional → member and PCP receive it → completed', async () => {
       const task = await submit(plan, member, `PractitionerRole/role-${plan}-card-2`, {
         performerType: { coding: [{ system: CODE_SYSTEMS.nucc, code: '207RC0000X' }] },
         extension: [{ url: EXTENSIONS.transportationNeeded, valueBoolean: true }],
@@ -103,9 +103,13 @@ describe('UM review path', () => {
         expect(info?.extension?.find((e) => e.url === 'pa-needed')?.valueCode).toBe('satisfied');
       }
       // R3 approvals on receipt and UM approvals alike: letters to member and provider, transportation arranged (R13).
-      expect(current.output?.some((o) => o.type.text === 'transportation')).toBe(true);
+      const ride = current.output?.find((o) => o.type.text === 'transportation')?.valueReference?.reference;
+      expect(ride).toBeDefined();
+      // R13: A0130 is a HCPCS Level II code, not CPT.
+      expect(((await call(as(plan, 'um'), ride!)).body as ServiceRequest).code?.coding?.[0]).toMatchObject({ system: 'https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets', code: 'A0130' });
+      // R11 (BSP D.V): the member, the requester and the authorized professional, each once.
       const letters = (await call(as(plan, 'um'), `Communication?based-on=${current.focus!.reference}`)).body as Bundle;
-      expect(letters.entry?.map((e) => (e.resource as Communication).recipient?.[0].reference).sort()).toEqual([`Patient/${member}`, `PractitionerRole/role-${plan}-pcp-1`].sort());
+      expect(letters.entry?.map((e) => (e.resource as Communication).recipient?.[0].reference).sort()).toEqual([`Patient/${member}`, `PractitionerRole/role-${plan}-pcp-1`, `PractitionerRole/role-${plan}-card-2`].sort());
       // It claims the report profile without the subject, author and request the server fills in: checked against R4 only.
       const report = { resourceType: 'DocumentReference', meta: { profile: [PROFILES.consultationReport] }, status: 'current', description: 'Agree with the plan; recommend echocardiogram', content: [{ attachment: { contentType: 'text/plain', data: Buffer.from('Consultation report').toString('base64') } }] };
       const notTheirs = await call(as(plan, 'oon'), `Task/${task.id}/$post-report`, params([{ name: 'report', resource: report as DocumentReference }]));
@@ -354,6 +358,113 @@ describe('UM review path', () => {
       expect(res.body.resourceType).toBe('OperationOutcome');
     }
     expect(((await call(as('bsp', 'um'), `Task/${task.id}`)).body as Task).meta?.versionId).toBe(task.meta?.versionId);
+  });
+
+  const unchanged = async (plan: string, task: Task) => expect(((await call(as(plan, 'um'), `Task/${task.id}`)).body as Task).meta?.versionId).toBe(task.meta?.versionId);
+  const recipientsOf = async (plan: string, task: Task, category: string) =>
+    ((await call(as(plan, 'um'), `Communication?based-on=${task.focus!.reference}&category:text=${category}`)).body as Bundle).entry?.map((e) => (e.resource as Communication).recipient?.[0].reference).sort();
+  const letterText = async (plan: string, task: Task, label: string) => {
+    const ref = task.output?.find((o) => o.type.text === label)?.valueReference?.reference;
+    return Buffer.from(((await call(as(plan, 'um'), ref!)).body as DocumentReference).content[0].attachment.data!, 'base64').toString();
+  };
+  /** A request the member makes (BSP D.VI.a: "if the member is making the request"), about a cardiologist's care. */
+  async function memberSubmits(member: string, extra: Partial<ServiceRequest> = {}): Promise<Task> {
+    const memberToken = tokenFor(server, { scope: 'launch/patient patient/*.cruds', patient: member, fhirUser: `Patient/${member}`, roles: ['member'] });
+    const sr: ServiceRequest = {
+      resourceType: 'ServiceRequest',
+      identifier: [{ system: IDENTIFIER_SYSTEMS.secondOpinionRequest, value: `member-${Math.random()}` }],
+      status: 'draft',
+      intent: 'order',
+      subject: { reference: `Patient/${member}` },
+      requester: { reference: `Patient/${member}` },
+      insurance: [{ reference: `Coverage/coverage-${member}` }],
+      reasonCode: [{ coding: [{ system: CODE_SYSTEMS.reason, code: 'not-improving' }] }],
+      performerType: { coding: [{ system: CODE_SYSTEMS.nucc, code: '207RC0000X' }] },
+      extension: [{ url: EXTENSIONS.careQuestioned, valueReference: { reference: 'PractitionerRole/role-bsp-card-1' } }],
+      ...extra,
+    };
+    const res = await call(memberToken, 'ServiceRequest/$submit', { resourceType: 'Bundle', type: 'collection', entry: [{ resource: sr }] });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    return res.body.entry[3].resource as Task;
+  }
+
+  it('R10: approving another professional than the one requested is a modification, refused on $approve; with no one requested, approving names the one authorized', async () => {
+    const task = await submit('hpsj', 'member-hpsj-1', 'PractitionerRole/role-oon-card-1', { performerType: { coding: [{ system: CODE_SYSTEMS.nucc, code: '207RC0000X' }] } });
+    expect(step(task)).toBe('um-review');
+    const steered = await call(as('hpsj', 'um'), `Task/${task.id}/$approve`, params([{ name: 'authorizedPractitionerRole', valueReference: { reference: 'PractitionerRole/role-hpsj-card-2' } }]));
+    expect(steered.status, JSON.stringify(steered.body)).toBe(422);
+    expect(steered.body.resourceType).toBe('OperationOutcome');
+    expect(steered.body.issue[0].diagnostics).toMatch(/R10.*\$modify/);
+    await unchanged('hpsj', task);
+    // The professional requested, named or not, is approved.
+    const same = await call(as('hpsj', 'um'), `Task/${task.id}/$approve`, params([{ name: 'authorizedPractitionerRole', valueReference: { reference: 'PractitionerRole/role-oon-card-1' } }]));
+    expect(same.status, JSON.stringify(same.body)).toBe(200);
+
+    const unnamed = await submit('bsp', 'member-bsp-2', 'PractitionerRole/role-oon-neuro-1', { performer: undefined });
+    expect(step(unnamed)).toBe('um-review');
+    const assigned = await call(as('bsp', 'um'), `Task/${unnamed.id}/$approve`, params([{ name: 'authorizedPractitionerRole', valueReference: { reference: 'PractitionerRole/role-oon-neuro-1' } }]));
+    expect(assigned.status, JSON.stringify(assigned.body)).toBe(200);
+    expect((assigned.body as Task).output?.find((o) => o.type.text === 'authorized-professional')?.valueReference?.reference).toBe('PractitionerRole/role-oon-neuro-1');
+  });
+
+  it('R11 BSP D.VI-VII: once the case is with the Medical Director, the UM clinician may not approve it; the Medical Director may', async () => {
+    const task = await submit('bsp', 'member-bsp-2', 'PractitionerRole/role-oon-neuro-1');
+    const escalated = await call(as('bsp', 'um'), `Task/${task.id}/$escalate`, params([]));
+    expect(step(escalated.body)).toBe('medical-director-review');
+    const byUm = await call(as('bsp', 'um'), `Task/${task.id}/$approve`, params([]));
+    expect(byUm.status, JSON.stringify(byUm.body)).toBe(403);
+    expect(byUm.body.issue[0].diagnostics).toMatch(/Only medical-director may approve/);
+    await unchanged('bsp', escalated.body as Task);
+    const byMd = await call(as('bsp', 'md'), `Task/${task.id}/$approve`, params([]));
+    expect(byMd.status, JSON.stringify(byMd.body)).toBe(200);
+  });
+
+  it('R9 42 CFR 438.210(d)(1)(ii), 438.404(c)(4): the extension notice gives the reason and the grievance right, the notification dues move with the decision due date, and an overdue case is not extended', async () => {
+    const task = await submit('hpsj', 'member-hpsj-2', 'PractitionerRole/role-oon-neuro-1');
+    const extended = await call(as('hpsj', 'um'), `Task/${task.id}/$extend`, params([{ name: 'days', valueInteger: 14 }, { name: 'reason', valueString: 'Awaiting echocardiogram results from the cardiologist' }]));
+    expect(extended.status, JSON.stringify(extended.body)).toBe(200);
+    const saved = extended.body as Task;
+    const due = Date.parse(saved.restriction!.period!.end!);
+    const input = (label: string) => Date.parse(saved.input!.find((i) => i.type.text === label)!.valueDateTime!);
+    expect(input('provider-notification-due')).toBe(due + 24 * 3600_000);
+    expect(input('member-notification-due')).toBeGreaterThan(due);
+    const html = await letterText('hpsj', saved, 'extension-notice');
+    expect(html).toContain('Awaiting echocardiogram results from the cardiologist');
+    expect(html).toMatch(/file a grievance/);
+    expect(html).toContain('Grievance and Appeals Department');
+
+    const late = await submit('hpsj', 'member-hpsj-2', 'PractitionerRole/role-oon-neuro-1');
+    const { resource: overdue } = await server.store.update<Task>({ ...late, restriction: { ...late.restriction, period: { ...late.restriction?.period, end: new Date(Date.now() - 60_000).toISOString() } } });
+    const refused = await call(as('hpsj', 'um'), `Task/${late.id}/$extend`, params([{ name: 'days', valueInteger: 14 }, { name: 'reason', valueString: 'late' }]));
+    expect(refused.status, JSON.stringify(refused.body)).toBe(409);
+    expect(refused.body.issue[0].code).toBe('business-rule');
+    await unchanged('hpsj', overdue);
+  });
+
+  it('R11 BSP D.IV, H&S 1367.01(h)(4): when the member asked, the information request goes to the treating provider, who answers it; the delay notice names what is missing and a copy goes to that provider', async () => {
+    const task = await memberSubmits('member-bsp-1');
+    expect(step(task)).toBe('um-review');
+    const asked = await call(as('bsp', 'um'), `Task/${task.id}/$request-info`, params([{ name: 'what', valueString: 'Recent MRI report' }]));
+    expect(asked.status, JSON.stringify(asked.body)).toBe(200);
+    const infoRef = (asked.body as Task).output!.find((o) => o.type.text === 'information-request')!.valueReference!.reference!;
+    expect(((await call(as('bsp', 'um'), infoRef)).body as Task).owner?.reference).toBe('PractitionerRole/role-bsp-card-1');
+    expect(await letterText('bsp', asked.body as Task, 'delay-notice')).toContain('Recent MRI report');
+    expect(await recipientsOf('bsp', task, 'delay')).toEqual(['Patient/member-bsp-1', 'PractitionerRole/role-bsp-card-1']);
+    const cardiologist = tokenFor(server, { scope: 'user/*.cruds', fhirUser: 'Practitioner/bsp-card-1', roles: ['treating-provider'] });
+    const doc = await call(cardiologist, 'DocumentReference', { resourceType: 'DocumentReference', status: 'current', subject: { reference: 'Patient/member-bsp-1' }, content: [{ attachment: { contentType: 'text/plain', data: Buffer.from('MRI').toString('base64') } }] });
+    const answered = await call(cardiologist, `Task/${task.id}/$answer-info`, params([{ name: 'document', valueReference: { reference: `DocumentReference/${doc.body.id}` } }]));
+    expect(answered.status, JSON.stringify(answered.body)).toBe(200);
+  });
+
+  it('R11 BSP D.V, H&S 1367.01(h)(3): when the member asked, the decision goes to the member once and to the providers (authorized and treating)', async () => {
+    const task = await memberSubmits('member-bsp-1');
+    const approved = await call(as('bsp', 'um'), `Task/${task.id}/$approve`, params([{ name: 'authorizedPractitionerRole', valueReference: { reference: 'PractitionerRole/role-bsp-card-2' } }]));
+    expect(approved.status, JSON.stringify(approved.body)).toBe(200);
+    expect(await recipientsOf('bsp', task, 'approval')).toEqual(['Patient/member-bsp-1', 'PractitionerRole/role-bsp-card-1', 'PractitionerRole/role-bsp-card-2']);
+    const denied = await memberSubmits('member-bsp-1');
+    await call(as('bsp', 'um'), `Task/${denied.id}/$escalate`, params([]));
+    expect((await call(as('bsp', 'md'), `Task/${denied.id}/$deny`, params([{ name: 'reason', valueString: 'not needed' }]))).status).toBe(200);
+    expect(await recipientsOf('bsp', denied, 'denial')).toEqual(['Patient/member-bsp-1', 'PractitionerRole/role-bsp-card-1']);
   });
 
   it('concurrent approve and deny of one case: exactly one wins', async () => {

@@ -28,4 +28,19 @@ describe('notices', () => {
     expect(html).toMatch(/pay nothing/);
     expect(html).toMatch(/transportation/);
   });
+  it('R9 42 CFR 438.404(c)(4): an extension notice gives the reason, the new date and the right to file a grievance', () => {
+    for (const language of ['en', 'es'] as const) {
+      const { title, html } = renderLetter('extension', { plan, language, audience: 'member', memberName: 'A', date: 'd', newDueDate: '2026-12-22', reason: 'Awaiting <echo> results' });
+      expect(title).toMatch(/more time|más tiempo/);
+      expect(html).toContain('2026-12-22');
+      expect(html).toContain('Awaiting &lt;echo&gt; results');
+      expect(html).toMatch(/grievance|queja/);
+      expect(html).toContain('Grievance Coordinator');
+    }
+  });
+  it('R9 H&S 1367.01(h)(4): a delay notice names the information requested and not yet received', () => {
+    const { html } = renderLetter('delay', { plan, language: 'en', audience: 'member', memberName: 'A', date: 'd', newDueDate: '2026-12-08', missing: ['Recent MRI report', 'Lab <results>'] });
+    expect(html).toContain('<li>Recent MRI report</li>');
+    expect(html).toContain('<li>Lab &lt;results&gt;</li>');
+  });
 });

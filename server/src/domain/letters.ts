@@ -2,7 +2,7 @@ import { esc } from './html.js';
 import type { PlanProfile } from './plans.js';
 
 export type Language = 'en' | 'es';
-export type LetterKind = 'approval' | 'denial' | 'modification' | 'delay' | 'report';
+export type LetterKind = 'approval' | 'denial' | 'modification' | 'delay' | 'extension' | 'report';
 
 export interface LetterFacts {
   plan: PlanProfile;
@@ -16,6 +16,8 @@ export interface LetterFacts {
   reason?: string;
   criteria?: string;
   newDueDate?: string;
+  /** H&S 1367.01(h)(4): the information requested and not yet received. */
+  missing?: string[];
   reportSummary?: string;
 }
 
@@ -27,7 +29,7 @@ export function letterLanguage(plan: PlanProfile, preferred: string | undefined)
 
 const T = {
   en: {
-    title: { approval: 'Your second opinion is approved', denial: 'Notice of Action: your second opinion request is denied', modification: 'Notice of Action: your second opinion request is changed', delay: 'We need more time to decide', report: 'Your second opinion report' },
+    title: { approval: 'Your second opinion is approved', denial: 'Notice of Action: your second opinion request is denied', modification: 'Notice of Action: your second opinion request is changed', delay: 'We need more information to decide', extension: 'We are taking more time to decide', report: 'Your second opinion report' },
     dear: 'Dear',
     approved: (p: string) => `Your request for a second medical opinion is approved. The professional who will give it is <strong>${p}</strong>.`,
     preauth: (r: string) => `Authorization number: <strong>${r}</strong>.`,
@@ -38,6 +40,9 @@ const T = {
     reason: 'Why we decided this',
     criteria: 'Rules and criteria we used',
     delay: (d: string) => `We need more information to decide your request. We will decide by ${d}.`,
+    missing: 'We asked your doctor for:',
+    extension: (d: string) => `We are taking more time to decide your request. We will decide by ${d}.`,
+    extensionGrievance: (plan: PlanProfile) => `If you disagree with this extension, you can file a grievance: ${esc(plan.contacts.grievanceInstructions)} Call ${plan.contacts.memberServicesPhone} (TTY ${plan.contacts.tty}).`,
     report: 'The second-opinion professional sent the consultation report. Ask your doctor to go over it with you.',
     rightsTitle: 'Your Rights',
     rights: (plan: PlanProfile) => [
@@ -50,7 +55,7 @@ const T = {
     contact: (plan: PlanProfile) => `Questions? Call ${plan.contacts.memberServicesPhone} (TTY ${plan.contacts.tty}). This letter is available in other languages and formats at no cost.`,
   },
   es: {
-    title: { approval: 'Su segunda opinión está aprobada', denial: 'Aviso de acción: su solicitud de segunda opinión fue negada', modification: 'Aviso de acción: su solicitud de segunda opinión fue cambiada', delay: 'Necesitamos más tiempo para decidir', report: 'El informe de su segunda opinión' },
+    title: { approval: 'Su segunda opinión está aprobada', denial: 'Aviso de acción: su solicitud de segunda opinión fue negada', modification: 'Aviso de acción: su solicitud de segunda opinión fue cambiada', delay: 'Necesitamos más información para decidir', extension: 'Tomaremos más tiempo para decidir', report: 'El informe de su segunda opinión' },
     dear: 'Estimado(a)',
     approved: (p: string) => `Su solicitud de una segunda opinión médica está aprobada. El profesional que la dará es <strong>${p}</strong>.`,
     preauth: (r: string) => `Número de autorización: <strong>${r}</strong>.`,
@@ -61,6 +66,9 @@ const T = {
     reason: 'Por qué decidimos esto',
     criteria: 'Reglas y criterios que usamos',
     delay: (d: string) => `Necesitamos más información para decidir su solicitud. Decidiremos a más tardar el ${d}.`,
+    missing: 'Le pedimos a su médico:',
+    extension: (d: string) => `Tomaremos más tiempo para decidir su solicitud. Decidiremos a más tardar el ${d}.`,
+    extensionGrievance: (plan: PlanProfile) => `Si no está de acuerdo con esta extensión, puede presentar una queja: ${esc(plan.contacts.grievanceInstructions)} Llame al ${plan.contacts.memberServicesPhone} (TTY ${plan.contacts.tty}).`,
     report: 'El profesional de la segunda opinión envió el informe de consulta. Pida a su médico que lo revise con usted.',
     rightsTitle: 'Sus derechos',
     rights: (plan: PlanProfile) => [
@@ -74,7 +82,7 @@ const T = {
   },
 };
 
-/** A notice as HTML (every value escaped): approval (R11), notice of action with "Your Rights" (R10, R17), delay (R9), report (R14). */
+/** A notice as HTML (every value escaped): approval (R11), notice of action with "Your Rights" (R10, R17), delay and extension (R9), report (R14). */
 export function renderLetter(kind: LetterKind, f: LetterFacts): { title: string; html: string } {
   const t = T[f.language];
   const title = t.title[kind];
@@ -92,7 +100,12 @@ export function renderLetter(kind: LetterKind, f: LetterFacts): { title: string;
     parts.push(`<h2>${t.criteria}</h2><p>${esc(f.criteria ?? `${f.plan.name} policy ${f.plan.policy.number}, ${f.plan.policy.title}`)}</p>`);
     parts.push(`<h2>${t.rightsTitle}</h2><ul>${t.rights(f.plan).map((r) => `<li>${r}</li>`).join('')}</ul>`);
   }
-  if (kind === 'delay') parts.push(`<p>${t.delay(esc(f.newDueDate))}</p>`);
+  if (kind === 'delay') {
+    parts.push(`<p>${t.delay(esc(f.newDueDate))}</p>`);
+    if (f.missing?.length) parts.push(`<p>${t.missing}</p><ul>${f.missing.map((m) => `<li>${esc(m)}</li>`).join('')}</ul>`);
+  }
+  // 42 CFR 438.404(c)(4)(i): the reason for the extension and the right to file a grievance.
+  if (kind === 'extension') parts.push(`<p>${t.extension(esc(f.newDueDate))}</p>`, `<h2>${t.reason}</h2><p>${esc(f.reason)}</p>`, `<p>${t.extensionGrievance(f.plan)}</p>`);
   if (kind === 'report') parts.push(`<p>${t.report}</p>${f.reportSummary ? `<blockquote>${esc(f.reportSummary)}</blockquote>` : ''}`);
   parts.push(`<p>${t.contact(f.plan)}</p>`);
   const html = `<!doctype html><html lang="${f.language}"><head><meta charset="utf-8"><title>${esc(title)}</title></head><body><h1>${esc(title)}</h1>${parts.join('\n')}<p>${esc(f.plan.name)}</p></body></html>`;

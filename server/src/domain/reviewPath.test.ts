@@ -7,6 +7,19 @@ describe.each(PLANS.map((p) => [p.id, p] as const))('review path, plan %s', (_id
   it('R11 BSP D.III-V: a UM clinician may approve, ask for information and escalate', () => {
     expect(allowedActions(plan, 'um-review', ['um-clinician']).sort()).toEqual(['approve', 'escalate', 'extend', 'request-info']);
   });
+  it('R11 BSP D.VI-VII: once with the Medical Director or in consultative review, only the Medical Director approves', () => {
+    for (const step of ['medical-director-review', 'consultative-review'] as const) {
+      for (const roles of [['um-clinician'], ['delegated-group']] as const) {
+        expect(allowedActions(plan, step, [...roles])).not.toContain('approve');
+        expect(() => transition(plan, step, 'approve', [...roles])).toThrow(/Only medical-director may approve/);
+      }
+      expect(transition(plan, step, 'approve', ['medical-director'])).toBe('approved');
+    }
+  });
+  it('R18 BSP D.IX: a delegated group approves at UM review, under its delegation', () => {
+    expect(allowedActions(plan, 'um-review', ['delegated-group'])).toEqual(['approve']);
+    expect(transition(plan, 'info-received', 'approve', ['delegated-group'])).toBe('approved');
+  });
   it('R10 H&S 1367.01(e): a UM clinician may not deny or modify', () => {
     expect(() => transition(plan, 'um-review', 'deny', ['um-clinician'])).toThrow(ReviewRefusal);
     expect(() => transition(plan, 'um-review', 'modify', ['um-clinician'])).toThrow(/Only medical-director/);

@@ -13,6 +13,8 @@ export type TaskStatus = 'requested' | 'received' | 'accepted' | 'rejected' | 'c
 
 const OPEN: CaseStep[] = ['received', 'um-review', 'info-requested', 'info-received', 'medical-director-review', 'consultative-review'];
 const AUTHORIZED: CaseStep[] = ['approved', 'modified', 'transport-arranged'];
+/** BSP D.VI-VII: once with the Medical Director, the determination is the Medical Director's. */
+const PHYSICIAN_REVIEW: CaseStep[] = ['medical-director-review', 'consultative-review'];
 
 /** Roles that may take an adverse decision under the plan (R10: H&S 1367.01(e); BSP C.I, D.VI-VII). */
 export function adverseDeciders(plan: PlanProfile): UserRole[] {
@@ -23,13 +25,17 @@ export function adverseDeciders(plan: PlanProfile): UserRole[] {
 interface Rule {
   from: CaseStep[];
   to: CaseStep | 'unchanged';
-  roles: (plan: PlanProfile) => UserRole[];
+  roles: (plan: PlanProfile, step: CaseStep) => UserRole[];
   clause: string;
 }
 
+/** R11 (BSP D.V, D.VII.a): UM clinicians and a delegated group approve at UM review; the Medical Director alone once the case is with them. */
+const approvers = (_plan: PlanProfile, step: CaseStep): UserRole[] =>
+  PHYSICIAN_REVIEW.includes(step) ? ['medical-director'] : ['um-clinician', 'medical-director', 'delegated-group'];
+
 /** The review path as data: who may take which action from which step. Nobody can bypass it. */
 export const REVIEW_RULES: Record<ReviewAction, Rule> = {
-  approve: { from: ['received', 'um-review', 'info-received', 'medical-director-review', 'consultative-review'], to: 'approved', roles: () => ['um-clinician', 'medical-director', 'delegated-group'], clause: 'BSP D.V, D.VII.a' },
+  approve: { from: ['received', 'um-review', 'info-received', 'medical-director-review', 'consultative-review'], to: 'approved', roles: approvers, clause: 'BSP D.V, D.VII.a' },
   'request-info': { from: ['received', 'um-review', 'medical-director-review'], to: 'info-requested', roles: () => ['um-clinician', 'medical-director'], clause: 'BSP D.IV' },
   'answer-info': { from: ['info-requested'], to: 'info-received', roles: () => ['treating-provider', 'um-clinician'], clause: 'BSP D.IV' },
   escalate: { from: ['received', 'um-review', 'info-received'], to: 'medical-director-review', roles: () => ['um-clinician'], clause: 'BSP D.VI' },
@@ -66,7 +72,7 @@ export class ReviewRefusal extends Error {
 }
 
 export function allowedActions(plan: PlanProfile, step: CaseStep, roles: UserRole[]): ReviewAction[] {
-  return (Object.keys(REVIEW_RULES) as ReviewAction[]).filter((a) => REVIEW_RULES[a].from.includes(step) && REVIEW_RULES[a].roles(plan).some((r) => roles.includes(r)));
+  return (Object.keys(REVIEW_RULES) as ReviewAction[]).filter((a) => REVIEW_RULES[a].from.includes(step) && REVIEW_RULES[a].roles(plan, step).some((r) => roles.includes(r)));
 }
 
 /** The step an action leads to, or a refusal naming the current step and what is allowed (R10, R11). */
@@ -76,9 +82,9 @@ export function transition(plan: PlanProfile, step: CaseStep, action: ReviewActi
     const possible = (Object.keys(REVIEW_RULES) as ReviewAction[]).filter((a) => REVIEW_RULES[a].from.includes(step));
     throw new ReviewRefusal('illegal-transition', `Cannot ${action} a case in step '${step}'; allowed now: ${possible.join(', ') || 'none (the case is closed)'}`);
   }
-  const allowedRoles = rule.roles(plan);
+  const allowedRoles = rule.roles(plan, step);
   if (!roles.some((r) => allowedRoles.includes(r))) {
-    throw new ReviewRefusal('role', `Only ${allowedRoles.join(' or ')} may ${action} (${rule.clause})`);
+    throw new ReviewRefusal('role', `Only ${allowedRoles.join(' or ')} may ${action} in step '${step}' (${rule.clause})`);
   }
   return rule.to === 'unchanged' ? step : rule.to;
 }

@@ -4,6 +4,7 @@ import { type CaseStep, type Delegation, delegationFor, type ReviewAction } from
 import { forbidden, unprocessable } from '../fhir/outcomes.js';
 import { parseLiteral } from '../fhir/references.js';
 import type { AccessContext } from '../fhir/request.js';
+import { EXTENSIONS } from '../fhir/systems.js';
 import type { FhirStore } from '../storage/FhirStore.js';
 import { isPlanStaff, worksForPlan } from './planStaff.js';
 
@@ -61,9 +62,39 @@ export async function checkParty(tx: FhirStore, c: CaseFiles, action: ReviewActi
     // representative) with this patient in context. A practitioner's launch context is not enough.
     const own = actor.fhirUser === `Patient/${c.patient.id}` || (actor.roles.includes('member') && actor.patient === c.patient.id);
     const requester = (await practitionerOf(tx, c.serviceRequest.requester)) ?? c.serviceRequest.requester?.reference;
-    if (!own && actor.fhirUser !== requester && !actor.roles.includes('um-clinician')) throw forbidden(`Only the member or the requester may ${action} on this case`);
+    // BSP D.IV: the treating provider asked for the information answers it.
+    const asked = action === 'answer-info' ? await practitionerOf(tx, treatingProvider(c.serviceRequest, c.patient)) : undefined;
+    if (!own && actor.fhirUser !== requester && !(asked && actor.fhirUser === asked) && !actor.roles.includes('um-clinician')) {
+      throw forbidden(`Only the member, the requester${action === 'answer-info' ? ' or the treating provider asked' : ''} may ${action} on this case`);
+    }
   }
   return delegation;
+}
+
+const isPractitioner = (ref: Reference | undefined): ref is Reference => ['PractitionerRole', 'Practitioner'].includes(parseLiteral(ref?.reference)?.[0] ?? '');
+
+/**
+ * BSP D.IV "the UM Clinician will contact the treating provider": the professional whose care is
+ * questioned, else the member's PCP, else the requester when a practitioner. Never the member.
+ */
+export function treatingProvider(sr: ServiceRequest, patient: Patient): Reference | undefined {
+  const careQuestioned = sr.extension?.find((e) => e.url === EXTENSIONS.careQuestioned)?.valueReference;
+  return [careQuestioned, patient.generalPractitioner?.[0], sr.requester].find(isPractitioner);
+}
+
+/**
+ * Who is sent a decision or extension notice, each once: the member, the requester, the authorized
+ * professional, and the treating provider when no provider asked, so that a provider is always told
+ * (BSP D.V "both the member and provider"; H&S 1367.01(h)(3)).
+ */
+export function noticeRecipients(sr: ServiceRequest, patient: Patient, authorized?: Reference): Reference[] {
+  const provider = isPractitioner(sr.requester) ? undefined : treatingProvider(sr, patient);
+  return uniqueReferences([{ reference: `Patient/${patient.id}` }, sr.requester, authorized, provider]);
+}
+
+export function uniqueReferences(refs: (Reference | undefined)[]): Reference[] {
+  const present = refs.filter((r): r is Reference => Boolean(r?.reference));
+  return present.filter((r, i) => present.findIndex((x) => x.reference === r.reference) === i);
 }
 
 /**

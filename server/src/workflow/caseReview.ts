@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import type { Coverage, CoverageEligibilityResponse, DocumentReference, Patient, PractitionerRole, Reference, Resource, ServiceRequest, Task, TaskOutput } from 'fhir/r4.js';
-import { extendDeadline, localDate } from '../domain/clock.js';
+import type { Coverage, CoverageEligibilityResponse, DocumentReference, Patient, PractitionerRole, Reference, Resource, ServiceRequest, Task, TaskInput, TaskOutput } from 'fhir/r4.js';
+import { DateTime } from 'luxon';
+import { endOfNthBusinessDay, extendDeadline, localDate } from '../domain/clock.js';
 import { practisesRequestedSpecialty } from '../domain/network.js';
 import { type CaseStep, type Delegation, type ReviewAction, ReviewRefusal, TASK_STATUS, transition } from '../domain/reviewPath.js';
 import { badRequest, conflict, forbidden, preconditionFailed, unprocessable } from '../fhir/outcomes.js';
@@ -8,7 +9,7 @@ import { parseLiteral } from '../fhir/references.js';
 import type { AccessContext } from '../fhir/request.js';
 import { CODE_SYSTEMS, EXTENSIONS, PROFILES } from '../fhir/systems.js';
 import type { FhirStore } from '../storage/FhirStore.js';
-import { type CallerAccess, type CaseFiles, checkParty, memberDocuments, practitionerReference } from './caseParties.js';
+import { type CallerAccess, type CaseFiles, checkParty, memberDocuments, noticeRecipients, practitionerOf, practitionerReference, treatingProvider, uniqueReferences } from './caseParties.js';
 import { planOf } from './decide.js';
 import { specialtiesOfReference } from './directory.js';
 import { composeLetter, sendLetter } from './letters.js';
@@ -95,7 +96,6 @@ export async function performReviewAction(
     const task: Task = structuredClone(c.task);
     // A delegated decision is in the group's own name (R18, BSP D.IX).
     const sender = actor.fhirUser ? { reference: actor.fhirUser } : delegation ? { reference: `Organization/${delegation.organization}`, display: actor.clientId } : c.insurer;
-    const requester = c.serviceRequest.requester!;
     const agents: Reference[] = [];
     const letter = (kind: Parameters<typeof sendLetter>[1], recipients: Reference[], facts: Parameters<typeof sendLetter>[3]) =>
       sendLetter(tx, kind, { plan: c.plan, patient: c.patient, serviceRequest: c.serviceRequest, recipients, sender: c.insurer, now, delivery }, facts);
@@ -107,13 +107,14 @@ export async function performReviewAction(
         const role = input.authorizedPractitionerRole ?? (action === 'approve' ? c.serviceRequest.performer?.[0] : undefined);
         const professional = await professionalName(tx, role);
         if (!role || !professional) throw unprocessable('Name the authorized professional (authorizedPractitionerRole)', ['authorizedPractitionerRole']);
+        if (action === 'approve') await refuseSteering(tx, c.serviceRequest.performer?.[0], role);
         if (action === 'modify' && !input.reason) throw unprocessable('A modification needs its reason (R10)', ['reason']);
         const preAuthRef = `PA-${randomUUID().slice(0, 8).toUpperCase()}`;
         await recordAuthorization(tx, c, preAuthRef, role, action === 'modify' ? input.reason! : input.note);
         outputs.push(outputRef('authorized-professional', role), { type: { text: 'preauth-ref' }, valueString: preAuthRef });
         const transportation = c.serviceRequest.extension?.some((e) => e.url === EXTENSIONS.transportationNeeded && e.valueBoolean) ?? false;
         const kind = action === 'approve' ? 'approval' : 'modification';
-        for (const r of await letter(kind, [member, requester], { professionalName: professional, preAuthRef, transportation, reason: input.reason, criteria: input.criteria })) outputs.push(outputRef(`${kind}-notice`, r));
+        for (const r of await letter(kind, noticeRecipients(c.serviceRequest, c.patient, role), { professionalName: professional, preAuthRef, transportation, reason: input.reason, criteria: input.criteria })) outputs.push(outputRef(`${kind}-notice`, r));
         if (transportation) {
           outputs.push(outputRef('transportation', await arrangeTransport(tx, c, role, now)));
           next = 'transport-arranged';
@@ -123,11 +124,13 @@ export async function performReviewAction(
       case 'deny': {
         if (!input.reason) throw unprocessable('A denial needs its specific reason (R10)', ['reason']);
         task.statusReason = { text: input.reason };
-        for (const r of await letter('denial', [member, requester], { reason: input.reason, criteria: input.criteria })) outputs.push(outputRef('denial-notice', r));
+        for (const r of await letter('denial', noticeRecipients(c.serviceRequest, c.patient), { reason: input.reason, criteria: input.criteria })) outputs.push(outputRef('denial-notice', r));
         break;
       }
       case 'request-info': {
         if (!input.what?.length) throw unprocessable('Say what information is needed', ['what']);
+        const provider = treatingProvider(c.serviceRequest, c.patient);
+        if (!provider) throw unprocessable('The case names no treating provider to ask (care-questioned professional, PCP or practitioner requester): BSP D.IV', ['ServiceRequest.requester']);
         const infoTask = await tx.create<Task>({
           resourceType: 'Task',
           status: 'requested',
@@ -138,7 +141,7 @@ export async function performReviewAction(
           for: member,
           authoredOn: now.toISOString(),
           requester: c.insurer,
-          owner: requester,
+          owner: provider,
           reasonCode: { text: input.note ?? 'Information needed to decide the second-opinion request (BSP D.IV)' },
           input: input.what.map((what) => ({ type: { coding: [{ system: 'http://hl7.org/fhir/us/davinci-cdex/CodeSystem/cdex-temp', code: 'data-query' }], text: 'what' }, valueString: what })),
         });
@@ -146,7 +149,7 @@ export async function performReviewAction(
         // Where the provider has a FHIR endpoint, the request is also placed there (CDex) and the answer copied back.
         const cin = c.patient.identifier?.find((i) => i.system === 'urn:oid:2.16.840.1.113883.3.1241.1.1');
         const remote = await delivery?.requestInformation(tx, {
-          recipient: requester,
+          recipient: provider,
           serviceRequestId: c.serviceRequest.id!,
           patientId: c.patient.id!,
           patientIdentifier: cin?.system && cin.value ? { system: cin.system, value: cin.value } : undefined,
@@ -154,9 +157,10 @@ export async function performReviewAction(
           due: c.task.restriction?.period?.end,
         });
         if (remote) outputs.push(outputRef('information-request-at-provider', remote));
-        // H&S 1367.01(h)(4): when information is missing, the member is told of the delay.
+        // H&S 1367.01(h)(4): the member and the provider are told of the delay and of what is missing.
         const due = c.task.restriction?.period?.end;
-        for (const r of await letter('delay', [member], { newDueDate: due && localDate(c.plan, new Date(due)) })) outputs.push(outputRef('delay-notice', r));
+        const facts = { newDueDate: due && localDate(c.plan, new Date(due)), missing: input.what };
+        for (const r of await letter('delay', uniqueReferences([member, provider]), facts)) outputs.push(outputRef('delay-notice', r));
         break;
       }
       case 'answer-info': {
@@ -173,6 +177,7 @@ export async function performReviewAction(
         if (!input.days || !input.reason) throw unprocessable('An extension needs days (1-14) and a reason', ['days']);
         const currentDue = c.task.restriction?.period?.end;
         if (!currentDue) throw unprocessable(`Task/${taskId} has no decision due date to extend`, ['Task.restriction.period.end']);
+        if (now.getTime() > Date.parse(currentDue)) throw conflict(`The decision was due ${currentDue}: an extension is taken within the timeframe, not after it (42 CFR 438.210(d)(1)(ii), R9)`, 'business-rule');
         let due: string;
         try {
           due = extendDeadline(c.plan, currentDue, input.days);
@@ -180,14 +185,16 @@ export async function performReviewAction(
           throw badRequest((err as Error).message, 'days');
         }
         task.restriction = { ...task.restriction, period: { ...task.restriction?.period, end: due } };
+        task.input = withNotificationDues(task.input, extendedNotificationDues(c.plan, due));
         outputs.push({ type: { text: 'extended' }, valueString: `${input.days} days: ${input.reason}` });
-        for (const r of await letter('delay', [member, requester], { newDueDate: localDate(c.plan, new Date(due)) })) outputs.push(outputRef('extension-notice', r));
+        const facts = { newDueDate: localDate(c.plan, new Date(due)), reason: input.reason };
+        for (const r of await letter('extension', noticeRecipients(c.serviceRequest, c.patient), facts)) outputs.push(outputRef('extension-notice', r));
         break;
       }
       case 'post-report': {
         const report = await storeReport(tx, c, input.report, actor, now);
         outputs.push(outputRef('consultation-report', { reference: `DocumentReference/${report.id}` }));
-        const recipients = await reportRecipients(tx, c);
+        const recipients = reportRecipients(c);
         for (const r of recipients.filter((x) => !x.reference?.startsWith('Patient/'))) await delivery?.deliver(tx, r, report);
         const summary = report.description ?? undefined;
         for (const r of await letter('report', recipients, { reportSummary: summary })) outputs.push(outputRef('report-sent', r));
@@ -241,6 +248,34 @@ async function requestedSpecialties(tx: FhirStore, sr: ServiceRequest): Promise<
   return specialtiesOfReference(tx, sr.extension?.find((e) => e.url === EXTENSIONS.careQuestioned)?.valueReference);
 }
 
+/**
+ * R10: approving another professional than the one requested steers the member: a modification, an
+ * adverse decision with notice and appeal rights that only a physician takes. When the request named
+ * no one, approving names the one authorized: an assignment, not a change.
+ */
+async function refuseSteering(tx: FhirStore, requested: Reference | undefined, authorized: Reference): Promise<void> {
+  if (!requested?.reference || requested.reference === authorized.reference) return;
+  const [asked, named] = [await practitionerOf(tx, requested), await practitionerOf(tx, authorized)];
+  if (asked && asked === named) return;
+  throw unprocessable(
+    `R10: authorizing ${authorized.reference} instead of the professional requested (${requested.reference}) is a modification, an adverse decision with notice and appeal rights; use $modify`,
+    ['authorizedPractitionerRole'],
+  );
+}
+
+/** H&S 1367.01(h)(3): the provider is told within 24 hours, the member within 2 business days, of the (extended) decision due date. */
+function extendedNotificationDues(plan: CaseFiles['plan'], decisionDueAt: string): Record<string, string> {
+  const decisionDue = DateTime.fromISO(decisionDueAt, { zone: 'utc' });
+  const t = plan.timeframes;
+  return {
+    'provider-notification-due': decisionDue.plus({ hours: t.providerNotificationHours }).toISO()!,
+    'member-notification-due': endOfNthBusinessDay(plan, decisionDue, t.memberNotificationBusinessDays).toUTC().toISO()!,
+  };
+}
+
+const withNotificationDues = (inputs: TaskInput[] | undefined, dues: Record<string, string>): TaskInput[] | undefined =>
+  inputs?.map((i) => (i.type.text && i.type.text in dues ? { ...i, valueDateTime: dues[i.type.text] } : i));
+
 async function professionalName(tx: FhirStore, ref: Reference | undefined): Promise<string | undefined> {
   const literal = parseLiteral(ref?.reference);
   if (!literal || literal[0] !== 'PractitionerRole') return undefined;
@@ -265,6 +300,9 @@ async function recordAuthorization(tx: FhirStore, c: CaseFiles, preAuthRef: stri
   await tx.update({ ...sr, extension, performer: [role] });
 }
 
+/** A0130 is a HCPCS Level II code, not CPT (R13); the system URI as US Core names it. */
+const HCPCS = 'https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets';
+
 /** R13 (HPSJ III.F): non-emergency medical transportation to the second-opinion provider. */
 async function arrangeTransport(tx: FhirStore, c: CaseFiles, role: Reference, now: Date): Promise<Reference> {
   const nemt = await tx.create<ServiceRequest>({
@@ -272,7 +310,7 @@ async function arrangeTransport(tx: FhirStore, c: CaseFiles, role: Reference, no
     status: 'active',
     intent: 'order',
     basedOn: [{ reference: `ServiceRequest/${c.serviceRequest.id}` }],
-    code: { coding: [{ system: 'http://www.ama-assn.org/go/cpt', code: 'A0130', display: 'Non-emergency transportation: wheelchair van' }], text: 'Non-emergency medical transportation to the second-opinion visit' },
+    code: { coding: [{ system: HCPCS, code: 'A0130', display: 'Non-emergency transportation: wheelchair van' }], text: 'Non-emergency medical transportation to the second-opinion visit' },
     subject: { reference: `Patient/${c.patient.id}` },
     authoredOn: now.toISOString(),
     requester: c.insurer,
@@ -312,14 +350,13 @@ async function storeReport(tx: FhirStore, c: CaseFiles, report: DocumentReferenc
 }
 
 /** R14: the member, the initial professional (HPSJ III.G) and the PCP (ANT VI). */
-async function reportRecipients(tx: FhirStore, c: CaseFiles): Promise<Reference[]> {
-  const refs = [
+function reportRecipients(c: CaseFiles): Reference[] {
+  return uniqueReferences([
     { reference: `Patient/${c.patient.id}` },
     c.serviceRequest.extension?.find((e) => e.url === EXTENSIONS.careQuestioned)?.valueReference,
     c.serviceRequest.requester,
     c.patient.generalPractitioner?.[0],
-  ].filter((r): r is Reference => Boolean(r?.reference));
-  return refs.filter((r, i) => refs.findIndex((x) => x.reference === r.reference) === i);
+  ]);
 }
 
 /**
@@ -334,7 +371,7 @@ export const approvedOnReceipt = (delivery?: ProviderDelivery): OnApproval => as
   const outputs: TaskOutput[] = [...(role ? [outputRef('authorized-professional', role)] : []), { type: { text: 'decided-at' }, valueDateTime: now.toISOString() }];
   const transportation = c.serviceRequest.extension?.some((e) => e.url === EXTENSIONS.transportationNeeded && e.valueBoolean) ?? false;
   const files: CaseFiles = { task: { resourceType: 'Task', status: 'accepted', intent: 'order' }, serviceRequest: c.serviceRequest, patient: c.patient, plan, insurer, step: 'approved' };
-  const recipients = [{ reference: `Patient/${c.patient.id}` }, ...(c.serviceRequest.requester ? [c.serviceRequest.requester] : [])];
+  const recipients = noticeRecipients(c.serviceRequest, c.patient, role);
   const name = role ? await professionalName(tx, role) : undefined;
   const letter = composeLetter('approval', { plan, patient: c.patient, serviceRequest: c.serviceRequest, recipients, sender: insurer, now }, { professionalName: name ?? 'a qualified professional of your choice in our network', transportation });
   for (const r of letter.refs) outputs.push(outputRef('approval-notice', r));
