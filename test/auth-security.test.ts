@@ -249,6 +249,24 @@ describe('access control: tokens, scopes, compartments', () => {
     expect(apiFromApp.headers.get('access-control-allow-origin')).toBe(appOrigin);
   });
 
+  it('SMART v2 letters: an update that creates needs c, conditional criteria need s, and a conditional create\'s match comes back only to a reader (r)', async () => {
+    const as = (scope: string) => tokenFor(server, { scope, fhirUser: 'Practitioner/hpsj-md-1', roles: ['plan-admin'] });
+    const send = (token: string, method: string, path: string, json: unknown, headers: Record<string, string> = {}) =>
+      raw(`${server.fhirBase}/${path}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/fhir+json', ...headers }, json });
+    const marker = `letters-${Date.now()}`;
+    const condition = (id?: string) => ({ resourceType: 'Condition', ...(id ? { id } : {}), subject: { reference: 'Patient/member-hpsj-1' }, code: { text: marker } });
+    expect((await send(as('user/Condition.u'), 'PUT', `Condition/${marker}`, condition(marker))).status).toBe(403);
+    expect((await send(as('user/Condition.cu'), 'PUT', `Condition/${marker}`, condition(marker))).status).toBe(201);
+    expect((await send(as('user/Condition.cu'), 'PUT', `Condition?code:text=${marker}-none`, condition())).status).toBe(403);
+    const ifNoneExist = { 'if-none-exist': `_id=${marker}` };
+    expect((await send(as('user/Condition.c'), 'POST', 'Condition', condition(), ifNoneExist)).status).toBe(403);
+    const blind = await send(as('user/Condition.cs'), 'POST', 'Condition', condition(), ifNoneExist);
+    expect(blind.status).toBe(200);
+    expect(blind.headers.get('location')).toContain(`Condition/${marker}`);
+    expect(blind.body?.resourceType).toBeUndefined();
+    expect((await send(as('user/Condition.crs'), 'POST', 'Condition', condition(), ifNoneExist)).body.id).toBe(marker);
+  });
+
   it('takes the Bearer scheme in any case (RFC 7235)', async () => {
     const token = tokenFor(server, { scope: 'user/Patient.rs', fhirUser: 'Practitioner/hpsj-pcp-1', roles: ['treating-provider'] });
     for (const scheme of ['bearer', 'BEARER']) expect((await get('Patient/member-hpsj-1', undefined, { authorization: `${scheme} ${token}` })).status).toBe(200);

@@ -9,6 +9,16 @@ export function requireScope(req: FhirRequest, ctx: FhirContext, resourceType: s
   if (req.auth) ctx.policy.requireScope(req.auth, resourceType, interaction);
 }
 
+/** Whether the token's scopes allow the interaction on the type (the check of `requireScope`, without the refusal). */
+export function hasScope(req: FhirRequest, ctx: FhirContext, resourceType: string, interaction: Interaction): boolean {
+  try {
+    requireScope(req, ctx, resourceType, interaction);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The interaction a resource-level check is judged for: the one routed, a read where none was (a bare operation). */
 const interactionOf = (req: FhirRequest): Interaction => req.interaction ?? 'read';
 

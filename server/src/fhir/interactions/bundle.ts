@@ -267,6 +267,7 @@ async function resolvedIdentity(req: FhirRequest, ctx: FhirContext, entry: Entry
   if (!search) return undefined;
   const { type, criteria, request, interaction } = search;
   requireScope(request, ctx, type, interaction);
+  requireScope(request, ctx, type, 'search');
   // Held to the end of the transaction: a concurrent conditional update with these criteria waits, so what they match stays as found.
   if (interaction === 'update') await ctx.store.lock(conditionalUpdateLock(type, criteria));
   ctx.store.readThrough(type);

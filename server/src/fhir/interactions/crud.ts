@@ -1,7 +1,7 @@
 import type { OperationOutcomeIssue, Resource } from 'fhir/r4.js';
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import type { FhirContext, ValidationOptions } from '../context.js';
-import { requireAccess, requireCaseRecordWrite, requireScope } from '../guard.js';
+import { hasScope, requireAccess, requireCaseRecordWrite, requireScope } from '../guard.js';
 import { badRequest, FhirError, issuesOutcome, methodNotAllowed, notFound, preconditionFailed, unprocessableIssues } from '../outcomes.js';
 import { type FhirRequest, type FhirResponse, JSON_PATCH } from '../request.js';
 import { relativizeOwnReferences } from '../references.js';
@@ -75,6 +75,8 @@ export async function createResource(req: FhirRequest, ctx: FhirContext, type: s
 async function conditionalCreate(req: FhirRequest, ctx: FhirContext, type: string, body: Resource, presetId?: string): Promise<FhirResponse> {
   const criteria = [...new URLSearchParams(req.headers.ifNoneExist!).entries()];
   if (!criteria.length) throw badRequest('If-None-Exist has no search criteria');
+  // SMART v2 letters: the criteria run as a search (s); the match comes back only to a reader (r).
+  requireScope(req, ctx, type, 'search');
   return ctx.store.transaction(async (store) => {
     const txCtx = { ...ctx, store };
     // Serialize concurrent conditional creates with the same criteria (otherwise both could create).
@@ -84,7 +86,8 @@ async function conditionalCreate(req: FhirRequest, ctx: FhirContext, type: strin
     if (matches.length > 1) throw preconditionFailed(`If-None-Exist matched ${matches.length} ${type} resources`);
     if (matches.length === 1) {
       const existing = matches[0];
-      return { status: 200, body: existing, headers: { ...versionHeaders(existing), Location: `${req.baseUrl}/${type}/${existing.id}` } };
+      const headers = { ...versionHeaders(existing), Location: `${req.baseUrl}/${type}/${existing.id}` };
+      return hasScope(req, ctx, type, 'read') ? { status: 200, body: existing, headers } : { status: 200, headers };
     }
     const resource = prepare(req, ctx, { ...body, id: presetId } as Resource);
     requireWrite(req, ctx, resource);
@@ -101,6 +104,7 @@ export async function updateResource(req: FhirRequest, ctx: FhirContext, type: s
   return ctx.store.transaction(async (store) => {
     const existing = await store.find(type, id);
     if (existing) requireWrite(req, ctx, existing);
+    else requireScope(req, ctx, type, 'create'); // update-as-create creates (SMART v2: c)
     const resource = prepare(req, ctx, body);
     requireWrite(req, ctx, resource);
     const { resource: stored, created } = await store.update(resource, expectedVersion(req, existing, `${type}/${id}`));
@@ -113,6 +117,7 @@ export async function conditionalUpdate(req: FhirRequest, ctx: FhirContext, type
   refuseChange(type);
   const body = requireBody(req, type);
   if (!req.query.length) throw methodNotAllowed(`PUT on ${type} needs an id or search criteria`);
+  requireScope(req, ctx, type, 'search'); // the criteria run as a search
   return ctx.store.transaction(async (store) => {
     await store.lock(conditionalUpdateLock(type, req.query));
     store.readThrough(type);
@@ -121,6 +126,7 @@ export async function conditionalUpdate(req: FhirRequest, ctx: FhirContext, type
     const target = matches[0];
     if (target && body.id && body.id !== target.id) throw badRequest(`Resource id '${body.id}' does not match the matched resource ${type}/${target.id}`, `${type}.id`);
     if (target) requireWrite(req, ctx, target);
+    else requireScope(req, ctx, type, 'create');
     // In a transaction, a create takes the id references to this entry were given (bundle.ts updateTarget).
     const resource = prepare(req, ctx, { ...body, id: target?.id ?? body.id ?? req.presetId } as Resource);
     requireWrite(req, ctx, resource);
