@@ -267,6 +267,17 @@ describe('access control: tokens, scopes, compartments', () => {
     expect((await send(as('user/Condition.crs'), 'POST', 'Condition', condition(), ifNoneExist)).body.id).toBe(marker);
   });
 
+  it('SMART: a patient/ scope is granted only with a patient in context (the picker is shown without one), and an unknown patient is refused', async () => {
+    const params = (over: Record<string, string>) =>
+      new URLSearchParams({ response_type: 'code', client_id: 'second-opinion-app', redirect_uri: `${server.url}/app/index.html`, scope: 'openid fhirUser patient/*.rs', state: 's', aud: server.fhirBase, code_challenge: pkce().challenge, code_challenge_method: 'S256', user: 'Practitioner/hpsj-pcp-1', ...over });
+    const noPatient = await fetch(`${server.url}/auth/authorize?${params({})}`, { redirect: 'manual' });
+    expect(noPatient.status).toBe(200);
+    expect(await noPatient.text()).toContain('patient');
+    const unknown = await authorizeLocation(server, { scope: 'openid fhirUser patient/*.rs', user: 'Practitioner/hpsj-pcp-1', patient: 'Patient/does-not-exist' });
+    expect(unknown.searchParams.get('error')).toBe('access_denied');
+    expect(unknown.searchParams.get('code')).toBeNull();
+  });
+
   it('takes the Bearer scheme in any case (RFC 7235)', async () => {
     const token = tokenFor(server, { scope: 'user/Patient.rs', fhirUser: 'Practitioner/hpsj-pcp-1', roles: ['treating-provider'] });
     for (const scheme of ['bearer', 'BEARER']) expect((await get('Patient/member-hpsj-1', undefined, { authorization: `${scheme} ${token}` })).status).toBe(200);

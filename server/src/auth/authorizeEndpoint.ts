@@ -127,7 +127,10 @@ export function authorizeHandler(deps: AuthorizeDeps) {
       const identity = await identify(deps.store, fhirUser);
       if (!identity) throw accessDenied('Unknown user').withRedirect(p.redirect_uri, p.state);
       const patient = who.contextPatient ?? identity.patient ?? who.pickedPatient;
-      if (scopes.has('launch/patient') && !patient) return await loginPage(deps, res, p, scopes, fhirUser);
+      // SMART: a granted patient/ scope needs a patient in context; without launch/patient it is inferred (the picker).
+      const needsPatient = scopes.has('launch/patient') || scopes.resourceScopes.some((s) => s.context === 'patient');
+      if (needsPatient && !patient) return await loginPage(deps, res, p, scopes, fhirUser);
+      if (patient && !(await deps.store.find('Patient', patient.replace(/^Patient\//, '')))) throw accessDenied('Unknown patient').withRedirect(p.redirect_uri, p.state);
       if (identity.patient && patient !== identity.patient) throw accessDenied('A member may only act for their own record').withRedirect(p.redirect_uri, p.state);
       await redirectWithCode(deps, res, p, {
         clientId: p.client_id,
