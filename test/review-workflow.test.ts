@@ -426,8 +426,12 @@ describe('UM review path', () => {
     const saved = extended.body as Task;
     const due = Date.parse(saved.restriction!.period!.end!);
     const input = (label: string) => Date.parse(saved.input!.find((i) => i.type.text === label)!.valueDateTime!);
-    expect(input('provider-notification-due')).toBe(due + 24 * 3600_000);
-    expect(input('member-notification-due')).toBeGreaterThan(due);
+    // The notice clock is extended with the decision (42 CFR 438.210(d)(1)(ii)): both notices by the new due date, later than before.
+    const before = (label: string) => Date.parse(task.input!.find((i) => i.type.text === label)!.valueDateTime!);
+    for (const label of ['provider-notification-due', 'member-notification-due']) {
+      expect(input(label), label).toBe(due);
+      expect(input(label), label).toBeGreaterThan(before(label));
+    }
     const html = await letterText('hpsj', saved, 'extension-notice');
     expect(html).toContain('Awaiting echocardiogram results from the cardiologist');
     expect(html).toMatch(/file a grievance/);

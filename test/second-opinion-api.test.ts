@@ -99,12 +99,74 @@ describe.each(STORE_DRIVERS)('second-opinion API with the plan rules on $name', 
     expect(task.businessStatus?.coding?.[0].code).toBe('um-review');
   });
 
-  it('R7 PHC: no neurologist in network, an out-of-network one is justified; R9 urgent → 72 hours', async () => {
+  it('R7 PHC: no neurologist in network, an out-of-network one is justified; R9 PHC VI.D.1 urgent out of network → 72 hours', async () => {
     const { parts } = await submit(request('phc', 'member-phc-1', { specialty: NEUROLOGY, performer: 'PractitionerRole/role-oon-neuro-1', priority: 'urgent' }));
     const [, , response, task] = parts;
     expect(response.disposition).toMatch(/No qualified professional is available in network/);
     const hours = (Date.parse(task.restriction!.period!.end!) - Date.parse(task.authoredOn!)) / 3_600_000;
     expect(hours).toBeCloseTo(72, 5);
+    // The 72 hours are PHC VI.D.1's as well as the federal ones; another plan's urgent out-of-network case has only the federal clock.
+    expect(response.disposition).toMatch(/R9 \(PHC VI\.D\): Decision due [^;]*; PHC VI\.D\.1: urgent out-of-network, 72 hours/);
+    const hpsj = (await submit(request('hpsj', 'member-hpsj-1', { specialty: CARDIOLOGY, careQuestioned: 'PractitionerRole/role-hpsj-card-1', performer: 'PractitionerRole/role-oon-card-1', priority: 'urgent' }))).parts[2];
+    expect(hpsj.disposition).toMatch(/42 CFR 438\.210\(d\)\(2\): expedited, 72 hours/);
+    expect(hpsj.disposition).not.toMatch(/VI\.D\.1/);
+  });
+
+  it('R12 (HPSJ II.A, PHC VI.A, ANT IV, BSP D.VIII): the member is charged nothing, in and out of network: the copay allowed is 0 USD', async () => {
+    for (const performer of ['PractitionerRole/role-hpsj-card-2', 'PractitionerRole/role-oon-card-1']) {
+      const response = (await submit(request('hpsj', 'member-hpsj-1', { specialty: CARDIOLOGY, careQuestioned: 'PractitionerRole/role-hpsj-card-1', performer }))).parts[2];
+      const benefits = response.insurance?.[0].item?.[0].benefit ?? [];
+      expect(benefits.map((b) => [b.type.coding?.[0].code, b.allowedMoney])).toEqual([['copay', { value: 0, currency: 'USD' }]]);
+    }
+  });
+
+  it('R3 (R13, R14): a request naming no professional goes to a UM clinician, who names one; it is not approved on receipt', async () => {
+    const { parts } = await submit(request('hpsj', 'member-hpsj-1', { specialty: CARDIOLOGY, careQuestioned: 'PractitionerRole/role-hpsj-card-1' }));
+    const [, , response, task] = parts;
+    expect([task.status, task.businessStatus?.coding?.[0].code]).toEqual(['requested', 'um-review']);
+    expect(response.disposition).toMatch(/R3 \(HPSJ III\.A\): No professional is named: the request goes to a UM clinician, who names a qualified one/);
+    expect(response.disposition).toContain('Schmidt'); // the qualified in-network alternatives, for the clinician to choose from
+  });
+
+  it('R3 BSP D.VI.a: a member PCP request without a designated PCP goes to the UM clinician', async () => {
+    const bundle = request('bsp', 'member-bsp-1', { specialty: '207Q00000X', careQuestioned: 'PractitionerRole/role-bsp-pcp-1', requester: 'Patient/member-bsp-1' });
+    const { parts } = await submit(bundle);
+    const [sr, , response, task] = parts;
+    expect(paNeeded(sr)).toBe('auth-needed');
+    expect(response.insurance?.[0].item?.[0].authorizationRequired).toBe(true);
+    expect(task.businessStatus?.coding?.[0].code).toBe('um-review');
+    expect(response.disposition).toMatch(/R3 \(BSP D\.I, D\.VI\.a\): No professional is named/);
+  });
+
+  it('R1: a self-declared requester-kind does not make a professional outside the care team a treating specialist', async () => {
+    const bundle = request('hpsj', 'member-hpsj-1', { specialty: CARDIOLOGY, careQuestioned: 'PractitionerRole/role-hpsj-card-1', performer: 'PractitionerRole/role-hpsj-card-2', requester: 'PractitionerRole/role-hpsj-ortho-2' });
+    const sr = bundle.entry![0].resource as ServiceRequest;
+    sr.extension = [...(sr.extension ?? []), { url: EXTENSIONS.requesterKind, valueCode: 'treating-specialist' }];
+    const [, , response, task] = (await submit(bundle)).parts;
+    expect(task.businessStatus?.coding?.[0].code).toBe('um-review');
+    expect(response.disposition).toMatch(/R1 \(HPSJ II\.A\): The requester is not one the policy names \(declared 'treating-specialist', which the record does not show\); the request goes to UM review/);
+  });
+
+  it('R1 (ANT Policy): a care-team professional outside the plan network is not a participating treating specialist: UM review', async () => {
+    await server.store.update({ resourceType: 'Practitioner', id: 'outside-card', active: true, name: [{ family: 'Outside' }] });
+    await server.store.update({ resourceType: 'PractitionerRole', id: 'role-outside-card', active: true, practitioner: { reference: 'Practitioner/outside-card' }, specialty: [{ coding: [{ system: CODE_SYSTEMS.nucc, code: CARDIOLOGY }] }] });
+    await server.store.update({ resourceType: 'CareTeam', id: 'careteam-outside-member-ant-2', status: 'active', subject: { reference: 'Patient/member-ant-2' }, participant: [{ member: { reference: 'PractitionerRole/role-outside-card' } }] });
+    const [, , response, task] = (await submit(request('ant', 'member-ant-2', { specialty: CARDIOLOGY, performer: 'PractitionerRole/role-ant-card-2', requester: 'PractitionerRole/role-outside-card' }))).parts;
+    expect(task.businessStatus?.coding?.[0].code).toBe('um-review');
+    expect(response.disposition).toMatch(/R1 \(ANT Policy\): The requester is not one the policy names/);
+  });
+
+  it('R2: a request giving only a reasonReference is recorded as "other" with the Condition\'s words and goes to UM review', async () => {
+    const bundle = request('hpsj', 'member-hpsj-1', { specialty: CARDIOLOGY, careQuestioned: 'PractitionerRole/role-hpsj-card-1', performer: 'PractitionerRole/role-hpsj-card-2' });
+    const sr = bundle.entry![0].resource as ServiceRequest;
+    delete sr.reasonCode;
+    sr.reasonReference = [{ reference: 'Condition/condition-member-hpsj-1' }];
+    const { status, body, parts } = await submit(bundle);
+    expect(status, JSON.stringify(body)).toBe(201);
+    const [, , response, task] = parts;
+    expect(task.businessStatus?.coding?.[0].code).toBe('um-review');
+    expect(response.disposition).toMatch(/R2 \(HPSJ II\.B\.1-5\): Reason: other \(Atrial fibrillation\)/);
+    expect(response.disposition).toMatch(/R2 \(HPSJ II\.B\.1-5\): No reason was stated, only a condition/);
   });
 
   it('CoverageEligibilityRequest/$submit tells the app, before submitting, whether authorization is needed', async () => {

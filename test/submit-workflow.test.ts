@@ -20,6 +20,7 @@ const testDecide: DecideCase = async (_store, facts) => {
     authorizationRequired: outOfNetwork,
     outcome: outOfNetwork ? 'pended' : 'approved',
     outOfNetwork,
+    memberCost: 0,
     explanation: [outOfNetwork ? 'test: performer named' : 'test: no performer'],
     qualifiedInNetworkProviders: [],
     decisionDueAt: '2026-12-01T08:00:00.000Z',

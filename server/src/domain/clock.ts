@@ -85,38 +85,68 @@ export function localDate(plan: PlanProfile, at: Date): string {
   return DateTime.fromJSDate(at, { zone: plan.timeZone }).toISODate()!;
 }
 
+type Clock = { source: string; dueAt: DateTime; coversNotice: boolean };
+type ClockOptions = { expedited: boolean; imminentThreat: boolean; outOfNetwork: boolean };
+
+// Elapsed hours are added in UTC, where Luxon needs no time-zone lookups.
+const hoursAfter = (from: DateTime, hours: number) => from.toUTC().plus({ hours });
+const earliest = (times: DateTime[]) => times.reduce((a, b) => (b < a ? b : a));
+
+/**
+ * The R9 clocks that run from receipt. 42 CFR 438.210(d)(1)-(2) give the time to decide *and provide
+ * notice*, and PHC VI.D.2 the time to notify the member, so they also bound the notices; PHC VI.D.1 is a
+ * decision clock only.
+ */
+function clocksFromReceipt(plan: PlanProfile, received: DateTime, opts: ClockOptions): Clock[] {
+  const t = plan.timeframes;
+  const clocks: Clock[] = [
+    opts.expedited
+      ? { source: `42 CFR 438.210(d)(2): expedited, ${t.expeditedHours} hours`, dueAt: hoursAfter(received, t.expeditedHours), coversNotice: true }
+      : { source: `42 CFR 438.210(d)(1) (CMS-0057-F): standard, ${t.standardCalendarDays} calendar days`, dueAt: received.plus({ days: t.standardCalendarDays }), coversNotice: true },
+  ];
+  if (opts.outOfNetwork && opts.expedited && t.outOfNetworkUrgentHours) {
+    clocks.push({ source: `${plan.id.toUpperCase()} VI.D.1: urgent out-of-network, ${t.outOfNetworkUrgentHours} hours`, dueAt: hoursAfter(received, t.outOfNetworkUrgentHours), coversNotice: false });
+  }
+  if (opts.outOfNetwork && !opts.expedited && t.outOfNetworkRoutineBusinessDays) {
+    const dueAt = endOfNthBusinessDay(plan, received, t.outOfNetworkRoutineBusinessDays);
+    clocks.push({ source: `${plan.id.toUpperCase()} VI.D.2: non-urgent out-of-network, member notified within ${t.outOfNetworkRoutineBusinessDays} business days`, dueAt, coversNotice: true });
+  }
+  return clocks;
+}
+
+/**
+ * H&S 1367.01(h)(3): the provider is told within 24 hours of the decision and the member in writing
+ * within 2 business days of it, but never after `noticeDueAt`, the notice clocks from receipt (or as extended).
+ */
+export function notificationDues(plan: PlanProfile, decisionAt: string, noticeDueAt: string): { providerNotificationDueAt: string; memberNotificationDueAt: string } {
+  const decision = DateTime.fromISO(decisionAt, { zone: 'utc' });
+  const notice = DateTime.fromISO(noticeDueAt, { zone: 'utc' });
+  const t = plan.timeframes;
+  return {
+    providerNotificationDueAt: iso(earliest([hoursAfter(decision, t.providerNotificationHours), notice])),
+    memberNotificationDueAt: iso(earliest([endOfNthBusinessDay(plan, decision, t.memberNotificationBusinessDays), notice])),
+  };
+}
+
 /**
  * R9 deadlines for one request: every clock that applies, the earliest as the decision due date.
  * Hours are elapsed hours (72 hours across a DST change is still 72 hours); calendar days keep the
  * local wall-clock time; business days skip weekends and the plan's holidays, in the plan's zone.
  */
-export function computeDeadlines(plan: PlanProfile, receivedAt: string, opts: { expedited: boolean; imminentThreat: boolean; outOfNetwork: boolean }): Deadlines {
+export function computeDeadlines(plan: PlanProfile, receivedAt: string, opts: ClockOptions): Deadlines {
   const instant = DateTime.fromISO(receivedAt, { zone: 'utc' });
   if (!instant.isValid) throw new RangeError(`Invalid receipt time ${receivedAt}`);
   const received = instant.setZone(plan.timeZone);
-  // Elapsed hours are added in UTC, where Luxon needs no time-zone lookups.
-  const hoursAfter = (from: DateTime, hours: number) => from.toUTC().plus({ hours });
-  const t = plan.timeframes;
-  const considered: { source: string; dueAt: DateTime }[] = [];
-  if (opts.expedited) considered.push({ source: `42 CFR 438.210(d)(2): expedited, ${t.expeditedHours} hours`, dueAt: hoursAfter(instant, t.expeditedHours) });
-  else considered.push({ source: `42 CFR 438.210(d)(1) (CMS-0057-F): standard, ${t.standardCalendarDays} calendar days`, dueAt: received.plus({ days: t.standardCalendarDays }) });
-  if (opts.outOfNetwork && opts.expedited && t.outOfNetworkUrgentHours) {
-    considered.push({ source: `${plan.id.toUpperCase()} VI.D.1: urgent out-of-network, ${t.outOfNetworkUrgentHours} hours`, dueAt: hoursAfter(instant, t.outOfNetworkUrgentHours) });
-  }
-  if (opts.outOfNetwork && !opts.expedited && t.outOfNetworkRoutineBusinessDays) {
-    considered.push({
-      source: `${plan.id.toUpperCase()} VI.D.2: non-urgent out-of-network, ${t.outOfNetworkRoutineBusinessDays} business days`,
-      dueAt: endOfNthBusinessDay(plan, received, t.outOfNetworkRoutineBusinessDays),
-    });
-  }
-  const decisionDue = considered.reduce((a, b) => (b.dueAt < a.dueAt ? b : a)).dueAt;
+  const considered = clocksFromReceipt(plan, received, opts);
+  const decisionDueAt = iso(earliest(considered.map((c) => c.dueAt)));
+  const noticeDueAt = iso(earliest(considered.filter((c) => c.coversNotice).map((c) => c.dueAt)));
   return {
     receivedAt: iso(received),
     expedited: opts.expedited,
-    decisionDueAt: iso(decisionDue),
-    providerNotificationDueAt: iso(hoursAfter(decisionDue, t.providerNotificationHours)),
-    memberNotificationDueAt: iso(endOfNthBusinessDay(plan, decisionDue, t.memberNotificationBusinessDays)),
-    opinionDueAt: opts.imminentThreat ? iso(hoursAfter(instant, t.imminentThreatOpinionHours)) : undefined,
+    decisionDueAt,
+    noticeDueAt,
+    ...notificationDues(plan, decisionDueAt, noticeDueAt),
+    opinionDueAt: opts.imminentThreat ? iso(hoursAfter(instant, plan.timeframes.imminentThreatOpinionHours)) : undefined,
     considered: considered.map((c) => ({ source: c.source, dueAt: iso(c.dueAt) })),
   };
 }

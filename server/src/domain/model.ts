@@ -45,13 +45,24 @@ export interface Member {
   previouslyInvolvedPractitionerIds: string[];
 }
 
+/** R2: one reason for the request. */
+export interface Reason {
+  category: ReasonCategory;
+  text?: string;
+  /** No reason was stated: only a condition was referenced, whose words are the text (a UM clinician reviews it). */
+  inferredFromCondition?: boolean;
+}
+
 export type Priority = 'routine' | 'urgent' | 'asap' | 'stat';
 
 export interface SecondOpinionInput {
   receivedAt: string;
   member: Member;
+  /** R1: who the requester is by the record (the member, the member's PCP, a CareTeam participant …). */
   requesterKind: RequesterKind;
-  reasons: { category: ReasonCategory; text?: string }[];
+  /** R1: what the request says of its requester (the `requester-kind` extension): honoured only as a downgrade. */
+  declaredRequesterKind?: RequesterKind;
+  reasons: Reason[];
   priority: Priority;
   /** H&S 1383.15: the member faces an imminent and serious threat to health. */
   imminentThreat: boolean;
@@ -83,9 +94,11 @@ export interface Deadlines {
   expedited: boolean;
   /** The earliest deadline that applies (R9). */
   decisionDueAt: string;
-  /** H&S 1367.01(h)(3): the provider is told within 24 hours of the decision. */
+  /** The earliest clock that bounds the notices too: 42 CFR 438.210(d) (decision and notice), PHC VI.D.2. */
+  noticeDueAt: string;
+  /** H&S 1367.01(h)(3): the provider is told within 24 hours of the decision, and by noticeDueAt. */
   providerNotificationDueAt: string;
-  /** H&S 1367.01(h)(3): the member is told in writing within 2 business days of the decision. */
+  /** H&S 1367.01(h)(3): the member is told in writing within 2 business days of the decision, and by noticeDueAt. */
   memberNotificationDueAt: string;
   /** H&S 1383.15: the opinion itself within 72 hours when the member faces an imminent, serious threat. */
   opinionDueAt?: string;
@@ -106,8 +119,8 @@ export interface SecondOpinionDecision {
   /** R7: no qualified in-network professional exists, so out of network is justified. */
   outOfNetworkJustified: boolean;
   outOfNetwork: boolean;
-  /** R12: always 0. */
-  memberCost: 0;
+  /** R12: what the member pays (USD): nothing, in or out of network. */
+  memberCost: number;
   deadlines: Deadlines;
   findings: Finding[];
 }

@@ -33,8 +33,6 @@ export const PlanProfileSchema = z.object({
     specialistBoardCertification: z.boolean(),
     /** PHC VI.A: an out-of-network professional must be certified by Medi-Cal. */
     outOfNetworkMediCalEnrollment: z.boolean(),
-    /** PHC VI.C: the plan may limit the choice to the network when a qualified professional is available there. */
-    limitToNetworkWhenAvailable: z.boolean(),
   }),
   timeframes: z.object({
     /** PHC VI.D.1: urgent out-of-network requests decided within 72 hours of receipt. */
@@ -103,7 +101,7 @@ const PLAN_DATA: PlanProfile[] = [
     timeZone: 'America/Los_Angeles',
     holidays: CALIFORNIA_HOLIDAYS,
     routing: { inNetworkStraightThrough: true, memberDesignatedPcpStraightThrough: true, clause: 'HPSJ III.A' },
-    network: { memberGroupFirst: false, pcpWithinMemberGroup: false, specialistBoardCertification: false, outOfNetworkMediCalEnrollment: false, limitToNetworkWhenAvailable: true },
+    network: { memberGroupFirst: false, pcpWithinMemberGroup: false, specialistBoardCertification: false, outOfNetworkMediCalEnrollment: false },
     timeframes: { ...FEDERAL_TIMEFRAMES, clause: 'HPSJ III.B-C (UM 01 Authorization and Referral Review)' },
     adverseDecisionBy: 'physician',
     urgentDefinition: URGENT_DEFAULT,
@@ -123,7 +121,7 @@ const PLAN_DATA: PlanProfile[] = [
     timeZone: 'America/Los_Angeles',
     holidays: CALIFORNIA_HOLIDAYS,
     routing: { inNetworkStraightThrough: true, memberDesignatedPcpStraightThrough: true, clause: 'PHC VI.A' },
-    network: { memberGroupFirst: false, pcpWithinMemberGroup: false, specialistBoardCertification: false, outOfNetworkMediCalEnrollment: true, limitToNetworkWhenAvailable: true },
+    network: { memberGroupFirst: false, pcpWithinMemberGroup: false, specialistBoardCertification: false, outOfNetworkMediCalEnrollment: true },
     timeframes: { ...FEDERAL_TIMEFRAMES, outOfNetworkUrgentHours: 72, outOfNetworkRoutineBusinessDays: 5, clause: 'PHC VI.D' },
     adverseDecisionBy: 'physician',
     urgentDefinition:
@@ -144,7 +142,7 @@ const PLAN_DATA: PlanProfile[] = [
     timeZone: 'America/Los_Angeles',
     holidays: CALIFORNIA_HOLIDAYS,
     routing: { inNetworkStraightThrough: true, memberDesignatedPcpStraightThrough: true, clause: 'ANT IV' },
-    network: { memberGroupFirst: false, pcpWithinMemberGroup: false, specialistBoardCertification: false, outOfNetworkMediCalEnrollment: false, limitToNetworkWhenAvailable: true },
+    network: { memberGroupFirst: false, pcpWithinMemberGroup: false, specialistBoardCertification: false, outOfNetworkMediCalEnrollment: false },
     timeframes: { ...FEDERAL_TIMEFRAMES, clause: 'ANT IV (CA_UMXX_041, CA_UMXX_117)' },
     adverseDecisionBy: 'physician',
     urgentDefinition: URGENT_DEFAULT,
@@ -164,7 +162,7 @@ const PLAN_DATA: PlanProfile[] = [
     timeZone: 'America/Los_Angeles',
     holidays: CALIFORNIA_HOLIDAYS,
     routing: { inNetworkStraightThrough: false, memberDesignatedPcpStraightThrough: true, clause: 'BSP D.I, D.VI.a' },
-    network: { memberGroupFirst: true, pcpWithinMemberGroup: true, specialistBoardCertification: true, outOfNetworkMediCalEnrollment: false, limitToNetworkWhenAvailable: true },
+    network: { memberGroupFirst: true, pcpWithinMemberGroup: true, specialistBoardCertification: true, outOfNetworkMediCalEnrollment: false },
     timeframes: { ...FEDERAL_TIMEFRAMES, clause: 'BSP D.II (P&P 10.2.22 UM Decision Making & Timeframes)' },
     adverseDecisionBy: 'medical-director-or-designee',
     urgentDefinition: URGENT_DEFAULT,

@@ -1,5 +1,5 @@
 import { computeDeadlines } from './clock.js';
-import { DomainRuleError, type Finding, REASON_CATEGORIES, type SecondOpinionDecision, type SecondOpinionInput } from './model.js';
+import { type Deadlines, DomainRuleError, type Finding, type Professional, REASON_CATEGORIES, type RequesterKind, type SecondOpinionDecision, type SecondOpinionInput } from './model.js';
 import { disqualifications, isInNetwork, qualifiedInNetworkProviders, tierOf } from './network.js';
 import type { PlanProfile } from './plans.js';
 
@@ -8,8 +8,10 @@ const requesterClause = (plan: PlanProfile) =>
   ({ hpsj: 'HPSJ II.A', phc: 'PHC VI.A', ant: 'ANT Policy', bsp: 'BSP C.I-II' })[plan.id];
 const reasonClause = (plan: PlanProfile) =>
   ({ hpsj: 'HPSJ II.B.1-5', phc: 'PHC VI.A.1-5', ant: 'ANT II.A-E', bsp: 'BSP C.II.a-e' })[plan.id];
+/** R7: each plan's clause for "in network when a qualified professional is available there, out of network only when none is". */
 const oonClause = (plan: PlanProfile) => ({ hpsj: 'HPSJ III.D', phc: 'PHC VI.C', ant: 'ANT IV', bsp: 'BSP C.I, D.VI.b' })[plan.id];
 const priorAuthClause = (plan: PlanProfile) => ({ hpsj: 'HPSJ III.B', phc: 'PHC VI.A', ant: 'ANT IV', bsp: 'BSP D.I' })[plan.id];
+const QUALIFIED_CLAUSE = 'HPSJ II.A, PHC VI.B, ANT Definitions, BSP B.1';
 const noCostClause = (plan: PlanProfile) => ({ hpsj: 'HPSJ II.A', phc: 'PHC VI.A', ant: 'ANT Policy, IV', bsp: 'BSP D.VIII' })[plan.id];
 
 /** R2: at least one reason; the five categories or "other" with words. */
@@ -19,17 +21,70 @@ export function checkReasons(plan: PlanProfile, input: SecondOpinionInput): Find
     if (!REASON_CATEGORIES.includes(reason.category)) throw new DomainRuleError('R2', 'ServiceRequest.reasonCode', `Unknown reason category '${reason.category}' (R2)`);
     if (reason.category === 'other' && !reason.text?.trim()) throw new DomainRuleError('R2', 'ServiceRequest.reasonCode.text', 'A reason of "other" needs a description (R2)');
   }
-  return { rule: 'R2', clause: reasonClause(plan), text: `Reason: ${input.reasons.map((r) => r.category).join(', ')}` };
+  return { rule: 'R2', clause: reasonClause(plan), text: `Reason: ${input.reasons.map((r) => (r.category === 'other' ? `other (${r.text})` : r.category)).join(', ')}` };
+}
+
+/** R1: who asks, by the record; a declared `requester-kind` is honoured only as a downgrade to "other", never to upgrade the requester. */
+export function requesterKindOf(input: SecondOpinionInput): RequesterKind {
+  return input.declaredRequesterKind === 'other' ? 'other' : input.requesterKind;
 }
 
 /** R1: the policies name the member, a representative, the PCP and treating specialists; others go to UM review, never dropped. */
-export function checkRequester(plan: PlanProfile, input: SecondOpinionInput): { accepted: boolean; finding: Finding } {
-  const accepted = NAMED_REQUESTERS.has(input.requesterKind);
-  const clause = input.requesterKind === 'authorized-representative' ? 'PHC VI.A' : requesterClause(plan);
+export function checkRequester(plan: PlanProfile, input: SecondOpinionInput): { kind: RequesterKind; accepted: boolean; finding: Finding } {
+  const kind = requesterKindOf(input);
+  const accepted = NAMED_REQUESTERS.has(kind);
+  const clause = kind === 'authorized-representative' ? 'PHC VI.A' : requesterClause(plan);
+  const declared = input.declaredRequesterKind;
+  const unconfirmed = declared && declared !== kind ? ` (declared '${declared}', which the record does not show)` : '';
   const text = accepted
-    ? `Requested by the ${input.requesterKind.replace('-', ' ')}`
-    : 'The requester is not one the policy names; the request goes to UM review';
-  return { accepted, finding: { rule: 'R1', clause, text } };
+    ? `Requested by the ${kind.replace('-', ' ')}${unconfirmed}`
+    : `The requester is not one the policy names${unconfirmed}; the request goes to UM review`;
+  return { kind, accepted, finding: { rule: 'R1', clause, text } };
+}
+
+interface ReviewFacts {
+  requesterAccepted: boolean;
+  requested?: Professional;
+  requestedProblems: string[];
+  /** The plan's rules let this request through without authorization (R3). */
+  noAuthorization: boolean;
+}
+
+/**
+ * Why an in-network request waits for a UM clinician, the first cause only; undefined when it is approved on receipt.
+ * A request naming no professional never is: nobody would be authorized to give the opinion and post its report (R14).
+ */
+function reviewCause(plan: PlanProfile, input: SecondOpinionInput, f: ReviewFacts): Finding | undefined {
+  const toUm = 'The request goes to a UM clinician for review';
+  if (!f.requesterAccepted) return { rule: 'R1', clause: requesterClause(plan), text: toUm };
+  if (f.requested && f.requestedProblems.length) return { rule: 'R4', clause: QUALIFIED_CLAUSE, text: toUm };
+  if (input.reasons.every((r) => r.inferredFromCondition)) return { rule: 'R2', clause: reasonClause(plan), text: `No reason was stated, only a condition: ${toUm.toLowerCase()}` };
+  if (!f.requested) return { rule: 'R3', clause: plan.routing.clause, text: 'No professional is named: the request goes to a UM clinician, who names a qualified one' };
+  if (!f.noAuthorization) return { rule: 'R3', clause: plan.routing.clause, text: toUm };
+  return undefined;
+}
+
+/** R7: out of network only when no qualified professional is available in network (each plan's own clause). */
+function outOfNetworkFindings(plan: PlanProfile, justified: boolean, qualifiedCount: number): Finding[] {
+  return [
+    { rule: 'R8', clause: priorAuthClause(plan), text: 'Out of network: prior authorization is required' },
+    justified
+      ? { rule: 'R7', clause: oonClause(plan), text: 'No qualified professional is available in network, so an out-of-network professional may be authorized (42 CFR 438.206)' }
+      : { rule: 'R7', clause: oonClause(plan), text: `Qualified professionals are available in network (${qualifiedCount}); the plan may limit the choice to them` },
+  ];
+}
+
+/** R9: the clocks, expedited also when the member faces an imminent and serious threat (H&S 1383.15). */
+function deadlinesOf(plan: PlanProfile, input: SecondOpinionInput, outOfNetwork: boolean): { deadlines: Deadlines; findings: Finding[] } {
+  const expedited = input.priority !== 'routine' || input.imminentThreat;
+  const deadlines = computeDeadlines(plan, input.receivedAt, { expedited, imminentThreat: input.imminentThreat, outOfNetwork });
+  const findings: Finding[] = [];
+  if (input.imminentThreat) {
+    findings.push({ rule: 'R9', clause: 'H&S 1383.15; 42 CFR 438.210(d)(2)', text: 'Imminent and serious threat to the member’s health: expedited, and the opinion within 72 hours' });
+  }
+  const sources = deadlines.considered.filter((c) => c.dueAt === deadlines.decisionDueAt).map((c) => c.source);
+  findings.push({ rule: 'R9', clause: plan.timeframes.clause, text: `Decision due ${deadlines.decisionDueAt} (${sources.join('; ')}); member notified by ${deadlines.memberNotificationDueAt}` });
+  return { deadlines, findings };
 }
 
 /**
@@ -49,39 +104,27 @@ export function decideSecondOpinion(plan: PlanProfile, input: SecondOpinionInput
   const outOfNetworkJustified = outOfNetwork && qualified.length === 0;
 
   if (requested && requestedProblems.length) {
-    findings.push({ rule: 'R4', clause: 'HPSJ II.A, PHC VI.B, ANT Definitions, BSP B.1', text: `The requested professional may not qualify: ${requestedProblems.join('; ')}` });
+    findings.push({ rule: 'R4', clause: QUALIFIED_CLAUSE, text: `The requested professional may not qualify: ${requestedProblems.join('; ')}` });
   }
-  if (outOfNetwork) {
-    findings.push({ rule: 'R8', clause: priorAuthClause(plan), text: 'Out of network: prior authorization is required' });
-    findings.push(
-      outOfNetworkJustified
-        ? { rule: 'R7', clause: oonClause(plan), text: 'No qualified professional is available in network, so an out-of-network professional may be authorized (42 CFR 438.206)' }
-        : { rule: 'R7', clause: 'PHC VI.C', text: `Qualified professionals are available in network (${qualified.length}); the plan may limit the choice to them` },
-    );
-  }
+  if (outOfNetwork) findings.push(...outOfNetworkFindings(plan, outOfNetworkJustified, qualified.length));
 
-  // An authorized representative stands in for the member (PHC VI.A).
-  const memberPcpChoice = (input.requesterKind === 'member' || input.requesterKind === 'authorized-representative') && input.careQuestioned.kind === 'primary-care';
-  const straightThrough = !outOfNetwork && requester.accepted && requestedProblems.length === 0 &&
-    (plan.routing.inNetworkStraightThrough || (plan.routing.memberDesignatedPcpStraightThrough && memberPcpChoice));
-  const authorizationRequired = outOfNetwork || (!plan.routing.inNetworkStraightThrough && !(plan.routing.memberDesignatedPcpStraightThrough && memberPcpChoice));
-  if (!outOfNetwork) {
-    findings.push(
-      straightThrough
-        ? { rule: 'R3', clause: plan.routing.clause, text: 'In network: no authorization is needed' }
-        : { rule: plan.routing.inNetworkStraightThrough ? 'R4' : 'R3', clause: plan.routing.clause, text: 'The request goes to a UM clinician for review' },
-    );
-  }
+  // BSP D.VI.a: the member (or a representative, PHC VI.A) designates a qualifying PCP: no designation, no exception to D.I.
+  const memberPcpChoice = (requester.kind === 'member' || requester.kind === 'authorized-representative') && input.careQuestioned.kind === 'primary-care';
+  const designated = requested !== undefined && requestedProblems.length === 0;
+  const noAuthorization = plan.routing.inNetworkStraightThrough || (plan.routing.memberDesignatedPcpStraightThrough && memberPcpChoice && designated);
+  const cause = outOfNetwork ? undefined : reviewCause(plan, input, { requesterAccepted: requester.accepted, requested, requestedProblems, noAuthorization });
+  const straightThrough = !outOfNetwork && !cause;
+  if (straightThrough) findings.push({ rule: 'R3', clause: plan.routing.clause, text: 'In network: no authorization is needed' });
+  else if (cause && cause.rule !== 'R1') findings.push(cause); // R1's own finding already says where the request goes
   findings.push({ rule: 'R12', clause: noCostClause(plan), text: 'No cost to the member' });
 
-  const expedited = input.priority !== 'routine';
-  const deadlines = computeDeadlines(plan, input.receivedAt, { expedited, imminentThreat: input.imminentThreat, outOfNetwork });
-  findings.push({ rule: 'R9', clause: plan.timeframes.clause, text: `Decision due ${deadlines.decisionDueAt} (${deadlines.considered.find((c) => c.dueAt === deadlines.decisionDueAt)?.source})` });
+  const clocks = deadlinesOf(plan, input, outOfNetwork);
+  findings.push(...clocks.findings);
 
   return {
     requesterAccepted: requester.accepted,
     reviewRoute: straightThrough ? 'straight-through' : 'um-review',
-    authorizationRequired,
+    authorizationRequired: outOfNetwork || !noAuthorization,
     outcome: straightThrough ? 'approved' : 'pended',
     requestedTier,
     requestedQualified: requested ? requestedProblems.length === 0 : undefined,
@@ -89,7 +132,7 @@ export function decideSecondOpinion(plan: PlanProfile, input: SecondOpinionInput
     outOfNetworkJustified,
     outOfNetwork,
     memberCost: 0,
-    deadlines,
+    deadlines: clocks.deadlines,
     findings,
   };
 }

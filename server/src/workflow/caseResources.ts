@@ -13,6 +13,8 @@ export interface CaseDecision {
   authorizationRequired: boolean;
   outcome: 'approved' | 'pended';
   outOfNetwork: boolean;
+  /** R12: what the member pays, USD (the copay benefit's allowedMoney). */
+  memberCost: number;
   /** One line per rule applied, e.g. "R3 (HPSJ III.A): in network, no authorization needed". */
   explanation: string[];
   qualifiedInNetworkProviders: { practitionerRoleId: string; display: string }[];
@@ -100,8 +102,8 @@ export function eligibilityResponse(decision: CaseDecision, refs: CaseRefs, rece
             provider: refs.performer?.reference?.match(/^(Practitioner|PractitionerRole)\//) ? refs.performer : undefined,
             network: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/benefit-network', code: decision.outOfNetwork ? 'out' : 'in' }] },
             benefit: [
-              // R12: no cost to the member.
-              { type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/benefit-type', code: 'copay' }] }, allowedMoney: { value: 0, currency: 'USD' } },
+              // R12: what the member pays (nothing).
+              { type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/benefit-type', code: 'copay' }] }, allowedMoney: { value: decision.memberCost, currency: 'USD' } },
             ],
             authorizationRequired: decision.authorizationRequired,
             authorizationSupporting: decision.authorizationRequired ? [{ text: 'Clinical information supporting the request (R11)' }] : undefined,

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Coverage, CoverageEligibilityResponse, DocumentReference, Patient, PractitionerRole, Reference, Resource, ServiceRequest, Task, TaskInput, TaskOutput } from 'fhir/r4.js';
-import { DateTime } from 'luxon';
-import { endOfNthBusinessDay, extendDeadline, localDate } from '../domain/clock.js';
+import { extendDeadline, localDate, notificationDues } from '../domain/clock.js';
 import { practisesRequestedSpecialty } from '../domain/network.js';
 import { type CaseStep, type Delegation, type ReviewAction, ReviewRefusal, TASK_STATUS, transition } from '../domain/reviewPath.js';
 import { badRequest, conflict, forbidden, preconditionFailed, unprocessable } from '../fhir/outcomes.js';
@@ -264,13 +263,13 @@ async function refuseSteering(tx: FhirStore, requested: Reference | undefined, a
 }
 
 /** H&S 1367.01(h)(3): the provider is told within 24 hours, the member within 2 business days, of the (extended) decision due date. */
+/**
+ * The notification dues once the decision is extended to `decisionDueAt`: the notice clock moves with it
+ * (42 CFR 438.210(d)(1)(ii) extends the timeframe for the notice too), H&S 1367.01(h)(3) counted from it.
+ */
 function extendedNotificationDues(plan: CaseFiles['plan'], decisionDueAt: string): Record<string, string> {
-  const decisionDue = DateTime.fromISO(decisionDueAt, { zone: 'utc' });
-  const t = plan.timeframes;
-  return {
-    'provider-notification-due': decisionDue.plus({ hours: t.providerNotificationHours }).toISO()!,
-    'member-notification-due': endOfNthBusinessDay(plan, decisionDue, t.memberNotificationBusinessDays).toUTC().toISO()!,
-  };
+  const dues = notificationDues(plan, decisionDueAt, decisionDueAt);
+  return { 'provider-notification-due': dues.providerNotificationDueAt, 'member-notification-due': dues.memberNotificationDueAt };
 }
 
 const withNotificationDues = (inputs: TaskInput[] | undefined, dues: Record<string, string>): TaskInput[] | undefined =>

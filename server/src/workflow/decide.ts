@@ -1,5 +1,5 @@
-import type { CareTeam, Coverage, Organization, Patient, PractitionerRole, Reference, Resource, ServiceRequest } from 'fhir/r4.js';
-import { DomainRuleError, REASON_CATEGORIES, type Member, type Priority, type ReasonCategory, type RequesterKind, type SecondOpinionInput } from '../domain/model.js';
+import type { CareTeam, CodeableConcept, Coverage, Organization, Patient, PractitionerRole, Reference, Resource, ServiceRequest } from 'fhir/r4.js';
+import { DomainRuleError, REASON_CATEGORIES, type Member, type Priority, type Reason, type ReasonCategory, type RequesterKind, type SecondOpinionInput } from '../domain/model.js';
 import { planByPayorIdentifier, type PlanProfile } from '../domain/plans.js';
 import { decideSecondOpinion } from '../domain/rules.js';
 import { unprocessable } from '../fhir/outcomes.js';
@@ -8,7 +8,7 @@ import { CODE_SYSTEMS, EXTENSIONS, IDENTIFIER_SYSTEMS, PROFILES } from '../fhir/
 import type { FhirStore } from '../storage/FhirStore.js';
 import type { CaseDecision } from './caseResources.js';
 import { BEHAVIORAL_HEALTH_SPECIALTIES, PRIMARY_CARE_SPECIALTIES } from '../domain/network.js';
-import { professionalsFrom, rolesOf, rolesWithSpecialty, specialtiesOf } from './directory.js';
+import { networksOf, professionalsFrom, rolesOf, rolesWithSpecialty, specialtiesOf } from './directory.js';
 import type { CaseFacts, DecideCase } from './submit.js';
 
 /** The plan of a Coverage: its payor Organization's plan identifier names the plan profile. */
@@ -34,6 +34,7 @@ export const decideWithPlanRules: DecideCase = async (store, facts) => {
       authorizationRequired: d.authorizationRequired,
       outcome: d.outcome,
       outOfNetwork: d.outOfNetwork,
+      memberCost: d.memberCost,
       explanation: d.findings.map((f) => `${f.rule} (${f.clause}): ${f.text}.`),
       qualifiedInNetworkProviders: d.qualifiedInNetworkProviders.map((q) => ({
         practitionerRoleId: q.professional.practitionerRoleId,
@@ -72,7 +73,8 @@ async function domainInput(store: FhirStore, facts: CaseFacts, plan: PlanProfile
     receivedAt: facts.receivedAt,
     member,
     requesterKind: await requesterKindOf(store, sr, facts.patient, member),
-    reasons: reasonsOf(sr),
+    declaredRequesterKind: declaredRequesterKind(sr),
+    reasons: await reasonsOf(store, sr),
     priority: (sr.priority ?? 'routine') as Priority,
     imminentThreat: sr.extension?.some((e) => e.url === EXTENSIONS.imminentThreat && e.valueBoolean) ?? false,
     careQuestioned,
@@ -137,9 +139,16 @@ async function practitionerIdOf(store: FhirStore, ref: Reference | undefined): P
   return parseLiteral(role?.practitioner?.reference)?.[1];
 }
 
-async function requesterKindOf(store: FhirStore, sr: ServiceRequest, patient: Patient, member: Member): Promise<RequesterKind> {
+const REQUESTER_KINDS: readonly string[] = ['member', 'authorized-representative', 'pcp', 'treating-specialist', 'other'];
+
+/** R1: what the request declares of its requester; the rules honour it only as a downgrade (domain/rules.ts `requesterKindOf`). */
+function declaredRequesterKind(sr: ServiceRequest): RequesterKind | undefined {
   const declared = sr.extension?.find((e) => e.url === EXTENSIONS.requesterKind)?.valueCode;
-  if (declared && ['member', 'authorized-representative', 'pcp', 'treating-specialist', 'other'].includes(declared)) return declared as RequesterKind;
+  return declared && REQUESTER_KINDS.includes(declared) ? (declared as RequesterKind) : undefined;
+}
+
+/** R1: who the requester is by the record: the member, their representative, their PCP or a CareTeam participant, in the plan's network. */
+async function requesterKindOf(store: FhirStore, sr: ServiceRequest, patient: Patient, member: Member): Promise<RequesterKind> {
   const literal = parseLiteral(sr.requester?.reference);
   if (!literal) return 'other';
   if (literal[0] === 'Patient') return literal[1] === patient.id ? 'member' : 'other';
@@ -148,18 +157,42 @@ async function requesterKindOf(store: FhirStore, sr: ServiceRequest, patient: Pa
     return related?.patient?.reference === `Patient/${patient.id}` ? 'authorized-representative' : 'other';
   }
   const practitioner = await practitionerIdOf(store, sr.requester);
-  if (practitioner && practitioner === member.pcpPractitionerId) return 'pcp';
-  if (practitioner && member.previouslyInvolvedPractitionerIds.includes(practitioner)) return 'treating-specialist';
+  if (!practitioner || !(await participates(store, sr.requester!, practitioner, member.planNetworkId))) return 'other';
+  if (practitioner === member.pcpPractitionerId) return 'pcp';
+  if (member.previouslyInvolvedPractitionerIds.includes(practitioner)) return 'treating-specialist';
   return 'other';
 }
 
-function reasonsOf(sr: ServiceRequest): SecondOpinionInput['reasons'] {
-  return (sr.reasonCode ?? []).map((concept) => {
-    const code = concept.coding?.find((c) => c.system === CODE_SYSTEMS.reason)?.code;
-    if (code && (REASON_CATEGORIES as readonly string[]).includes(code)) return { category: code as ReasonCategory, text: concept.text };
-    // R2 "include, and are not limited to": any other reason is "other", with its words.
-    return { category: 'other' as const, text: concept.text ?? concept.coding?.[0]?.display };
-  });
+/** R1 (HPSJ II.A, ANT Policy, BSP C.II): a *participating* professional: the requesting role, or any role of the practitioner, is in the plan's network. */
+async function participates(store: FhirStore, requester: Reference, practitionerId: string, planNetworkId: string): Promise<boolean> {
+  const literal = parseLiteral(requester.reference);
+  const roles = literal?.[0] === 'PractitionerRole'
+    ? [(await store.find('PractitionerRole', literal[1])) as PractitionerRole | undefined].filter((r): r is PractitionerRole => Boolean(r))
+    : await rolesOf(store, practitionerId, 100);
+  return roles.some((role) => networksOf(role).includes(planNetworkId));
+}
+
+/**
+ * R2: the stated reasons; "include, and are not limited to": any other code is "other", with its words. A request
+ * giving only `reasonReference` states no reason: the referenced condition's words are recorded as "other" for UM review.
+ */
+async function reasonsOf(store: FhirStore, sr: ServiceRequest): Promise<Reason[]> {
+  if (sr.reasonCode?.length) {
+    return sr.reasonCode.map((concept) => {
+      const code = concept.coding?.find((c) => c.system === CODE_SYSTEMS.reason)?.code;
+      if (code && (REASON_CATEGORIES as readonly string[]).includes(code)) return { category: code as ReasonCategory, text: concept.text };
+      return { category: 'other' as const, text: concept.text ?? concept.coding?.[0]?.display };
+    });
+  }
+  return Promise.all((sr.reasonReference ?? []).map(async (ref) => ({ category: 'other' as const, text: await referencedWords(store, ref), inferredFromCondition: true })));
+}
+
+/** The words of a referenced Condition (or Observation, DiagnosticReport): its code's text or display, else the reference's. */
+async function referencedWords(store: FhirStore, ref: Reference): Promise<string> {
+  const literal = parseLiteral(ref.reference);
+  const resource = literal ? ((await store.find(literal[0], literal[1])) as { code?: CodeableConcept } | undefined) : undefined;
+  const code = resource?.code;
+  return code?.text ?? code?.coding?.find((c) => c.display)?.display ?? ref.display ?? ref.reference ?? 'a referenced condition';
 }
 
 async function careQuestionedOf(store: FhirStore, sr: ServiceRequest, member: Member): Promise<SecondOpinionInput['careQuestioned']> {
