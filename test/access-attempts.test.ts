@@ -61,7 +61,7 @@ interface Fixtures {
   caseB: Task;
   /** Escalated to the medical director. */
   caseC: Task;
-  /** Approved on receipt, authorized professional hpsj-card-1. */
+  /** Approved by a UM clinician, authorized professional oon-card-1 (out of network). */
   caseD: Task;
   letterDoc: string;
   letterComm: string;
@@ -428,10 +428,10 @@ describe('access attempts that must be refused', () => {
     const step = (t: Task) => t.businessStatus?.coding?.[0].code;
 
     const caseA = await submit(inNetworkHpsjRequest());
-    const inNetworkCard1 = inNetworkHpsjRequest();
-    (inNetworkCard1.entry![0].resource as ServiceRequest).performer = [{ reference: 'PractitionerRole/role-hpsj-card-1' }];
-    // hpsj-card-1 already treats the target, so this one goes through UM review first.
-    const caseD = await call(um, `Task/${(await submit(inNetworkCard1)).id}/$approve`, params([{ name: 'authorizedPractitionerRole', valueReference: { reference: 'PractitionerRole/role-hpsj-card-1' } }])) as Task;
+    const outOfNetworkCard = inNetworkHpsjRequest();
+    (outOfNetworkCard.entry![0].resource as ServiceRequest).performer = [{ reference: 'PractitionerRole/role-oon-card-1' }];
+    // Out of network, so this one goes through UM review first; the UM clinician approves the professional requested.
+    const caseD = await call(um, `Task/${(await submit(outOfNetworkCard)).id}/$approve`, params([{ name: 'authorizedPractitionerRole', valueReference: { reference: 'PractitionerRole/role-oon-card-1' } }])) as Task;
     const caseB = await submit(submitBundle(TARGET, 'PractitionerRole/role-hpsj-pcp-1'));
     const caseC = await call(um, `Task/${(await submit(submitBundle(TARGET, 'PractitionerRole/role-hpsj-pcp-1'))).id}/$escalate`, params([{ name: 'note', valueString: 'for the MD' }])) as Task;
     expect([step(caseA), step(caseD), step(caseB), step(caseC)]).toEqual(['approved', 'approved', 'um-review', 'medical-director-review']);

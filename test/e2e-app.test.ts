@@ -39,6 +39,8 @@ describe.each(STORE_DRIVERS)('SMART app end to end (Chromium) on $name', (driver
     await expect(page.textContent('#banner')).resolves.toContain('Maria Garcia');
     await page.selectOption('#reason', 'surgery-necessity');
     await page.selectOption('#specialty', '207RC0000X');
+    // The PCP asks about the cardiologist's recommendation: a cardiology opinion (R6; on the PCP's own care it would be a PCP's, R5).
+    await page.selectOption('#care-questioned', 'PractitionerRole/role-hpsj-card-1');
     await page.fill('#performer', 'PractitionerRole/role-oon-card-1');
     await page.check('#transportation');
     await page.check('#support-0');

@@ -388,7 +388,7 @@ describe('UM review path', () => {
     return res.body.entry[3].resource as Task;
   }
 
-  it('R10: approving another professional than the one requested is a modification, refused on $approve; with no one requested, approving names the one authorized', async () => {
+  it('R10: approving another professional than the one requested is a modification, refused on $approve; with no one requested, approving names the one authorized, who must qualify (R4-R7)', async () => {
     const task = await submit('hpsj', 'member-hpsj-1', 'PractitionerRole/role-oon-card-1', { performerType: { coding: [{ system: CODE_SYSTEMS.nucc, code: '207RC0000X' }] } });
     expect(step(task)).toBe('um-review');
     const steered = await call(as('hpsj', 'um'), `Task/${task.id}/$approve`, params([{ name: 'authorizedPractitionerRole', valueReference: { reference: 'PractitionerRole/role-hpsj-card-2' } }]));
@@ -402,6 +402,11 @@ describe('UM review path', () => {
 
     const unnamed = await submit('bsp', 'member-bsp-2', 'PractitionerRole/role-oon-neuro-1', { performer: undefined });
     expect(step(unnamed)).toBe('um-review');
+    // R4-R7: whoever is named must qualify, by the rules applied at intake: a cardiologist does not give a neurology opinion.
+    const unqualified = await call(as('bsp', 'um'), `Task/${unnamed.id}/$approve`, params([{ name: 'authorizedPractitionerRole', valueReference: { reference: 'PractitionerRole/role-oon-card-1' } }]));
+    expect(unqualified.status, JSON.stringify(unqualified.body)).toBe(422);
+    expect(unqualified.body.issue[0].diagnostics).toMatch(/does not qualify.*not the same specialty \(R6\)/);
+    await unchanged('bsp', unnamed);
     const assigned = await call(as('bsp', 'um'), `Task/${unnamed.id}/$approve`, params([{ name: 'authorizedPractitionerRole', valueReference: { reference: 'PractitionerRole/role-oon-neuro-1' } }]));
     expect(assigned.status, JSON.stringify(assigned.body)).toBe(200);
     expect((assigned.body as Task).output?.find((o) => o.type.text === 'authorized-professional')?.valueReference?.reference).toBe('PractitionerRole/role-oon-neuro-1');

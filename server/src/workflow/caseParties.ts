@@ -1,4 +1,4 @@
-import type { Binary, DocumentReference, Patient, PractitionerRole, Reference, Resource, ServiceRequest, Task } from 'fhir/r4.js';
+import type { Binary, Coverage, DocumentReference, Organization, Patient, PractitionerRole, Reference, Resource, ServiceRequest, Task } from 'fhir/r4.js';
 import type { PlanProfile } from '../domain/plans.js';
 import { type CaseStep, type Delegation, delegationFor, type ReviewAction } from '../domain/reviewPath.js';
 import { forbidden, unprocessable } from '../fhir/outcomes.js';
@@ -31,6 +31,8 @@ export interface CaseFiles {
   serviceRequest: ServiceRequest;
   patient: Patient;
   plan: PlanProfile;
+  coverage: Coverage;
+  payor: Organization;
   insurer: Reference;
   step: CaseStep;
   /** The member's IPA/medical group (Coverage.class `group`): whom the plan may have delegated UM to (R18). */

@@ -9,7 +9,7 @@ import type { AccessContext } from '../fhir/request.js';
 import { CODE_SYSTEMS, EXTENSIONS, PROFILES } from '../fhir/systems.js';
 import type { FhirStore } from '../storage/FhirStore.js';
 import { type CallerAccess, type CaseFiles, checkParty, memberDocuments, noticeRecipients, practitionerOf, practitionerReference, treatingProvider, uniqueReferences } from './caseParties.js';
-import { planOf } from './decide.js';
+import { authorizationProblems, planOf } from './decide.js';
 import { specialtiesOfReference } from './directory.js';
 import { composeLetter, sendLetter } from './letters.js';
 import type { ProviderDelivery } from './providerDelivery.js';
@@ -60,7 +60,7 @@ async function loadCase(tx: FhirStore, taskId: string, access: CallerAccess): Pr
   if (!coverage) throw notCase('the request names no stored Coverage', 'ServiceRequest.insurance');
   const { plan, payor } = await planOf(tx, coverage);
   const memberGroup = coverage.class?.find((k) => k.type.coding?.some((x) => x.code === 'group'))?.value;
-  return { task, serviceRequest, patient, plan, insurer: { reference: `Organization/${payor.id}`, display: plan.name }, step: stepOf(task), memberGroup };
+  return { task, serviceRequest, patient, plan, coverage, payor, insurer: { reference: `Organization/${payor.id}`, display: plan.name }, step: stepOf(task), memberGroup };
 }
 
 /**
@@ -107,6 +107,7 @@ export async function performReviewAction(
         const professional = await professionalName(tx, role);
         if (!role || !professional) throw unprocessable('Name the authorized professional (authorizedPractitionerRole)', ['authorizedPractitionerRole']);
         if (action === 'approve') await refuseSteering(tx, c.serviceRequest.performer?.[0], role);
+        await requireQualified(tx, c, role, now);
         if (action === 'modify' && !input.reason) throw unprocessable('A modification needs its reason (R10)', ['reason']);
         const preAuthRef = `PA-${randomUUID().slice(0, 8).toUpperCase()}`;
         await recordAuthorization(tx, c, preAuthRef, role, action === 'modify' ? input.reason! : input.note);
@@ -252,6 +253,13 @@ async function requestedSpecialties(tx: FhirStore, sr: ServiceRequest): Promise<
  * adverse decision with notice and appeal rights that only a physician takes. When the request named
  * no one, approving names the one authorized: an assignment, not a change.
  */
+/** R4-R7: whoever a decision authorizes qualifies for the request, by the rules applied at intake. */
+async function requireQualified(tx: FhirStore, c: CaseFiles, role: Reference, now: Date): Promise<void> {
+  const facts = { serviceRequest: c.serviceRequest, patient: c.patient, coverage: c.coverage, receivedAt: c.task.authoredOn ?? now.toISOString() };
+  const problems = await authorizationProblems(tx, facts, c.plan, c.payor, role);
+  if (problems.length) throw unprocessable(`${role.reference} does not qualify for this request: ${problems.join('; ')}`, ['authorizedPractitionerRole']);
+}
+
 async function refuseSteering(tx: FhirStore, requested: Reference | undefined, authorized: Reference): Promise<void> {
   if (!requested?.reference || requested.reference === authorized.reference) return;
   const [asked, named] = [await practitionerOf(tx, requested), await practitionerOf(tx, authorized)];
@@ -369,7 +377,7 @@ export const approvedOnReceipt = (delivery?: ProviderDelivery): OnApproval => as
   const now = new Date();
   const outputs: TaskOutput[] = [...(role ? [outputRef('authorized-professional', role)] : []), { type: { text: 'decided-at' }, valueDateTime: now.toISOString() }];
   const transportation = c.serviceRequest.extension?.some((e) => e.url === EXTENSIONS.transportationNeeded && e.valueBoolean) ?? false;
-  const files: CaseFiles = { task: { resourceType: 'Task', status: 'accepted', intent: 'order' }, serviceRequest: c.serviceRequest, patient: c.patient, plan, insurer, step: 'approved' };
+  const files: CaseFiles = { task: { resourceType: 'Task', status: 'accepted', intent: 'order' }, serviceRequest: c.serviceRequest, patient: c.patient, plan, coverage: c.coverage, payor, insurer, step: 'approved' };
   const recipients = noticeRecipients(c.serviceRequest, c.patient, role);
   const name = role ? await professionalName(tx, role) : undefined;
   const letter = composeLetter('approval', { plan, patient: c.patient, serviceRequest: c.serviceRequest, recipients, sender: insurer, now }, { professionalName: name ?? 'a qualified professional of your choice in our network', transportation });

@@ -1,5 +1,5 @@
 import type { CareTeam, CodeableConcept, Coverage, Organization, Patient, PractitionerRole, Reference, Resource, ServiceRequest } from 'fhir/r4.js';
-import { DomainRuleError, REASON_CATEGORIES, type Member, type Priority, type Reason, type ReasonCategory, type RequesterKind, type SecondOpinionInput } from '../domain/model.js';
+import { DomainRuleError, REASON_CATEGORIES, type Member, type Professional, type Priority, type Reason, type ReasonCategory, type RequesterKind, type SecondOpinionInput } from '../domain/model.js';
 import { planByPayorIdentifier, type PlanProfile } from '../domain/plans.js';
 import { decideSecondOpinion } from '../domain/rules.js';
 import { unprocessable } from '../fhir/outcomes.js';
@@ -7,7 +7,7 @@ import { parseLiteral } from '../fhir/references.js';
 import { CODE_SYSTEMS, EXTENSIONS, IDENTIFIER_SYSTEMS, PROFILES } from '../fhir/systems.js';
 import type { FhirStore } from '../storage/FhirStore.js';
 import type { CaseDecision } from './caseResources.js';
-import { BEHAVIORAL_HEALTH_SPECIALTIES, PRIMARY_CARE_SPECIALTIES } from '../domain/network.js';
+import { BEHAVIORAL_HEALTH_SPECIALTIES, disqualifications, PRIMARY_CARE_SPECIALTIES } from '../domain/network.js';
 import { networksOf, professionalsFrom, rolesOf, rolesWithSpecialty, specialtiesOf } from './directory.js';
 import type { CaseFacts, DecideCase } from './submit.js';
 
@@ -207,13 +207,30 @@ async function careQuestionedOf(store: FhirStore, sr: ServiceRequest, member: Me
 }
 
 async function requestedProfessional(store: FhirStore, sr: ServiceRequest): Promise<SecondOpinionInput['requestedProfessional']> {
-  const literal = parseLiteral(sr.performer?.[0]?.reference);
-  if (!literal) return undefined;
+  const ref = sr.performer?.[0];
+  if (!parseLiteral(ref?.reference)) return undefined;
+  const professional = await professionalAt(store, ref!);
+  if (!professional) throw unprocessable(`The requested professional ${ref!.reference} is not in the plan directory`, ['ServiceRequest.performer']);
+  return professional;
+}
+
+/** The directory's professional a PractitionerRole (or a Practitioner, by its first role) names. */
+async function professionalAt(store: FhirStore, ref: Reference): Promise<Professional | undefined> {
+  const literal = parseLiteral(ref.reference);
   let role: Resource | undefined;
-  if (literal[0] === 'PractitionerRole') role = await store.find('PractitionerRole', literal[1]);
-  else if (literal[0] === 'Practitioner') role = (await rolesOf(store, literal[1], 1))[0];
-  if (!role) throw unprocessable(`The requested professional ${sr.performer?.[0]?.reference} is not in the plan directory`, ['ServiceRequest.performer']);
-  return (await professionalsFrom(store, [role as PractitionerRole]))[0];
+  if (literal?.[0] === 'PractitionerRole') role = await store.find('PractitionerRole', literal[1]);
+  else if (literal?.[0] === 'Practitioner') role = (await rolesOf(store, literal[1], 1))[0];
+  return role ? (await professionalsFrom(store, [role as PractitionerRole]))[0] : undefined;
+}
+
+/**
+ * R4-R7: why the professional a UM decision authorizes does not qualify for this request, by the same
+ * rules as at intake (empty when they do).
+ */
+export async function authorizationProblems(store: FhirStore, facts: CaseFacts, plan: PlanProfile, payor: Organization, role: Reference): Promise<string[]> {
+  const professional = await professionalAt(store, role);
+  if (!professional) return ['not in the plan directory'];
+  return disqualifications(plan, await domainInput(store, facts, plan, payor), professional);
 }
 
 /** A request based on an earlier second-opinion request is an additional opinion (R15). */
