@@ -93,7 +93,13 @@ describe.each(STORE_DRIVERS)('SMART app end to end (Chromium) on $name', (driver
     await um.waitForSelector('text=medical-director-review');
     const md = await signIn('Practitioner/hpsj-md-1', 'staff');
     await md.waitForSelector('text=medical-director-review', { timeout: 20_000 });
-    await md.locator('.card', { hasText: 'medical-director-review' }).locator('button[data-action=approve]').click();
+    const mdCard = md.locator('.card', { hasText: 'medical-director-review' });
+    // Naming another professional than the one requested is a modification (R10): the app shows the refusal.
+    await mdCard.locator('input[id^=professional-]').fill('PractitionerRole/role-hpsj-card-2');
+    await mdCard.locator('button[data-action=approve]').click();
+    await md.waitForSelector('text=use $modify', { timeout: 20_000 });
+    await mdCard.locator('input[id^=professional-]').fill('PractitionerRole/role-oon-card-1');
+    await mdCard.locator('button[data-action=approve]').click();
     await md.waitForFunction(() => !document.body.textContent?.includes('medical-director-review'));
     await md.screenshot({ path: shot('05-decided') });
 

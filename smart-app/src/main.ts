@@ -165,12 +165,25 @@ async function staffView(app: HTMLElement, api: SecondOpinionApi): Promise<void>
   const target = document.getElementById('cases')!;
   const actions = (task: Task) => {
     const box = el('div');
-    const reason = el('input', { id: `reason-${task.id}`, 'aria-label': 'Reason (for a denial)', placeholder: 'Reason (for a denial)' }) as HTMLInputElement;
-    box.append(reason);
-    for (const [action, label] of [['approve', 'Approve'], ['request-info', 'Request info'], ['escalate', 'Escalate'], ['deny', 'Deny'], ['refer-consultative-review', 'Refer']]) {
+    const reason = el('input', { id: `reason-${task.id}`, 'aria-label': 'Reason (for a denial or modification)', placeholder: 'Reason (for a denial or modification)' }) as HTMLInputElement;
+    // R3/R10: a request naming no professional is approved naming one; another than the one requested is a modification.
+    const professional = el('input', { id: `professional-${task.id}`, 'aria-label': 'Professional to authorize or reviewer (PractitionerRole/…)', placeholder: 'Professional (PractitionerRole/…)' }) as HTMLInputElement;
+    box.append(reason, professional);
+    const named = (name: string) => (professional.value.trim() ? [{ name, valueReference: { reference: professional.value.trim() } }] : []);
+    const parametersFor = (action: string) => {
+      switch (action) {
+        case 'approve': return named('authorizedPractitionerRole');
+        case 'modify': return [...named('authorizedPractitionerRole'), { name: 'reason', valueString: reason.value }];
+        case 'deny': return [{ name: 'reason', valueString: reason.value || 'Not medically necessary' }];
+        case 'request-info': return [{ name: 'what', valueString: reason.value || 'Recent clinical notes' }];
+        case 'refer-consultative-review': return named('reviewer');
+        default: return [];
+      }
+    };
+    for (const [action, label] of [['approve', 'Approve'], ['modify', 'Modify'], ['request-info', 'Request info'], ['escalate', 'Escalate'], ['deny', 'Deny'], ['refer-consultative-review', 'Refer']]) {
       const b = el('button', { type: 'button', 'data-action': action }, label);
       b.addEventListener('click', async () => {
-        const parameter = action === 'deny' ? [{ name: 'reason', valueString: reason.value || 'Not medically necessary' }] : action === 'request-info' ? [{ name: 'what', valueString: reason.value || 'Recent clinical notes' }] : [];
+        const parameter = parametersFor(action);
         await progress(box, async () => {
           await api.reviewAction(task.id!, action, parameter);
           await renderCases(api, 'status=requested,in-progress,on-hold,received&_sort=due', target, actions);
