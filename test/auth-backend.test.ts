@@ -60,6 +60,11 @@ describe('backend services (ES384) and token exchange (RFC 8693)', () => {
     expect(((await userScopes.json()) as { error: string }).error).toBe('invalid_scope');
   });
 
+  it('advertises token exchange where an EHR is trusted to exchange its tokens', async () => {
+    const config = (await (await fetch(`${server.fhirBase}/.well-known/smart-configuration`)).json()) as { grant_types_supported: string[] };
+    expect(config.grant_types_supported).toContain('urn:ietf:params:oauth:grant-type:token-exchange');
+  });
+
   const ipaAssertion = () => jwt.sign({ jti: randomUUID() }, es.privateKey, { algorithm: 'ES384', keyid: 'ipa-1', issuer: 'ipa-system', subject: 'ipa-system', audience: `${server.url}/auth/token`, expiresIn: 120 });
 
   const ehrToken = (key: typeof ehr.privateKey, claims: Record<string, unknown> = {}) =>

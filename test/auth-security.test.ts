@@ -326,6 +326,18 @@ describe('access control: tokens, scopes, compartments', () => {
       return res.body;
     }
 
+    it('OAuth details: a missing grant_type is invalid_request (RFC 6749 §5.2), a registered secret says when it expires (RFC 7591), token exchange is advertised only with a trusted issuer', async () => {
+      const missing = await post('/auth/token', { client_id: 'second-opinion-app' });
+      expect(missing.status).toBe(400);
+      expect(missing.body.error).toBe('invalid_request');
+      const confidential = await register({ redirect_uris: ['https://x.example/cb'], token_endpoint_auth_method: 'client_secret_basic' });
+      expect(confidential.body.client_secret_expires_at).toBe(0);
+      const pub = await register({ redirect_uris: ['https://x.example/cb'], token_endpoint_auth_method: 'none' });
+      expect(pub.body.client_secret_expires_at).toBeUndefined();
+      const config = await (await fetch(`${server.fhirBase}/.well-known/smart-configuration`)).json() as { grant_types_supported: string[] };
+      expect(config.grant_types_supported).not.toContain('urn:ietf:params:oauth:grant-type:token-exchange');
+    });
+
     it('F7: a registered client gets no system/ scope, so no client_credentials token; system scopes alone are refused', async () => {
       const reg = await register({ redirect_uris: ['https://x.example/cb'], token_endpoint_auth_method: 'client_secret_post', scope: 'system/*.cruds user/*.cruds openid' });
       expect(reg.status, JSON.stringify(reg.body)).toBe(201);

@@ -148,7 +148,8 @@ export function createAuthServer(store: FhirStore, config: AuthServerConfig, aud
     if (!config.demoMode) throw new OAuthError('access_denied', 'Dynamic registration is open in demo mode only; register clients in the clients file', 403);
     try {
       const client = await clients.register(req.body);
-      res.status(201).json({ ...client, client_id_issued_at: Math.floor(Date.now() / 1000) });
+      // RFC 7591 §3.2.1: client_secret_expires_at is required with a secret; 0 says it does not expire.
+      res.status(201).json({ ...client, client_id_issued_at: Math.floor(Date.now() / 1000), ...(client.client_secret ? { client_secret_expires_at: 0 } : {}) });
     } catch (err) {
       if (err instanceof z.ZodError) throw registrationError(err);
       throw err;
@@ -193,7 +194,8 @@ function smartConfiguration(config: AuthServerConfig, urls: Record<string, strin
     introspection_endpoint: urls.introspect,
     revocation_endpoint: urls.revoke,
     registration_endpoint: urls.register,
-    grant_types_supported: ['authorization_code', 'refresh_token', 'client_credentials', 'urn:ietf:params:oauth:grant-type:token-exchange'],
+    // Token exchange only where an EHR is trusted to exchange its tokens (TRUSTED_ISSUERS_FILE): otherwise every such request fails.
+    grant_types_supported: ['authorization_code', 'refresh_token', 'client_credentials', ...(config.trustedIssuers.length ? ['urn:ietf:params:oauth:grant-type:token-exchange'] : [])],
     token_endpoint_auth_methods_supported: ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'],
     token_endpoint_auth_signing_alg_values_supported: ['RS384', 'ES384'],
     scopes_supported: SCOPES_SUPPORTED,

@@ -60,8 +60,11 @@ export function tokenHandler(deps: TokenDeps) {
           return void res.json(await clientCredentials(deps, client, form));
         case TOKEN_EXCHANGE:
           return void res.json(await tokenExchange(deps, client, form));
+        case undefined:
+        case '':
+          throw invalidRequest('grant_type is required'); // RFC 6749 §5.2: a missing parameter is invalid_request
         default:
-          throw new OAuthError('unsupported_grant_type', `grant_type '${form.grant_type ?? ''}' is not supported`);
+          throw new OAuthError('unsupported_grant_type', `grant_type '${form.grant_type}' is not supported`);
       }
     } catch (err) {
       if (err instanceof OAuthError) return err.render(res);
