@@ -132,6 +132,14 @@ describe('UM review path', () => {
   it('R19: the committee report counts the cases of the period (FHIR MeasureReport and CSV), for plan staff only', async () => {
     // This month in the plans' zone (periods are Pacific): every case of this run, also in the hours when UTC is a month ahead.
     const period = new Intl.DateTimeFormat('en-CA', { timeZone: 'America/Los_Angeles', year: 'numeric', month: '2-digit' }).format(new Date());
+    const otherReasons = async () => {
+      const body = (await call(as('bsp', 'um'), `$second-opinion-report?period=${period}&plan=bsp`)).body as MeasureReport;
+      return body.group?.find((g) => g.code?.coding?.[0].code === 'by-reason')?.population?.find((p) => p.code?.text === 'other')?.count ?? 0;
+    };
+    // A request giving only a reasonReference is "other" at intake (R2), and so in the figures.
+    const before = await otherReasons();
+    await submit('bsp', 'member-bsp-1', 'PractitionerRole/role-oon-neuro-1', { reasonCode: undefined, reasonReference: [{ reference: 'Condition/condition-member-bsp-1' }] });
+    expect(await otherReasons()).toBe(before + 1);
     const report = await call(as('bsp', 'um'), `$second-opinion-report?period=${period}&plan=bsp`);
     expect(report.status, JSON.stringify(report.body)).toBe(200);
     expect(report.body.resourceType).toBe('MeasureReport');

@@ -75,7 +75,8 @@ async function recordOf(store: FhirStore, task: Task): Promise<CaseRecord | unde
   const role = roleRef?.[0] === 'PractitionerRole' ? ((await store.find('PractitionerRole', roleRef[1])) as PractitionerRole | undefined) : undefined;
   return {
     plan: payor?.identifier?.find((i) => i.system?.endsWith('/sid/plan'))?.value ?? 'unknown',
-    reasons: (sr.reasonCode ?? []).map((c) => (c.coding?.find((x) => x.system === CODE_SYSTEMS.reason)?.code ?? 'other') as ReasonCategory),
+    // A request giving only a reasonReference is recorded as "other" at intake (R2): counted so here too.
+    reasons: sr.reasonCode?.length ? sr.reasonCode.map((c) => (c.coding?.find((x) => x.system === CODE_SYSTEMS.reason)?.code ?? 'other') as ReasonCategory) : sr.reasonReference?.length ? ['other'] : [],
     outcome: task.businessStatus?.coding?.[0]?.code ?? 'um-review',
     expedited: sr.priority !== undefined && sr.priority !== 'routine',
     receivedAt: task.authoredOn!,
