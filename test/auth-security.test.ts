@@ -445,6 +445,26 @@ describe('access control: tokens, scopes, compartments', () => {
       expect(again.body.scope).toBe(granted);
     });
 
+    it('a replayed authorization code is refused and revokes the tokens issued from it (RFC 6749 §4.1.2); revoking a refresh token revokes the access tokens of its grant (RFC 7009 §2.1)', async () => {
+      const { verifier, challenge } = pkce();
+      const location = await authorizeLocation(server, { user: 'Patient/member-hpsj-2', scope: 'openid fhirUser patient/*.rs offline_access', code_challenge: challenge }, 'POST');
+      const exchange = { grant_type: 'authorization_code', code: location.searchParams.get('code') ?? '', redirect_uri: `${server.url}/app/index.html`, client_id: 'second-opinion-app', code_verifier: verifier };
+      const first = await post('/auth/token', exchange);
+      expect(first.status).toBe(200);
+      expect((await get('Patient/member-hpsj-2', first.body.access_token)).status).toBe(200);
+      const replay = await post('/auth/token', exchange);
+      expect(replay.body.error).toBe('invalid_grant');
+      expect((await get('Patient/member-hpsj-2', first.body.access_token)).status).toBe(401);
+      const refreshed = await post('/auth/token', { grant_type: 'refresh_token', refresh_token: first.body.refresh_token, client_id: 'second-opinion-app' });
+      expect(refreshed.body.error).toBe('invalid_grant');
+
+      const other = await appTokens('Patient/member-hpsj-2', 'openid fhirUser patient/*.rs offline_access');
+      const renewed = await post('/auth/token', { grant_type: 'refresh_token', refresh_token: other.refresh_token, client_id: 'second-opinion-app' });
+      expect((await get('Patient/member-hpsj-2', renewed.body.access_token)).status).toBe(200);
+      expect((await post('/auth/revoke', { token: renewed.body.refresh_token, client_id: 'second-opinion-app' })).status).toBe(200);
+      for (const token of [other.access_token, renewed.body.access_token]) expect((await get('Patient/member-hpsj-2', token)).status).toBe(401);
+    });
+
     it('F18: a refresh refused for a wider scope or for another client leaves the refresh token usable', async () => {
       const { refresh_token } = await appTokens('Patient/member-hpsj-2', 'openid fhirUser patient/*.rs offline_access');
       const wider = await post('/auth/token', { grant_type: 'refresh_token', refresh_token, client_id: 'second-opinion-app', scope: 'patient/*.cruds' });

@@ -21,6 +21,8 @@ const AccessClaims = z.object({
   patient: z.string().optional(),
   roles: z.array(z.enum(USER_ROLES)).default([]),
   organization: z.string().optional(),
+  /** The authorization grant the token comes from (a code and its refreshes), revoked together. */
+  gid: z.string().optional(),
   token_use: z.literal('access'),
 });
 export type AccessClaims = z.infer<typeof AccessClaims>;
@@ -34,6 +36,8 @@ export interface Grant {
   roles: UserRole[];
   /** The Organization a backend client acts for (its registration), e.g. an IPA's UM system. */
   organization?: string;
+  /** The authorization grant (a code and the refreshes after it): its tokens are revoked together. */
+  grantId?: string;
 }
 
 export interface TokenIssuer {
@@ -46,7 +50,7 @@ export interface TokenIssuer {
 export function issueAccessToken(t: TokenIssuer, grant: Grant): { token: string; jti: string; expiresIn: number } {
   const jti = randomUUID();
   const token = jwt.sign(
-    { client_id: grant.clientId, scope: grant.scope, fhirUser: grant.fhirUser, patient: grant.patient, roles: grant.roles, organization: grant.organization, token_use: 'access' },
+    { client_id: grant.clientId, scope: grant.scope, fhirUser: grant.fhirUser, patient: grant.patient, roles: grant.roles, organization: grant.organization, gid: grant.grantId, token_use: 'access' },
     t.key.privateKey,
     { algorithm: 'RS256', keyid: t.key.kid, issuer: t.issuer, audience: t.fhirBase, subject: grant.fhirUser ?? grant.clientId, expiresIn: t.accessTokenSeconds, jwtid: jti },
   );

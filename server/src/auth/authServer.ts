@@ -56,14 +56,22 @@ export function createAuthServer(store: FhirStore, config: AuthServerConfig, aud
     register: `${config.issuer}/auth/register`,
     jwks: `${config.issuer}/.well-known/jwks.json`,
   };
-  const tokenDeps = { store, clients, tokens, tokenUrl: urls.token, trustedIssuers: config.trustedIssuers, refreshSeconds: { offline: 30 * 86_400, online: 86_400 }, jwks: createJwksCache() };
+  const refreshSeconds = { offline: 30 * 86_400, online: 86_400 };
   const revokedCache = new Map<string, number>();
 
-  async function isRevoked(jti: string): Promise<boolean> {
+  const isGrantRevoked = async (grantId: string) => (await store.getEphemeral(`revoked-grant:${grantId}`)) !== undefined;
+  /** Every token of an authorization grant: its access tokens (checked by `isRevoked`) and its refresh token (`refresh`). */
+  async function revokeGrant(grantId: string): Promise<void> {
+    await store.putEphemeral(`revoked-grant:${grantId}`, true, new Date(Date.now() + (refreshSeconds.offline + 86_400) * 1000));
+    revokedCache.clear();
+  }
+  const tokenDeps = { store, clients, tokens, tokenUrl: urls.token, trustedIssuers: config.trustedIssuers, refreshSeconds, jwks: createJwksCache(), revokeGrant, isGrantRevoked };
+
+  async function isRevoked(jti: string, grantId: string | undefined): Promise<boolean> {
     const checked = revokedCache.get(jti);
     // A "not revoked" answer is reused for 10 s per process; revocation reaches other processes within that time.
     if (checked !== undefined && Date.now() - checked < 10_000) return false;
-    const revoked = (await store.getEphemeral(`revoked:${jti}`)) !== undefined;
+    const revoked = (await store.getEphemeral(`revoked:${jti}`)) !== undefined || (grantId !== undefined && (await isGrantRevoked(grantId)));
     if (!revoked) {
       revokedCache.set(jti, Date.now());
       if (revokedCache.size > 50_000) revokedCache.delete(revokedCache.keys().next().value as string);
@@ -72,7 +80,7 @@ export function createAuthServer(store: FhirStore, config: AuthServerConfig, aud
   }
 
   // Tokens already verified (signature, issuer, audience) by this process; expiry is checked on every use.
-  const verified = new Map<string, { context: AccessContext; exp: number; jti: string }>();
+  const verified = new Map<string, { context: AccessContext; exp: number; jti: string; gid?: string }>();
 
   /** For the HTTP layer: Bearer token → AccessContext (401 on any flaw), undefined when there is none. */
   async function authenticate(authorization: string | undefined): Promise<AccessContext | undefined> {
@@ -87,11 +95,11 @@ export function createAuthServer(store: FhirStore, config: AuthServerConfig, aud
     }
     if (!entry) {
       const claims = verifyAccessToken(tokens, m[1]);
-      entry = { context: accessContextOf(claims), exp: claims.exp, jti: claims.jti };
+      entry = { context: accessContextOf(claims), exp: claims.exp, jti: claims.jti, gid: claims.gid };
       verified.set(m[1], entry);
       if (verified.size > 10_000) verified.delete(verified.keys().next().value as string);
     }
-    if (await isRevoked(entry.jti)) throw invalidToken('token revoked');
+    if (await isRevoked(entry.jti, entry.gid)) throw invalidToken('token revoked');
     return entry.context;
   }
 
@@ -131,8 +139,12 @@ export function createAuthServer(store: FhirStore, config: AuthServerConfig, aud
   router.post('/auth/revoke', async (req, res) => {
     const client = await authenticateCaller(req);
     const token = formOf(req).token ?? '';
-    const refresh = (await store.getEphemeral(`refresh:${hash(token)}`)) as { clientId: string } | undefined;
-    if (refresh && refresh.clientId === client.client_id) await store.takeEphemeral(`refresh:${hash(token)}`);
+    const refresh = (await store.getEphemeral(`refresh:${hash(token)}`)) as { clientId: string; grantId?: string } | undefined;
+    if (refresh && refresh.clientId === client.client_id) {
+      await store.takeEphemeral(`refresh:${hash(token)}`);
+      // RFC 7009 §2.1: revoking a refresh token also invalidates the access tokens of the same grant.
+      if (refresh.grantId) await revokeGrant(refresh.grantId);
+    }
     try {
       const claims = verifyAccessToken(tokens, token);
       if (claims.client_id === client.client_id) {
@@ -166,11 +178,12 @@ export function createAuthServer(store: FhirStore, config: AuthServerConfig, aud
   async function introspect(caller: Client, token: string): Promise<Record<string, unknown>> {
     try {
       const claims = verifyAccessToken(tokens, token);
-      if (claims.client_id !== caller.client_id || (await isRevoked(claims.jti))) return { active: false };
+      if (claims.client_id !== caller.client_id || (await isRevoked(claims.jti, claims.gid))) return { active: false };
       return { active: true, scope: claims.scope, client_id: claims.client_id, sub: claims.sub, exp: claims.exp, iat: claims.iat, iss: claims.iss, aud: claims.aud, patient: claims.patient, fhirUser: absoluteFhirUser(tokens.fhirBase, claims.fhirUser), token_type: 'Bearer' };
     } catch {
-      const grant = (await store.getEphemeral(`refresh:${hash(token)}`)) as { clientId?: string } | undefined;
-      return grant?.clientId === caller.client_id ? { active: true, token_type: 'refresh_token', client_id: grant.clientId } : { active: false };
+      const grant = (await store.getEphemeral(`refresh:${hash(token)}`)) as { clientId?: string; grantId?: string } | undefined;
+      const active = grant?.clientId === caller.client_id && !(grant.grantId && (await isGrantRevoked(grant.grantId)));
+      return active ? { active: true, token_type: 'refresh_token', client_id: grant.clientId } : { active: false };
     }
   }
 

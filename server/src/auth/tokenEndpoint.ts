@@ -1,4 +1,4 @@
-import { createHash, createPublicKey, randomBytes } from 'node:crypto';
+import { createHash, createPublicKey, randomBytes, randomUUID } from 'node:crypto';
 import type { Request, Response } from 'express';
 import type { Identifier } from 'fhir/r4.js';
 import jwt from 'jsonwebtoken';
@@ -37,7 +37,13 @@ export interface TokenDeps {
   refreshSeconds: { offline: number; online: number };
   /** Keys of clients registered with a jwks_uri (fetched with the outbound check, cached). */
   jwks: JwksSource;
+  /** Revokes every token of an authorization grant (its access tokens and its refresh token). */
+  revokeGrant: (grantId: string) => Promise<void>;
+  isGrantRevoked: (grantId: string) => Promise<boolean>;
 }
+
+/** How long a used code is remembered, so that its replay revokes what it gave (RFC 6749 §4.1.2). */
+const USED_CODE_SECONDS = 3600;
 
 const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
@@ -149,14 +155,21 @@ async function assertionKey(deps: TokenDeps, client: Client, header: { kid?: str
 async function authorizationCode(deps: TokenDeps, client: Client, form: Form) {
   if (!form.code) throw invalidRequest('code is required');
   const grant = (await deps.store.takeEphemeral(`code:${hash(form.code)}`)) as CodeGrant | undefined;
-  if (!grant) throw invalidGrant('The authorization code is invalid, expired or already used');
+  if (!grant) {
+    // RFC 6749 §4.1.2: a code used twice is denied, and the tokens issued from it are revoked.
+    const replayed = await deps.store.getEphemeral(`used-code:${hash(form.code)}`);
+    if (typeof replayed === 'string') await deps.revokeGrant(replayed);
+    throw invalidGrant('The authorization code is invalid, expired or already used');
+  }
+  const grantId = randomUUID();
+  await deps.store.putEphemeral(`used-code:${hash(form.code)}`, grantId, new Date(Date.now() + USED_CODE_SECONDS * 1000));
   if (grant.clientId !== client.client_id) throw invalidGrant('The code was issued to another client');
   if (form.redirect_uri !== grant.redirectUri) throw invalidGrant('redirect_uri does not match the authorization request');
   const verifier = form.code_verifier ?? '';
   if (!/^[A-Za-z0-9\-._~]{43,128}$/.test(verifier) || createHash('sha256').update(verifier).digest('base64url') !== grant.codeChallenge) {
     throw invalidGrant('PKCE code_verifier does not match the code_challenge');
   }
-  return tokenResponse(deps, { clientId: grant.clientId, scope: grant.scope, fhirUser: grant.fhirUser, patient: grant.patient, encounter: grant.encounter, roles: grant.roles }, grant.nonce);
+  return tokenResponse(deps, { clientId: grant.clientId, scope: grant.scope, fhirUser: grant.fhirUser, patient: grant.patient, encounter: grant.encounter, roles: grant.roles, grantId }, grant.nonce);
 }
 
 /**
@@ -197,6 +210,7 @@ async function refresh(deps: TokenDeps, client: Client, form: Form) {
   const grant = (await deps.store.getEphemeral(key)) as Grant | undefined;
   if (!grant) throw invalidGrant('The refresh token is invalid, expired, revoked or already used');
   if (grant.clientId !== client.client_id) throw invalidGrant('The refresh token was issued to another client');
+  if (grant.grantId && (await deps.isGrantRevoked(grant.grantId))) throw invalidGrant('The authorization grant was revoked');
   const scope = refreshedScope(grant.scope, form.scope);
   if (!(await deps.store.takeEphemeral(key))) throw invalidGrant('The refresh token is invalid, expired, revoked or already used');
   return tokenResponse(deps, { ...grant, scope }, undefined, grant);
