@@ -65,15 +65,6 @@ export function rewritePatchReferences(ops: unknown, visit: (ref: string, path: 
  * relative one it is (references.html: a relative reference is relative to the service base), so search,
  * `_include` and patient compartments, which read relative references, see it.
  */
-export function relativizeOwnReferences(node: unknown, baseUrl: string, depth = 0): void {
-  if (depth > 64 || typeof node !== 'object' || node === null) return;
-  if (Array.isArray(node)) {
-    for (const item of node) relativizeOwnReferences(item, baseUrl, depth + 1);
-    return;
-  }
-  const record = node as Record<string, unknown>;
-  for (const [k, v] of Object.entries(record)) {
-    if (k === 'reference' && typeof v === 'string') record[k] = relativeToBase(baseUrl, v);
-    else if (typeof v === 'object') relativizeOwnReferences(v, baseUrl, depth + 1);
-  }
+export function relativizeOwnReferences(node: unknown, baseUrl: string): void {
+  rewriteReferences(node, (ref) => relativeToBase(baseUrl, ref));
 }

@@ -12,6 +12,9 @@ export interface SearchQuery {
   total: boolean;
 }
 
+/** Parameters of Resource.meta: indexed as their tokens, without the `#param` token that marks a value (for `:missing`). */
+export const META_TOKEN_PARAMS: ReadonlySet<string> = new Set(['_profile', '_tag', '_security']);
+
 export type SearchClause =
   | { kind: 'id'; ids: string[]; not?: boolean }
   | { kind: 'token'; param: string; values: string[]; not: boolean }

@@ -248,11 +248,6 @@ async function requestedSpecialties(tx: FhirStore, sr: ServiceRequest): Promise<
   return specialtiesOfReference(tx, sr.extension?.find((e) => e.url === EXTENSIONS.careQuestioned)?.valueReference);
 }
 
-/**
- * R10: approving another professional than the one requested steers the member: a modification, an
- * adverse decision with notice and appeal rights that only a physician takes. When the request named
- * no one, approving names the one authorized: an assignment, not a change.
- */
 /** R4-R7: whoever a decision authorizes qualifies for the request, by the rules applied at intake. */
 async function requireQualified(tx: FhirStore, c: CaseFiles, role: Reference, now: Date): Promise<void> {
   const facts = { serviceRequest: c.serviceRequest, patient: c.patient, coverage: c.coverage, receivedAt: c.task.authoredOn ?? now.toISOString() };
@@ -260,6 +255,11 @@ async function requireQualified(tx: FhirStore, c: CaseFiles, role: Reference, no
   if (problems.length) throw unprocessable(`${role.reference} does not qualify for this request: ${problems.join('; ')}`, ['authorizedPractitionerRole']);
 }
 
+/**
+ * R10: approving another professional than the one requested steers the member: a modification, an
+ * adverse decision with notice and appeal rights that only a physician takes. When the request named
+ * no one, approving names the one authorized: an assignment, not a change.
+ */
 async function refuseSteering(tx: FhirStore, requested: Reference | undefined, authorized: Reference): Promise<void> {
   if (!requested?.reference || requested.reference === authorized.reference) return;
   const [asked, named] = [await practitionerOf(tx, requested), await practitionerOf(tx, authorized)];
@@ -270,7 +270,6 @@ async function refuseSteering(tx: FhirStore, requested: Reference | undefined, a
   );
 }
 
-/** H&S 1367.01(h)(3): the provider is told within 24 hours, the member within 2 business days, of the (extended) decision due date. */
 /**
  * The notification dues once the decision is extended to `decisionDueAt`: the notice clock moves with it
  * (42 CFR 438.210(d)(1)(ii) extends the timeframe for the notice too), H&S 1367.01(h)(3) counted from it.

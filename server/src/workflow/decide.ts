@@ -1,5 +1,6 @@
 import type { CareTeam, CodeableConcept, Coverage, Organization, Patient, PractitionerRole, Reference, Resource, ServiceRequest } from 'fhir/r4.js';
-import { DomainRuleError, REASON_CATEGORIES, type Member, type Professional, type Priority, type Reason, type ReasonCategory, type RequesterKind, type SecondOpinionInput } from '../domain/model.js';
+import { DomainRuleError, REASON_CATEGORIES, type Member, type Priority, type Professional, type Reason, type ReasonCategory, type RequesterKind, type SecondOpinionInput } from '../domain/model.js';
+import { BEHAVIORAL_HEALTH_SPECIALTIES, disqualifications, PRIMARY_CARE_SPECIALTIES } from '../domain/network.js';
 import { planByPayorIdentifier, type PlanProfile } from '../domain/plans.js';
 import { decideSecondOpinion } from '../domain/rules.js';
 import { unprocessable } from '../fhir/outcomes.js';
@@ -7,7 +8,6 @@ import { parseLiteral } from '../fhir/references.js';
 import { CODE_SYSTEMS, EXTENSIONS, IDENTIFIER_SYSTEMS, PROFILES } from '../fhir/systems.js';
 import type { FhirStore } from '../storage/FhirStore.js';
 import type { CaseDecision } from './caseResources.js';
-import { BEHAVIORAL_HEALTH_SPECIALTIES, disqualifications, PRIMARY_CARE_SPECIALTIES } from '../domain/network.js';
 import { networksOf, professionalsFrom, rolesOf, rolesWithSpecialty, specialtiesOf } from './directory.js';
 import type { CaseFacts, DecideCase } from './submit.js';
 

@@ -1,4 +1,4 @@
-import type { DateCondition, NumberCondition, Prefix, SearchClause, SearchQuery, SortRule } from '../../storage/FhirStore.js';
+import { type DateCondition, META_TOKEN_PARAMS, type NumberCondition, type Prefix, type SearchClause, type SearchQuery, type SortRule } from '../../storage/FhirStore.js';
 import { badRequest, tooCostly } from '../outcomes.js';
 import { relativeToBase } from '../references.js';
 import { RESOURCE_TYPES } from '../resourceTypes.js';
@@ -228,8 +228,6 @@ function parseClause(resourceType: string, key: string, value: string, registry:
   return clauseFor(def, modifier, value, key, baseUrl);
 }
 
-/** Parameters of Resource.meta, indexed as tokens and searched for presence by prefix (searchSql.ts). */
-const META_TOKEN_PARAMS = new Set(['_profile', '_tag', '_security']);
 
 /**
  * `:missing` (R4 search.html#modifiers) on any parameter. Every stored resource has an id and a

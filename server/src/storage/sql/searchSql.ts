@@ -1,5 +1,5 @@
 import { badRequest } from '../../fhir/outcomes.js';
-import type { DateCondition, NumberCondition, Prefix, SearchClause, SearchQuery, SortRule } from '../FhirStore.js';
+import { type DateCondition, META_TOKEN_PARAMS, type NumberCondition, type Prefix, type SearchClause, type SearchQuery, type SortRule } from '../FhirStore.js';
 
 /**
  * AuditEvents are kept in their own append-only table (migration 4), with the columns of `resources`
@@ -173,8 +173,6 @@ function hasParam(param: string, r: string, params: Params): string {
   if (!META_TOKEN_PARAMS.has(param)) return `(${r}.tokens @> ARRAY[${params.add(`#${param}`)}::text])`;
   return `EXISTS (SELECT 1 FROM unnest(${r}.tokens) t WHERE t LIKE ${params.add(`${param.replace(/_/g, '\\_')}|%`)})`;
 }
-
-const META_TOKEN_PARAMS = new Set(['_profile', '_tag', '_security']);
 
 const inCompartment = (clause: { compartment?: string }, t: string, params: Params) =>
   clause.compartment ? ` AND ${t}.compartments @> ARRAY[${params.add(clause.compartment)}::text]` : '';
