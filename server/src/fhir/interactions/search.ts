@@ -52,7 +52,8 @@ export async function searchType(req: FhirRequest, ctx: FhirContext, type: strin
   };
   if (search.summary === 'count') return { status: 200, body: bundle };
   const entries: BundleEntry[] = result.resources.map((r) => entry(req.baseUrl, shapeResource(r, search.summary, search.elements), 'match'));
-  entries.push(...(await includes(req, ctx, result.resources, search)).map((r) => entry(req.baseUrl, shapeResource(r, search.summary, search.elements), 'include')));
+  // `_elements` names elements of the searched type; it does not apply to included resources (3.1.1.5.9).
+  entries.push(...(await includes(req, ctx, result.resources, search)).map((r) => entry(req.baseUrl, shapeResource(r, search.summary), 'include')));
   if (search.ignored.length) {
     entries.push({
       resource: outcome('warning', 'not-supported', `Ignored unknown search parameters: ${search.ignored.join(', ')}`),
