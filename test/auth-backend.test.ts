@@ -60,6 +60,20 @@ describe('backend services (ES384) and token exchange (RFC 8693)', () => {
     expect(((await userScopes.json()) as { error: string }).error).toBe('invalid_scope');
   });
 
+  it('SMART Backend Services: refuses a client assertion whose header lacks kid, or has a typ other than JWT (401 invalid_client)', async () => {
+    const signed = (header: Record<string, unknown>) =>
+      jwt.sign({ jti: randomUUID() }, es.privateKey, { algorithm: 'ES384', header: { alg: 'ES384', ...header } as jwt.JwtHeader, issuer: 'ipa-system', subject: 'ipa-system', audience: `${server.url}/auth/token`, expiresIn: 120 });
+    const form = (assertion: string) => token({ grant_type: 'client_credentials', scope: 'system/Patient.rs', client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: assertion });
+    for (const header of [{ typ: 'JWT' }, { kid: '', typ: 'JWT' }, { kid: 'ipa-1', typ: 'at+jwt' }, { kid: 'ipa-1', typ: undefined }]) {
+      const res = await form(signed(header));
+      expect(res.status, JSON.stringify(header)).toBe(401);
+      expect(((await res.json()) as { error: string }).error).toBe('invalid_client');
+    }
+    expect((await form(signed({ kid: 'ipa-1', typ: 'JWT' }))).status).toBe(200);
+    // A typ is a media type name: its case does not matter (RFC 7515 §4.1.9).
+    expect((await form(signed({ kid: 'ipa-1', typ: 'jwt' }))).status).toBe(200);
+  });
+
   it('advertises token exchange where an EHR is trusted to exchange its tokens', async () => {
     const config = (await (await fetch(`${server.fhirBase}/.well-known/smart-configuration`)).json()) as { grant_types_supported: string[] };
     expect(config.grant_types_supported).toContain('urn:ietf:params:oauth:grant-type:token-exchange');

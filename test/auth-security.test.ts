@@ -165,7 +165,7 @@ describe('access control: tokens, scopes, compartments', () => {
       ['plain PKCE', { code_challenge_method: 'plain' }],
       ['wrong aud', { aud: 'https://other.example.org/fhir' }],
       ['missing state', { state: '' }],
-      ['unknown launch', { launch: 'nope' }],
+      ['unknown launch', { launch: 'nope', scope: 'launch openid fhirUser patient/*.rs' }],
     ])('%s, redirecting with the error', async (_n, over) => {
       const res = await fetch(authorizeUrl(over), { redirect: 'manual' });
       expect(res.status).toBe(302);
@@ -431,6 +431,79 @@ describe('access control: tokens, scopes, compartments', () => {
       const asRegistered = await post('/auth/introspect', { token: backend, client_id: confidential.body.client_id, client_secret: confidential.body.client_secret });
       expect(asRegistered.status).toBe(200);
       expect(asRegistered.body).toEqual({ active: false });
+    });
+
+    it("SMART token introspection: a resource server with a backend service's Bearer token learns of any client's token; an app's token, an invalid or revoked one may not introspect", async () => {
+      const backend = (await clientCredentials({ client_assertion_type: ASSERTION_TYPE, client_assertion: backendAssertion(server) }, 'system/*.rs')).body.access_token as string;
+      const app = await appTokens('Patient/member-hpsj-2', 'openid fhirUser patient/*.rs offline_access');
+      const asResourceServer = (bearer: string, token: string, extra: Record<string, string> = {}) =>
+        raw(`${server.url}/auth/introspect`, { method: 'POST', headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token, ...extra }).toString() });
+
+      const learned = await asResourceServer(backend, app.access_token);
+      expect(learned.status, JSON.stringify(learned.body)).toBe(200);
+      expect(learned.body).toMatchObject({ active: true, client_id: 'second-opinion-app', scope: 'openid fhirUser patient/*.rs offline_access', patient: 'member-hpsj-2', fhirUser: `${server.fhirBase}/Patient/member-hpsj-2`, iss: server.url });
+      expect(learned.body.exp).toBeGreaterThan(Date.now() / 1000);
+      expect((await asResourceServer(backend, 'not-a-token')).body).toEqual({ active: false });
+
+      const byApp = await asResourceServer(app.access_token, backend);
+      expect(byApp.status).toBe(403);
+      expect(byApp.body.error).toBe('insufficient_scope');
+      expect(byApp.headers.get('www-authenticate')).toBe('Bearer error="insufficient_scope"');
+      noCredentials(byApp);
+      const forged = await asResourceServer(forgedToken(server, { client_id: 'demo-backend', scope: 'system/*.rs' }, { key: 'other' }), app.access_token);
+      expect(forged.status).toBe(401);
+      expect(forged.body.error).toBe('invalid_token');
+      noCredentials(forged);
+      const twoMethods = await asResourceServer(backend, app.access_token, { client_assertion_type: ASSERTION_TYPE, client_assertion: backendAssertion(server) });
+      expect(twoMethods.body.error).toBe('invalid_request');
+
+      expect((await post('/auth/revoke', { token: backend, client_assertion_type: ASSERTION_TYPE, client_assertion: backendAssertion(server) })).status).toBe(200);
+      const revoked = await asResourceServer(backend, app.access_token);
+      expect(revoked.status).toBe(401);
+      expect(revoked.body.error).toBe('invalid_token');
+    });
+
+    it('SMART: a launch id is bound only with the launch scope; without it the request is refused (invalid_scope) and the launch id stays unspent', async () => {
+      const launch = await sandboxLaunch(server, 'second-opinion-app');
+      const without = await authorizeLocation(server, { launch, scope: 'openid fhirUser patient/*.rs' });
+      expect(without.searchParams.get('error'), without.toString()).toBe('invalid_scope');
+      expect(without.searchParams.get('code')).toBeNull();
+      const withScope = await authorizeLocation(server, { launch, scope: 'launch openid fhirUser patient/*.rs' });
+      expect(withScope.searchParams.get('code'), withScope.toString()).toBeTruthy();
+    });
+
+    it('RFC 6749 §3.2, RFC 7662 §2.1, RFC 7009 §2.1: the token, introspection and revocation endpoints refuse a JSON body (400 invalid_request), even for a request that succeeds as a form', async () => {
+      const request = () => ({ grant_type: 'client_credentials', scope: 'system/*.rs', client_assertion_type: ASSERTION_TYPE, client_assertion: backendAssertion(server) });
+      const json = await raw(`${server.url}/auth/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, json: request() });
+      expect(json.status).toBe(400);
+      expect(json.body.error).toBe('invalid_request');
+      noCredentials(json);
+      const issued = await post('/auth/token', request());
+      expect(issued.status).toBe(200);
+      const about = () => ({ token: issued.body.access_token as string, client_assertion_type: ASSERTION_TYPE, client_assertion: backendAssertion(server) });
+      for (const path of ['/auth/introspect', '/auth/revoke']) {
+        const refused = await raw(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, json: about() });
+        expect(refused.status, path).toBe(400);
+        expect(refused.body.error, path).toBe('invalid_request');
+      }
+      expect((await post('/auth/introspect', about())).body.active).toBe(true);
+    });
+
+    it('RFC 6749 §2.3: HTTP Basic credentials together with a client assertion are refused (400 invalid_request), at the token and introspection endpoints', async () => {
+      const confidential = await register({ redirect_uris: ['https://x.example/cb'], token_endpoint_auth_method: 'client_secret_basic' });
+      expect(confidential.status).toBe(201);
+      const basic = `Basic ${Buffer.from(`${confidential.body.client_id}:${confidential.body.client_secret}`).toString('base64')}`;
+      const withBasic = (path: string, body: Record<string, string>) =>
+        raw(`${server.url}${path}`, { method: 'POST', headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(body).toString() });
+      const assertion = () => ({ client_assertion_type: ASSERTION_TYPE, client_assertion: backendAssertion(server) });
+      const token = await withBasic('/auth/token', { grant_type: 'client_credentials', scope: 'system/*.rs', ...assertion() });
+      expect(token.status).toBe(400);
+      expect(token.body.error).toBe('invalid_request');
+      noCredentials(token);
+      const introspection = await withBasic('/auth/introspect', { token: 'x', ...assertion() });
+      expect(introspection.status).toBe(400);
+      expect(introspection.body.error).toBe('invalid_request');
+      expect((await withBasic('/auth/introspect', { token: 'x' })).body).toEqual({ active: false });
     });
 
     it('a refresh narrowing the access token keeps the refresh token\'s scope as authorized (RFC 6749 §6)', async () => {

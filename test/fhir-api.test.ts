@@ -297,11 +297,12 @@ describe.each(STORE_DRIVERS)('FHIR REST API on $name', (driver) => {
     });
 
     it('_elements shapes the matches only, not the resources _include adds', async () => {
-      const task = (await client.create({ resourceType: 'Task', body: { resourceType: 'Task', status: 'requested', intent: 'order', for: { reference: `Patient/${patientId}` } } })) as unknown as Task;
-      const b = (await client.search({ resourceType: 'Task', searchParams: { _id: task.id!, _include: 'Task:patient', _elements: 'status' } })) as unknown as Bundle;
+      // A draft Task pointing at the patient through `focus`: the other searches here count the patient's Tasks by `patient` and status.
+      const task = (await client.create({ resourceType: 'Task', body: { resourceType: 'Task', status: 'draft', intent: 'order', focus: { reference: `Patient/${patientId}` } } })) as unknown as Task;
+      const b = (await client.search({ resourceType: 'Task', searchParams: { _id: task.id!, _include: 'Task:focus', _elements: 'status' } })) as unknown as Bundle;
       const [match, included] = [b.entry?.find((e) => e.search?.mode === 'match')?.resource as Task, b.entry?.find((e) => e.search?.mode === 'include')?.resource as Patient];
-      expect(match.status).toBe('requested');
-      expect(match.for).toBeUndefined();
+      expect(match.status).toBe('draft');
+      expect(match.focus).toBeUndefined();
       expect(included.birthDate).toBe('1980-02-03');
       expect(included.meta?.tag?.some((t) => t.code === 'SUBSETTED')).toBeFalsy();
     });

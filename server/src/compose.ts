@@ -13,6 +13,7 @@ import { reportRouter } from './http/reportRoutes.js';
 import { criteriaLibraries } from './workflow/criteria.js';
 import { eligibilityCheckOperation, submitOnCreate, submitOperation } from './fhir/operations/submit.js';
 import { Indexer } from './fhir/search/indexer.js';
+import { isRestrictionQuery } from './fhir/guard.js';
 import { createOutbound, type Outbound } from './outbound/index.js';
 import { appRouter } from './http/appRoutes.js';
 import { metricsRouter } from './http/metricsRoutes.js';
@@ -41,6 +42,7 @@ export async function buildParts(env: PartsEnv): Promise<ServerParts> {
     accessTokenSeconds: config.accessTokenSeconds,
     tokenRequestsPerMinute: config.tokenRequestsPerMinute,
     isCompartmentType: (type) => type === 'Patient' || indexer.compartmentParams(type).length > 0,
+    isRestrictionQuery: (type, query) => isRestrictionQuery(env.registry, type, query),
   }, env.audit);
   const definitions = readConformanceResources().filter((r): r is OperationDefinition => r.resourceType === 'OperationDefinition');
   return {

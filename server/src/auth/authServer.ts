@@ -7,12 +7,13 @@ import type { FhirStore } from '../storage/FhirStore.js';
 import { absoluteFhirUser, accessContextOf, invalidToken, type TokenIssuer, verifyAccessToken } from './accessTokens.js';
 import { authorizeHandler } from './authorizeEndpoint.js';
 import { type Client, ClientRegistry } from './clientRegistry.js';
-import { invalidClient, invalidRequest, OAuthError } from './oauthErrors.js';
+import { insufficientScope, invalidBearerToken, invalidClient, invalidRequest, OAuthError } from './oauthErrors.js';
 import { FhirError } from '../fhir/outcomes.js';
 import { createAccessPolicy } from './policy.js';
 import { sandboxRouter } from './sandboxEhr.js';
 import type { SigningKey } from './signingKeys.js';
-import { authenticateClient, formOf, tokenHandler, type TrustedIssuer } from './tokenEndpoint.js';
+import type { ResourceScope } from './smartScopes.js';
+import { authenticateClient, authenticationMethods, type Form, formOf, requireForm, severalMethods, tokenHandler, type TrustedIssuer } from './tokenEndpoint.js';
 import { hash } from './authorizeEndpoint.js';
 import { createJwksCache } from './clientJwks.js';
 import { rateLimit } from './rateLimit.js';
@@ -29,6 +30,8 @@ export interface AuthServerConfig {
   accessTokenSeconds: number;
   tokenRequestsPerMinute: number;
   isCompartmentType: (type: string) => boolean;
+  /** Whether reads and searches of the type can be held to a v2 scope's query (`guard.isRestrictionQuery`); none when unset. */
+  isRestrictionQuery?: (resourceType: string, query: [string, string][]) => boolean;
 }
 
 // No encounter context and no styling: this server has no Encounter resources, and no EHR style sheet to offer.
@@ -65,7 +68,8 @@ export function createAuthServer(store: FhirStore, config: AuthServerConfig, aud
     await store.putEphemeral(`revoked-grant:${grantId}`, true, new Date(Date.now() + (refreshSeconds.offline + 86_400) * 1000));
     revokedCache.clear();
   }
-  const tokenDeps = { store, clients, tokens, tokenUrl: urls.token, trustedIssuers: config.trustedIssuers, refreshSeconds, jwks: createJwksCache(), revokeGrant, isGrantRevoked };
+  const restrictable = (scope: ResourceScope) => config.isRestrictionQuery?.(scope.resourceType, scope.query) ?? false;
+  const tokenDeps = { store, clients, tokens, restrictable, tokenUrl: urls.token, trustedIssuers: config.trustedIssuers, refreshSeconds, jwks: createJwksCache(), revokeGrant, isGrantRevoked };
 
   async function isRevoked(jti: string, grantId: string | undefined): Promise<boolean> {
     const checked = revokedCache.get(jti);
@@ -126,17 +130,20 @@ export function createAuthServer(store: FhirStore, config: AuthServerConfig, aud
     }),
   );
   router.get('/.well-known/jwks.json', (_req, res) => res.json({ keys: [config.key.publicJwk] }));
-  const authorize = authorizeHandler({ store, clients, fhirBase: config.fhirBase, demoMode: config.demoMode });
+  const authorize = authorizeHandler({ store, clients, fhirBase: config.fhirBase, demoMode: config.demoMode, restrictable });
   router.get('/auth/authorize', authorize);
   router.post('/auth/authorize', authorize);
   router.post('/auth/token', rateLimit(config.tokenRequestsPerMinute), tokenHandler(tokenDeps));
   router.post('/auth/introspect', async (req, res) => {
-    const caller = await authenticateCaller(req);
-    if (caller.type === 'public') throw invalidClient('Introspection needs an authenticated confidential client');
+    requireForm(req);
+    const form = formOf(req);
+    if (!form.token) throw invalidRequest('token is required');
+    const mayLearnOf = await introspectionCaller(req, form);
     res.setHeader('Cache-Control', 'no-store');
-    res.json(await introspect(caller, formOf(req).token ?? ''));
+    res.json(await introspect(form.token, mayLearnOf));
   });
   router.post('/auth/revoke', async (req, res) => {
+    requireForm(req);
     const client = await authenticateCaller(req);
     const token = formOf(req).token ?? '';
     const refresh = (await store.getEphemeral(`refresh:${hash(token)}`)) as { clientId: string; grantId?: string } | undefined;
@@ -171,18 +178,50 @@ export function createAuthServer(store: FhirStore, config: AuthServerConfig, aud
   if (config.sandboxEnabled) router.use(sandboxRouter({ store, clients, fhirBase: config.fhirBase }));
 
   /**
-   * RFC 7662 §2.2: a token is active for the caller only if it was issued to the caller. No client may
-   * introspect another client's tokens: this server's FHIR API checks tokens in process, so there is
-   * no separate resource server that would need to (RFC 7662 §2.1, against token scanning).
+   * Whose tokens the caller may learn of (RFC 7662 §2.1; §4, against token scanning): a resource server
+   * authorized by a Bearer token, any client's; a confidential client authenticating itself, its own only.
    */
-  async function introspect(caller: Client, token: string): Promise<Record<string, unknown>> {
+  async function introspectionCaller(req: Request, form: Form): Promise<(clientId: string) => boolean> {
+    const authorization = req.headers.authorization ?? '';
+    if (/^Bearer\s/i.test(authorization)) {
+      const methods = authenticationMethods(req, form);
+      if (methods.length) throw severalMethods(['bearer token', ...methods]);
+      await authorizeResourceServer(authorization);
+      return () => true;
+    }
+    const caller = await authenticateClient(tokenDeps, req, form);
+    if (caller.type === 'public') throw invalidClient('Introspection needs an authenticated confidential client');
+    return (clientId) => clientId === caller.client_id;
+  }
+
+  /**
+   * SMART App Launch 2 (token introspection): a resource server may call with a Bearer token. Only a backend
+   * service's token qualifies (system/ scopes, acting for no user or patient, of a confidential client):
+   * such clients are registered by the operator (registration never grants system/ scopes) and may read
+   * every record already, while a user-facing app could use introspection to learn of other apps' tokens.
+   */
+  async function authorizeResourceServer(authorization: string): Promise<void> {
+    let context: AccessContext | undefined;
+    try {
+      context = await authenticate(authorization);
+    } catch (err) {
+      if (err instanceof FhirError && err.status === 401) throw invalidBearerToken(err.message);
+      throw err;
+    }
+    const client = context && (await clients.get(context.clientId));
+    const backend = context?.kind === 'system' && !context.fhirUser && !context.patient && client !== undefined && client.type !== 'public';
+    if (!backend) throw insufficientScope("Only a backend service's token (system scopes, confidential client) may introspect other clients' tokens");
+  }
+
+  /** RFC 7662 §2.2: a token is active for the caller only if the caller may learn of its client's tokens. */
+  async function introspect(token: string, mayLearnOf: (clientId: string) => boolean): Promise<Record<string, unknown>> {
     try {
       const claims = verifyAccessToken(tokens, token);
-      if (claims.client_id !== caller.client_id || (await isRevoked(claims.jti, claims.gid))) return { active: false };
+      if (!mayLearnOf(claims.client_id) || (await isRevoked(claims.jti, claims.gid))) return { active: false };
       return { active: true, scope: claims.scope, client_id: claims.client_id, sub: claims.sub, exp: claims.exp, iat: claims.iat, iss: claims.iss, aud: claims.aud, patient: claims.patient, fhirUser: absoluteFhirUser(tokens.fhirBase, claims.fhirUser), token_type: 'Bearer' };
     } catch {
       const grant = (await store.getEphemeral(`refresh:${hash(token)}`)) as { clientId?: string; grantId?: string } | undefined;
-      const active = grant?.clientId === caller.client_id && !(grant.grantId && (await isGrantRevoked(grant.grantId)));
+      const active = grant?.clientId !== undefined && mayLearnOf(grant.clientId) && !(grant.grantId && (await isGrantRevoked(grant.grantId)));
       return active ? { active: true, token_type: 'refresh_token', client_id: grant.clientId } : { active: false };
     }
   }

@@ -8,7 +8,7 @@ import type { Grant } from './accessTokens.js';
 import type { Client, ClientRegistry } from './clientRegistry.js';
 import { accessDenied, invalidRequest, invalidScope, OAuthError } from './oauthErrors.js';
 import { esc, hidden, page, select } from './pages.js';
-import { ScopeSet } from './smartScopes.js';
+import { type ResourceScope, ScopeSet } from './smartScopes.js';
 import { identify } from './userDirectory.js';
 
 export interface AuthorizeDeps {
@@ -16,6 +16,8 @@ export interface AuthorizeDeps {
   clients: ClientRegistry;
   fhirBase: string;
   demoMode: boolean;
+  /** Which query-restricted v2 scopes may be granted (ScopeSet.narrow). */
+  restrictable: (scope: ResourceScope) => boolean;
 }
 
 /** The authorization request parameters we keep through login and consent. */
@@ -87,10 +89,14 @@ async function validate(deps: AuthorizeDeps, p: AuthorizeParams): Promise<{ clie
   if (p.aud.replace(/\/$/, '') !== deps.fhirBase) throw fail(invalidRequest(`aud must be this server's FHIR base (${deps.fhirBase})`));
   if (p.code_challenge_method !== 'S256' || !/^[A-Za-z0-9_-]{43,128}$/.test(p.code_challenge)) throw fail(invalidRequest('PKCE with code_challenge_method S256 is required'));
   const allowed = ScopeSet.parse(client.scope);
-  const scopes = allowed.narrow(ScopeSet.parse(p.scope));
+  const scopes = allowed.narrow(ScopeSet.parse(p.scope), deps.restrictable);
   if (!scopes.scopes.length) throw fail(invalidScope('None of the requested scopes is allowed for this client'));
   let launch: LaunchContext | undefined;
   if (p.launch) {
+    // SMART App Launch: an EHR launch's context is granted through the `launch` scope. Refused rather than
+    // ignored: ignored, the app would fall into a standalone login instead of being told what it missed;
+    // refused before it is taken, the launch id stays usable for the corrected request.
+    if (!scopes.has('launch')) throw fail(invalidScope('A launch parameter needs the launch scope'));
     launch = await takeLaunch(deps, p.launch, client.client_id);
     if (!launch) throw fail(invalidRequest('Unknown or expired launch'));
   }

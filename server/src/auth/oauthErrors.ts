@@ -1,5 +1,8 @@
 import type { Response } from 'express';
 
+/** RFC 6750 §3.1: errors about a Bearer token the caller authorized itself with. */
+const BEARER_ERRORS = new Set(['invalid_token', 'insufficient_scope']);
+
 /**
  * An OAuth 2.0 error (RFC 6749 4.1.2.1, 5.2) that renders itself: a redirect carrying `error`,
  * `error_description` and `state` once the redirect URI is known to be the client's, JSON otherwise.
@@ -29,7 +32,8 @@ export class OAuthError extends Error {
       res.redirect(302, url.toString());
       return;
     }
-    if (this.status === 401) res.setHeader('WWW-Authenticate', 'Basic realm="token"');
+    const challenge = BEARER_ERRORS.has(this.error) ? `Bearer error="${this.error}"` : this.status === 401 ? 'Basic realm="token"' : undefined;
+    if (challenge) res.setHeader('WWW-Authenticate', challenge);
     res.status(this.status).json({ error: this.error, error_description: this.description });
   }
 }
@@ -40,3 +44,5 @@ export const invalidGrant = (d: string) => new OAuthError('invalid_grant', d);
 export const invalidScope = (d: string) => new OAuthError('invalid_scope', d);
 export const unauthorizedClient = (d: string) => new OAuthError('unauthorized_client', d);
 export const accessDenied = (d: string) => new OAuthError('access_denied', d, 403);
+export const invalidBearerToken = (d: string) => new OAuthError('invalid_token', d, 401);
+export const insufficientScope = (d: string) => new OAuthError('insufficient_scope', d, 403);

@@ -2,7 +2,7 @@ import type { AccessPolicy, Interaction } from '../fhir/context.js';
 import { forbidden, insufficientScope } from '../fhir/outcomes.js';
 import { isDirectoryType } from '../fhir/resourceTypes.js';
 import type { AccessContext, UserRole } from '../fhir/request.js';
-import { type Permission, ScopeSet } from './smartScopes.js';
+import { type Permission, type ScopeContext, ScopeSet } from './smartScopes.js';
 
 const PERMISSION: Record<Interaction, Permission> = {
   read: 'r',
@@ -44,16 +44,23 @@ export function createAccessPolicy(isCompartmentType: (type: string) => boolean)
     return ctx.patient ? `Patient/${ctx.patient}` : 'Patient/-none-';
   }
 
+  /** The patient a `patient/` grant of the type is bound to; a member is bound to their own whatever the scope. */
+  function boundTo(ctx: AccessContext, resourceType: string, context: ScopeContext): string | undefined {
+    if (!isCompartmentType(resourceType)) return undefined;
+    if (context !== 'patient' && !ctx.roles.includes('member')) return undefined;
+    return ctx.patient ? `Patient/${ctx.patient}` : 'Patient/-none-';
+  }
+
   return {
+    restrictedGrants(ctx, resourceType, interaction) {
+      requireRoleFor(ctx, resourceType, PERMISSION[interaction], interaction);
+      return scopesOf(ctx)
+        .restricted(resourceType, PERMISSION[interaction])
+        .map((scope) => ({ query: scope.query, compartment: boundTo(ctx, resourceType, scope.context) }));
+    },
     requireScope(ctx, resourceType, interaction) {
-      // The audit log says who looked at which member: plan auditors and administrators only.
-      if (resourceType === 'AuditEvent' && ctx.kind !== 'system' && !ctx.roles.some((r) => r === 'auditor' || r === 'plan-admin')) {
-        throw forbidden('Only plan auditors may read the audit log');
-      }
       const permission = PERMISSION[interaction];
-      if (isDirectoryType(resourceType) && WRITES.has(permission) && !ctx.roles.includes('plan-admin')) {
-        throw forbidden(`Only plan administration may ${interaction} ${resourceType} resources (the provider directory)`);
-      }
+      requireRoleFor(ctx, resourceType, permission, interaction);
       if (scopesOf(ctx).allows(resourceType, permission)) return;
       const needed = `${ctx.kind === 'patient' ? 'patient' : ctx.kind === 'system' ? 'system' : 'user'}/${resourceType}.${permission}`;
       throw insufficientScope(`The token's scopes do not allow ${interaction} on ${resourceType} (needs e.g. ${needed})`, needed);
@@ -66,6 +73,17 @@ export function createAccessPolicy(isCompartmentType: (type: string) => boolean)
       return resourceCompartments.includes(compartment) || (!isCompartmentType(resourceType) && resourceCompartments.length === 0);
     },
   };
+}
+
+/** What only some roles may do whatever the scopes say. */
+function requireRoleFor(ctx: AccessContext, resourceType: string, permission: Permission, interaction: Interaction): void {
+  // The audit log says who looked at which member: plan auditors and administrators only.
+  if (resourceType === 'AuditEvent' && ctx.kind !== 'system' && !ctx.roles.some((r) => r === 'auditor' || r === 'plan-admin')) {
+    throw forbidden('Only plan auditors may read the audit log');
+  }
+  if (isDirectoryType(resourceType) && WRITES.has(permission) && !ctx.roles.includes('plan-admin')) {
+    throw forbidden(`Only plan administration may ${interaction} ${resourceType} resources (the provider directory)`);
+  }
 }
 
 /** Review operations check the caller's role (R10, R11): 403 naming the roles that may. */

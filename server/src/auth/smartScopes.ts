@@ -27,6 +27,9 @@ export function parseScope(raw: string): ResourceScope | undefined {
   return { context: context as ScopeContext, resourceType, permissions, query: query ? [...new URLSearchParams(query.slice(1)).entries()] : [], raw };
 }
 
+/** Reads and searches only: a query cannot be checked against a write before it is made. */
+const isReadOnly = (scope: ResourceScope): boolean => [...scope.permissions].every((p) => p === 'r' || p === 's');
+
 export class ScopeSet {
   readonly resourceScopes: ResourceScope[];
   readonly other: Set<string>;
@@ -56,18 +59,29 @@ export class ScopeSet {
       .sort((a, b) => a.query.length - b.query.length);
   }
 
-  /** Query-restricted v2 scopes are honoured only as far as `covers` (they never grant a whole type). */
+  /** Whether a scope grants the whole type; a query-restricted v2 scope grants only the resources its query matches. */
   allows(resourceType: string, permission: Permission): boolean {
     return this.granting(resourceType, permission).some((s) => s.query.length === 0);
   }
 
+  /** The query-restricted v2 scopes that grant `permission` on `resourceType` (reads and searches only). */
+  restricted(resourceType: string, permission: Permission): ResourceScope[] {
+    return this.granting(resourceType, permission).filter((s) => s.query.length > 0);
+  }
+
   /**
    * Scopes of `requested` that are also covered by this set (for refresh and token exchange: never wider).
-   * Query-restricted v2 resource scopes (`patient/Condition.rs?category=…`) are left out: this server does
-   * not filter by them, so granting one would report access the token does not have.
+   * A query-restricted v2 resource scope (`patient/Observation.rs?category=laboratory`) is kept only when
+   * the server can hold reads and searches to its query (`restrictable`); granting one it cannot enforce
+   * would report access the token does not have.
    */
-  narrow(requested: ScopeSet): ScopeSet {
-    return new ScopeSet(requested.scopes.filter((s) => !parseScope(s)?.query.length && this.covers(s)));
+  narrow(requested: ScopeSet, restrictable: (scope: ResourceScope) => boolean = () => false): ScopeSet {
+    return new ScopeSet(
+      requested.scopes.filter((s) => {
+        const parsed = parseScope(s);
+        return (!parsed?.query.length || (isReadOnly(parsed) && parsed.resourceType !== '*' && restrictable(parsed))) && this.covers(s);
+      }),
+    );
   }
 
   covers(scope: string): boolean {

@@ -11,7 +11,7 @@ import { hash } from './authorizeEndpoint.js';
 import { type Client, type ClientRegistry, secretMatches } from './clientRegistry.js';
 import { type Jwk, type JwksSource, noUsableKey } from './clientJwks.js';
 import { invalidClient, invalidGrant, invalidRequest, invalidScope, OAuthError, unauthorizedClient } from './oauthErrors.js';
-import { parseScope, ScopeSet } from './smartScopes.js';
+import { parseScope, type ResourceScope, ScopeSet } from './smartScopes.js';
 import { identify } from './userDirectory.js';
 
 /** An EHR whose tokens we accept in exchange for ours (RFC 8693), verified by its JWKS. */
@@ -34,6 +34,8 @@ export interface TokenDeps {
   tokens: TokenIssuer;
   tokenUrl: string;
   trustedIssuers: TrustedIssuer[];
+  /** Which query-restricted v2 scopes may be granted (ScopeSet.narrow). */
+  restrictable: (scope: ResourceScope) => boolean;
   refreshSeconds: { offline: number; online: number };
   /** Keys of clients registered with a jwks_uri (fetched with the outbound check, cached). */
   jwks: JwksSource;
@@ -48,13 +50,14 @@ const USED_CODE_SECONDS = 3600;
 const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 
-type Form = Record<string, string | undefined>;
+export type Form = Record<string, string | undefined>;
 
 export function tokenHandler(deps: TokenDeps) {
   return async (req: Request, res: Response): Promise<void> => {
     res.setHeader('Cache-Control', 'no-store');
     res.setHeader('Pragma', 'no-cache');
     try {
+      requireForm(req);
       const form = formOf(req);
       const client = await authenticateClient(deps, req, form);
       switch (form.grant_type) {
@@ -84,8 +87,27 @@ export function formOf(req: Request): Form {
   return Object.fromEntries(Object.entries(body).map(([k, v]) => [k, typeof v === 'string' ? v : undefined]));
 }
 
+/** RFC 6749 §3.2, RFC 7662 §2.1, RFC 7009 §2.1: token, introspection and revocation requests are form-encoded; a JSON body is refused, not read. */
+export function requireForm(req: Request): void {
+  if (!req.is('application/x-www-form-urlencoded')) throw invalidRequest(`The request must be application/x-www-form-urlencoded`);
+}
+
+/** The client authentication methods a request uses: at most one is allowed (RFC 6749 §2.3). */
+export function authenticationMethods(req: Request, form: Form): string[] {
+  const used = {
+    client_secret_basic: /^Basic\b/i.test(req.headers.authorization ?? ''),
+    client_secret_post: form.client_secret !== undefined,
+    private_key_jwt: form.client_assertion !== undefined,
+  };
+  return Object.entries(used).filter(([, present]) => present).map(([method]) => method);
+}
+
+export const severalMethods = (used: string[]) => invalidRequest(`A client may use only one authentication method per request (RFC 6749 §2.3); this one uses ${used.join(', ')}`);
+
 /** client_secret_basic, client_secret_post, private_key_jwt (RS384/ES384) or a public client_id. */
 export async function authenticateClient(deps: TokenDeps, req: Request, form: Form): Promise<Client> {
+  const methods = authenticationMethods(req, form);
+  if (methods.length > 1) throw severalMethods(methods);
   const basic = /^Basic (.+)$/i.exec(req.headers.authorization ?? '');
   if (basic) {
     let id: string | undefined;
@@ -120,12 +142,16 @@ async function verifyAssertion(deps: TokenDeps, assertion: string): Promise<Clie
   if (!decoded || typeof decoded.payload !== 'object') throw invalidClient('client_assertion is not a JWT');
   const header = decoded.header;
   if (header.alg !== 'RS384' && header.alg !== 'ES384') throw invalidClient('client_assertion must be signed with RS384 or ES384');
+  // SMART Backend Services: the header has alg, kid (required) and typ, fixed "JWT".
+  if (typeof header.kid !== 'string' || !header.kid) throw invalidClient('client_assertion must name its key (kid)');
+  // A typ is a media type name, compared without regard to case (RFC 7515 §4.1.9).
+  if (typeof header.typ !== 'string' || header.typ.toUpperCase() !== 'JWT') throw invalidClient('client_assertion typ must be JWT');
   // SMART Backend Services: a jku SHALL match the registered JWKS URL; keys are never fetched from one, so none is taken.
   if (header.jku !== undefined) throw invalidClient('client_assertion may not name a jku: the registered keys are used');
   const iss = (decoded.payload as { iss?: string }).iss ?? '';
   const client = await deps.clients.get(iss);
   if (!client || client.type !== 'confidential-asymmetric') throw invalidClient('Unknown client or client without registered keys');
-  const jwk = await assertionKey(deps, client, header);
+  const jwk = await assertionKey(deps, client, header.kid, header.alg);
   let claims: z.infer<typeof AssertionClaims>;
   try {
     const publicKey = createPublicKey({ key: jwk as never, format: 'jwk' });
@@ -145,9 +171,9 @@ async function verifyAssertion(deps: TokenDeps, assertion: string): Promise<Clie
  * The client's key for this assertion: from its registered JWKS, or from its jwks_uri (fetched only
  * when the URL passes the outbound check, and cached). Every failure has the same message.
  */
-async function assertionKey(deps: TokenDeps, client: Client, header: { kid?: string; alg: string }): Promise<Jwk> {
+async function assertionKey(deps: TokenDeps, client: Client, kid: string, alg: string): Promise<Jwk> {
   const keys = client.jwks?.keys ?? (client.jwks_uri ? await deps.jwks.keys(client.jwks_uri) : []);
-  const jwk = keys.find((k) => (header.kid ? k.kid === header.kid : true) && (!k.alg || k.alg === header.alg));
+  const jwk = keys.find((k) => k.kid === kid && (!k.alg || k.alg === alg));
   if (!jwk) throw noUsableKey();
   return jwk;
 }
@@ -231,7 +257,7 @@ async function clientCredentials(deps: TokenDeps, client: Client, form: Form) {
   if (client.type !== 'confidential-asymmetric' && client.type !== 'confidential-symmetric') throw unauthorizedClient('client_credentials needs a confidential client');
   const wanted = ScopeSet.parse(form.scope);
   if (wanted.scopes.some((s) => parseScope(s)?.context !== 'system')) throw invalidScope('Backend services may only ask for system/ scopes');
-  const scopes = ScopeSet.parse(client.scope).narrow(wanted);
+  const scopes = ScopeSet.parse(client.scope).narrow(wanted, deps.restrictable);
   if (!scopes.scopes.length) throw invalidScope('None of the requested scopes is allowed for this client');
   // SMART Backend Services: access tokens SHALL be short-lived; expires_in SHOULD NOT exceed 300.
   const issuer = { ...deps.tokens, accessTokenSeconds: Math.min(deps.tokens.accessTokenSeconds, BACKEND_TOKEN_SECONDS) };
@@ -258,7 +284,7 @@ async function tokenExchange(deps: TokenDeps, client: Client, form: Form) {
     throw invalidGrant(`subject_token rejected: ${err instanceof Error ? err.message : 'invalid'}`);
   }
   const allowed = ScopeSet.parse(trusted.allowedScopes);
-  const scopes = allowed.narrow(ScopeSet.parse(form.scope ?? trusted.allowedScopes));
+  const scopes = allowed.narrow(ScopeSet.parse(form.scope ?? trusted.allowedScopes), deps.restrictable);
   if (!scopes.scopes.length) throw invalidScope('None of the requested scopes is allowed for this issuer');
   const patient = await matchByIdentifier(deps.store, 'Patient', claims[trusted.patientIdentifierClaim]);
   const practitioner = await matchByIdentifier(deps.store, 'Practitioner', typeof claims[trusted.npiClaim] === 'string' ? `http://hl7.org/fhir/sid/us-npi|${claims[trusted.npiClaim] as string}` : undefined);

@@ -16,6 +16,17 @@ export interface AccessPolicy {
    * asked only when the grant of that interaction is bound to a patient.
    */
   mayAccess(ctx: AccessContext, resourceType: string, interaction: Interaction, compartmentsOf: () => string[]): boolean;
+  /**
+   * The query-restricted v2 scopes (`patient/Observation.rs?category=laboratory`) that grant a read or search of
+   * the type, each with the patient compartment it is bound to. Consulted only where no scope grants the whole type.
+   */
+  restrictedGrants?(ctx: AccessContext, resourceType: string, interaction: 'read' | 'search'): RestrictedGrant[];
+}
+
+/** Part of a type granted by a query-restricted scope: the resources its query matches, in `compartment` if set. */
+export interface RestrictedGrant {
+  query: [string, string][];
+  compartment?: string;
 }
 
 /**

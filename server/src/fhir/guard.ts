@@ -1,8 +1,11 @@
 import type { Resource } from 'fhir/r4.js';
+import type { SearchClause } from '../storage/FhirStore.js';
 import type { FhirContext, Interaction } from './context.js';
 import { forbidden } from './outcomes.js';
 import { PROFILES } from './systems.js';
 import type { FhirRequest } from './request.js';
+import { parseSearch } from './search/parse.js';
+import type { SearchParamRegistry } from './search/registry.js';
 
 /** Scope check for an interaction on a type; no-op when auth is off (tests of the FHIR layer alone). */
 export function requireScope(req: FhirRequest, ctx: FhirContext, resourceType: string, interaction: Interaction): void {
@@ -14,6 +17,50 @@ export function hasScope(req: FhirRequest, ctx: FhirContext, resourceType: strin
   try {
     requireScope(req, ctx, resourceType, interaction);
     return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A read or search the token's scopes grant only in part, through query-restricted v2 scopes
+ * (`patient/Observation.rs?category=laboratory`): the clause holding it to that part, any one scope's query
+ * in the compartment of its patient. Undefined when a scope grants the whole type; refused as requireScope
+ * refuses when none grants any of it.
+ */
+export function scopeRestriction(req: FhirRequest, ctx: FhirContext, resourceType: string, interaction: 'read' | 'search'): SearchClause | undefined {
+  if (!req.auth) return undefined;
+  const grants = ctx.policy.restrictedGrants?.(req.auth, resourceType, interaction) ?? [];
+  if (!grants.length || hasScope(req, ctx, resourceType, interaction)) {
+    requireScope(req, ctx, resourceType, interaction);
+    return undefined;
+  }
+  return {
+    kind: 'anyOf',
+    alternatives: grants.map((grant) => [
+      ...(grant.compartment ? [{ kind: 'compartment', compartment: grant.compartment } as const] : []),
+      ...restrictionClauses(ctx, resourceType, grant.query),
+    ]),
+  };
+}
+
+/** The clauses of a scope's query; a query the server cannot hold searches to is never granted (`isRestrictionQuery`). */
+function restrictionClauses(ctx: FhirContext, resourceType: string, query: [string, string][]): SearchClause[] {
+  return parseSearch(resourceType, query, ctx.registry, { strict: true, baseUrl: '', refuseEmpty: true }).query.clauses;
+}
+
+/** The parameters named with `_` that match resources (the others shape or page the results). */
+const MATCHING_META_PARAMS: ReadonlySet<string> = new Set(['_id', '_lastUpdated', '_profile', '_tag', '_security']);
+
+/**
+ * Whether a v2 scope's query can restrict reads and searches of the type: search parameters of the type
+ * itself (no chains, `_has` or result parameters such as `_include`). Not the audit log, which is role-bound.
+ */
+export function isRestrictionQuery(registry: SearchParamRegistry, resourceType: string, query: [string, string][]): boolean {
+  if (resourceType === 'AuditEvent' || !query.length) return false;
+  try {
+    const parsed = parseSearch(resourceType, query, registry, { strict: true, baseUrl: '', refuseEmpty: true });
+    return query.every(([name]) => !name.startsWith('_') || MATCHING_META_PARAMS.has(name.split(':')[0])) && parsed.query.clauses.every((c) => c.kind !== 'chain' && c.kind !== 'reverseChain');
   } catch {
     return false;
   }
@@ -33,6 +80,15 @@ export function mayAccess(req: FhirRequest, ctx: FhirContext, resource: Resource
   if (rule && !rule.mayAccess({ ...req, auth: req.auth, interaction: interactionOf(req) }, ctx, resource)) return false;
   // Evaluating the compartment's search parameters is skipped for user and system grants, which need no compartment.
   return ctx.policy.mayAccess(req.auth, resource.resourceType, interactionOf(req), () => ctx.indexer.patientCompartments(resource));
+}
+
+/** A read granted through query-restricted scopes (`scopeRestriction`): the resource must match one of their queries. */
+export async function requireRestrictedAccess(req: FhirRequest, ctx: FhirContext, resource: Resource, restriction: SearchClause): Promise<void> {
+  const rule = ctx.accessRules?.[resource.resourceType];
+  const ruleAllows = !req.auth || !rule || rule.mayAccess({ ...req, auth: req.auth, interaction: interactionOf(req) }, ctx, resource);
+  const clauses: SearchClause[] = [{ kind: 'id', ids: [resource.id!] }, restriction];
+  if (ruleAllows && (await ctx.store.search({ resourceType: resource.resourceType, clauses, sort: [], count: 1, offset: 0, total: false })).resources.length) return;
+  throw forbidden(`Access to ${resource.resourceType}/${resource.id} is outside what the token's query-restricted scopes grant`);
 }
 
 export function requireAccess(req: FhirRequest, ctx: FhirContext, resource: Resource): void {

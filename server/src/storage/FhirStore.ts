@@ -27,7 +27,9 @@ export type SearchClause =
   | { kind: 'compartment'; compartment: string }
   /** `compartment`: the resources the chain passes through must be in it too (a patient-bound token). */
   | { kind: 'chain'; param: string; targetType: string; clause: SearchClause; compartment?: string }
-  | { kind: 'reverseChain'; sourceType: string; refParam: string; clause: SearchClause; compartment?: string };
+  | { kind: 'reverseChain'; sourceType: string; refParam: string; clause: SearchClause; compartment?: string }
+  /** Every clause of at least one alternative matches (the query restrictions of a token's v2 scopes). */
+  | { kind: 'anyOf'; alternatives: SearchClause[][] };
 
 export type Prefix = 'eq' | 'ne' | 'gt' | 'lt' | 'ge' | 'le' | 'sa' | 'eb' | 'ap';
 export interface DateCondition {

@@ -1,7 +1,7 @@
 import type { OperationOutcomeIssue, Resource } from 'fhir/r4.js';
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import type { FhirContext, ValidationOptions } from '../context.js';
-import { hasScope, requireAccess, requireCaseRecordWrite, requireScope } from '../guard.js';
+import { hasScope, requireAccess, requireCaseRecordWrite, requireRestrictedAccess, requireScope, scopeRestriction } from '../guard.js';
 import { badRequest, FhirError, issuesOutcome, methodNotAllowed, notFound, preconditionFailed, unprocessableIssues } from '../outcomes.js';
 import { type FhirRequest, type FhirResponse, JSON_PATCH } from '../request.js';
 import { relativizeOwnReferences } from '../references.js';
@@ -11,10 +11,11 @@ import { parseSearch } from '../search/parse.js';
 import { runSearch } from './search.js';
 
 export async function readResource(req: FhirRequest, ctx: FhirContext, type: string, id: string): Promise<FhirResponse> {
-  requireScope(req, ctx, type, 'read');
+  const restriction = scopeRestriction(req, ctx, type, 'read');
   const shape = readShape(req, ctx, type);
   const resource = await ctx.store.read(type, checkId(id));
-  requireAccess(req, ctx, resource);
+  if (restriction) await requireRestrictedAccess(req, ctx, resource, restriction);
+  else requireAccess(req, ctx, resource);
   return notModified(req, resource) ?? { status: 200, body: shape(resource), headers: versionHeaders(resource) };
 }
 

@@ -1,7 +1,7 @@
 import type { Bundle, BundleEntry, BundleLink, Resource } from 'fhir/r4.js';
 import type { SearchClause } from '../../storage/FhirStore.js';
 import type { FhirContext } from '../context.js';
-import { compartmentOf, mayAccess, requireScope } from '../guard.js';
+import { compartmentOf, mayAccess, requireScope, scopeRestriction } from '../guard.js';
 import { outcome } from '../outcomes.js';
 import { relativeToBase } from '../references.js';
 import type { FhirRequest, FhirResponse } from '../request.js';
@@ -20,9 +20,14 @@ export async function runSearch(req: FhirRequest, ctx: FhirContext, type: string
   return (await ctx.store.search(parsed.query)).resources;
 }
 
-/** A patient-bound token's search: the matches, and the resources its chains and `_has` pass through, stay in the patient's compartment. */
-function restrictToCompartment(req: FhirRequest, ctx: FhirContext, clauses: SearchClause[], type: string): void {
-  const compartment = compartmentOf(req, ctx, type);
+/**
+ * A patient-bound token's search: the matches, and the resources its chains and `_has` pass through, stay in the
+ * patient's compartment. A search granted through query-restricted scopes (`restriction`) is held to what they grant,
+ * each in its own compartment.
+ */
+function restrictToCompartment(req: FhirRequest, ctx: FhirContext, clauses: SearchClause[], type: string, restriction?: SearchClause): void {
+  const compartment = restriction ? undefined : compartmentOf(req, ctx, type);
+  if (restriction) clauses.push(restriction);
   if (compartment && (type === 'Patient' || ctx.indexer.compartmentParams(type).length)) clauses.push({ kind: 'compartment', compartment });
   const rule = ctx.accessRules?.[type];
   if (rule && req.auth) clauses.push(...rule.searchClauses({ ...req, auth: req.auth }, ctx));
@@ -39,9 +44,9 @@ function restrictChain(req: FhirRequest, ctx: FhirContext, clause: SearchClause)
 }
 
 export async function searchType(req: FhirRequest, ctx: FhirContext, type: string, params: [string, string][]): Promise<FhirResponse> {
-  requireScope(req, ctx, type, 'search');
+  const restriction = scopeRestriction(req, ctx, type, 'search');
   const search = parseSearch(type, params, ctx.registry, { strict: preferStrict(req), baseUrl: req.baseUrl });
-  restrictToCompartment(req, ctx, search.query.clauses, type);
+  restrictToCompartment(req, ctx, search.query.clauses, type, restriction);
   const result = await ctx.store.search(search.query);
   const bundle: Bundle = {
     resourceType: 'Bundle',

@@ -86,4 +86,5 @@ export class SearchCache {
   }
 }
 
-const ownTypeOnly = (clause: SearchClause): boolean => clause.kind !== 'chain' && clause.kind !== 'reverseChain';
+const ownTypeOnly = (clause: SearchClause): boolean =>
+  clause.kind === 'anyOf' ? clause.alternatives.every((all) => all.every(ownTypeOnly)) : clause.kind !== 'chain' && clause.kind !== 'reverseChain';

@@ -162,6 +162,9 @@ function clauseSql(clause: SearchClause, alias: string, params: Params): string 
       const t = `${alias}h`;
       return `EXISTS (SELECT 1 FROM ${tableOf(clause.sourceType)} ${t} WHERE ${t}.res_type = ${params.add(clause.sourceType)} AND NOT ${t}.deleted${inCompartment(clause, t, params)} AND ${t}.refs @> ARRAY[${params.add(`${clause.refParam}|`)} || ${r}.res_type || '/' || ${r}.id] AND ${clauseOf(clause.sourceType)(clause.clause, t, params)})`;
     }
+    case 'anyOf':
+      if (!clause.alternatives.length) return 'false';
+      return `(${clause.alternatives.map((all) => (all.length ? `(${all.map((c) => clauseSql(c, r, params)).join(' AND ')})` : 'true')).join(' OR ')})`;
   }
 }
 
