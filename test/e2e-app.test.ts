@@ -117,6 +117,8 @@ describe.each(STORE_DRIVERS)('SMART app end to end (Chromium) on $name', (driver
     await page.waitForSelector('article h4');
     const titles = await page.locator('article h4').allTextContents();
     expect(titles).toEqual(expect.arrayContaining([expect.stringMatching(/transesophageal echocardiogram/), expect.stringMatching(/approved|aprobada/)]));
+    // The treating physician also sees the copy the provider was sent (R10); the member's view leaves it out.
+    expect(titles).toEqual(expect.arrayContaining([expect.stringMatching(/^(Copy|Copia)/)]));
     await page.screenshot({ path: shot('07-physician-reads-report'), fullPage: true });
 
     // The member (standalone launch) sees the case and the letter.
@@ -126,6 +128,7 @@ describe.each(STORE_DRIVERS)('SMART app end to end (Chromium) on $name', (driver
     await member.locator('details').first().click();
     await member.waitForSelector('article h4');
     await expect(member.locator('article h4').allTextContents()).resolves.toEqual(expect.arrayContaining([expect.stringMatching(/aprobada|approved/)]));
+    await expect(member.locator('article h4').allTextContents()).resolves.not.toEqual(expect.arrayContaining([expect.stringMatching(/^(Copy|Copia)/)]));
     await member.screenshot({ path: shot('08-member-letters'), fullPage: true });
     // The member can ask for a second opinion too.
     await member.selectOption('#reason', 'persistent-concerns');

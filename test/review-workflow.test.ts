@@ -1,4 +1,4 @@
-import type { Binary, Bundle, Communication, DocumentReference, MeasureReport, Parameters, Provenance, ServiceRequest, Task } from 'fhir/r4.js';
+import type { Binary, Bundle, Communication, CoverageEligibilityResponse, DocumentReference, MeasureReport, Parameters, Provenance, ServiceRequest, Task } from 'fhir/r4.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CODE_SYSTEMS, EXTENSIONS, IDENTIFIER_SYSTEMS, PROFILES } from '../server/src/fhir/systems.js';
 import { type DemoServer, startDemoServer } from './helpers/demoServer.js';
@@ -482,6 +482,103 @@ describe('UM review path', () => {
     await call(as('bsp', 'um'), `Task/${denied.id}/$escalate`, params([]));
     expect((await call(as('bsp', 'md'), `Task/${denied.id}/$deny`, params([{ name: 'reason', valueString: 'not needed' }]))).status).toBe(200);
     expect(await recipientsOf('bsp', denied, 'denial')).toEqual(['Patient/member-bsp-1', 'PractitionerRole/role-bsp-card-1']);
+  });
+
+  /** Each recipient's letter of a notice on the Task: recipient reference → the HTML of the letter its Communication carries. */
+  const lettersByRecipient = async (plan: string, task: Task, label: string): Promise<Record<string, string>> => {
+    const refs = task.output?.filter((o) => o.type.text === label).map((o) => o.valueReference!.reference!) ?? [];
+    const out: Record<string, string> = {};
+    for (const ref of refs.filter((r) => r.startsWith('Communication/'))) {
+      const sent = (await call(as(plan, 'um'), ref)).body as Communication;
+      const doc = (await call(as(plan, 'um'), sent.payload![0].contentReference!.reference!)).body as DocumentReference;
+      out[sent.recipient![0].reference!] = Buffer.from(doc.content[0].attachment.data!, 'base64').toString();
+    }
+    return out;
+  };
+  const CARDIOLOGY = { coding: [{ system: CODE_SYSTEMS.nucc, code: '207RC0000X' }] };
+  const rightsList = (html: string) => /<ul>.*?<\/ul>/s.exec(html)?.[0];
+
+  it('R10 BSP D.V: the provider is sent a copy worded about "your patient", with the reason, criteria and the rights the member was told of; the member their own letter', async () => {
+    const task = await submit('bsp', 'member-bsp-2', 'PractitionerRole/role-oon-neuro-1');
+    await call(as('bsp', 'um'), `Task/${task.id}/$escalate`, params([]));
+    const denied = await call(as('bsp', 'md'), `Task/${task.id}/$deny`, params([{ name: 'reason', valueString: 'A neurologist is available in network' }, { name: 'criteria', valueString: 'BSP 10.02.44 C.I' }]));
+    expect(denied.status, JSON.stringify(denied.body)).toBe(200);
+    const letters = await lettersByRecipient('bsp', denied.body as Task, 'denial-notice');
+    const member = letters['Patient/member-bsp-2'];
+    const provider = letters['PractitionerRole/role-bsp-pcp-1'];
+    expect(member).toContain('Dear Tyrone Brown,');
+    expect(member).toContain('We denied your request');
+    expect(provider).toContain('Regarding your patient Tyrone Brown');
+    expect(provider).toContain('We denied the request for a second medical opinion for your patient.');
+    expect(provider).not.toMatch(/Dear |We denied your request/);
+    for (const fact of ['A neurologist is available in network', 'BSP 10.02.44 C.I']) expect(provider).toContain(fact);
+    expect(rightsList(provider)).toBe(rightsList(member));
+  });
+
+  it('R3 HPSJ III.A, R10: an approval on receipt naming a Practitioner names the professional in the member\'s language (Spanish), in the member\'s letter and the provider copy', async () => {
+    const task = await submit('hpsj', 'member-hpsj-1', 'Practitioner/hpsj-card-2', { performerType: CARDIOLOGY });
+    expect(step(task)).toBe('approved');
+    const letters = await lettersByRecipient('hpsj', task, 'approval-notice');
+    expect(letters['Patient/member-hpsj-1']).toContain('El profesional que la dará es <strong>Dr. Hanna Schmidt</strong>.');
+    expect(letters['PractitionerRole/role-hpsj-pcp-1']).toContain('para su paciente está aprobada. El profesional que la dará es <strong>Dr. Hanna Schmidt</strong>.');
+    for (const html of Object.values(letters)) expect(html).not.toMatch(/qualified professional/);
+  });
+
+  it('R3 HPSJ III.A: a request naming no professional is arranged, not authorized: the UM clinician names the professional, no authorization number is issued, and the answer and the letters say so', async () => {
+    const task = await submit('hpsj', 'member-hpsj-1', '', { performer: undefined, performerType: CARDIOLOGY });
+    expect(step(task)).toBe('um-review');
+    expect(task.businessStatus?.text).toMatch(/No authorization is needed.*arranges a qualified professional in its network/);
+    const approved = await call(as('hpsj', 'um'), `Task/${task.id}/$approve`, params([{ name: 'authorizedPractitionerRole', valueReference: { reference: 'PractitionerRole/role-hpsj-card-2' } }]));
+    expect(approved.status, JSON.stringify(approved.body)).toBe(200);
+    const saved = approved.body as Task;
+    expect(saved.output?.find((o) => o.type.text === 'preauth-ref')).toBeUndefined();
+    const response = (await call(as('hpsj', 'um'), saved.input!.find((i) => i.type.text === 'eligibility-response')!.valueReference!.reference!)).body as CoverageEligibilityResponse;
+    expect([response.outcome, response.preAuthRef, response.insurance?.[0].item?.[0].authorizationRequired]).toEqual(['complete', undefined, false]);
+    expect(response.disposition).toMatch(/^Arranged without authorization: Dr\. Hanna Schmidt gives the opinion\./);
+    const sr = (await call(as('hpsj', 'um'), saved.focus!.reference!)).body as ServiceRequest;
+    expect(sr.extension?.find((e) => e.url === EXTENSIONS.crdCoverageInformation)?.extension?.find((e) => e.url === 'pa-needed')?.valueCode).toBe('no-auth');
+    for (const html of Object.values(await lettersByRecipient('hpsj', saved, 'approval-notice'))) {
+      expect(html).toContain('Dr. Hanna Schmidt');
+      expect(html).not.toMatch(/Authorization number|Número de autorización/);
+    }
+  });
+
+  it('R6, R11 BSP D.VI: the specialty requested is worked out one way: naming none, it is the care questioned\'s, for the opinion and for the consultative reviewer alike', async () => {
+    // A cardiologist's care is questioned, and an out-of-network neurologist is asked for: the opinion is a cardiology one (R6).
+    const task = await submit('bsp', 'member-bsp-2', 'PractitionerRole/role-oon-neuro-1', { performerType: undefined, extension: [{ url: EXTENSIONS.careQuestioned, valueReference: { reference: 'PractitionerRole/role-bsp-card-2' } }] });
+    const response = (await call(as('bsp', 'um'), task.input!.find((i) => i.type.text === 'eligibility-response')!.valueReference!.reference!)).body as CoverageEligibilityResponse;
+    expect(response.disposition).toMatch(/not the same specialty \(R6\)/);
+    expect((await call(as('bsp', 'um'), `Task/${task.id}/$escalate`, params([]))).status).toBe(200);
+    const neurologist = await call(as('bsp', 'md'), `Task/${task.id}/$refer-consultative-review`, params([{ name: 'reviewer', valueReference: { reference: 'PractitionerRole/role-oon-neuro-2' } }]));
+    expect(neurologist.status, JSON.stringify(neurologist.body)).toBe(422);
+    expect(neurologist.body.issue[0].diagnostics).toContain('NUCC 207RC0000X');
+    const cardiologist = await call(as('bsp', 'md'), `Task/${task.id}/$refer-consultative-review`, params([{ name: 'reviewer', valueReference: { reference: 'PractitionerRole/role-bsp-card-1' } }]));
+    expect(cardiologist.status, JSON.stringify(cardiologist.body)).toBe(200);
+  });
+
+  it('R9 H&S 1383.15, R14: the opinion due date is on the overdue watch: past due without a report it is overdue in the committee figures, and a late report is not on time', async () => {
+    const period = new Intl.DateTimeFormat('en-CA', { timeZone: 'America/Los_Angeles', year: 'numeric', month: '2-digit' }).format(new Date());
+    const figures = async () => {
+      const report = (await call(as('hpsj', 'um'), `$second-opinion-report?period=${period}&plan=hpsj`)).body as MeasureReport;
+      const group = report.group?.find((g) => g.code?.coding?.[0].code === 'opinion-timeliness');
+      return Object.fromEntries((group?.population ?? []).map((p) => [p.code?.text, p.count]));
+    };
+    const before = await figures();
+    const task = await submit('hpsj', 'member-hpsj-1', 'PractitionerRole/role-hpsj-card-2', { performerType: CARDIOLOGY, extension: [{ url: EXTENSIONS.imminentThreat, valueBoolean: true }] });
+    expect(step(task)).toBe('approved');
+    const opinionDue = task.input?.find((i) => i.type.text === 'opinion-due');
+    expect(opinionDue?.valueDateTime).toBeDefined();
+    // The 72 hours have passed and no report came.
+    const past = new Date(Date.now() - 60_000).toISOString();
+    await server.store.update<Task>({ ...task, input: task.input!.map((i) => (i === opinionDue ? { ...i, valueDateTime: past } : i)) });
+    const overdue = await figures();
+    expect([overdue.due, overdue.overdue]).toEqual([(before.due ?? 0) + 1, (before.overdue ?? 0) + 1]);
+    const csv = await (await fetch(`${server.url}/reports/second-opinion.csv?period=${period}&plan=hpsj`, { headers: { authorization: `Bearer ${as('hpsj', 'um')}` } })).text();
+    expect(csv).toContain(`opinions-overdue,,${overdue.overdue}`);
+    const report = { resourceType: 'DocumentReference', status: 'current', description: 'Agree with the plan', content: [{ attachment: { contentType: 'text/plain', data: Buffer.from('x').toString('base64') } }] };
+    expect((await call(as('hpsj', 'second'), `Task/${task.id}/$post-report`, params([{ name: 'report', resource: report as DocumentReference }]))).status).toBe(200);
+    const reported = await figures();
+    expect([reported.overdue, reported.reported, reported['on-time']]).toEqual([before.overdue ?? 0, (before.reported ?? 0) + 1, before['on-time'] ?? 0]);
   });
 
   it('concurrent approve and deny of one case: exactly one wins', async () => {

@@ -128,6 +128,26 @@ describe.each(STORE_DRIVERS)('second-opinion API with the plan rules on $name', 
     expect(response.disposition).toContain('Schmidt'); // the qualified in-network alternatives, for the clinician to choose from
   });
 
+  it.each([['hpsj', 'HPSJ III.A'], ['phc', 'PHC VI.A'], ['ant', 'ANT IV']])('R3 %s (%s): a request naming no professional is answered as what happens: no authorization needed, pending while the plan arranges a qualified in-network professional by the due date', async (plan) => {
+    const [sr, , response, task] = (await submit(request(plan, `member-${plan}-1`, { specialty: CARDIOLOGY, careQuestioned: `PractitionerRole/role-${plan}-card-1` }))).parts;
+    expect(paNeeded(sr)).toBe('no-auth');
+    expect([response.outcome, response.insurance?.[0].item?.[0].authorizationRequired, response.preAuthRef]).toEqual(['queued', false, undefined]);
+    const due = task.restriction!.period!.end!;
+    expect(response.disposition).toMatch(new RegExp(`^No authorization is needed\\. No professional was named: the plan arranges a qualified professional in its network; the plan names the professional by ${due.replace(/[.]/g, '\\.')}\\.`));
+    expect(response.disposition).not.toMatch(/Pended for utilization management review/);
+    expect(response.disposition).toContain('Schmidt'); // the qualified in-network professionals
+    expect([task.status, task.businessStatus?.coding?.[0].code]).toEqual(['requested', 'um-review']);
+    expect(task.businessStatus?.text).toMatch(/^No authorization is needed\. No professional was named: the plan arranges/);
+  });
+
+  it('R6 (ANT III, BSP D.VI.b): the specialty requested is read one way: with none named, a care questioned named as a Practitioner gives it, and a qualified in-network professional of it is approved on receipt', async () => {
+    const bundle = request('hpsj', 'member-hpsj-1', { specialty: CARDIOLOGY, careQuestioned: 'Practitioner/hpsj-card-1', performer: 'PractitionerRole/role-hpsj-card-2' });
+    delete (bundle.entry![0].resource as ServiceRequest).performerType;
+    const [, , response, task] = (await submit(bundle)).parts;
+    expect(response.disposition).not.toMatch(/not the same specialty/);
+    expect(task.businessStatus?.coding?.[0].code).toBe('approved');
+  });
+
   it('R3 BSP D.VI.a: a member PCP request without a designated PCP goes to the UM clinician', async () => {
     const bundle = request('bsp', 'member-bsp-1', { specialty: '207Q00000X', careQuestioned: 'PractitionerRole/role-bsp-pcp-1', requester: 'Patient/member-bsp-1' });
     const { parts } = await submit(bundle);

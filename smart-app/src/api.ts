@@ -49,7 +49,11 @@ const json = (body: unknown) => ({ method: 'POST', body: JSON.stringify(body), h
 const entries = <T extends Resource>(b: Bundle) => (b.entry ?? []).map((e) => e.resource as T).filter(Boolean);
 
 export class SecondOpinionApi {
-  constructor(private readonly fhir: FhirRequester) {}
+  /** `member`: the member's own view, which leaves out the copies of their letters sent to providers. */
+  constructor(
+    private readonly fhir: FhirRequester,
+    private readonly audience: 'member' | 'provider' = 'provider',
+  ) {}
 
   async banner(patientId: string): Promise<Banner> {
     const patient = await this.fhir.request<Patient>(`Patient/${patientId}`);
@@ -116,7 +120,8 @@ export class SecondOpinionApi {
   /** The case's letters and reports: HTML (the plan's letters) and plain text are shown; other types are only named. */
   async letters(serviceRequest: string): Promise<CaseDocument[]> {
     const docs = entries<DocumentReference>(await this.fhir.request<Bundle>(`DocumentReference?related=${serviceRequest}&_count=50`));
-    return docs.map((d) => {
+    const providerCopy = (d: DocumentReference) => (d.category ?? []).some((c) => c.text === 'provider-copy');
+    return docs.filter((d) => this.audience === 'provider' || !providerCopy(d)).map((d) => {
       const attachment = d.content[0]?.attachment;
       const contentType = (attachment?.contentType ?? '').split(';')[0].trim().toLowerCase();
       const kind = contentType === 'text/html' ? 'html' : contentType === 'text/plain' ? 'text' : 'other';

@@ -25,8 +25,8 @@ async function main(): Promise<void> {
       patientId: client.patient.id ?? undefined,
       fhirUser: client.getFhirUser() ?? undefined,
     };
-    const api = new SecondOpinionApi(fhir);
     const mode = sessionStorage.getItem('so-mode') ?? 'physician';
+    const api = new SecondOpinionApi(fhir, mode === 'member' ? 'member' : 'provider');
     if (mode === 'staff') return await staffView(app, api);
     if (mode === 'consultant') return await consultantView(app, api);
     if (!fhir.patientId) throw new Error('No patient in context');

@@ -43,4 +43,30 @@ describe('notices', () => {
     expect(html).toContain('<li>Recent MRI report</li>');
     expect(html).toContain('<li>Lab &lt;results&gt;</li>');
   });
+  it('R10 BSP D.V, H&S 1367.01(h)(3): the provider copy speaks of "your patient", with the facts, reasons, criteria and rights the member was told of, in English and Spanish', () => {
+    const wording = {
+      en: { patient: 'your patient', memberOnly: /Dear |We denied your request|You pay nothing/, rights: 'The rights we told your patient of', noCost: 'Your patient pays nothing' },
+      es: { patient: 'su paciente', memberOnly: /Estimado|Negamos su solicitud|Usted no paga/, rights: 'Los derechos que le informamos a su paciente', noCost: 'Su paciente no paga nada' },
+    } as const;
+    for (const language of ['en', 'es'] as const) {
+      const w = wording[language];
+      const facts = { plan, language, memberName: 'Alice Thompson', date: '2026-11-20', reason: 'Not shown to be needed', criteria: 'MPUP3078 VI.A' };
+      const member = renderLetter('denial', { ...facts, audience: 'member' });
+      const copy = renderLetter('denial', { ...facts, audience: 'provider' });
+      expect(copy.title).not.toBe(member.title);
+      expect(copy.html).toContain(w.patient);
+      expect(copy.html).not.toMatch(w.memberOnly);
+      for (const fact of ['Alice Thompson', '2026-11-20', 'Not shown to be needed', 'MPUP3078 VI.A', w.rights]) expect(copy.html).toContain(fact);
+      const rights = (html: string) => /<ul>.*<\/ul>/s.exec(html)?.[0];
+      expect(rights(copy.html)).toBe(rights(member.html));
+      const approval = renderLetter('approval', { ...facts, audience: 'provider', professionalName: 'Dr. Hanna Schmidt', preAuthRef: 'PA-1', transportation: true }).html;
+      for (const fact of ['Dr. Hanna Schmidt', 'PA-1', w.noCost]) expect(approval).toContain(fact);
+      expect(approval).not.toMatch(w.memberOnly);
+    }
+  });
+  it('R10: a letter that cannot name the professional says who gives the opinion in the letter\'s language', () => {
+    const es = renderLetter('approval', { plan, language: 'es', audience: 'member', memberName: 'Javier', date: 'd' }).html;
+    expect(es).toContain('El profesional que la dará es <strong>un profesional calificado de nuestra red</strong>.');
+    expect(es).not.toMatch(/qualified/);
+  });
 });

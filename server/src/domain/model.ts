@@ -111,6 +111,11 @@ export interface SecondOpinionDecision {
   reviewRoute: 'straight-through' | 'um-review';
   authorizationRequired: boolean;
   outcome: 'approved' | 'pended';
+  /**
+   * R3: in network, no authorization is needed, but the request named no professional: the plan arranges a
+   * qualified one in its network (a UM clinician names them), so the case waits without an authorization review.
+   */
+  professionalToArrange: boolean;
   /** Tier of the requested professional, if one was named. */
   requestedTier?: NetworkTier;
   requestedQualified?: boolean;

@@ -6,6 +6,26 @@ export const PRIMARY_CARE_SPECIALTIES = ['207Q00000X', '207R00000X', '208000000X
 /** NUCC codes of behavioral health (R22): psychiatry, psychology, clinical social work, MFT. */
 export const BEHAVIORAL_HEALTH_SPECIALTIES = ['2084P0800X', '103T00000X', '1041C0700X', '106H00000X', '101YM0800X'];
 
+/** What a request says of the specialty wanted, each as NUCC codes (empty when it says nothing). */
+export interface SpecialtySources {
+  /** The specialty the request names (ServiceRequest.performerType). */
+  named: string[];
+  /** The specialties of the professional whose care is questioned. */
+  ofCareQuestioned: string[];
+  /** The specialties of the professional the requester chose. */
+  ofRequestedProfessional: string[];
+}
+
+/**
+ * The specialty requested, the one way for every rule that needs it: the opinion on a specialist's care
+ * (R6, ANT III "a provider of the same specialty") and the consultative reviewer (R11, BSP D.VI "a
+ * physician in the same specialty as the one being requested"). The specialty the request names; else
+ * that of the care questioned, which the opinion must share (R6); else that of the professional chosen.
+ */
+export function requestedSpecialties(sources: SpecialtySources): string[] {
+  return [sources.named, sources.ofCareQuestioned, sources.ofRequestedProfessional].find((codes) => codes.length > 0) ?? [];
+}
+
 /**
  * R11 (BSP D.VI): a consultative reviewer is "a physician in the same specialty as the one being
  * requested"; for a primary care opinion any primary care specialty is the same one.

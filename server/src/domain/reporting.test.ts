@@ -38,4 +38,17 @@ describe('R19 committee figures (BSP D.X, F; 42 CFR 438.210(f)), checked against
     expect(periodBounds('2027')).toEqual({ start: '2027-01-01T00:00:00-08:00', end: '2028-01-01T00:00:00-08:00' });
     expect(periodBounds('2026-13')).toBeUndefined();
   });
+  it('R9 H&S 1383.15, R14: the opinion due dates are watched as the decision due dates are: reported on time, late, and overdue', () => {
+    const opinion = (over: Partial<CaseRecord>): CaseRecord => ({ ...cases[0], outcome: 'approved', opinionDueAt: '2026-09-25T00:00:00Z', ...over });
+    const watched = [
+      opinion({ reportedAt: '2026-09-24T00:00:00Z', outcome: 'completed' }), // on time
+      opinion({ reportedAt: '2026-09-26T00:00:00Z', outcome: 'completed' }), // late
+      opinion({}), // overdue on Oct 1
+      opinion({ opinionDueAt: '2026-10-02T00:00:00Z' }), // not yet due
+      opinion({ outcome: 'withdrawn' }), // no opinion owed
+      opinion({ outcome: 'denied' }), // no opinion owed
+      cases[0], // no opinion clock
+    ];
+    expect(reportFigures(watched, new Date('2026-10-01T00:00:00Z')).opinions).toEqual({ due: 6, reported: 2, reportedOnTime: 1, onTimeShare: 0.5, overdue: 1 });
+  });
 });

@@ -11,6 +11,10 @@ export interface CaseRecord {
   receivedAt: string;
   dueAt: string;
   decidedAt?: string;
+  /** R9 (H&S 1383.15): when the second opinion itself is due, where a clock runs for it. */
+  opinionDueAt?: string;
+  /** R14: when the consultation report was posted. */
+  reportedAt?: string;
   extended: boolean;
   providerGroup?: string;
   approvedAfterAppeal?: boolean;
@@ -26,12 +30,42 @@ export interface ReportFigures {
   /** Share of decisions made by their due date, 0-1 (null when nothing was decided). */
   onTimeShare: number | null;
   overdue: number;
+  /** R9, R14: the opinions with a due date, watched as the decisions are (H&S 1383.15). */
+  opinions: OpinionTimeliness;
   standard: { decided: number; approvedPct: number | null; deniedPct: number | null };
   expedited: { decided: number; approvedPct: number | null; deniedPct: number | null };
   approvedAfterAppealPct: number | null;
   extendedThenApprovedPct: number | null;
   averageDecisionHours: number | null;
   medianDecisionHours: number | null;
+}
+
+export interface OpinionTimeliness {
+  /** Cases whose opinion has a due date. */
+  due: number;
+  reported: number;
+  reportedOnTime: number;
+  /** Share of reports posted by their due date, 0-1 (null when none was posted). */
+  onTimeShare: number | null;
+  /** Past the due date without a report, and still owed (not withdrawn or denied). */
+  overdue: number;
+}
+
+/** No opinion is owed once the request is withdrawn or denied. */
+const NO_OPINION_OWED = new Set(['withdrawn', 'denied']);
+
+/** R9 (H&S 1383.15), R14: the opinion due dates, counted as the decision due dates are: on time, and overdue as of `now`. */
+export function opinionTimeliness(cases: CaseRecord[], now: Date): OpinionTimeliness {
+  const due = cases.filter((c) => c.opinionDueAt);
+  const reported = due.filter((c) => c.reportedAt);
+  const reportedOnTime = reported.filter((c) => Date.parse(c.reportedAt!) <= Date.parse(c.opinionDueAt!)).length;
+  return {
+    due: due.length,
+    reported: reported.length,
+    reportedOnTime,
+    onTimeShare: reported.length ? reportedOnTime / reported.length : null,
+    overdue: due.filter((c) => !c.reportedAt && !NO_OPINION_OWED.has(c.outcome) && Date.parse(c.opinionDueAt!) < now.getTime()).length,
+  };
 }
 
 const APPROVED = new Set(['approved', 'modified', 'transport-arranged', 'completed']);
@@ -59,6 +93,7 @@ export function reportFigures(cases: CaseRecord[], now: Date): ReportFigures {
     decidedOnTime,
     onTimeShare: decided.length ? decidedOnTime / decided.length : null,
     overdue: cases.filter((c) => !c.decidedAt && !['withdrawn'].includes(c.outcome) && Date.parse(c.dueAt) < now.getTime()).length,
+    opinions: opinionTimeliness(cases, now),
     standard: split(false),
     expedited: split(true),
     approvedAfterAppealPct: pct(decided.filter((c) => c.approvedAfterAppeal).length, decided.length),

@@ -155,6 +155,17 @@ describe.each(PLANS.map((p) => [p.id, p] as const))('plan %s', (_id, plan) => {
     expect(d.findings.find((f) => f.rule === 'R3')?.text).toMatch(/No professional is named/);
   });
 
+  it('R3 (HPSJ III.A, PHC VI.A, ANT IV): naming no professional in network needs no authorization: the plan arranges one; BSP D.I authorizes', () => {
+    const d = decideSecondOpinion(plan, input());
+    const inNetworkFree = plan.id !== 'bsp';
+    expect([d.authorizationRequired, d.professionalToArrange]).toEqual([!inNetworkFree, inNetworkFree]);
+    const arranging = d.findings.filter((f) => f.rule === 'R3' && /the plan arranges a qualified professional in its network/.test(f.text));
+    expect(arranging).toHaveLength(inNetworkFree ? 1 : 0);
+    // Out of network, or naming someone, is no arrangement.
+    expect(decideSecondOpinion(plan, input({ requestedProfessional: byId('card-oon') })).professionalToArrange).toBe(false);
+    expect(decideSecondOpinion(plan, input({ requestedProfessional: byId('card-2') })).professionalToArrange).toBe(false);
+  });
+
   it('R4 (BSP A): a professional previously involved in the treatment plan does not qualify', () => {
     const d = decideSecondOpinion(plan, input({ requestedProfessional: byId('card-1') }));
     expect(d.requestedQualified).toBe(false);

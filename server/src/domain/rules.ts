@@ -64,6 +64,18 @@ function reviewCause(plan: PlanProfile, input: SecondOpinionInput, f: ReviewFact
   return undefined;
 }
 
+/**
+ * R3: where an in-network request goes. Naming no professional where none needs authorizing is no
+ * authorization review: the plan owes the opinion of a qualified professional in its network (HPSJ II.A,
+ * III.A; PHC VI.A, VI.C; ANT Policy, III-IV) and arranges one.
+ */
+function routingFindings(plan: PlanProfile, straightThrough: boolean, cause: Finding | undefined, professionalToArrange: boolean): Finding[] {
+  if (straightThrough) return [{ rule: 'R3', clause: plan.routing.clause, text: 'In network: no authorization is needed' }];
+  if (!cause || cause.rule === 'R1') return []; // R1's own finding already says where the request goes
+  if (!professionalToArrange) return [cause];
+  return [cause, { rule: 'R3', clause: plan.routing.clause, text: 'In network: no authorization is needed; the plan arranges a qualified professional in its network' }];
+}
+
 /** R7: out of network only when no qualified professional is available in network (each plan's own clause). */
 function outOfNetworkFindings(plan: PlanProfile, justified: boolean, qualifiedCount: number): Finding[] {
   return [
@@ -114,8 +126,8 @@ export function decideSecondOpinion(plan: PlanProfile, input: SecondOpinionInput
   const noAuthorization = plan.routing.inNetworkStraightThrough || (plan.routing.memberDesignatedPcpStraightThrough && memberPcpChoice && designated);
   const cause = outOfNetwork ? undefined : reviewCause(plan, input, { requesterAccepted: requester.accepted, requested, requestedProblems, noAuthorization });
   const straightThrough = !outOfNetwork && !cause;
-  if (straightThrough) findings.push({ rule: 'R3', clause: plan.routing.clause, text: 'In network: no authorization is needed' });
-  else if (cause && cause.rule !== 'R1') findings.push(cause); // R1's own finding already says where the request goes
+  const professionalToArrange = cause?.rule === 'R3' && !requested && noAuthorization;
+  findings.push(...routingFindings(plan, straightThrough, cause, professionalToArrange));
   findings.push({ rule: 'R12', clause: noCostClause(plan), text: 'No cost to the member' });
 
   const clocks = deadlinesOf(plan, input, outOfNetwork);
@@ -126,6 +138,7 @@ export function decideSecondOpinion(plan: PlanProfile, input: SecondOpinionInput
     reviewRoute: straightThrough ? 'straight-through' : 'um-review',
     authorizationRequired: outOfNetwork || !noAuthorization,
     outcome: straightThrough ? 'approved' : 'pended',
+    professionalToArrange,
     requestedTier,
     requestedQualified: requested ? requestedProblems.length === 0 : undefined,
     qualifiedInNetworkProviders: qualified,

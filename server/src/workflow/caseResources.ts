@@ -12,6 +12,8 @@ import { CODE_SYSTEMS, EXTENSIONS, IDENTIFIER_SYSTEMS, PROFILES } from '../fhir/
 export interface CaseDecision {
   authorizationRequired: boolean;
   outcome: 'approved' | 'pended';
+  /** R3: pended only for the plan to arrange a qualified in-network professional; no authorization is needed. */
+  professionalToArrange?: boolean;
   outOfNetwork: boolean;
   /** R12: what the member pays, USD (the copay benefit's allowedMoney). */
   memberCost: number;
@@ -114,10 +116,18 @@ export function eligibilityResponse(decision: CaseDecision, refs: CaseRefs, rece
   };
 }
 
+/** R3 (HPSJ III.A, PHC VI.A, ANT IV): an in-network opinion needs no authorization; naming no one, the plan arranges one (HPSJ II.A, PHC VI.C, ANT III). */
+const ARRANGING = 'No authorization is needed. No professional was named: the plan arranges a qualified professional in its network';
+
+/** What the answer means for the member and the requester, before the reasons. */
+function dispositionHead(decision: CaseDecision): string {
+  if (decision.outcome === 'approved') return decision.authorizationRequired ? 'Authorized.' : 'Approved: no authorization is needed.';
+  if (decision.professionalToArrange) return `${ARRANGING}; the plan names the professional by ${decision.decisionDueAt}.`;
+  return `Pended for utilization management review; decision due ${decision.decisionDueAt}.`;
+}
+
 function disposition(decision: CaseDecision): string {
-  const head = decision.outcome === 'approved'
-    ? decision.authorizationRequired ? 'Authorized.' : 'Approved: no authorization is needed.'
-    : `Pended for utilization management review; decision due ${decision.decisionDueAt}.`;
+  const head = dispositionHead(decision);
   const alternatives = decision.qualifiedInNetworkProviders.length
     ? ` Qualified in-network professionals: ${decision.qualifiedInNetworkProviders.map((p) => p.display).join('; ')}.`
     : '';
@@ -131,7 +141,7 @@ export function caseTask(decision: CaseDecision, refs: CaseRefs, receivedAt: str
     meta: { profile: [PROFILES.task] },
     identifier: [{ system: IDENTIFIER_SYSTEMS.secondOpinionRequest, value: requestIdentifier }],
     status: approved ? 'accepted' : 'requested',
-    businessStatus: { coding: [{ system: CODE_SYSTEMS.businessStatus, code: approved ? 'approved' : 'um-review' }] },
+    businessStatus: { coding: [{ system: CODE_SYSTEMS.businessStatus, code: approved ? 'approved' : 'um-review' }], text: decision.professionalToArrange ? ARRANGING : undefined },
     intent: 'order',
     priority: decision.expedited ? 'urgent' : 'routine',
     code: { coding: [SECOND_OPINION_CODE] },

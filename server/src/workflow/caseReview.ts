@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Coverage, CoverageEligibilityResponse, DocumentReference, Patient, PractitionerRole, Reference, Resource, ServiceRequest, Task, TaskInput, TaskOutput } from 'fhir/r4.js';
+import type { Coverage, CoverageEligibilityResponse, DocumentReference, Extension, Patient, Reference, Resource, ServiceRequest, Task, TaskInput, TaskOutput } from 'fhir/r4.js';
 import { extendDeadline, localDate, notificationDues } from '../domain/clock.js';
 import { practisesRequestedSpecialty } from '../domain/network.js';
 import { type CaseStep, type Delegation, type ReviewAction, ReviewRefusal, TASK_STATUS, transition } from '../domain/reviewPath.js';
@@ -9,8 +9,8 @@ import type { AccessContext } from '../fhir/request.js';
 import { CODE_SYSTEMS, EXTENSIONS, PROFILES } from '../fhir/systems.js';
 import type { FhirStore } from '../storage/FhirStore.js';
 import { type CallerAccess, type CaseFiles, checkParty, memberDocuments, noticeRecipients, practitionerOf, practitionerReference, treatingProvider, uniqueReferences } from './caseParties.js';
-import { authorizationProblems, planOf } from './decide.js';
-import { specialtiesOfReference } from './directory.js';
+import { authorizationProblems, planOf, requestedSpecialtiesOf } from './decide.js';
+import { professionalNameOf, specialtiesOfReference } from './directory.js';
 import { composeLetter, sendLetter } from './letters.js';
 import type { ProviderDelivery } from './providerDelivery.js';
 import { type OnApproval, provenance } from './submit.js';
@@ -104,14 +104,13 @@ export async function performReviewAction(
       case 'approve':
       case 'modify': {
         const role = input.authorizedPractitionerRole ?? (action === 'approve' ? c.serviceRequest.performer?.[0] : undefined);
-        const professional = await professionalName(tx, role);
+        const professional = await professionalNameOf(tx, role);
         if (!role || !professional) throw unprocessable('Name the authorized professional (authorizedPractitionerRole)', ['authorizedPractitionerRole']);
         if (action === 'approve') await refuseSteering(tx, c.serviceRequest.performer?.[0], role);
         await requireQualified(tx, c, role, now);
         if (action === 'modify' && !input.reason) throw unprocessable('A modification needs its reason (R10)', ['reason']);
-        const preAuthRef = `PA-${randomUUID().slice(0, 8).toUpperCase()}`;
-        await recordAuthorization(tx, c, preAuthRef, role, action === 'modify' ? input.reason! : input.note);
-        outputs.push(outputRef('authorized-professional', role), { type: { text: 'preauth-ref' }, valueString: preAuthRef });
+        const preAuthRef = await recordDecision(tx, c, { role, professional }, action === 'modify' ? input.reason! : input.note);
+        outputs.push(outputRef('authorized-professional', role), ...(preAuthRef ? [{ type: { text: 'preauth-ref' }, valueString: preAuthRef }] : []));
         const transportation = c.serviceRequest.extension?.some((e) => e.url === EXTENSIONS.transportationNeeded && e.valueBoolean) ?? false;
         const kind = action === 'approve' ? 'approval' : 'modification';
         for (const r of await letter(kind, noticeRecipients(c.serviceRequest, c.patient, role), { professionalName: professional, preAuthRef, transportation, reason: input.reason, criteria: input.criteria })) outputs.push(outputRef(`${kind}-notice`, r));
@@ -193,7 +192,7 @@ export async function performReviewAction(
       }
       case 'post-report': {
         const report = await storeReport(tx, c, input.report, actor, now);
-        outputs.push(outputRef('consultation-report', { reference: `DocumentReference/${report.id}` }));
+        outputs.push(outputRef('consultation-report', { reference: `DocumentReference/${report.id}` }), { type: { text: 'reported-at' }, valueDateTime: now.toISOString() });
         const recipients = reportRecipients(c);
         for (const r of recipients.filter((x) => !x.reference?.startsWith('Patient/'))) await delivery?.deliver(tx, r, report);
         const summary = report.description ?? undefined;
@@ -206,7 +205,7 @@ export async function performReviewAction(
         if (input.reviewer) {
           const reviewer = await practitionerReference(tx, input.reviewer);
           if (!reviewer) throw unprocessable('The consultative reviewer must be a stored PractitionerRole or Practitioner', ['reviewer']);
-          const requested = await requestedSpecialties(tx, c.serviceRequest);
+          const requested = await requestedSpecialtiesOf(tx, c.serviceRequest);
           if (requested.length && !practisesRequestedSpecialty(requested, await specialtiesOfReference(tx, reviewer))) {
             throw unprocessable(`R11 (BSP D.VI): the consultative reviewer must be a physician in the specialty requested (NUCC ${requested.join(', ')})`, ['reviewer']);
           }
@@ -237,15 +236,6 @@ export async function performReviewAction(
     await tx.create(record);
     return saved;
   });
-}
-
-/** The specialty of the opinion requested: the request's performerType, else the requested professional's, else the care questioned's. */
-async function requestedSpecialties(tx: FhirStore, sr: ServiceRequest): Promise<string[]> {
-  const named = (sr.performerType?.coding ?? []).filter((c) => c.system === CODE_SYSTEMS.nucc && c.code).map((c) => c.code!);
-  if (named.length) return named;
-  const ofPerformer = await specialtiesOfReference(tx, sr.performer?.[0]);
-  if (ofPerformer.length) return ofPerformer;
-  return specialtiesOfReference(tx, sr.extension?.find((e) => e.url === EXTENSIONS.careQuestioned)?.valueReference);
 }
 
 /** R4-R7: whoever a decision authorizes qualifies for the request, by the rules applied at intake. */
@@ -282,29 +272,37 @@ function extendedNotificationDues(plan: CaseFiles['plan'], decisionDueAt: string
 const withNotificationDues = (inputs: TaskInput[] | undefined, dues: Record<string, string>): TaskInput[] | undefined =>
   inputs?.map((i) => (i.type.text && i.type.text in dues ? { ...i, valueDateTime: dues[i.type.text] } : i));
 
-async function professionalName(tx: FhirStore, ref: Reference | undefined): Promise<string | undefined> {
-  const literal = parseLiteral(ref?.reference);
-  if (!literal || literal[0] !== 'PractitionerRole') return undefined;
-  const role = (await tx.find('PractitionerRole', literal[1])) as PractitionerRole | undefined;
-  return role ? (role.practitioner?.display ?? role.practitioner?.reference) : undefined;
+/** The CoverageEligibilityResponse the case was answered with at receipt. */
+async function eligibilityAnswer(tx: FhirStore, c: CaseFiles): Promise<CoverageEligibilityResponse | undefined> {
+  const literal = parseLiteral(c.task.input?.find((i) => i.type.text === 'eligibility-response')?.valueReference?.reference);
+  return literal ? ((await tx.read(literal[0], literal[1])) as CoverageEligibilityResponse) : undefined;
 }
 
-/** The authorization answer: preAuthRef on the CoverageEligibilityResponse, CRD `satisfied` on the request. */
-async function recordAuthorization(tx: FhirStore, c: CaseFiles, preAuthRef: string, role: Reference, note?: string): Promise<void> {
-  const responseRef = c.task.input?.find((i) => i.type.text === 'eligibility-response')?.valueReference?.reference;
-  const literal = parseLiteral(responseRef);
-  if (literal) {
-    const response = (await tx.read(literal[0], literal[1])) as CoverageEligibilityResponse;
-    await tx.update({ ...response, outcome: 'complete', preAuthRef, disposition: `Authorized (${preAuthRef})${note ? `: ${note}` : ''}. ${response.disposition ?? ''}`.trim() });
+/**
+ * The decision on the case's answer and request; returns the authorization number, if one is issued.
+ * A case answered "no authorization is needed" (R3, in network: HPSJ III.A, PHC VI.A, ANT IV) is arranged,
+ * not authorized: no number, CRD `no-auth` stays. Otherwise preAuthRef on the answer, CRD `satisfied`.
+ */
+async function recordDecision(tx: FhirStore, c: CaseFiles, chosen: { role: Reference; professional: string }, note?: string): Promise<string | undefined> {
+  const response = await eligibilityAnswer(tx, c);
+  const arranged = response?.insurance?.[0]?.item?.[0]?.authorizationRequired === false;
+  const preAuthRef = arranged ? undefined : `PA-${randomUUID().slice(0, 8).toUpperCase()}`;
+  if (response) {
+    const head = preAuthRef ? `Authorized (${preAuthRef})` : `Arranged without authorization: ${chosen.professional} gives the opinion`;
+    await tx.update({ ...response, outcome: 'complete', preAuthRef, disposition: `${head}${note ? `: ${note}` : ''}. ${response.disposition ?? ''}`.trim() });
   }
   const sr = c.serviceRequest;
-  const extension = (sr.extension ?? []).map((e) =>
+  await tx.update({ ...sr, extension: preAuthRef ? paSatisfied(sr.extension, preAuthRef) : sr.extension, performer: [chosen.role] });
+  return preAuthRef;
+}
+
+/** CRD coverage information once authorized: `pa-needed` satisfied, with the authorization number. */
+const paSatisfied = (extensions: Extension[] | undefined, preAuthRef: string): Extension[] =>
+  (extensions ?? []).map((e) =>
     e.url !== EXTENSIONS.crdCoverageInformation
       ? e
       : { ...e, extension: [...(e.extension ?? []).filter((x) => x.url !== 'pa-needed' && x.url !== 'satisfied-pa-id'), { url: 'pa-needed', valueCode: 'satisfied' }, { url: 'satisfied-pa-id', valueString: preAuthRef }] },
   );
-  await tx.update({ ...sr, extension, performer: [role] });
-}
 
 /** A0130 is a HCPCS Level II code, not CPT (R13); the system URI as US Core names it. */
 const HCPCS = 'https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets';
@@ -378,8 +376,8 @@ export const approvedOnReceipt = (delivery?: ProviderDelivery): OnApproval => as
   const transportation = c.serviceRequest.extension?.some((e) => e.url === EXTENSIONS.transportationNeeded && e.valueBoolean) ?? false;
   const files: CaseFiles = { task: { resourceType: 'Task', status: 'accepted', intent: 'order' }, serviceRequest: c.serviceRequest, patient: c.patient, plan, coverage: c.coverage, payor, insurer, step: 'approved' };
   const recipients = noticeRecipients(c.serviceRequest, c.patient, role);
-  const name = role ? await professionalName(tx, role) : undefined;
-  const letter = composeLetter('approval', { plan, patient: c.patient, serviceRequest: c.serviceRequest, recipients, sender: insurer, now }, { professionalName: name ?? 'a qualified professional of your choice in our network', transportation });
+  const name = role ? await professionalNameOf(tx, role) : undefined;
+  const letter = composeLetter('approval', { plan, patient: c.patient, serviceRequest: c.serviceRequest, recipients, sender: insurer, now }, { professionalName: name, transportation });
   for (const r of letter.refs) outputs.push(outputRef('approval-notice', r));
   if (transportation && role) outputs.push(outputRef('transportation', await arrangeTransport(tx, files, role, now)));
   return { outputs, resources: letter.resources, afterStore: () => letter.deliver(tx, delivery) };

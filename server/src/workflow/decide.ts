@@ -1,6 +1,6 @@
 import type { CareTeam, CodeableConcept, Coverage, Organization, Patient, PractitionerRole, Reference, Resource, ServiceRequest } from 'fhir/r4.js';
 import { DomainRuleError, REASON_CATEGORIES, type Member, type Priority, type Professional, type Reason, type ReasonCategory, type RequesterKind, type SecondOpinionInput } from '../domain/model.js';
-import { BEHAVIORAL_HEALTH_SPECIALTIES, disqualifications, PRIMARY_CARE_SPECIALTIES } from '../domain/network.js';
+import { BEHAVIORAL_HEALTH_SPECIALTIES, disqualifications, PRIMARY_CARE_SPECIALTIES, requestedSpecialties } from '../domain/network.js';
 import { planByPayorIdentifier, type PlanProfile } from '../domain/plans.js';
 import { decideSecondOpinion } from '../domain/rules.js';
 import { unprocessable } from '../fhir/outcomes.js';
@@ -8,7 +8,7 @@ import { parseLiteral } from '../fhir/references.js';
 import { CODE_SYSTEMS, EXTENSIONS, IDENTIFIER_SYSTEMS, PROFILES } from '../fhir/systems.js';
 import type { FhirStore } from '../storage/FhirStore.js';
 import type { CaseDecision } from './caseResources.js';
-import { networksOf, professionalsFrom, rolesOf, rolesWithSpecialty, specialtiesOf } from './directory.js';
+import { networksOf, professionalsFrom, rolesOf, rolesWithSpecialty, specialtiesOfReference } from './directory.js';
 import type { CaseFacts, DecideCase } from './submit.js';
 
 /** The plan of a Coverage: its payor Organization's plan identifier names the plan profile. */
@@ -33,6 +33,7 @@ export const decideWithPlanRules: DecideCase = async (store, facts) => {
     const decision: CaseDecision = {
       authorizationRequired: d.authorizationRequired,
       outcome: d.outcome,
+      professionalToArrange: d.professionalToArrange,
       outOfNetwork: d.outOfNetwork,
       memberCost: d.memberCost,
       explanation: d.findings.map((f) => `${f.rule} (${f.clause}): ${f.text}.`),
@@ -52,6 +53,7 @@ export const decideWithPlanRules: DecideCase = async (store, facts) => {
       decision.outcome = 'pended';
       decision.reviewRoute = 'um-review';
       decision.authorizationRequired = true;
+      decision.professionalToArrange = false;
       decision.explanation.push('R15 (HPSJ III.G): An additional opinion on the same request is authorized on the plan’s own determination.');
     }
     return { decision, insurer: { reference: `Organization/${payor.id}`, display: plan.name } };
@@ -64,11 +66,11 @@ export const decideWithPlanRules: DecideCase = async (store, facts) => {
 async function domainInput(store: FhirStore, facts: CaseFacts, plan: PlanProfile, payor: Organization): Promise<SecondOpinionInput> {
   const sr = facts.serviceRequest;
   const member = await memberOf(store, facts.patient, facts.coverage, payor);
-  const careQuestioned = await careQuestionedOf(store, sr, member);
+  const specialty = (await requestedSpecialtiesOf(store, sr))[0];
+  const careQuestioned = await careQuestionedOf(store, sr, member, specialty);
   const requested = await requestedProfessional(store, sr);
   const wanted = careQuestioned.kind === 'primary-care' ? PRIMARY_CARE_SPECIALTIES : [careQuestioned.specialty ?? ''];
   const directory = await professionalsFrom(store, await rolesWithSpecialty(store, wanted.filter(Boolean)));
-  const specialty = careQuestioned.specialty ?? requested?.specialties[0];
   return {
     receivedAt: facts.receivedAt,
     member,
@@ -195,13 +197,20 @@ async function referencedWords(store: FhirStore, ref: Reference): Promise<string
   return code?.text ?? code?.coding?.find((c) => c.display)?.display ?? ref.display ?? ref.reference ?? 'a referenced condition';
 }
 
-async function careQuestionedOf(store: FhirStore, sr: ServiceRequest, member: Member): Promise<SecondOpinionInput['careQuestioned']> {
-  const ref = sr.extension?.find((e) => e.url === EXTENSIONS.careQuestioned)?.valueReference;
-  const practitionerId = await practitionerIdOf(store, ref);
-  const wanted = (sr.performerType?.coding ?? []).find((c) => c.system === CODE_SYSTEMS.nucc)?.code;
-  const literal = parseLiteral(ref?.reference);
-  const role = literal?.[0] === 'PractitionerRole' ? ((await store.find('PractitionerRole', literal[1])) as PractitionerRole | undefined) : undefined;
-  const specialty = wanted ?? (role ? specialtiesOf(role)[0] : undefined);
+const careQuestionedRef = (sr: ServiceRequest): Reference | undefined => sr.extension?.find((e) => e.url === EXTENSIONS.careQuestioned)?.valueReference;
+
+/** The specialty requested (domain/network.ts `requestedSpecialties`), read from the request and the directory. */
+export async function requestedSpecialtiesOf(store: FhirStore, sr: ServiceRequest): Promise<string[]> {
+  return requestedSpecialties({
+    named: (sr.performerType?.coding ?? []).filter((c) => c.system === CODE_SYSTEMS.nucc && c.code).map((c) => c.code!),
+    ofCareQuestioned: await specialtiesOfReference(store, careQuestionedRef(sr)),
+    ofRequestedProfessional: await specialtiesOfReference(store, sr.performer?.[0]),
+  });
+}
+
+/** R5/R6: whose care is questioned: the member's PCP's, or primary care by the specialty requested; else a specialist's, of that specialty. */
+async function careQuestionedOf(store: FhirStore, sr: ServiceRequest, member: Member, specialty: string | undefined): Promise<SecondOpinionInput['careQuestioned']> {
+  const practitionerId = await practitionerIdOf(store, careQuestionedRef(sr));
   const primary = (practitionerId !== undefined && practitionerId === member.pcpPractitionerId) || (specialty !== undefined && PRIMARY_CARE_SPECIALTIES.includes(specialty));
   return primary ? { kind: 'primary-care', practitionerId } : { kind: 'specialist', specialty, practitionerId };
 }

@@ -27,14 +27,19 @@ export const networksOf = (role: PractitionerRole): string[] =>
     .map((e) => parseLiteral(e.valueReference?.reference)?.[1])
     .filter((id): id is string => Boolean(id));
 
+/** A practitioner's name as the directory and the letters give it ("Dr. Hanna Schmidt"). */
+export function practitionerName(practitioner: Practitioner | undefined): string | undefined {
+  const name = practitioner?.name?.[0];
+  return (name && [name.prefix?.join(' '), name.given?.join(' '), name.family].filter(Boolean).join(' ')) || undefined;
+}
+
 /** A Plan-Net style PractitionerRole (with its Practitioner and Location) as a domain Professional. */
 export function professionalFrom(role: PractitionerRole, practitioner: Practitioner | undefined, location: Location | undefined): Professional {
   const specialties = specialtiesOf(role);
-  const name = practitioner?.name?.[0];
   return {
     practitionerId: parseLiteral(role.practitioner?.reference)?.[1] ?? role.id!,
     practitionerRoleId: role.id!,
-    name: name ? [name.prefix?.join(' '), name.given?.join(' '), name.family].filter(Boolean).join(' ') : (role.practitioner?.display ?? role.id!),
+    name: practitionerName(practitioner) ?? role.practitioner?.display ?? role.id!,
     specialties,
     isPrimaryCare: specialties.some((s) => PRIMARY_CARE_SPECIALTIES.includes(s)),
     organizationId: parseLiteral(role.organization?.reference)?.[1],
@@ -104,4 +109,23 @@ export async function rolesOf(store: FhirStore, practitionerId: string, count: n
     total: false,
   });
   return resources as PractitionerRole[];
+}
+
+/**
+ * The name of the professional a PractitionerRole or a Practitioner reference names, as a letter gives it:
+ * the role's practitioner display, else the practitioner's own name. Undefined when none is stored.
+ */
+export async function professionalNameOf(store: FhirStore, ref: Reference | undefined): Promise<string | undefined> {
+  const literal = parseLiteral(ref?.reference);
+  if (literal?.[0] === 'Practitioner') {
+    const practitioner = (await store.find('Practitioner', literal[1])) as Practitioner | undefined;
+    return practitioner && (practitionerName(practitioner) ?? ref?.display ?? ref?.reference);
+  }
+  if (literal?.[0] !== 'PractitionerRole') return undefined;
+  const role = (await store.find('PractitionerRole', literal[1])) as PractitionerRole | undefined;
+  if (!role) return undefined;
+  if (role.practitioner?.display) return role.practitioner.display;
+  const practitioner = parseLiteral(role.practitioner?.reference);
+  const named = practitioner?.[0] === 'Practitioner' ? practitionerName((await store.find('Practitioner', practitioner[1])) as Practitioner | undefined) : undefined;
+  return named ?? role.practitioner?.reference ?? ref?.display ?? ref?.reference;
 }

@@ -1,4 +1,4 @@
-import type { Patient, ServiceRequest } from 'fhir/r4.js';
+import type { DocumentReference, Patient, ServiceRequest } from 'fhir/r4.js';
 import { describe, expect, it } from 'vitest';
 import { planById } from '../domain/plans.js';
 import { composeLetter } from './letters.js';
@@ -7,9 +7,10 @@ const plan = planById('hpsj')!;
 const patient: Patient = { resourceType: 'Patient', id: 'm1', name: [{ given: ['Ana'], family: 'Ruiz' }] };
 const serviceRequest: ServiceRequest = { resourceType: 'ServiceRequest', id: 'sr1', status: 'active', intent: 'order', subject: { reference: 'Patient/m1' } };
 const letterHtml = (now: Date) => {
-  const [doc] = composeLetter('approval', { plan, patient, serviceRequest, recipients: [{ reference: 'Patient/m1' }, { reference: 'PractitionerRole/r1' }], sender: { reference: 'Organization/hpsj' }, now }, { professionalName: 'Dr. X' }).resources;
-  return Buffer.from(doc.content[0].attachment.data!, 'base64').toString('utf8');
+  const [doc] = composeLetter('approval', { plan, patient, serviceRequest, recipients: [{ reference: 'Patient/m1' }, { reference: 'PractitionerRole/r1' }], sender: { reference: 'Organization/hpsj' }, now }, { professionalName: 'Dr. X' }).documents;
+  return html(doc);
 };
+const html = (doc: DocumentReference) => Buffer.from(doc.content[0].attachment.data!, 'base64').toString('utf8');
 
 describe('letters', () => {
   it('R11: a notice bears the date of sending in the plan\'s zone (appeal windows run from it), not the UTC date', () => {
@@ -19,11 +20,20 @@ describe('letters', () => {
     expect(letterHtml(new Date('2026-07-01T07:00:00Z'))).toContain('<p>2026-07-01</p>');
   });
 
-  it('R11: one DocumentReference and a Communication per recipient, each referring to the letter', () => {
-    const letter = composeLetter('approval', { plan, patient, serviceRequest, recipients: [{ reference: 'Patient/m1' }, { reference: 'PractitionerRole/r1' }], sender: { reference: 'Organization/hpsj' }, now: new Date() }, {});
-    const [doc, ...sent] = letter.resources;
-    expect(sent.map((c) => c.recipient?.[0].reference)).toEqual(['Patient/m1', 'PractitionerRole/r1']);
-    expect(sent.every((c) => c.payload?.[0].contentReference?.reference === `DocumentReference/${doc.id}`)).toBe(true);
-    expect(letter.refs.map((r) => r.reference)).toEqual([`DocumentReference/${doc.id}`, ...sent.map((c) => `Communication/${c.id}`)]);
+  it('R10, R11 BSP D.V: the member\'s letter and a provider copy, and a Communication per recipient referring to the letter of its audience', () => {
+    const recipients = [{ reference: 'Patient/m1' }, { reference: 'PractitionerRole/r1' }, { reference: 'RelatedPerson/rep1' }, { reference: 'Practitioner/p2' }];
+    const letter = composeLetter('approval', { plan, patient, serviceRequest, recipients, sender: { reference: 'Organization/hpsj' }, now: new Date() }, { professionalName: 'Dr. X' });
+    const [memberLetter, providerCopy] = letter.documents;
+    expect(letter.documents).toHaveLength(2);
+    expect(html(memberLetter)).toContain('Dear Ana Ruiz,');
+    expect(html(providerCopy)).toContain('Regarding your patient Ana Ruiz');
+    expect([memberLetter, providerCopy].map((d) => d.category?.map((c) => c.text))).toEqual([['notice'], ['notice', 'provider-copy']]);
+    const sent = letter.communications;
+    expect(sent.map((c) => c.recipient?.[0].reference)).toEqual(recipients.map((r) => r.reference));
+    expect(sent.map((c) => c.payload?.[0].contentReference?.reference)).toEqual([memberLetter, providerCopy, memberLetter, providerCopy].map((d) => `DocumentReference/${d.id}`));
+    expect(letter.resources).toEqual([...letter.documents, ...sent]);
+    expect(letter.refs.map((r) => r.reference)).toEqual([...letter.documents.map((d) => `DocumentReference/${d.id}`), ...sent.map((c) => `Communication/${c.id}`)]);
+    // A letter only the member is sent has no provider copy.
+    expect(composeLetter('approval', { plan, patient, serviceRequest, recipients: [recipients[0]], sender: { reference: 'Organization/hpsj' }, now: new Date() }, {}).documents).toHaveLength(1);
   });
 });

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Communication, DocumentReference, Patient, Reference, ServiceRequest } from 'fhir/r4.js';
 import { localDate } from '../domain/clock.js';
-import { type LetterFacts, type LetterKind, letterLanguage, renderLetter } from '../domain/letters.js';
+import { type Audience, type LetterFacts, type LetterKind, letterLanguage, renderLetter } from '../domain/letters.js';
 import type { PlanProfile } from '../domain/plans.js';
 import { PROFILES } from '../fhir/systems.js';
 import type { FhirStore } from '../storage/FhirStore.js';
@@ -11,33 +11,44 @@ export const patientName = (p: Patient): string => [p.name?.[0]?.given?.join(' '
 
 type LetterParties = { plan: PlanProfile; patient: Patient; serviceRequest: ServiceRequest; recipients: Reference[]; sender: Reference; now: Date };
 
-/** A letter not yet stored: the DocumentReference (rendered HTML), a Communication per recipient, and the references for the case Task's output. */
+/** A letter not yet stored: its DocumentReferences (rendered HTML), a Communication per recipient, and the references for the case Task's output. */
 export interface ComposedLetter {
-  resources: [DocumentReference, ...Communication[]];
+  /** The letter of each audience sent it: the member's first, then the provider copy. */
+  documents: DocumentReference[];
+  /** A sending per recipient, referring to their audience's letter. */
+  communications: Communication[];
+  /** The documents, then the communications: what to store. */
+  resources: (DocumentReference | Communication)[];
   refs: Reference[];
   /** Hands the Communications to providers' FHIR endpoints (members read theirs here); call once they are stored, in the same transaction. */
   deliver(tx: FhirStore, delivery?: ProviderDelivery): Promise<void>;
 }
 
-/** Renders a letter and its sendings (R10, R11, R14) with their ids assigned, for the caller to store. */
-export function composeLetter(kind: LetterKind, c: LetterParties, facts: Partial<LetterFacts>): ComposedLetter {
-  const preferred = c.patient.communication?.find((x) => x.preferred)?.language.coding?.[0]?.code ?? c.patient.communication?.[0]?.language.coding?.[0]?.code;
-  const language = letterLanguage(c.plan, preferred);
-  const { title, html } = renderLetter(kind, { plan: c.plan, language, audience: 'member', memberName: patientName(c.patient), date: localDate(c.plan, c.now), ...facts });
-  const doc: DocumentReference = {
+/** The member and their representative read the member's letter; professionals and organizations the provider copy (R10, BSP D.V). */
+const audienceOf = (recipient: Reference): Audience => (/^(Patient|RelatedPerson)\//.test(recipient.reference ?? '') ? 'member' : 'provider');
+
+/** One rendered letter for one audience, as a DocumentReference about the member and the request. */
+function letterDocument(kind: LetterKind, c: LetterParties, facts: LetterFacts): DocumentReference {
+  const { title, html } = renderLetter(kind, facts);
+  const report = kind === 'report';
+  return {
     resourceType: 'DocumentReference',
     id: randomUUID(),
     status: 'current',
-    type: { coding: [{ system: 'http://loinc.org', code: kind === 'report' ? '11488-4' : '51852-2', display: kind === 'report' ? 'Consult note' : 'Letter' }], text: title },
-    category: [{ text: kind === 'report' ? 'consultation-report' : 'notice' }],
+    type: { coding: [{ system: 'http://loinc.org', code: report ? '11488-4' : '51852-2', display: report ? 'Consult note' : 'Letter' }], text: title },
+    // A provider's copy says so, so that a member's view of their letters can tell it from theirs.
+    category: [{ text: report ? 'consultation-report' : 'notice' }, ...(facts.audience === 'provider' ? [{ text: 'provider-copy' }] : [])],
     subject: { reference: `Patient/${c.patient.id}` },
     date: c.now.toISOString(),
     author: [c.sender],
     description: title,
-    content: [{ attachment: { contentType: 'text/html', language, title, data: Buffer.from(html).toString('base64') } }],
+    content: [{ attachment: { contentType: 'text/html', language: facts.language, title, data: Buffer.from(html).toString('base64') } }],
     context: { related: [{ reference: `ServiceRequest/${c.serviceRequest.id}` }] },
   };
-  const communications = c.recipients.map((recipient): Communication => ({
+}
+
+function sending(kind: LetterKind, c: LetterParties, recipient: Reference, doc: DocumentReference): Communication {
+  return {
     resourceType: 'Communication',
     id: randomUUID(),
     meta: { profile: [PROFILES.decisionNotice] },
@@ -48,11 +59,27 @@ export function composeLetter(kind: LetterKind, c: LetterParties, facts: Partial
     recipient: [recipient],
     sender: c.sender,
     sent: c.now.toISOString(),
-    payload: [{ contentReference: { reference: `DocumentReference/${doc.id}`, display: title } }],
-  }));
+    payload: [{ contentReference: { reference: `DocumentReference/${doc.id}`, display: doc.description } }],
+  };
+}
+
+/**
+ * Renders a letter and its sendings (R10, R11, R14) with their ids assigned, for the caller to store: the
+ * member's letter, and a provider copy of the same facts worded about "your patient" when a provider is
+ * sent it, each in the member's language, so that what the provider reads is what the member was told.
+ */
+export function composeLetter(kind: LetterKind, c: LetterParties, facts: Partial<LetterFacts>): ComposedLetter {
+  const preferred = c.patient.communication?.find((x) => x.preferred)?.language.coding?.[0]?.code ?? c.patient.communication?.[0]?.language.coding?.[0]?.code;
+  const language = letterLanguage(c.plan, preferred);
+  const audiences = (['member', 'provider'] as const).filter((a) => c.recipients.some((r) => audienceOf(r) === a));
+  const byAudience = new Map(audiences.map((audience) => [audience, letterDocument(kind, c, { plan: c.plan, language, memberName: patientName(c.patient), date: localDate(c.plan, c.now), ...facts, audience })]));
+  const documents = [...byAudience.values()];
+  const communications = c.recipients.map((recipient) => sending(kind, c, recipient, byAudience.get(audienceOf(recipient))!));
   return {
-    resources: [doc, ...communications],
-    refs: [{ reference: `DocumentReference/${doc.id}`, display: title }, ...communications.map((x) => ({ reference: `Communication/${x.id}` }))],
+    documents,
+    communications,
+    resources: [...documents, ...communications],
+    refs: [...documents.map((d) => ({ reference: `DocumentReference/${d.id}`, display: d.description })), ...communications.map((x) => ({ reference: `Communication/${x.id}` }))],
     async deliver(tx, delivery) {
       for (const [i, communication] of communications.entries()) {
         const recipient = c.recipients[i];

@@ -82,9 +82,19 @@ async function recordOf(store: FhirStore, task: Task): Promise<CaseRecord | unde
     receivedAt: task.authoredOn!,
     dueAt: task.restriction?.period?.end ?? task.authoredOn!,
     decidedAt: task.output?.find((o) => o.type.text === 'decided-at')?.valueDateTime,
+    opinionDueAt: task.input?.find((i) => i.type.text === 'opinion-due')?.valueDateTime,
+    reportedAt: reportedAt(task),
     extended: task.output?.some((o) => o.type.text === 'extended') ?? false,
     providerGroup: parseLiteral(role?.organization?.reference)?.[1],
   };
+}
+
+/** R14: when the report was posted; a case completed before `reported-at` was recorded was completed by the report. */
+function reportedAt(task: Task): string | undefined {
+  const recorded = task.output?.find((o) => o.type.text === 'reported-at')?.valueDateTime;
+  if (recorded) return recorded;
+  const completed = task.businessStatus?.coding?.[0]?.code === 'completed' && task.output?.some((o) => o.type.text === 'consultation-report');
+  return completed ? task.lastModified : undefined;
 }
 
 const group = (code: string, text: string, entries: [string, number][], measureScore?: number | null): MeasureReportGroup => ({
@@ -111,6 +121,7 @@ export function committeeMeasureReport(figures: ReportFigures, period: string, p
       group('by-outcome', 'By outcome', Object.entries(figures.byOutcome)),
       group('by-provider-group', 'By provider group', Object.entries(figures.byProviderGroup)),
       group('timeliness', 'Decided within the deadline (R9)', [['decided', figures.decided], ['on-time', figures.decidedOnTime], ['overdue', figures.overdue]], figures.onTimeShare),
+      group('opinion-timeliness', 'Opinion reported by its due date (R9 H&S 1383.15, R14)', [['due', figures.opinions.due], ['reported', figures.opinions.reported], ['on-time', figures.opinions.reportedOnTime], ['overdue', figures.opinions.overdue]], figures.opinions.onTimeShare),
       group('standard', '42 CFR 438.210(f): standard requests', [['decided', figures.standard.decided], ['approved-pct', figures.standard.approvedPct ?? 0], ['denied-pct', figures.standard.deniedPct ?? 0]]),
       group('expedited', '42 CFR 438.210(f): expedited requests', [['decided', figures.expedited.decided], ['approved-pct', figures.expedited.approvedPct ?? 0], ['denied-pct', figures.expedited.deniedPct ?? 0]]),
       group('after-appeal', 'Approved after appeal (%)', [], figures.approvedAfterAppealPct),
@@ -130,6 +141,10 @@ export function committeeCsv(figures: ReportFigures): string {
     ['decided', '', figures.decided],
     ['decided-on-time', '', figures.decidedOnTime],
     ['overdue', '', figures.overdue],
+    ['opinions-due', '', figures.opinions.due],
+    ['opinions-reported', '', figures.opinions.reported],
+    ['opinions-reported-on-time', '', figures.opinions.reportedOnTime],
+    ['opinions-overdue', '', figures.opinions.overdue],
     ['standard-approved-pct', '', figures.standard.approvedPct],
     ['standard-denied-pct', '', figures.standard.deniedPct],
     ['expedited-approved-pct', '', figures.expedited.approvedPct],
