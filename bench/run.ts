@@ -498,8 +498,12 @@ In short, for each target missed (benchmarks-history.md gives the evidence and w
   peer's; the AuditEvent every read stores is what lowers the rate on PGlite, whose engine runs on the thread that
   serves requests (a CPU profile under load: about 28% of the CPU in the AuditEvent, 30% in HTTP, 11% in garbage
   collection). On PostgreSQL the read itself costs more (no cache shared between server processes, a round trip
-  per read). What would close it: the audit trail off the request thread (an audit repository of its own, or
-  PGlite's audit table on a worker thread), and, for a few percent, serving the stored JSON without parsing it again. The
+  per read). What would close it: the audit trail off the request thread. Probed on 2026-12-01 with PGlite's audit
+  table in an engine of its own on a worker thread: audited reads at 10k rose by about 28% (median 2,436 against
+  1,907/s, four interleaved rounds), which would meet 0.6× the peer, but peak RSS rose by about 240 MB (a second
+  engine) and the SQL that joins the audit trail to the records (chains, \`_has\`, history of the whole system) would
+  have to be split across two databases; not kept. An audit repository outside the process (IHE BALP) would do the
+  same without the memory. For a few percent more: serving the stored JSON without parsing it again. The
   p99 follows the rate: with 50 requests in flight, 20 ms needs well over 2,500 answers per second.
 - **Create: 0.5× the peer.** The peer writes to memory; a create here is a durable row, a history row and index
   rows, validated and audited, in an engine that on PGlite shares the request thread. Creates that arrive together
@@ -537,7 +541,8 @@ In short, for each target missed (benchmarks-history.md gives the evidence and w
   232 MB). Since 2026-12-01 the server lets V8's old
   space grow to at most twice what survived each full collection (\`server/src/main.ts\`), which is no cap. What
   would close it on PGlite: fewer allocations per request (the stored JSON served as text); a heap cap
-  (\`--max-old-space-size\`) would turn one large request into a crash.
+  (\`--max-old-space-size\`) would turn one large request into a crash. Keeping PGlite's code at V8's baseline tier
+  (\`--liftoff-only\`, probed 2026-12-01) held about 60 MB less, but searches took about 25% more CPU each.
 - **Start-up under 1.5 s on PGlite** is met or missed with the machine's speed (1.1-1.7 s in the full runs of
   2026-11-30): what remains is work on the main thread (opening PGlite 0.6-0.9 s, loading modules 0.3 s).
 
