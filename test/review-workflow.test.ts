@@ -147,9 +147,15 @@ describe('UM review path', () => {
     expect(casesGroup.population[0].count).toBeGreaterThanOrEqual(2);
     const byOutcome = report.body.group.find((g: { code: { coding: { code: string }[] } }) => g.code.coding[0].code === 'by-outcome');
     expect(byOutcome.population.map((p: { code: { text: string } }) => p.code.text)).toContain('denied');
+    // BSP D.X: approvals and denials coded by category: the outcomes of each reason category add up to its cases.
+    const byReasonOutcome = (report.body as MeasureReport).group?.find((g) => g.code?.coding?.[0].code === 'by-reason-outcome');
+    const other = byReasonOutcome?.stratifier?.[0].stratum?.find((s) => s.value?.text === 'other');
+    expect(other?.population?.reduce((n, p) => n + (p.count ?? 0), 0)).toBe(before + 1);
     const csv = await fetch(`${server.url}/reports/second-opinion.csv?period=${period}&plan=bsp`, { headers: { authorization: `Bearer ${as('bsp', 'um')}` } });
     expect(csv.headers.get('content-type')).toContain('text/csv');
-    expect(await csv.text()).toMatch(/^metric,key,value\ncases,,\d+/);
+    const rows = await csv.text();
+    expect(rows).toMatch(/^metric,key,value\ncases,,\d+/);
+    expect(rows).toMatch(/\nby-reason-outcome,other\/[a-z-]+,\d+\n/);
     expect((await call(as('bsp', 'pcp'), `$second-opinion-report?period=${period}`)).status).toBe(403);
     expect((await call(as('bsp', 'um'), '$second-opinion-report?period=2026-13')).status).toBe(400);
   });

@@ -19,6 +19,16 @@ describe('R19 committee figures (BSP D.X, F; 42 CFR 438.210(f)), checked against
     expect(f.byOutcome).toEqual({ approved: 2, denied: 2, completed: 1, 'um-review': 1 });
     expect(f.byProviderGroup).toEqual({ 'ipa-a': 3, 'ipa-b': 2, unassigned: 1 });
   });
+  it('R19 BSP D.X: approvals and denials coded by category: each reason category by outcome, a case with two reasons under each', () => {
+    expect(f.byReasonAndOutcome).toEqual({
+      'surgery-necessity': { approved: 2 },
+      'serious-condition': { denied: 1 },
+      other: { denied: 1 },
+      'unclear-diagnosis': { completed: 1 },
+      'not-improving': { denied: 1 },
+      'persistent-concerns': { 'um-review': 1 },
+    });
+  });
   it('timeliness and overdue', () => {
     expect([f.decided, f.decidedOnTime, f.overdue]).toEqual([5, 4, 1]);
     expect(f.onTimeShare).toBe(0.8);

@@ -24,6 +24,8 @@ export interface ReportFigures {
   cases: number;
   byReason: Record<string, number>;
   byOutcome: Record<string, number>;
+  /** BSP D.X: approvals and denials coded by category: each reason category's cases by outcome (a case giving two reasons counts under each). */
+  byReasonAndOutcome: Record<string, Record<string, number>>;
   byProviderGroup: Record<string, number>;
   decided: number;
   decidedOnTime: number;
@@ -71,6 +73,8 @@ export function opinionTimeliness(cases: CaseRecord[], now: Date): OpinionTimeli
 const APPROVED = new Set(['approved', 'modified', 'transport-arranged', 'completed']);
 const DENIED = new Set(['denied']);
 const count = (xs: string[]) => xs.reduce<Record<string, number>>((acc, x) => ({ ...acc, [x]: (acc[x] ?? 0) + 1 }), {});
+const crossCount = (pairs: [string, string][]) =>
+  pairs.reduce<Record<string, Record<string, number>>>((acc, [row, column]) => ({ ...acc, [row]: { ...acc[row], [column]: (acc[row]?.[column] ?? 0) + 1 } }), {});
 const pct = (n: number, d: number) => (d ? Math.round((1000 * n) / d) / 10 : null);
 
 /** The committee figures for a set of cases, as of `now`. Pure: the caller selects period and plan. */
@@ -88,6 +92,7 @@ export function reportFigures(cases: CaseRecord[], now: Date): ReportFigures {
     cases: cases.length,
     byReason: count(cases.flatMap((c) => c.reasons)),
     byOutcome: count(cases.map((c) => c.outcome)),
+    byReasonAndOutcome: crossCount(cases.flatMap((c) => c.reasons.map((reason): [string, string] => [reason, c.outcome]))),
     byProviderGroup: count(cases.map((c) => c.providerGroup ?? 'unassigned')),
     decided: decided.length,
     decidedOnTime,

@@ -103,6 +103,17 @@ const group = (code: string, text: string, entries: [string, number][], measureS
   population: entries.map(([k, n]) => ({ code: { text: k }, count: n })),
 });
 
+/** BSP D.X: the outcomes stratified by reason category, one stratum per reason with a population per outcome. */
+function reasonByOutcomeGroup(byReasonAndOutcome: ReportFigures['byReasonAndOutcome']): MeasureReportGroup {
+  return {
+    ...group('by-reason-outcome', 'Outcomes by reason category (R2, BSP D.X)', []),
+    stratifier: [{
+      code: [{ text: 'reason' }],
+      stratum: Object.entries(byReasonAndOutcome).map(([reason, outcomes]) => ({ value: { text: reason }, population: Object.entries(outcomes).map(([outcome, n]) => ({ code: { text: outcome }, count: n })) })),
+    }],
+  };
+}
+
 /** The committee report (R19) as a MeasureReport: one group per figure family. */
 export function committeeMeasureReport(figures: ReportFigures, period: string, planId: string | undefined, now: Date): MeasureReport {
   const bounds = periodBounds(period)!;
@@ -119,6 +130,7 @@ export function committeeMeasureReport(figures: ReportFigures, period: string, p
       group('cases', 'Cases received', [['cases', figures.cases]]),
       group('by-reason', 'By reason category (R2)', Object.entries(figures.byReason)),
       group('by-outcome', 'By outcome', Object.entries(figures.byOutcome)),
+      reasonByOutcomeGroup(figures.byReasonAndOutcome),
       group('by-provider-group', 'By provider group', Object.entries(figures.byProviderGroup)),
       group('timeliness', 'Decided within the deadline (R9)', [['decided', figures.decided], ['on-time', figures.decidedOnTime], ['overdue', figures.overdue]], figures.onTimeShare),
       group('opinion-timeliness', 'Opinion reported by its due date (R9 H&S 1383.15, R14)', [['due', figures.opinions.due], ['reported', figures.opinions.reported], ['on-time', figures.opinions.reportedOnTime], ['overdue', figures.opinions.overdue]], figures.opinions.onTimeShare),
@@ -137,6 +149,7 @@ export function committeeCsv(figures: ReportFigures): string {
     ['cases', '', figures.cases],
     ...Object.entries(figures.byReason).map(([k, v]): [string, string, number] => ['by-reason', k, v]),
     ...Object.entries(figures.byOutcome).map(([k, v]): [string, string, number] => ['by-outcome', k, v]),
+    ...Object.entries(figures.byReasonAndOutcome).flatMap(([reason, outcomes]) => Object.entries(outcomes).map(([outcome, v]): [string, string, number] => ['by-reason-outcome', `${reason}/${outcome}`, v])),
     ...Object.entries(figures.byProviderGroup).map(([k, v]): [string, string, number] => ['by-provider-group', k, v]),
     ['decided', '', figures.decided],
     ['decided-on-time', '', figures.decidedOnTime],
