@@ -29,12 +29,9 @@ export function hasScope(req: FhirRequest, ctx: FhirContext, resourceType: strin
  * refuses when none grants any of it.
  */
 export function scopeRestriction(req: FhirRequest, ctx: FhirContext, resourceType: string, interaction: 'read' | 'search'): SearchClause | undefined {
-  if (!req.auth) return undefined;
+  if (!req.auth || hasScope(req, ctx, resourceType, interaction)) return undefined;
   const grants = ctx.policy.restrictedGrants?.(req.auth, resourceType, interaction) ?? [];
-  if (!grants.length || hasScope(req, ctx, resourceType, interaction)) {
-    requireScope(req, ctx, resourceType, interaction);
-    return undefined;
-  }
+  if (!grants.length) requireScope(req, ctx, resourceType, interaction); // refuses, as it refused hasScope
   return {
     kind: 'anyOf',
     alternatives: grants.map((grant) => [
