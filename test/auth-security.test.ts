@@ -506,6 +506,64 @@ describe('access control: tokens, scopes, compartments', () => {
       expect((await withBasic('/auth/introspect', { token: 'x' })).body).toEqual({ active: false });
     });
 
+    it('RFC 7591 §3.2.2: registration refuses jwks keys without a kid, or two keys sharing one (400 invalid_client_metadata): client assertions name their key', async () => {
+      const jwk = () => generateKeyPairSync('ec', { namedCurve: 'P-384' }).publicKey.export({ format: 'jwk' });
+      const registerKeys = (keys: Record<string, unknown>[]) => register({ token_endpoint_auth_method: 'private_key_jwt', jwks: { keys } });
+      for (const [keys, field] of [
+        [[jwk()], 'jwks.keys.0.kid'],
+        [[{ ...jwk(), kid: 'k1' }, { ...jwk(), kid: '' }], 'jwks.keys.1.kid'],
+        [[{ ...jwk(), kid: 'k1' }, { ...jwk(), kid: 'k1' }], 'jwks.keys.1.kid'],
+      ] as const) {
+        const res = await registerKeys([...keys]);
+        expect(res.status, JSON.stringify(keys)).toBe(400);
+        expect(res.body.error).toBe('invalid_client_metadata');
+        expect(res.body.error_description).toContain(`${field}: `);
+        expect(res.body.error_description).toMatch(/kid/);
+        noCredentials(res);
+      }
+      const ok = await registerKeys([{ ...jwk(), kid: 'k1' }, { ...jwk(), kid: 'k2' }]);
+      expect(ok.status, JSON.stringify(ok.body)).toBe(201);
+    });
+
+    it('RFC 6749 §2.3.1, §5.2: a client_id in the body naming another client than the Basic credentials is refused (400 invalid_request), at the token and introspection endpoints', async () => {
+      const confidential = await register({ redirect_uris: ['https://x.example/cb'], token_endpoint_auth_method: 'client_secret_basic' });
+      expect(confidential.status).toBe(201);
+      const basic = `Basic ${Buffer.from(`${confidential.body.client_id}:${confidential.body.client_secret}`).toString('base64')}`;
+      const withBasic = (path: string, body: Record<string, string>) =>
+        raw(`${server.url}${path}`, { method: 'POST', headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(body).toString() });
+      const refresh = { grant_type: 'refresh_token', refresh_token: 'not-a-token' };
+      for (const [path, body] of [['/auth/token', refresh], ['/auth/introspect', { token: 'x' }]] as const) {
+        const other = await withBasic(path, { ...body, client_id: 'second-opinion-app' });
+        expect(other.status, path).toBe(400);
+        expect(other.body.error).toBe('invalid_request');
+        expect(other.body.error_description).toMatch(/client_id/);
+        noCredentials(other);
+      }
+      // The same client named twice is no conflict.
+      expect((await withBasic('/auth/token', { ...refresh, client_id: confidential.body.client_id })).body.error).toBe('invalid_grant');
+      expect((await withBasic('/auth/introspect', { token: 'x', client_id: confidential.body.client_id })).body).toEqual({ active: false });
+    });
+
+    it.each<[string, Record<string, string>]>([
+      ['a client_assertion without client_assertion_type', { client_assertion: 'assertion' }],
+      ['a client_assertion with an unknown client_assertion_type', { client_assertion: 'assertion', client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:saml2-bearer' }],
+      ['a client_assertion with an empty client_assertion_type', { client_assertion: 'assertion', client_assertion_type: '' }],
+      ['a client_assertion_type without client_assertion', { client_assertion_type: ASSERTION_TYPE }],
+      ['a client_assertion_type with an empty client_assertion', { client_assertion_type: ASSERTION_TYPE, client_assertion: '' }],
+    ])('RFC 7521 §4.2: %s is refused (400 invalid_request), never read as a bare client_id', async (_what, auth) => {
+      const body = { ...auth, ...(auth.client_assertion === 'assertion' ? { client_assertion: backendAssertion(server) } : {}) };
+      for (const res of [
+        await post('/auth/token', { grant_type: 'refresh_token', refresh_token: 'not-a-token', client_id: 'second-opinion-app', ...body }),
+        await clientCredentials(body, 'system/*.rs'),
+        await post('/auth/introspect', { token: 'x', ...body }),
+      ]) {
+        expect(res.status, JSON.stringify(res.body)).toBe(400);
+        expect(res.body.error).toBe('invalid_request');
+        expect(res.body.error_description).toMatch(/client_assertion/);
+        noCredentials(res);
+      }
+    });
+
     it('a refresh narrowing the access token keeps the refresh token\'s scope as authorized (RFC 6749 §6)', async () => {
       const granted = 'openid fhirUser patient/*.rs offline_access';
       const { refresh_token } = await appTokens('Patient/member-hpsj-2', granted);

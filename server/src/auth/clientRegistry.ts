@@ -14,6 +14,20 @@ const checkedUrl = (problem: (url: string) => string | undefined) =>
     if (message) ctx.addIssue({ code: 'custom', message });
   });
 
+const KID_REQUIRED = 'every key needs a kid: client assertions name their key (SMART Backend Services)';
+
+/**
+ * A client's own keys. An assertion names its key by kid (tokenEndpoint assertionKey), so a key without
+ * one could never be used, and two keys sharing one would leave the choice to the order of the list.
+ */
+const RegisteredJwksSchema = z
+  .object({ keys: z.array(JwkSchema.extend({ kid: z.string({ error: KID_REQUIRED }).min(1, { error: KID_REQUIRED }) })).min(1, { error: 'a jwks needs at least one key' }) })
+  .superRefine(({ keys }, ctx) => {
+    keys.forEach(({ kid }, i) => {
+      if (keys.findIndex((k) => k.kid === kid) < i) ctx.addIssue({ code: 'custom', path: ['keys', i, 'kid'], message: `duplicate kid '${kid}': each key needs its own` });
+    });
+  });
+
 /** A registered app or system (SMART App Launch client types, Backend Services). */
 export const ClientSchema = z.object({
   client_id: z.string().min(3).max(200),
@@ -25,7 +39,7 @@ export const ClientSchema = z.object({
   launch_uri: z.url().optional(),
   /** Scopes the client may ever get. */
   scope: z.string().default('openid fhirUser launch launch/patient offline_access online_access patient/*.rs user/*.rs'),
-  jwks: z.object({ keys: z.array(JwkSchema) }).optional(),
+  jwks: RegisteredJwksSchema.optional(),
   /** Fetched by this server: https to a public host only (checked here, for the clients file and registrations, and again before each fetch). */
   jwks_uri: checkedUrl(jwksUriProblem).optional(),
   /** Roles a backend (system) client acts with, e.g. delegated-group for an IPA's system. */
@@ -63,8 +77,7 @@ export class ClientRegistry {
   }
 
   static fromFile(store: FhirStore, path: string | undefined, extra: Client[]): ClientRegistry {
-    const fromFile = path ? z.array(ClientSchema).parse(JSON.parse(readFileSync(path, 'utf8'))) : [];
-    return new ClientRegistry(store, [...extra, ...fromFile]);
+    return new ClientRegistry(store, [...extra, ...(path ? clientsFile(path) : [])]);
   }
 
   async get(clientId: string): Promise<Client | undefined> {
@@ -109,6 +122,13 @@ export class ClientRegistry {
     for (const origin of originsOf(client)) await this.store.putEphemeral(`origin:${origin}`, client.client_id, expiresAt);
     return client;
   }
+}
+
+/** The operator's clients file, validated at start-up: the error names the file and each wrong field. */
+function clientsFile(path: string): Client[] {
+  const parsed = z.array(ClientSchema).safeParse(JSON.parse(readFileSync(path, 'utf8')));
+  if (parsed.success) return parsed.data;
+  throw new Error(`Invalid clients file ${path}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
 }
 
 const originsOf = (c: Client): string[] => [...new Set([...c.origins, ...c.redirect_uris.map((u) => new URL(u).origin)])];

@@ -108,25 +108,52 @@ export const severalMethods = (used: string[]) => invalidRequest(`A client may u
 export async function authenticateClient(deps: TokenDeps, req: Request, form: Form): Promise<Client> {
   const methods = authenticationMethods(req, form);
   if (methods.length > 1) throw severalMethods(methods);
+  const assertion = clientAssertion(form);
   const basic = /^Basic (.+)$/i.exec(req.headers.authorization ?? '');
-  if (basic) {
-    let id: string | undefined;
-    let secret: string | undefined;
-    try {
-      [id, secret] = Buffer.from(basic[1], 'base64').toString().split(':').map(decodeURIComponent);
-    } catch {
-      throw invalidClient('Malformed Basic credentials');
-    }
-    const client = await deps.clients.get(id ?? '');
-    if (!client || !secretMatches(client, secret)) throw invalidClient('Client authentication failed');
-    return client;
+  if (basic) return basicClient(deps, basic[1], form);
+  if (assertion) return assertedClient(deps, assertion, form);
+  return formClient(deps, form);
+}
+
+/**
+ * The client_assertion, when the request sends one. RFC 7521 §4.2: client_assertion_type and
+ * client_assertion go together, and the type must be one we support; a lone or unknown type is
+ * refused rather than ignored, so the request never falls back to a bare client_id. RFC 6749 §3.1:
+ * a parameter without a value counts as omitted.
+ */
+function clientAssertion(form: Form): string | undefined {
+  const { client_assertion: assertion, client_assertion_type: type } = form;
+  if (!assertion && !type) return undefined;
+  if (!assertion) throw invalidRequest('client_assertion_type was sent without a client_assertion (RFC 7521 §4.2)');
+  if (type !== ASSERTION_TYPE) throw invalidRequest(`client_assertion_type must be ${ASSERTION_TYPE} (RFC 7523 §2.2)`);
+  return assertion;
+}
+
+/** client_secret_basic (RFC 6749 §2.3.1): id and secret are form-encoded inside the Basic credentials. */
+async function basicClient(deps: TokenDeps, credentials: string, form: Form): Promise<Client> {
+  let id: string | undefined;
+  let secret: string | undefined;
+  try {
+    [id, secret] = Buffer.from(credentials, 'base64').toString().split(':').map(decodeURIComponent);
+  } catch {
+    throw invalidClient('Malformed Basic credentials');
   }
-  if (form.client_assertion_type === ASSERTION_TYPE && form.client_assertion) {
-    const client = await verifyAssertion(deps, form.client_assertion);
-    // RFC 7521 §4.2: a client_id beside the assertion must name the same client.
-    if (form.client_id && form.client_id !== client.client_id) throw invalidClient('client_id names another client than the client_assertion');
-    return client;
-  }
+  // RFC 6749 §5.2: a request naming two clients is malformed (invalid_request), whatever the secret.
+  if (form.client_id && form.client_id !== id) throw invalidRequest('client_id names another client than the Basic credentials');
+  const client = await deps.clients.get(id ?? '');
+  if (!client || !secretMatches(client, secret)) throw invalidClient('Client authentication failed');
+  return client;
+}
+
+async function assertedClient(deps: TokenDeps, assertion: string, form: Form): Promise<Client> {
+  const client = await verifyAssertion(deps, assertion);
+  // RFC 7521 §4.2: a client_id beside the assertion must name the same client.
+  if (form.client_id && form.client_id !== client.client_id) throw invalidClient('client_id names another client than the client_assertion');
+  return client;
+}
+
+/** client_secret_post, or a public client naming itself. */
+async function formClient(deps: TokenDeps, form: Form): Promise<Client> {
   const client = await deps.clients.get(form.client_id ?? '');
   if (!client) throw invalidClient('Unknown client');
   if (client.type === 'confidential-symmetric' && !secretMatches(client, form.client_secret)) throw invalidClient('Client authentication failed');
