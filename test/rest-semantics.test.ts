@@ -184,6 +184,83 @@ describe.each(STORE_DRIVERS)('REST semantics on $name', (driver) => {
     });
   });
 
+  describe('urn:uuid and urn:oid references outside a Bundle (R4 references.html#literal, bundle.html#references)', () => {
+    const urn = 'urn:uuid:2f4e6a8c-0b1d-4f3e-8a5c-7e9b1d3f5a7c';
+    const condition = (value: string, subject: string, extra: object = {}) => ({
+      resourceType: 'Condition',
+      identifier: [{ system: 'urn:test:urn-refs', value }],
+      code: { text: value },
+      subject: { reference: subject },
+      ...extra,
+    });
+    const stored = async (value: string) => (await raw(url(`Condition?identifier=urn:test:urn-refs|${value}&_summary=count`))).body.total as number;
+
+    it('a create, update, conditional update or patch that holds one is a 400 naming where, and stores nothing', async () => {
+      const subject = await create(patient('UrnSubject'));
+      const writes: [string, RequestInit & { json?: unknown }, string][] = [
+        ['Condition', { method: 'POST', json: condition('urn-post', urn) }, 'Condition.subject.reference'],
+        ['Condition/urn-put', { method: 'PUT', json: { ...condition('urn-put', urn), id: 'urn-put' } }, 'Condition.subject.reference'],
+        ['Condition?identifier=urn:test:urn-refs|urn-cond-put', { method: 'PUT', json: condition('urn-cond-put', urn) }, 'Condition.subject.reference'],
+        [
+          'Condition',
+          { method: 'POST', json: condition('urn-oid', `Patient/${subject.id}`, { evidence: [{ detail: [{ reference: 'urn:oid:1.2.3.4' }] }] }) },
+          'Condition.evidence[0].detail[0].reference',
+        ],
+      ];
+      for (const [path, init, expression] of writes) {
+        const res = await raw(url(path), init);
+        expect(res.status, `${init.method} ${path}`).toBe(400);
+        expect(res.body.resourceType).toBe('OperationOutcome');
+        expect(paths(res.body)).toEqual([expression]);
+      }
+      for (const value of ['urn-post', 'urn-put', 'urn-cond-put', 'urn-oid']) expect(await stored(value)).toBe(0);
+
+      const target = (await raw(url('Condition'), { method: 'POST', json: condition('urn-patch', `Patient/${subject.id}`) })).body;
+      const patched = await raw(url(`Condition/${target.id}`), {
+        method: 'PATCH',
+        headers: { 'content-type': 'application/json-patch+json' },
+        body: JSON.stringify([{ op: 'replace', path: '/subject/reference', value: urn }]),
+      });
+      expect(patched.status).toBe(400);
+      expect((await raw(url(`Condition/${target.id}`))).body.meta.versionId).toBe('1');
+    });
+
+    it('a batch entry referring to another entry by its fullUrl is a 400 in its entry: batch entries do not depend on each other', async () => {
+      const res = await post({
+        resourceType: 'Bundle',
+        type: 'batch',
+        entry: [
+          { fullUrl: urn, resource: patient('UrnBatch'), request: { method: 'POST', url: 'Patient' } },
+          { resource: condition('urn-batch', urn), request: { method: 'POST', url: 'Condition' } },
+        ],
+      });
+      expect(res.body.entry.map((e: BundleEntry) => e.response?.status)).toEqual(['201', '400']);
+      expect(await stored('urn-batch')).toBe(0);
+    });
+
+    it('contained (#id) and absolute references are stored as sent, and a transaction still resolves its urn:uuid references', async () => {
+      const contained = condition('urn-contained', '#p1', {
+        contained: [{ resourceType: 'Patient', id: 'p1', name: [{ family: 'Contained' }] }],
+        evidence: [{ detail: [{ reference: 'https://other.example/fhir/Observation/1' }] }],
+      });
+      const created = await raw(url('Condition'), { method: 'POST', json: contained });
+      expect(created.status, JSON.stringify(created.body)).toBe(201);
+      expect([created.body.subject.reference, created.body.evidence[0].detail[0].reference]).toEqual(['#p1', 'https://other.example/fhir/Observation/1']);
+
+      const res = await post({
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [
+          { resource: condition('urn-transaction', urn), request: { method: 'POST', url: 'Condition' } },
+          { fullUrl: urn, resource: patient('UrnTransaction'), request: { method: 'POST', url: 'Patient' } },
+        ],
+      });
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      expect(res.body.entry[0].resource.subject.reference).toBe(`Patient/${res.body.entry[1].resource.id}`);
+    });
+
+  });
+
   describe('response entries', () => {
     it('a transaction-response and a batch-response give absolute fullUrls and lastModified with meta.lastUpdated\'s milliseconds', async () => {
       const entry = (family: string) => ({ resource: patient(family), request: { method: 'POST', url: 'Patient' } });

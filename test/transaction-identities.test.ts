@@ -115,6 +115,96 @@ describe.each(STORE_DRIVERS)('transaction identities on $name', (driver) => {
     });
   });
 
+  describe('conditional entries after the DELETE entries (R4 http.html#trules: DELETE runs first)', () => {
+    it('a conditional update matching two resources, one of which a DELETE entry deletes, updates the one left; references to its fullUrl name it', async () => {
+      await put(patient('AfterDelete', 'after-delete-1'));
+      await put(patient('AfterDelete', 'after-delete-2'));
+      const fullUrl = 'urn:uuid:4d2c8b1a-6e5f-4a3b-9c8d-7e6f5a4b3c2d';
+      const res = await transaction([
+        {
+          resource: { resourceType: 'Condition', identifier: [{ system: SYSTEM, value: 'cond-after-delete' }], code: { text: 'x' }, subject: { reference: fullUrl } },
+          request: { method: 'POST', url: 'Condition' },
+        },
+        { fullUrl, resource: { ...patient('AfterDelete'), gender: 'female' }, request: { method: 'PUT', url: byIdentifier('AfterDelete') } },
+        { request: { method: 'DELETE', url: 'Patient/after-delete-1' } },
+      ]);
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      expect(res.body.entry.map((e: BundleEntry) => e.response?.status)).toEqual(['201', '200', '204']);
+      expect(res.body.entry[1].resource.id).toBe('after-delete-2');
+      expect((await raw(url('Patient/after-delete-1'))).status).toBe(410);
+      const left = (await raw(url('Patient/after-delete-2'))).body as Patient;
+      expect([left.meta?.versionId, left.gender]).toEqual(['2', 'female']);
+      const condition = await raw(url(`Condition?identifier=${encodeURIComponent(`${SYSTEM}|cond-after-delete`)}`));
+      expect(condition.body.entry.map((e: BundleEntry) => (e.resource as Condition).subject.reference)).toEqual(['Patient/after-delete-2']);
+    });
+
+    it('a conditional delete matching two resources, one of which a DELETE entry later in the Bundle deletes, deletes the one left', async () => {
+      await put(patient('DeleteAfterDelete', 'delete-after-delete-1'));
+      await put(patient('DeleteAfterDelete', 'delete-after-delete-2'));
+      const res = await transaction([
+        { request: { method: 'DELETE', url: byIdentifier('DeleteAfterDelete') } },
+        { request: { method: 'DELETE', url: 'Patient/delete-after-delete-1' } },
+      ]);
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      expect(res.body.entry.map((e: BundleEntry) => e.response?.status)).toEqual(['204', '204']);
+      expect(await count(byIdentifier('DeleteAfterDelete'))).toBe(0);
+    });
+
+    it('a conditional update whose every match a DELETE entry deletes names what that entry deletes: 400 naming both, nothing written', async () => {
+      await put(patient('AllDeleted', 'all-deleted-1'));
+      const second = await put(patient('AllDeleted', 'all-deleted-2'));
+      const res = await transaction([
+        { request: { method: 'DELETE', url: 'Patient/all-deleted-2' } },
+        { resource: patient('AllDeleted'), request: { method: 'PUT', url: byIdentifier('AllDeleted') } },
+        { request: { method: 'DELETE', url: 'Patient/all-deleted-1' } },
+      ]);
+      // The first DELETE entry deleting one of its matches is named.
+      await expectOverlap(res, [0, 1], second);
+      expect(await count(byIdentifier('AllDeleted'))).toBe(2);
+    });
+  });
+
+  describe('a conditional create other entries refer to by its fullUrl', () => {
+    const fullUrl = 'urn:uuid:9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b';
+    /** A conditional create of a Condition referring to the Patient's fullUrl: placed first, it runs before the Patient's. */
+    const condition = (value: string) => ({
+      resource: { resourceType: 'Condition', identifier: [{ system: SYSTEM, value }], code: { text: value }, subject: { reference: fullUrl } },
+      request: { method: 'POST', url: 'Condition', ifNoneExist: `identifier=${SYSTEM}|${value}` },
+    });
+    const createPatient = (family: string) => ({
+      fullUrl,
+      resource: patient(family),
+      request: { method: 'POST', url: 'Patient', ifNoneExist: `identifier=${SYSTEM}|${family}` },
+    });
+    const subjects = async (value: string): Promise<(string | undefined)[]> => {
+      const found = await raw(url(`Condition?identifier=${encodeURIComponent(`${SYSTEM}|${value}`)}`));
+      return (found.body.entry ?? []).map((e: BundleEntry) => (e.resource as Condition).subject.reference);
+    };
+
+    it('If-None-Exist matching a stored resource: references from entries that run before it name that resource', async () => {
+      await put(patient('CreateFound', 'create-found'));
+      const res = await transaction([condition('cond-create-found'), createPatient('CreateFound')]);
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      expect(res.body.entry.map((e: BundleEntry) => e.response?.status)).toEqual(['201', '200']);
+      expect(await subjects('cond-create-found')).toEqual(['Patient/create-found']);
+      expect(await count(byIdentifier('CreateFound'))).toBe(1);
+    });
+
+    it('If-None-Exist matching nothing: the resource is created with the id references to it were given', async () => {
+      const res = await transaction([condition('cond-create-new'), createPatient('CreateNew')]);
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      const id = res.body.entry[1].resource.id as string;
+      expect(res.body.entry[1].response.status).toBe('201');
+      expect(await subjects('cond-create-new')).toEqual([`Patient/${id}`]);
+    });
+
+    it('If-None-Exist matching a resource a DELETE entry deletes names it: 400 naming both, nothing written', async () => {
+      const stored = await put(patient('CreateDeleted', 'create-deleted'));
+      const res = await transaction([createPatient('CreateDeleted'), { request: { method: 'DELETE', url: 'Patient/create-deleted' } }]);
+      await expectOverlap(res, [0, 1], stored);
+    });
+  });
+
   describe('a conditional update other entries refer to by its fullUrl', () => {
     const fullUrl = 'urn:uuid:3c6f1d2e-8a4b-4f0c-9e7d-2b1a0c9d8e7f';
     const upsert = (family: string) => ({ fullUrl, resource: patient(family), request: { method: 'PUT', url: byIdentifier(family) } });

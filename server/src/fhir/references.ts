@@ -33,6 +33,9 @@ export function referencesIn(node: unknown, path = ''): [string, string][] {
 
 export const collectReferences = (node: unknown): string[] => referencesIn(node).map(([, ref]) => ref);
 
+/** `urn:uuid:` and `urn:oid:` references name a Bundle's entries by their fullUrls (R4 bundle.html#references), and nothing outside one. */
+export const isBundleLocal = (ref: string): boolean => ref.startsWith('urn:uuid:') || ref.startsWith('urn:oid:');
+
 /** 'Patient/123' → ['Patient', '123']; undefined for anything else (urn:uuid, absolute URLs, #contained). */
 export function parseLiteral(ref: string | undefined): [string, string] | undefined {
   const m = ref ? /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(ref) : null;

@@ -5,7 +5,7 @@ import type { FhirContext, Interaction } from '../context.js';
 import { requireScope } from '../guard.js';
 import { badRequest, FhirError, issuesOutcome, normalizeError, outcome, preconditionFailed, unsupportedMediaType } from '../outcomes.js';
 import { type FhirRequest, type FhirResponse, JSON_PATCH } from '../request.js';
-import { collectReferences, parseLiteral, relativeToBase, rewritePatchReferences, rewriteReferences } from '../references.js';
+import { collectReferences, isBundleLocal, parseLiteral, relativeToBase, rewritePatchReferences, rewriteReferences } from '../references.js';
 import { isResource, rebase } from '../resourceValidator.js';
 import { isSupportedType } from '../resourceTypes.js';
 import { conditionalUpdateLock } from './crud.js';
@@ -124,21 +124,24 @@ async function transaction(req: FhirRequest, ctx: FhirContext, entries: Entry[],
   const ids = new Map<string, string>();
   const order = entries
     .map((entry, index) => ({ entry, index }))
-    .sort((a, b) => METHOD_ORDER[a.entry.request.method] - METHOD_ORDER[b.entry.request.method] || conditionalFirst(a.entry, b.entry));
+    .sort((a, b) => METHOD_ORDER[a.entry.request.method] - METHOD_ORDER[b.entry.request.method] || runsLater(a.entry) - runsLater(b.entry));
   for (const { entry } of order) assignId(entry, ids);
-  const identities = await resolveIdentities(req, ctx, entries, ids);
+  // What creates are given, kept apart from `ids`, where a conditional create's fullUrl may come to name what it matched.
+  const presets = new Map(ids);
+  const identities = await resolveIdentities(req, ctx, order, ids);
   const claims = claimIdentities(req.baseUrl, entries, ids, identities);
   const responses: BundleEntry[] = new Array(entries.length);
   const run = async ({ entry, index }: Ordered) => {
     const response = await atEntry(index, entry.resource, async () => {
       const resolved = await resolveReferences(req, ctx, entry, ids);
-      return dispatch({ ...entryRequest(req, resolved), presetId: presetIdOf(entry, ids, identities[index]) }, ctx);
+      return dispatch({ ...entryRequest(req, resolved), presetId: presetIdOf(entry, presets, identities[index]) }, ctx);
     });
+    // A create interceptor (a ServiceRequest starting a workflow) chooses its own id: entries that run after it see it.
     if (entry.fullUrl && response.body && entry.request.method === 'POST') {
       ids.set(entry.fullUrl, `${response.body.resourceType}/${response.body.id}`);
     }
     claimWritten(claims, req.baseUrl, entry.request.method, index, response);
-    requireUpdateAsResolved(req.baseUrl, entry, index, identities[index], response);
+    requireWrittenAsResolved(req.baseUrl, entry, index, identities[index], response);
     responses[index] = responseEntry(req.baseUrl, response);
   };
   // Plain creates next to each other run together, so the store writes them in one statement.
@@ -163,19 +166,34 @@ async function atEntry<T>(index: number, resource: Resource | undefined, step: (
 /** Which entry names each identity. */
 type Claims = Map<string, number>;
 
+/** What the Bundle's DELETE entries delete, each with the first entry deleting it. */
+type Deletes = Map<string, number>;
+
 /**
- * What each conditional entry resolves to in what is stored (`resolvedIdentity`), by entry index. A conditional
- * update's fullUrl names what it resolves to, so that references to it are rewritten like those to any entry
- * (R4 http.html#trules step 5): the entries referring to it may run first (POST before PUT).
+ * What each conditional entry resolves to (`resolvedIdentity`), by entry index, resolved in the order entries run:
+ * criteria see what the DELETE entries before them delete (R4 http.html#trules step 1). A conditional update's or
+ * create's fullUrl names what it resolves to, so that references to it are rewritten like those to any entry
+ * (step 5), whichever entry runs first.
  */
-async function resolveIdentities(req: FhirRequest, ctx: FhirContext, entries: Entry[], ids: Map<string, string>): Promise<(string | undefined)[]> {
-  const identities: (string | undefined)[] = [];
-  for (const [index, entry] of entries.entries()) {
-    const identity = await atEntry(index, entry.resource, () => resolvedIdentity(req, ctx, entry));
-    if (identity && entry.fullUrl && entry.request.method === 'PUT') ids.set(entry.fullUrl, identity);
-    identities.push(identity);
+async function resolveIdentities(req: FhirRequest, ctx: FhirContext, order: Ordered[], ids: Map<string, string>): Promise<(string | undefined)[]> {
+  const identities: (string | undefined)[] = new Array(order.length);
+  const deletes: Deletes = new Map();
+  for (const { entry, index } of order) {
+    const { method } = entry.request;
+    const preset = entry.fullUrl ? ids.get(entry.fullUrl) : undefined;
+    const identity = await atEntry(index, entry.resource, () => resolvedIdentity(req, ctx, entry, deletes, preset));
+    if (identity && entry.fullUrl && (method === 'PUT' || method === 'POST')) ids.set(entry.fullUrl, identity);
+    const deleted = deletedBy(req.baseUrl, entry, ids, identity);
+    if (deleted && !deletes.has(deleted)) deletes.set(deleted, index);
+    identities[index] = identity;
   }
   return identities;
+}
+
+/** What a DELETE entry deletes: what its criteria resolved to, or what its url names. */
+function deletedBy(baseUrl: string, entry: Entry, ids: Map<string, string>, resolved: string | undefined): string | undefined {
+  if (entry.request.method !== 'DELETE') return undefined;
+  return resolved ?? parseLiteral(relativeTo(baseUrl, targetUrl(entry, ids)))?.join('/');
 }
 
 /**
@@ -218,15 +236,17 @@ function writtenIdentity(baseUrl: string, response: FhirResponse): string | unde
 }
 
 /**
- * A conditional update wrote what its criteria resolved to before any entry ran, the resource references to
- * its fullUrl were rewritten to; a concurrent write that changed what they match is a conflict, not references
- * to a resource that does not exist.
+ * A conditional update or create names, as it runs, what its criteria resolved to before any entry ran, the
+ * resource references to its fullUrl were rewritten to; a concurrent write that changed what they match is a
+ * conflict, not references to a resource that does not exist.
  */
-function requireUpdateAsResolved(baseUrl: string, entry: Entry, index: number, resolved: string | undefined, response: FhirResponse): void {
+function requireWrittenAsResolved(baseUrl: string, entry: Entry, index: number, resolved: string | undefined, response: FhirResponse): void {
+  const { method } = entry.request;
   const written = writtenIdentity(baseUrl, response);
-  if (entry.request.method !== 'PUT' || !resolved || !written || written === resolved) return;
+  if ((method !== 'PUT' && method !== 'POST') || !resolved || !written || written === resolved) return;
   const at = `Bundle.entry[${index}]`;
-  throw new FhirError(409, outcome('error', 'conflict', `${at}: the conditional update resolved to ${resolved} but wrote ${written}: what its criteria match changed meanwhile`, [at]));
+  const diagnostics = `${at}: the conditional ${method === 'PUT' ? 'update' : 'create'} resolved to ${resolved} but came to ${written}: what its criteria match changed meanwhile`;
+  throw new FhirError(409, outcome('error', 'conflict', diagnostics, [at]));
 }
 
 function identitiesOf(baseUrl: string, entry: Entry, ids: Map<string, string>): string[] {
@@ -258,22 +278,39 @@ function overlap(first: number, second: number, identity: string): FhirError {
 }
 
 /**
- * What a conditional delete, update or create (If-None-Exist) finds in what is stored as the transaction
- * starts, as `Type/id`: its one match, else for an update what it creates (`updateTarget`). A delete or
- * create matching several names nothing: the entry fails on its own (412).
+ * What a conditional delete, update or create (If-None-Exist) finds, as `Type/id`, in what is stored less what
+ * `deletes` deletes: its one match, else what it creates (`updateTarget`; a create, its `preset`). Criteria whose
+ * only matches the DELETE entries delete name one of those, which that DELETE entry names too: the transaction
+ * fails (400, `claimIdentities`) rather than recreate what it deletes. A delete or create matching several names
+ * nothing: the entry fails on its own (412).
  */
-async function resolvedIdentity(req: FhirRequest, ctx: FhirContext, entry: Entry): Promise<string | undefined> {
+async function resolvedIdentity(req: FhirRequest, ctx: FhirContext, entry: Entry, deletes: Deletes, preset: string | undefined): Promise<string | undefined> {
   const search = conditionalSearch(req, ctx, entry);
   if (!search) return undefined;
   const { type, criteria, request, interaction } = search;
   requireScope(request, ctx, type, interaction);
   requireScope(request, ctx, type, 'search');
-  // Held to the end of the transaction: a concurrent conditional update with these criteria waits, so what they match stays as found.
+  // Held to the end of the transaction: a concurrent conditional write with these criteria waits, so what they match stays as found.
   if (interaction === 'update') await ctx.store.lock(conditionalUpdateLock(type, criteria));
+  if (interaction === 'create') await ctx.store.lock(`${type}?${entry.request.ifNoneExist}`);
   ctx.store.readThrough(type);
-  const matches = await runSearch(request, ctx, type, criteria, 2);
-  if (interaction === 'update') return updateTarget(type, matches, entry.resource);
-  return matches.length === 1 ? `${type}/${matches[0].id}` : undefined;
+  const { left, deleted } = await matchesAfterDeletes(ctx, search, deletes);
+  if (!left.length && deleted) return deleted;
+  if (interaction === 'update') return updateTarget(type, left, entry.resource);
+  if (left.length === 1) return `${type}/${left[0].id}`;
+  return interaction === 'create' && !left.length ? preset : undefined;
+}
+
+/**
+ * The matches of conditional criteria once the DELETE entries have run: those left, and one the deletes take (that
+ * of the first DELETE entry), if any. Asked for as many more as the deletes could take, so two left are seen.
+ */
+async function matchesAfterDeletes(ctx: FhirContext, search: ConditionalSearch, deletes: Deletes): Promise<{ left: Resource[]; deleted?: string }> {
+  const { type, criteria, request } = search;
+  const takeable = [...deletes.keys()].filter((identity) => identity.startsWith(`${type}/`)).length;
+  const matches = (await runSearch(request, ctx, type, criteria, 2 + takeable)).map((resource) => ({ resource, identity: `${type}/${resource.id}` }));
+  const deleted = matches.flatMap(({ identity }) => (deletes.has(identity) ? [identity] : [])).sort((a, b) => deletes.get(a)! - deletes.get(b)!);
+  return { left: matches.filter(({ identity }) => !deletes.has(identity)).map(({ resource }) => resource), deleted: deleted[0] };
 }
 
 /**
@@ -329,7 +366,11 @@ function isPlainCreate({ request, resource }: Entry, ctx: FhirContext): boolean 
 
 const CONDITIONAL_REFERENCE = /^[A-Z][A-Za-z]+\?/;
 
-const conditionalFirst = (a: Entry, b: Entry) => Number(!a.request.ifNoneExist) - Number(!b.request.ifNoneExist);
+/**
+ * An entry's place among those of its method: literal DELETEs before conditional ones, whose criteria then see
+ * them as `resolveIdentities` did; conditional creates before plain ones.
+ */
+const runsLater = ({ request }: Entry): number => Number(request.method === 'DELETE' ? request.url.includes('?') : !request.ifNoneExist);
 
 function assignId({ fullUrl, resource, request }: Entry, ids: Map<string, string>): void {
   if (!fullUrl || !resource) return;
@@ -337,9 +378,9 @@ function assignId({ fullUrl, resource, request }: Entry, ids: Map<string, string
   else if (request.method === 'PUT' && /^[A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64}$/.test(request.url)) ids.set(fullUrl, request.url);
 }
 
-/** The id the entry creates with, if it creates: a POST's from its fullUrl, a conditional update's what it resolved to. */
-function presetIdOf({ request, fullUrl }: Entry, ids: Map<string, string>, resolved: string | undefined): string | undefined {
-  const preset = request.method === 'PUT' ? resolved : request.method === 'POST' && fullUrl ? ids.get(fullUrl) : undefined;
+/** The id the entry creates with, if it creates: a POST's given to its fullUrl (`assignId`), a conditional update's what it resolved to. */
+function presetIdOf({ request, fullUrl }: Entry, presets: Map<string, string>, resolved: string | undefined): string | undefined {
+  const preset = request.method === 'PUT' ? resolved : request.method === 'POST' && fullUrl ? presets.get(fullUrl) : undefined;
   return preset?.split('/')[1];
 }
 
@@ -394,7 +435,7 @@ async function resolveConditional(req: FhirRequest, ctx: FhirContext, refs: stri
 
 /** A `urn:uuid:` or `urn:oid:` reference as the id given to the entry with that fullUrl; one that names no entry is a 400. */
 function bundleTarget(ref: string, ids: Map<string, string>): string | undefined {
-  if (!ref.startsWith('urn:uuid:') && !ref.startsWith('urn:oid:')) return undefined;
+  if (!isBundleLocal(ref)) return undefined;
   const target = ids.get(ref);
   if (!target) throw badRequest(`Reference '${ref}' does not match any fullUrl in the Bundle`);
   return target;

@@ -4,7 +4,7 @@ import type { FhirContext, ValidationOptions } from '../context.js';
 import { hasScope, requireAccess, requireCaseRecordWrite, requireRestrictedAccess, requireScope, scopeRestriction } from '../guard.js';
 import { badRequest, FhirError, issuesOutcome, methodNotAllowed, notFound, preconditionFailed, unprocessableIssues } from '../outcomes.js';
 import { type FhirRequest, type FhirResponse, JSON_PATCH } from '../request.js';
-import { relativizeOwnReferences } from '../references.js';
+import { isBundleLocal, referencesIn, relativizeOwnReferences } from '../references.js';
 import { ID_RE, preferStrict, shapeResource, versionHeaders, writeResponse } from '../responses.js';
 import { appendOnlyRefusal, isAppendOnlyType, isReadOnlyType } from '../resourceTypes.js';
 import { parseSearch } from '../search/parse.js';
@@ -290,8 +290,26 @@ export function prepare(req: FhirRequest, ctx: FhirContext, resource: Resource):
   if (clean.meta === undefined) delete clean.meta;
   if (clean.id === undefined) delete clean.id;
   relativizeOwnReferences(clean, req.baseUrl);
+  refuseBundleLocalReferences(clean);
   requireValid(ctx, clean);
   return clean;
+}
+
+/**
+ * A `urn:uuid:` or `urn:oid:` reference means something only inside a Bundle (R4 references.html#literal). A
+ * transaction rewrites those naming its entries before they write, so one reaching a write names nothing: sent
+ * in a plain request, or in a batch, whose entries may not depend on each other (R4 http.html#brules).
+ */
+function refuseBundleLocalReferences(resource: Resource): void {
+  const found = referencesIn(resource, resource.resourceType).filter(([, ref]) => isBundleLocal(ref));
+  if (!found.length) return;
+  const issues = found.map(([path, ref]): OperationOutcomeIssue => ({
+    severity: 'error',
+    code: 'invalid',
+    diagnostics: `Reference '${ref.slice(0, 100)}' names the entry of a Bundle with that fullUrl: outside a transaction Bundle it names nothing`,
+    expression: [`${path}.reference`],
+  }));
+  throw new FhirError(400, issuesOutcome(issues));
 }
 
 /** Checks a resource (with whatever it contains or bundles) against R4 and, unless told not to, the profiles it claims; throws 422 with every error found. */
