@@ -68,6 +68,19 @@ function submission(tag: string, overrides: { birthDate?: string; performer?: bo
   };
 }
 
+/** A ServiceRequest claiming the second-opinion profile, for the member, requester and coverage of a stored case. */
+const profiledRequest = (sr: ServiceRequest, identifier: string): ServiceRequest => ({
+  resourceType: 'ServiceRequest',
+  meta: { profile: [PROFILES.serviceRequest] },
+  identifier: [{ system: IDENTIFIER_SYSTEMS.secondOpinionRequest, value: identifier }],
+  status: 'draft',
+  intent: 'order',
+  subject: sr.subject,
+  requester: sr.requester,
+  insurance: sr.insurance,
+  reasonCode: [{ coding: [{ system: CODE_SYSTEMS.reason, code: 'not-improving' }] }],
+});
+
 describe.each(STORE_DRIVERS)('second-opinion submission workflow on $name', (driver) => {
   let server: RunningServer;
   const config = driver.config();
@@ -276,17 +289,7 @@ describe.each(STORE_DRIVERS)('second-opinion submission workflow on $name', (dri
   it('a plain POST of a profiled ServiceRequest starts the same workflow', async () => {
     const first = await post('ServiceRequest/$submit', submission('f'));
     const sr = first.body.entry[0].resource as ServiceRequest;
-    const plain: ServiceRequest = {
-      resourceType: 'ServiceRequest',
-      meta: { profile: [PROFILES.serviceRequest] },
-      identifier: [{ system: IDENTIFIER_SYSTEMS.secondOpinionRequest, value: 'req-plain' }],
-      status: 'draft',
-      intent: 'order',
-      subject: sr.subject,
-      requester: sr.requester,
-      insurance: sr.insurance,
-      reasonCode: [{ coding: [{ system: CODE_SYSTEMS.reason, code: 'not-improving' }] }],
-    };
+    const plain = profiledRequest(sr, 'req-plain');
     const res = await post('ServiceRequest', plain);
     expect(res.status).toBe(201);
     const tasks = await raw(`${server.fhirBase}/Task?focus=ServiceRequest/${res.body.id}`);
@@ -296,6 +299,25 @@ describe.each(STORE_DRIVERS)('second-opinion submission workflow on $name', (dri
     const stored = await post('ServiceRequest', unidentified);
     expect(stored.status, JSON.stringify(stored.body)).toBe(201);
     expect(stored.body.identifier?.length).toBeGreaterThan(0);
+  });
+
+  it('in a transaction, a profiled ServiceRequest create keeps the id it was given, so an entry run before it that refers to its fullUrl names the case', async () => {
+    const first = await post('ServiceRequest/$submit', submission('preset'));
+    const sr = first.body.entry[0].resource as ServiceRequest;
+    const request = profiledRequest(sr, 'req-in-transaction');
+    const res = await post('', {
+      resourceType: 'Bundle',
+      type: 'transaction',
+      entry: [
+        { fullUrl: 'urn:uuid:note', resource: { resourceType: 'Basic', code: { text: 'note about the request' }, subject: { reference: 'urn:uuid:case-request' } }, request: { method: 'POST', url: 'Basic' } },
+        { fullUrl: 'urn:uuid:case-request', resource: request, request: { method: 'POST', url: 'ServiceRequest' } },
+      ],
+    });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    const [note, created] = (res.body as Bundle).entry!.map((e) => e.response!.location!.split('/_history')[0].replace(`${server.fhirBase}/`, ''));
+    const stored = await raw(`${server.fhirBase}/${note}`);
+    expect(stored.body.subject.reference).toBe(created);
+    expect((await raw(`${server.fhirBase}/Task?focus=${created}`)).body.entry).toHaveLength(1);
   });
 
   it('a malformed meta.profile is a 422 naming it, not a server error', async () => {

@@ -24,6 +24,8 @@ export type DecideCase = (store: FhirStore, facts: CaseFacts) => Promise<{ decis
 export interface SubmitGuard extends IntakeAccess {
   /** Work done when a request is approved on receipt (R11 letters, R13 transportation). */
   onApproval?: OnApproval;
+  /** The id a new case's ServiceRequest takes: a create inside a transaction is given one, which other entries may already refer to. */
+  serviceRequestId?: string;
 }
 
 export interface SubmitResult {
@@ -59,7 +61,7 @@ export async function submitSecondOpinion(
     if (existing && requestIdentifier) return sameCase(tx, existing, resolution, guard, requestIdentifier);
     const facts = await intake(tx, resolution, now, guard);
     const { decision, insurer } = await decide(tx, facts);
-    return persistCase(tx, facts, decision, insurer, requestIdentifier?.value ?? randomUUID(), actor, guard.onApproval);
+    return persistCase(tx, facts, decision, insurer, requestIdentifier?.value ?? randomUUID(), actor, guard);
   });
 }
 
@@ -239,8 +241,9 @@ export type OnApproval = (
 ) => Promise<{ outputs: TaskOutput[]; resources: Resource[]; afterStore(): Promise<void> }>;
 
 /** The case's resources, and an approval's letter with its Communications, are written together in one statement. */
-async function persistCase(tx: FhirStore, facts: CaseFacts, decision: CaseDecision, insurer: Reference, requestIdentifier: string, actor: Reference | undefined, onApproval?: OnApproval): Promise<SubmitResult> {
-  const ids = { serviceRequest: randomUUID(), eligibilityRequest: randomUUID(), eligibilityResponse: randomUUID(), task: randomUUID() };
+async function persistCase(tx: FhirStore, facts: CaseFacts, decision: CaseDecision, insurer: Reference, requestIdentifier: string, actor: Reference | undefined, guard: SubmitGuard): Promise<SubmitResult> {
+  const { onApproval } = guard;
+  const ids = { serviceRequest: guard.serviceRequestId ?? randomUUID(), eligibilityRequest: randomUUID(), eligibilityResponse: randomUUID(), task: randomUUID() };
   const refs: CaseRefs = {
     serviceRequest: { reference: `ServiceRequest/${ids.serviceRequest}` },
     patient: { reference: `Patient/${facts.patient.id}` },

@@ -27,7 +27,7 @@ export function submitOperation(decide: DecideCase, delivery?: ProviderDelivery)
 }
 
 /** Stores the submitted request as a case and answers with its resources (201, or 200 for a case already submitted). */
-async function submitCase(req: FhirRequest, ctx: FhirContext, submission: unknown, decide: DecideCase, delivery?: ProviderDelivery): Promise<FhirResponse> {
+async function submitCase(req: FhirRequest, ctx: FhirContext, submission: unknown, decide: DecideCase, delivery?: ProviderDelivery, serviceRequestId?: string): Promise<FhirResponse> {
   for (const type of ['Task', 'CoverageEligibilityResponse']) requireScope(req, ctx, type, 'read');
   const result = await submitSecondOpinion(ctx.store, submission, decide, actorOf(req.auth?.fhirUser), new Date(), {
     authorize: (resource) => {
@@ -36,6 +36,7 @@ async function submitCase(req: FhirRequest, ctx: FhirContext, submission: unknow
     mayAccess: (resource) => mayAccess(req, ctx, resource),
     compartmentsOf: (resource) => ctx.indexer.patientCompartments(resource),
     onApproval: approvedOnReceipt(delivery),
+    serviceRequestId,
   });
   return { status: result.created ? 201 : 200, body: resultBundle(result, req.baseUrl) };
 }
@@ -49,7 +50,8 @@ export function submitOnCreate(decide: DecideCase, delivery?: ProviderDelivery):
     if (!Array.isArray(resource.meta?.profile) || !resource.meta.profile.includes(PROFILES.serviceRequest)) return undefined;
     requireValid(ctx, resource, OPERATION_INPUT);
     const bundle: Bundle = { resourceType: 'Bundle', type: 'collection', entry: [{ resource }] };
-    const response = await submitCase(req, ctx, bundle, decide, delivery);
+    // Inside a transaction the create was given an id, which entries that ran before it may refer to.
+    const response = await submitCase(req, ctx, bundle, decide, delivery, req.presetId);
     const stored = (response.body as Bundle).entry?.[0]?.resource as ServiceRequest;
     return writeResponse(req, stored, response.status);
   };
