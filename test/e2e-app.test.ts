@@ -76,6 +76,8 @@ describe.each(STORE_DRIVERS)('SMART app end to end (Chromium) on $name', (driver
     const um = await signIn('Practitioner/hpsj-um-1', 'staff');
     await um.waitForSelector('button[data-action=escalate]', { timeout: 20_000 });
     await um.waitForSelector('figure svg[role=img]');
+    // R19, BSP D.X: the committee figures code each reason category's outcomes; the request just made is among them.
+    await expect(um.locator('table[aria-label^="Outcomes by reason"] th[scope=row]').allTextContents()).resolves.toContain('surgery-necessity');
     await um.screenshot({ path: shot('04-um-queue'), fullPage: true });
     // The UM clinician asks for information; the physician answers in the app with a document.
     await um.fill('.card input[aria-label^=Reason]', 'Latest echocardiogram report');
@@ -100,7 +102,8 @@ describe.each(STORE_DRIVERS)('SMART app end to end (Chromium) on $name', (driver
     await md.waitForSelector('text=use $modify', { timeout: 20_000 });
     await mdCard.locator('input[id^=professional-]').fill('PractitionerRole/role-oon-card-1');
     await mdCard.locator('button[data-action=approve]').click();
-    await md.waitForFunction(() => !document.body.textContent?.includes('medical-director-review'));
+    // The case leaves the queue (the committee figures below it still name the step as an outcome).
+    await md.waitForFunction(() => ![...document.querySelectorAll('.card h3')].some((h) => h.textContent?.includes('medical-director-review')));
     await md.screenshot({ path: shot('05-decided') });
 
     // The authorized second-opinion professional posts the consultation report in the app.

@@ -1,5 +1,5 @@
 import FHIR from 'fhirclient';
-import type { DocumentReference, Task } from 'fhir/r4.js';
+import type { DocumentReference, MeasureReportGroup, Task } from 'fhir/r4.js';
 import { type Banner, type CaseDocument, errorMessage, type FhirRequester, type RequestForm, SecondOpinionApi } from './api.js';
 import { el, esc, progress, showError } from './ui.js';
 
@@ -212,10 +212,22 @@ async function committeeReport(api: SecondOpinionApi, target: HTMLElement): Prom
         const bars = rows.map(([label, n], i) => `<g transform="translate(0,${i * 22})"><text x="0" y="15" font-size="12">${esc(label)}</text><rect x="190" y="3" height="14" width="${Math.round((200 * n) / max)}" fill="#0b5394"></rect><text x="${195 + Math.round((200 * n) / max)}" y="15" font-size="12">${n}</text></g>`).join('');
         return `<figure><figcaption>${esc(g.code?.text)}</figcaption><svg role="img" aria-label="${esc(g.code?.text)}: ${rows.map(([l, n]) => `${esc(l)} ${n}`).join(', ')}" width="440" height="${rows.length * 22 + 4}">${bars}</svg></figure>`;
       });
-    target.innerHTML = `<p>Period ${esc(period)}</p>${charts.join('') || '<p>No cases yet this quarter.</p>'}`;
+    const byReason = reasonOutcomeTable(report.group?.find((g) => g.code?.coding?.[0]?.code === 'by-reason-outcome'));
+    target.innerHTML = `<p>Period ${esc(period)}</p>${charts.join('') || '<p>No cases yet this quarter.</p>'}${byReason}`;
   } catch (err) {
     showError(target, errorMessage(err));
   }
+}
+
+/** R19, BSP D.X: the outcomes of each reason category, as a table (reasons by row, outcomes by column). */
+function reasonOutcomeTable(group: MeasureReportGroup | undefined): string {
+  const strata = group?.stratifier?.[0]?.stratum ?? [];
+  if (!strata.length) return '';
+  const outcomes = [...new Set(strata.flatMap((s) => (s.population ?? []).map((p) => p.code?.text ?? '')))];
+  const cell = (s: (typeof strata)[number], outcome: string) => s.population?.find((p) => p.code?.text === outcome)?.count ?? 0;
+  const head = `<tr><th scope="col">Reason</th>${outcomes.map((o) => `<th scope="col">${esc(o)}</th>`).join('')}</tr>`;
+  const rows = strata.map((s) => `<tr><th scope="row">${esc(s.value?.text)}</th>${outcomes.map((o) => `<td>${cell(s, o)}</td>`).join('')}</tr>`).join('');
+  return `<table aria-label="${esc(group?.code?.text)}"><caption>${esc(group?.code?.text)}</caption>${head}${rows}</table>`;
 }
 
 /** The second-opinion professional: authorized cases, and posting the consultation report (R14). */
