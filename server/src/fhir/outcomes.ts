@@ -62,6 +62,7 @@ export const unprocessable = (diagnostics: string, expression?: string[]): FhirE
 export const unprocessableIssues = (issues: OperationOutcomeIssue[]): FhirError => new FhirError(422, issuesOutcome(issues));
 export const tooManyRequests = (diagnostics: string, retryAfterSeconds: number): FhirError =>
   new FhirError(429, outcome('error', 'throttled', diagnostics), { 'Retry-After': String(retryAfterSeconds) });
+export const lockConflict = (diagnostics: string): FhirError => new FhirError(409, outcome('error', 'lock-error', diagnostics));
 export const serviceUnavailable = (diagnostics: string, retryAfterSeconds = 5): FhirError =>
   new FhirError(503, outcome('error', 'transient', diagnostics), { 'Retry-After': String(retryAfterSeconds) });
 

@@ -124,10 +124,11 @@ async function transaction(req: FhirRequest, ctx: FhirContext, entries: Entry[],
   const ids = new Map<string, string>();
   const order = entries
     .map((entry, index) => ({ entry, index }))
-    .sort((a, b) => METHOD_ORDER[a.entry.request.method] - METHOD_ORDER[b.entry.request.method] || runsLater(a.entry) - runsLater(b.entry));
+    .sort((a, b) => METHOD_ORDER[a.entry.request.method] - METHOD_ORDER[b.entry.request.method] || runsLater(a.entry) - runsLater(b.entry) || byTarget(a.entry, b.entry));
   for (const { entry } of order) assignId(entry, ids);
   // What creates are given, kept apart from `ids`, where a conditional create's fullUrl may come to name what it matched.
   const presets = new Map(ids);
+  await lockConditionalCriteria(req, ctx, order);
   const identities = await resolveIdentities(req, ctx, order, ids);
   const claims = claimIdentities(req.baseUrl, entries, ids, identities);
   const responses: BundleEntry[] = new Array(entries.length);
@@ -188,6 +189,22 @@ async function resolveIdentities(req: FhirRequest, ctx: FhirContext, order: Orde
     identities[index] = identity;
   }
   return identities;
+}
+
+/**
+ * The locks of the Bundle's conditional updates and creates, held to the end of the transaction so that a concurrent
+ * conditional write with the same criteria waits and what they match stays as found. Taken together, in one order
+ * every transaction shares: taken entry by entry, two transactions naming the same criteria in opposite orders
+ * deadlocked (PostgreSQL aborted one, a 500).
+ */
+async function lockConditionalCriteria(req: FhirRequest, ctx: FhirContext, order: Ordered[]): Promise<void> {
+  const keys = new Set<string>();
+  for (const { entry, index } of order) {
+    const search = await atEntry(index, entry.resource, async () => conditionalSearch(req, ctx, entry));
+    if (search?.interaction === 'update') keys.add(conditionalUpdateLock(search.type, search.criteria));
+    if (search?.interaction === 'create') keys.add(`${search.type}?${entry.request.ifNoneExist}`);
+  }
+  for (const key of [...keys].sort()) await ctx.store.lock(key);
 }
 
 /** What a DELETE entry deletes: what its criteria resolved to, or what its url names. */
@@ -290,9 +307,6 @@ async function resolvedIdentity(req: FhirRequest, ctx: FhirContext, entry: Entry
   const { type, criteria, request, interaction } = search;
   requireScope(request, ctx, type, interaction);
   requireScope(request, ctx, type, 'search');
-  // Held to the end of the transaction: a concurrent conditional write with these criteria waits, so what they match stays as found.
-  if (interaction === 'update') await ctx.store.lock(conditionalUpdateLock(type, criteria));
-  if (interaction === 'create') await ctx.store.lock(`${type}?${entry.request.ifNoneExist}`);
   ctx.store.readThrough(type);
   const { left, deleted } = await matchesAfterDeletes(ctx, search, deletes);
   if (!left.length && deleted) return deleted;
@@ -371,6 +385,16 @@ const CONDITIONAL_REFERENCE = /^[A-Z][A-Za-z]+\?/;
  * them as `resolveIdentities` did; conditional creates before plain ones.
  */
 const runsLater = ({ request }: Entry): number => Number(request.method === 'DELETE' ? request.url.includes('?') : !request.ifNoneExist);
+
+/**
+ * Updates, patches and deletes of named resources in the order of their urls: two transactions writing the same
+ * resources then take their rows in the same order, where in Bundle order they deadlocked (R4 leaves the order
+ * within a method to the server).
+ */
+const byTarget = (a: Entry, b: Entry): number => {
+  const named = (e: Entry) => e.request.method !== 'POST' && !e.request.url.includes('?');
+  return named(a) && named(b) ? (a.request.url < b.request.url ? -1 : a.request.url > b.request.url ? 1 : 0) : 0;
+};
 
 function assignId({ fullUrl, resource, request }: Entry, ids: Map<string, string>): void {
   if (!fullUrl || !resource) return;

@@ -50,6 +50,12 @@ export interface ChangeChannel {
   listen(handlers: { changed(resourceType: string): void; lost(): void; ready(): void }): void;
 }
 
+/** PostgreSQL could not let concurrent transactions all go on: deadlock_detected, serialization_failure, lock_not_available. */
+export function isLockConflict(err: unknown): boolean {
+  const code = (err as { code?: string } | null)?.code;
+  return code === '40P01' || code === '40001' || code === '55P03';
+}
+
 /** Errors from the database that mean "try again later" (connection lost, server shutting down). */
 export function isTransientDbError(err: unknown): boolean {
   const code = (err as { code?: string } | null)?.code;

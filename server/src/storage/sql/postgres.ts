@@ -1,6 +1,6 @@
 import pg from 'pg';
-import { serviceUnavailable } from '../../fhir/outcomes.js';
-import { type ChangeChannel, isTransientDbError, NAMED_STATEMENTS, PLANNER_SETTINGS, settingOptions, type SqlConnection, type SqlRows } from './connection.js';
+import { lockConflict, serviceUnavailable } from '../../fhir/outcomes.js';
+import { type ChangeChannel, isLockConflict, isTransientDbError, NAMED_STATEMENTS, PLANNER_SETTINGS, settingOptions, type SqlConnection, type SqlRows } from './connection.js';
 
 // Return timestamptz as Date and bigint counts as numbers (counts here stay far below 2^53).
 pg.types.setTypeParser(20, (v: string) => Number(v));
@@ -55,6 +55,12 @@ class PoolConnection implements SqlConnection {
   }
 }
 
+/** A transaction PostgreSQL aborted for another's sake (a deadlock, say) is the client's to retry: 409 lock-error, not 500. */
+function conflicted(err: unknown): never {
+  if (isLockConflict(err)) throw lockConflict('A concurrent transaction holds what this one needs; nothing was written: retry');
+  throw err;
+}
+
 /** A lost or restarting database is the server's temporary trouble: 503 with Retry-After, not 500. */
 function unavailable(err: unknown): never {
   if (isTransientDbError(err)) throw serviceUnavailable('The database is unavailable; retry shortly', 2);
@@ -70,7 +76,7 @@ class ClientConnection implements SqlConnection {
   ) {}
 
   async query(sql: string, params: unknown[] = []): Promise<SqlRows> {
-    const result = await this.client.query(this.statements.query(sql, params));
+    const result = await this.client.query(this.statements.query(sql, params)).catch(conflicted);
     return { rows: result.rows as Record<string, unknown>[], rowCount: result.rowCount ?? 0 };
   }
 
