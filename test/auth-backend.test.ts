@@ -11,6 +11,8 @@ describe('backend services (ES384) and token exchange (RFC 8693)', () => {
   let server: DemoServer;
   const es = generateKeyPairSync('ec', { namedCurve: 'P-384' });
   const ehr = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  /** The EHR's next key, published beside the current one while it rotates. */
+  const ehrNext = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const stranger = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const files = join(process.env.TMPDIR ?? '/tmp', `so-auth-${randomUUID()}`);
 
@@ -19,7 +21,7 @@ describe('backend services (ES384) and token exchange (RFC 8693)', () => {
       { client_id: 'ipa-system', type: 'confidential-asymmetric', scope: 'system/*.rs', jwks: { keys: [{ ...es.publicKey.export({ format: 'jwk' }), kid: 'ipa-1', alg: 'ES384' }] }, system_roles: ['delegated-group'] },
     ]));
     writeFileSync(`${files}-issuers.json`, JSON.stringify([
-      { issuer: 'https://ehr.example.org', audience: 'https://ehr.example.org/fhir', jwks: { keys: [{ ...ehr.publicKey.export({ format: 'jwk' }), kid: 'ehr-1' }] }, allowedScopes: 'patient/*.rs openid fhirUser' },
+      { issuer: 'https://ehr.example.org', audience: 'https://ehr.example.org/fhir', jwks: { keys: [{ ...ehr.publicKey.export({ format: 'jwk' }), kid: 'ehr-1' }, { ...ehrNext.publicKey.export({ format: 'jwk' }), kid: 'ehr-2' }] }, allowedScopes: 'patient/*.rs openid fhirUser' },
     ]));
     server = await startDemoServer(pgliteConfig(), { CLIENTS_FILE: `${files}-clients.json`, TRUSTED_ISSUERS_FILE: `${files}-issuers.json` });
   });
@@ -101,6 +103,15 @@ describe('backend services (ES384) and token exchange (RFC 8693)', () => {
     expect(own.status).toBe(200);
     const other = await fetch(`${server.fhirBase}/Patient/member-ant-2`, { headers: { authorization: `Bearer ${body.access_token}` } });
     expect(other.status).toBe(403);
+  });
+
+  it('an EHR token naming no kid is checked against each of the EHR\'s keys: one signed with its second key is exchanged, a stranger\'s is not', async () => {
+    const exchange = (subject_token: string) => token({ grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', client_id: 'second-opinion-app', subject_token, subject_token_type: 'urn:ietf:params:oauth:token-type:access_token', scope: 'patient/*.rs' });
+    const unnamed = (key: typeof ehr.privateKey) => jwt.sign({}, key, { algorithm: 'RS256', issuer: 'https://ehr.example.org', audience: 'https://ehr.example.org/fhir', subject: 'dr-who', expiresIn: 300 });
+    expect((await exchange(unnamed(ehrNext.privateKey))).status).toBe(200);
+    const refused = await exchange(unnamed(stranger.privateKey));
+    expect(refused.status).toBe(400);
+    expect(((await refused.json()) as { error: string }).error).toBe('invalid_grant');
   });
 
   it('refuses an EHR token signed by an unknown key, and the EHR token itself on our FHIR API', async () => {

@@ -1,4 +1,4 @@
-import { createHash, createPublicKey, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, createPublicKey, type JsonWebKey, randomBytes, randomUUID } from 'node:crypto';
 import type { Request, Response } from 'express';
 import type { Identifier } from 'fhir/r4.js';
 import jwt from 'jsonwebtoken';
@@ -293,6 +293,24 @@ async function clientCredentials(deps: TokenDeps, client: Client, form: Form) {
 }
 
 /**
+ * The trusted EHR's signature on its token: by the key the token names (`kid`), or by any of the EHR's keys when it
+ * names none (RFC 7515 §4.1.4: kid is optional), so a token signed with the newer of two keys is not refused.
+ */
+function verifySubjectToken(token: string, trusted: TrustedIssuer): Record<string, unknown> {
+  const kid = jwt.decode(token, { complete: true })?.header.kid;
+  const candidates = trusted.jwks.keys.filter((k) => kid === undefined || k.kid === kid);
+  let problem = 'no key of the issuer matches its kid';
+  for (const jwk of candidates) {
+    try {
+      return jwt.verify(token, createPublicKey({ key: jwk as JsonWebKey, format: 'jwk' }), { algorithms: ['RS256', 'RS384', 'ES256', 'ES384'], issuer: trusted.issuer, audience: trusted.audience }) as Record<string, unknown>;
+    } catch (err) {
+      problem = err instanceof Error ? err.message : 'invalid';
+    }
+  }
+  throw invalidGrant(`subject_token rejected: ${problem}`);
+}
+
+/**
  * RFC 8693: a trusted EHR's token (bound to the EHR's FHIR base, so never accepted as is) becomes
  * one of ours, with scopes no wider than configured and the patient matched by identifier.
  */
@@ -301,15 +319,7 @@ async function tokenExchange(deps: TokenDeps, client: Client, form: Form) {
   const issuerClaim = (jwt.decode(form.subject_token) as { iss?: string } | null)?.iss;
   const trusted = deps.trustedIssuers.find((t) => t.issuer === issuerClaim);
   if (!trusted) throw invalidGrant('The subject_token issuer is not trusted');
-  let claims: Record<string, unknown>;
-  try {
-    const decoded = jwt.decode(form.subject_token, { complete: true });
-    const jwk = trusted.jwks.keys.find((k) => !decoded?.header.kid || k.kid === decoded.header.kid);
-    if (!jwk) throw new Error('no matching key');
-    claims = jwt.verify(form.subject_token, createPublicKey({ key: jwk as never, format: 'jwk' }), { algorithms: ['RS256', 'RS384', 'ES256', 'ES384'], issuer: trusted.issuer, audience: trusted.audience }) as Record<string, unknown>;
-  } catch (err) {
-    throw invalidGrant(`subject_token rejected: ${err instanceof Error ? err.message : 'invalid'}`);
-  }
+  const claims = verifySubjectToken(form.subject_token, trusted);
   const allowed = ScopeSet.parse(trusted.allowedScopes);
   const scopes = allowed.narrow(ScopeSet.parse(form.scope ?? trusted.allowedScopes), deps.restrictable);
   if (!scopes.scopes.length) throw invalidScope('None of the requested scopes is allowed for this issuer');
