@@ -318,6 +318,9 @@ describe('Subscription access control (auth on)', () => {
     expect(own.map((sub) => sub.id)).toContain(memberSub.id);
     expect(own.map((sub) => sub.id)).not.toContain(adminSub.id);
     expect(own.find((sub) => sub.id === memberSub.id)?.channel.header).toEqual(['Authorization: Bearer member-secret-456']);
+    // $status is a searchset: its entries carry no request or response (Bundle bdl-3, bdl-4).
+    const status = (await call(m1, `Subscription/${memberSub.id}/$status`)).body as Bundle;
+    expect(status.entry?.map((e) => [e.search?.mode, e.request, e.response])).toEqual([['match', undefined, undefined]]);
 
     // Staff see every Subscription, without the header values.
     const asAdmin = await call(admin(), `Subscription/${memberSub.id}`);

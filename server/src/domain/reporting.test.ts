@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type CaseRecord, periodBounds, reportFigures } from './reporting.js';
+import { type CaseRecord, inclusiveEnd, periodBounds, reportFigures } from './reporting.js';
 
 /** Six cases counted by hand below. */
 const cases: CaseRecord[] = [
@@ -47,6 +47,8 @@ describe('R19 committee figures (BSP D.X, F; 42 CFR 438.210(f)), checked against
     expect(periodBounds('2026-12')).toEqual({ start: '2026-12-01T00:00:00-08:00', end: '2027-01-01T00:00:00-08:00' });
     expect(periodBounds('2027')).toEqual({ start: '2027-01-01T00:00:00-08:00', end: '2028-01-01T00:00:00-08:00' });
     expect(periodBounds('2026-13')).toBeUndefined();
+    // A MeasureReport's period ends inclusively (FHIR Period.end): the last moment of the quarter, in Pacific time.
+    expect(inclusiveEnd(periodBounds('2026-Q4')!.end)).toBe('2026-12-31T23:59:59.999-08:00');
   });
   it('R9 H&S 1383.15, R14: the opinion due dates are watched as the decision due dates are: reported on time, late, and overdue', () => {
     const opinion = (over: Partial<CaseRecord>): CaseRecord => ({ ...cases[0], outcome: 'approved', opinionDueAt: '2026-09-25T00:00:00Z', ...over });

@@ -111,6 +111,9 @@ export function reportFigures(cases: CaseRecord[], now: Date): ReportFigures {
 /** A period runs from local midnight to local midnight in Pacific time, PST or PDT as the date falls. */
 const localMidnight = (year: number, month: number) => DateTime.fromObject({ year, month, day: 1 }, { zone: MEDI_CAL_ZONE }).toISO({ suppressMilliseconds: true })!;
 
+/** A FHIR Period's end is inclusive: the last millisecond before the next period's local midnight. */
+export const inclusiveEnd = (exclusiveEnd: string): string => DateTime.fromISO(exclusiveEnd, { setZone: true }).minus({ milliseconds: 1 }).toISO()!;
+
 /** `2026-Q3` → [2026-07-01, 2026-10-01) in the plans' zone (Pacific); also accepts `2026` and `2026-11`. */
 export function periodBounds(period: string): { start: string; end: string } | undefined {
   const q = /^(\d{4})-Q([1-4])$/.exec(period);

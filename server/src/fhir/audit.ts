@@ -2,6 +2,7 @@ import type { AuditEvent } from 'fhir/r4.js';
 import type { FhirStore } from '../storage/FhirStore.js';
 import type { AuditRecord, AuditSink } from './context.js';
 import { FhirError } from './outcomes.js';
+import { nonEmpty } from './jsonRules.js';
 
 const ACTIONS: Record<string, AuditEvent['action']> = {
   create: 'C',
@@ -57,7 +58,7 @@ export function toAuditEvent(record: AuditRecord, recorded: Date): AuditEvent {
       },
     ],
     source: { observer: { display: 'second-opinion-fhir' }, type: [{ system: 'http://terminology.hl7.org/CodeSystem/security-source-type', code: '4' }] },
-    entity,
+    entity: nonEmpty(entity),
   };
 }
 

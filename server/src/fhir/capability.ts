@@ -2,6 +2,7 @@ import type { CapabilityStatement, CapabilityStatementRestResource } from 'fhir/
 import type { FhirContext } from './context.js';
 import { isAppendOnlyType, isReadOnlyType, RESOURCE_TYPES } from './resourceTypes.js';
 import { CANONICAL_BASE, SUBSCRIPTION_TOPICS } from './systems.js';
+import { nonEmpty } from './jsonRules.js';
 
 export interface SecurityUrls {
   authorize: string;
@@ -72,8 +73,8 @@ function resourceComponent(ctx: FhirContext, type: string): CapabilityStatementR
     conditionalUpdate: !readOnly && !appendOnly,
     conditionalDelete: readOnly || appendOnly ? 'not-supported' : 'single',
     referencePolicy: ['literal', 'logical'],
-    searchInclude: includesOf(ctx, type),
-    searchRevInclude: revIncludesOf(ctx, type),
+    searchInclude: nonEmpty(includesOf(ctx, type)),
+    searchRevInclude: nonEmpty(revIncludesOf(ctx, type)),
     searchParam: [
       { name: '_id', type: 'token', definition: 'http://hl7.org/fhir/SearchParameter/Resource-id' },
       { name: '_lastUpdated', type: 'date', definition: 'http://hl7.org/fhir/SearchParameter/Resource-lastUpdated' },
@@ -81,9 +82,7 @@ function resourceComponent(ctx: FhirContext, type: string): CapabilityStatementR
       { name: '_tag', type: 'token', definition: 'http://hl7.org/fhir/SearchParameter/Resource-tag' },
       ...ctx.registry.forType(type).map((d) => ({ name: d.code, type: d.type, definition: d.url, documentation: d.description || undefined })),
     ],
-    operation: ctx.operations
-      .filter((o) => o.resourceTypes.includes(type) && !o.levels.includes('system'))
-      .map((o) => ({ name: o.name, definition: o.definition })),
+    operation: nonEmpty(ctx.operations.filter((o) => o.resourceTypes.includes(type) && !o.levels.includes('system')).map((o) => ({ name: o.name, definition: o.definition }))),
   };
 }
 

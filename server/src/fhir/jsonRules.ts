@@ -20,6 +20,9 @@ export function jsonRuleIssues(resource: Resource): OperationOutcomeIssue[] {
   return issues;
 }
 
+/** An array as R4 JSON holds it: left out when empty (json.html, ele-1). */
+export const nonEmpty = <T>(values: T[]): T[] | undefined => (values.length ? values : undefined);
+
 type JsonObject = Record<string, unknown>;
 
 const PROTOTYPE_NAMES = new Set(Object.getOwnPropertyNames(Object.prototype));

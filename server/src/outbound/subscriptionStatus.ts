@@ -8,6 +8,7 @@ import type { FhirStore } from '../storage/FhirStore.js';
 import { eventCount, statusEntry, statusParameters, type PayloadContent } from './notifications.js';
 import { activeSubscriptions } from './subscriptions.js';
 import { BACKPORT, TOPIC_URL } from './topic.js';
+import { nonEmpty } from '../fhir/jsonRules.js';
 
 /** The backport IG's `$status` (instance and type level), as the router needs it. */
 const DEFINITION: OperationDefinition = {
@@ -66,9 +67,11 @@ export function subscriptionStatusOperation(deps: { registry: SearchParamRegistr
           content: contentOf(sub),
           error: sub.status === 'error' ? 'no-response' : undefined,
         });
-        entry.push({ ...statusEntry(req.baseUrl, parameters, sub.id!), search: { mode: 'match' as const } });
+        // A searchset entry carries no request or response (bdl-3, bdl-4), unlike the same status in a notification.
+        const { fullUrl, resource } = statusEntry(req.baseUrl, parameters, sub.id!);
+        entry.push({ fullUrl, resource, search: { mode: 'match' as const } });
       }
-      const bundle: Bundle = { resourceType: 'Bundle', type: 'searchset', total: entry.length, entry };
+      const bundle: Bundle = { resourceType: 'Bundle', type: 'searchset', total: entry.length, entry: nonEmpty(entry) };
       return { status: 200, body: bundle };
     },
   };

@@ -14,6 +14,7 @@ import { professionalNameOf, specialtiesOfReference } from './directory.js';
 import { composeLetter, sendLetter } from './letters.js';
 import type { ProviderDelivery } from './providerDelivery.js';
 import { type OnApproval, provenance } from './submit.js';
+import { nonEmpty } from '../fhir/jsonRules.js';
 
 export type { CallerAccess } from './caseParties.js';
 
@@ -229,7 +230,7 @@ export async function performReviewAction(
     task.businessStatus = { coding: [{ system: CODE_SYSTEMS.businessStatus, code: next }], text: next };
     task.status = TASK_STATUS[next];
     task.lastModified = now.toISOString();
-    task.output = [...(task.output ?? []), ...outputs];
+    task.output = nonEmpty([...(task.output ?? []), ...outputs]);
     const { resource: saved } = await tx.update(task, c.task.meta?.versionId);
     const record = provenance([saved], sender, 'UPDATE', `${action}${input.reason ? `: ${input.reason}` : input.note ? `: ${input.note}` : ''}`);
     record.agent.push(...agents.map((who) => ({ role: [{ text: 'consultative reviewer (BSP D.VI)' }], who })));

@@ -1,7 +1,7 @@
 import type { Coverage, MeasureReport, MeasureReportGroup, Organization, PractitionerRole, ServiceRequest, Task } from 'fhir/r4.js';
 import type { ReasonCategory } from '../domain/model.js';
 import { planById } from '../domain/plans.js';
-import { type CaseRecord, periodBounds, type ReportFigures, reportFigures } from '../domain/reporting.js';
+import { type CaseRecord, inclusiveEnd, periodBounds, type ReportFigures, reportFigures } from '../domain/reporting.js';
 import { badRequest, forbidden } from '../fhir/outcomes.js';
 import { parseLiteral } from '../fhir/references.js';
 import type { AccessContext, UserRole } from '../fhir/request.js';
@@ -9,6 +9,7 @@ import { dateRange } from '../fhir/search/dates.js';
 import { CANONICAL_BASE, CODE_SYSTEMS, PROFILES } from '../fhir/systems.js';
 import type { FhirStore } from '../storage/FhirStore.js';
 import { isPlanStaff, staffPlansOf } from './planStaff.js';
+import { nonEmpty } from '../fhir/jsonRules.js';
 
 /**
  * Who reads which committee figures (R19, BSP F). Plan administration and auditors oversee every plan
@@ -100,13 +101,15 @@ function reportedAt(task: Task): string | undefined {
 const group = (code: string, text: string, entries: [string, number][], measureScore?: number | null): MeasureReportGroup => ({
   code: { coding: [{ system: `${CANONICAL_BASE}/CodeSystem/committee-report`, code }], text },
   measureScore: measureScore === undefined || measureScore === null ? undefined : { value: measureScore },
-  population: entries.map(([k, n]) => ({ code: { text: k }, count: n })),
+  population: nonEmpty(entries.map(([k, n]) => ({ code: { text: k }, count: n }))),
 });
 
 /** BSP D.X: the outcomes stratified by reason category, one stratum per reason with a population per outcome. */
 function reasonByOutcomeGroup(byReasonAndOutcome: ReportFigures['byReasonAndOutcome']): MeasureReportGroup {
+  const head = group('by-reason-outcome', 'Outcomes by reason category (R2, BSP D.X)', []);
+  if (!Object.keys(byReasonAndOutcome).length) return head;
   return {
-    ...group('by-reason-outcome', 'Outcomes by reason category (R2, BSP D.X)', []),
+    ...head,
     stratifier: [{
       code: [{ text: 'reason' }],
       stratum: Object.entries(byReasonAndOutcome).map(([reason, outcomes]) => ({ value: { text: reason }, population: Object.entries(outcomes).map(([outcome, n]) => ({ code: { text: outcome }, count: n })) })),
@@ -123,7 +126,7 @@ export function committeeMeasureReport(figures: ReportFigures, period: string, p
     type: 'summary',
     measure: `${CANONICAL_BASE}/Measure/second-opinion-committee-report`,
     date: now.toISOString(),
-    period: { start: bounds.start, end: bounds.end },
+    period: { start: bounds.start, end: inclusiveEnd(bounds.end) },
     reporter: planId ? { reference: `Organization/${planId}` } : undefined,
     improvementNotation: undefined,
     group: [

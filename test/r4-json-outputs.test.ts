@@ -1,0 +1,74 @@
+/**
+ * What the server writes and answers is R4 JSON its own validator accepts (json.html: no empty arrays, ele-1),
+ * so a client can send it back: the CapabilityStatement, a case Task after an action that adds no output, the
+ * committee MeasureReport and the AuditEvents of a batch.
+ */
+import type { AuditEvent, Bundle, Resource, StructureDefinition, Task } from 'fhir/r4.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readConformanceResources } from '../server/src/fhir/conformance.js';
+import { createResourceValidator } from '../server/src/fhir/resourceValidator.js';
+import { CODE_SYSTEMS, IDENTIFIER_SYSTEMS } from '../server/src/fhir/systems.js';
+import { type DemoServer, startDemoServer } from './helpers/demoServer.js';
+import { raw } from './helpers/fhir.js';
+import { tokenFor } from './helpers/tokens.js';
+
+describe('answers and stored records are valid R4 JSON', () => {
+  let server: DemoServer;
+  const validator = createResourceValidator(readConformanceResources().filter((r): r is StructureDefinition => r.resourceType === 'StructureDefinition'));
+  const errors = (resource: Resource) => validator.validate(resource).filter((i) => i.severity === 'error' || i.severity === 'fatal').map((i) => `${i.expression?.join(',')}: ${i.diagnostics}`);
+  const call = (token: string, path: string, json?: unknown) => raw(`${server.fhirBase}/${path}`, { method: json === undefined ? 'GET' : 'POST', headers: { authorization: `Bearer ${token}` }, json });
+  const admin = () => tokenFor(server, { scope: 'user/*.cruds', fhirUser: 'Practitioner/hpsj-md-1', roles: ['plan-admin', 'auditor'] });
+
+  beforeAll(async () => {
+    server = await startDemoServer();
+  });
+  afterAll(async () => server?.close());
+
+  it('the CapabilityStatement (no empty operation or searchInclude lists)', async () => {
+    const statement = (await raw(`${server.fhirBase}/metadata`)).body as Resource;
+    expect(errors(statement)).toEqual([]);
+  });
+
+  it('a case Task withdrawn before any output, and the committee MeasureReport with empty figures', async () => {
+    const pcp = tokenFor(server, { scope: 'user/*.cruds', fhirUser: 'Practitioner/hpsj-pcp-1', roles: ['treating-provider'] });
+    const request = {
+      resourceType: 'ServiceRequest',
+      identifier: [{ system: IDENTIFIER_SYSTEMS.secondOpinionRequest, value: `r4-json-${Date.now()}` }],
+      status: 'draft',
+      intent: 'order',
+      subject: { reference: 'Patient/member-hpsj-1' },
+      requester: { reference: 'PractitionerRole/role-hpsj-pcp-1' },
+      insurance: [{ reference: 'Coverage/coverage-member-hpsj-1' }],
+      reasonCode: [{ coding: [{ system: CODE_SYSTEMS.reason, code: 'unclear-diagnosis' }] }],
+      performer: [{ reference: 'PractitionerRole/role-oon-card-1' }],
+    };
+    const submitted = await call(pcp, 'ServiceRequest/$submit', { resourceType: 'Bundle', type: 'collection', entry: [{ resource: request }] });
+    expect(submitted.status, JSON.stringify(submitted.body)).toBe(201);
+    const task = submitted.body.entry[3].resource as Task;
+    expect(task.output).toBeUndefined();
+    const member = tokenFor(server, { scope: 'launch/patient patient/*.cruds', fhirUser: 'Patient/member-hpsj-1', roles: ['member'], patient: 'member-hpsj-1' });
+    const withdrawn = await call(member, `Task/${task.id}/$withdraw`, { resourceType: 'Parameters', parameter: [{ name: 'reason', valueString: 'no longer needed' }] });
+    expect(withdrawn.status, JSON.stringify(withdrawn.body)).toBe(200);
+    const stored = (await call(admin(), `Task/${task.id}`)).body as Task;
+    expect(stored.status).toBe('cancelled');
+    expect(errors(stored)).toEqual([]);
+
+    const report = await call(admin(), '$second-opinion-report?period=2026-Q1&plan=hpsj');
+    expect(report.status).toBe(200);
+    expect(errors(report.body as Resource)).toEqual([]);
+  });
+
+  it('the AuditEvents of a batch', async () => {
+    const token = admin();
+    const batch = await call(token, '', { resourceType: 'Bundle', type: 'batch', entry: [{ request: { method: 'GET', url: 'Patient/member-hpsj-1' } }] });
+    expect(batch.status).toBe(200);
+    // AuditEvents are stored in batches, within 50 ms.
+    let events: AuditEvent[] = [];
+    for (let wait = 0; wait < 40 && !events.length; wait++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      events = (((await call(token, 'AuditEvent?subtype=batch&_count=5')).body as Bundle).entry ?? []).map((e) => e.resource as AuditEvent);
+    }
+    expect(events.length).toBeGreaterThan(0);
+    for (const event of events) expect(errors(event), event.id).toEqual([]);
+  });
+});
