@@ -49,6 +49,13 @@ describe('notices delivered to a provider FHIR endpoint', () => {
     }, 10_000, 'the letter at the provider');
     expect(received).toHaveLength(1);
     expect(received[0].identifier?.[0].value).toMatch(/^Communication\//);
+    // Our resources are named absolutely (relative, they would name the provider's own), and the letter itself travels.
+    expect(received[0].subject?.reference).toBe(`${server.fhirBase}/Patient/member-hpsj-1`);
+    expect(received[0].basedOn?.[0].reference).toMatch(new RegExp(`^${server.fhirBase}/ServiceRequest/`));
+    const [payload] = received[0].payload ?? [];
+    expect(payload.contentReference).toBeUndefined();
+    expect(payload.contentAttachment?.contentType).toBe('text/html');
+    expect(Buffer.from(payload.contentAttachment?.data ?? '', 'base64').toString()).toMatch(/<html|<p/i);
     const posts = await untilLogged(provider, (r) => r.method === 'POST' && r.path === '/Communication', 'the logged POST');
     expect(posts).toHaveLength(1);
   });

@@ -17,9 +17,7 @@ import { isRestrictionQuery } from './fhir/guard.js';
 import { createOutbound, type Outbound } from './outbound/index.js';
 import { appRouter } from './http/appRoutes.js';
 import { metricsRouter } from './http/metricsRoutes.js';
-import { CANONICAL_BASE } from './fhir/systems.js';
-import type { ProviderDelivery } from './workflow/providerDelivery.js';
-import type { Identifier, Resource } from 'fhir/r4.js';
+import { deliverableCopy, deliveredIdentifier, type ProviderDelivery } from './workflow/providerDelivery.js';
 import type { PartsEnv, ServerParts } from './server.js';
 import { decideWithPlanRules } from './workflow/decide.js';
 
@@ -29,7 +27,7 @@ export async function buildParts(env: PartsEnv): Promise<ServerParts> {
   const outbound = await createOutbound({ store: env.store, registry: env.registry, fhirBase: env.fhirBase, logger: env.logger, config: config.outboundConfigFile });
   env.store.addWriteHook(outbound.writeHook);
   const indexer = new Indexer(env.registry);
-  const delivery = providerDelivery(outbound);
+  const delivery = providerDelivery(outbound, env.fhirBase);
   const auth = createAuthServer(env.store, {
     issuer: env.publicUrl,
     fhirBase: env.fhirBase,
@@ -71,14 +69,13 @@ export async function buildParts(env: PartsEnv): Promise<ServerParts> {
 }
 
 /** Notices, reports and information requests reach providers' FHIR endpoints through the one outbox. */
-function providerDelivery(outbound: Outbound): ProviderDelivery {
+function providerDelivery(outbound: Outbound, fhirBase: string): ProviderDelivery {
   return {
     async deliver(tx, recipient, resource) {
       if (!recipient.reference) return;
       for (const endpoint of await outbound.endpointsFor(tx, recipient.reference)) {
-        const identifier = { system: `${CANONICAL_BASE}/sid/delivered-resource`, value: `${resource.resourceType}/${resource.id}` };
-        const copy = { ...resource, id: undefined, meta: undefined, identifier: [...((resource as { identifier?: Identifier[] }).identifier ?? []), identifier] } as Resource;
-        await outbound.enqueueDelivery(tx, { endpoint: endpoint.address, resource: copy, identifier });
+        const copy = await deliverableCopy(tx, resource, fhirBase);
+        await outbound.enqueueDelivery(tx, { endpoint: endpoint.address, resource: copy, identifier: deliveredIdentifier(resource) });
       }
     },
     async requestInformation(tx, r) {

@@ -1,4 +1,6 @@
-import type { Reference, Resource } from 'fhir/r4.js';
+import type { Communication, DocumentReference, Identifier, Reference, Resource } from 'fhir/r4.js';
+import { parseLiteral, rewriteReferences } from '../fhir/references.js';
+import { CANONICAL_BASE } from '../fhir/systems.js';
 import type { FhirStore } from '../storage/FhirStore.js';
 
 /**
@@ -13,4 +15,31 @@ export interface ProviderDelivery {
    * the local tracking Task reference, or undefined when the provider answers on our server.
    */
   requestInformation(tx: FhirStore, request: { recipient: Reference; serviceRequestId: string; patientId: string; patientIdentifier?: { system: string; value: string }; what: string[]; due?: string }): Promise<Reference | undefined>;
+}
+
+/** How a delivered copy names the resource it copies, so that the provider's server keeps one copy of it. */
+export const deliveredIdentifier = (resource: Resource): { system: string; value: string } => ({ system: `${CANONICAL_BASE}/sid/delivered-resource`, value: `${resource.resourceType}/${resource.id}` });
+
+/**
+ * What a provider's server is sent: a copy without our id and version, marked with `deliveredIdentifier`, whose
+ * references name our resources absolutely (a relative one would resolve against the provider's server, R4
+ * references.html), and a Communication carries its letter itself, not a reference to a document of ours.
+ */
+export async function deliverableCopy(tx: FhirStore, resource: Resource, fhirBase: string): Promise<Resource> {
+  const copy = structuredClone({ ...resource, id: undefined, meta: undefined }) as Resource & { identifier?: Identifier[] };
+  copy.identifier = [...(copy.identifier ?? []), deliveredIdentifier(resource)];
+  if (copy.resourceType === 'Communication') await embedLetters(tx, copy as Communication);
+  rewriteReferences(copy, (ref) => (parseLiteral(ref) ? `${fhirBase}/${ref}` : undefined));
+  return copy;
+}
+
+async function embedLetters(tx: FhirStore, communication: Communication): Promise<void> {
+  for (const payload of communication.payload ?? []) {
+    const literal = parseLiteral(payload.contentReference?.reference);
+    if (literal?.[0] !== 'DocumentReference') continue;
+    const attachment = ((await tx.read('DocumentReference', literal[1])) as DocumentReference).content[0]?.attachment;
+    if (!attachment) continue;
+    delete payload.contentReference;
+    payload.contentAttachment = attachment;
+  }
 }
