@@ -65,4 +65,17 @@ describe('write guards: case records and the provider directory', () => {
     expect(((await send(admin, 'GET', 'PractitionerRole/role-hpsj-pcp-1')).body as PractitionerRole).active).not.toBe(false);
     expect((await send(admin, 'PUT', 'PractitionerRole/role-hpsj-pcp-1', { ...role, active: true })).status).toBe(200);
   });
+
+  it("a conditional update whose criteria match nothing the caller may see does not overwrite another member's record by its id (409)", async () => {
+    const others = (await send(admin, 'GET', 'Condition/condition-member-hpsj-2')).body as { meta: { versionId: string }; subject: { reference: string } };
+    const takeover = { resourceType: 'Condition', id: 'condition-member-hpsj-2', subject: { reference: 'Patient/member-hpsj-1' }, code: { text: 'rewritten' } };
+    const res = await send(member, 'PUT', 'Condition?_id=condition-member-hpsj-2', takeover);
+    expect(res.status, JSON.stringify(res.body)).toBe(409);
+    expect(res.body.resourceType).toBe('OperationOutcome');
+    const after = (await send(admin, 'GET', 'Condition/condition-member-hpsj-2')).body as typeof others;
+    expect([after.meta.versionId, after.subject.reference]).toEqual([others.meta.versionId, others.subject.reference]);
+    // Matching nothing with a new id still creates (update as create).
+    const created = await send(member, 'PUT', 'Condition?_id=member-hpsj-1-new-condition', { ...takeover, id: 'member-hpsj-1-new-condition' });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+  });
 });

@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import type { Bundle, Resource, StructureDefinition } from 'fhir/r4.js';
-import { allOk } from './outcomes.js';
+import { allOk, FhirError, methodNotAllowed } from './outcomes.js';
 import type { FhirRequest, FhirResponse } from './request.js';
 
 export function versionHeaders(resource: Resource): Record<string, string> {
@@ -13,6 +13,12 @@ export function versionHeaders(resource: Resource): Record<string, string> {
 export function locationOf(baseUrl: string, resource: Resource): string {
   return `${baseUrl}/${resource.resourceType}/${resource.id}/_history/${resource.meta?.versionId ?? '1'}`;
 }
+
+/** A 405 with the Allow header RFC 9110 §15.5.6 requires: the methods the target does answer. */
+export const withAllow = (error: FhirError, methods: readonly string[]): FhirError =>
+  new FhirError(error.status, error.outcome, { ...error.headers, Allow: methods.join(', ') });
+
+export const notAllowed = (diagnostics: string, methods: readonly string[]): FhirError => withAllow(methodNotAllowed(diagnostics), methods);
 
 type PreferReturn = 'minimal' | 'representation' | 'OperationOutcome';
 

@@ -16,9 +16,10 @@ import {
 } from './interactions/crud.js';
 import { history } from './interactions/history.js';
 import { searchType } from './interactions/search.js';
-import { badRequest, FhirError, methodNotAllowed, normalizeError, notFound, unprocessableIssues } from './outcomes.js';
+import { badRequest, FhirError, normalizeError, notFound, unprocessableIssues } from './outcomes.js';
 import type { FhirRequest, FhirResponse } from './request.js';
-import { isSupportedType } from './resourceTypes.js';
+import { notAllowed, withAllow } from './responses.js';
+import { isAppendOnlyType, isReadOnlyType, isSupportedType } from './resourceTypes.js';
 import { isResource, rebase, splitCarried } from './resourceValidator.js';
 import { requireScope } from './guard.js';
 
@@ -28,7 +29,9 @@ type Route = (req: FhirRequest, ctx: FhirContext, p: string[]) => Promise<FhirRe
  * The route table: path shape + method → interaction. Every interaction is a short function;
  * errors thrown anywhere become OperationOutcomes in handleRequest.
  */
-const ROUTES: { shape: string; method: string; interaction: Interaction | 'batch' | 'capabilities'; run: Route }[] = [
+type RouteEntry = { shape: string; method: string; interaction: Interaction | 'batch' | 'capabilities'; run: Route };
+
+const ROUTES: RouteEntry[] = [
   { shape: '', method: 'POST', interaction: 'batch', run: (req, ctx) => processBundle(req, ctx, dispatch, handleRequest) },
   { shape: '_history', method: 'GET', interaction: 'history', run: (req, ctx) => history(req, ctx) },
   { shape: 'T', method: 'GET', interaction: 'search', run: (req, ctx, [t]) => searchType(req, ctx, t, req.query) },
@@ -68,15 +71,42 @@ export async function dispatch(req: FhirRequest, ctx: FhirContext): Promise<Fhir
   const candidates = ROUTES.filter((r) => r.shape === shape);
   if (!candidates.length) throw notFound(`No FHIR interaction at /${req.path.join('/').slice(0, 200)}`);
   const route = candidates.find((r) => r.method === method);
-  if (!route) throw methodNotAllowed(`${req.method} is not allowed on /${req.path.join('/').slice(0, 200)}`);
+  if (!route) throw notAllowed(`${req.method} is not allowed on /${req.path.join('/').slice(0, 200)}`, allowedMethods(req));
   return route.run(route.interaction === 'batch' || route.interaction === 'capabilities' ? req : prepareWrite({ ...req, interaction: route.interaction }, ctx), ctx, req.path);
 }
 
 /** GET metadata where it reaches the router: as a batch entry (over HTTP, /metadata is answered before authentication). */
 function capabilities(req: FhirRequest, statement: NonNullable<FhirContext['capabilities']>): FhirResponse {
-  if (req.method !== 'GET' && req.method !== 'HEAD') throw methodNotAllowed(`${req.method} is not allowed on /metadata`);
+  if (req.method !== 'GET' && req.method !== 'HEAD') throw notAllowed(`${req.method} is not allowed on /metadata`, ['GET', 'HEAD']);
   return { status: 200, body: statement(req.baseUrl) };
 }
+
+/**
+ * The methods a path answers, for the Allow header of a 405: the routes of its shape, less the changes its type
+ * refuses (read-only and append-only types) and, on a type, conditional writes without criteria.
+ */
+function allowedMethods(req: FhirRequest): string[] {
+  const [type = ''] = req.path;
+  const answers = (route: RouteEntry): boolean => {
+    if (route.interaction === 'create') return !isReadOnlyType(type);
+    if (route.interaction !== 'update' && route.interaction !== 'patch' && route.interaction !== 'delete') return true;
+    return !isReadOnlyType(type) && !isAppendOnlyType(type) && (route.shape !== 'T' || req.query.length > 0);
+  };
+  return ROUTES.filter((r) => r.shape === shapeOf(req.path) && answers(r)).flatMap((r) => (r.method === 'GET' ? ['GET', 'HEAD'] : [r.method]));
+}
+
+/** The methods a 405 names, wherever it was thrown: an operation's, the metadata's, or the path's. */
+function allowedAt(req: FhirRequest, ctx: FhirContext): string[] {
+  const at = req.path.findIndex((s) => s.startsWith('$'));
+  if (at >= 0) {
+    const entry = ctx.operations.find((o) => o.name === req.path[at].slice(1));
+    return entry ? operationMethods(entry) : ['POST'];
+  }
+  return req.path.length === 1 && req.path[0] === 'metadata' ? ['GET', 'HEAD'] : allowedMethods(req);
+}
+
+/** R4 operations.html#executing: POST always; GET too for one that does not change state (HEAD is not taken). */
+const operationMethods = (entry: OperationDefinitionEntry): string[] => (entry.affectsState ? ['POST'] : ['GET', 'POST']);
 
 async function runOperation(req: FhirRequest, ctx: FhirContext, at: number): Promise<FhirResponse> {
   const name = req.path[at].slice(1);
@@ -87,7 +117,7 @@ async function runOperation(req: FhirRequest, ctx: FhirContext, at: number): Pro
   const entry = findOperation(ctx.operations, name, level, resourceType);
   if (!entry) throw notFound(`Unknown operation $${name.slice(0, 64)} at ${level} level${resourceType ? ` on ${resourceType}` : ''}`);
   if (req.method !== 'POST' && (entry.affectsState || req.method !== 'GET')) {
-    throw methodNotAllowed(`$${name} must be invoked with POST${entry.affectsState ? '' : ' or GET'}`);
+    throw notAllowed(`$${name} must be invoked with POST${entry.affectsState ? '' : ' or GET'}`, operationMethods(entry));
   }
   if (resourceType) requireScope(req, ctx, resourceType, entry.interaction);
   requireValidInput(ctx, req.body);
@@ -132,8 +162,10 @@ export async function handleRequest(req: FhirRequest, ctx: FhirContext): Promise
   try {
     response = presentResponse(req, ctx, await dispatch(req, ctx));
   } catch (err) {
-    const error: FhirError = normalizeError(err);
+    let error: FhirError = normalizeError(err);
     if (error.status >= 500 && !(err instanceof FhirError)) ctx.onUnexpectedError?.(err);
+    // A 405 thrown below the router (a read-only type, a conditional write without criteria) names what is allowed too.
+    if (error.status === 405 && !error.headers.Allow) error = withAllow(error, allowedAt(req, ctx));
     response = { status: error.status, body: error.outcome, headers: error.headers };
   }
   await ctx.audit.record({

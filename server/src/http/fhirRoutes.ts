@@ -1,7 +1,8 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { FhirContext } from '../fhir/context.js';
-import { badRequest, FhirError, methodNotAllowed, notAcceptable, normalizeError, payloadTooLarge, unsupportedMediaType } from '../fhir/outcomes.js';
+import { badRequest, FhirError, notAcceptable, normalizeError, payloadTooLarge, unsupportedMediaType } from '../fhir/outcomes.js';
 import { type AccessContext, type FhirRequest, type FhirResponse, type HttpMethod, JSON_PATCH } from '../fhir/request.js';
+import { notAllowed } from '../fhir/responses.js';
 import { handleRequest } from '../fhir/router.js';
 import { notAcceptableReason, parseMediaType, unsupportedBodyReason } from './mediaTypes.js';
 
@@ -26,7 +27,7 @@ export function fhirRouter(ctx: FhirContext, options: FhirRouterOptions): expres
   router.use(express.urlencoded({ extended: false, limit: options.maxBodyBytes }));
   router.use(checkFormat);
   router.get('/metadata', (_req, res, next) => (ctx.capabilities ? send(res, { status: 200, body: ctx.capabilities(options.fhirBase) }) : next()));
-  router.all('/metadata', (req, _res, next) => next(methodNotAllowed(`${req.method} is not allowed on /metadata`)));
+  router.all('/metadata', (req, _res, next) => next(notAllowed(`${req.method} is not allowed on /metadata`, ['GET', 'HEAD'])));
   router.use(async (req, res, next) => {
     try {
       checkContentType(req);

@@ -75,8 +75,8 @@ export interface HistoryQuery {
   resourceType?: string;
   id?: string;
   since?: Date;
-  /** Only the versions current at this instant (`_at`): written by then and not yet replaced. */
-  at?: Date;
+  /** Only the versions current at some point in this period (`_at`, both ends included): written by its end, not replaced by its start. */
+  at?: { from: Date; to: Date };
   /** Only versions written at or before this instant: pins a paged walk to the versions there were on its first page. */
   before?: Date;
   /** Only versions of these types (those the caller's scopes allow); all types when absent. */

@@ -98,7 +98,7 @@ const bundlePath = (path: PropertyKey[]): string => path.reduce<string>((at, key
 async function batch(req: FhirRequest, ctx: FhirContext, entries: unknown[], handleEntry: Dispatch): Promise<Bundle> {
   const responses: BundleEntry[] = [];
   for (const [index, entry] of entries.entries()) responses.push(await batchEntry(req, ctx, entry, index, handleEntry));
-  return { resourceType: 'Bundle', type: 'batch-response', entry: responses };
+  return responseBundle('batch-response', responses);
 }
 
 /** One batch entry: a malformed one is answered in its own response entry, as a failed request would be. */
@@ -151,8 +151,12 @@ async function transaction(req: FhirRequest, ctx: FhirContext, entries: Entry[],
     const failure = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failure) throw failure.reason;
   }
-  return { resourceType: 'Bundle', type: 'transaction-response', entry: responses };
+  return responseBundle('transaction-response', responses);
 }
+
+/** R4 JSON has no empty arrays (json.html, ele-1): the answer to a Bundle without entries has no entry. */
+const responseBundle = (type: 'batch-response' | 'transaction-response', entries: BundleEntry[]): Bundle =>
+  entries.length ? { resourceType: 'Bundle', type, entry: entries } : { resourceType: 'Bundle', type };
 
 /** One step of an entry: its failure is the transaction's, naming the entry, with paths in its resource as paths in the Bundle. */
 async function atEntry<T>(index: number, resource: Resource | undefined, step: () => Promise<T>): Promise<T> {

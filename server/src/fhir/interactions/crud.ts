@@ -1,8 +1,9 @@
 import type { OperationOutcomeIssue, Resource } from 'fhir/r4.js';
 import jsonpatch, { type Operation } from 'fast-json-patch';
+import type { FhirStore } from '../../storage/FhirStore.js';
 import type { FhirContext, ValidationOptions } from '../context.js';
 import { hasScope, requireAccess, requireCaseRecordWrite, requireRestrictedAccess, requireScope, scopeRestriction } from '../guard.js';
-import { badRequest, FhirError, issuesOutcome, methodNotAllowed, notFound, preconditionFailed, unprocessableIssues } from '../outcomes.js';
+import { badRequest, conflict, FhirError, issuesOutcome, methodNotAllowed, notFound, preconditionFailed, unprocessableIssues } from '../outcomes.js';
 import { type FhirRequest, type FhirResponse, JSON_PATCH } from '../request.js';
 import { isBundleLocal, referencesIn, relativizeOwnReferences } from '../references.js';
 import { ID_RE, preferStrict, shapeResource, versionHeaders, writeResponse } from '../responses.js';
@@ -66,7 +67,8 @@ export async function createResource(req: FhirRequest, ctx: FhirContext, type: s
   const body = requireBody(req, type);
   const intercepted = await ctx.createInterceptors?.[type]?.(req, ctx, body);
   if (intercepted) return intercepted;
-  if (req.headers.ifNoneExist) return conditionalCreate(req, ctx, type, body, presetId);
+  // A blank If-None-Exist is criteria with nothing in them, refused as such: not a plain create.
+  if (req.headers.ifNoneExist !== undefined) return conditionalCreate(req, ctx, type, body, presetId);
   const resource = prepare(req, ctx, { ...body, id: presetId } as Resource);
   requireWrite(req, ctx, resource);
   const stored = await ctx.store.create(resource);
@@ -74,7 +76,7 @@ export async function createResource(req: FhirRequest, ctx: FhirContext, type: s
 }
 
 async function conditionalCreate(req: FhirRequest, ctx: FhirContext, type: string, body: Resource, presetId?: string): Promise<FhirResponse> {
-  const criteria = [...new URLSearchParams(req.headers.ifNoneExist!).entries()];
+  const criteria = [...new URLSearchParams(req.headers.ifNoneExist!.trim()).entries()];
   if (!criteria.length) throw badRequest('If-None-Exist has no search criteria');
   // SMART v2 letters: the criteria run as a search (s); the match comes back only to a reader (r).
   requireScope(req, ctx, type, 'search');
@@ -96,6 +98,15 @@ async function conditionalCreate(req: FhirRequest, ctx: FhirContext, type: strin
   });
 }
 
+/**
+ * A conditional update matching nothing creates; the id it brings must be new ("no matches, id provided and already
+ * exist: 409", R5 http.html#cond-update). Otherwise criteria the caller's access hides everything from would overwrite
+ * a resource the caller may not write, by naming its id in the body.
+ */
+async function requireNewId(store: FhirStore, type: string, id: string | undefined): Promise<void> {
+  if (id && (await store.find(type, id))) throw conflict(`No ${type} the caller may see matches the criteria, and ${type}/${id} exists: a conditional update does not overwrite a resource its criteria do not match`);
+}
+
 export async function updateResource(req: FhirRequest, ctx: FhirContext, type: string, id: string): Promise<FhirResponse> {
   requireScope(req, ctx, type, 'update');
   refuseChange(type);
@@ -108,7 +119,7 @@ export async function updateResource(req: FhirRequest, ctx: FhirContext, type: s
     else requireScope(req, ctx, type, 'create'); // update-as-create creates (SMART v2: c)
     const resource = prepare(req, ctx, body);
     requireWrite(req, ctx, resource);
-    const { resource: stored, created } = await store.update(resource, expectedVersion(req, existing, `${type}/${id}`));
+    const { resource: stored, created } = await putVersion(req, store, resource, existing, `${type}/${id}`);
     return writeResponse(req, stored, created ? 201 : 200);
   });
 }
@@ -127,11 +138,14 @@ export async function conditionalUpdate(req: FhirRequest, ctx: FhirContext, type
     const target = matches[0];
     if (target && body.id && body.id !== target.id) throw badRequest(`Resource id '${body.id}' does not match the matched resource ${type}/${target.id}`, `${type}.id`);
     if (target) requireWrite(req, ctx, target);
-    else requireScope(req, ctx, type, 'create');
+    else {
+      requireScope(req, ctx, type, 'create');
+      await requireNewId(store, type, body.id);
+    }
     // In a transaction, a create takes the id references to this entry were given (bundle.ts updateTarget).
     const resource = prepare(req, ctx, { ...body, id: target?.id ?? body.id ?? req.presetId } as Resource);
     requireWrite(req, ctx, resource);
-    const { resource: stored, created } = await store.update(resource, expectedVersion(req, target, `the ${type} matched`));
+    const { resource: stored, created } = await putVersion(req, store, resource, target, `the ${type} matched`);
     return writeResponse(req, stored, created ? 201 : 200);
   });
 }
@@ -246,6 +260,32 @@ function expectedVersion(req: FhirRequest, current: Resource | undefined, what: 
   const version = current.meta?.versionId;
   if (!tagsMatch(tags, version)) throw preconditionFailed(`If-Match ${raw.slice(0, 100)} does not name the current version of ${what} (${version})`);
   return version;
+}
+
+/**
+ * The write of a PUT under its preconditions: If-Match (`expectedVersion`), then If-None-Match (RFC 9110 §13.1.2,
+ * §13.2.2; R4 defines it for reads only, so this is HTTP's meaning): a tag naming the current version, or `*`
+ * where one exists, is 412. With `*` and nothing there, a create, so that a resource another request created
+ * meanwhile is refused, not overwritten; with tags, an update of the version found.
+ */
+async function putVersion(req: FhirRequest, store: FhirStore, resource: Resource, current: Resource | undefined, what: string): Promise<{ resource: Resource; created: boolean }> {
+  const version = expectedVersion(req, current, what);
+  const raw = req.headers.ifNoneMatch;
+  if (raw === undefined) return store.update(resource, version);
+  const tags = entityTags(raw, 'If-None-Match');
+  if (current && tagsMatch(tags, current.meta?.versionId)) throw preconditionFailed(`If-None-Match ${raw.slice(0, 100)}: ${what} exists (version ${current.meta?.versionId})`);
+  if (tags === '*' && !current) return { resource: await createAbsent(store, resource, what), created: true };
+  return store.update(resource, version ?? current?.meta?.versionId);
+}
+
+/** A create for `If-None-Match: *`: the id taken meanwhile (409 duplicate) is the precondition failing. */
+async function createAbsent(store: FhirStore, resource: Resource, what: string): Promise<Resource> {
+  try {
+    return await store.create(resource);
+  } catch (err) {
+    if (err instanceof FhirError && err.status === 409 && err.outcome.issue[0]?.code === 'duplicate') throw preconditionFailed(`If-None-Match *: ${what} was created meanwhile`);
+    throw err;
+  }
 }
 
 /** `If-Match: W/"3"` → '3', for an operation that checks one version itself; `*` asks for none to be checked. */

@@ -24,7 +24,7 @@ interface HistoryPaging {
   count: number;
   offset: number;
   since?: Date;
-  at?: Date;
+  at?: { from: Date; to: Date };
   /** The pin a link carried; none on a first page. */
   before?: Date;
 }
@@ -54,8 +54,9 @@ export async function history(req: FhirRequest, ctx: FhirContext, type?: string,
     type: 'history',
     timestamp: new Date().toISOString(),
     link: historyLinks(req, [type, id, '_history'].filter(Boolean).join('/'), { ...paging, before: pin }, page.next, !oneByOne),
-    entry: page.versions.map((v) => historyEntry(req.baseUrl, v)),
   };
+  // R4 JSON has no empty arrays (json.html, ele-1): a history with no versions has no entry.
+  if (page.versions.length) bundle.entry = page.versions.map((v) => historyEntry(req.baseUrl, v));
   return { status: 200, body: bundle };
 }
 
@@ -64,8 +65,8 @@ function parsePaging(query: [string, string][]): HistoryPaging {
   const count = Math.min(Number(params.get('_count') ?? DEFAULT_COUNT), MAX_COUNT);
   const offset = Number(params.get('_offset') ?? 0);
   if (!Number.isInteger(count) || count < 0 || !Number.isInteger(offset) || offset < 0) throw badRequest('_count and _offset must be non-negative integers');
-  const instant = (name: string) => (params.get(name) ? parseInstant(name, params.get(name)!) : undefined);
-  return { count, offset, since: instant('_since'), at: instant('_at'), before: instant(PIN) };
+  const instant = (name: string) => (params.get(name) ? parsePeriod(name, params.get(name)!).from : undefined);
+  return { count, offset, since: instant('_since'), at: params.get('_at') ? parsePeriod('_at', params.get('_at')!) : undefined, before: instant(PIN) };
 }
 
 /**
@@ -162,8 +163,14 @@ function allowed(req: FhirRequest, ctx: FhirContext, type: string): boolean {
   }
 }
 
-function parseInstant(name: string, value: string): Date {
+/**
+ * The period a date or dateTime value covers (`_at=2026` is the whole year: "current at some point during the time
+ * period specified", R4 http.html#history); `_since` and the pin use its start. R4 gives `_at` the type dateTime,
+ * not that of a date search parameter: a prefix (`ge2026`) is no dateTime, so it is refused, not guessed at.
+ */
+function parsePeriod(name: string, value: string): { from: Date; to: Date } {
   const range = dateRange(value);
-  if (!range) throw badRequest(`Invalid ${name} '${value}'`, name);
-  return range.lo;
+  if (range) return { from: range.lo, to: range.hi };
+  const prefixed = /^[a-z]{2}\d/.test(value) ? ': it takes a dateTime, without a search prefix' : '';
+  throw badRequest(`Invalid ${name} '${value.slice(0, 40)}'${prefixed}`, name);
 }

@@ -2,7 +2,7 @@ import type { Bundle, BundleEntry, BundleLink, Resource } from 'fhir/r4.js';
 import type { SearchClause } from '../../storage/FhirStore.js';
 import type { FhirContext } from '../context.js';
 import { compartmentOf, mayAccess, requireScope, scopeRestriction } from '../guard.js';
-import { outcome } from '../outcomes.js';
+import { badRequest, type FhirError, outcome } from '../outcomes.js';
 import { relativeToBase } from '../references.js';
 import type { FhirRequest, FhirResponse } from '../request.js';
 import { linkUrl, preferStrict, shapeResource } from '../responses.js';
@@ -11,13 +11,24 @@ import { type IncludeSpec, parseSearch, type SearchRequest } from '../search/par
 /**
  * Internal search (conditional create/update/delete, conditional references): resources the caller may see.
  * An empty parameter is refused here, not ignored: ignoring it would let `PUT Patient?identifier=` update
- * whatever single Patient there is.
+ * whatever single Patient there is. So are criteria that filter nothing (`_count`, `_sort`, `_summary`...
+ * alone): R4 http.html#cond-update runs "a search using the criteria", and result parameters are no criteria.
  */
 export async function runSearch(req: FhirRequest, ctx: FhirContext, type: string, params: [string, string][], count: number): Promise<Resource[]> {
   const parsed = parseSearch(type, params, ctx.registry, { strict: true, baseUrl: req.baseUrl, refuseEmpty: true });
+  if (!parsed.query.clauses.length) throw noCriteria(type, params);
   parsed.query.count = count;
   restrictToCompartment(req, ctx, parsed.query.clauses, type);
   return (await ctx.store.search(parsed.query)).resources;
+}
+
+/**
+ * 400, as for criteria with nothing in them: the request is wrong whatever is stored, where 412 would say the
+ * criteria were understood and matched too many.
+ */
+function noCriteria(type: string, params: [string, string][]): FhirError {
+  const names = [...new Set(params.map(([name]) => name))].join(', ').slice(0, 200);
+  return badRequest(`Conditional criteria need a search parameter that filters ${type} resources; ${names || 'none'} only shape results, so they would match every ${type}`);
 }
 
 /**
@@ -65,7 +76,7 @@ export async function searchType(req: FhirRequest, ctx: FhirContext, type: strin
       search: { mode: 'outcome' },
     });
   }
-  bundle.entry = entries;
+  if (entries.length) bundle.entry = entries; // R4 JSON has no empty arrays (json.html, ele-1)
   return { status: 200, body: bundle };
 }
 

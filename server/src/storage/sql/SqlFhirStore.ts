@@ -643,10 +643,10 @@ function historyConditions(query: HistoryQuery, params: Params): string {
   if (query.id) conditions.push(`id = ${params.add(query.id)}`);
   if (query.since) conditions.push(`last_updated >= ${params.add(query.since.toISOString())}::timestamptz`);
   if (query.at) {
-    // The versions current at that instant (R4 http.html#history): written by then, and not yet replaced by then.
-    const at = params.add(query.at.toISOString());
+    // The versions current at some point in the period (R4 http.html#history): written by its end, and not yet replaced at its start.
+    const [from, to] = [params.add(query.at.from.toISOString()), params.add(query.at.to.toISOString())];
     conditions.push(
-      `last_updated <= ${at}::timestamptz AND NOT EXISTS (SELECT 1 FROM resource_history n WHERE n.res_type = v.res_type AND n.id = v.id AND n.version_id > v.version_id AND n.last_updated <= ${at}::timestamptz)`,
+      `last_updated <= ${to}::timestamptz AND NOT EXISTS (SELECT 1 FROM resource_history n WHERE n.res_type = v.res_type AND n.id = v.id AND n.version_id > v.version_id AND n.last_updated <= ${from}::timestamptz)`,
     );
   }
   if (query.before) conditions.push(`last_updated <= ${params.add(query.before.toISOString())}::timestamptz`);
