@@ -320,6 +320,21 @@ describe.each(STORE_DRIVERS)('second-opinion submission workflow on $name', (dri
     expect((await raw(`${server.fhirBase}/Task?focus=${created}`)).body.entry).toHaveLength(1);
   });
 
+  it('reads its input as the OperationDefinitions declare it: one Parameters `bundle` or a bare Bundle; another name, a second bundle or an unknown parameter is 400, nothing stored', async () => {
+    const bundle = submission('declared-input');
+    const before = await count('ServiceRequest');
+    for (const path of ['ServiceRequest/$submit', 'CoverageEligibilityRequest/$submit']) {
+      const misnamed = await post(path, { resourceType: 'Parameters', parameter: [{ name: 'wrong-name', resource: bundle }] });
+      expect(misnamed.status, path).toBe(400);
+      expect(misnamed.body.resourceType).toBe('OperationOutcome');
+      const twice = await post(path, { resourceType: 'Parameters', parameter: [{ name: 'bundle', resource: bundle }, { name: 'bundle', resource: submission('declared-input-2') }] });
+      expect(twice.status, path).toBe(400);
+      expect((await post(`${path}?foo=bar`, bundle)).status, path).toBe(400);
+    }
+    expect(await count('ServiceRequest')).toBe(before);
+    expect((await post('ServiceRequest/$submit', { resourceType: 'Parameters', parameter: [{ name: 'bundle', resource: bundle }] })).status).toBe(201);
+  });
+
   it('a malformed meta.profile is a 422 naming it, not a server error', async () => {
     const withProfile = (profile: unknown) => ({ ...submission('meta-profile'), meta: { profile } });
     for (const profile of ['x', 5, [5]]) {

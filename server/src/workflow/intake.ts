@@ -59,14 +59,10 @@ export function parseSubmission(body: unknown): Submission {
   return { serviceRequest, included };
 }
 
+/** The operations hand over their `bundle` input (fhir/operations/submit.ts, as their OperationDefinitions declare it). */
 function unwrapBundle(body: unknown): Bundle {
-  const b = body as { resourceType?: string; parameter?: { name?: string; resource?: Resource }[] } | undefined;
-  if (b?.resourceType === 'Bundle') return b as Bundle;
-  if (b?.resourceType === 'Parameters') {
-    const inner = b.parameter?.find((p) => p.resource?.resourceType === 'Bundle')?.resource;
-    if (inner) return inner as Bundle;
-  }
-  throw badRequest('$submit takes a Bundle (or Parameters with a Bundle) holding the ServiceRequest and what it references', 'resourceType');
+  if ((body as { resourceType?: string } | undefined)?.resourceType === 'Bundle') return body as Bundle;
+  throw badRequest('$submit takes a Bundle holding the ServiceRequest and what it references', 'resourceType');
 }
 
 

@@ -1,4 +1,5 @@
-import type { Bundle, Reference, ServiceRequest } from 'fhir/r4.js';
+import type { Bundle, OperationDefinition, Reference, ServiceRequest } from 'fhir/r4.js';
+import { readConformanceResources } from '../conformance.js';
 import { approvedOnReceipt } from '../../workflow/caseReview.js';
 import type { ProviderDelivery } from '../../workflow/providerDelivery.js';
 import { checkEligibility, resultBundle, submitSecondOpinion, type DecideCase } from '../../workflow/submit.js';
@@ -6,10 +7,26 @@ import type { FhirContext, OperationDefinitionEntry } from '../context.js';
 import { mayAccess, requireScope } from '../guard.js';
 import { OPERATION_INPUT, requireValid } from '../interactions/crud.js';
 import type { FhirRequest, FhirResponse } from '../request.js';
+import { parseOperationInput } from './parameters.js';
 import { writeResponse } from '../responses.js';
 import { CANONICAL_BASE, PROFILES } from '../systems.js';
 
 const actorOf = (fhirUser?: string): Reference | undefined => (fhirUser ? { reference: fhirUser } : undefined);
+
+const declared = new Map<string, OperationDefinition>();
+/** The operation's OperationDefinition as published (profiles/), read once. */
+function definitionOf(id: string): OperationDefinition {
+  let definition = declared.get(id);
+  if (!definition) {
+    definition = readConformanceResources().find((r): r is OperationDefinition => r.resourceType === 'OperationDefinition' && r.id === id);
+    if (!definition) throw new Error(`OperationDefinition/${id} is not among the conformance resources`);
+    declared.set(id, definition);
+  }
+  return definition;
+}
+
+/** The `bundle` input, read as the OperationDefinition declares it: one, by that name (a bare Bundle body is it), nothing else. */
+const submittedBundle = (req: FhirRequest, id: string): Bundle => parseOperationInput(req, definitionOf(id)).get('bundle')![0] as Bundle;
 
 /** `ServiceRequest/$submit`: a second-opinion request becomes a case (ServiceRequest, eligibility, Task). */
 export function submitOperation(decide: DecideCase, delivery?: ProviderDelivery): OperationDefinitionEntry {
@@ -21,7 +38,7 @@ export function submitOperation(decide: DecideCase, delivery?: ProviderDelivery)
     affectsState: true,
     definition: `${CANONICAL_BASE}/OperationDefinition/ServiceRequest-submit`,
     async handler(req, ctx) {
-      return submitCase(req, ctx, req.body, decide, delivery);
+      return submitCase(req, ctx, submittedBundle(req, 'ServiceRequest-submit'), decide, delivery);
     },
   };
 }
@@ -64,10 +81,10 @@ export function eligibilityCheckOperation(decide: DecideCase): OperationDefiniti
     levels: ['type'],
     resourceTypes: ['CoverageEligibilityRequest'],
     interaction: 'create',
-    affectsState: true,
+    affectsState: false,
     definition: `${CANONICAL_BASE}/OperationDefinition/CoverageEligibilityRequest-submit`,
     async handler(req, ctx) {
-      const response = await checkEligibility(ctx.store, req.body, decide, {
+      const response = await checkEligibility(ctx.store, submittedBundle(req, 'CoverageEligibilityRequest-submit'), decide, {
         authorize: () => undefined,
         mayAccess: (resource) => mayAccess(req, ctx, resource),
         compartmentsOf: (resource) => ctx.indexer.patientCompartments(resource),
