@@ -200,6 +200,7 @@ describe.each(STORE_DRIVERS)('REST semantics on $name', (driver) => {
       const writes: [string, RequestInit & { json?: unknown }, string][] = [
         ['Condition', { method: 'POST', json: condition('urn-post', urn) }, 'Condition.subject.reference'],
         ['Condition/urn-put', { method: 'PUT', json: { ...condition('urn-put', urn), id: 'urn-put' } }, 'Condition.subject.reference'],
+        ['Condition', { method: 'POST', json: condition('conditional-ref', 'Patient?identifier=urn:test:any|1') }, 'Condition.subject.reference'],
         ['Condition?identifier=urn:test:urn-refs|urn-cond-put', { method: 'PUT', json: condition('urn-cond-put', urn) }, 'Condition.subject.reference'],
         [
           'Condition',

@@ -36,6 +36,9 @@ export const collectReferences = (node: unknown): string[] => referencesIn(node)
 /** `urn:uuid:` and `urn:oid:` references name a Bundle's entries by their fullUrls (R4 bundle.html#references), and nothing outside one. */
 export const isBundleLocal = (ref: string): boolean => ref.startsWith('urn:uuid:') || ref.startsWith('urn:oid:');
 
+/** `Patient?identifier=…`: a conditional reference, which a transaction resolves to the one resource it matches (R4 http.html#trules). */
+export const isConditionalReference = (ref: string): boolean => /^[A-Z][A-Za-z]+\?/.test(ref);
+
 /** 'Patient/123' → ['Patient', '123']; undefined for anything else (urn:uuid, absolute URLs, #contained). */
 export function parseLiteral(ref: string | undefined): [string, string] | undefined {
   const m = ref ? /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(ref) : null;

@@ -5,7 +5,7 @@ import type { FhirContext, Interaction } from '../context.js';
 import { requireScope } from '../guard.js';
 import { badRequest, FhirError, issuesOutcome, normalizeError, outcome, preconditionFailed, unsupportedMediaType } from '../outcomes.js';
 import { type FhirRequest, type FhirResponse, JSON_PATCH } from '../request.js';
-import { collectReferences, isBundleLocal, parseLiteral, relativeToBase, rewritePatchReferences, rewriteReferences } from '../references.js';
+import { collectReferences, isBundleLocal, isConditionalReference, parseLiteral, relativeToBase, rewritePatchReferences, rewriteReferences } from '../references.js';
 import { isResource, rebase } from '../resourceValidator.js';
 import { isSupportedType } from '../resourceTypes.js';
 import { conditionalUpdateLock } from './crud.js';
@@ -379,10 +379,9 @@ function groupPlainCreates(order: Ordered[], ctx: FhirContext): Ordered[][] {
 function isPlainCreate({ request, resource }: Entry, ctx: FhirContext): boolean {
   const { method, url, ifNoneExist } = request;
   if (method !== 'POST' || ifNoneExist || !isSupportedType(url) || ctx.createInterceptors?.[url]) return false;
-  return !collectReferences(resource).some((ref) => CONDITIONAL_REFERENCE.test(ref));
+  return !collectReferences(resource).some((ref) => isConditionalReference(ref));
 }
 
-const CONDITIONAL_REFERENCE = /^[A-Z][A-Za-z]+\?/;
 
 /**
  * An entry's place among those of its method: literal DELETEs before conditional ones, whose criteria then see
@@ -452,7 +451,7 @@ async function resolveIn(req: FhirRequest, ctx: FhirContext, ids: Map<string, st
 async function resolveConditional(req: FhirRequest, ctx: FhirContext, refs: string[]): Promise<Map<string, string>> {
   const conditional = new Map<string, string>();
   for (const ref of refs) {
-    if (!CONDITIONAL_REFERENCE.test(ref) || conditional.has(ref)) continue;
+    if (!isConditionalReference(ref) || conditional.has(ref)) continue;
     const [type, query] = ref.split('?', 2);
     const matches = await runSearch(req, ctx, type, [...new URLSearchParams(query).entries()], 2);
     if (matches.length !== 1) throw preconditionFailed(`Conditional reference '${ref}' matched ${matches.length} resources (needs exactly 1)`);

@@ -5,7 +5,7 @@ import type { FhirContext, ValidationOptions } from '../context.js';
 import { hasScope, requireAccess, requireCaseRecordWrite, requireRestrictedAccess, requireScope, scopeRestriction } from '../guard.js';
 import { badRequest, conflict, FhirError, issuesOutcome, methodNotAllowed, notFound, preconditionFailed, unprocessableIssues } from '../outcomes.js';
 import { type FhirRequest, type FhirResponse, JSON_PATCH } from '../request.js';
-import { isBundleLocal, referencesIn, relativizeOwnReferences } from '../references.js';
+import { isBundleLocal, isConditionalReference, referencesIn, relativizeOwnReferences } from '../references.js';
 import { ID_RE, preferStrict, shapeResource, versionHeaders, writeResponse } from '../responses.js';
 import { appendOnlyRefusal, isAppendOnlyType, isReadOnlyType } from '../resourceTypes.js';
 import { parseSearch } from '../search/parse.js';
@@ -336,17 +336,20 @@ export function prepare(req: FhirRequest, ctx: FhirContext, resource: Resource):
 }
 
 /**
- * A `urn:uuid:` or `urn:oid:` reference means something only inside a Bundle (R4 references.html#literal). A
- * transaction rewrites those naming its entries before they write, so one reaching a write names nothing: sent
- * in a plain request, or in a batch, whose entries may not depend on each other (R4 http.html#brules).
+ * A `urn:uuid:` or `urn:oid:` reference means something only inside a Bundle (R4 references.html#literal), and a
+ * conditional one (`Patient?identifier=…`) only in a transaction. A transaction rewrites both before its entries
+ * write, so one reaching a write names nothing: sent in a plain request, or in a batch, whose entries may not
+ * depend on each other (R4 http.html#brules).
  */
 function refuseBundleLocalReferences(resource: Resource): void {
-  const found = referencesIn(resource, resource.resourceType).filter(([, ref]) => isBundleLocal(ref));
+  const found = referencesIn(resource, resource.resourceType).filter(([, ref]) => isBundleLocal(ref) || isConditionalReference(ref));
   if (!found.length) return;
   const issues = found.map(([path, ref]): OperationOutcomeIssue => ({
     severity: 'error',
     code: 'invalid',
-    diagnostics: `Reference '${ref.slice(0, 100)}' names the entry of a Bundle with that fullUrl: outside a transaction Bundle it names nothing`,
+    diagnostics: isBundleLocal(ref)
+      ? `Reference '${ref.slice(0, 100)}' names the entry of a Bundle with that fullUrl: outside a transaction Bundle it names nothing`
+      : `Reference '${ref.slice(0, 100)}' is a conditional reference, resolved only inside a transaction Bundle`,
     expression: [`${path}.reference`],
   }));
   throw new FhirError(400, issuesOutcome(issues));
