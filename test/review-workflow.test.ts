@@ -268,6 +268,12 @@ describe('UM review path', () => {
     expect(asText.status, JSON.stringify(asText.body)).toBe(400);
     expect(asText.body.issue[0].diagnostics).toMatch(/valueInteger/);
     expect(((await call(as('hpsj', 'um'), `Task/${task.id}`)).body as Task).meta?.versionId).toBe(task.meta?.versionId);
+    // Outside 1-14 days, zero and negative alike: the same 422 naming the rule.
+    for (const days of [0, -3, 15]) {
+      const outside = await extend({ valueInteger: days });
+      expect(outside.status, `${days}: ${JSON.stringify(outside.body)}`).toBe(422);
+      expect(outside.body.issue[0].diagnostics).toMatch(/1 to 14 days/);
+    }
     const first = await extend({ valueInteger: 14 });
     expect(first.status, JSON.stringify(first.body)).toBe(200);
     const due = (first.body as Task).restriction?.period?.end;

@@ -174,7 +174,7 @@ export async function performReviewAction(
       case 'extend': {
         // 42 CFR 438.210(d)(1)(ii), (d)(2)(ii): one extension of up to 14 more calendar days, not one per call.
         if (c.task.output?.some((o) => o.type.text === 'extended')) throw conflict('This case was already extended once; 42 CFR 438.210(d)(1)(ii) allows one extension (R9)', 'business-rule');
-        if (!input.days || !input.reason) throw unprocessable('An extension needs days (1-14) and a reason', ['days']);
+        if (input.days === undefined || !input.reason) throw unprocessable('An extension needs days (1-14) and a reason', ['days']);
         const currentDue = c.task.restriction?.period?.end;
         if (!currentDue) throw unprocessable(`Task/${taskId} has no decision due date to extend`, ['Task.restriction.period.end']);
         if (now.getTime() > Date.parse(currentDue)) throw conflict(`The decision was due ${currentDue}: an extension is taken within the timeframe, not after it (42 CFR 438.210(d)(1)(ii), R9)`, 'business-rule');
@@ -182,7 +182,7 @@ export async function performReviewAction(
         try {
           due = extendDeadline(c.plan, currentDue, input.days);
         } catch (err) {
-          throw badRequest((err as Error).message, 'days');
+          throw unprocessable((err as Error).message, ['days']);
         }
         task.restriction = { ...task.restriction, period: { ...task.restriction?.period, end: due } };
         task.input = withNotificationDues(task.input, extendedNotificationDues(c.plan, due));
