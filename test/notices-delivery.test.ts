@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Communication, Endpoint, Organization } from 'fhir/r4.js';
+import type { Communication, Endpoint, Organization, Task } from 'fhir/r4.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DemoServer, startDemoServer } from './helpers/demoServer.js';
 import { raw } from './helpers/fhir.js';
@@ -58,5 +58,23 @@ describe('notices delivered to a provider FHIR endpoint', () => {
     expect(Buffer.from(payload.contentAttachment?.data ?? '', 'base64').toString()).toMatch(/<html|<p/i);
     const posts = await untilLogged(provider, (r) => r.method === 'POST' && r.path === '/Communication', 'the logged POST');
     expect(posts).toHaveLength(1);
+  });
+
+  it('a delivery the provider refuses leaves UM staff a Task naming the letter and the member, and what they can do', async () => {
+    provider.failNext({ method: 'POST', pathPrefix: '/Communication' }, 422, 1);
+    const token = tokenFor(server, { scope: 'user/*.cruds', fhirUser: 'Practitioner/hpsj-pcp-1', roles: ['treating-provider'] });
+    const res = await raw(`${server.fhirBase}/ServiceRequest/$submit`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, json: inNetworkHpsjRequest() });
+    expect(res.status).toBe(201);
+    const task = await waitFor(async () => {
+      const { resources } = await server.store.search({ resourceType: 'Task', clauses: [], sort: [], count: 200, offset: 0, total: false });
+      return (resources as Task[]).find((t) => t.code?.text === 'delivery-failed' && t.statusReason?.text?.includes('HTTP 422'));
+    }, 10_000, 'the delivery-failed Task');
+    expect(task.focus?.reference).toMatch(/^Communication\//);
+    const letter = (await server.store.read('Communication', task.focus!.reference!.split('/')[1])) as Communication;
+    expect(letter.recipient?.[0].reference).not.toMatch(/^Patient\//);
+    expect(task.for?.reference).toBe('Patient/member-hpsj-1');
+    expect(task.owner?.reference).toBe('Organization/hpsj');
+    expect(task.description).not.toMatch(/resend/i);
+    expect(task.description).toMatch(/another way/);
   });
 });

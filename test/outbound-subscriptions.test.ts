@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client } from 'fhir-kit-client';
-import type { Bundle, Parameters, ParametersParameter, Patient, ServiceRequest, Subscription, Task } from 'fhir/r4.js';
+import type { Basic, Bundle, CapabilityStatement, Parameters, ParametersParameter, Patient, ServiceRequest, Subscription, Task } from 'fhir/r4.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROFILES, SUBSCRIPTION_TOPICS } from '../server/src/fhir/systems.js';
 import { type OutboundConfigInput, SUBSCRIPTION_OWNER_SYSTEM } from '../server/src/outbound/index.js';
@@ -213,6 +213,77 @@ describe.each(STORE_DRIVERS)('topic-based subscriptions (R4 backport) on $name',
     expect(statusOf(beat)).toMatchObject({ type: 'heartbeat', status: 'active', 'events-since-subscription-start': '0' });
   });
 
+  it('keeps counting events while a Subscription is in error, so that after re-activation the numbers show the missed one (H2)', async () => {
+    const r = await receiver();
+    const member = await create<Patient>({ resourceType: 'Patient', name: [{ family: 'Gap' }] });
+    const caseOf = () => create<ServiceRequest>({ resourceType: 'ServiceRequest', meta: { profile: [PROFILES.serviceRequest] }, ...PROFILE_REQUIRED(), status: 'active', intent: 'order', subject: { reference: `Patient/${member.id}` } });
+    const sub = await create(subscription(r.url, [`ServiceRequest?patient=Patient/${member.id}`], 'id-only'));
+    await active(sub.id!);
+    await caseOf();
+    await waitFor(() => events(r).length >= 1 || undefined, 10_000, 'event 1');
+    // Event 2 is not accepted: the Subscription goes to error. Event 3 happens while it is in error.
+    r.respondWith(() => 500);
+    await caseOf();
+    const failed = await waitFor(async () => {
+      const s = (await plan.server.store.read('Subscription', sub.id!)) as Subscription;
+      return s.status === 'error' ? s : undefined;
+    }, 10_000, 'status error');
+    await caseOf();
+    const status = (await client.request(`Subscription/${sub.id}/$status`)) as unknown as Bundle;
+    expect(statusOf(status)).toMatchObject({ status: 'error', 'events-since-subscription-start': '3' });
+
+    r.respondWith(() => 200);
+    await client.update({ resourceType: 'Subscription', id: sub.id!, body: { ...failed, status: 'requested' } as never });
+    await active(sub.id!);
+    const handshakes = bundles(r).filter((b) => statusOf(b).type === 'handshake');
+    expect(statusOf(handshakes[handshakes.length - 1])['events-since-subscription-start']).toBe('3');
+    await caseOf();
+    await waitFor(() => events(r).length >= 2 || undefined, 10_000, 'the event after re-activation');
+    expect(eventNumbers(r)).toEqual([1, 4]);
+  });
+
+  it('refuses a Subscription whose end has passed, and turns one off when its end passes (M7)', async () => {
+    const r = await receiver();
+    const past = await failure(client.create({ resourceType: 'Subscription', body: { ...subscription(r.url, [], 'id-only'), end: '2020-01-01T00:00:00Z' } as never }));
+    expect(past.status).toBe(422);
+    expect(JSON.stringify(past.data)).toContain('Subscription.end');
+    const sub = await create({ ...subscription(r.url, [`Task?patient=Patient/${other.id}`], 'id-only'), end: new Date(Date.now() + 2000).toISOString() });
+    await active(sub.id!);
+    await waitFor(async () => ((await plan.server.store.read('Subscription', sub.id!)) as Subscription).status === 'off' || undefined, 10_000, 'status off after the end');
+  });
+
+  it('sends notifications with the content type channel.payload names (L1)', async () => {
+    const [plain, versioned] = [await receiver(), await receiver()];
+    const asked = (r: NotificationReceiver, payload: string) => ({ ...subscription(r.url, [`Task?patient=Patient/${other.id}`], 'id-only'), channel: { ...subscription(r.url, [], 'id-only').channel, payload } });
+    const subs = [await create(asked(plain, 'application/json')), await create(asked(versioned, 'application/fhir+json; fhirVersion=4.0'))];
+    for (const s of subs) await active(s.id!);
+    expect(plain.received[0].headers['content-type']).toBe('application/json');
+    expect(versioned.received[0].headers['content-type']).toBe('application/fhir+json; fhirVersion=4.0');
+    const injected = await failure(client.create({ resourceType: 'Subscription', body: asked(plain, 'application/json; x=1\r\nX-Evil: 1') as never }));
+    expect(injected.status).toBe(422);
+  });
+
+  it('refuses a custom channel it does not support (backport-channel-type) with 422 naming channel.type (M2)', async () => {
+    const r = await receiver();
+    const typed = (system: string, code: string) => {
+      const body = subscription(r.url, [`Task?patient=Patient/${other.id}`], 'id-only');
+      return { ...body, channel: { ...body.channel, _type: { extension: [{ url: `${BACKPORT}/backport-channel-type`, valueCoding: { system, code } }] } } };
+    };
+    const kafka = await failure(client.create({ resourceType: 'Subscription', body: typed('http://example.org/ch', 'kafka') as never }));
+    expect(kafka.status).toBe(422);
+    expect((kafka.data as { issue: { expression?: string[] }[] }).issue[0].expression).toEqual(['Subscription.channel.type']);
+    const restHook = await create(typed('http://terminology.hl7.org/CodeSystem/subscription-channel-type', 'rest-hook'));
+    expect(restHook.status).toBe('requested');
+  });
+
+  it('declares the backport Subscription profile and server statement in its CapabilityStatement (M3)', async () => {
+    const statement = (await client.capabilityStatement()) as unknown as CapabilityStatement;
+    expect(statement.instantiates).toContain(`http://hl7.org/fhir/uv/subscriptions-backport/CapabilityStatement/backport-subscription-server-r4`);
+    const entry = statement.rest?.[0].resource?.find((x) => x.type === 'Subscription');
+    expect(entry?.supportedProfile).toContain(`${BACKPORT}/backport-subscription`);
+    expect(statement.rest?.[0].resource?.find((x) => x.type === 'Basic')?.supportedProfile).toBeUndefined();
+  });
+
   it('puts a Subscription whose handshake keeps failing in error and tells UM staff once', async () => {
     const r = await receiver();
     r.respondWith(() => 503);
@@ -266,7 +337,7 @@ describe('Subscription access control (auth on)', () => {
 
   beforeAll(async () => {
     const file = join(process.env.TMPDIR ?? '/tmp', `so-subscriptions-${randomUUID()}.json`);
-    writeFileSync(file, JSON.stringify({ ...config, planOrganization: 'Organization/hpsj' }));
+    writeFileSync(file, JSON.stringify({ ...config, planOrganization: 'Organization/hpsj', subscriptions: { ...config.subscriptions, maxPerOwner: 3 } }));
     server = await startDemoServer(pgliteConfig(), { OUTBOX_ENABLED: 'true', OUTBOUND_CONFIG_FILE: file });
   });
   afterAll(async () => {
@@ -342,6 +413,54 @@ describe('Subscription access control (auth on)', () => {
     expect((await call(m1, `Subscription/${memberSub.id}`, { method: 'PUT', json: { ...memberSub, status: 'off' } })).status).toBe(200);
     expect((await call(auditor(), `Subscription/${memberSub.id}`, { method: 'DELETE' })).status).toBe(403);
     expect((await call(admin(), `Subscription/${memberSub.id}`, { method: 'DELETE' })).status).toBe(204);
+  });
+
+  it('lets only plan administration change the published subscription topic (M1)', async () => {
+    const provider = tokenFor(server, { scope: 'user/*.cruds', fhirUser: 'Practitioner/hpsj-pcp-1', roles: ['treating-provider'] });
+    const read = await call(provider, 'Basic/second-opinion-case');
+    expect(read.status).toBe(200);
+    const topic = read.body as Basic;
+    const spoofed = { ...topic, extension: topic.extension?.map((e) => (e.url.endsWith('SubscriptionTopic.version') ? { ...e, valueString: '9.9.9-probe' } : e)) };
+    expect((await call(provider, 'Basic/second-opinion-case', { method: 'PUT', json: spoofed })).status).toBe(403);
+    const patch = [{ op: 'replace', path: '/code/text', value: 'spoofed' }];
+    expect((await call(provider, 'Basic/second-opinion-case', { method: 'PATCH', headers: { 'content-type': 'application/json-patch+json' }, body: JSON.stringify(patch) })).status).toBe(403);
+    expect((await call(provider, 'Basic/second-opinion-case', { method: 'DELETE' })).status).toBe(403);
+    expect((await call(provider, 'Basic', { method: 'POST', json: { ...topic, id: undefined, meta: undefined } })).status).toBe(403);
+    expect((await call(provider, 'Basic?_id=second-opinion-case', { method: 'PUT', json: topic })).status).toBe(403);
+    const bundle = { resourceType: 'Bundle', type: 'transaction', entry: [{ request: { method: 'DELETE', url: 'Basic/second-opinion-case' } }] };
+    expect((await call(provider, '', { method: 'POST', json: bundle })).status).toBe(403);
+    // Other Basics are the scopes' business, and plan administration may maintain the topic.
+    expect((await call(provider, 'Basic', { method: 'POST', json: { resourceType: 'Basic', code: { text: 'note' } } })).status).toBe(201);
+    expect((await call(admin(), 'Basic/second-opinion-case', { method: 'PUT', json: topic })).status).toBe(200);
+    expect(((await server.store.read('Basic', 'second-opinion-case')) as Basic).extension).toEqual(topic.extension);
+  });
+
+  it("caps an owner's Subscriptions (422 business-rule) and opens no UM Task for a member's broken endpoint (M5)", async () => {
+    const [ok, broken] = [await receiver(), await receiver()];
+    broken.respondWith(() => 404);
+    const m = member('member-phc-1');
+    const own = (url: string) => subscription(url, ['Task?patient=Patient/member-phc-1'], 'id-only');
+    const created: Subscription[] = [];
+    for (let i = 0; i < 3; i++) created.push((await post(m, own(ok.url))).body as Subscription);
+    const over = await post(m, own(ok.url));
+    expect(over.status).toBe(422);
+    expect(over.body.issue[0]).toMatchObject({ code: 'business-rule', expression: ['Subscription'] });
+    // Another owner has its own allowance; switching one off frees a place.
+    expect((await post(member('member-phc-2'), subscription(ok.url, ['Task?patient=Patient/member-phc-2'], 'id-only'))).status).toBe(201);
+    expect((await call(m, `Subscription/${created[0].id}`, { method: 'PUT', json: { ...created[0], status: 'off' } })).status).toBe(200);
+    const memberSub = await post(m, own(broken.url));
+    expect(memberSub.status).toBe(201);
+
+    // A provider's Subscription to a broken endpoint still tells UM staff (after the member's was handled).
+    const provider = tokenFor(server, { scope: 'user/*.cruds', fhirUser: 'Practitioner/hpsj-pcp-1', roles: ['treating-provider'] });
+    const providerSub = (await post(provider, subscription(broken.url, [], 'id-only'))).body as Subscription;
+    const failureTasks = async (id: string) =>
+      (await server.store.search({ resourceType: 'Task', clauses: [{ kind: 'reference', param: 'focus', values: [`focus|Subscription/${id}`] }], sort: [], count: 5, offset: 0, total: false })).resources;
+    await waitFor(async () => (await failureTasks(providerSub.id!)).length > 0 || undefined, 10_000, "the provider's delivery-failed Task");
+    const memberId = (memberSub.body as Subscription).id!;
+    await waitFor(async () => ((await server.store.read('Subscription', memberId)) as Subscription).status === 'error' || undefined, 10_000, 'member Subscription in error');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await failureTasks(memberId)).toHaveLength(0);
   });
 
   it("notifies a member's Subscription of that member's case events only", async () => {

@@ -17,6 +17,15 @@ const WRITE_INTERACTIONS = ['create', 'update', 'patch', 'delete'] as const;
 const READ_INTERACTIONS = ['read', 'vread', 'search-type', 'history-instance', 'history-type'] as const;
 
 /**
+ * Subscriptions R5 Backport IG 1.1 (conformance.md, "Conformance in FHIR R4"): a server SHALL list the
+ * backport Subscription profile as a supportedProfile and SHOULD instantiate the IG's server statement.
+ */
+const BACKPORT = 'http://hl7.org/fhir/uv/subscriptions-backport';
+const BACKPORT_SUBSCRIPTION_PROFILE = `${BACKPORT}/StructureDefinition/backport-subscription`;
+const BACKPORT_SERVER_CAPABILITIES = `${BACKPORT}/CapabilityStatement/backport-subscription-server-r4`;
+const BACKPORT_IG = `${BACKPORT}/ImplementationGuide/hl7.fhir.uv.subscriptions-backport`;
+
+/**
  * The CapabilityStatement, generated from the route table's interactions, the search parameter
  * registry and the operation registry, so it always says what the server really does.
  */
@@ -31,11 +40,13 @@ export function capabilityStatement(ctx: FhirContext, baseUrl: string, security:
     date: new Date().toISOString().slice(0, 10),
     publisher: 'second-opinion-fhir',
     kind: 'instance',
+    instantiates: [BACKPORT_SERVER_CAPABILITIES],
     software: { name: 'second-opinion-fhir', version },
     implementation: { description: 'Second medical opinion requests, UM review and notices', url: baseUrl },
     fhirVersion: '4.0.1',
     format: ['application/fhir+json', 'json'],
     patchFormat: ['application/json-patch+json'],
+    implementationGuide: [BACKPORT_IG],
     rest: [
       {
         mode: 'server',
@@ -63,7 +74,7 @@ function resourceComponent(ctx: FhirContext, type: string): CapabilityStatementR
         : undefined,
     type: type as CapabilityStatementRestResource['type'],
     profile: `http://hl7.org/fhir/StructureDefinition/${type}`,
-    supportedProfile: ctx.supportedProfiles?.get(type),
+    supportedProfile: supportedProfiles(ctx, type),
     interaction: interactions.map((code) => ({ code })),
     versioning: appendOnly ? 'versioned' : 'versioned-update',
     readHistory: true,
@@ -84,6 +95,12 @@ function resourceComponent(ctx: FhirContext, type: string): CapabilityStatementR
     ],
     operation: nonEmpty(ctx.operations.filter((o) => o.resourceTypes.includes(type) && !o.levels.includes('system')).map((o) => ({ name: o.name, definition: o.definition }))),
   };
+}
+
+/** Our profiles of the type, and for Subscription the backport IG's (SHALL). */
+function supportedProfiles(ctx: FhirContext, type: string): string[] | undefined {
+  const own = ctx.supportedProfiles?.get(type) ?? [];
+  return nonEmpty(type === 'Subscription' ? [...own, BACKPORT_SUBSCRIPTION_PROFILE] : own);
 }
 
 /**

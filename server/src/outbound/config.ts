@@ -66,6 +66,12 @@ export const OutboundConfigSchema = z.object({
       /** Smallest heartbeat period a client may ask for. */
       minHeartbeatSeconds: z.number().int().min(1).default(60),
       maxFilters: z.number().int().min(1).default(20),
+      /**
+       * Subscriptions one owner (client and user) may have that are not off. Each costs work in every
+       * case write; the same for every owner, plan administration included (an installation whose
+       * integrations need more raises it).
+       */
+      maxPerOwner: z.number().int().min(1).default(10),
     })
     .prefault({}),
   cdex: z

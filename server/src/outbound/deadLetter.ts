@@ -7,6 +7,7 @@ import type { Logger } from '../log.js';
 import type { FhirStore, OutboxMessage } from '../storage/FhirStore.js';
 import { CDEX_POLL, CdexPollPayload, failInformationRequest } from './cdex.js';
 import { FHIR_CREATE, FhirCreatePayload } from './deliveries.js';
+import { isMemberOwned } from './subscriptionAccess.js';
 import { REST_HOOK, RestHookPayload, setSubscriptionStatusInTx } from './subscriptions.js';
 import { OUTBOUND_TAG } from './topic.js';
 import type { DeadLetterHandler } from './worker.js';
@@ -14,8 +15,9 @@ import type { DeadLetterHandler } from './worker.js';
 /**
  * Makes a delivery that was given up visible to UM staff: a Task "delivery-failed" (business
  * status delivery-failed) whose focus is what could not be delivered, owned by the plan
- * organization, written in the same transaction that marks the outbox row failed. For a
- * subscription, the Subscription goes to status error and one open Task per Subscription is kept.
+ * organization, written in the same transaction that marks the outbox row failed, saying what staff
+ * can do. For a subscription, the Subscription goes to status error and one open Task per
+ * Subscription is kept (none for a member's).
  */
 export interface DeadLetterDeps {
   planOrganization?: string;
@@ -40,33 +42,56 @@ interface Target {
   owner?: string;
   endpoint?: string;
   what: string;
+  /** What UM staff can do about it: there is no resend, and the same delivery is never queued twice (its dedupe key). */
+  action: string;
   onePerFocus?: boolean;
 }
 
+const CHECK_LOG = 'Look up the outbox message named in input in the server log.';
+
 async function describeTarget(tx: FhirStore, message: OutboxMessage, error: string): Promise<Target | undefined> {
   switch (message.kind) {
-    case FHIR_CREATE: {
-      const p = FhirCreatePayload.safeParse(message.payload);
-      if (!p.success) return { what: 'delivery to a provider' };
-      return { focus: p.data.focus, owner: p.data.owner, endpoint: p.data.endpoint, what: `${p.data.resource.resourceType} delivery to a provider` };
-    }
+    case FHIR_CREATE:
+      return providerDelivery(message);
     case CDEX_POLL: {
       const p = CdexPollPayload.safeParse(message.payload);
-      if (!p.success) return { what: 'information request to a provider' };
+      if (!p.success) return { what: 'information request to a provider', action: CHECK_LOG };
       await failInformationRequest(tx, p.data.localTask, error);
-      return { focus: p.data.localTask, endpoint: p.data.endpoint, what: 'information request to a provider' };
+      const action = 'The request Task in focus is failed: ask the provider for the information another way (phone, fax or portal) and record it on the case.';
+      return { focus: p.data.localTask, endpoint: p.data.endpoint, what: 'information request to a provider', action };
     }
-    case REST_HOOK: {
-      const p = RestHookPayload.safeParse(message.payload);
-      if (!p.success) return { what: 'subscription notification' };
-      await setSubscriptionStatusInTx(tx, p.data.subscription, 'error', `notification delivery failed: ${error}`);
-      // A heartbeat that fails says the same as the next event would; the Subscription error is enough.
-      if (p.data.type === 'heartbeat') return undefined;
-      return { focus: `Subscription/${p.data.subscription}`, what: `subscription ${p.data.type}`, onePerFocus: true };
-    }
+    case REST_HOOK:
+      return subscriptionNotification(tx, message, error);
     default:
-      return { what: `outbox message of kind ${message.kind.slice(0, 40)}` };
+      return { what: `outbox message of kind ${message.kind.slice(0, 40)}`, action: CHECK_LOG };
   }
+}
+
+function providerDelivery(message: OutboxMessage): Target {
+  const p = FhirCreatePayload.safeParse(message.payload);
+  if (!p.success) return { what: 'delivery to a provider', action: CHECK_LOG };
+  const type = p.data.resource.resourceType;
+  const action =
+    `It will not be sent again: send the ${type} in focus to the provider another way (fax, mail or portal), then complete this Task. ` +
+    "So that later deliveries reach them, check the provider's Endpoint (address in input) and the plan's credentials for it.";
+  return { focus: p.data.focus, owner: p.data.owner, endpoint: p.data.endpoint, what: `${type} delivery to a provider`, action };
+}
+
+/**
+ * A subscription's notification that was given up: the Subscription goes to status error. A member's
+ * Subscription opens no Task: its endpoint is the member's to fix, status and $status tell them, and
+ * UM staff could do nothing about it (probe 6, M5: one Task per failed handshake flooded the queue).
+ */
+async function subscriptionNotification(tx: FhirStore, message: OutboxMessage, error: string): Promise<Target | undefined> {
+  const p = RestHookPayload.safeParse(message.payload);
+  if (!p.success) return { what: 'subscription notification', action: CHECK_LOG };
+  await setSubscriptionStatusInTx(tx, p.data.subscription, 'error', `notification delivery failed: ${error}`);
+  // A heartbeat that fails says the same as the next event would; the Subscription error is enough.
+  if (p.data.type === 'heartbeat') return undefined;
+  const subscription = await tx.find('Subscription', p.data.subscription);
+  if (subscription && isMemberOwned(subscription)) return undefined;
+  const action = "The Subscription in focus is in status error: its owner sets it back to requested once the endpoint works; plan administration may delete it.";
+  return { focus: `Subscription/${p.data.subscription}`, what: `subscription ${p.data.type}`, action, onePerFocus: true };
 }
 
 async function openFailureTask(tx: FhirStore, deps: DeadLetterDeps, focus: string): Promise<boolean> {
@@ -94,7 +119,7 @@ async function failureTask(tx: FhirStore, message: OutboxMessage, error: string,
     priority: 'asap',
     code: { text: 'delivery-failed' },
     businessStatus: { coding: [{ system: CODE_SYSTEMS.businessStatus, code: 'delivery-failed', display: 'Delivery failed' }], text: 'Delivery failed' },
-    description: `The ${target.what} could not be completed after ${message.attempts} attempt(s). Check the address and credentials, then resend.`,
+    description: `The ${target.what} could not be completed after ${message.attempts} attempt(s). ${target.action}`,
     statusReason: { text: error.slice(0, 500) },
     authoredOn: new Date().toISOString(),
     input: [{ type: { text: 'outbox-message' }, valueString: message.id }],

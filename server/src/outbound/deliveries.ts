@@ -1,6 +1,7 @@
 import type { Endpoint, Identifier, Organization, PractitionerRole, Resource } from 'fhir/r4.js';
 import { z } from 'zod';
 import { parseLiteral } from '../fhir/references.js';
+import { CANONICAL_BASE } from '../fhir/systems.js';
 import type { FhirStore } from '../storage/FhirStore.js';
 import type { NetworkPolicy } from './config.js';
 import { classifyHttpError, isSuccessfulNonJson, PermanentError } from './errors.js';
@@ -35,6 +36,8 @@ export interface DeliveryRequest {
   identifier: { system: string; value: string };
   plan?: string;
   owner?: string;
+  /** Our resource the delivery carries, when `resource` is a copy without our id (see focusOf). */
+  focus?: string;
   /** Overrides the default dedupe key (`fhir-create:<endpoint>|<system>|<value>`), e.g. to resend on purpose. */
   dedupeKey?: string;
 }
@@ -46,16 +49,31 @@ export interface DeliveryRequest {
  */
 export async function enqueueDelivery(tx: FhirStore, request: DeliveryRequest): Promise<void> {
   const endpoint = trimBase(request.endpoint);
-  const focus = request.resource.id ? `${request.resource.resourceType}/${request.resource.id}` : undefined;
+  const focus = focusOf(request);
   const payload: FhirCreatePayload = FhirCreatePayload.parse({
     endpoint,
     resource: forReceiver(request.resource, request.identifier),
     identifier: request.identifier,
     plan: request.plan,
-    focus: focus && parseLiteral(focus) ? focus : undefined,
+    focus,
     owner: request.owner,
   });
   await tx.enqueue(FHIR_CREATE, payload, request.dedupeKey ?? `${FHIR_CREATE}:${endpoint}|${request.identifier.system}|${request.identifier.value}`);
+}
+
+/** How a delivered copy names the resource of ours it copies (workflow/providerDelivery.ts deliveredIdentifier). */
+const DELIVERED_RESOURCE_SYSTEM = `${CANONICAL_BASE}/sid/delivered-resource`;
+
+/**
+ * Which resource of ours a delivery carries, for the delivery-failed Task (focus, and through it the
+ * patient): the one named, the resource itself when it has our id, or the one its delivered-resource
+ * identifier names, as copies come without our id.
+ */
+function focusOf(request: DeliveryRequest): string | undefined {
+  const { resource, identifier } = request;
+  const fromIdentifier = identifier.system === DELIVERED_RESOURCE_SYSTEM ? identifier.value : undefined;
+  const focus = request.focus ?? (resource.id ? `${resource.resourceType}/${resource.id}` : fromIdentifier);
+  return Reference.safeParse(focus).success ? focus : undefined;
 }
 
 /**

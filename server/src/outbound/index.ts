@@ -10,8 +10,10 @@ import { endpointsFor, enqueueDelivery, FHIR_CREATE, fhirCreateHandler, type Del
 import { ProviderAuth } from './providerAuth.js';
 import { subscriptionAccessRule } from './subscriptionAccess.js';
 import { subscriptionStatusOperation } from './subscriptionStatus.js';
-import { HeartbeatScheduler, REST_HOOK, restHookHandler, subscriptionWriteHook } from './subscriptions.js';
+import { HeartbeatScheduler } from './subscriptionScheduler.js';
+import { REST_HOOK, restHookHandler, subscriptionWriteHook } from './subscriptions.js';
 import { publishTopic } from './topic.js';
+import { topicAccessRule } from './topicAccess.js';
 import { OutboxWorker, type OutboxMetrics } from './worker.js';
 
 export { loadOutboundConfig, OutboundConfigSchema, type OutboundConfig, type OutboundConfigInput } from './config.js';
@@ -44,7 +46,10 @@ export interface Outbound {
   enqueueDelivery(tx: FhirStore, request: DeliveryRequest): Promise<void>;
   enqueueInformationRequest(tx: FhirStore, request: InformationRequest): Promise<Task>;
   endpointsFor(store: FhirStore, reference: string): Promise<ProviderEndpoint[]>;
-  /** Who may see and change Subscriptions (owner, filters within the owner's grant, headers): ServerParts.accessRules. */
+  /**
+   * Who may see and change Subscriptions (owner, filters within the owner's grant, headers) and the
+   * published topic Basic (plan administration): ServerParts.accessRules.
+   */
   accessRules: Record<string, ResourceAccessRule>;
   metrics(): OutboxMetrics;
   config: OutboundConfig;
@@ -84,7 +89,10 @@ export async function createOutbound(env: OutboundEnv): Promise<Outbound> {
     enqueueDelivery,
     enqueueInformationRequest: (tx, request) => enqueueInformationRequest(tx, request, config.cdex),
     endpointsFor,
-    accessRules: { Subscription: subscriptionAccessRule({ registry, baseUrl: fhirBase, maxFilters: config.subscriptions.maxFilters }) },
+    accessRules: {
+      Subscription: subscriptionAccessRule({ registry, baseUrl: fhirBase, maxFilters: config.subscriptions.maxFilters }),
+      Basic: topicAccessRule,
+    },
     metrics: () => worker.metrics(),
     config,
   };

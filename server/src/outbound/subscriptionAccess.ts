@@ -37,6 +37,20 @@ export function ownerCode(auth: AccessContext): string {
   return user ? `${client}/${encodeURIComponent(user)}` : client;
 }
 
+/**
+ * Whether a member (or their representative) owns the Subscription: the user of its owner code is a
+ * Patient or RelatedPerson. Not a backend service, a practitioner or plan staff.
+ */
+export function isMemberOwned(sub: Resource): boolean {
+  const user = subscriptionOwner(sub)?.split('/')[1];
+  if (!user) return false;
+  try {
+    return /^(Patient|RelatedPerson)\//.test(decodeURIComponent(user));
+  } catch {
+    return false; // not a code ownerCode made
+  }
+}
+
 const hasRole = (auth: AccessContext, role: 'plan-admin' | 'auditor') => auth.roles.includes(role);
 /** Staff who see every Subscription (the UM staff who follow failed deliveries, and audit). */
 const isStaff = (auth: AccessContext) => hasRole(auth, 'plan-admin') || hasRole(auth, 'auditor');

@@ -6,9 +6,10 @@ import type { AccessContext } from '../fhir/request.js';
 import { SearchParamRegistry } from '../fhir/search/registry.js';
 import { OutboundConfigSchema } from './config.js';
 import { notificationBundle, statusParameters } from './notifications.js';
-import { checkSubscriptionAccess, maskHeaders, SUBSCRIPTION_OWNER_SYSTEM, subscriptionAccessRule } from './subscriptionAccess.js';
-import { channelSettings } from './subscriptions.js';
+import { checkSubscriptionAccess, isMemberOwned, maskHeaders, SUBSCRIPTION_OWNER_SYSTEM, subscriptionAccessRule } from './subscriptionAccess.js';
+import { channelSettings } from './subscriptionSettings.js';
 import { BACKPORT, readTopicBasic, TOPIC_RESOURCE_TYPES, TOPIC_URL } from './topic.js';
+import { topicAccessRule } from './topicAccess.js';
 
 const registry = SearchParamRegistry.withStandard();
 const BASE = 'https://plan.example.org/fhir';
@@ -193,5 +194,42 @@ describe('the Subscription access rule', () => {
     const req = (auth: AccessContext) => ({ method: 'GET' as const, path: [], query: [], headers: {}, baseUrl: BASE, auth, interaction: 'search' as const });
     expect(rule.searchClauses(req(owner), ctx)).toEqual([{ kind: 'token', param: '_tag', values: [`_tag|${SUBSCRIPTION_OWNER_SYSTEM}|app/Practitioner%2Fp1`], not: false }]);
     expect(rule.searchClauses(req(auditor), ctx)).toEqual([]);
+  });
+});
+
+describe('the topic access rule', () => {
+  const ctx = {} as FhirContext;
+  const provider: AccessContext = { kind: 'user', clientId: 'app', scopes: [], fhirUser: 'Practitioner/p1', roles: ['treating-provider'] };
+  const admin: AccessContext = { ...provider, roles: ['plan-admin'] };
+  const request = (auth: AccessContext, interaction: Interaction) => ({ method: 'PUT' as const, path: [], query: [], headers: {}, baseUrl: BASE, auth, interaction });
+  const topic = readTopicBasic();
+  const note: Basic = { resourceType: 'Basic', id: 'n1', code: { text: 'note' } };
+
+  it('leaves the topic to plan administration, and every other Basic and every read to the scopes', () => {
+    for (const i of ['create', 'update', 'patch', 'delete'] as const) {
+      expect([topicAccessRule.mayAccess(request(provider, i), ctx, topic), topicAccessRule.mayAccess(request(admin, i), ctx, topic)]).toEqual([false, true]);
+      expect(topicAccessRule.mayAccess(request(provider, i), ctx, note)).toBe(true);
+    }
+    expect(topicAccessRule.mayAccess(request(provider, 'read'), ctx, topic)).toBe(true);
+    // A new Basic claiming to be a topic is refused as a write, with a reason.
+    expect(status(() => topicAccessRule.prepareWrite!(request(provider, 'create'), ctx, { ...topic, id: undefined }))).toBe(403);
+    expect(topicAccessRule.prepareWrite!(request(provider, 'create'), ctx, note)).toBe(note);
+  });
+});
+
+describe('channelSettings, content type and channel type', () => {
+  const withChannel = (channel: Partial<Subscription['channel']>) => ({ ...sub([]), channel: { ...sub([]).channel, ...channel } }) as Subscription;
+  const customType = (system: string, code: string) => ({ extension: [{ url: BACKPORT.channelType, valueCoding: { system, code } }] });
+
+  it('sends the MIME type channel.payload names, and refuses a custom channel type it does not support', () => {
+    expect(channelSettings(withChannel({ payload: 'application/json' }), deps).contentType).toBe('application/json');
+    expect(status(() => channelSettings(withChannel({ payload: 'application/json; a=b\r\nX: y' }), deps))).toBe(422);
+    expect(status(() => channelSettings(withChannel({ _type: customType('http://example.org/ch', 'kafka') } as never), deps))).toBe(422);
+    expect(channelSettings(withChannel({ _type: customType('http://terminology.hl7.org/CodeSystem/subscription-channel-type', 'rest-hook') } as never), deps).endpoint).toBe('https://subscriber.example.com/hook');
+  });
+
+  it('knows a member-owned Subscription by the user of its owner code', () => {
+    const owned = (code: string) => ({ ...sub([]), meta: { tag: [{ system: SUBSCRIPTION_OWNER_SYSTEM, code }] } });
+    expect(['app/Patient%2Fm1', 'app/RelatedPerson%2Fr1', 'app/Practitioner%2Fp1', 'svc', 'app/%E0%A4%A'].map((c) => isMemberOwned(owned(c)))).toEqual([true, true, false, false, false]);
   });
 });

@@ -1,23 +1,26 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Resource, Subscription } from 'fhir/r4.js';
 import { z } from 'zod';
-import { FhirError, unprocessable } from '../fhir/outcomes.js';
+import { FhirError, outcome, unprocessable } from '../fhir/outcomes.js';
 import { parseSearch } from '../fhir/search/parse.js';
 import type { SearchParamRegistry } from '../fhir/search/registry.js';
 import type { Logger } from '../log.js';
 import type { FhirStore, WriteHook } from '../storage/FhirStore.js';
 import type { NetworkPolicy, OutboundConfig } from './config.js';
 import { classifyHttpError, describeError, isSuccessfulNonJson, PermanentError, TransientError } from './errors.js';
-import { checkOutboundUrl, fhirClient, requestOptions } from './http.js';
-import { eventCount, nextEventNumber, notificationBundle, type NotificationType, type PayloadContent } from './notifications.js';
-import { BACKPORT, isCaseResource, isTopicResourceType, parseFilters, passesFilters, TOPIC_URL, type TopicFilter } from './topic.js';
+import { fhirClient, requestOptions } from './http.js';
+import { eventCount, nextEventNumber, notificationBundle, type NotificationType } from './notifications.js';
+import { subscriptionOwner, SUBSCRIPTION_OWNER_SYSTEM } from './subscriptionAccess.js';
+import { channelSettings, type ChannelSettings, type SettingsDeps, type SubscriptionStatus } from './subscriptionSettings.js';
+import { isCaseResource, isTopicResourceType, passesFilters, TOPIC_URL } from './topic.js';
 import type { OutboxHandler } from './worker.js';
 
 /**
- * Topic-based Subscriptions (Subscriptions R5 Backport IG 1.1, R4): validation of client
- * Subscriptions, the write hook that turns changes into notifications in the same transaction,
- * the `rest-hook` outbox handler (handshake, heartbeat, event notification) and the heartbeat
- * scheduler. Notifications go through the shared outbox worker.
+ * Topic-based Subscriptions (Subscriptions R5 Backport IG 1.1, R4): the write hook that checks client
+ * Subscriptions (subscriptionSettings.ts) and turns changes into notifications in the same
+ * transaction, and the `rest-hook` outbox handler (handshake, heartbeat, event notification).
+ * Notifications go through the shared outbox worker; subscriptionScheduler.ts sends heartbeats and
+ * ends Subscriptions whose end has passed.
  */
 export const REST_HOOK = 'rest-hook';
 
@@ -28,97 +31,6 @@ export interface SubscriptionDeps {
   network: NetworkPolicy;
   settings: OutboundConfig['subscriptions'];
   logger: Logger;
-}
-
-/** A Subscription as this server understands it, after validation. */
-export interface ChannelSettings {
-  id: string;
-  status: 'requested' | 'active' | 'error' | 'off';
-  filters: TopicFilter[];
-  endpoint: string;
-  headers: Record<string, string>;
-  content: PayloadContent;
-  heartbeatSeconds?: number;
-  timeoutMs: number;
-  end?: number;
-}
-
-const Extension = z.looseObject({ url: z.string() });
-/** What a client sent (network input): only the parts we act on are checked here. */
-const SubscriptionInput = z.looseObject({
-  resourceType: z.literal('Subscription'),
-  id: z.string(),
-  status: z.enum(['requested', 'active', 'error', 'off']),
-  criteria: z.string(),
-  end: z.string().optional(),
-  channel: z.looseObject({
-    type: z.string(),
-    endpoint: z.string().optional(),
-    payload: z.string().optional(),
-    _payload: z.looseObject({ extension: z.array(z.looseObject({ url: z.string(), valueCode: z.string().optional() })).optional() }).optional(),
-    header: z.array(z.string()).max(10).optional(),
-    extension: z.array(Extension.extend({ valueUnsignedInt: z.number().int().min(0).optional() })).optional(),
-  }),
-});
-
-const FORBIDDEN_HEADERS = new Set(['host', 'content-length', 'content-type', 'transfer-encoding', 'connection', 'upgrade', 'expect', 'te', 'trailer', 'keep-alive', 'proxy-authorization']);
-
-/** Checks a client's Subscription against what we support; FhirError 400/422 naming the problem. */
-export function channelSettings(subscription: Resource, deps: Pick<SubscriptionDeps, 'registry' | 'fhirBase' | 'network' | 'settings'>): ChannelSettings {
-  const parsed = SubscriptionInput.safeParse(subscription);
-  if (!parsed.success) {
-    const path = parsed.error.issues[0]?.path.join('.') ?? '';
-    throw unprocessable(`Subscription.${path}: ${parsed.error.issues[0]?.message ?? 'invalid'}`, [`Subscription.${path}`]);
-  }
-  const sub = parsed.data;
-  if (sub.criteria !== TOPIC_URL) {
-    throw unprocessable(`Only topic-based subscriptions are supported: Subscription.criteria must be ${TOPIC_URL}`, ['Subscription.criteria']);
-  }
-  if (sub.channel.type !== 'rest-hook') throw unprocessable("Only channel.type 'rest-hook' is supported", ['Subscription.channel.type']);
-  if (!sub.channel.endpoint) throw unprocessable('A rest-hook channel needs channel.endpoint', ['Subscription.channel.endpoint']);
-  try {
-    checkOutboundUrl(sub.channel.endpoint, deps.network, 'channel.endpoint');
-  } catch (err) {
-    throw unprocessable(describeError(err), ['Subscription.channel.endpoint']);
-  }
-  const mime = (sub.channel.payload ?? '').split(';')[0].trim();
-  if (mime !== 'application/fhir+json' && mime !== 'application/json') {
-    throw unprocessable('channel.payload must be application/fhir+json', ['Subscription.channel.payload']);
-  }
-  const content = sub.channel._payload?.extension?.find((e) => e.url === BACKPORT.payloadContent)?.valueCode ?? 'id-only';
-  if (content !== 'empty' && content !== 'id-only' && content !== 'full-resource') {
-    throw unprocessable(`Unknown payload content '${content.slice(0, 40)}' (empty, id-only or full-resource)`, ['Subscription.channel.payload']);
-  }
-  const ext = (url: string) => sub.channel.extension?.find((e) => e.url === url)?.valueUnsignedInt;
-  const heartbeatSeconds = ext(BACKPORT.heartbeatPeriod);
-  if (heartbeatSeconds !== undefined && heartbeatSeconds < deps.settings.minHeartbeatSeconds) {
-    throw unprocessable(`The heartbeat period must be at least ${deps.settings.minHeartbeatSeconds} seconds`, ['Subscription.channel']);
-  }
-  const timeoutSeconds = ext(BACKPORT.timeout);
-  const end = sub.end ? Date.parse(sub.end) : undefined;
-  if (end !== undefined && Number.isNaN(end)) throw unprocessable('Subscription.end is not a valid instant', ['Subscription.end']);
-  return {
-    id: sub.id,
-    status: sub.status,
-    filters: parseFilters(subscription as Subscription, deps.registry, deps.fhirBase, deps.settings.maxFilters),
-    endpoint: sub.channel.endpoint,
-    headers: parseHeaders(sub.channel.header ?? []),
-    content,
-    heartbeatSeconds: heartbeatSeconds || undefined,
-    timeoutMs: timeoutSeconds ? Math.min(timeoutSeconds * 1000, deps.network.timeoutMs) : deps.network.timeoutMs,
-    end,
-  };
-}
-
-function parseHeaders(lines: string[]): Record<string, string> {
-  const headers: Record<string, string> = {};
-  for (const line of lines) {
-    const m = /^([!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}):\s?(.{0,4096})$/.exec(line);
-    if (!m || /[\r\n]/.test(m[2])) throw unprocessable('Each channel.header must read "Name: value"', ['Subscription.channel.header']);
-    if (FORBIDDEN_HEADERS.has(m[1].toLowerCase())) throw unprocessable(`channel.header may not set ${m[1]}`, ['Subscription.channel.header']);
-    headers[m[1].toLowerCase()] = m[2];
-  }
-  return headers;
 }
 
 /** Writes of this module to Subscriptions (status changes) are not client requests: the hook lets them through. */
@@ -143,18 +55,39 @@ export async function setSubscriptionStatusInTx(tx: FhirStore, id: string, statu
   });
 }
 
+/**
+ * Turns a Subscription off once its end has passed (R4 Subscription.end: "the time for the server to
+ * turn the subscription off"). Judged again in the transaction: the client may have moved the end.
+ */
+export async function endSubscription(store: FhirStore, id: string, now: number): Promise<boolean> {
+  return store.transaction((tx) =>
+    internalWrite.run(true, async () => {
+      const current = (await tx.find('Subscription', id)) as Subscription | undefined;
+      if (!current || current.status === 'off' || !hasEnded(current, now)) return false;
+      await tx.update({ ...current, status: 'off' }, current.meta?.versionId);
+      return true;
+    }),
+  );
+}
+
+/** Whether Subscription.end has passed; an end that is not an instant (refused on write) is no end. */
+export function hasEnded(sub: Subscription, now: number): boolean {
+  const end = sub.end === undefined ? Number.NaN : Date.parse(sub.end);
+  return !Number.isNaN(end) && end <= now;
+}
+
 const sameChannel = (a: Subscription | undefined, b: Subscription) =>
   a !== undefined && a.channel.endpoint === b.channel.endpoint && JSON.stringify(a.channel.header ?? []) === JSON.stringify(b.channel.header ?? []);
 
 /**
  * The write hook: validates client Subscriptions (and queues their handshake), and turns every
- * create or update of a topic resource of a second-opinion case into one event notification per
- * matching active Subscription, enqueued in the writer's transaction.
+ * create or update of a topic resource of a second-opinion case into one event per matching
+ * Subscription that counts events, notified (enqueued in the writer's transaction) to active ones.
  */
 export function subscriptionWriteHook(deps: SubscriptionDeps): WriteHook {
   return async (tx, change) => {
     if (change.resourceType === 'Subscription') {
-      activeInTransaction.delete(tx);
+      countingInTransaction.delete(tx);
       if (internalWrite.getStore() || change.kind === 'delete' || !change.resource) return;
       await onSubscriptionWrite(deps, tx, change.resource as Subscription, change.previous as Subscription | undefined, change.kind === 'create');
       return;
@@ -168,6 +101,18 @@ async function onSubscriptionWrite(deps: SubscriptionDeps, tx: FhirStore, sub: S
   // Switching off is always allowed, even for a Subscription stored under older rules.
   if (!created && sub.status === 'off') return;
   const settings = channelSettings(sub, deps);
+  checkStatusChange(settings, sub, previous, created);
+  if (settings.end !== undefined && settings.end <= Date.now() && settings.status !== 'off') {
+    throw unprocessable('Subscription.end has passed: the subscription would be over before it starts', ['Subscription.end']);
+  }
+  if (settings.status !== 'off' && (created || !previous || previous.status === 'off')) await checkOwnerLimit(deps, tx, sub);
+  if (settings.status !== 'requested') return;
+  if (created || previous?.status !== 'requested' || !sameChannel(previous, sub)) {
+    await tx.enqueue(REST_HOOK, { type: 'handshake', subscription: settings.id }, `${REST_HOOK}:${settings.id}:handshake:${sub.meta?.versionId ?? '1'}`);
+  }
+}
+
+function checkStatusChange(settings: ChannelSettings, sub: Subscription, previous: Subscription | undefined, created: boolean): void {
   const serverOwned = settings.status === 'active' || settings.status === 'error';
   if (created && serverOwned) {
     throw unprocessable('A new Subscription has status requested; the server activates it after a successful handshake', ['Subscription.status']);
@@ -178,16 +123,39 @@ async function onSubscriptionWrite(deps: SubscriptionDeps, tx: FhirStore, sub: S
   if (!created && settings.status === 'active' && !sameChannel(previous, sub)) {
     throw unprocessable('Changing the channel needs status requested (and a new handshake)', ['Subscription.status']);
   }
-  if (settings.status !== 'requested') return;
-  if (created || previous?.status !== 'requested' || !sameChannel(previous, sub)) {
-    await tx.enqueue(REST_HOOK, { type: 'handshake', subscription: settings.id }, `${REST_HOOK}:${settings.id}:handshake:${sub.meta?.versionId ?? '1'}`);
-  }
 }
 
-/** Active topic Subscriptions, in id order (the order their counters are locked in, so writers cannot deadlock). */
-export async function activeSubscriptions(store: FhirStore, registry: SearchParamRegistry, baseUrl: string): Promise<Subscription[]> {
+/**
+ * At most `maxPerOwner` Subscriptions per owner that are not off: each one costs a filter search and
+ * a counter lock in every case write (probe 6, M5). Error ones count, as they keep counting events.
+ * The owner lock serializes an owner's concurrent creates. Without auth there is no owner and no limit.
+ */
+async function checkOwnerLimit(deps: SubscriptionDeps, tx: FhirStore, sub: Subscription): Promise<void> {
+  const owner = subscriptionOwner(sub);
+  if (!owner) return;
+  const max = deps.settings.maxPerOwner;
+  await tx.lock(`subscription-owner:${owner}`);
+  const params: [string, string][] = [
+    ['_tag', `${SUBSCRIPTION_OWNER_SYSTEM}|${owner}`],
+    ['status', COUNTING.join(',')],
+  ];
+  const { query } = parseSearch('Subscription', params, deps.registry, { strict: true, baseUrl: deps.fhirBase });
+  const { resources } = await tx.search({ ...query, sort: [], count: max + 1, offset: 0, total: false });
+  if (resources.filter((r) => r.id !== sub.id).length < max) return;
+  throw new FhirError(422, outcome('error', 'business-rule', `At most ${max} Subscriptions per client and user may be requested, active or in error; switch one off or delete it first`, ['Subscription']));
+}
+
+/**
+ * Subscriptions that count events: requested and error ones too, which are not sent them. The IG
+ * (errors.md, "Handling Errors as a Server") has a server keep counting while in error, so that after
+ * re-activation the numbers show the subscriber what it missed.
+ */
+const COUNTING: SubscriptionStatus[] = ['requested', 'active', 'error'];
+
+/** Topic Subscriptions of the given statuses, in id order (the order their counters are locked in, so writers cannot deadlock). */
+export async function subscriptionsWithStatus(store: FhirStore, registry: SearchParamRegistry, baseUrl: string, statuses: SubscriptionStatus[]): Promise<Subscription[]> {
   const found: Subscription[] = [];
-  const { query } = parseSearch('Subscription', [['status', 'active']], registry, { strict: true, baseUrl });
+  const { query } = parseSearch('Subscription', [['status', statuses.join(',')]], registry, { strict: true, baseUrl });
   for (let offset = 0; ; offset += 500) {
     const page = await store.search({ ...query, sort: [{ param: '_id', kind: 'id', descending: false }], count: 500, offset });
     found.push(...(page.resources as Subscription[]).filter((s) => s.criteria === TOPIC_URL));
@@ -195,35 +163,38 @@ export async function activeSubscriptions(store: FhirStore, registry: SearchPara
   }
 }
 
+export const activeSubscriptions = (store: FhirStore, registry: SearchParamRegistry, baseUrl: string): Promise<Subscription[]> =>
+  subscriptionsWithStatus(store, registry, baseUrl, ['active']);
+
+/** The Subscriptions that count events (see COUNTING). */
+export const countingSubscriptions = (store: FhirStore, registry: SearchParamRegistry, baseUrl: string): Promise<Subscription[]> =>
+  subscriptionsWithStatus(store, registry, baseUrl, COUNTING);
+
 /**
- * The active Subscriptions as one transaction sees them, looked up once per transaction: a `$submit`
+ * The counting Subscriptions as one transaction sees them, looked up once per transaction: a `$submit`
  * writes eight resources and the hook runs for each. A Subscription write in the transaction clears it.
  */
-const activeInTransaction = new WeakMap<FhirStore, Promise<Subscription[]>>();
+const countingInTransaction = new WeakMap<FhirStore, Promise<Subscription[]>>();
 
-function activeSubscriptionsInTx(tx: FhirStore, deps: SubscriptionDeps): Promise<Subscription[]> {
-  let active = activeInTransaction.get(tx);
-  if (!active) {
-    active = activeSubscriptions(tx, deps.registry, deps.fhirBase);
-    activeInTransaction.set(tx, active);
+function countingSubscriptionsInTx(tx: FhirStore, deps: SubscriptionDeps): Promise<Subscription[]> {
+  let found = countingInTransaction.get(tx);
+  if (!found) {
+    found = countingSubscriptions(tx, deps.registry, deps.fhirBase);
+    countingInTransaction.set(tx, found);
   }
-  return active;
+  return found;
 }
 
 async function onTopicEvent(deps: SubscriptionDeps, tx: FhirStore, resource: Resource, created: boolean): Promise<void> {
-  const subscriptions = await activeSubscriptionsInTx(tx, deps);
+  const subscriptions = await countingSubscriptionsInTx(tx, deps);
   if (!subscriptions.length || !(await isCaseResource(tx, resource))) return;
   const timestamp = resource.meta?.lastUpdated ?? new Date().toISOString();
   for (const sub of subscriptions) {
-    let settings: ChannelSettings;
-    try {
-      settings = channelSettings(sub, deps);
-    } catch {
-      continue; // stored before a rule changed; it gets nothing until it is fixed
-    }
-    if (settings.end !== undefined && settings.end < Date.now()) continue;
+    const settings = settingsOrUndefined(sub, deps);
+    if (!settings || (settings.end !== undefined && settings.end < Date.now())) continue;
     if (!(await passesFilters(tx, settings.filters, resource))) continue;
     const number = await nextEventNumber(tx, settings.id);
+    if (settings.status !== 'active') continue; // counted, not sent (COUNTING)
     const payload: RestHookPayload = {
       type: 'event-notification',
       subscription: settings.id,
@@ -233,6 +204,15 @@ async function onTopicEvent(deps: SubscriptionDeps, tx: FhirStore, resource: Res
       created,
     };
     await tx.enqueue(REST_HOOK, payload, `${REST_HOOK}:${settings.id}:event:${number}`);
+  }
+}
+
+/** A stored Subscription's settings, or undefined when it was stored before a rule changed: it gets nothing until it is fixed. */
+export function settingsOrUndefined(sub: Subscription, deps: SettingsDeps): ChannelSettings | undefined {
+  try {
+    return channelSettings(sub, deps);
+  } catch {
+    return undefined;
   }
 }
 
@@ -325,69 +305,10 @@ async function post(settings: ChannelSettings, bundle: unknown, network: Network
     await client.request(settings.endpoint, {
       method: 'POST',
       body: bundle,
-      options: requestOptions({ ...settings.headers, 'content-type': 'application/fhir+json' }, settings.timeoutMs, network),
+      options: requestOptions({ ...settings.headers, 'content-type': settings.contentType }, settings.timeoutMs, network),
     });
   } catch (err) {
     if (isSuccessfulNonJson(err)) return;
     throw err;
-  }
-}
-
-/**
- * Queues heartbeats (backport-heartbeat-period) for active Subscriptions. One outbox row per
- * subscription and period slot (the dedupe key), so several server processes running the
- * scheduler do not multiply them.
- */
-export class HeartbeatScheduler {
-  private timer: NodeJS.Timeout | undefined;
-  private running = false;
-  private current: Promise<unknown> = Promise.resolve();
-
-  constructor(
-    private readonly deps: SubscriptionDeps,
-    private readonly intervalMs: number,
-  ) {}
-
-  start(): void {
-    if (this.running) return;
-    this.running = true;
-    const loop = () => {
-      this.current = this.runOnce().catch((err) => this.deps.logger.warn('heartbeat_schedule_failed', { error: describeError(err) }));
-      void this.current.then(() => {
-        if (this.running) {
-          this.timer = setTimeout(loop, this.intervalMs);
-          this.timer.unref();
-        }
-      });
-    };
-    loop();
-  }
-
-  async stop(): Promise<void> {
-    this.running = false;
-    if (this.timer) clearTimeout(this.timer);
-    await this.current;
-  }
-
-  /** Enqueues the heartbeats that are due now; returns how many subscriptions have one due. */
-  async runOnce(now = Date.now()): Promise<number> {
-    const { store, registry, fhirBase } = this.deps;
-    let due = 0;
-    for (const sub of await activeSubscriptions(store, registry, fhirBase)) {
-      let settings: ChannelSettings;
-      try {
-        settings = channelSettings(sub, this.deps);
-      } catch {
-        continue;
-      }
-      if (!settings.heartbeatSeconds || (settings.end !== undefined && settings.end < now)) continue;
-      const periodMs = settings.heartbeatSeconds * 1000;
-      // Just activated (or changed): the handshake or last change is recent enough.
-      if (now - Date.parse(sub.meta?.lastUpdated ?? '') < periodMs) continue;
-      const slot = Math.floor(now / periodMs);
-      await store.enqueue(REST_HOOK, { type: 'heartbeat', subscription: settings.id }, `${REST_HOOK}:${settings.id}:heartbeat:${slot}`);
-      due++;
-    }
-    return due;
   }
 }

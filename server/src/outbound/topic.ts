@@ -30,6 +30,7 @@ export const BACKPORT = {
   heartbeatPeriod: `${BACKPORT_SD}/backport-heartbeat-period`,
   timeout: `${BACKPORT_SD}/backport-timeout`,
   maxCount: `${BACKPORT_SD}/backport-max-count`,
+  channelType: `${BACKPORT_SD}/backport-channel-type`,
   subscriptionProfile: `${BACKPORT_SD}/backport-subscription`,
   statusProfile: `${BACKPORT_SD}/backport-subscription-status-r4`,
   notificationProfile: `${BACKPORT_SD}/backport-subscription-notification-r4`,
