@@ -553,6 +553,9 @@ describe.each(STORE_DRIVERS)('FHIR REST API on $name', (driver) => {
       expect(task.searchParam.map((p) => p.name)).toContain('due');
       const sd = cs.rest[0].resource.find((r) => r.type === 'StructureDefinition')!;
       expect(sd.interaction.map((i) => i.code)).not.toContain('create');
+      // What each type's flags say matches what the server does: no If-Match updates where nothing updates; both 304s on reads.
+      const flags = (r: object) => [(r as { versioning: string }).versioning, (r as { conditionalRead: string }).conditionalRead];
+      expect([flags(task), flags(sd)]).toEqual([['versioned-update', 'full-support'], ['versioned', 'full-support']]);
       const audit = cs.rest[0].resource.find((r) => r.type === 'AuditEvent')!;
       expect(audit.interaction.map((i) => i.code).sort()).toEqual(['create', 'history-instance', 'history-type', 'read', 'search-type', 'vread']);
       expect(audit.searchParam.map((p) => p.name)).toEqual(expect.arrayContaining(['date', 'patient', 'agent', 'entity', 'type', 'subtype', 'action', 'outcome', 'altid', 'policy']));

@@ -76,11 +76,13 @@ function resourceComponent(ctx: FhirContext, type: string): CapabilityStatementR
     profile: `http://hl7.org/fhir/StructureDefinition/${type}`,
     supportedProfile: supportedProfiles(ctx, type),
     interaction: interactions.map((code) => ({ code })),
-    versioning: appendOnly ? 'versioned' : 'versioned-update',
+    // versioned-update says updates honour If-Match; types nobody updates are only versioned.
+    versioning: readOnly || appendOnly ? 'versioned' : 'versioned-update',
     readHistory: true,
     updateCreate: !readOnly && !appendOnly,
     conditionalCreate: !readOnly,
-    conditionalRead: 'not-match',
+    // A read answers 304 to If-None-Match and to If-Modified-Since (crud.ts notModified).
+    conditionalRead: 'full-support',
     conditionalUpdate: !readOnly && !appendOnly,
     conditionalDelete: readOnly || appendOnly ? 'not-supported' : 'single',
     referencePolicy: ['literal', 'logical'],
