@@ -103,6 +103,7 @@ describe.each(STORE_DRIVERS)('second-opinion submission workflow on $name', (dri
     expect(res.status).toBe(201);
     const [sr, cer, cerResp, task] = res.body.entry.map((e: { resource: unknown }) => e.resource) as [ServiceRequest, unknown, CoverageEligibilityResponse, Task];
     expect(sr.meta?.profile).toContain(PROFILES.serviceRequest);
+    expect(res.headers.get('location')).toBe(`${server.fhirBase}/ServiceRequest/${sr.id}/_history/${sr.meta?.versionId}`);
     expect(sr.status).toBe('active');
     expect(sr.subject.reference).toMatch(/^Patient\//);
     expect(cerResp.request.reference).toBe(`CoverageEligibilityRequest/${(cer as { id: string }).id}`);

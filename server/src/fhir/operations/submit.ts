@@ -55,7 +55,10 @@ async function submitCase(req: FhirRequest, ctx: FhirContext, submission: unknow
     onApproval: approvedOnReceipt(delivery),
     serviceRequestId,
   });
-  return { status: result.created ? 201 : 200, body: resultBundle(result, req.baseUrl) };
+  const { id, meta } = result.serviceRequest;
+  // A new case is created at its ServiceRequest (RFC 9110 §15.3.2: a 201 names what it created).
+  const headers = result.created ? { Location: `${req.baseUrl}/ServiceRequest/${id}/_history/${meta?.versionId ?? '1'}` } : undefined;
+  return { status: result.created ? 201 : 200, body: resultBundle(result, req.baseUrl), headers };
 }
 
 /**
