@@ -58,6 +58,16 @@ describe('notices delivered to a provider FHIR endpoint', () => {
     expect(Buffer.from(payload.contentAttachment?.data ?? '', 'base64').toString()).toMatch(/<html|<p/i);
     const posts = await untilLogged(provider, (r) => r.method === 'POST' && r.path === '/Communication', 'the logged POST');
     expect(posts).toHaveLength(1);
+    // The disclosure is audited as any access is: a DICOM Export naming what went where, and whose it is.
+    const auditor = tokenFor(server, { scope: 'user/AuditEvent.rs', fhirUser: 'Practitioner/auditor-1', roles: ['auditor'] });
+    const delivered = received[0].identifier?.[0].value;
+    const exported = await waitFor(async () => {
+      const found = await raw(`${server.fhirBase}/AuditEvent?type=http://dicom.nema.org/resources/ontology/DCM|110106&entity=${delivered}`, { headers: { authorization: `Bearer ${auditor}` } });
+      return (found.body.entry ?? []).length ? found.body.entry[0].resource : undefined;
+    }, 10_000, 'the export AuditEvent');
+    expect(exported.entity.map((e: { what: { reference: string } }) => e.what.reference)).toEqual([delivered, 'Patient/member-hpsj-1']);
+    expect(exported.agent.find((a: { requestor: boolean }) => !a.requestor).network.address).toBe(provider.fhirBase);
+    expect(exported.outcome).toBe('0');
   });
 
   it('a delivery the provider refuses leaves UM staff a Task naming the letter and the member, and what they can do', async () => {

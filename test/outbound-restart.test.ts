@@ -89,7 +89,7 @@ describe.each(STORE_DRIVERS)('outbox across a restart on $name', (driver) => {
     const [message] = await first.server.store.claimOutbox(10, 1500);
     expect(message.kind).toBe(FHIR_CREATE);
     const parsed = loadOutboundConfig(config());
-    await fhirCreateHandler({ auth: new ProviderAuth(parsed.credentials, { network: parsed.network }), network: parsed.network })(message.payload, message.attempts);
+    await fhirCreateHandler({ auth: new ProviderAuth(parsed.credentials, { network: parsed.network }), network: parsed.network, fhirBase: first.server.fhirBase })(message.payload, message.attempts);
     expect(await atProvider(`n-${driver.name}-2`)).toHaveLength(1);
     await first.server.close();
 

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client } from 'fhir-kit-client';
-import type { Basic, Bundle, CapabilityStatement, Parameters, ParametersParameter, Patient, ServiceRequest, Subscription, Task } from 'fhir/r4.js';
+import type { AuditEvent, Basic, Bundle, CapabilityStatement, Parameters, ParametersParameter, Patient, ServiceRequest, Subscription, Task } from 'fhir/r4.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROFILES, SUBSCRIPTION_TOPICS } from '../server/src/fhir/systems.js';
 import { type OutboundConfigInput, SUBSCRIPTION_OWNER_SYSTEM } from '../server/src/outbound/index.js';
@@ -482,5 +482,12 @@ describe('Subscription access control (auth on)', () => {
     const focus = events(own)[0].entry?.[1].resource as ServiceRequest;
     expect([focus.id, focus.subject.reference]).toEqual([ownRequest.id, 'Patient/member-hpsj-1']);
     expect(wide.received).toHaveLength(0);
+    // The notification is a disclosure, audited as a DICOM Export of its focus to the endpoint.
+    const destination = (event: AuditEvent) => event.agent.find((a) => !a.requestor)?.network?.address;
+    const exported = await waitFor(async () => {
+      const found = await call(auditor(), `AuditEvent?type=http://dicom.nema.org/resources/ontology/DCM|110106&entity=ServiceRequest/${ownRequest.id}`);
+      return ((found.body as Bundle).entry ?? []).map((e) => e.resource as AuditEvent).find((event) => destination(event) === own.url);
+    }, 10_000, 'the export AuditEvent to the member endpoint');
+    expect(exported.outcome).toBe('0');
   });
 });

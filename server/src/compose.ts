@@ -24,7 +24,7 @@ import { decideWithPlanRules } from './workflow/decide.js';
 /** The composition root: every module the server runs with, wired in one place. */
 export async function buildParts(env: PartsEnv): Promise<ServerParts> {
   const { config } = env;
-  const outbound = await createOutbound({ store: env.store, registry: env.registry, fhirBase: env.fhirBase, logger: env.logger, config: config.outboundConfigFile });
+  const outbound = await createOutbound({ store: env.store, registry: env.registry, fhirBase: env.fhirBase, logger: env.logger, config: config.outboundConfigFile, audit: env.audit });
   env.store.addWriteHook(outbound.writeHook);
   const indexer = new Indexer(env.registry);
   const delivery = providerDelivery(outbound, env.fhirBase);

@@ -19,6 +19,7 @@ const ACTIONS: Record<string, AuditEvent['action']> = {
   capabilities: 'R',
   login: 'E',
   refused: 'E',
+  export: 'R',
 };
 
 const DCM = 'http://dicom.nema.org/resources/ontology/DCM';
@@ -27,6 +28,7 @@ function eventType(record: AuditRecord): Pick<AuditEvent, 'type' | 'subtype'> {
   if (record.interaction === 'login') {
     return { type: { system: DCM, code: '110114', display: 'User Authentication' }, subtype: [{ system: DCM, code: '110122', display: 'Login' }] };
   }
+  if (record.interaction === 'export') return { type: { system: DCM, code: '110106', display: 'Export' } };
   const rest = { system: 'http://terminology.hl7.org/CodeSystem/audit-event-type', code: 'rest', display: 'RESTful Operation' };
   if (record.interaction === 'refused') return { type: rest };
   return { type: rest, subtype: [{ system: 'http://hl7.org/fhir/restful-interaction', code: record.interaction }] };
@@ -47,8 +49,8 @@ export function toAuditEvent(record: AuditRecord, recorded: Date): AuditEvent {
     action: ACTIONS[record.interaction] ?? 'E',
     recorded: recorded.toISOString(),
     outcome,
-    outcomeDesc: `HTTP ${record.status}${record.failed ? ' (error)' : ''}`,
-    agent: [
+    outcomeDesc: record.status ? `HTTP ${record.status}${record.failed ? ' (error)' : ''}` : 'No answer (error)',
+    agent: record.destination ? exportAgents(record.destination) : [
       {
         type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/extra-security-role-type', code: auth?.kind === 'system' ? 'datacollector' : 'humanuser' }] },
         who: auth?.fhirUser ? { reference: auth.fhirUser } : { display: auth ? `client ${auth.clientId}` : 'anonymous' },
@@ -60,6 +62,14 @@ export function toAuditEvent(record: AuditRecord, recorded: Date): AuditEvent {
     source: { observer: { display: 'second-opinion-fhir' }, type: [{ system: 'http://terminology.hl7.org/CodeSystem/security-source-type', code: '4' }] },
     entity: nonEmpty(entity),
   };
+}
+
+/** DICOM Export: this server sends (Source Role ID), the endpoint receives (Destination Role ID) at its network address. */
+function exportAgents(destination: string): AuditEvent['agent'] {
+  return [
+    { type: { coding: [{ system: DCM, code: '110153', display: 'Source Role ID' }] }, who: { display: 'second-opinion-fhir' }, requestor: true },
+    { type: { coding: [{ system: DCM, code: '110152', display: 'Destination Role ID' }] }, who: { display: destination }, requestor: false, network: { address: destination, type: '5' } },
+  ];
 }
 
 /** Audit records held in memory while the database is away; past this, the oldest are counted as lost. */

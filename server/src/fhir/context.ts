@@ -59,8 +59,11 @@ export interface ResourceValidator {
 }
 
 export interface AuditRecord {
-  /** `login`: the OAuth endpoints and bearer-token checks; `refused`: a request refused before routing. */
-  interaction: Interaction | 'batch' | 'transaction' | 'capabilities' | 'login' | 'refused';
+  /**
+   * `login`: the OAuth endpoints and bearer-token checks; `refused`: a request refused before routing; `export`: the
+   * server sending a record to another system (a provider's FHIR server, a Subscription's endpoint).
+   */
+  interaction: Interaction | 'batch' | 'transaction' | 'capabilities' | 'login' | 'refused' | 'export';
   resourceType?: string;
   /** The OAuth client when there is no verified access token (token endpoint, refused tokens). */
   clientId?: string;
@@ -72,6 +75,8 @@ export interface AuditRecord {
   status: number;
   auth?: AccessContext;
   query?: string;
+  /** For `export`: where the record went (the receiving endpoint's URL). */
+  destination?: string;
 }
 
 export interface AuditSink {

@@ -1,3 +1,5 @@
+import type { AuditSink } from '../fhir/context.js';
+import { auditExport, type Export, patientNamed } from './exportAudit.js';
 import type { Endpoint, Identifier, Organization, PractitionerRole, Resource } from 'fhir/r4.js';
 import { z } from 'zod';
 import { parseLiteral } from '../fhir/references.js';
@@ -94,6 +96,9 @@ export function forReceiver(resource: Resource, identifier: { system: string; va
 export interface DeliveryDeps {
   auth: ProviderAuth;
   network: NetworkPolicy;
+  /** Our FHIR base, to know our own references in what is sent. */
+  fhirBase: string;
+  audit?: AuditSink;
 }
 
 /**
@@ -107,7 +112,14 @@ export function fhirCreateHandler(deps: DeliveryDeps): OutboxHandler {
     if (!parsed.success) throw new PermanentError('fhir-create: malformed outbox payload');
     const { endpoint, resource, identifier, plan } = parsed.data;
     checkOutboundUrl(endpoint, deps.network, 'fhir-create endpoint');
-    await createIfNoneExist(deps, endpoint, plan, resource as Resource, identifier);
+    const sent: Export = { record: identifier.value, patient: patientNamed(resource as Resource, deps.fhirBase), destination: endpoint };
+    try {
+      await createIfNoneExist(deps, endpoint, plan, resource as Resource, identifier);
+    } catch (err) {
+      auditExport(deps.audit, sent, { error: err });
+      throw err;
+    }
+    auditExport(deps.audit, sent, { status: 201 });
   };
 }
 

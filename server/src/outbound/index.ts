@@ -1,3 +1,4 @@
+import type { AuditSink } from '../fhir/context.js';
 import type { Task } from 'fhir/r4.js';
 import type { OperationDefinitionEntry, ResourceAccessRule } from '../fhir/context.js';
 import type { SearchParamRegistry } from '../fhir/search/registry.js';
@@ -32,6 +33,8 @@ export interface OutboundEnv {
   logger: Logger;
   /** For tests: the fetch used for token requests. */
   fetch?: typeof fetch;
+  /** Where disclosures to other systems are recorded (AuditEvents); none in tests of this module alone. */
+  audit?: AuditSink;
 }
 
 export interface Outbound {
@@ -65,8 +68,8 @@ export async function createOutbound(env: OutboundEnv): Promise<Outbound> {
   const config = loadOutboundConfig(env.config);
   const { store, registry, fhirBase, logger } = env;
   const auth = new ProviderAuth(config.credentials, { network: config.network, fetch: env.fetch });
-  const delivery = { auth, network: config.network };
-  const subscriptionDeps = { store, registry, fhirBase, network: config.network, settings: config.subscriptions, logger };
+  const delivery = { auth, network: config.network, fhirBase, audit: env.audit };
+  const subscriptionDeps = { store, registry, fhirBase, network: config.network, settings: config.subscriptions, logger, audit: env.audit };
   await publishTopic(store);
   const worker = new OutboxWorker({
     store,

@@ -1,3 +1,5 @@
+import type { AuditSink } from '../fhir/context.js';
+import { auditExport, type Export } from './exportAudit.js';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Resource, Subscription } from 'fhir/r4.js';
 import { z } from 'zod';
@@ -31,6 +33,7 @@ export interface SubscriptionDeps {
   network: NetworkPolicy;
   settings: OutboundConfig['subscriptions'];
   logger: Logger;
+  audit?: AuditSink;
 }
 
 /** Writes of this module to Subscriptions (status changes) are not client requests: the hook lets them through. */
@@ -252,9 +255,13 @@ export function restHookHandler(deps: SubscriptionDeps): OutboxHandler {
       throw new PermanentError(`rest-hook: the Subscription is no longer valid (${err instanceof FhirError ? err.status : describeError(err)})`);
     }
     const bundle = await buildNotification(deps, settings, message);
+    // An event notification discloses its focus (its id at least); handshakes and heartbeats name no record.
+    const sent: Export | undefined = message.type === 'event-notification' ? { record: `${message.focus.resourceType}/${message.focus.id}`, destination: settings.endpoint } : undefined;
     try {
       await post(settings, bundle, deps.network);
+      if (sent) auditExport(deps.audit, sent, { status: 200 });
     } catch (err) {
+      if (sent) auditExport(deps.audit, sent, { error: err });
       const failure = classifyHttpError(err, `rest-hook ${message.type}`);
       if (message.type === 'handshake' && (failure instanceof PermanentError || attempt >= deps.settings.handshakeAttempts)) {
         await setSubscriptionStatus(deps.store, settings.id, 'error', `handshake failed: ${failure.message}`);
