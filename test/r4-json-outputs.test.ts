@@ -3,7 +3,7 @@
  * so a client can send it back: the CapabilityStatement, a case Task after an action that adds no output, the
  * committee MeasureReport and the AuditEvents of a batch.
  */
-import type { AuditEvent, Bundle, Resource, StructureDefinition, Task } from 'fhir/r4.js';
+import type { AuditEvent, Bundle, CodeSystem, MeasureReport, Resource, StructureDefinition, Task } from 'fhir/r4.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readConformanceResources } from '../server/src/fhir/conformance.js';
 import { createResourceValidator } from '../server/src/fhir/resourceValidator.js';
@@ -56,6 +56,12 @@ describe('answers and stored records are valid R4 JSON', () => {
     const report = await call(admin(), '$second-opinion-report?period=2026-Q1&plan=hpsj');
     expect(report.status).toBe(200);
     expect(errors(report.body as Resource)).toEqual([]);
+    // Its figures are coded in a CodeSystem the server publishes.
+    const codings = (report.body as MeasureReport).group?.map((g) => g.code?.coding?.[0]) ?? [];
+    const system = (await call(admin(), `CodeSystem?url=${encodeURIComponent(codings[0]?.system ?? '')}`)).body as Bundle;
+    const concepts = ((system.entry?.[0]?.resource as CodeSystem | undefined)?.concept ?? []).map((c) => c.code);
+    expect(codings.map((c) => c?.code).filter((code) => !concepts.includes(code!))).toEqual([]);
+    expect(concepts.length).toBeGreaterThan(10);
   });
 
   it('the AuditEvents of a batch', async () => {

@@ -20,6 +20,23 @@ export interface CaseRecord {
   approvedAfterAppeal?: boolean;
 }
 
+/** The committee report's figures (R19), each a group of its MeasureReport: what it is called and what it counts. */
+export const COMMITTEE_FIGURES = {
+  cases: ['Cases received', 'Second-opinion requests received in the period.'],
+  'by-reason': ['By reason category (R2)', 'Cases by the reason category they gave; a case giving two reasons counts under each.'],
+  'by-outcome': ['By outcome', 'Cases by where they stand or how they ended.'],
+  'by-reason-outcome': ['Outcomes by reason category (R2, BSP D.X)', 'Approvals and denials coded by category: each reason category stratified by outcome.'],
+  'by-provider-group': ['By provider group', "Cases by the member's medical group (IPA)."],
+  timeliness: ['Decided within the deadline (R9)', 'Decisions made, made by their due date, and cases past their due date undecided; the score is the share on time.'],
+  'opinion-timeliness': ['Opinion reported by its due date (R9 H&S 1383.15, R14)', 'Opinions with a due date, reported, reported on time and overdue; the score is the share on time.'],
+  standard: ['42 CFR 438.210(f): standard requests', 'Standard requests decided, with the percentages approved and denied.'],
+  expedited: ['42 CFR 438.210(f): expedited requests', 'Expedited requests decided, with the percentages approved and denied.'],
+  'after-appeal': ['Approved after appeal (%)', 'The percentage of decided requests approved after an appeal.'],
+  'extended-approved': ['Extended, then approved (%)', 'The percentage of extended requests then approved.'],
+  'decision-hours': ['Decision time in hours (average; median in population)', 'Hours from receipt to decision: the average as score, the median as population.'],
+} as const satisfies Record<string, readonly [display: string, definition: string]>;
+export type CommitteeFigure = keyof typeof COMMITTEE_FIGURES;
+
 export interface ReportFigures {
   cases: number;
   byReason: Record<string, number>;

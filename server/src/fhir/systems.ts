@@ -27,6 +27,8 @@ export const CODE_SYSTEMS = {
   networkTier: `${CANONICAL_BASE}/CodeSystem/network-tier`,
   nucc: 'http://nucc.org/provider-taxonomy',
   serviceRequestCategory: `${CANONICAL_BASE}/CodeSystem/second-opinion-category`,
+  /** The figures of the committee report (R19), the groups of its MeasureReport. */
+  committeeReport: `${CANONICAL_BASE}/CodeSystem/committee-report`,
   crdTemp: 'http://hl7.org/fhir/us/davinci-crd/CodeSystem/temp',
   crdCoverageInfo: 'http://hl7.org/fhir/us/davinci-crd/CodeSystem/coverageInfo',
 } as const;

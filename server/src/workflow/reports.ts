@@ -1,7 +1,7 @@
 import type { Coverage, MeasureReport, MeasureReportGroup, Organization, PractitionerRole, ServiceRequest, Task } from 'fhir/r4.js';
 import type { ReasonCategory } from '../domain/model.js';
 import { planById } from '../domain/plans.js';
-import { type CaseRecord, inclusiveEnd, periodBounds, type ReportFigures, reportFigures } from '../domain/reporting.js';
+import { type CaseRecord, COMMITTEE_FIGURES, type CommitteeFigure, inclusiveEnd, periodBounds, type ReportFigures, reportFigures } from '../domain/reporting.js';
 import { badRequest, forbidden } from '../fhir/outcomes.js';
 import { parseLiteral } from '../fhir/references.js';
 import type { AccessContext, UserRole } from '../fhir/request.js';
@@ -98,15 +98,15 @@ function reportedAt(task: Task): string | undefined {
   return completed ? task.lastModified : undefined;
 }
 
-const group = (code: string, text: string, entries: [string, number][], measureScore?: number | null): MeasureReportGroup => ({
-  code: { coding: [{ system: `${CANONICAL_BASE}/CodeSystem/committee-report`, code }], text },
+const group = (code: CommitteeFigure, entries: [string, number][], measureScore?: number | null): MeasureReportGroup => ({
+  code: { coding: [{ system: CODE_SYSTEMS.committeeReport, code, display: COMMITTEE_FIGURES[code][0] }], text: COMMITTEE_FIGURES[code][0] },
   measureScore: measureScore === undefined || measureScore === null ? undefined : { value: measureScore },
   population: nonEmpty(entries.map(([k, n]) => ({ code: { text: k }, count: n }))),
 });
 
 /** BSP D.X: the outcomes stratified by reason category, one stratum per reason with a population per outcome. */
 function reasonByOutcomeGroup(byReasonAndOutcome: ReportFigures['byReasonAndOutcome']): MeasureReportGroup {
-  const head = group('by-reason-outcome', 'Outcomes by reason category (R2, BSP D.X)', []);
+  const head = group('by-reason-outcome', []);
   if (!Object.keys(byReasonAndOutcome).length) return head;
   return {
     ...head,
@@ -130,18 +130,18 @@ export function committeeMeasureReport(figures: ReportFigures, period: string, p
     reporter: planId ? { reference: `Organization/${planId}` } : undefined,
     improvementNotation: undefined,
     group: [
-      group('cases', 'Cases received', [['cases', figures.cases]]),
-      group('by-reason', 'By reason category (R2)', Object.entries(figures.byReason)),
-      group('by-outcome', 'By outcome', Object.entries(figures.byOutcome)),
+      group('cases', [['cases', figures.cases]]),
+      group('by-reason', Object.entries(figures.byReason)),
+      group('by-outcome', Object.entries(figures.byOutcome)),
       reasonByOutcomeGroup(figures.byReasonAndOutcome),
-      group('by-provider-group', 'By provider group', Object.entries(figures.byProviderGroup)),
-      group('timeliness', 'Decided within the deadline (R9)', [['decided', figures.decided], ['on-time', figures.decidedOnTime], ['overdue', figures.overdue]], figures.onTimeShare),
-      group('opinion-timeliness', 'Opinion reported by its due date (R9 H&S 1383.15, R14)', [['due', figures.opinions.due], ['reported', figures.opinions.reported], ['on-time', figures.opinions.reportedOnTime], ['overdue', figures.opinions.overdue]], figures.opinions.onTimeShare),
-      group('standard', '42 CFR 438.210(f): standard requests', [['decided', figures.standard.decided], ['approved-pct', figures.standard.approvedPct ?? 0], ['denied-pct', figures.standard.deniedPct ?? 0]]),
-      group('expedited', '42 CFR 438.210(f): expedited requests', [['decided', figures.expedited.decided], ['approved-pct', figures.expedited.approvedPct ?? 0], ['denied-pct', figures.expedited.deniedPct ?? 0]]),
-      group('after-appeal', 'Approved after appeal (%)', [], figures.approvedAfterAppealPct),
-      group('extended-approved', 'Extended, then approved (%)', [], figures.extendedThenApprovedPct),
-      group('decision-hours', 'Decision time in hours (average; median in population)', [['median', figures.medianDecisionHours ?? 0]], figures.averageDecisionHours),
+      group('by-provider-group', Object.entries(figures.byProviderGroup)),
+      group('timeliness', [['decided', figures.decided], ['on-time', figures.decidedOnTime], ['overdue', figures.overdue]], figures.onTimeShare),
+      group('opinion-timeliness', [['due', figures.opinions.due], ['reported', figures.opinions.reported], ['on-time', figures.opinions.reportedOnTime], ['overdue', figures.opinions.overdue]], figures.opinions.onTimeShare),
+      group('standard', [['decided', figures.standard.decided], ['approved-pct', figures.standard.approvedPct ?? 0], ['denied-pct', figures.standard.deniedPct ?? 0]]),
+      group('expedited', [['decided', figures.expedited.decided], ['approved-pct', figures.expedited.approvedPct ?? 0], ['denied-pct', figures.expedited.deniedPct ?? 0]]),
+      group('after-appeal', [], figures.approvedAfterAppealPct),
+      group('extended-approved', [], figures.extendedThenApprovedPct),
+      group('decision-hours', [['median', figures.medianDecisionHours ?? 0]], figures.averageDecisionHours),
     ],
   };
 }

@@ -1,5 +1,6 @@
 import type { CodeSystem, ElementDefinition, OperationDefinition, OperationDefinitionParameter, Resource, SearchParameter, StructureDefinition, ValueSet } from 'fhir/r4.js';
 import { CANONICAL_BASE, CODE_SYSTEMS, EXTENSIONS, PROFILES, VALUE_SETS } from '../systems.js';
+import { COMMITTEE_FIGURES } from '../../domain/reporting.js';
 import { withSnapshot } from './snapshot.js';
 
 /**
@@ -264,6 +265,7 @@ export function conformanceResources(): Resource[] {
     codeSystem('provider-qualification', CODE_SYSTEMS.qualification, 'ProviderQualification', 'Provider qualifications', 'Qualifications the plans require (R6, R7).', QUALIFICATIONS),
     codeSystem('network-tier', CODE_SYSTEMS.networkTier, 'NetworkTier', 'Network tiers', 'Where a professional stands relative to the member’s network (R6).', TIERS),
     codeSystem('second-opinion-category', CODE_SYSTEMS.serviceRequestCategory, 'SecondOpinionCategory', 'Second-opinion service', 'The service category and code of a second opinion.', CATEGORIES),
+    codeSystem('committee-report', CODE_SYSTEMS.committeeReport, 'CommitteeReport', 'Committee report figures', 'The figures of the second-opinion committee report (R19; BSP D.X, F; 42 CFR 438.210(f)), the groups of its MeasureReport.', Object.entries(COMMITTEE_FIGURES).map(([code, [display, definition]]): Concept => [code, display, definition])),
   ];
   return [...systems, ...systems.map(valueSetOf), ...profiles(), ...extensions(), ...operations(), ...searchParameters()];
 }
