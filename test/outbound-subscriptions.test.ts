@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client } from 'fhir-kit-client';
-import type { AuditEvent, Basic, Bundle, CapabilityStatement, Parameters, ParametersParameter, Patient, ServiceRequest, Subscription, Task } from 'fhir/r4.js';
+import type { AuditEvent, PractitionerRole, Basic, Bundle, CapabilityStatement, Parameters, ParametersParameter, Patient, ServiceRequest, Subscription, Task } from 'fhir/r4.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROFILES, SUBSCRIPTION_TOPICS } from '../server/src/fhir/systems.js';
 import { type OutboundConfigInput, SUBSCRIPTION_OWNER_SYSTEM } from '../server/src/outbound/index.js';
@@ -489,5 +489,32 @@ describe('Subscription access control (auth on)', () => {
       return ((found.body as Bundle).entry ?? []).map((e) => e.resource as AuditEvent).find((event) => destination(event) === own.url);
     }, 10_000, 'the export AuditEvent to the member endpoint');
     expect(exported.outcome).toBe('0');
+  });
+
+  it("stops notifying, and turns the Subscription off, once its owner's authorization ends (a practitioner whose roles are withdrawn)", async () => {
+    const r = await receiver();
+    const umToken = tokenFor(server, { scope: 'user/*.rs user/Subscription.cruds', fhirUser: 'Practitioner/hpsj-um-1', roles: ['um-clinician'] });
+    const created = await post(umToken, subscription(r.url, [], 'id-only'));
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const id = (created.body as Subscription).id!;
+    await waitFor(async () => ((await server.store.read('Subscription', id)) as Subscription).status === 'active' || undefined, 10_000, 'active');
+    const request = (): ServiceRequest => ({ resourceType: 'ServiceRequest', meta: { profile: [PROFILES.serviceRequest] }, ...PROFILE_REQUIRED(), status: 'active', intent: 'order', subject: { reference: 'Patient/member-hpsj-2' } });
+    await server.store.create(request());
+    await waitFor(() => events(r).length >= 1 || undefined, 10_000, 'a notification while the owner stands');
+
+    const roles = (await server.store.search({ resourceType: 'PractitionerRole', clauses: [{ kind: 'reference', param: 'practitioner', values: ['practitioner|Practitioner/hpsj-um-1'] }], sort: [], count: 20, offset: 0, total: false })).resources as PractitionerRole[];
+    expect(roles.length).toBeGreaterThan(0);
+    for (const role of roles) await server.store.update({ ...role, active: false });
+    try {
+      await server.store.create(request());
+      const off = await waitFor(async () => {
+        const sub = (await server.store.read('Subscription', id)) as Subscription;
+        return sub.status === 'off' ? sub : undefined;
+      }, 10_000, 'switched off');
+      expect(off.error).toMatch(/authorization has ended/);
+      expect(events(r)).toHaveLength(1);
+    } finally {
+      for (const role of roles) await server.store.update({ ...role, active: true });
+    }
   });
 });

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { createAuthServer } from './auth/authServer.js';
 import { appClient, demoBackendClient } from './auth/demoClients.js';
 import { loadSigningKey } from './auth/signingKeys.js';
+import { identify } from './auth/userDirectory.js';
 import { TrustedIssuerSchema } from './auth/tokenEndpoint.js';
 import { seedDemoData } from './demo/seed.js';
 import type { OperationDefinition } from 'fhir/r4.js';
@@ -24,7 +25,10 @@ import { decideWithPlanRules } from './workflow/decide.js';
 /** The composition root: every module the server runs with, wired in one place. */
 export async function buildParts(env: PartsEnv): Promise<ServerParts> {
   const { config } = env;
-  const outbound = await createOutbound({ store: env.store, registry: env.registry, fhirBase: env.fhirBase, logger: env.logger, config: config.outboundConfigFile, audit: env.audit });
+  // A Subscription's owner stands while its client is registered and its user still has a role (asked at notification time, once `auth` exists).
+  const ownerStands = async ({ clientId, user }: { clientId: string; user?: string }) =>
+    (await auth.clients.get(clientId)) !== undefined && (user === undefined || ((await identify(env.store, user))?.roles.length ?? 0) > 0);
+  const outbound = await createOutbound({ store: env.store, registry: env.registry, fhirBase: env.fhirBase, logger: env.logger, config: config.outboundConfigFile, audit: env.audit, ownerStands });
   env.store.addWriteHook(outbound.writeHook);
   const indexer = new Indexer(env.registry);
   const delivery = providerDelivery(outbound, env.fhirBase);

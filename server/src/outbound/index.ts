@@ -12,7 +12,7 @@ import { ProviderAuth } from './providerAuth.js';
 import { subscriptionAccessRule } from './subscriptionAccess.js';
 import { subscriptionStatusOperation } from './subscriptionStatus.js';
 import { HeartbeatScheduler } from './subscriptionScheduler.js';
-import { REST_HOOK, restHookHandler, subscriptionWriteHook } from './subscriptions.js';
+import { REST_HOOK, restHookHandler, subscriptionWriteHook, type SubscriptionDeps } from './subscriptions.js';
 import { publishTopic } from './topic.js';
 import { topicAccessRule } from './topicAccess.js';
 import { OutboxWorker, type OutboxMetrics } from './worker.js';
@@ -35,6 +35,8 @@ export interface OutboundEnv {
   fetch?: typeof fetch;
   /** Where disclosures to other systems are recorded (AuditEvents); none in tests of this module alone. */
   audit?: AuditSink;
+  /** Whether a Subscription's owner is still authorized (SubscriptionDeps.ownerStands). */
+  ownerStands?: SubscriptionDeps['ownerStands'];
 }
 
 export interface Outbound {
@@ -69,7 +71,7 @@ export async function createOutbound(env: OutboundEnv): Promise<Outbound> {
   const { store, registry, fhirBase, logger } = env;
   const auth = new ProviderAuth(config.credentials, { network: config.network, fetch: env.fetch });
   const delivery = { auth, network: config.network, fhirBase, audit: env.audit };
-  const subscriptionDeps = { store, registry, fhirBase, network: config.network, settings: config.subscriptions, logger, audit: env.audit };
+  const subscriptionDeps = { store, registry, fhirBase, network: config.network, settings: config.subscriptions, logger, audit: env.audit, ownerStands: env.ownerStands };
   await publishTopic(store);
   const worker = new OutboxWorker({
     store,

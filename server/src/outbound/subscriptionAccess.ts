@@ -37,6 +37,17 @@ export function ownerCode(auth: AccessContext): string {
   return user ? `${client}/${encodeURIComponent(user)}` : client;
 }
 
+/** The client and user an owner code names (`ownerCode`); undefined for a code it did not make. */
+export function ownerOf(code: string): { clientId: string; user?: string } | undefined {
+  const [client, user, ...rest] = code.split('/');
+  if (!client || rest.length) return undefined;
+  try {
+    return { clientId: decodeURIComponent(client), user: user === undefined ? undefined : decodeURIComponent(user) };
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Whether a member (or their representative) owns the Subscription: the user of its owner code is a
  * Patient or RelatedPerson. Not a backend service, a practitioner or plan staff.

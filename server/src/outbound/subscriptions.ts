@@ -12,7 +12,7 @@ import type { NetworkPolicy, OutboundConfig } from './config.js';
 import { classifyHttpError, describeError, isSuccessfulNonJson, PermanentError, TransientError } from './errors.js';
 import { fhirClient, requestOptions } from './http.js';
 import { eventCount, nextEventNumber, notificationBundle, type NotificationType } from './notifications.js';
-import { subscriptionOwner, SUBSCRIPTION_OWNER_SYSTEM } from './subscriptionAccess.js';
+import { ownerOf, subscriptionOwner, SUBSCRIPTION_OWNER_SYSTEM } from './subscriptionAccess.js';
 import { channelSettings, type ChannelSettings, type SettingsDeps, type SubscriptionStatus } from './subscriptionSettings.js';
 import { isCaseResource, isTopicResourceType, passesFilters, TOPIC_URL } from './topic.js';
 import type { OutboxHandler } from './worker.js';
@@ -34,6 +34,11 @@ export interface SubscriptionDeps {
   settings: OutboundConfig['subscriptions'];
   logger: Logger;
   audit?: AuditSink;
+  /**
+   * Whether a Subscription's owner is still authorized: its client registered and its user still standing (a
+   * practitioner with a role, an existing member). Asked before each event notification; unset, always.
+   */
+  ownerStands?: (owner: { clientId: string; user?: string }) => Promise<boolean>;
 }
 
 /** Writes of this module to Subscriptions (status changes) are not client requests: the hook lets them through. */
@@ -63,14 +68,33 @@ export async function setSubscriptionStatusInTx(tx: FhirStore, id: string, statu
  * turn the subscription off"). Judged again in the transaction: the client may have moved the end.
  */
 export async function endSubscription(store: FhirStore, id: string, now: number): Promise<boolean> {
+  return turnOff(store, id, (current) => hasEnded(current, now));
+}
+
+/** Turns a Subscription off when `still` holds of it as stored (judged in the transaction), saying why in `error`. */
+async function turnOff(store: FhirStore, id: string, still: (current: Subscription) => boolean, why?: string): Promise<boolean> {
   return store.transaction((tx) =>
     internalWrite.run(true, async () => {
       const current = (await tx.find('Subscription', id)) as Subscription | undefined;
-      if (!current || current.status === 'off' || !hasEnded(current, now)) return false;
-      await tx.update({ ...current, status: 'off' }, current.meta?.versionId);
+      if (!current || current.status === 'off' || !still(current)) return false;
+      await tx.update({ ...current, status: 'off', ...(why ? { error: why } : {}) }, current.meta?.versionId);
       return true;
     }),
   );
+}
+
+/**
+ * An event notification goes out only while its Subscription's owner is still authorized: the authorization was
+ * judged when the Subscription was written, and a practitioner whose roles were withdrawn, or a client no longer
+ * registered, would otherwise go on receiving case data. Such a Subscription is turned off (R4: by the server).
+ */
+async function ownerStillStands(deps: SubscriptionDeps, sub: Subscription): Promise<boolean> {
+  const code = subscriptionOwner(sub);
+  if (!deps.ownerStands || !code) return true;
+  const owner = ownerOf(code);
+  if (owner && (await deps.ownerStands(owner))) return true;
+  await turnOff(deps.store, sub.id!, () => true, "the owner's authorization has ended (client no longer registered, or user without a role)");
+  return false;
 }
 
 /** Whether Subscription.end has passed; an end that is not an instant (refused on write) is no end. */
@@ -248,6 +272,7 @@ export function restHookHandler(deps: SubscriptionDeps): OutboxHandler {
     const sub = (await deps.store.find('Subscription', message.subscription)) as Subscription | undefined;
     if (!sub || sub.criteria !== TOPIC_URL) return;
     if (message.type === 'handshake' ? sub.status !== 'requested' : sub.status !== 'active') return;
+    if (message.type === 'event-notification' && !(await ownerStillStands(deps, sub))) return;
     let settings: ChannelSettings;
     try {
       settings = channelSettings(sub, deps);
