@@ -489,12 +489,18 @@ describe('access control: tokens, scopes, compartments', () => {
       expect((await post('/auth/introspect', about())).body.active).toBe(true);
     });
 
-    it('RFC 6749 §2.3: HTTP Basic credentials together with a client assertion are refused (400 invalid_request), at the token and introspection endpoints', async () => {
+    /** A dynamically registered confidential client, and a form POST carrying its HTTP Basic credentials. */
+    async function basicClient() {
       const confidential = await register({ redirect_uris: ['https://x.example/cb'], token_endpoint_auth_method: 'client_secret_basic' });
       expect(confidential.status).toBe(201);
       const basic = `Basic ${Buffer.from(`${confidential.body.client_id}:${confidential.body.client_secret}`).toString('base64')}`;
       const withBasic = (path: string, body: Record<string, string>) =>
         raw(`${server.url}${path}`, { method: 'POST', headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(body).toString() });
+      return { confidential, withBasic };
+    }
+
+    it('RFC 6749 §2.3: HTTP Basic credentials together with a client assertion are refused (400 invalid_request), at the token and introspection endpoints', async () => {
+      const { withBasic } = await basicClient();
       const assertion = () => ({ client_assertion_type: ASSERTION_TYPE, client_assertion: backendAssertion(server) });
       const token = await withBasic('/auth/token', { grant_type: 'client_credentials', scope: 'system/*.rs', ...assertion() });
       expect(token.status).toBe(400);
@@ -526,11 +532,7 @@ describe('access control: tokens, scopes, compartments', () => {
     });
 
     it('RFC 6749 §2.3.1, §5.2: a client_id in the body naming another client than the Basic credentials is refused (400 invalid_request), at the token and introspection endpoints', async () => {
-      const confidential = await register({ redirect_uris: ['https://x.example/cb'], token_endpoint_auth_method: 'client_secret_basic' });
-      expect(confidential.status).toBe(201);
-      const basic = `Basic ${Buffer.from(`${confidential.body.client_id}:${confidential.body.client_secret}`).toString('base64')}`;
-      const withBasic = (path: string, body: Record<string, string>) =>
-        raw(`${server.url}${path}`, { method: 'POST', headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(body).toString() });
+      const { confidential, withBasic } = await basicClient();
       const refresh = { grant_type: 'refresh_token', refresh_token: 'not-a-token' };
       for (const [path, body] of [['/auth/token', refresh], ['/auth/introspect', { token: 'x' }]] as const) {
         const other = await withBasic(path, { ...body, client_id: 'second-opinion-app' });

@@ -7,9 +7,9 @@ import type { AuditEvent, Bundle, CodeSystem, MeasureReport, Resource, Structure
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readConformanceResources } from '../server/src/fhir/conformance.js';
 import { createResourceValidator } from '../server/src/fhir/resourceValidator.js';
-import { CODE_SYSTEMS, IDENTIFIER_SYSTEMS } from '../server/src/fhir/systems.js';
 import { type DemoServer, startDemoServer } from './helpers/demoServer.js';
 import { raw } from './helpers/fhir.js';
+import { hpsjCardiologyRequest } from './helpers/requests.js';
 import { tokenFor } from './helpers/tokens.js';
 
 describe('answers and stored records are valid R4 JSON', () => {
@@ -31,18 +31,7 @@ describe('answers and stored records are valid R4 JSON', () => {
 
   it('a case Task withdrawn before any output, and the committee MeasureReport with empty figures', async () => {
     const pcp = tokenFor(server, { scope: 'user/*.cruds', fhirUser: 'Practitioner/hpsj-pcp-1', roles: ['treating-provider'] });
-    const request = {
-      resourceType: 'ServiceRequest',
-      identifier: [{ system: IDENTIFIER_SYSTEMS.secondOpinionRequest, value: `r4-json-${Date.now()}` }],
-      status: 'draft',
-      intent: 'order',
-      subject: { reference: 'Patient/member-hpsj-1' },
-      requester: { reference: 'PractitionerRole/role-hpsj-pcp-1' },
-      insurance: [{ reference: 'Coverage/coverage-member-hpsj-1' }],
-      reasonCode: [{ coding: [{ system: CODE_SYSTEMS.reason, code: 'unclear-diagnosis' }] }],
-      performer: [{ reference: 'PractitionerRole/role-oon-card-1' }],
-    };
-    const submitted = await call(pcp, 'ServiceRequest/$submit', { resourceType: 'Bundle', type: 'collection', entry: [{ resource: request }] });
+    const submitted = await call(pcp, 'ServiceRequest/$submit', hpsjCardiologyRequest('PractitionerRole/role-oon-card-1'));
     expect(submitted.status, JSON.stringify(submitted.body)).toBe(201);
     const task = submitted.body.entry[3].resource as Task;
     expect(task.output).toBeUndefined();
