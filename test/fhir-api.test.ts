@@ -117,6 +117,10 @@ describe.each(STORE_DRIVERS)('FHIR REST API on $name', (driver) => {
       expect(minimal.headers.get('location')).toMatch(/\/Patient\/.+\/_history\/1$/);
       const oo = await raw(`${server.fhirBase}/Patient`, { method: 'POST', json: patient('Outcome'), headers: { Prefer: 'return=OperationOutcome' } });
       expect(oo.body.resourceType).toBe('OperationOutcome');
+      // In a batch, the outcome asked for is the entry's response.outcome, not its resource.
+      const batch = await raw(server.fhirBase, { method: 'POST', json: { resourceType: 'Bundle', type: 'batch', entry: [{ resource: patient('BatchOutcome'), request: { method: 'POST', url: 'Patient' } }] }, headers: { Prefer: 'return=OperationOutcome' } });
+      const [entry] = batch.body.entry;
+      expect([entry.response.status, entry.response.outcome?.resourceType, entry.resource]).toEqual(['201', 'OperationOutcome', undefined]);
     });
 
     it('answers 304 to If-None-Match with the current ETag', async () => {

@@ -529,7 +529,8 @@ function responseEntry(baseUrl: string, response: FhirResponse): BundleEntry {
   const entry: BundleEntry = {
     response: { status: String(response.status), location: headers.Location, etag: headers.ETag, lastModified: lastModifiedOf(response) },
   };
-  if (response.body?.resourceType === 'OperationOutcome' && response.status >= 400) entry.response!.outcome = response.body;
+  // An entry's outcome, an error's or the one `Prefer: return=OperationOutcome` asks for, is its response's (Bundle.entry.response.outcome).
+  if (response.body?.resourceType === 'OperationOutcome') entry.response!.outcome = response.body;
   else if (response.body) {
     entry.resource = response.body;
     if (response.body.id) entry.fullUrl = `${baseUrl}/${response.body.resourceType}/${response.body.id}`;
