@@ -47,6 +47,15 @@ describe.each(STORE_DRIVERS)('conformance probe 5, REST layer, on $name', (drive
     await driver.cleanup(config);
   });
 
+  it('L12: a query with a broken percent-encoding is 400, as such a path is, not a search for U+FFFD', async () => {
+    for (const query of ['name=%E0%A4%A', 'name=%ZZ', 'na%G1me=x']) {
+      const res = await raw(url(`Patient?${query}`));
+      expect(res.status, query).toBe(400);
+      expect(res.body.issue[0].diagnostics).toMatch(/Malformed URL encoding/);
+    }
+    expect((await raw(url('Patient?name=caf%C3%A9+au+lait'))).status).toBe(200);
+  });
+
   describe('M6: conditional criteria that hold only result parameters', () => {
     const resultOnly = ['_count=1', '_sort=_id', '_summary=true', '_elements=name', '_total=accurate', '_include=Endpoint:organization', '_count=1&_offset=0&_sort=-_lastUpdated'];
     let only: Endpoint;

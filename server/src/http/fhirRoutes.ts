@@ -91,8 +91,20 @@ function refuseNul(query: [string, string][], body: unknown): void {
   if (body !== undefined && JSON.stringify(body).includes('\\u0000')) throw badRequest('FHIR strings may not contain NUL characters');
 }
 
+/** A query with a broken percent-encoding is refused, as such a path is: URLSearchParams would read it as U+FFFD and search for that. */
+function refuseMalformedQuery(search: string): void {
+  for (const part of search.slice(1).split('&')) {
+    try {
+      decodeURIComponent(part.replace(/\+/g, ' '));
+    } catch {
+      throw badRequest('Malformed URL encoding in the query');
+    }
+  }
+}
+
 function toFhirRequest(req: Request, baseUrl: string, auth: AccessContext | undefined): FhirRequest {
   const url = new URL(req.originalUrl, 'http://localhost');
+  refuseMalformedQuery(url.search);
   const query = [...url.searchParams.entries()].filter(([k]) => k !== '_format' && k !== '_pretty');
   if (nestsDeeperThan(req.body, MAX_JSON_DEPTH)) throw badRequest(`The body nests deeper than ${MAX_JSON_DEPTH} levels`);
   refuseNul(query, req.body);
