@@ -235,6 +235,8 @@ describe('access control: tokens, scopes, compartments', () => {
     const token = tokenFor(server, { scope: 'user/Patient.rs', fhirUser: 'Practitioner/hpsj-pcp-1', roles: ['treating-provider'] });
     const good = await fetch(`${server.fhirBase}/Patient/member-hpsj-1`, { headers: { origin: server.url, authorization: `Bearer ${token}` } });
     expect(good.headers.get('access-control-allow-origin')).toBe(server.url);
+    // A browser app reads what it needs of an answer: where a create went, versions, and a 405's Allow (RFC 9110).
+    expect(good.headers.get('access-control-expose-headers')?.split(/,\s*/)).toEqual(expect.arrayContaining(['Location', 'ETag', 'WWW-Authenticate', 'Allow']));
     const bad = await fetch(`${server.fhirBase}/Patient/member-hpsj-1`, { headers: { ...stranger, authorization: `Bearer ${token}` } });
     expect(bad.headers.get('access-control-allow-origin')).toBeNull();
     const preflight = await fetch(`${server.url}/auth/token`, { method: 'OPTIONS', headers: stranger });

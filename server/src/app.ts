@@ -122,7 +122,7 @@ function cors(allowed?: (origin: string) => boolean | Promise<boolean>) {
       res.setHeader('Access-Control-Allow-Origin', origin);
       res.setHeader('Vary', 'Origin');
       res.setHeader('Access-Control-Allow-Credentials', 'true');
-      res.setHeader('Access-Control-Expose-Headers', 'Location, ETag, Last-Modified, Content-Location, WWW-Authenticate');
+      res.setHeader('Access-Control-Expose-Headers', 'Location, ETag, Last-Modified, Content-Location, WWW-Authenticate, Allow');
       if (req.method === 'OPTIONS') return preflight(res, 'GET, POST, PUT, PATCH, DELETE, OPTIONS');
     }
     next();
