@@ -372,7 +372,10 @@ describe('Subscription access control (auth on)', () => {
 
     // Another member: no read, no search hit, no history, no $status, no update, no delete.
     for (const id of [adminSub.id, memberSub.id]) {
-      expect((await call(m2, `Subscription/${id}`)).status).toBe(403);
+      const read = await call(m2, `Subscription/${id}`);
+      expect(read.status).toBe(403);
+      // Refused by the Subscription's owner rule, and said so: not as if it were about a patient compartment.
+      expect(read.body.issue[0].diagnostics).toBe(`This token may not read Subscription/${id}`);
       expect((await call(m2, `Subscription/${id}/$status`)).status).toBe(403);
       expect((await call(m2, `Subscription/${id}`, { method: 'DELETE' })).status).toBe(403);
     }

@@ -72,11 +72,18 @@ export function compartmentOf(req: FhirRequest, ctx: FhirContext, resourceType: 
 }
 
 export function mayAccess(req: FhirRequest, ctx: FhirContext, resource: Resource): boolean {
-  if (!req.auth) return true;
+  return refusalOf(req, ctx, resource) === undefined;
+}
+
+/** Why the caller may not use this interaction on the resource: its type's own rule, or the token's patient compartment. */
+function refusalOf(req: FhirRequest, ctx: FhirContext, resource: Resource): string | undefined {
+  if (!req.auth) return undefined;
+  const what = `${resource.resourceType}/${resource.id ?? '(new)'}`;
   const rule = ctx.accessRules?.[resource.resourceType];
-  if (rule && !rule.mayAccess({ ...req, auth: req.auth, interaction: interactionOf(req) }, ctx, resource)) return false;
+  if (rule && !rule.mayAccess({ ...req, auth: req.auth, interaction: interactionOf(req) }, ctx, resource)) return `This token may not ${interactionOf(req)} ${what}`;
   // Evaluating the compartment's search parameters is skipped for user and system grants, which need no compartment.
-  return ctx.policy.mayAccess(req.auth, resource.resourceType, interactionOf(req), () => ctx.indexer.patientCompartments(resource));
+  const inCompartment = ctx.policy.mayAccess(req.auth, resource.resourceType, interactionOf(req), () => ctx.indexer.patientCompartments(resource));
+  return inCompartment ? undefined : `Access to ${what} is outside the patient compartment of this token`;
 }
 
 /** A read granted through query-restricted scopes (`scopeRestriction`): the resource must match one of their queries. */
@@ -89,9 +96,8 @@ export async function requireRestrictedAccess(req: FhirRequest, ctx: FhirContext
 }
 
 export function requireAccess(req: FhirRequest, ctx: FhirContext, resource: Resource): void {
-  if (!mayAccess(req, ctx, resource)) {
-    throw forbidden(`Access to ${resource.resourceType}/${resource.id ?? '(new)'} is outside the patient compartment of this token`);
-  }
+  const refusal = refusalOf(req, ctx, resource);
+  if (refusal) throw forbidden(refusal);
 }
 
 const CASE_PROFILES: ReadonlySet<string> = new Set(Object.values(PROFILES));
