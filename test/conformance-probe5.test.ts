@@ -164,11 +164,17 @@ describe.each(STORE_DRIVERS)('conformance probe 5, REST layer, on $name', (drive
       ['GET', 'Patient/_search', 'POST'],
       ['POST', 'metadata', 'GET, HEAD'],
       ['GET', 'Basic/some-id/$probe-change', 'POST'],
-      ['PUT', 'Basic/$probe-look', 'GET, POST'],
+      ['PUT', 'Basic/$probe-look', 'GET, HEAD, POST'],
     ];
     it.each(cases)('%s %s: 405 with Allow: %s', async (method, path, allow) => {
       const res = await raw(url(path), { method, ...(method === 'PUT' ? { json: { resourceType: path.split(/[/?]/)[0], id: 'some-id' } } : {}) });
       expect([res.status, res.body?.resourceType, res.headers.get('allow')]).toEqual([405, 'OperationOutcome', allow]);
+    });
+
+    it('HEAD on an operation that does not change state answers as GET does, without the body', async () => {
+      const res = await fetch(url('Basic/$probe-look'), { method: 'HEAD' });
+      expect([res.status, await res.text()]).toEqual([200, '']);
+      expect((await fetch(url('Basic/$probe-change'), { method: 'HEAD' })).status).toBe(405);
     });
   });
 

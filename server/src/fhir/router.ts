@@ -105,8 +105,8 @@ function allowedAt(req: FhirRequest, ctx: FhirContext): string[] {
   return req.path.length === 1 && req.path[0] === 'metadata' ? ['GET', 'HEAD'] : allowedMethods(req);
 }
 
-/** R4 operations.html#executing: POST always; GET too for one that does not change state (HEAD is not taken). */
-const operationMethods = (entry: OperationDefinitionEntry): string[] => (entry.affectsState ? ['POST'] : ['GET', 'POST']);
+/** R4 operations.html#executing: POST always; GET (and so HEAD) too for one that does not change state. */
+const operationMethods = (entry: OperationDefinitionEntry): string[] => (entry.affectsState ? ['POST'] : ['GET', 'HEAD', 'POST']);
 
 async function runOperation(req: FhirRequest, ctx: FhirContext, at: number): Promise<FhirResponse> {
   const name = req.path[at].slice(1);
@@ -116,12 +116,14 @@ async function runOperation(req: FhirRequest, ctx: FhirContext, at: number): Pro
   if (resourceType && !isSupportedType(resourceType)) throw notFound(`Unknown resource type '${resourceType.slice(0, 64)}'`);
   const entry = findOperation(ctx.operations, name, level, resourceType);
   if (!entry) throw notFound(`Unknown operation $${name.slice(0, 64)} at ${level} level${resourceType ? ` on ${resourceType}` : ''}`);
-  if (req.method !== 'POST' && (entry.affectsState || req.method !== 'GET')) {
+  // HEAD asks what GET would answer, without the body (the HTTP layer leaves it out).
+  const method = req.method === 'HEAD' ? 'GET' : req.method;
+  if (method !== 'POST' && (entry.affectsState || method !== 'GET')) {
     throw notAllowed(`$${name} must be invoked with POST${entry.affectsState ? '' : ' or GET'}`, operationMethods(entry));
   }
   if (resourceType) requireScope(req, ctx, resourceType, entry.interaction);
   requireValidInput(ctx, req.body);
-  return entry.handler({ ...req, interaction: entry.interaction }, ctx, { resourceType, id: at === 2 ? req.path[1] : undefined });
+  return entry.handler({ ...req, method, interaction: entry.interaction }, ctx, { resourceType, id: at === 2 ? req.path[1] : undefined });
 }
 
 /**
