@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { Communication, Endpoint, Organization, Task } from 'fhir/r4.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DemoServer, startDemoServer } from './helpers/demoServer.js';
+import { PROFILES } from '../server/src/fhir/systems.js';
 import { raw } from './helpers/fhir.js';
 import { inNetworkHpsjRequest } from './helpers/requests.js';
 import { planKeys, type ProviderServer, startProviderServer, untilLogged, waitFor } from './helpers/providerServer.js';
@@ -51,6 +52,7 @@ describe('notices delivered to a provider FHIR endpoint', () => {
     expect(received[0].identifier?.[0].value).toMatch(/^Communication\//);
     // Our resources are named absolutely (relative, they would name the provider's own), and the letter itself travels.
     expect(received[0].subject?.reference).toBe(`${server.fhirBase}/Patient/member-hpsj-1`);
+    expect(received[0].meta?.profile).toEqual([PROFILES.decisionNotice]);
     expect(received[0].basedOn?.[0].reference).toMatch(new RegExp(`^${server.fhirBase}/ServiceRequest/`));
     const [payload] = received[0].payload ?? [];
     expect(payload.contentReference).toBeUndefined();

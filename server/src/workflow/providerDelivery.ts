@@ -21,12 +21,14 @@ export interface ProviderDelivery {
 export const deliveredIdentifier = (resource: Resource): { system: string; value: string } => ({ system: `${CANONICAL_BASE}/sid/delivered-resource`, value: `${resource.resourceType}/${resource.id}` });
 
 /**
- * What a provider's server is sent: a copy without our id and version, marked with `deliveredIdentifier`, whose
+ * What a provider's server is sent: a copy without our id and version (keeping the profiles it claims), marked with `deliveredIdentifier`, whose
  * references name our resources absolutely (a relative one would resolve against the provider's server, R4
  * references.html), and a Communication carries its letter itself, not a reference to a document of ours.
  */
 export async function deliverableCopy(tx: FhirStore, resource: Resource, fhirBase: string): Promise<Resource> {
-  const copy = structuredClone({ ...resource, id: undefined, meta: undefined }) as Resource & { identifier?: Identifier[] };
+  // Our id and version are ours; the profiles it claims still say what it is (a decision notice, a consultation report).
+  const profile = resource.meta?.profile;
+  const copy = structuredClone({ ...resource, id: undefined, meta: profile?.length ? { profile } : undefined }) as Resource & { identifier?: Identifier[] };
   copy.identifier = [...(copy.identifier ?? []), deliveredIdentifier(resource)];
   if (copy.resourceType === 'Communication') await embedLetters(tx, copy as Communication);
   rewriteReferences(copy, (ref) => (parseLiteral(ref) ? `${fhirBase}/${ref}` : undefined));
