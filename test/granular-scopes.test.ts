@@ -7,7 +7,7 @@ import type { Bundle, Condition } from 'fhir/r4.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DemoServer, startDemoServer } from './helpers/demoServer.js';
 import { raw } from './helpers/fhir.js';
-import { pkce, tokenFor } from './helpers/tokens.js';
+import { smartAppGrant, tokenFor } from './helpers/tokens.js';
 
 const CATEGORY = 'http://terminology.hl7.org/CodeSystem/condition-category';
 const PROBLEM = `${CATEGORY}|problem-list-item`;
@@ -21,22 +21,7 @@ describe('query-restricted v2 scopes', () => {
   const ids: Record<string, string> = {};
 
   const get = (path: string, token: string) => raw(`${server.fhirBase}/${path}`, { headers: { authorization: `Bearer ${token}` } });
-  const form = (path: string, body: Record<string, string>) =>
-    raw(`${server.url}${path}`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(body).toString() });
-
-  /** The SMART app's code flow with a demo login as `user`: the token response. */
-  async function grant(user: string, scope: string): Promise<{ access_token: string; scope: string }> {
-    const { verifier, challenge } = pkce();
-    const redirect = `${server.url}/app/index.html`;
-    const params = { response_type: 'code', client_id: 'second-opinion-app', redirect_uri: redirect, scope, state: 's', aud: server.fhirBase, code_challenge: challenge, code_challenge_method: 'S256', user };
-    const authorized = await form('/auth/authorize', params);
-    expect(authorized.status).toBe(302);
-    const code = new URL(authorized.headers.get('location') ?? '').searchParams.get('code');
-    expect(code, authorized.headers.get('location') ?? '').toBeTruthy();
-    const res = await form('/auth/token', { grant_type: 'authorization_code', code: code ?? '', redirect_uri: redirect, client_id: 'second-opinion-app', code_verifier: verifier });
-    expect(res.status, JSON.stringify(res.body)).toBe(200);
-    return res.body;
-  }
+  const grant = (user: string, scope: string) => smartAppGrant(server, user, scope);
 
   async function createCondition(patient: string, category: string): Promise<string> {
     const [system, code] = category.split('|');

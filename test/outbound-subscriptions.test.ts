@@ -10,7 +10,7 @@ import { type DemoServer, startDemoServer } from './helpers/demoServer.js';
 import { failure, raw } from './helpers/fhir.js';
 import { startNotificationReceiver, startPlanServer, waitFor, type NotificationReceiver, type PlanServer } from './helpers/providerServer.js';
 import { pgliteConfig, STORE_DRIVERS } from './helpers/stores.js';
-import { tokenFor } from './helpers/tokens.js';
+import { smartAppGrant, tokenFor } from './helpers/tokens.js';
 
 const TOPIC = SUBSCRIPTION_TOPICS.secondOpinionCase;
 const BACKPORT = 'http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition';
@@ -492,6 +492,25 @@ describe('Subscription access control (auth on)', () => {
       return ((found.body as Bundle).entry ?? []).map((e) => e.resource as AuditEvent).find((event) => destination(event) === own.url);
     }, 10_000, 'the export AuditEvent to the member endpoint');
     expect(exported.outcome).toBe('0');
+  });
+
+  it('stops notifying, and turns the Subscription off, once the authorization grant it was made under is revoked', async () => {
+    const r = await receiver();
+    const granted = await smartAppGrant(server, 'Patient/member-hpsj-1', 'launch/patient openid fhirUser offline_access patient/*.cruds');
+    const created = await post(granted.access_token, subscription(r.url, mine('member-hpsj-1'), 'id-only'));
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const id = (created.body as Subscription).id!;
+    await waitFor(async () => ((await server.store.read('Subscription', id)) as Subscription).status === 'active' || undefined, 10_000, 'active');
+    // The member revokes the app's access (RFC 7009): its refresh token, and so the whole grant.
+    const revoked = await fetch(`${server.url}/auth/revoke`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token: granted.refresh_token!, client_id: 'second-opinion-app' }).toString() });
+    expect(revoked.status).toBe(200);
+    await server.store.create({ resourceType: 'ServiceRequest', meta: { profile: [PROFILES.serviceRequest] }, ...PROFILE_REQUIRED(), status: 'active', intent: 'order', subject: { reference: 'Patient/member-hpsj-1' } } as ServiceRequest);
+    const off = await waitFor(async () => {
+      const sub = (await server.store.read('Subscription', id)) as Subscription;
+      return sub.status === 'off' ? sub : undefined;
+    }, 10_000, 'switched off');
+    expect(off.error).toMatch(/grant revoked/);
+    expect(events(r)).toHaveLength(0);
   });
 
   it("stops notifying, and turns the Subscription off, once its owner's authorization ends (a practitioner whose roles are withdrawn)", async () => {

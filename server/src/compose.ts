@@ -25,9 +25,12 @@ import { decideWithPlanRules } from './workflow/decide.js';
 /** The composition root: every module the server runs with, wired in one place. */
 export async function buildParts(env: PartsEnv): Promise<ServerParts> {
   const { config } = env;
-  // A Subscription's owner stands while its client is registered and its user still has a role (asked at notification time, once `auth` exists).
-  const ownerStands = async ({ clientId, user }: { clientId: string; user?: string }) =>
-    (await auth.clients.get(clientId)) !== undefined && (user === undefined || ((await identify(env.store, user))?.roles.length ?? 0) > 0);
+  // A Subscription's owner stands while its grant is not revoked, its client is registered and its user still has a role
+  // (asked at notification time, once `auth` exists).
+  const ownerStands = async ({ clientId, user, grantId }: { clientId: string; user?: string; grantId?: string }) =>
+    (grantId === undefined || !(await auth.isGrantRevoked(grantId))) &&
+    (await auth.clients.get(clientId)) !== undefined &&
+    (user === undefined || ((await identify(env.store, user))?.roles.length ?? 0) > 0);
   const outbound = await createOutbound({ store: env.store, registry: env.registry, fhirBase: env.fhirBase, logger: env.logger, config: config.outboundConfigFile, audit: env.audit, ownerStands });
   env.store.addWriteHook(outbound.writeHook);
   const indexer = new Indexer(env.registry);

@@ -30,3 +30,18 @@ export function pkce(): { verifier: string; challenge: string } {
   const verifier = randomBytes(32).toString('base64url');
   return { verifier, challenge: createHash('sha256').update(verifier).digest('base64url') };
 }
+
+/** The SMART app's authorization-code flow with a demo login as `user` (PKCE): the token response, with its grant's tokens. */
+export async function smartAppGrant(server: DemoServer, user: string, scope: string): Promise<{ access_token: string; refresh_token?: string; scope: string }> {
+  const { verifier, challenge } = pkce();
+  const redirect = `${server.url}/app/index.html`;
+  const form = (path: string, body: Record<string, string>) =>
+    fetch(`${server.url}${path}`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(body).toString() });
+  const params = { response_type: 'code', client_id: 'second-opinion-app', redirect_uri: redirect, scope, state: 's', aud: server.fhirBase, code_challenge: challenge, code_challenge_method: 'S256', user };
+  const authorized = await form('/auth/authorize', params);
+  const code = new URL(authorized.headers.get('location') ?? '', server.url).searchParams.get('code');
+  if (authorized.status !== 302 || !code) throw new Error(`authorize answered ${authorized.status} ${authorized.headers.get('location') ?? ''}`);
+  const res = await form('/auth/token', { grant_type: 'authorization_code', code, redirect_uri: redirect, client_id: 'second-opinion-app', code_verifier: verifier });
+  if (res.status !== 200) throw new Error(`token answered ${res.status} ${await res.text()}`);
+  return (await res.json()) as { access_token: string; refresh_token?: string; scope: string };
+}

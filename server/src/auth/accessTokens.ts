@@ -102,5 +102,5 @@ export function invalidToken(reason: string) {
 export function accessContextOf(claims: AccessClaims): AccessContext {
   const scopes = ScopeSet.parse(claims.scope);
   const kind = scopes.resourceScopes.some((s) => s.context === 'system') ? 'system' : scopes.resourceScopes.every((s) => s.context === 'patient') && claims.patient ? 'patient' : 'user';
-  return { kind, clientId: claims.client_id, scopes: scopes.scopes, fhirUser: claims.fhirUser, patient: claims.patient, roles: claims.roles, organization: claims.organization, tokenId: claims.jti };
+  return { kind, clientId: claims.client_id, scopes: scopes.scopes, fhirUser: claims.fhirUser, patient: claims.patient, roles: claims.roles, organization: claims.organization, tokenId: claims.jti, grantId: claims.gid };
 }

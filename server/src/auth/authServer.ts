@@ -234,7 +234,7 @@ export function createAuthServer(store: FhirStore, config: AuthServerConfig, aud
 
   const policy = createAccessPolicy(config.isCompartmentType);
   const security: SecurityUrls = { authorize: urls.authorize, token: urls.token, revoke: urls.revoke, introspect: urls.introspect, register: urls.register };
-  return { router, authenticate, policy, security, clients, tokens, allowedOrigin: (origin: string) => clients.isAllowedOrigin(origin) };
+  return { router, authenticate, policy, security, clients, tokens, isGrantRevoked, allowedOrigin: (origin: string) => clients.isAllowedOrigin(origin) };
 }
 
 function smartConfiguration(config: AuthServerConfig, urls: Record<string, string>) {

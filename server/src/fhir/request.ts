@@ -31,6 +31,8 @@ export interface AccessContext {
   organization?: string;
   /** Token id for audit correlation. */
   tokenId?: string;
+  /** The authorization grant the token comes from (a code and its refreshes), revoked together. */
+  grantId?: string;
 }
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'HEAD';

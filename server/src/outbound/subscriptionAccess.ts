@@ -23,6 +23,10 @@ import { parseFilters, TOPIC_RESOURCE_TYPES, TOPIC_URL } from './topic.js';
 
 /** meta.tag naming the client (and user) that created a Subscription. */
 export const SUBSCRIPTION_OWNER_SYSTEM = `${CANONICAL_BASE}/CodeSystem/subscription-owner`;
+/** meta.tag naming the authorization grant of the token that last wrote it: revoking that grant ends the Subscription's notifications. */
+export const SUBSCRIPTION_GRANT_SYSTEM = `${CANONICAL_BASE}/CodeSystem/subscription-grant`;
+
+export const subscriptionGrant = (sub: Resource): string | undefined => sub.meta?.tag?.find((t) => t.system === SUBSCRIPTION_GRANT_SYSTEM)?.code;
 
 export const subscriptionOwner = (sub: Resource): string | undefined => sub.meta?.tag?.find((t) => t.system === SUBSCRIPTION_OWNER_SYSTEM)?.code;
 
@@ -86,8 +90,9 @@ const PATIENT_PARAMS = new Set(['patient', 'subject', 'beneficiary']);
 export function checkSubscriptionAccess(auth: AccessContext, subscription: Subscription, policy: AccessPolicy, options: SubscriptionAccessOptions): Subscription {
   // Any other criteria is refused by the write hook (422); it still gets its owner.
   if (subscription.criteria === TOPIC_URL) checkFilters(auth, subscription, policy, options);
-  const tags: Coding[] = (subscription.meta?.tag ?? []).filter((t) => t.system !== SUBSCRIPTION_OWNER_SYSTEM);
+  const tags: Coding[] = (subscription.meta?.tag ?? []).filter((t) => t.system !== SUBSCRIPTION_OWNER_SYSTEM && t.system !== SUBSCRIPTION_GRANT_SYSTEM);
   tags.push({ system: SUBSCRIPTION_OWNER_SYSTEM, code: ownerCode(auth) });
+  if (auth.grantId) tags.push({ system: SUBSCRIPTION_GRANT_SYSTEM, code: auth.grantId });
   return { ...subscription, meta: { ...subscription.meta, tag: tags } };
 }
 

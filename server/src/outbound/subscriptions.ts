@@ -12,7 +12,7 @@ import type { NetworkPolicy, OutboundConfig } from './config.js';
 import { classifyHttpError, describeError, isSuccessfulNonJson, PermanentError, TransientError } from './errors.js';
 import { fhirClient, requestOptions } from './http.js';
 import { eventCount, nextEventNumber, notificationBundle, type NotificationType } from './notifications.js';
-import { ownerOf, subscriptionOwner, SUBSCRIPTION_OWNER_SYSTEM } from './subscriptionAccess.js';
+import { ownerOf, subscriptionGrant, subscriptionOwner, SUBSCRIPTION_OWNER_SYSTEM } from './subscriptionAccess.js';
 import { channelSettings, type ChannelSettings, type SettingsDeps, type SubscriptionStatus } from './subscriptionSettings.js';
 import { isCaseResource, isTopicResourceType, passesFilters, TOPIC_URL } from './topic.js';
 import type { OutboxHandler } from './worker.js';
@@ -38,7 +38,7 @@ export interface SubscriptionDeps {
    * Whether a Subscription's owner is still authorized: its client registered and its user still standing (a
    * practitioner with a role, an existing member). Asked before each event notification; unset, always.
    */
-  ownerStands?: (owner: { clientId: string; user?: string }) => Promise<boolean>;
+  ownerStands?: (owner: { clientId: string; user?: string; grantId?: string }) => Promise<boolean>;
 }
 
 /** Writes of this module to Subscriptions (status changes) are not client requests: the hook lets them through. */
@@ -92,8 +92,8 @@ async function ownerStillStands(deps: SubscriptionDeps, sub: Subscription): Prom
   const code = subscriptionOwner(sub);
   if (!deps.ownerStands || !code) return true;
   const owner = ownerOf(code);
-  if (owner && (await deps.ownerStands(owner))) return true;
-  await turnOff(deps.store, sub.id!, () => true, "the owner's authorization has ended (client no longer registered, or user without a role)");
+  if (owner && (await deps.ownerStands({ ...owner, grantId: subscriptionGrant(sub) }))) return true;
+  await turnOff(deps.store, sub.id!, () => true, "the owner's authorization has ended (grant revoked, client no longer registered, or user without a role)");
   return false;
 }
 
