@@ -17,6 +17,18 @@ describe('classifyHttpError', () => {
     expect(classifyHttpError(new DOMException('timed out', 'TimeoutError'), 'x').message).toBe('x: timed out');
   });
 
+  it('a redirect, which fetch refuses (redirect: error), is permanent: retrying gets the same redirect', async () => {
+    const { createServer } = await import('node:http');
+    const server = createServer((_req, res) => res.writeHead(302, { location: 'https://elsewhere.example/' }).end());
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as { port: number };
+    const refused = await fetch(`http://127.0.0.1:${port}/`, { redirect: 'error' }).catch((err: unknown) => err);
+    server.close();
+    const classified = classifyHttpError(refused, 'rest-hook');
+    expect(classified).toBeInstanceOf(PermanentError);
+    expect(classified.message).toBe('rest-hook: the endpoint answered with a redirect, which is not followed');
+  });
+
   it('keeps issue codes and drops diagnostics, which may echo PHI', () => {
     const err = classifyHttpError(httpError(422, { resourceType: 'OperationOutcome', issue: [{ code: 'processing', diagnostics: 'Patient Jane Doe born 1980' }] }), 'create Task');
     expect(err.message).toBe('create Task: HTTP 422 [processing]');

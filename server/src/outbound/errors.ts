@@ -66,8 +66,10 @@ export function classifyHttpError(err: unknown, what: string): PermanentError | 
     if (status === 408 || status === 429 || status >= 500) return new TransientError(detail, retryAfterMs(err));
     return new PermanentError(detail);
   }
-  const e = err as { name?: unknown; cause?: { code?: unknown } } | undefined;
+  const e = err as { name?: unknown; cause?: { code?: unknown; message?: unknown } } | undefined;
   if (e?.name === 'TimeoutError' || e?.name === 'AbortError') return new TransientError(`${what}: timed out`);
+  // Redirects are refused (a redirect could carry a token elsewhere): the endpoint will answer the same way next time.
+  if (e?.cause?.message === 'unexpected redirect') return new PermanentError(`${what}: the endpoint answered with a redirect, which is not followed`);
   if (e?.cause?.code === PRIVATE_ADDRESS) return new PermanentError(`${what}: the host resolves to a private-network address`);
   const code = typeof e?.cause?.code === 'string' ? ` (${e.cause.code})` : '';
   return new TransientError(`${what}: network error${code}`);
