@@ -293,6 +293,10 @@ describe.each(STORE_DRIVERS)('topic-based subscriptions (R4 backport) on $name',
       return s.status === 'error' ? s : undefined;
     }, 10_000, 'status error');
     expect(failed.error).toContain('handshake failed');
+    // $status says what failed, in words, beside its code.
+    const status = (await fetch(`${plan.server.fhirBase}/Subscription/${sub.id}/$status`).then((res) => res.json())) as Bundle;
+    const error = ((status.entry?.[0]?.resource as Parameters).parameter ?? []).find((p) => p.name === 'error')?.valueCodeableConcept;
+    expect([error?.coding?.[0]?.code, error?.text]).toEqual(['no-response', failed.error]);
     const tasks = await waitFor(async () => {
       const { resources } = await plan.server.store.search({
         resourceType: 'Task',

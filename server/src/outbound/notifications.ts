@@ -28,7 +28,8 @@ export interface StatusInput {
   eventsSinceStart: number;
   content: PayloadContent;
   event?: NotificationEvent;
-  error?: string;
+  /** A subscription-error code, and what went wrong in words (Subscription.error, which names no patient). */
+  error?: { code: string; text?: string };
 }
 
 /** The SubscriptionStatus (R4: Parameters). `topic` and the focus are left out of `empty` payloads (IG guidance). */
@@ -48,7 +49,7 @@ export function statusParameters(input: StatusInput): Parameters {
     if (input.content !== 'empty') part.push({ name: 'focus', valueReference: { reference: `${input.fhirBase}/${input.event.focus}` } });
     parameter.push({ name: 'notification-event', part });
   }
-  if (input.error) parameter.push({ name: 'error', valueCodeableConcept: { coding: [{ system: BACKPORT.subscriptionError, code: input.error }] } });
+  if (input.error) parameter.push({ name: 'error', valueCodeableConcept: { coding: [{ system: BACKPORT.subscriptionError, code: input.error.code }], text: input.error.text } });
   return { resourceType: 'Parameters', id: randomUUID(), meta: { profile: [BACKPORT.statusProfile] }, parameter };
 }
 

@@ -65,7 +65,8 @@ export function subscriptionStatusOperation(deps: { registry: SearchParamRegistr
           type: 'query-status',
           eventsSinceStart: await eventCount(ctx.store, sub.id!),
           content: contentOf(sub),
-          error: sub.status === 'error' ? 'no-response' : undefined,
+          // What failed, as recorded when the Subscription went to error (a handshake's HTTP status, a network failure).
+          error: sub.status === 'error' ? { code: 'no-response', text: sub.error } : undefined,
         });
         // A searchset entry carries no request or response (bdl-3, bdl-4), unlike the same status in a notification.
         const { fullUrl, resource } = statusEntry(req.baseUrl, parameters, sub.id!);
