@@ -174,6 +174,8 @@ describe.each(STORE_DRIVERS)('second-opinion API with the plan rules on $name', 
     const [, , response, task] = (await submit(request('ant', 'member-ant-2', { specialty: CARDIOLOGY, performer: 'PractitionerRole/role-ant-card-2', requester: 'PractitionerRole/role-outside-card' }))).parts;
     expect(task.businessStatus?.coding?.[0].code).toBe('um-review');
     expect(response.disposition).toMatch(/R1 \(ANT Policy\): The requester is not one the policy names/);
+    // In network nothing needs authorizing (R3, ANT IV): the answer says so, and that UM reviews the finding.
+    expect(response.disposition).toMatch(/^No authorization is needed in network; pended for utilization management review of what the findings below name/);
   });
 
   it('R2: a request giving only a reasonReference is recorded as "other" with the Condition\'s words and goes to UM review', async () => {

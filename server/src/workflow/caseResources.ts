@@ -123,6 +123,8 @@ const ARRANGING = 'No authorization is needed. No professional was named: the pl
 function dispositionHead(decision: CaseDecision): string {
   if (decision.outcome === 'approved') return decision.authorizationRequired ? 'Authorized.' : 'Approved: no authorization is needed.';
   if (decision.professionalToArrange) return `${ARRANGING}; the plan names the professional by ${decision.decisionDueAt}.`;
+  // In network, nothing needs authorizing: what UM reviews is the finding below (the requester, the reason, the professional named).
+  if (!decision.authorizationRequired) return `No authorization is needed in network; pended for utilization management review of what the findings below name; decision due ${decision.decisionDueAt}.`;
   return `Pended for utilization management review; decision due ${decision.decisionDueAt}.`;
 }
 
