@@ -77,6 +77,17 @@ describe('query-restricted v2 scopes', () => {
     expect((await get(`Condition/${ids.memberProblem}`, both.access_token)).status).toBe(200);
   });
 
+  it('a refresh may not bring in a query-restricted scope the server cannot hold to its query (invalid_scope)', async () => {
+    const token = await smartAppGrant(server, `Patient/${MEMBER}`, 'launch/patient openid offline_access patient/*.rs');
+    const refresh = (scope: string) =>
+      raw(`${server.url}/auth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: token.refresh_token!, client_id: 'second-opinion-app', scope }).toString() });
+    const refused = await refresh('patient/Condition.rs?no-such-param=1');
+    expect([refused.status, refused.body.error]).toEqual([400, 'invalid_scope']);
+    const narrowed = await refresh(`patient/Condition.rs?category=${DIAGNOSIS}`);
+    expect(narrowed.status, JSON.stringify(narrowed.body)).toBe(200);
+    expect(narrowed.body.scope).toBe(`patient/Condition.rs?category=${DIAGNOSIS}`);
+  });
+
   it('is granted only for reads and searches of a concrete type, by parameters the server searches by', async () => {
     const token = await grant(
       `Patient/${MEMBER}`,

@@ -48,6 +48,7 @@ export async function buildParts(env: PartsEnv): Promise<ServerParts> {
     tokenRequestsPerMinute: config.tokenRequestsPerMinute,
     isCompartmentType: (type) => type === 'Patient' || indexer.compartmentParams(type).length > 0,
     isRestrictionQuery: (type, query) => isRestrictionQuery(env.registry, type, query),
+    onGrantRevoked: (grantId) => outbound.endGrant(grantId),
   }, env.audit);
   const definitions = readConformanceResources().filter((r): r is OperationDefinition => r.resourceType === 'OperationDefinition');
   return {

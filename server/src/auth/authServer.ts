@@ -30,6 +30,8 @@ export interface AuthServerConfig {
   accessTokenSeconds: number;
   tokenRequestsPerMinute: number;
   isCompartmentType: (type: string) => boolean;
+  /** Called once an authorization grant is revoked (its Subscriptions end with it). */
+  onGrantRevoked?: (grantId: string) => Promise<void>;
   /** Whether reads and searches of the type can be held to a v2 scope's query (`guard.isRestrictionQuery`); none when unset. */
   isRestrictionQuery?: (resourceType: string, query: [string, string][]) => boolean;
 }
@@ -67,6 +69,7 @@ export function createAuthServer(store: FhirStore, config: AuthServerConfig, aud
   async function revokeGrant(grantId: string): Promise<void> {
     await store.putEphemeral(`revoked-grant:${grantId}`, true, new Date(Date.now() + (refreshSeconds.offline + 86_400) * 1000));
     revokedCache.clear();
+    await config.onGrantRevoked?.(grantId);
   }
   const restrictable = (scope: ResourceScope) => config.isRestrictionQuery?.(scope.resourceType, scope.query) ?? false;
   const tokenDeps = { store, clients, tokens, restrictable, tokenUrl: urls.token, trustedIssuers: config.trustedIssuers, refreshSeconds, jwks: createJwksCache(), revokeGrant, isGrantRevoked };

@@ -264,17 +264,19 @@ async function refresh(deps: TokenDeps, client: Client, form: Form) {
   if (!grant) throw invalidGrant('The refresh token is invalid, expired, revoked or already used');
   if (grant.clientId !== client.client_id) throw invalidGrant('The refresh token was issued to another client');
   if (grant.grantId && (await deps.isGrantRevoked(grant.grantId))) throw invalidGrant('The authorization grant was revoked');
-  const scope = refreshedScope(grant.scope, form.scope);
+  const scope = refreshedScope(grant.scope, form.scope, deps.restrictable);
   if (!(await deps.store.takeEphemeral(key))) throw invalidGrant('The refresh token is invalid, expired, revoked or already used');
   return tokenResponse(deps, { ...grant, scope }, undefined, grant);
 }
 
 /** The scope of a refreshed token: the granted one, or a narrower one asked for. */
-function refreshedScope(granted: string, asked: string | undefined): string {
+function refreshedScope(granted: string, asked: string | undefined, restrictable: (scope: ResourceScope) => boolean): string {
   if (!asked) return granted;
   const have = ScopeSet.parse(granted);
   const wanted = ScopeSet.parse(asked);
   if (!wanted.scopes.every((s) => have.covers(s))) throw invalidScope('A refresh may not widen the scopes');
+  // A query-restricted scope is granted only where reads and searches can be held to it, at a refresh as at the first grant.
+  if (have.narrow(wanted, restrictable).scopes.length < wanted.scopes.length) throw invalidScope('A refresh may not ask for a query-restricted scope the server cannot hold to its query');
   return wanted.toString();
 }
 

@@ -12,7 +12,7 @@ import { ProviderAuth } from './providerAuth.js';
 import { subscriptionAccessRule } from './subscriptionAccess.js';
 import { subscriptionStatusOperation } from './subscriptionStatus.js';
 import { HeartbeatScheduler } from './subscriptionScheduler.js';
-import { REST_HOOK, restHookHandler, subscriptionWriteHook, type SubscriptionDeps } from './subscriptions.js';
+import { endGrantSubscriptions, REST_HOOK, restHookHandler, subscriptionWriteHook, type SubscriptionDeps } from './subscriptions.js';
 import { publishTopic } from './topic.js';
 import { topicAccessRule } from './topicAccess.js';
 import { OutboxWorker, type OutboxMetrics } from './worker.js';
@@ -58,6 +58,8 @@ export interface Outbound {
   accessRules: Record<string, ResourceAccessRule>;
   metrics(): OutboxMetrics;
   config: OutboundConfig;
+  /** Turns off the Subscriptions bound to an authorization grant just revoked. */
+  endGrant(grantId: string): Promise<void>;
 }
 
 /**
@@ -94,6 +96,7 @@ export async function createOutbound(env: OutboundEnv): Promise<Outbound> {
     enqueueDelivery,
     enqueueInformationRequest: (tx, request) => enqueueInformationRequest(tx, request, config.cdex),
     endpointsFor,
+    endGrant: (grantId) => endGrantSubscriptions(subscriptionDeps, grantId),
     accessRules: {
       Subscription: subscriptionAccessRule({ registry, baseUrl: fhirBase, maxFilters: config.subscriptions.maxFilters }),
       Basic: topicAccessRule,

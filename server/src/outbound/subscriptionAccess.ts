@@ -46,7 +46,9 @@ export function ownerOf(code: string): { clientId: string; user?: string } | und
   const [client, user, ...rest] = code.split('/');
   if (!client || rest.length) return undefined;
   try {
-    return { clientId: decodeURIComponent(client), user: user === undefined ? undefined : decodeURIComponent(user) };
+    const named = user === undefined ? undefined : decodeURIComponent(user);
+    // A token with a patient in context and no fhirUser is owned by that patient: its code holds the bare id.
+    return { clientId: decodeURIComponent(client), user: named === undefined || named.includes('/') ? named : `Patient/${named}` };
   } catch {
     return undefined;
   }
@@ -57,13 +59,9 @@ export function ownerOf(code: string): { clientId: string; user?: string } | und
  * Patient or RelatedPerson. Not a backend service, a practitioner or plan staff.
  */
 export function isMemberOwned(sub: Resource): boolean {
-  const user = subscriptionOwner(sub)?.split('/')[1];
-  if (!user) return false;
-  try {
-    return /^(Patient|RelatedPerson)\//.test(decodeURIComponent(user));
-  } catch {
-    return false; // not a code ownerCode made
-  }
+  const code = subscriptionOwner(sub);
+  const user = code ? ownerOf(code)?.user : undefined;
+  return user !== undefined && /^(Patient|RelatedPerson)\//.test(user);
 }
 
 const hasRole = (auth: AccessContext, role: 'plan-admin' | 'auditor') => auth.roles.includes(role);
@@ -128,9 +126,11 @@ export function subscriptionAccessRule(options: SubscriptionAccessOptions): Reso
       switch (req.interaction) {
         case 'create':
         case 'update':
-        case 'patch':
-          // Also the result of a patch, which prepareWrite never sees: filters widened by a patch are refused here.
           return isOwner(req.auth, resource) && withinGrant(req.auth, resource as Subscription, ctx.policy, options);
+        case 'patch':
+          // Also the result of a patch, which prepareWrite never sees: filters widened by a patch are refused here, and so is
+          // a grant tag removed or changed, which would keep notifications going after the grant is revoked (a PUT re-stamps it).
+          return isOwner(req.auth, resource) && subscriptionGrant(resource) === req.auth.grantId && withinGrant(req.auth, resource as Subscription, ctx.policy, options);
         case 'delete':
           return isOwner(req.auth, resource) || hasRole(req.auth, 'plan-admin');
         default:

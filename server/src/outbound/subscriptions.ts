@@ -1,5 +1,5 @@
 import type { AuditSink } from '../fhir/context.js';
-import { auditExport, type Export } from './exportAudit.js';
+import { auditExport, type Export, patientNamed } from './exportAudit.js';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Resource, Subscription } from 'fhir/r4.js';
 import { z } from 'zod';
@@ -12,7 +12,7 @@ import type { NetworkPolicy, OutboundConfig } from './config.js';
 import { classifyHttpError, describeError, isSuccessfulNonJson, PermanentError, TransientError } from './errors.js';
 import { fhirClient, requestOptions } from './http.js';
 import { eventCount, nextEventNumber, notificationBundle, type NotificationType } from './notifications.js';
-import { ownerOf, subscriptionGrant, subscriptionOwner, SUBSCRIPTION_OWNER_SYSTEM } from './subscriptionAccess.js';
+import { ownerOf, SUBSCRIPTION_GRANT_SYSTEM, subscriptionGrant, subscriptionOwner, SUBSCRIPTION_OWNER_SYSTEM } from './subscriptionAccess.js';
 import { channelSettings, type ChannelSettings, type SettingsDeps, type SubscriptionStatus } from './subscriptionSettings.js';
 import { isCaseResource, isTopicResourceType, passesFilters, TOPIC_URL } from './topic.js';
 import type { OutboxHandler } from './worker.js';
@@ -81,6 +81,13 @@ async function turnOff(store: FhirStore, id: string, still: (current: Subscripti
       return true;
     }),
   );
+}
+
+/** Turns off every Subscription bound to a revoked authorization grant, at once: not only at its next event. */
+export async function endGrantSubscriptions(deps: Pick<SubscriptionDeps, 'store' | 'registry' | 'fhirBase'>, grantId: string): Promise<void> {
+  const { query } = parseSearch('Subscription', [['_tag', `${SUBSCRIPTION_GRANT_SYSTEM}|${grantId}`]], deps.registry, { strict: true, baseUrl: deps.fhirBase });
+  const { resources } = await deps.store.search({ ...query, count: 1000 });
+  for (const sub of resources) await turnOff(deps.store, sub.id!, (current) => subscriptionGrant(current) === grantId, "the owner's authorization has ended (grant revoked)");
 }
 
 /**
@@ -281,7 +288,7 @@ export function restHookHandler(deps: SubscriptionDeps): OutboxHandler {
     }
     const bundle = await buildNotification(deps, settings, message);
     // An event notification discloses its focus (its id at least); handshakes and heartbeats name no record.
-    const sent: Export | undefined = message.type === 'event-notification' ? { record: `${message.focus.resourceType}/${message.focus.id}`, destination: settings.endpoint } : undefined;
+    const sent = message.type === 'event-notification' ? await notified(deps, message.focus, settings.endpoint) : undefined;
     try {
       await post(settings, bundle, deps.network);
       if (sent) auditExport(deps.audit, sent, { status: 200 });
@@ -303,6 +310,12 @@ export function restHookHandler(deps: SubscriptionDeps): OutboxHandler {
       }
     }
   };
+}
+
+/** What an event notification discloses, for its AuditEvent: the focus, the member it is about, and where it goes. */
+async function notified(deps: SubscriptionDeps, focus: { resourceType: string; id: string }, destination: string): Promise<Export> {
+  const resource = await deps.store.find(focus.resourceType, focus.id);
+  return { record: `${focus.resourceType}/${focus.id}`, patient: resource ? patientNamed(resource, deps.fhirBase) : undefined, destination };
 }
 
 async function buildNotification(deps: SubscriptionDeps, settings: ChannelSettings, message: RestHookPayload) {

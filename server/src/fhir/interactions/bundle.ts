@@ -1,3 +1,4 @@
+import { nonEmpty } from '../jsonRules.js';
 import { randomUUID } from 'node:crypto';
 import type { Binary, Bundle, BundleEntry, OperationOutcome, Resource } from 'fhir/r4.js';
 import { z } from 'zod';
@@ -154,9 +155,8 @@ async function transaction(req: FhirRequest, ctx: FhirContext, entries: Entry[],
   return responseBundle('transaction-response', responses);
 }
 
-/** R4 JSON has no empty arrays (json.html, ele-1): the answer to a Bundle without entries has no entry. */
-const responseBundle = (type: 'batch-response' | 'transaction-response', entries: BundleEntry[]): Bundle =>
-  entries.length ? { resourceType: 'Bundle', type, entry: entries } : { resourceType: 'Bundle', type };
+/** The answer to a Bundle; to one without entries, without `entry` (R4 JSON has no empty arrays). */
+const responseBundle = (type: 'batch-response' | 'transaction-response', entries: BundleEntry[]): Bundle => ({ resourceType: 'Bundle', type, entry: nonEmpty(entries) });
 
 /** One step of an entry: its failure is the transaction's, naming the entry, with paths in its resource as paths in the Bundle. */
 async function atEntry<T>(index: number, resource: Resource | undefined, step: () => Promise<T>): Promise<T> {
@@ -308,7 +308,7 @@ function overlap(first: number, second: number, identity: string): FhirError {
 async function resolvedIdentity(req: FhirRequest, ctx: FhirContext, entry: Entry, deletes: Deletes, preset: string | undefined): Promise<string | undefined> {
   const search = conditionalSearch(req, ctx, entry);
   if (!search) return undefined;
-  const { type, criteria, request, interaction } = search;
+  const { type, request, interaction } = search;
   requireScope(request, ctx, type, interaction);
   requireScope(request, ctx, type, 'search');
   ctx.store.readThrough(type);
@@ -395,8 +395,10 @@ const runsLater = ({ request }: Entry): number => Number(request.method === 'DEL
  * within a method to the server).
  */
 const byTarget = (a: Entry, b: Entry): number => {
-  const named = (e: Entry) => e.request.method !== 'POST' && !e.request.url.includes('?');
-  return named(a) && named(b) ? (a.request.url < b.request.url ? -1 : a.request.url > b.request.url ? 1 : 0) : 0;
+  if (a.request.method === 'POST' || b.request.method === 'POST') return 0;
+  // Named ones first, in url order; conditional ones after them, in url order too: one total order.
+  const key = (e: Entry) => `${e.request.url.includes('?') ? 1 : 0}${e.request.url}`;
+  return key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0;
 };
 
 function assignId({ fullUrl, resource, request }: Entry, ids: Map<string, string>): void {
