@@ -1,7 +1,7 @@
 import type { CapabilityStatement, CapabilityStatementRestResource } from 'fhir/r4.js';
 import type { FhirContext } from './context.js';
 import { isAppendOnlyType, isReadOnlyType, RESOURCE_TYPES } from './resourceTypes.js';
-import { CANONICAL_BASE, SUBSCRIPTION_TOPICS } from './systems.js';
+import { BACKPORT, CANONICAL_BASE, SUBSCRIPTION_TOPICS } from './systems.js';
 import { nonEmpty } from './jsonRules.js';
 
 export interface SecurityUrls {
@@ -15,15 +15,6 @@ export interface SecurityUrls {
 
 const WRITE_INTERACTIONS = ['create', 'update', 'patch', 'delete'] as const;
 const READ_INTERACTIONS = ['read', 'vread', 'search-type', 'history-instance', 'history-type'] as const;
-
-/**
- * Subscriptions R5 Backport IG 1.1 (conformance.md, "Conformance in FHIR R4"): a server SHALL list the
- * backport Subscription profile as a supportedProfile and SHOULD instantiate the IG's server statement.
- */
-const BACKPORT = 'http://hl7.org/fhir/uv/subscriptions-backport';
-const BACKPORT_SUBSCRIPTION_PROFILE = `${BACKPORT}/StructureDefinition/backport-subscription`;
-const BACKPORT_SERVER_CAPABILITIES = `${BACKPORT}/CapabilityStatement/backport-subscription-server-r4`;
-const BACKPORT_IG = `${BACKPORT}/ImplementationGuide/hl7.fhir.uv.subscriptions-backport`;
 
 /**
  * The CapabilityStatement, generated from the route table's interactions, the search parameter
@@ -40,13 +31,13 @@ export function capabilityStatement(ctx: FhirContext, baseUrl: string, security:
     date: new Date().toISOString().slice(0, 10),
     publisher: 'second-opinion-fhir',
     kind: 'instance',
-    instantiates: [BACKPORT_SERVER_CAPABILITIES],
+    instantiates: [BACKPORT.serverCapabilities],
     software: { name: 'second-opinion-fhir', version },
     implementation: { description: 'Second medical opinion requests, UM review and notices', url: baseUrl },
     fhirVersion: '4.0.1',
     format: ['application/fhir+json', 'json'],
     patchFormat: ['application/json-patch+json'],
-    implementationGuide: [BACKPORT_IG],
+    implementationGuide: [BACKPORT.implementationGuide],
     rest: [
       {
         mode: 'server',
@@ -99,10 +90,13 @@ function resourceComponent(ctx: FhirContext, type: string): CapabilityStatementR
   };
 }
 
-/** Our profiles of the type, and for Subscription the backport IG's (SHALL). */
+/**
+ * Our profiles of the type, and for Subscription the backport IG's: Subscriptions Backport IG 1.1 (conformance.md,
+ * "Conformance in FHIR R4") says a server SHALL list it, and SHOULD instantiate the IG's server statement (below).
+ */
 function supportedProfiles(ctx: FhirContext, type: string): string[] | undefined {
   const own = ctx.supportedProfiles?.get(type) ?? [];
-  return nonEmpty(type === 'Subscription' ? [...own, BACKPORT_SUBSCRIPTION_PROFILE] : own);
+  return nonEmpty(type === 'Subscription' ? [...own, BACKPORT.subscriptionProfile] : own);
 }
 
 /**

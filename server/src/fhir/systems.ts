@@ -44,6 +44,8 @@ export const IDENTIFIER_SYSTEMS = {
   mediCalCin: 'urn:oid:2.16.840.1.113883.3.1241.1.1',
   /** Plan member id; qualified per plan by Coverage.payor, stored with this system. */
   planMemberId: `${CANONICAL_BASE}/sid/member-id`,
+  /** On a copy delivered to a provider's server: which resource of ours it copies (`Type/id`), so that it is created once. */
+  deliveredResource: `${CANONICAL_BASE}/sid/delivered-resource`,
   /** Identifier of a second-opinion request, assigned by the submitter or by us. */
   secondOpinionRequest: `${CANONICAL_BASE}/sid/second-opinion-request`,
   /** Prior authorization numbers issued by the plan. */
@@ -78,4 +80,23 @@ export const EXTENSIONS = {
 export const SUBSCRIPTION_TOPICS = {
   /** Changes to the Task, ServiceRequest, CoverageEligibilityResponse, Communication and DocumentReference of a second-opinion case. */
   secondOpinionCase: `${CANONICAL_BASE}/SubscriptionTopic/second-opinion-case`,
+} as const;
+
+const BACKPORT_IG = 'http://hl7.org/fhir/uv/subscriptions-backport';
+const BACKPORT_SD = `${BACKPORT_IG}/StructureDefinition`;
+/** The R4 Subscriptions Backport IG's canonical URLs (extensions, profiles, its server statement and operation). */
+export const BACKPORT = {
+  implementationGuide: `${BACKPORT_IG}/ImplementationGuide/hl7.fhir.uv.subscriptions-backport`,
+  serverCapabilities: `${BACKPORT_IG}/CapabilityStatement/backport-subscription-server-r4`,
+  filterCriteria: `${BACKPORT_SD}/backport-filter-criteria`,
+  payloadContent: `${BACKPORT_SD}/backport-payload-content`,
+  heartbeatPeriod: `${BACKPORT_SD}/backport-heartbeat-period`,
+  timeout: `${BACKPORT_SD}/backport-timeout`,
+  maxCount: `${BACKPORT_SD}/backport-max-count`,
+  channelType: `${BACKPORT_SD}/backport-channel-type`,
+  subscriptionProfile: `${BACKPORT_SD}/backport-subscription`,
+  statusProfile: `${BACKPORT_SD}/backport-subscription-status-r4`,
+  notificationProfile: `${BACKPORT_SD}/backport-subscription-notification-r4`,
+  statusOperation: `${BACKPORT_IG}/OperationDefinition/backport-subscription-status`,
+  subscriptionError: 'http://terminology.hl7.org/CodeSystem/subscription-error',
 } as const;

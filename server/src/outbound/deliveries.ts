@@ -3,7 +3,7 @@ import { auditExport, type Export, patientNamed } from './exportAudit.js';
 import type { Endpoint, Identifier, Organization, PractitionerRole, Resource } from 'fhir/r4.js';
 import { z } from 'zod';
 import { parseLiteral } from '../fhir/references.js';
-import { CANONICAL_BASE } from '../fhir/systems.js';
+import { IDENTIFIER_SYSTEMS } from '../fhir/systems.js';
 import type { FhirStore } from '../storage/FhirStore.js';
 import type { NetworkPolicy } from './config.js';
 import { classifyHttpError, isSuccessfulNonJson, PermanentError } from './errors.js';
@@ -38,8 +38,6 @@ export interface DeliveryRequest {
   identifier: { system: string; value: string };
   plan?: string;
   owner?: string;
-  /** Our resource the delivery carries, when `resource` is a copy without our id (see focusOf). */
-  focus?: string;
   /** Overrides the default dedupe key (`fhir-create:<endpoint>|<system>|<value>`), e.g. to resend on purpose. */
   dedupeKey?: string;
 }
@@ -63,9 +61,6 @@ export async function enqueueDelivery(tx: FhirStore, request: DeliveryRequest): 
   await tx.enqueue(FHIR_CREATE, payload, request.dedupeKey ?? `${FHIR_CREATE}:${endpoint}|${request.identifier.system}|${request.identifier.value}`);
 }
 
-/** How a delivered copy names the resource of ours it copies (workflow/providerDelivery.ts deliveredIdentifier). */
-const DELIVERED_RESOURCE_SYSTEM = `${CANONICAL_BASE}/sid/delivered-resource`;
-
 /**
  * Which resource of ours a delivery carries, for the delivery-failed Task (focus, and through it the
  * patient): the one named, the resource itself when it has our id, or the one its delivered-resource
@@ -73,8 +68,8 @@ const DELIVERED_RESOURCE_SYSTEM = `${CANONICAL_BASE}/sid/delivered-resource`;
  */
 function focusOf(request: DeliveryRequest): string | undefined {
   const { resource, identifier } = request;
-  const fromIdentifier = identifier.system === DELIVERED_RESOURCE_SYSTEM ? identifier.value : undefined;
-  const focus = request.focus ?? (resource.id ? `${resource.resourceType}/${resource.id}` : fromIdentifier);
+  const fromIdentifier = identifier.system === IDENTIFIER_SYSTEMS.deliveredResource ? identifier.value : undefined;
+  const focus = resource.id ? `${resource.resourceType}/${resource.id}` : fromIdentifier;
   return Reference.safeParse(focus).success ? focus : undefined;
 }
 

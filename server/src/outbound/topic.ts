@@ -6,7 +6,7 @@ import { badRequest, unprocessable } from '../fhir/outcomes.js';
 import { parseLiteral } from '../fhir/references.js';
 import { parseSearch } from '../fhir/search/parse.js';
 import type { SearchParamRegistry } from '../fhir/search/registry.js';
-import { CANONICAL_BASE, CODE_SYSTEMS, IDENTIFIER_SYSTEMS, PROFILES, SUBSCRIPTION_TOPICS } from '../fhir/systems.js';
+import { BACKPORT, CANONICAL_BASE, CODE_SYSTEMS, IDENTIFIER_SYSTEMS, PROFILES, SUBSCRIPTION_TOPICS } from '../fhir/systems.js';
 import type { FhirStore, SearchQuery } from '../storage/FhirStore.js';
 
 /**
@@ -23,20 +23,7 @@ export const TOPIC_RESOURCE_TYPES = ['Task', 'ServiceRequest', 'CoverageEligibil
 export type TopicResourceType = (typeof TOPIC_RESOURCE_TYPES)[number];
 export const isTopicResourceType = (type: string): type is TopicResourceType => (TOPIC_RESOURCE_TYPES as readonly string[]).includes(type);
 
-const BACKPORT_SD = 'http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition';
-export const BACKPORT = {
-  filterCriteria: `${BACKPORT_SD}/backport-filter-criteria`,
-  payloadContent: `${BACKPORT_SD}/backport-payload-content`,
-  heartbeatPeriod: `${BACKPORT_SD}/backport-heartbeat-period`,
-  timeout: `${BACKPORT_SD}/backport-timeout`,
-  maxCount: `${BACKPORT_SD}/backport-max-count`,
-  channelType: `${BACKPORT_SD}/backport-channel-type`,
-  subscriptionProfile: `${BACKPORT_SD}/backport-subscription`,
-  statusProfile: `${BACKPORT_SD}/backport-subscription-status-r4`,
-  notificationProfile: `${BACKPORT_SD}/backport-subscription-notification-r4`,
-  statusOperation: 'http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-status',
-  subscriptionError: 'http://terminology.hl7.org/CodeSystem/subscription-error',
-} as const;
+export { BACKPORT };
 
 /** Tag on the Tasks this module writes about failed deliveries; they never trigger notifications. */
 export const OUTBOUND_TAG = { system: `${CANONICAL_BASE}/CodeSystem/outbound`, code: 'delivery-failed' } as const;

@@ -3,7 +3,7 @@ import type { Coverage, CoverageEligibilityResponse, DocumentReference, Extensio
 import { extendDeadline, localDate, notificationDues } from '../domain/clock.js';
 import { practisesRequestedSpecialty } from '../domain/network.js';
 import { type CaseStep, type Delegation, type ReviewAction, ReviewRefusal, TASK_STATUS, transition } from '../domain/reviewPath.js';
-import { badRequest, conflict, forbidden, preconditionFailed, unprocessable } from '../fhir/outcomes.js';
+import { conflict, forbidden, preconditionFailed, unprocessable } from '../fhir/outcomes.js';
 import { parseLiteral } from '../fhir/references.js';
 import type { AccessContext } from '../fhir/request.js';
 import { CODE_SYSTEMS, EXTENSIONS, PROFILES } from '../fhir/systems.js';

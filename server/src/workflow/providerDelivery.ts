@@ -1,6 +1,6 @@
-import type { Communication, DocumentReference, Identifier, Reference, Resource } from 'fhir/r4.js';
+import type { Communication, DocumentReference, Reference, Resource } from 'fhir/r4.js';
 import { parseLiteral, rewriteReferences } from '../fhir/references.js';
-import { CANONICAL_BASE } from '../fhir/systems.js';
+import { IDENTIFIER_SYSTEMS } from '../fhir/systems.js';
 import type { FhirStore } from '../storage/FhirStore.js';
 
 /**
@@ -17,19 +17,17 @@ export interface ProviderDelivery {
   requestInformation(tx: FhirStore, request: { recipient: Reference; serviceRequestId: string; patientId: string; patientIdentifier?: { system: string; value: string }; what: string[]; due?: string }): Promise<Reference | undefined>;
 }
 
-/** How a delivered copy names the resource it copies, so that the provider's server keeps one copy of it. */
-export const deliveredIdentifier = (resource: Resource): { system: string; value: string } => ({ system: `${CANONICAL_BASE}/sid/delivered-resource`, value: `${resource.resourceType}/${resource.id}` });
+/** How a delivered copy names the resource of ours it copies, so that the provider's server keeps one copy of it. */
+export const deliveredIdentifier = (resource: Resource): { system: string; value: string } => ({ system: IDENTIFIER_SYSTEMS.deliveredResource, value: `${resource.resourceType}/${resource.id}` });
 
 /**
- * What a provider's server is sent: a copy without our id and version (keeping the profiles it claims), marked with `deliveredIdentifier`, whose
- * references name our resources absolutely (a relative one would resolve against the provider's server, R4
- * references.html), and a Communication carries its letter itself, not a reference to a document of ours.
+ * What a provider's server is sent, before the outbox makes it the receiver's copy (our id and version dropped,
+ * `deliveredIdentifier` added: outbound/deliveries.ts forReceiver): its references name our resources absolutely (a
+ * relative one would resolve against the provider's server, R4 references.html), and a Communication carries its
+ * letter itself, not a reference to a document of ours.
  */
 export async function deliverableCopy(tx: FhirStore, resource: Resource, fhirBase: string): Promise<Resource> {
-  // Our id and version are ours; the profiles it claims still say what it is (a decision notice, a consultation report).
-  const profile = resource.meta?.profile;
-  const copy = structuredClone({ ...resource, id: undefined, meta: profile?.length ? { profile } : undefined }) as Resource & { identifier?: Identifier[] };
-  copy.identifier = [...(copy.identifier ?? []), deliveredIdentifier(resource)];
+  const copy = structuredClone(resource);
   if (copy.resourceType === 'Communication') await embedLetters(tx, copy as Communication);
   rewriteReferences(copy, (ref) => (parseLiteral(ref) ? `${fhirBase}/${ref}` : undefined));
   return copy;

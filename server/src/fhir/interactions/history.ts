@@ -1,3 +1,4 @@
+import { nonEmpty } from '../jsonRules.js';
 import type { Bundle, BundleEntry, BundleLink } from 'fhir/r4.js';
 import type { HistoryEntry, HistoryQuery } from '../../storage/FhirStore.js';
 import type { FhirContext } from '../context.js';
@@ -56,7 +57,7 @@ export async function history(req: FhirRequest, ctx: FhirContext, type?: string,
     link: historyLinks(req, [type, id, '_history'].filter(Boolean).join('/'), { ...paging, before: pin }, page.next, !oneByOne),
   };
   // R4 JSON has no empty arrays (json.html, ele-1): a history with no versions has no entry.
-  if (page.versions.length) bundle.entry = page.versions.map((v) => historyEntry(req.baseUrl, v));
+  bundle.entry = nonEmpty(page.versions.map((v) => historyEntry(req.baseUrl, v)));
   return { status: 200, body: bundle };
 }
 

@@ -1,3 +1,4 @@
+import { nonEmpty } from '../jsonRules.js';
 import type { Bundle, BundleEntry, BundleLink, Resource } from 'fhir/r4.js';
 import type { SearchClause } from '../../storage/FhirStore.js';
 import type { FhirContext } from '../context.js';
@@ -76,7 +77,7 @@ export async function searchType(req: FhirRequest, ctx: FhirContext, type: strin
       search: { mode: 'outcome' },
     });
   }
-  if (entries.length) bundle.entry = entries; // R4 JSON has no empty arrays (json.html, ele-1)
+  bundle.entry = nonEmpty(entries);
   return { status: 200, body: bundle };
 }
 
