@@ -6,7 +6,7 @@ import type { AccessContext } from '../fhir/request.js';
 import { SearchParamRegistry } from '../fhir/search/registry.js';
 import { OutboundConfigSchema } from './config.js';
 import { notificationBundle, statusParameters } from './notifications.js';
-import { checkSubscriptionAccess, isMemberOwned, maskHeaders, SUBSCRIPTION_OWNER_SYSTEM, subscriptionAccessRule } from './subscriptionAccess.js';
+import { checkSubscriptionAccess, isMemberOwned, maskHeaders, ownerOf, SUBSCRIPTION_OWNER_SYSTEM, subscriptionAccessRule } from './subscriptionAccess.js';
 import { channelSettings } from './subscriptionSettings.js';
 import { BACKPORT, readTopicBasic, TOPIC_RESOURCE_TYPES, TOPIC_URL } from './topic.js';
 import { topicAccessRule } from './topicAccess.js';
@@ -231,5 +231,17 @@ describe('channelSettings, content type and channel type', () => {
   it('knows a member-owned Subscription by the user of its owner code', () => {
     const owned = (code: string) => ({ ...sub([]), meta: { tag: [{ system: SUBSCRIPTION_OWNER_SYSTEM, code }] } });
     expect(['app/Patient%2Fm1', 'app/RelatedPerson%2Fr1', 'app/Practitioner%2Fp1', 'svc', 'app/%E0%A4%A'].map((c) => isMemberOwned(owned(c)))).toEqual([true, true, false, false, false]);
+  });
+});
+
+describe('owner codes', () => {
+  const owned = (code: string): Subscription => ({ resourceType: 'Subscription', status: 'active', reason: 'x', criteria: TOPIC_URL, channel: { type: 'rest-hook' }, meta: { tag: [{ system: SUBSCRIPTION_OWNER_SYSTEM, code }] } });
+  it('read the client and the user back; a bare patient id (a patient-context token without fhirUser) is that Patient', () => {
+    expect(ownerOf('second-opinion-app/Practitioner%2Fhpsj-um-1')).toEqual({ clientId: 'second-opinion-app', user: 'Practitioner/hpsj-um-1' });
+    expect(ownerOf('second-opinion-app/member-1')).toEqual({ clientId: 'second-opinion-app', user: 'Patient/member-1' });
+    expect(ownerOf('demo-backend')).toEqual({ clientId: 'demo-backend', user: undefined });
+    expect(ownerOf('a/b/c')).toBeUndefined();
+    expect(isMemberOwned(owned('second-opinion-app/member-1'))).toBe(true);
+    expect(isMemberOwned(owned('second-opinion-app/Practitioner%2Fhpsj-um-1'))).toBe(false);
   });
 });
