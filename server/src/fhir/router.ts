@@ -99,7 +99,9 @@ function allowedMethods(req: FhirRequest): string[] {
 function allowedAt(req: FhirRequest, ctx: FhirContext): string[] {
   const at = req.path.findIndex((s) => s.startsWith('$'));
   if (at >= 0) {
-    const entry = ctx.operations.find((o) => o.name === req.path[at].slice(1));
+    // The operation at this level and type: `$submit` on ServiceRequest changes state, on CoverageEligibilityRequest not.
+    const level = at === 0 ? 'system' : at === 1 ? 'type' : 'instance';
+    const entry = findOperation(ctx.operations, req.path[at].slice(1), level, at > 0 ? req.path[0] : undefined);
     return entry ? operationMethods(entry) : ['POST'];
   }
   return req.path.length === 1 && req.path[0] === 'metadata' ? ['GET', 'HEAD'] : allowedMethods(req);
