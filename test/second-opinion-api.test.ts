@@ -3,7 +3,7 @@ import type { Bundle, CoverageEligibilityResponse, ServiceRequest, Task } from '
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Resource, StructureDefinition } from 'fhir/r4.js';
 import { seedDemoData } from '../server/src/demo/seed.js';
-import { readConformanceResources } from '../server/src/fhir/conformance.js';
+import { ourOperationDefinitions, readConformanceResources } from '../server/src/fhir/conformance.js';
 import { createResourceValidator } from '../server/src/fhir/resourceValidator.js';
 import { eligibilityCheckOperation, submitOnCreate, submitOperation } from '../server/src/fhir/operations/submit.js';
 import { CODE_SYSTEMS, EXTENSIONS, IDENTIFIER_SYSTEMS, PROFILES } from '../server/src/fhir/systems.js';
@@ -45,7 +45,7 @@ describe.each(STORE_DRIVERS)('second-opinion API with the plan rules on $name', 
   beforeAll(async () => {
     server = await startFhirOnlyServer(config, async (env) => {
       await seedDemoData(env.store);
-      return { operations: [submitOperation(decideWithPlanRules), eligibilityCheckOperation(decideWithPlanRules)] };
+      return { operations: [submitOperation(ourOperationDefinitions(readConformanceResources()), decideWithPlanRules), eligibilityCheckOperation(ourOperationDefinitions(readConformanceResources()), decideWithPlanRules)] };
     });
     server.ctx.createInterceptors = { ServiceRequest: submitOnCreate(decideWithPlanRules) };
     client = new Client({ baseUrl: server.fhirBase });

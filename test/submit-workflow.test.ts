@@ -1,5 +1,6 @@
 import type { Bundle, Coverage, CoverageEligibilityResponse, Patient, Practitioner, RelatedPerson, ServiceRequest, Task } from 'fhir/r4.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ourOperationDefinitions, readConformanceResources } from '../server/src/fhir/conformance.js';
 import { eligibilityCheckOperation, submitOnCreate, submitOperation } from '../server/src/fhir/operations/submit.js';
 import { CODE_SYSTEMS, IDENTIFIER_SYSTEMS, PROFILES } from '../server/src/fhir/systems.js';
 import type { RunningServer } from '../server/src/server.js';
@@ -86,7 +87,7 @@ describe.each(STORE_DRIVERS)('second-opinion submission workflow on $name', (dri
   const config = driver.config();
   beforeAll(async () => {
     server = await startFhirOnlyServer(config, async () => ({
-      operations: [submitOperation(testDecide), eligibilityCheckOperation(testDecide)],
+      operations: [submitOperation(ourOperationDefinitions(readConformanceResources()), testDecide), eligibilityCheckOperation(ourOperationDefinitions(readConformanceResources()), testDecide)],
     }));
     server.ctx.createInterceptors = { ServiceRequest: submitOnCreate(testDecide) };
     await server.store.update({ resourceType: 'Organization', id: 'plan-test', name: 'Test plan', identifier: [{ system: IDENTIFIER_SYSTEMS.planId, value: 'hpsj' }] });

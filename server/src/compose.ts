@@ -6,8 +6,7 @@ import { loadSigningKey } from './auth/signingKeys.js';
 import { identify } from './auth/userDirectory.js';
 import { TrustedIssuerSchema } from './auth/tokenEndpoint.js';
 import { seedDemoData } from './demo/seed.js';
-import type { OperationDefinition } from 'fhir/r4.js';
-import { publishConformance, readConformanceResources } from './fhir/conformance.js';
+import { ourOperationDefinitions, publishConformance, readConformanceResources } from './fhir/conformance.js';
 import { committeeReportOperation } from './fhir/operations/report.js';
 import { reviewOperations } from './fhir/operations/review.js';
 import { reportRouter } from './http/reportRoutes.js';
@@ -50,7 +49,7 @@ export async function buildParts(env: PartsEnv): Promise<ServerParts> {
     isRestrictionQuery: (type, query) => isRestrictionQuery(env.registry, type, query),
     onGrantRevoked: (grantId) => outbound.endGrant(grantId),
   }, env.audit);
-  const definitions = readConformanceResources().filter((r): r is OperationDefinition => r.resourceType === 'OperationDefinition');
+  const definitions = ourOperationDefinitions(readConformanceResources());
   return {
     policy: auth.policy,
     authenticate: auth.authenticate,
@@ -58,8 +57,8 @@ export async function buildParts(env: PartsEnv): Promise<ServerParts> {
     routers: [auth.router, reportRouter(env.store, auth.policy, auth.authenticate, env.fhirBase), metricsRouter(env.store, () => outbound.metrics(), auth.authenticate), ...appRouter()],
     allowedOrigin: auth.allowedOrigin,
     operations: [
-      submitOperation(decideWithPlanRules, delivery),
-      eligibilityCheckOperation(decideWithPlanRules),
+      submitOperation(definitions, decideWithPlanRules, delivery),
+      eligibilityCheckOperation(definitions, decideWithPlanRules),
       ...reviewOperations(definitions, delivery),
       committeeReportOperation(definitions.find((d) => d.id === 'second-opinion-report')!),
       ...outbound.operations,

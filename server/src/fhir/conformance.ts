@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Resource, SearchParameter } from 'fhir/r4.js';
+import type { OperationDefinition, Resource, SearchParameter } from 'fhir/r4.js';
 import { PROJECT_ROOT } from '../paths.js';
 import type { FhirStore } from '../storage/FhirStore.js';
 import { CONFORMANCE_TYPES } from './resourceTypes.js';
@@ -18,6 +18,9 @@ export function readConformanceResources(dir = PROFILES_DIR): Resource[] {
 
 export const ourSearchParameters = (resources: Resource[]): SearchParameter[] =>
   resources.filter((r): r is SearchParameter => r.resourceType === 'SearchParameter');
+
+export const ourOperationDefinitions = (resources: Resource[]): OperationDefinition[] =>
+  resources.filter((r): r is OperationDefinition => r.resourceType === 'OperationDefinition');
 
 /** Publishes the conformance resources in the store (read-only for clients); unchanged ones are left alone. */
 export async function publishConformance(store: FhirStore, resources: Resource[]): Promise<void> {

@@ -1,5 +1,4 @@
 import type { Bundle, OperationDefinition, Reference, ServiceRequest } from 'fhir/r4.js';
-import { readConformanceResources } from '../conformance.js';
 import { approvedOnReceipt } from '../../workflow/caseReview.js';
 import type { ProviderDelivery } from '../../workflow/providerDelivery.js';
 import { checkEligibility, resultBundle, submitSecondOpinion, type DecideCase } from '../../workflow/submit.js';
@@ -13,23 +12,19 @@ import { CANONICAL_BASE, PROFILES } from '../systems.js';
 
 const actorOf = (fhirUser?: string): Reference | undefined => (fhirUser ? { reference: fhirUser } : undefined);
 
-const declared = new Map<string, OperationDefinition>();
-/** The operation's OperationDefinition as published (profiles/), read once. */
-function definitionOf(id: string): OperationDefinition {
-  let definition = declared.get(id);
-  if (!definition) {
-    definition = readConformanceResources().find((r): r is OperationDefinition => r.resourceType === 'OperationDefinition' && r.id === id);
-    if (!definition) throw new Error(`OperationDefinition/${id} is not among the conformance resources`);
-    declared.set(id, definition);
-  }
+/** The operation's OperationDefinition among those published (profiles/). */
+function definitionIn(definitions: OperationDefinition[], id: string): OperationDefinition {
+  const definition = definitions.find((d) => d.id === id);
+  if (!definition) throw new Error(`OperationDefinition/${id} is not among the conformance resources`);
   return definition;
 }
 
 /** The `bundle` input, read as the OperationDefinition declares it: one, by that name (a bare Bundle body is it), nothing else. */
-const submittedBundle = (req: FhirRequest, id: string): Bundle => parseOperationInput(req, definitionOf(id)).get('bundle')![0] as Bundle;
+const submittedBundle = (req: FhirRequest, definition: OperationDefinition): Bundle => parseOperationInput(req, definition).get('bundle')![0] as Bundle;
 
 /** `ServiceRequest/$submit`: a second-opinion request becomes a case (ServiceRequest, eligibility, Task). */
-export function submitOperation(decide: DecideCase, delivery?: ProviderDelivery): OperationDefinitionEntry {
+export function submitOperation(definitions: OperationDefinition[], decide: DecideCase, delivery?: ProviderDelivery): OperationDefinitionEntry {
+  const definition = definitionIn(definitions, 'ServiceRequest-submit');
   return {
     name: 'submit',
     levels: ['type'],
@@ -38,7 +33,7 @@ export function submitOperation(decide: DecideCase, delivery?: ProviderDelivery)
     affectsState: true,
     definition: `${CANONICAL_BASE}/OperationDefinition/ServiceRequest-submit`,
     async handler(req, ctx) {
-      return submitCase(req, ctx, submittedBundle(req, 'ServiceRequest-submit'), decide, delivery);
+      return submitCase(req, ctx, submittedBundle(req, definition), decide, delivery);
     },
   };
 }
@@ -78,7 +73,8 @@ export function submitOnCreate(decide: DecideCase, delivery?: ProviderDelivery):
 }
 
 /** `CoverageEligibilityRequest/$submit` (auth-requirements): would this second opinion need authorization? Creates nothing. */
-export function eligibilityCheckOperation(decide: DecideCase): OperationDefinitionEntry {
+export function eligibilityCheckOperation(definitions: OperationDefinition[], decide: DecideCase): OperationDefinitionEntry {
+  const definition = definitionIn(definitions, 'CoverageEligibilityRequest-submit');
   return {
     name: 'submit',
     levels: ['type'],
@@ -87,7 +83,7 @@ export function eligibilityCheckOperation(decide: DecideCase): OperationDefiniti
     affectsState: false,
     definition: `${CANONICAL_BASE}/OperationDefinition/CoverageEligibilityRequest-submit`,
     async handler(req, ctx) {
-      const response = await checkEligibility(ctx.store, submittedBundle(req, 'CoverageEligibilityRequest-submit'), decide, {
+      const response = await checkEligibility(ctx.store, submittedBundle(req, definition), decide, {
         authorize: () => undefined,
         mayAccess: (resource) => mayAccess(req, ctx, resource),
         compartmentsOf: (resource) => ctx.indexer.patientCompartments(resource),
