@@ -5,7 +5,8 @@ export const REASON_CATEGORIES = ['surgery-necessity', 'serious-condition', 'unc
 export type ReasonCategory = (typeof REASON_CATEGORIES)[number];
 
 /** R1: who asks. The policies name the member, an authorized representative, the PCP and a treating specialist. */
-export type RequesterKind = 'member' | 'authorized-representative' | 'pcp' | 'treating-specialist' | 'other';
+export const REQUESTER_KINDS = ['member', 'authorized-representative', 'pcp', 'treating-specialist', 'other'] as const;
+export type RequesterKind = (typeof REQUESTER_KINDS)[number];
 
 export type NetworkTier = 'member-group' | 'plan-network' | 'out-of-network';
 

@@ -79,19 +79,22 @@ export function mayAccess(req: FhirRequest, ctx: FhirContext, resource: Resource
 function refusalOf(req: FhirRequest, ctx: FhirContext, resource: Resource): string | undefined {
   if (!req.auth) return undefined;
   const what = `${resource.resourceType}/${resource.id ?? '(new)'}`;
-  const rule = ctx.accessRules?.[resource.resourceType];
-  if (rule && !rule.mayAccess({ ...req, auth: req.auth, interaction: interactionOf(req) }, ctx, resource)) return `This token may not ${interactionOf(req)} ${what}`;
+  if (!ruleAllows(req, ctx, resource)) return `This token may not ${interactionOf(req)} ${what}`;
   // Evaluating the compartment's search parameters is skipped for user and system grants, which need no compartment.
   const inCompartment = ctx.policy.mayAccess(req.auth, resource.resourceType, interactionOf(req), () => ctx.indexer.patientCompartments(resource));
   return inCompartment ? undefined : `Access to ${what} is outside the patient compartment of this token`;
 }
 
+/** The resource type's own access rule (ResourceAccessRule), if it has one. */
+function ruleAllows(req: FhirRequest, ctx: FhirContext, resource: Resource): boolean {
+  const rule = ctx.accessRules?.[resource.resourceType];
+  return !req.auth || !rule || rule.mayAccess({ ...req, auth: req.auth, interaction: interactionOf(req) }, ctx, resource);
+}
+
 /** A read granted through query-restricted scopes (`scopeRestriction`): the resource must match one of their queries. */
 export async function requireRestrictedAccess(req: FhirRequest, ctx: FhirContext, resource: Resource, restriction: SearchClause): Promise<void> {
-  const rule = ctx.accessRules?.[resource.resourceType];
-  const ruleAllows = !req.auth || !rule || rule.mayAccess({ ...req, auth: req.auth, interaction: interactionOf(req) }, ctx, resource);
   const clauses: SearchClause[] = [{ kind: 'id', ids: [resource.id!] }, restriction];
-  if (ruleAllows && (await ctx.store.search({ resourceType: resource.resourceType, clauses, sort: [], count: 1, offset: 0, total: false })).resources.length) return;
+  if (ruleAllows(req, ctx, resource) && (await ctx.store.search({ resourceType: resource.resourceType, clauses, sort: [], count: 1, offset: 0, total: false })).resources.length) return;
   throw forbidden(`Access to ${resource.resourceType}/${resource.id} is outside what the token's query-restricted scopes grant`);
 }
 

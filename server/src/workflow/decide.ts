@@ -1,5 +1,5 @@
 import type { CareTeam, CodeableConcept, Coverage, Organization, Patient, PractitionerRole, Reference, Resource, ServiceRequest } from 'fhir/r4.js';
-import { DomainRuleError, REASON_CATEGORIES, type Member, type Priority, type Professional, type Reason, type ReasonCategory, type RequesterKind, type SecondOpinionInput } from '../domain/model.js';
+import { DomainRuleError, REASON_CATEGORIES, REQUESTER_KINDS, type Member, type Priority, type Professional, type Reason, type ReasonCategory, type RequesterKind, type SecondOpinionInput } from '../domain/model.js';
 import { BEHAVIORAL_HEALTH_SPECIALTIES, disqualifications, PRIMARY_CARE_SPECIALTIES, requestedSpecialties } from '../domain/network.js';
 import { planByPayorIdentifier, type PlanProfile } from '../domain/plans.js';
 import { decideSecondOpinion } from '../domain/rules.js';
@@ -141,12 +141,10 @@ async function practitionerIdOf(store: FhirStore, ref: Reference | undefined): P
   return parseLiteral(role?.practitioner?.reference)?.[1];
 }
 
-const REQUESTER_KINDS: readonly string[] = ['member', 'authorized-representative', 'pcp', 'treating-specialist', 'other'];
-
 /** R1: what the request declares of its requester; the rules honour it only as a downgrade (domain/rules.ts `requesterKindOf`). */
 function declaredRequesterKind(sr: ServiceRequest): RequesterKind | undefined {
   const declared = sr.extension?.find((e) => e.url === EXTENSIONS.requesterKind)?.valueCode;
-  return declared && REQUESTER_KINDS.includes(declared) ? (declared as RequesterKind) : undefined;
+  return declared && (REQUESTER_KINDS as readonly string[]).includes(declared) ? (declared as RequesterKind) : undefined;
 }
 
 /** R1: who the requester is by the record: the member, their representative, their PCP or a CareTeam participant, in the plan's network. */

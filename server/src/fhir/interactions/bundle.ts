@@ -9,7 +9,7 @@ import { type FhirRequest, type FhirResponse, JSON_PATCH } from '../request.js';
 import { collectReferences, isBundleLocal, isConditionalReference, parseLiteral, relativeToBase, rewritePatchReferences, rewriteReferences } from '../references.js';
 import { isResource, rebase } from '../resourceValidator.js';
 import { isSupportedType } from '../resourceTypes.js';
-import { conditionalUpdateLock } from './crud.js';
+import { conditionalLock, ifNoneExistCriteria } from './crud.js';
 import { runSearch } from './search.js';
 
 export type Dispatch = (req: FhirRequest, ctx: FhirContext) => Promise<FhirResponse>;
@@ -125,7 +125,7 @@ async function transaction(req: FhirRequest, ctx: FhirContext, entries: Entry[],
   const ids = new Map<string, string>();
   const order = entries
     .map((entry, index) => ({ entry, index }))
-    .sort((a, b) => METHOD_ORDER[a.entry.request.method] - METHOD_ORDER[b.entry.request.method] || runsLater(a.entry) - runsLater(b.entry) || byTarget(a.entry, b.entry));
+    .sort((a, b) => METHOD_ORDER[a.entry.request.method] - METHOD_ORDER[b.entry.request.method] || compareKeys(placeWithinMethod(a.entry), placeWithinMethod(b.entry)));
   for (const { entry } of order) assignId(entry, ids);
   // What creates are given, kept apart from `ids`, where a conditional create's fullUrl may come to name what it matched.
   const presets = new Map(ids);
@@ -205,8 +205,7 @@ async function lockConditionalCriteria(req: FhirRequest, ctx: FhirContext, order
   const keys = new Set<string>();
   for (const { entry, index } of order) {
     const search = await atEntry(index, entry.resource, async () => conditionalSearch(req, ctx, entry));
-    if (search?.interaction === 'update') keys.add(conditionalUpdateLock(search.type, search.criteria));
-    if (search?.interaction === 'create') keys.add(`${search.type}?${entry.request.ifNoneExist}`);
+    if (search && search.interaction !== 'delete') keys.add(conditionalLock(search.type, search.criteria));
   }
   for (const key of [...keys].sort()) await ctx.store.lock(key);
 }
@@ -355,7 +354,7 @@ function conditionalSearch(req: FhirRequest, ctx: FhirContext, entry: Entry): Co
   const [type] = request.path;
   if (request.path.length !== 1 || !isSupportedType(type)) return undefined;
   // A type with a create interceptor (a ServiceRequest starting a workflow) decides alone what its create does.
-  const criteria = method !== 'POST' ? request.query : ifNoneExist && !ctx.createInterceptors?.[type] ? [...new URLSearchParams(ifNoneExist).entries()] : [];
+  const criteria = method !== 'POST' ? request.query : ifNoneExist && !ctx.createInterceptors?.[type] ? ifNoneExistCriteria(ifNoneExist) : [];
   return criteria.length ? { type, criteria, request, interaction } : undefined;
 }
 
@@ -384,22 +383,18 @@ function isPlainCreate({ request, resource }: Entry, ctx: FhirContext): boolean 
 
 
 /**
- * An entry's place among those of its method: literal DELETEs before conditional ones, whose criteria then see
- * them as `resolveIdentities` did; conditional creates before plain ones.
+ * An entry's place among those of its method (R4 leaves that order to the server; the sort keeps Bundle order
+ * between equal places): conditional creates before plain ones; updates, patches and deletes of named resources
+ * first, then conditional ones, each in url order. Literal DELETEs so run before the conditional ones whose
+ * criteria `resolveIdentities` judged after them, and two transactions writing the same resources take their rows
+ * and locks in the same order, where in Bundle order they deadlocked.
  */
-const runsLater = ({ request }: Entry): number => Number(request.method === 'DELETE' ? request.url.includes('?') : !request.ifNoneExist);
+function placeWithinMethod({ request }: Entry): string {
+  if (request.method === 'POST') return request.ifNoneExist ? '0' : '1';
+  return `${request.url.includes('?') ? 1 : 0}${request.url}`;
+}
 
-/**
- * Updates, patches and deletes of named resources in the order of their urls: two transactions writing the same
- * resources then take their rows in the same order, where in Bundle order they deadlocked (R4 leaves the order
- * within a method to the server).
- */
-const byTarget = (a: Entry, b: Entry): number => {
-  if (a.request.method === 'POST' || b.request.method === 'POST') return 0;
-  // Named ones first, in url order; conditional ones after them, in url order too: one total order.
-  const key = (e: Entry) => `${e.request.url.includes('?') ? 1 : 0}${e.request.url}`;
-  return key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0;
-};
+const compareKeys = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 function assignId({ fullUrl, resource, request }: Entry, ids: Map<string, string>): void {
   if (!fullUrl || !resource) return;

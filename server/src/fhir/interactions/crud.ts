@@ -76,14 +76,14 @@ export async function createResource(req: FhirRequest, ctx: FhirContext, type: s
 }
 
 async function conditionalCreate(req: FhirRequest, ctx: FhirContext, type: string, body: Resource, presetId?: string): Promise<FhirResponse> {
-  const criteria = [...new URLSearchParams(req.headers.ifNoneExist!.trim()).entries()];
+  const criteria = ifNoneExistCriteria(req.headers.ifNoneExist!);
   if (!criteria.length) throw badRequest('If-None-Exist has no search criteria');
   // SMART v2 letters: the criteria run as a search (s); the match comes back only to a reader (r).
   requireScope(req, ctx, type, 'search');
   return ctx.store.transaction(async (store) => {
     const txCtx = { ...ctx, store };
     // Serialize concurrent conditional creates with the same criteria (otherwise both could create).
-    await store.lock(`${type}?${req.headers.ifNoneExist}`);
+    await store.lock(conditionalLock(type, criteria));
     store.readThrough(type);
     const matches = await runSearch(req, txCtx, type, criteria, 2);
     if (matches.length > 1) throw preconditionFailed(`If-None-Exist matched ${matches.length} ${type} resources`);
@@ -131,7 +131,7 @@ export async function conditionalUpdate(req: FhirRequest, ctx: FhirContext, type
   if (!req.query.length) throw methodNotAllowed(`PUT on ${type} needs an id or search criteria`);
   requireScope(req, ctx, type, 'search'); // the criteria run as a search
   return ctx.store.transaction(async (store) => {
-    await store.lock(conditionalUpdateLock(type, req.query));
+    await store.lock(conditionalLock(type, req.query));
     store.readThrough(type);
     const matches = await runSearch(req, { ...ctx, store }, type, req.query, 2);
     if (matches.length > 1) throw preconditionFailed(`Conditional update matched ${matches.length} ${type} resources`);
@@ -150,8 +150,11 @@ export async function conditionalUpdate(req: FhirRequest, ctx: FhirContext, type
   });
 }
 
-/** The lock serializing conditional updates with the same criteria: two that match nothing would otherwise both create. */
-export const conditionalUpdateLock = (type: string, criteria: [string, string][]): string => `${type}?${new URLSearchParams(criteria).toString()}`;
+/** The lock serializing conditional writes with the same criteria: two that match nothing would otherwise both create. */
+export const conditionalLock = (type: string, criteria: [string, string][]): string => `${type}?${new URLSearchParams(criteria).toString()}`;
+
+/** The search criteria of an If-None-Exist header (blank: none). */
+export const ifNoneExistCriteria = (header: string): [string, string][] => [...new URLSearchParams(header.trim()).entries()];
 
 export async function patchResource(req: FhirRequest, ctx: FhirContext, type: string, id: string): Promise<FhirResponse> {
   requireScope(req, ctx, type, 'patch');
