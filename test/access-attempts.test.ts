@@ -270,12 +270,12 @@ const ATTEMPTS: Attempt[] = [
   { category: 'scope escalation at refresh', name: 'patient/Patient.rs grant refreshed with patient/Condition.rs and launch added', status: 400, audit: 'login-failure', check: oauthError('invalid_scope'), run: async () => oauthPost('/auth/token', { grant_type: 'refresh_token', refresh_token: await refreshTokenFor('openid fhirUser patient/Patient.rs offline_access'), client_id: 'second-opinion-app', scope: 'patient/Patient.rs patient/Condition.rs launch' }) },
 
   // ── patient token: another patient by id ───────────────────────────────────
-  { category: 'patient token, other patient by id', name: 'read of the target\'s Condition', status: 403, audit: 'failure', run: (t) => t.fhir('GET', `Condition/condition-${TARGET}`, member(t)), check: outcome },
-  { category: 'patient token, other patient by id', name: 'vread of the target\'s Patient', status: 403, audit: 'failure', run: (t) => t.fhir('GET', `Patient/${TARGET}/_history/1`, member(t)), check: outcome },
-  { category: 'patient token, other patient by id', name: 'instance history of the target\'s Coverage', status: 403, audit: 'failure', run: (t) => t.fhir('GET', `Coverage/coverage-${TARGET}/_history`, member(t)), check: outcome },
-  { category: 'patient token, other patient by id', name: 'read of the target\'s authorized representative (RelatedPerson)', status: 403, audit: 'failure', run: (t) => t.fhir('GET', `RelatedPerson/rep-${TARGET}`, member(t)), check: outcome },
-  { category: 'patient token, other patient by id', name: 'read of the target\'s case Task', status: 403, audit: 'failure', run: (t) => t.fhir('GET', `Task/${fx.caseA.id}`, member(t)), check: outcome },
-  { category: 'patient token, other patient by id', name: 'HEAD of the target\'s Patient', status: 403, audit: 'failure', run: (t) => t.fhir('HEAD', `Patient/${TARGET}`, member(t)) },
+  { category: 'patient token, other patient by id', name: 'read of the target\'s Condition', status: 404, audit: 'failure', run: (t) => t.fhir('GET', `Condition/condition-${TARGET}`, member(t)), check: outcome },
+  { category: 'patient token, other patient by id', name: 'vread of the target\'s Patient', status: 404, audit: 'failure', run: (t) => t.fhir('GET', `Patient/${TARGET}/_history/1`, member(t)), check: outcome },
+  { category: 'patient token, other patient by id', name: 'instance history of the target\'s Coverage', status: 404, audit: 'failure', run: (t) => t.fhir('GET', `Coverage/coverage-${TARGET}/_history`, member(t)), check: outcome },
+  { category: 'patient token, other patient by id', name: 'read of the target\'s authorized representative (RelatedPerson)', status: 404, audit: 'failure', run: (t) => t.fhir('GET', `RelatedPerson/rep-${TARGET}`, member(t)), check: outcome },
+  { category: 'patient token, other patient by id', name: 'read of the target\'s case Task', status: 404, audit: 'failure', run: (t) => t.fhir('GET', `Task/${fx.caseA.id}`, member(t)), check: outcome },
+  { category: 'patient token, other patient by id', name: 'HEAD of the target\'s Patient', status: 404, audit: 'failure', run: (t) => t.fhir('HEAD', `Patient/${TARGET}`, member(t)) },
 
   // ── patient token: by search ───────────────────────────────────────────────
   { category: 'patient token, by search', name: 'Patient?_id= the target', status: 200, audit: 'not-a-refusal', run: (t) => t.fhir('GET', `Patient?_id=${TARGET}`, member(t)), check: noSuchEntries },
@@ -300,13 +300,13 @@ const ATTEMPTS: Attempt[] = [
       { request: { method: 'PUT', url: `Patient/${TARGET}` }, resource: { resourceType: 'Patient', id: TARGET, active: false } },
     ] }),
     check: (res) => {
-      expect(entries(res).map((e) => e.response?.status)).toEqual(['403', '200', '403']);
+      expect(entries(res).map((e) => e.response?.status)).toEqual(['404', '200', '403']);
       expect(entries(res)[0].resource).toBeUndefined();
       expect(((entries(res)[1].resource as Bundle).entry ?? []).length).toBe(0);
     },
   },
-  { category: 'patient token, batch/transaction', name: 'batch: absolute URL of the target\'s Patient', status: 200, audit: 'batch-entry', run: (t) => t.fhir('POST', '', member(t), { resourceType: 'Bundle', type: 'batch', entry: [{ request: { method: 'GET', url: `${server.fhirBase}/Patient/${TARGET}` } }] }), check: (res) => expect(entries(res).map((e) => e.response?.status)).toEqual(['403']) },
-  { category: 'patient token, batch/transaction', name: 'transaction: read of the target\'s Patient', status: 403, audit: 'failure', run: (t) => t.fhir('POST', '', member(t), { resourceType: 'Bundle', type: 'transaction', entry: [{ request: { method: 'GET', url: `Patient/${TARGET}` } }] }), check: outcome },
+  { category: 'patient token, batch/transaction', name: 'batch: absolute URL of the target\'s Patient', status: 200, audit: 'batch-entry', run: (t) => t.fhir('POST', '', member(t), { resourceType: 'Bundle', type: 'batch', entry: [{ request: { method: 'GET', url: `${server.fhirBase}/Patient/${TARGET}` } }] }), check: (res) => expect(entries(res).map((e) => e.response?.status)).toEqual(['404']) },
+  { category: 'patient token, batch/transaction', name: 'transaction: read of the target\'s Patient', status: 404, audit: 'failure', run: (t) => t.fhir('POST', '', member(t), { resourceType: 'Bundle', type: 'transaction', entry: [{ request: { method: 'GET', url: `Patient/${TARGET}` } }] }), check: outcome },
   { category: 'patient token, batch/transaction', name: 'transaction: own record updated together with the target\'s Coverage', status: 403, audit: 'failure', run: (t) => t.fhir('POST', '', member(t, ATTACKER, 'launch/patient patient/*.cruds'), { resourceType: 'Bundle', type: 'transaction', entry: [
     { request: { method: 'PUT', url: `Patient/${ATTACKER}` }, resource: { resourceType: 'Patient', id: ATTACKER, active: true, name: [{ family: 'Johnson', given: ['Derek'] }] } },
     { request: { method: 'PUT', url: `Coverage/coverage-${TARGET}` }, resource: { resourceType: 'Coverage', id: `coverage-${TARGET}`, status: 'cancelled', beneficiary: { reference: `Patient/${TARGET}` }, payor: [{ reference: 'Organization/hpsj' }] } },
@@ -320,9 +320,9 @@ const ATTEMPTS: Attempt[] = [
   { category: 'patient token, operation', name: 'the committee report ($second-opinion-report)', status: 403, audit: 'failure', run: (t) => t.fhir('GET', `$second-opinion-report?period=${new Date().toISOString().slice(0, 7)}&plan=hpsj`, member(t)), check: outcome },
 
   // ── another member's letters ───────────────────────────────────────────────
-  { category: 'other member\'s letters', name: 'read of the approval letter (DocumentReference)', status: 403, audit: 'failure', run: (t) => t.fhir('GET', `DocumentReference/${fx.letterDoc}`, member(t)), check: outcome },
-  { category: 'other member\'s letters', name: 'read of the letter sent to the target (Communication)', status: 403, audit: 'failure', run: (t) => t.fhir('GET', `Communication/${fx.letterComm}`, member(t)), check: outcome },
-  { category: 'other member\'s letters', name: 'vread of the letter Communication', status: 403, audit: 'failure', run: (t) => t.fhir('GET', `Communication/${fx.letterComm}/_history/1`, member(t)), check: outcome },
+  { category: 'other member\'s letters', name: 'read of the approval letter (DocumentReference)', status: 404, audit: 'failure', run: (t) => t.fhir('GET', `DocumentReference/${fx.letterDoc}`, member(t)), check: outcome },
+  { category: 'other member\'s letters', name: 'read of the letter sent to the target (Communication)', status: 404, audit: 'failure', run: (t) => t.fhir('GET', `Communication/${fx.letterComm}`, member(t)), check: outcome },
+  { category: 'other member\'s letters', name: 'vread of the letter Communication', status: 404, audit: 'failure', run: (t) => t.fhir('GET', `Communication/${fx.letterComm}/_history/1`, member(t)), check: outcome },
   { category: 'other member\'s letters', name: 'Communication?based-on= the target\'s request', status: 200, audit: 'not-a-refusal', run: (t) => t.fhir('GET', `Communication?based-on=ServiceRequest/${fx.srA}`, member(t)), check: noSuchEntries },
   { category: 'other member\'s letters', name: 'DocumentReference?related= the target\'s request', status: 200, audit: 'not-a-refusal', run: (t) => t.fhir('GET', `DocumentReference?related=ServiceRequest/${fx.srA}`, member(t)), check: noSuchEntries },
 
@@ -502,9 +502,11 @@ describe('access attempts that must be refused', () => {
         expect(res.status).toBe(200);
         found.push(...entries(res).map((e) => e.resource as AuditEvent));
       }
-      // A refused batch entry is audited with its own status; the batch itself answered 200.
-      const status = attempt.audit === 'batch-entry' ? 403 : result.status;
-      const failure = found.find((e) => e.outcome !== '0' && e.outcomeDesc === `HTTP ${status}`);
+      // A refused batch entry is audited with its own status; the batch itself answered 200. A refusal answered
+      // as a missing id (404) is recorded as the refusal it is.
+      const refusalOf = (status: number) => (status === 404 ? 'HTTP 404 (access refused, answered as not found)' : `HTTP ${status}`);
+      const descriptions = attempt.audit === 'batch-entry' ? [refusalOf(403), refusalOf(404)] : [refusalOf(result.status)];
+      const failure = found.find((e) => e.outcome !== '0' && descriptions.includes(e.outcomeDesc ?? ''));
       if (!failure) missing.push(`${attempt.category}: ${attempt.name} (events: ${found.map((e) => e.outcome).join(',') || 'none'})`);
     }
     expect(missing, 'refused attempts without a failure AuditEvent').toEqual([]);

@@ -87,10 +87,12 @@ describe('access control: tokens, scopes, compartments', () => {
     it('reads its own record', async () => {
       expect((await get('Patient/member-hpsj-1', token)).status).toBe(200);
     });
-    it('is refused another patient by id', async () => {
+    it('is refused another patient by id, answered as an id that does not exist (no 403 to tell which ids exist)', async () => {
       const res = await get('Patient/member-phc-1', token);
-      expect(res.status).toBe(403);
-      expect(res.body.resourceType).toBe('OperationOutcome');
+      const missing = await get('Patient/no-such-member', token);
+      expect([res.status, missing.status]).toEqual([404, 404]);
+      expect(res.body.issue[0].code).toBe(missing.body.issue[0].code);
+      expect(res.body.issue[0].diagnostics).toBe(missing.body.issue[0].diagnostics.replace('no-such-member', 'member-phc-1'));
     });
     it('by search: sees only its own', async () => {
       const res = await get('Patient?_count=50', token);
@@ -114,13 +116,48 @@ describe('access control: tokens, scopes, compartments', () => {
       expect(await ids('Organization?_has:Coverage:payor:beneficiary=member-hpsj-1')).not.toEqual([]);
       expect(await ids('Coverage?beneficiary:Patient._id=member-hpsj-1')).not.toEqual([]); // chains still find the patient's own
     });
+    it('learns nothing of another patient\'s ids from deletions, versions, history, PATCH or DELETE; the audit log keeps the refusal', async () => {
+      const admin = tokenFor(server, { scope: 'system/*.cruds' });
+      const writer = tokenFor(server, { scope: 'launch/patient patient/*.cruds', patient: 'member-hpsj-1', fhirUser: 'Patient/member-hpsj-1', roles: ['member'] });
+      const send = (method: string, path: string, as: string, json?: unknown, contentType = 'application/fhir+json') =>
+        raw(`${server.fhirBase}/${path}`, { method, headers: { authorization: `Bearer ${as}`, 'content-type': contentType }, json });
+      const condition = (patient: string) => ({ resourceType: 'Condition', subject: { reference: `Patient/${patient}` }, code: { text: 'concealment probe' } });
+      const theirs = (await send('POST', 'Condition', admin, condition('member-phc-1'))).body.id as string;
+      const theirsDeleted = (await send('POST', 'Condition', admin, condition('member-phc-1'))).body.id as string;
+      const mineDeleted = (await send('POST', 'Condition', admin, condition('member-hpsj-1'))).body.id as string;
+      for (const id of [theirsDeleted, mineDeleted]) expect((await send('DELETE', `Condition/${id}`, admin)).status).toBe(204);
+      const notFound = (path: string) => `Condition/${path.split('/')[1]} not found`;
+      const attempts: [string, string, unknown?, string?][] = [
+        ['GET', `Condition/${theirsDeleted}`],
+        ['GET', `Condition/${theirs}/_history/1`],
+        ['GET', `Condition/${theirsDeleted}/_history/2`],
+        ['GET', `Condition/${theirs}/_history`],
+        ['GET', `Condition/${theirsDeleted}/_history`],
+        ['PATCH', `Condition/${theirs}`, [{ op: 'add', path: '/recordedDate', value: '2026-01-01' }], 'application/json-patch+json'],
+        ['PATCH', `Condition/${theirsDeleted}`, [{ op: 'add', path: '/recordedDate', value: '2026-01-01' }], 'application/json-patch+json'],
+        ['DELETE', `Condition/${theirs}`],
+        ['DELETE', `Condition/${theirsDeleted}`],
+      ];
+      for (const [method, path, json, contentType] of attempts) {
+        const res = await send(method, path, writer, json, contentType);
+        expect([method, path, res.status, res.body?.issue?.[0]?.code, res.body?.issue?.[0]?.diagnostics]).toEqual([method, path, 404, 'not-found', notFound(path)]);
+      }
+      // Their records are untouched; the member's own deletion is still told as one.
+      expect((await get(`Condition/${theirs}`, admin)).body.meta.versionId).toBe('1');
+      expect((await get(`Condition/${mineDeleted}`, writer)).status).toBe(410);
+      expect((await get(`Condition/${mineDeleted}/_history`, writer)).status).toBe(200);
+      await new Promise((r) => setTimeout(r, 300));
+      const audit = await get(`AuditEvent?entity=Condition/${theirs}&_count=50`, admin);
+      const descriptions = (audit.body.entry ?? []).map((e: { resource: { outcomeDesc: string } }) => e.resource.outcomeDesc);
+      expect(descriptions.filter((d: string) => d === 'HTTP 404 (access refused, answered as not found)').length).toBeGreaterThanOrEqual(4);
+    });
     it('inside a batch Bundle', async () => {
       const res = await raw(server.fhirBase, {
         method: 'POST',
         headers: { authorization: `Bearer ${token}` },
         json: { resourceType: 'Bundle', type: 'batch', entry: [{ request: { method: 'GET', url: 'Patient/member-phc-1' } }] },
       });
-      expect(res.body.entry[0].response.status).toBe('403');
+      expect(res.body.entry[0].response.status).toBe('404');
       expect(res.body.entry[0].resource).toBeUndefined();
     });
     it('through an operation: cannot submit for another member', async () => {

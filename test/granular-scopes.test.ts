@@ -55,9 +55,10 @@ describe('query-restricted v2 scopes', () => {
 
     expect((await get(`Condition/${ids.memberDiagnosis}`, token.access_token)).status).toBe(200);
     const outsideQuery = await get(`Condition/${ids.memberProblem}`, token.access_token);
-    expect(outsideQuery.status).toBe(403);
+    // Outside the query or the compartment: answered as a missing id; a type with no scope at all stays 403.
+    expect(outsideQuery.status).toBe(404);
     expect(outsideQuery.body.resourceType).toBe('OperationOutcome');
-    expect((await get(`Condition/${ids.otherDiagnosis}`, token.access_token)).status).toBe(403);
+    expect((await get(`Condition/${ids.otherDiagnosis}`, token.access_token)).status).toBe(404);
     // Nothing else: other types, history and writes need a scope of their own.
     expect((await get(`Patient/${MEMBER}`, token.access_token)).status).toBe(403);
     expect((await get(`Condition/${ids.memberDiagnosis}/_history`, token.access_token)).status).toBe(403);

@@ -376,12 +376,12 @@ describe('Subscription access control (auth on)', () => {
 
     // Another member: no read, no search hit, no history, no $status, no update, no delete.
     for (const id of [adminSub.id, memberSub.id]) {
+      // Refused by the Subscription's owner rule, answered as a missing id: another's Subscription ids stay unknown.
       const read = await call(m2, `Subscription/${id}`);
-      expect(read.status).toBe(403);
-      // Refused by the Subscription's owner rule, and said so: not as if it were about a patient compartment.
-      expect(read.body.issue[0].diagnostics).toBe(`This token may not read Subscription/${id}`);
+      expect(read.status).toBe(404);
+      expect(read.body.issue[0].diagnostics).toBe(`Subscription/${id} not found`);
       expect((await call(m2, `Subscription/${id}/$status`)).status).toBe(403);
-      expect((await call(m2, `Subscription/${id}`, { method: 'DELETE' })).status).toBe(403);
+      expect((await call(m2, `Subscription/${id}`, { method: 'DELETE' })).status).toBe(404);
     }
     expect((await call(m2, `Subscription/${memberSub.id}`, { method: 'PUT', json: { ...memberSub, status: 'off' } })).status).toBe(403);
     const search = await call(m2, 'Subscription');

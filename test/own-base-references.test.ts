@@ -40,7 +40,7 @@ describe('references by this server\'s absolute URL', () => {
     const memberToken = tokenFor(server, { scope: 'launch/patient patient/*.rs', fhirUser: `Patient/${member}`, roles: ['member'], patient: member });
     expect((await call(memberToken, `Condition/${id}`)).status).toBe(200);
     const other = tokenFor(server, { scope: 'launch/patient patient/*.rs', fhirUser: 'Patient/member-hpsj-2', roles: ['member'], patient: 'member-hpsj-2' });
-    expect((await call(other, `Condition/${id}`)).status).toBe(403);
+    expect((await call(other, `Condition/${id}`)).status).toBe(404);
   });
 
   it('another server\'s absolute URL is kept as it was sent', async () => {

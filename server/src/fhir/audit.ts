@@ -49,7 +49,7 @@ export function toAuditEvent(record: AuditRecord, recorded: Date): AuditEvent {
     action: ACTIONS[record.interaction] ?? 'E',
     recorded: recorded.toISOString(),
     outcome,
-    outcomeDesc: record.status ? `HTTP ${record.status}${record.failed ? ' (error)' : ''}` : 'No answer (error)',
+    outcomeDesc: outcomeDescription(record),
     agent: record.destination ? exportAgents(record.destination) : [
       {
         type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/extra-security-role-type', code: auth?.kind === 'system' ? 'datacollector' : 'humanuser' }] },
@@ -62,6 +62,12 @@ export function toAuditEvent(record: AuditRecord, recorded: Date): AuditEvent {
     source: { observer: { display: 'second-opinion-fhir' }, type: [{ system: 'http://terminology.hl7.org/CodeSystem/security-source-type', code: '4' }] },
     entity: nonEmpty(entity),
   };
+}
+
+function outcomeDescription(record: AuditRecord): string {
+  if (!record.status) return 'No answer (error)';
+  if (record.concealedRefusal) return `HTTP ${record.status} (access refused, answered as not found)`;
+  return `HTTP ${record.status}${record.failed ? ' (error)' : ''}`;
 }
 
 /** DICOM Export: this server sends (Source Role ID), the endpoint receives (Destination Role ID) at its network address. */

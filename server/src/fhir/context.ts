@@ -73,6 +73,8 @@ export interface AuditRecord {
   operation?: string;
   patient?: string;
   status: number;
+  /** The status (404) answers an access refused, as if the id did not exist (`concealedRefusal`). */
+  concealedRefusal?: boolean;
   auth?: AccessContext;
   query?: string;
   /** For `export`: where the record went (the receiving endpoint's URL). */

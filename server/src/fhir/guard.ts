@@ -1,7 +1,7 @@
 import type { Resource } from 'fhir/r4.js';
-import type { SearchClause } from '../storage/FhirStore.js';
+import type { FhirStore, SearchClause } from '../storage/FhirStore.js';
 import type { FhirContext, Interaction } from './context.js';
-import { forbidden } from './outcomes.js';
+import { concealedRefusal, FhirError, forbidden } from './outcomes.js';
 import { PROFILES } from './systems.js';
 import type { FhirRequest } from './request.js';
 import { parseSearch } from './search/parse.js';
@@ -76,26 +76,66 @@ export function mayAccess(req: FhirRequest, ctx: FhirContext, resource: Resource
 }
 
 /** Why the caller may not use this interaction on the resource: its type's own rule, or the token's patient compartment. */
-function refusalOf(req: FhirRequest, ctx: FhirContext, resource: Resource): string | undefined {
+function refusalOf(req: FhirRequest, ctx: FhirContext, resource: Resource, interaction = interactionOf(req)): string | undefined {
   if (!req.auth) return undefined;
   const what = `${resource.resourceType}/${resource.id ?? '(new)'}`;
-  if (!ruleAllows(req, ctx, resource)) return `This token may not ${interactionOf(req)} ${what}`;
+  if (!ruleAllows(req, ctx, resource, interaction)) return `This token may not ${interaction} ${what}`;
   // Evaluating the compartment's search parameters is skipped for user and system grants, which need no compartment.
-  const inCompartment = ctx.policy.mayAccess(req.auth, resource.resourceType, interactionOf(req), () => ctx.indexer.patientCompartments(resource));
+  const inCompartment = ctx.policy.mayAccess(req.auth, resource.resourceType, interaction, () => ctx.indexer.patientCompartments(resource));
   return inCompartment ? undefined : `Access to ${what} is outside the patient compartment of this token`;
 }
 
 /** The resource type's own access rule (ResourceAccessRule), if it has one. */
-function ruleAllows(req: FhirRequest, ctx: FhirContext, resource: Resource): boolean {
+function ruleAllows(req: FhirRequest, ctx: FhirContext, resource: Resource, interaction = interactionOf(req)): boolean {
   const rule = ctx.accessRules?.[resource.resourceType];
-  return !req.auth || !rule || rule.mayAccess({ ...req, auth: req.auth, interaction: interactionOf(req) }, ctx, resource);
+  return !req.auth || !rule || rule.mayAccess({ ...req, auth: req.auth, interaction }, ctx, resource);
 }
 
 /** A read granted through query-restricted scopes (`scopeRestriction`): the resource must match one of their queries. */
 export async function requireRestrictedAccess(req: FhirRequest, ctx: FhirContext, resource: Resource, restriction: SearchClause): Promise<void> {
   const clauses: SearchClause[] = [{ kind: 'id', ids: [resource.id!] }, restriction];
   if (ruleAllows(req, ctx, resource) && (await ctx.store.search({ resourceType: resource.resourceType, clauses, sort: [], count: 1, offset: 0, total: false })).resources.length) return;
-  throw forbidden(`Access to ${resource.resourceType}/${resource.id} is outside what the token's query-restricted scopes grant`);
+  throw concealedRefusal(`${resource.resourceType}/${resource.id}`);
+}
+
+/**
+ * The check of a resource asked for by its id (read, vread, instance history, patch, delete): one the caller may
+ * neither read nor use so is answered as an id that does not exist, so that a 403 does not tell which ids exist.
+ * What the caller may read but not change is refused 403 by the write's own check.
+ */
+export function requireVisible(req: FhirRequest, ctx: FhirContext, resource: Resource): void {
+  if (refusalOf(req, ctx, resource) && refusalOf(req, ctx, resource, 'read')) throw concealedRefusal(`${resource.resourceType}/${resource.id}`);
+}
+
+/**
+ * The current version of a resource asked for by its id, if the caller may see it (`requireVisible`, or the
+ * token's query-restricted scopes). A deletion is 410 only to a caller who could see its last stored version:
+ * to the others, and to query-restricted scopes (whose queries no deletion matches), it is 404.
+ */
+export async function readVisible(req: FhirRequest, ctx: FhirContext, store: FhirStore, type: string, id: string, restriction?: SearchClause): Promise<Resource> {
+  let resource: Resource;
+  try {
+    resource = await store.read(type, id);
+  } catch (err) {
+    if (err instanceof FhirError && err.status === 410) requireDeletionVisible(req, ctx, await lastStoredVersion(store, type, id), restriction);
+    throw err;
+  }
+  if (restriction) await requireRestrictedAccess(req, ctx, resource, restriction);
+  else requireVisible(req, ctx, resource);
+  return resource;
+}
+
+/** Whether a deleted resource's 410 may be told: see `readVisible`. */
+export function requireDeletionVisible(req: FhirRequest, ctx: FhirContext, last: Resource | undefined, restriction?: SearchClause): void {
+  if (!last) return;
+  if (restriction) throw concealedRefusal(`${last.resourceType}/${last.id}`);
+  requireVisible(req, ctx, last);
+}
+
+/** The newest version of a resource that holds content (a deleted resource's last state). */
+export async function lastStoredVersion(store: FhirStore, type: string, id: string): Promise<Resource | undefined> {
+  const versions = await store.history({ resourceType: type, id, count: 2, offset: 0 });
+  return versions.find((v) => v.resource)?.resource;
 }
 
 export function requireAccess(req: FhirRequest, ctx: FhirContext, resource: Resource): void {

@@ -11,6 +11,8 @@ export class FhirError extends Error {
     readonly status: number,
     readonly outcome: OperationOutcome,
     readonly headers: Record<string, string> = {},
+    /** A refused access answered as a missing id (`concealedRefusal`): the audit log records the refusal. */
+    readonly concealsRefusal = false,
   ) {
     super(outcome.issue[0]?.diagnostics ?? `HTTP ${status}`);
     this.name = 'FhirError';
@@ -47,6 +49,12 @@ export const insufficientScope = (diagnostics: string, scope: string): FhirError
   new FhirError(403, outcome('error', 'forbidden', diagnostics), { 'WWW-Authenticate': `Bearer error="insufficient_scope", scope="${scope}"` });
 export const notFound = (diagnostics: string): FhirError => new FhirError(404, outcome('error', 'not-found', diagnostics));
 export const gone = (diagnostics: string): FhirError => new FhirError(410, outcome('error', 'deleted', diagnostics));
+
+/**
+ * A refused access to a resource answered as if it did not exist (404, the body a missing id gets), so that a
+ * 403 does not tell the caller which ids exist; the audit log keeps the refusal.
+ */
+export const concealedRefusal = (what: string): FhirError => new FhirError(404, outcome('error', 'not-found', `${what} not found`), {}, true);
 export const methodNotAllowed = (diagnostics: string): FhirError =>
   new FhirError(405, outcome('error', 'not-supported', diagnostics));
 export const notAcceptable = (diagnostics: string): FhirError => new FhirError(406, outcome('error', 'not-supported', diagnostics));

@@ -163,10 +163,12 @@ function formParams(req: FhirRequest): [string, string][] {
 /** Entry point for one FHIR request; any error becomes an OperationOutcome response; every call is audited. */
 export async function handleRequest(req: FhirRequest, ctx: FhirContext): Promise<FhirResponse> {
   let response: FhirResponse;
+  let concealedRefusal = false;
   try {
     response = presentResponse(req, ctx, await dispatch(req, ctx));
   } catch (err) {
     let error: FhirError = normalizeError(err);
+    concealedRefusal = error.concealsRefusal;
     if (error.status >= 500 && !(err instanceof FhirError)) ctx.onUnexpectedError?.(err);
     // A 405 thrown below the router (a read-only type, a conditional write without criteria) names what is allowed too.
     if (error.status === 405 && !error.headers.Allow) error = withAllow(error, allowedAt(req, ctx));
@@ -178,6 +180,7 @@ export async function handleRequest(req: FhirRequest, ctx: FhirContext): Promise
     id: req.path.length >= 2 && !req.path[1].startsWith('$') && !req.path[1].startsWith('_') ? req.path[1] : undefined,
     operation: req.path.find((s) => s.startsWith('$')),
     status: response.status,
+    concealedRefusal,
     auth: req.auth,
     patient: patientOf(response),
   });

@@ -164,7 +164,7 @@ async function atEntry<T>(index: number, resource: Resource | undefined, step: (
     return await step();
   } catch (err) {
     const error = normalizeError(err);
-    throw new FhirError(error.status, prefixOutcome(error.outcome, index, resource), error.headers);
+    throw new FhirError(error.status, prefixOutcome(error.outcome, index, resource), error.headers, error.concealsRefusal);
   }
 }
 

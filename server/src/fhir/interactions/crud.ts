@@ -2,7 +2,7 @@ import type { OperationOutcomeIssue, Resource } from 'fhir/r4.js';
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import type { FhirStore } from '../../storage/FhirStore.js';
 import type { FhirContext, ValidationOptions } from '../context.js';
-import { hasScope, requireAccess, requireCaseRecordWrite, requireRestrictedAccess, requireScope, scopeRestriction } from '../guard.js';
+import { hasScope, lastStoredVersion, readVisible, requireAccess, requireCaseRecordWrite, requireDeletionVisible, requireScope, requireVisible, scopeRestriction } from '../guard.js';
 import { badRequest, conflict, FhirError, issuesOutcome, methodNotAllowed, notFound, preconditionFailed, unprocessableIssues } from '../outcomes.js';
 import { type FhirRequest, type FhirResponse, JSON_PATCH } from '../request.js';
 import { isBundleLocal, isConditionalReference, referencesIn, relativizeOwnReferences } from '../references.js';
@@ -14,17 +14,18 @@ import { runSearch } from './search.js';
 export async function readResource(req: FhirRequest, ctx: FhirContext, type: string, id: string): Promise<FhirResponse> {
   const restriction = scopeRestriction(req, ctx, type, 'read');
   const shape = readShape(req, ctx, type);
-  const resource = await ctx.store.read(type, checkId(id));
-  if (restriction) await requireRestrictedAccess(req, ctx, resource, restriction);
-  else requireAccess(req, ctx, resource);
+  const resource = await readVisible(req, ctx, ctx.store, type, checkId(id), restriction);
   return notModified(req, resource) ?? { status: 200, body: shape(resource), headers: versionHeaders(resource) };
 }
 
 export async function vreadResource(req: FhirRequest, ctx: FhirContext, type: string, id: string, vid: string): Promise<FhirResponse> {
   requireScope(req, ctx, type, 'vread');
   const shape = readShape(req, ctx, type);
-  const resource = await ctx.store.vread(type, checkId(id), vid);
-  requireAccess(req, ctx, resource);
+  const resource = await ctx.store.vread(type, checkId(id), vid).catch(async (err: unknown) => {
+    if (err instanceof FhirError && err.status === 410) requireDeletionVisible(req, ctx, await lastStoredVersion(ctx.store, type, id));
+    throw err;
+  });
+  requireVisible(req, ctx, resource);
   return notModified(req, resource) ?? { status: 200, body: shape(resource), headers: versionHeaders(resource) };
 }
 
@@ -162,7 +163,7 @@ export async function patchResource(req: FhirRequest, ctx: FhirContext, type: st
   checkId(id);
   const ops = parsePatch(req);
   return ctx.store.transaction(async (store) => {
-    const current = await store.read(type, id);
+    const current = await readVisible(req, ctx, store, type, id);
     requireWrite(req, ctx, current);
     expectedVersion(req, current, `${type}/${id}`);
     let patched: Resource;
@@ -189,12 +190,16 @@ export async function deleteResource(req: FhirRequest, ctx: FhirContext, type: s
   checkId(id);
   return ctx.store.transaction(async (store) => {
     const existing = await store.find(type, id);
-    if (existing) requireWrite(req, ctx, existing);
+    if (existing) {
+      requireVisible(req, ctx, existing);
+      requireWrite(req, ctx, existing);
+    }
     const deleted = await store.delete(type, id, expectedVersion(req, existing, `${type}/${id}`));
     if (!deleted && !existing) {
-      // Deleting what is already deleted succeeds (idempotent); what never existed is 404.
-      const history = await store.history({ resourceType: type, id, count: 1, offset: 0 });
-      if (!history.length) throw notFound(`${type}/${id} not found`);
+      // Deleting what is already deleted succeeds (idempotent) for who could see it; what never existed is 404.
+      const last = await lastStoredVersion(store, type, id);
+      if (!last) throw notFound(`${type}/${id} not found`);
+      requireVisible(req, ctx, last);
     }
     return { status: 204 };
   });

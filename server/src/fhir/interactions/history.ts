@@ -2,7 +2,7 @@ import { nonEmpty } from '../jsonRules.js';
 import type { Bundle, BundleEntry, BundleLink } from 'fhir/r4.js';
 import type { HistoryEntry, HistoryQuery } from '../../storage/FhirStore.js';
 import type { FhirContext } from '../context.js';
-import { compartmentOf, mayAccess, requireAccess, requireScope } from '../guard.js';
+import { compartmentOf, lastStoredVersion, mayAccess, requireScope, requireVisible } from '../guard.js';
 import { badRequest } from '../outcomes.js';
 import type { FhirRequest, FhirResponse } from '../request.js';
 import { linkUrl } from '../responses.js';
@@ -33,13 +33,8 @@ interface HistoryPaging {
 /** Instance, type and system history (3.1.0.11), newest first, with paging. */
 export async function history(req: FhirRequest, ctx: FhirContext, type?: string, id?: string): Promise<FhirResponse> {
   if (type) requireScope(req, ctx, type, 'history');
-  if (type && id) requireAccess(req, ctx, await ctx.store.read(type, id).catch(async (err) => {
-    // A deleted resource still has a history; access is judged on its last stored version.
-    const versions = await ctx.store.history({ resourceType: type, id, count: 2, offset: 0 });
-    const last = versions.find((v) => v.resource)?.resource;
-    if (!last) throw err;
-    return last;
-  }));
+  // A deleted resource still has a history; access is judged on its last stored version.
+  if (type && id) requireVisible(req, ctx, (await ctx.store.find(type, id)) ?? (await lastStoredVersion(ctx.store, type, id)) ?? (await ctx.store.read(type, id)));
   const requestedAt = new Date();
   const paging = parsePaging(req.query);
   const types = type ? undefined : allowedTypes(req, ctx);
