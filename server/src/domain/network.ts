@@ -6,6 +6,18 @@ export const PRIMARY_CARE_SPECIALTIES = ['207Q00000X', '207R00000X', '208000000X
 /** NUCC codes of behavioral health (R22): psychiatry, psychology, clinical social work, MFT. */
 export const BEHAVIORAL_HEALTH_SPECIALTIES = ['2084P0800X', '103T00000X', '1041C0700X', '106H00000X', '101YM0800X'];
 
+/** NUCC's Allopathic & Osteopathic Physicians grouping (every code in it starts with 20). */
+export const isPhysicianSpecialty = (code: string): boolean => code.startsWith('20');
+
+/**
+ * BSP D.VI.b asks for "a Board-Certified Physician of the same specialty". A specialty no physician practises
+ * (psychology, clinical social work, MFT, counseling) has no board-certified physician: asking for one would
+ * leave a behavioral health request no qualified professional, a limit medical requests do not meet (R22,
+ * 42 CFR 438.910(d)). Its professionals qualify by the same specialty and R4's licensure and scope.
+ */
+const needsBoardCertification = (plan: PlanProfile, specialty: string | undefined): boolean =>
+  plan.network.specialistBoardCertification && (specialty === undefined || isPhysicianSpecialty(specialty));
+
 /** What a request says of the specialty wanted, each as NUCC codes (empty when it says nothing). */
 export interface SpecialtySources {
   /** The specialty the request names (ServiceRequest.performerType). */
@@ -60,7 +72,7 @@ export function disqualifications(plan: PlanProfile, input: SecondOpinionInput, 
     }
   } else {
     if (!careQuestioned.specialty || !professional.specialties.includes(careQuestioned.specialty)) reasons.push('not the same specialty (R6)');
-    if (plan.network.specialistBoardCertification && !professional.boardCertified) reasons.push('not board certified (R6, BSP D.VI.b)');
+    if (needsBoardCertification(plan, careQuestioned.specialty) && !professional.boardCertified) reasons.push('not board certified (R6, BSP D.VI.b)');
   }
   const tier = tierOf(plan, member, professional);
   if (!isInNetwork(tier) && plan.network.outOfNetworkMediCalEnrollment && !professional.mediCalEnrolled) {

@@ -8,6 +8,7 @@ const CARDIOLOGY = '207RC0000X';
 const NEUROLOGY = '2084N0400X';
 const PSYCHIATRY = '2084P0800X';
 const FAMILY = '207Q00000X';
+const PSYCHOLOGY = '103T00000X';
 
 const pro = (id: string, over: Partial<Professional>): Professional => ({
   practitionerId: id,
@@ -36,6 +37,9 @@ const directory: Professional[] = [
   pro('neuro-unenrolled', { specialties: [NEUROLOGY], organizationId: 'oon-group', networkIds: [], mediCalEnrolled: false }),
   pro('psych-1', { specialties: [PSYCHIATRY], organizationId: 'ipa-b' }),
   pro('psych-oon', { specialties: [PSYCHIATRY], organizationId: 'oon-group', networkIds: [] }),
+  pro('psychologist-1', { specialties: [PSYCHOLOGY], boardCertified: false, position: { latitude: 37.96, longitude: -121.3 } }),
+  pro('psychologist-oon', { specialties: [PSYCHOLOGY], organizationId: 'oon-group', networkIds: [], boardCertified: false }),
+  pro('psychiatrist-uncertified', { specialties: [PSYCHIATRY], boardCertified: false }),
 ];
 const byId = (id: string) => directory.find((p) => p.practitionerId === id)!;
 
@@ -229,8 +233,17 @@ describe.each(PLANS.map((p) => [p.id, p] as const))('plan %s', (_id, plan) => {
     const bh = decideSecondOpinion(plan, input({ behavioralHealth: true, careQuestioned: { kind: 'specialist', specialty: PSYCHIATRY }, requestedProfessional: byId('psych-oon') }));
     const medical = decideSecondOpinion(plan, input({ careQuestioned: { kind: 'specialist', specialty: CARDIOLOGY }, requestedProfessional: byId('card-oon') }));
     expect([bh.authorizationRequired, bh.outcome, bh.outOfNetwork]).toEqual([medical.authorizationRequired, medical.outcome, medical.outOfNetwork]);
-    expect(ids(bh)).toEqual(['psych-1']);
+    expect(ids(bh).sort()).toEqual(plan.id === 'bsp' ? ['psych-1'] : ['psych-1', 'psychiatrist-uncertified']);
     expect(bh.findings.some((f) => f.rule === 'R22')).toBe(true);
+  });
+
+  it('R22, R6 BSP D.VI.b: a psychologist qualifies without the board certification asked of physicians; a psychiatrist still needs it', () => {
+    const psychology = decideSecondOpinion(plan, input({ behavioralHealth: true, careQuestioned: { kind: 'specialist', specialty: PSYCHOLOGY }, requestedProfessional: byId('psychologist-oon') }));
+    expect(ids(psychology)).toEqual(['psychologist-1']);
+    expect(psychology.outOfNetworkJustified).toBe(false);
+    const psychiatry = decideSecondOpinion(plan, input({ behavioralHealth: true, careQuestioned: { kind: 'specialist', specialty: PSYCHIATRY } }));
+    if (plan.id === 'bsp') expect(ids(psychiatry)).toEqual(['psych-1']);
+    else expect(ids(psychiatry).sort()).toEqual(['psych-1', 'psychiatrist-uncertified']);
   });
 
   describe('R9 deadlines', () => {
