@@ -1,8 +1,9 @@
-import type { Patient, Practitioner, PractitionerRole, RelatedPerson } from 'fhir/r4.js';
+import type { Patient, Practitioner, RelatedPerson } from 'fhir/r4.js';
 import type { UserRole } from '../fhir/request.js';
 import { parseLiteral } from '../fhir/references.js';
 import { CODE_SYSTEMS } from '../fhir/systems.js';
 import type { FhirStore } from '../storage/FhirStore.js';
+import { rolesOf } from '../workflow/directory.js';
 import { USER_ROLES } from './accessTokens.js';
 
 export interface UserIdentity {
@@ -33,16 +34,8 @@ export async function identify(store: FhirStore, fhirUser: string): Promise<User
   if (type !== 'Practitioner') return undefined;
   const practitioner = (await store.find('Practitioner', id)) as Practitioner | undefined;
   if (!practitioner) return undefined;
-  const { resources } = await store.search({
-    resourceType: 'PractitionerRole',
-    clauses: [{ kind: 'reference', param: 'practitioner', values: [`practitioner|Practitioner/${id}`] }],
-    sort: [],
-    count: 50,
-    offset: 0,
-    total: false,
-  });
   const roles = new Set<UserRole>();
-  for (const role of resources as PractitionerRole[]) {
+  for (const role of await rolesOf(store, id, 50)) {
     if (role.active === false) continue;
     for (const c of (role.code ?? []).flatMap((x) => x.coding ?? [])) {
       if (c.system === CODE_SYSTEMS.userRole && (USER_ROLES as readonly string[]).includes(c.code ?? '')) roles.add(c.code as UserRole);
