@@ -33,7 +33,7 @@ export interface PageCursor {
   at?: SortPosition;
 }
 
-/** Parameters of Resource.meta: indexed as their tokens, without the `#param` token that marks a value (for `:missing`). */
+/** Parameters of Resource.meta, searched on every type (not in the registry); `#param` marks a value as for the others (migration 6). */
 export const META_TOKEN_PARAMS: ReadonlySet<string> = new Set(['_profile', '_tag', '_security']);
 
 export type SearchClause =

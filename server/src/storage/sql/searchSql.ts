@@ -1,5 +1,5 @@
 import { badRequest } from '../../fhir/outcomes.js';
-import { type DateCondition, META_TOKEN_PARAMS, type NumberCondition, type Prefix, type SearchClause, type SearchQuery, SORT_KEY_KINDS, type SortPosition, type SortRule } from '../FhirStore.js';
+import { type DateCondition, type NumberCondition, type Prefix, type SearchClause, type SearchQuery, SORT_KEY_KINDS, type SortPosition, type SortRule } from '../FhirStore.js';
 
 /**
  * AuditEvents are kept in their own append-only table (migration 4), with the columns of `resources`
@@ -247,14 +247,8 @@ function clauseSql(clause: SearchClause, alias: string, params: Params): string 
   }
 }
 
-/**
- * Whether a resource has a value for the parameter: the `#param` token the indexer adds, or for the meta
- * parameters (indexed without it) any of their tokens, found by prefix (no index: `:missing` reads every row anyway).
- */
-function hasParam(param: string, r: string, params: Params): string {
-  if (!META_TOKEN_PARAMS.has(param)) return `(${r}.tokens @> ARRAY[${params.add(`#${param}`)}::text])`;
-  return `EXISTS (SELECT 1 FROM unnest(${r}.tokens) t WHERE t LIKE ${params.add(`${param.replace(/_/g, '\\_')}|%`)})`;
-}
+/** Whether a resource has a value for the parameter: the `#param` token the indexer adds (GIN-indexed). */
+const hasParam = (param: string, r: string, params: Params) => `(${r}.tokens @> ARRAY[${params.add(`#${param}`)}::text])`;
 
 const inCompartment = (clause: { compartment?: string }, t: string, params: Params) =>
   clause.compartment ? ` AND ${t}.compartments @> ARRAY[${params.add(clause.compartment)}::text]` : '';
