@@ -147,6 +147,28 @@ describe.each(drivers)('schema migrations and re-indexing on $name', ({ name, co
     expect(rows.map((r) => String(r.col))).toEqual(expect.arrayContaining(['audit_events.refs', 'audit_events.recorded', 'resources_patient.tokens', 'resources_patient.compartments']));
   });
 
+  it('migration 6 marks the stored resources and AuditEvents that have a profile, tag or security label, so :missing finds them by index', async () => {
+    const own = config();
+    const c = await openConnection(own);
+    try {
+      await migrate(c, 5);
+      const store = new SqlFhirStore(c, new Indexer(registry));
+      const tagged = await store.create({ resourceType: 'Patient', meta: { tag: [{ system: 'urn:t', code: 'x' }], security: [{ system: 'urn:s', code: 'R' }] } } as Patient);
+      await store.create({ resourceType: 'Patient' } as Patient);
+      const [audited] = await store.createMany([{ resourceType: 'AuditEvent', meta: { tag: [{ code: 'y' }] }, type: { code: 'rest' }, recorded: '2026-11-30T10:00:00Z', agent: [{ requestor: true }], source: { observer: { display: 'x' } } } as AuditEvent]);
+      // As stored before the indexer marked meta values.
+      for (const table of ['resources', 'audit_events']) await c.query(`UPDATE ${table} SET tokens = array_remove(array_remove(array_remove(tokens, '#_tag'), '#_security'), '#_profile')`);
+      const having = async (resourceType: string, param: string) =>
+        (await store.search({ resourceType, clauses: [{ kind: 'missing', param, missing: false }], sort: [], count: 10, offset: 0, total: false })).resources.map((r) => r.id);
+      expect([await having('Patient', '_tag'), await having('AuditEvent', '_tag')]).toEqual([[], []]);
+      await migrate(c);
+      expect([await having('Patient', '_tag'), await having('Patient', '_security'), await having('Patient', '_profile'), await having('AuditEvent', '_tag')]).toEqual([[tagged.id], [tagged.id], [], [audited.id]]);
+    } finally {
+      await c.close();
+      await dropSchema(own);
+    }
+  });
+
   // PGlite has no autovacuum; on PostgreSQL sessions report their counts when idle, and autovacuum acts on them.
   it.runIf(name === 'pglite')('analyze of the changed tables takes those written past autovacuum\'s thresholds and leaves the rest', async () => {
     const lastAnalyzed = async (table: string) => ((await conn!.query('SELECT last_analyze FROM pg_stat_user_tables WHERE relid = $1::regclass', [table])).rows[0]?.last_analyze as Date).getTime();

@@ -1,4 +1,4 @@
-import type { Basic, Bundle, BundleLink, CapabilityStatement } from 'fhir/r4.js';
+import type { Basic, Bundle, BundleLink, CapabilityStatement, Organization, OperationOutcome, Task } from 'fhir/r4.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../server/src/server.js';
 import { type DemoServer, startDemoServer } from './helpers/demoServer.js';
@@ -26,7 +26,18 @@ async function walk(url: string, headers: Record<string, string> = {}): Promise<
   return pages;
 }
 
-describe.each(STORE_DRIVERS)('REST paging, summary counts, CapabilityStatement includes and content negotiation on $name', (driver) => {
+const task = (code: string, due: string | undefined, extra: Partial<Task> = {}): Task => ({
+  resourceType: 'Task',
+  status: 'requested',
+  intent: 'order',
+  code: { coding: [{ system: 'urn:test:paging', code }] },
+  ...(due ? { restriction: { period: { end: due } } } : {}),
+  ...extra,
+});
+const idsOf = (bundle: Bundle): string[] => (bundle.entry ?? []).filter((e) => e.search?.mode === 'match').map((e) => e.resource!.id!);
+const cursorOf = (url: string | undefined): string | null => (url ? new URL(url).searchParams.get('_cursor') : null);
+
+describe.each(STORE_DRIVERS)('REST search and history paging, summary counts, CapabilityStatement includes and content negotiation on $name', (driver) => {
   let server: RunningServer;
   const config = driver.config();
 
@@ -39,6 +50,182 @@ describe.each(STORE_DRIVERS)('REST paging, summary counts, CapabilityStatement i
   });
 
   const url = (path: string) => `${server.fhirBase}/${path}`;
+
+  describe('search paging by cursor', () => {
+    const create = async <T extends Task | Organization>(resource: T): Promise<T> => {
+      const res = await raw(url(resource.resourceType), { method: 'POST', json: resource });
+      expect(res.status).toBe(201);
+      return res.body as T;
+    };
+    const put = async (resource: Task | Organization) => expect((await raw(url(`${resource.resourceType}/${resource.id}`), { method: 'PUT', json: resource })).status).toBe(200);
+    const get = async (path: string): Promise<Bundle> => {
+      const res = await raw(path.startsWith('http') ? path : url(path));
+      expect(res.status, JSON.stringify(res.body).slice(0, 300)).toBe(200);
+      return res.body as Bundle;
+    };
+    /** The first page, then `change`, then every later page by its next link: the ids each page held. */
+    const walkWhile = async (query: string, change: (first: Bundle) => Promise<void>): Promise<string[][]> => {
+      const first = await get(query);
+      await change(first);
+      const pages = [idsOf(first)];
+      for (let next = link(first, 'next'); next && pages.length < 50; ) {
+        const page = await get(next);
+        pages.push(idsOf(page));
+        next = link(page, 'next');
+      }
+      return pages;
+    };
+    /** Tasks of one code, stored in order; `dues[i]` undefined: that Task has no due date. */
+    const tasks = async (code: string, dues: (string | undefined)[], extra: (i: number) => Partial<Task> = () => ({})) => {
+      const created: Task[] = [];
+      for (const [i, due] of dues.entries()) created.push(await create(task(code, due, extra(i))));
+      return created;
+    };
+
+    it('a record that stops matching between pages (a Task approved while the clerk reads page 1): every record still matching is seen exactly once', async () => {
+      const code = `skip-${driver.name}`;
+      const stored = await tasks(code, ['2026-03-01', '2026-03-02', '2026-03-03', '2026-03-04', '2026-03-05', '2026-03-06', '2026-03-07']);
+      const pages = await walkWhile(`Task?code=urn:test:paging|${code}&status=requested&_sort=due&_count=3`, async (first) => {
+        const approved = first.entry![0].resource as Task;
+        await put({ ...approved, status: 'completed' });
+      });
+      expect(pages[0]).toEqual(stored.slice(0, 3).map((t) => t.id));
+      expect(pages.slice(1).flat()).toEqual(stored.slice(3).map((t) => t.id));
+    });
+
+    it('a record added before the cursor between pages: no record is seen twice', async () => {
+      const code = `repeat-${driver.name}`;
+      const stored = await tasks(code, ['2026-04-02', '2026-04-03', '2026-04-04', '2026-04-05', '2026-04-06']);
+      const pages = await walkWhile(`Task?code=urn:test:paging|${code}&_sort=due&_count=2`, async () => {
+        await create(task(code, '2026-04-01'));
+      });
+      expect(pages.flat()).toEqual(stored.map((t) => t.id));
+    });
+
+    // Each walk changes the search under it: the first match of page 1 stops matching before page 2 is read.
+    const dues = ['2026-05-03', '2026-05-01', undefined, '2026-05-03', '2026-05-02', undefined, '2026-05-03', '2026-05-01', undefined];
+    const authored = ['2026-01-02', '2026-01-01', '2026-01-03', undefined, '2026-01-01', '2026-01-02', '2026-01-01', '2026-01-03', undefined];
+    it.each([
+      ['due', false],
+      ['-due', false],
+      ['due,-authored-on', false],
+      ['-due,authored-on,-_id', false],
+      ['-authored-on,due', false],
+      ['_lastUpdated', false],
+      ['-_lastUpdated', false],
+      ['-_id', false],
+      ['status,due', false],
+      ['', false],
+      ['due', true],
+      ['-authored-on,due', true],
+    ])('_sort=%s, by _id list %s (descending, several keys, ties, missing values): the walk holds every remaining match once, in the order of one page; previous links walk it back from last', async (sort, byIds) => {
+      const code = `sort-${driver.name}-${sort.replace(/\W/g, '_') || 'default'}-${byIds}`;
+      const stored = await tasks(code, dues, (i) => (authored[i] ? { authoredOn: authored[i] } : {}));
+      // A list of ids is found through its index, then sorted (namesFewResources): the other way to read a page.
+      const query = `Task?code=urn:test:paging|${code}&status=requested${byIds ? `&_id=${stored.map((t) => t.id).join(',')}` : ''}${sort ? `&_sort=${sort}` : ''}`;
+      const pages = await walkWhile(`${query}&_count=2`, async (first) => {
+        await put({ ...(first.entry![0].resource as Task), status: 'cancelled' });
+      });
+      const remaining = idsOf(await get(`${query}&_count=100`));
+      expect(remaining).toHaveLength(dues.length - 1);
+      expect(pages.slice(1).flat()).toEqual(remaining.slice(1));
+      const backwards: string[][] = [];
+      for (let at = link(await get(`${query}&_count=2`), 'last'); at && backwards.length < 10; ) {
+        const page = await get(at);
+        backwards.unshift(idsOf(page));
+        at = link(page, 'previous');
+      }
+      expect(backwards.flat()).toEqual(remaining);
+    });
+
+    it('ties on the sort key are broken by id: a page boundary inside a run of equal dues neither skips nor repeats', async () => {
+      const code = `ties-${driver.name}`;
+      await tasks(code, Array.from({ length: 6 }, () => '2026-06-01'));
+      const query = `Task?code=urn:test:paging|${code}&status=requested&_sort=due`;
+      const pages = await walkWhile(`${query}&_count=2`, async (first) => {
+        await put({ ...(first.entry![1].resource as Task), status: 'cancelled' });
+      });
+      const remaining = idsOf(await get(`${query}&_count=100`));
+      expect(pages.flat().filter((id) => remaining.includes(id))).toEqual(remaining);
+      expect(new Set(pages.flat()).size).toBe(pages.flat().length);
+    });
+
+    it('a cached type (the provider directory): a cursor page is read afresh after a write, not served from the cache', async () => {
+      const name = `Paging ${driver.name}`;
+      const stored: Organization[] = [];
+      for (let i = 0; i < 5; i++) stored.push(await create<Organization>({ resourceType: 'Organization', active: true, name: `${name} ${i}` }));
+      const query = `Organization?name=${encodeURIComponent(name)}&active=true&_sort=name&_count=2`;
+      const warm = await get(query);
+      await get(link(warm, 'next')!); // page 2 now cached
+      const pages = await walkWhile(query, async () => put({ ...stored[0], active: false }));
+      expect(pages.flat()).toEqual(stored.map((o) => o.id));
+    });
+
+    it('links: next and previous carry a cursor and every other parameter; previous and last read backwards; first starts over', async () => {
+      const code = `links-${driver.name}`;
+      const stored = await tasks(code, ['2026-07-01', '2026-07-02', '2026-07-03', '2026-07-04', '2026-07-05']);
+      const query = `Task?code=urn:test:paging|${code}&_sort=due&_count=2&_total=accurate&_include=Task:focus`;
+      const page1 = await get(query);
+      expect(link(page1, 'previous')).toBeUndefined();
+      expect(link(page1, 'first')).toBe(url(`Task?code=${encodeURIComponent(`urn:test:paging|${code}`)}&_sort=due&_total=accurate&_include=${encodeURIComponent('Task:focus')}&_count=2`));
+      const page2 = await get(link(page1, 'next')!);
+      const next = new URL(link(page1, 'next')!);
+      expect([next.searchParams.get('code'), next.searchParams.get('_sort'), next.searchParams.get('_total'), next.searchParams.get('_include'), next.searchParams.get('_offset')]).toEqual([`urn:test:paging|${code}`, 'due', 'accurate', 'Task:focus', null]);
+      expect(cursorOf(link(page1, 'next'))).toBeTruthy();
+      expect([idsOf(page2), page2.total]).toEqual([stored.slice(2, 4).map((t) => t.id), 5]);
+      expect(idsOf(await get(link(page2, 'previous')!))).toEqual(stored.slice(0, 2).map((t) => t.id));
+      const last = await get(link(page1, 'last')!);
+      expect([idsOf(last), link(last, 'next')]).toEqual([stored.slice(3).map((t) => t.id), undefined]);
+      const before = await get(link(last, 'previous')!);
+      expect(idsOf(before)).toEqual(stored.slice(1, 3).map((t) => t.id));
+      expect(idsOf(await get(link(before, 'previous')!))).toEqual([stored[0].id]);
+      expect(idsOf(await get(link(last, 'first')!))).toEqual(stored.slice(0, 2).map((t) => t.id));
+    });
+
+    it('_offset sent by a client is still honoured, and its next link continues by cursor where it ended', async () => {
+      const code = `offset-${driver.name}`;
+      const stored = await tasks(code, ['2026-08-01', '2026-08-02', '2026-08-03', '2026-08-04', undefined, undefined]);
+      const all = idsOf(await get(`Task?code=urn:test:paging|${code}&_sort=due&_count=100`));
+      expect(all.slice(0, 4)).toEqual(stored.slice(0, 4).map((t) => t.id)); // then the two without a due, by id
+      const page = await get(`Task?code=urn:test:paging|${code}&_sort=due&_count=2&_offset=3`);
+      expect(idsOf(page)).toEqual(all.slice(3, 5));
+      expect(new URL(link(page, 'next')!).searchParams.get('_offset')).toBeNull();
+      expect(idsOf(await get(link(page, 'next')!))).toEqual([all[5]]);
+      expect(idsOf(await get(link(page, 'previous')!))).toEqual(all.slice(1, 3));
+    });
+
+    it('a tampered or malformed cursor is refused with 400 and an OperationOutcome, never a 500', async () => {
+      const code = `tamper-${driver.name}`;
+      await tasks(code, ['2026-09-01', '2026-09-02', '2026-09-03']);
+      const query = `Task?code=urn:test:paging|${code}&_sort=due&_count=1`;
+      const good = cursorOf(link(await get(query), 'next'))!;
+      const decoded = JSON.parse(Buffer.from(good, 'base64url').toString()) as { d: string; s: string; p: (string | null)[] };
+      const forge = (change: Record<string, unknown>) => Buffer.from(JSON.stringify({ ...decoded, ...change })).toString('base64url');
+      const bad: [string, string][] = [
+        ['not base64url', 'abc$def'],
+        ['not JSON', Buffer.from('{nope').toString('base64url')],
+        ['another shape', forge({ d: 'sideways' })],
+        ['an extra field', forge({ sql: 'DROP TABLE resources' })],
+        ['an impossible date', forge({ p: ['2026-02-30T00:00:00.000000Z', decoded.p[1]] })],
+        ['a date in another form', forge({ p: ['2026-09-01', decoded.p[1]] })],
+        ['a bad id', forge({ p: [decoded.p[0], "x' OR 1=1 --"] })],
+        ['too few keys', forge({ p: [decoded.p[1]] })],
+        ['another sort', forge({ s: '-due' })],
+      ];
+      for (const [why, cursor] of bad) {
+        const res = await raw(url(`${query}&_cursor=${cursor}`));
+        expect([why, res.status, res.body.resourceType]).toEqual([why, 400, 'OperationOutcome']);
+        expect((res.body as OperationOutcome).issue[0].expression).toEqual(['_cursor']);
+      }
+      const byId = Buffer.from(JSON.stringify({ d: 'a', s: '_id', p: ['a\u0000b', 'x'] })).toString('base64url');
+      const nul = await raw(url(`Task?code=urn:test:paging|${code}&_sort=_id&_count=1&_cursor=${byId}`));
+      expect([nul.status, nul.body.resourceType]).toEqual([400, 'OperationOutcome']);
+      const sorted = await raw(url(`Task?code=urn:test:paging|${code}&_sort=-due&_count=1&_cursor=${good}`));
+      expect(sorted.status).toBe(400);
+      const both = await raw(url(`${query}&_cursor=${good}&_offset=1`));
+      expect([both.status, both.body.resourceType]).toEqual([400, 'OperationOutcome']);
+    });
+  });
 
   describe('history paging links repeat the query', () => {
     let id: string;

@@ -10,9 +10,30 @@ export interface SearchQuery {
   offset: number;
   /** Compute the total number of matches. */
   total: boolean;
+  /** Where the page starts in the sort order, instead of `offset` (keyset paging: see PageCursor). */
+  cursor?: PageCursor;
 }
 
-/** Parameters of Resource.meta: indexed as their tokens, without the `#param` token that marks a value (for `:missing`). */
+/**
+ * A row's place in a search's sort order: its value of each sort rule (`null` when it has none; as
+ * text) and its id, which breaks ties.
+ */
+export interface SortPosition {
+  keys: (string | null)[];
+  id: string;
+}
+
+/**
+ * A page read from a position, not an offset: the matches after `at` (or before it, read backwards),
+ * whatever was added or stopped matching since that position was handed out. `before` without `at`
+ * is the last page.
+ */
+export interface PageCursor {
+  direction: 'after' | 'before';
+  at?: SortPosition;
+}
+
+/** Parameters of Resource.meta, searched on every type (not in the registry); `#param` marks a value as for the others (migration 6). */
 export const META_TOKEN_PARAMS: ReadonlySet<string> = new Set(['_profile', '_tag', '_security']);
 
 export type SearchClause =
@@ -52,11 +73,26 @@ export interface SortRule {
   descending: boolean;
 }
 
+/**
+ * What a sort rule's key is, as a SortPosition writes it: an instant (UTC, with microseconds:
+ * `2026-01-02T03:04:05.678900Z`), a decimal (`-12.50`) or text.
+ */
+export const SORT_KEY_KINDS: Readonly<Record<SortRule['kind'], 'instant' | 'decimal' | 'text'>> = {
+  id: 'text',
+  lastUpdated: 'instant',
+  date: 'instant',
+  string: 'text',
+  number: 'decimal',
+  token: 'text',
+};
+
 export interface SearchResult {
   resources: Resource[];
   total?: number;
-  /** True when at least one more match follows this page. */
+  /** True when at least one more match follows this page (precedes it, for a cursor read `before`). */
   hasMore: boolean;
+  /** The sort positions of the page's first and last match (absent when it has none). */
+  edges?: { first: SortPosition; last: SortPosition };
 }
 
 export interface HistoryEntry {

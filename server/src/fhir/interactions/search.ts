@@ -1,12 +1,13 @@
 import { nonEmpty } from '../jsonRules.js';
 import type { Bundle, BundleEntry, BundleLink, Resource } from 'fhir/r4.js';
-import type { SearchClause } from '../../storage/FhirStore.js';
+import type { PageCursor, SearchClause, SearchResult } from '../../storage/FhirStore.js';
 import type { FhirContext } from '../context.js';
 import { compartmentOf, mayAccess, requireScope, scopeRestriction } from '../guard.js';
 import { badRequest, type FhirError, outcome } from '../outcomes.js';
 import { relativeToBase } from '../references.js';
 import type { FhirRequest, FhirResponse } from '../request.js';
 import { linkUrl, preferStrict, shapeResource } from '../responses.js';
+import { CURSOR_PARAM, encodeCursor } from '../search/cursor.js';
 import { type IncludeSpec, parseSearch, type SearchRequest } from '../search/parse.js';
 
 /**
@@ -65,7 +66,7 @@ export async function searchType(req: FhirRequest, ctx: FhirContext, type: strin
     type: 'searchset',
     timestamp: new Date().toISOString(),
     total: result.total,
-    link: pageLinks(req.baseUrl, type, search, result.hasMore, result.total),
+    link: pageLinks(req.baseUrl, type, search, result),
   };
   if (search.summary === 'count') return { status: 200, body: bundle };
   const entries: BundleEntry[] = result.resources.map((r) => entry(req.baseUrl, shapeResource(r, search.summary, search.elements), 'match'));
@@ -86,29 +87,28 @@ function entry(baseUrl: string, resource: Resource, mode: 'match' | 'include'): 
 }
 
 /**
- * The self link is the search as understood (R4 http.html#paging); the others page through it. `_summary=count`
- * and `_count=0` return no page of entries, so there is nothing to page through. `last` only when the number of
- * matches is known (`_total`, or this is the last page): finding it would cost a count of every match.
+ * The self link is the search as understood (R4 http.html#paging); the others page through it with a
+ * cursor (`_cursor`), the position of this page's first or last match in the sort order: the next page
+ * is the matches after this one's last, whatever stopped matching or was added meanwhile, where an
+ * offset would skip or repeat one. `previous` reads backwards from this page's first match, `last`
+ * backwards from the end. `_summary=count` and `_count=0` return no page of entries, so there is
+ * nothing to page through.
  */
-function pageLinks(baseUrl: string, type: string, search: SearchRequest, hasMore: boolean, total: number | undefined): BundleLink[] {
+function pageLinks(baseUrl: string, type: string, search: SearchRequest, result: SearchResult): BundleLink[] {
   const links: BundleLink[] = [{ relation: 'self', url: linkUrl(baseUrl, type, search.used) }];
-  const { offset, count } = search.query;
+  const { count, sort, cursor, offset } = search.query;
   if (search.summary === 'count' || count === 0) return links;
-  const base = search.used.filter(([k]) => k !== '_offset' && k !== '_count');
-  const url = (at: number) => linkUrl(baseUrl, type, [...base, ['_count', String(count)], ['_offset', String(at)]]);
-  links.push({ relation: 'first', url: url(0) });
-  if (offset > 0) links.push({ relation: 'previous', url: url(Math.max(0, offset - count)) });
-  if (hasMore) links.push({ relation: 'next', url: url(offset + count) });
-  const last = lastOffset(offset, count, total);
-  if (last !== undefined) links.push({ relation: 'last', url: url(last) });
+  const base = search.used.filter(([k]) => k !== '_offset' && k !== '_count' && k !== CURSOR_PARAM);
+  const url = (page?: PageCursor) => linkUrl(baseUrl, type, [...base, ['_count', String(count)], ...(page ? [[CURSOR_PARAM, encodeCursor(sort, page)] as [string, string]] : [])]);
+  links.push({ relation: 'first', url: url() });
+  const backward = cursor?.direction === 'before';
+  // Read backwards, `hasMore` says that more precede this page; read forwards from a position, it came after some.
+  const earlier = backward ? result.hasMore : cursor?.at !== undefined || offset > 0;
+  const later = backward ? cursor?.at !== undefined : result.hasMore;
+  if (result.edges && earlier) links.push({ relation: 'previous', url: url({ direction: 'before', at: result.edges.first }) });
+  if (result.edges && later) links.push({ relation: 'next', url: url({ direction: 'after', at: result.edges.last }) });
+  links.push({ relation: 'last', url: url({ direction: 'before' }) });
   return links;
-}
-
-/** Where the last page starts, on the grid of pages this one is on (an `_offset` need not be a multiple of `_count`). */
-function lastOffset(offset: number, count: number, total: number | undefined): number | undefined {
-  if (total === undefined) return undefined;
-  if (total <= offset) return offset === 0 ? 0 : undefined;
-  return offset + Math.floor((total - 1 - offset) / count) * count;
 }
 
 /** `_include` and `_revinclude` (with `:iterate`), filtered by the caller's scopes and compartment. */

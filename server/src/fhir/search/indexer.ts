@@ -90,10 +90,13 @@ export class Indexer {
   }
 }
 
+/** As for the registry's parameters, `#param` marks that the resource has a value (for `:missing`, through the GIN index). */
 function addProfilesAndTags(index: ResourceIndex, resource: Resource): void {
-  for (const profile of resource.meta?.profile ?? []) index.tokens.push(`_profile||${profile}`, `_profile|*|${profile}`);
-  for (const tag of resource.meta?.tag ?? []) addToken(index, '_tag', tag.system, tag.code);
-  for (const sec of resource.meta?.security ?? []) addToken(index, '_security', sec.system, sec.code);
+  const { profile = [], tag = [], security = [] } = resource.meta ?? {};
+  for (const url of profile) index.tokens.push(`_profile||${url}`, `_profile|*|${url}`);
+  for (const coding of tag) addToken(index, '_tag', coding.system, coding.code);
+  for (const coding of security) addToken(index, '_security', coding.system, coding.code);
+  for (const [param, values] of [['_profile', profile], ['_tag', tag], ['_security', security]] as const) if (values.length) index.tokens.push(`#${param}`);
 }
 
 type Json = Record<string, unknown>;

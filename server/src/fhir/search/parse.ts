@@ -3,6 +3,7 @@ import { badRequest, tooCostly } from '../outcomes.js';
 import { relativeToBase } from '../references.js';
 import { RESOURCE_TYPES } from '../resourceTypes.js';
 import { elementNamesOf } from '../responses.js';
+import { CURSOR_PARAM, decodeCursor } from './cursor.js';
 import { dateRange } from './dates.js';
 import { implicitSystemOf } from './implicitSystems.js';
 import { normalize } from './indexer.js';
@@ -80,6 +81,7 @@ export function parseSearch(
     ignored: [],
   };
   const budget = new SearchBudget();
+  let cursor: string | undefined;
   for (const [rawKey, value] of params) {
     if (value === '') {
       if (options.refuseEmpty) throw badRequest(`'${rawKey}' has no value: ignored, it would widen what the criteria match`, rawKey);
@@ -89,6 +91,11 @@ export function parseSearch(
       // Contained resources are not searched: an answer without them would pass for one.
       if (options.strict) throw badRequest(`_contained=${value.slice(0, 20)} is not supported: contained resources are not searched`, rawKey);
       request.ignored.push(rawKey);
+      continue;
+    }
+    if (rawKey === CURSOR_PARAM) {
+      cursor = value; // read once `_sort` is known, wherever it stands
+      request.used.push([rawKey, value]);
       continue;
     }
     if (RESULT_PARAMS.has(rawKey) || rawKey.startsWith('_include:') || rawKey.startsWith('_revinclude:')) {
@@ -108,6 +115,10 @@ export function parseSearch(
     } else {
       request.ignored.push(rawKey);
     }
+  }
+  if (cursor !== undefined) {
+    if (request.used.some(([key]) => key === '_offset')) throw badRequest(`${CURSOR_PARAM} and _offset cannot be combined: each says where the page starts`, CURSOR_PARAM);
+    request.query.cursor = decodeCursor(cursor, request.query.sort);
   }
   return request;
 }

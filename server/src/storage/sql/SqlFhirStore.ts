@@ -3,7 +3,7 @@ import type { Resource } from 'fhir/r4.js';
 import { conflict, gone, notFound, preconditionFailed } from '../../fhir/outcomes.js';
 import { appendOnlyRefusal, isAppendOnlyType } from '../../fhir/resourceTypes.js';
 import type { Indexer, ResourceIndex } from '../../fhir/search/indexer.js';
-import type { FhirStore, HistoryEntry, HistoryQuery, OutboxMessage, SearchQuery, SearchResult, WriteHook } from '../FhirStore.js';
+import type { FhirStore, HistoryEntry, HistoryQuery, OutboxMessage, SearchQuery, SearchResult, SortPosition, WriteHook } from '../FhirStore.js';
 import type { SqlConnection } from './connection.js';
 import { GroupCommit } from './groupCommit.js';
 import type { ReadCache } from './readCache.js';
@@ -477,7 +477,7 @@ export class SqlFhirStore implements FhirStore {
 
   async search(query: SearchQuery): Promise<SearchResult> {
     const page = await this.cachedPage(query);
-    return { resources: page.contents.map(parseContent), total: page.total, hasMore: page.hasMore };
+    return { resources: page.contents.map(parseContent), total: page.total, hasMore: page.hasMore, edges: page.edges };
   }
 
   /** A page from the search cache when the query may use it, else from the database (filling the cache). */
@@ -495,29 +495,46 @@ export class SqlFhirStore implements FhirStore {
   private async pageFromDatabase(query: SearchQuery): Promise<CachedPage> {
     const rows = query.count > 0 ? await this.searchPage(query, async ({ sql, values }) => (await this.conn.query(sql, values)).rows) : [];
     const hasMore = rows.length > query.count;
-    const contents = rows.slice(0, query.count).map((row) => String(row.content));
+    const page = rows.slice(0, query.count);
+    // Read backwards from a cursor, the rows nearest it come first: the page shows them in the sort order.
+    if (query.cursor?.direction === 'before') page.reverse();
+    const contents = page.map((row) => String(row.content));
+    const position = (row: Record<string, unknown>): SortPosition => ({ keys: query.sort.map((_, i) => (row[`k${i}`] == null ? null : String(row[`k${i}`]))), id: String(row.id) });
+    const edges = page.length ? { first: position(page[0]), last: position(page[page.length - 1]) } : undefined;
     let total: number | undefined;
     // `_count=0` asks for the number of matches alone (R4 search.html#count), as `_summary=count` does.
     if (query.total || query.count === 0) {
       const countParams = new Params();
       const counted = await this.conn.query(`SELECT count(*)::int AS n FROM ${tableOf(query.resourceType)} r WHERE ${buildWhere(query, countParams)}`, countParams.values);
       total = Number(counted.rows[0]?.n ?? 0);
-    } else if (!hasMore && (contents.length > 0 || query.offset === 0)) {
+    } else if (!query.cursor && !hasMore && (contents.length > 0 || query.offset === 0)) {
       total = query.offset + contents.length;
     }
-    return { contents, total, hasMore };
+    return { contents, total, hasMore, edges };
   }
 
-  /** The rows of a page (count + 1 of them when there are more), reading as few statements as the plan allows. */
+  /**
+   * The rows of a page (count + 1 of them when there are more), reading as few statements as the plan allows.
+   * A date-ordered search reads its dated matches, then its undated ones (backwards: the other way round),
+   * starting in the part that holds the cursor's position.
+   */
   private async searchPage(query: SearchQuery, run: (statement: Statement) => Promise<Record<string, unknown>[]>): Promise<Record<string, unknown>[]> {
     const plan = planSearch(query);
     if (plan.kind === 'single') return run(plan.page);
     const window = query.count + 1;
-    const dated = await run(plan.dated);
-    if (dated.length === window) return dated;
-    let undatedOffset = 0;
-    if (!dated.length && query.offset > 0) undatedOffset = Math.max(0, query.offset - Number((await run(plan.datedCount))[0]?.n ?? 0));
-    return [...dated, ...(await run(plan.undated(window - dated.length, undatedOffset)))];
+    const { cursor } = query;
+    if (!cursor) {
+      const dated = await run(plan.dated(window, query.offset));
+      if (dated.length === window) return dated;
+      let undatedOffset = 0;
+      if (!dated.length && query.offset > 0) undatedOffset = Math.max(0, query.offset - Number((await run(plan.datedCount))[0]?.n ?? 0));
+      return [...dated, ...(await run(plan.undated(window - dated.length, undatedOffset)))];
+    }
+    const parts = cursor.direction === 'after' ? [plan.dated, plan.undated] : [plan.undated, plan.dated];
+    const start = cursor.at ? parts.indexOf(cursor.at.keys[0] === null ? plan.undated : plan.dated) : 0;
+    const rows: Record<string, unknown>[] = [];
+    for (let i = start; i < parts.length && rows.length < window; i++) rows.push(...(await run(parts[i](window - rows.length, 0, i === start ? cursor.at : undefined))));
+    return rows;
   }
 
   async history(query: HistoryQuery): Promise<HistoryEntry[]> {

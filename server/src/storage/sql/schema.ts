@@ -7,6 +7,11 @@ const PARTITIONED_TYPES = [
   'DiagnosticReport', 'Communication', 'Provenance', 'AuditEvent', 'Subscription', 'MeasureReport', 'Basic',
 ];
 
+/** Migration 6: adds `#_profile`, `#_tag`, `#_security` to the tokens of the rows that have such values and not the mark. */
+const markMetaValues = (table: string) => `
+  UPDATE ${table} SET tokens = tokens || ARRAY(SELECT DISTINCT '#' || split_part(t, '|', 1) FROM unnest(tokens) t WHERE split_part(t, '|', 1) IN ('_profile', '_tag', '_security') AND NOT ('#' || split_part(t, '|', 1)) = ANY(tokens))
+  WHERE EXISTS (SELECT 1 FROM unnest(tokens) t WHERE split_part(t, '|', 1) IN ('_profile', '_tag', '_security') AND NOT ('#' || split_part(t, '|', 1)) = ANY(tokens))`;
+
 /**
  * Schema migrations, applied in order on start. Each runs once, in a transaction, and is recorded
  * in schema_migrations. Never edit a released migration; add a new one.
@@ -181,6 +186,17 @@ const MIGRATIONS: { version: number; sql: string }[] = [
       ALTER TABLE resources ALTER COLUMN content SET STATISTICS 0;
       ALTER TABLE resource_history ALTER COLUMN content SET STATISTICS 0;
       ALTER TABLE audit_events ALTER COLUMN content SET STATISTICS 0, ALTER COLUMN tokens SET STATISTICS 0, ALTER COLUMN compartments SET STATISTICS 0
+    `,
+  },
+  {
+    // `:missing` on `_profile`, `_tag` and `_security` looked for a token with the parameter's prefix in every
+    // row of the type (0.2-0.4 s for 10k Tasks on PostgreSQL). The indexer now adds the `#param` token that marks
+    // a value, as for every other parameter, so `:missing=false` is a GIN lookup; this adds it to stored rows
+    // (a scan of each table once; rows with meta values are rewritten, no reindex needed).
+    version: 6,
+    sql: `
+      ${markMetaValues('resources')};
+      ${markMetaValues('audit_events')}
     `,
   },
 ];

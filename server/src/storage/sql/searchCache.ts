@@ -1,4 +1,4 @@
-import type { SearchClause, SearchQuery } from '../FhirStore.js';
+import type { SearchClause, SearchQuery, SearchResult } from '../FhirStore.js';
 import { LruMap } from './lru.js';
 
 /** A cached page: the stored JSON of each match, as the database returned it. */
@@ -6,6 +6,7 @@ export interface CachedPage {
   contents: string[];
   total?: number;
   hasMore: boolean;
+  edges?: SearchResult['edges'];
 }
 
 /**

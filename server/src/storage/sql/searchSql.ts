@@ -1,5 +1,5 @@
 import { badRequest } from '../../fhir/outcomes.js';
-import { type DateCondition, META_TOKEN_PARAMS, type NumberCondition, type Prefix, type SearchClause, type SearchQuery, type SortRule } from '../FhirStore.js';
+import { type DateCondition, type NumberCondition, type Prefix, type SearchClause, type SearchQuery, SORT_KEY_KINDS, type SortPosition, type SortRule } from '../FhirStore.js';
 
 /**
  * AuditEvents are kept in their own append-only table (migration 4), with the columns of `resources`
@@ -35,41 +35,119 @@ export interface Statement {
  * does not grow with the number of matches (looking up every match's date and sorting them took over
  * a second at 1M resources). Resources without the parameter come after the dated ones (as NULLS LAST
  * would put them) and are read only when the dated ones do not fill the page.
+ *
+ * Every statement returns `content`, `id` and the row's sort keys as text (`k0`...), from which the
+ * page's cursors are made. A page read from a cursor starts after (or, read backwards, before) that
+ * position: a condition on the sort keys that an index in the sort order bounds, where an offset
+ * counts rows that may since have stopped matching or been added.
  */
 export type SearchPlan =
   | { kind: 'single'; page: Statement }
   | {
       kind: 'dateOrdered';
-      /** The dated matches of the page (LIMIT count + 1 OFFSET offset). */
-      dated: Statement;
-      /** How many matches have the parameter (needed only when the page starts past them). */
+      /** Matches with the parameter, in the walk's order: from `from` (a cursor's position) when given, else past `offset`. */
+      dated: Section;
+      /** Matches without it, likewise. */
+      undated: Section;
+      /** How many matches have the parameter (needed only when an offset starts past them). */
       datedCount: Statement;
-      undated(limit: number, offset: number): Statement;
     };
+type Section = (limit: number, offset: number, from?: SortPosition) => Statement;
+
+/** A sort rule as SQL: the key's expression, its type, whether a match may lack it (sorted last, as NULLS LAST). */
+interface SortKey {
+  sql: string;
+  type: (typeof SQL_TYPES)[keyof typeof SQL_TYPES];
+  descending: boolean;
+  nullable: boolean;
+}
 
 export function planSearch(query: SearchQuery): SearchPlan {
   const [first, ...rest] = query.sort;
   const table = tableOf(query.resourceType);
-  const orderBy = (rules: SortRule[], params: Params) => [...rules.map((rule) => sortSql(rule, query.resourceType, params)), 'r.id'].join(', ');
-  if (query.clauses.some(namesFewResources)) {
-    return {
-      kind: 'single',
-      page: statement((params) => `SELECT r.content::text AS content FROM (SELECT * FROM ${table} r WHERE ${buildWhere(query, params)} OFFSET 0) r ORDER BY ${orderBy(query.sort, params)} LIMIT ${params.add(query.count + 1)} OFFSET ${params.add(query.offset)}`),
-    };
-  }
-  if (first?.kind === 'date' && query.resourceType !== AUDIT_EVENT) {
+  const backward = query.cursor?.direction === 'before';
+  const at = query.cursor?.at;
+  const keysOf = (rules: SortRule[], params: Params) => rules.map((rule) => sortKey(rule, query.resourceType, params));
+  const namesFew = query.clauses.some(namesFewResources);
+  if (first?.kind === 'date' && query.resourceType !== AUDIT_EVENT && !namesFew) {
+    const undated: Section = (limit, offset, from) =>
+      statement((params) => {
+        const keys = [UNDATED, ...keysOf(rest, params)];
+        const after = from ? ` AND ${keysetSql(keys.slice(1), { keys: from.keys.slice(1), id: from.id }, backward, params)}` : '';
+        return pageSql(`SELECT ${columns(keys)} FROM resources r WHERE ${buildWhere(query, params)} AND NOT ${hasDate(first.param, params)}${after} ORDER BY ${orderSql(keys, backward)} LIMIT ${params.add(limit)} OFFSET ${params.add(offset)}`, keys, backward);
+      });
     return {
       kind: 'dateOrdered',
-      dated: statement((params) => datedSql(query, first, orderBy(rest, params), params, query.count + 1, query.offset)),
+      dated: (limit, offset, from) => statement((params) => datedSql(query, first, keysOf(rest, params), params, { limit, offset, from, backward })),
+      undated,
       datedCount: statement((params) => `SELECT count(*)::int AS n FROM resources r WHERE ${buildWhere(query, params)} AND ${hasDate(first.param, params)}`),
-      undated: (limit, offset) =>
-        statement((params) => `SELECT r.content::text AS content FROM resources r WHERE ${buildWhere(query, params)} AND NOT ${hasDate(first.param, params)} ORDER BY ${orderBy(rest, params)} LIMIT ${params.add(limit)} OFFSET ${params.add(offset)}`),
     };
   }
+  // With a clause that names few resources, they are found through its index first, then sorted (namesFewResources).
   return {
     kind: 'single',
-    page: statement((params) => `SELECT r.content::text AS content FROM ${table} r WHERE ${buildWhere(query, params)} ORDER BY ${orderBy(query.sort, params)} LIMIT ${params.add(query.count + 1)} OFFSET ${params.add(query.offset)}`),
+    page: statement((params) => {
+      const keys = keysOf(query.sort, params);
+      const source = namesFew ? `(SELECT * FROM ${table} r WHERE ${buildWhere(query, params)} OFFSET 0) r` : `${table} r`;
+      const where = [namesFew ? '' : buildWhere(query, params), at ? keysetSql(keys, at, backward, params) : ''].filter(Boolean);
+      return pageSql(`SELECT ${columns(keys)} FROM ${source}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY ${orderSql(keys, backward)} LIMIT ${params.add(query.count + 1)} OFFSET ${params.add(at ? 0 : query.offset)}`, keys, backward);
+    }),
   };
+}
+
+/** The first key of the matches without the sort's date parameter: none. */
+const UNDATED: SortKey = { sql: 'NULL::timestamptz', type: 'timestamptz', descending: false, nullable: true };
+
+/** The page's columns: its JSON, its id, and its sort keys `k0`... (ordered by alias, so each is computed once). */
+const columns = (keys: SortKey[]) => ['r.content::text AS content', 'r.id AS id', ...keys.map((key, i) => `${key.sql} AS k${i}`)].join(', ');
+
+/**
+ * ORDER BY the keys in the walk's direction, then the id. A key every match has keeps the NULLS placement
+ * of its direction's default, which a btree index walked either way gives (`d.lo`, `last_updated`, `id`).
+ */
+function orderSql(keys: SortKey[], backward: boolean, alias = (i: number) => `k${i}`, id = 'id'): string {
+  const nulls = backward ? ' NULLS FIRST' : ' NULLS LAST';
+  const ordered = keys.map((key, i) => `${alias(i)} ${key.descending !== backward ? 'DESC' : 'ASC'}${key.nullable ? nulls : ''}`);
+  return [...ordered, `${id} ${backward ? 'DESC' : 'ASC'}`].join(', ');
+}
+
+/**
+ * The page's rows with their keys as text, in the walk's order. Timestamps are written in UTC with their
+ * microseconds, so a cursor names exactly the instant the row sorts by, whatever the session's time zone.
+ */
+function pageSql(inner: string, keys: SortKey[], backward: boolean): string {
+  const text = keys.map((key, i) => `${textOf(`p.k${i}`, key.type)} AS k${i}`);
+  return `SELECT ${['p.content', 'p.id', ...text].join(', ')} FROM (${inner}) p ORDER BY ${orderSql(keys, backward, (i) => `p.k${i}`, 'p.id')}`;
+}
+
+function textOf(sql: string, type: SortKey['type']): string {
+  if (type === 'timestamptz') return `to_char(${sql} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+  return type === 'numeric' ? `${sql}::text` : sql;
+}
+
+/**
+ * The rows past `at` in the walk's order (keys, then id): for each key, a row is past when its key is,
+ * or when it ties and the next key decides. A match without a key sorts after every match with one
+ * (NULLS LAST), so walking backwards it comes first. The first key also bounds the walk (`>=`), where
+ * every match has it or the walk is backwards, so that an index in the sort order starts there.
+ */
+function keysetSql(keys: SortKey[], at: SortPosition, backward: boolean, params: Params, id = 'r.id'): string {
+  let past = `${id} ${backward ? '<' : '>'} ${params.add(at.id)}::text`;
+  let bound = '';
+  for (let i = keys.length - 1; i >= 0; i--) {
+    const key = keys[i];
+    const raw = at.keys[i];
+    const op = key.descending !== backward ? '<' : '>';
+    if (raw === null) {
+      past = backward ? `(${key.sql} IS NOT NULL OR (${key.sql} IS NULL AND ${past}))` : `(${key.sql} IS NULL AND ${past})`;
+      continue;
+    }
+    const value = `${params.add(raw)}::${key.type}`;
+    const beyond = key.nullable && !backward ? `(${key.sql} ${op} ${value} OR ${key.sql} IS NULL)` : `${key.sql} ${op} ${value}`;
+    past = `(${beyond} OR (${key.sql} = ${value} AND ${past}))`;
+    if (i === 0 && (!key.nullable || backward)) bound = `${key.sql} ${op}= ${value} AND `;
+  }
+  return `${bound}${past}`;
 }
 
 /**
@@ -105,14 +183,15 @@ const hasDate = (param: string, params: Params) => `EXISTS (SELECT 1 FROM sp_dat
  * A multi-valued parameter sorts by its earliest start (ascending) or latest end (descending): only
  * that one index row of a resource joins (ties between equal rows broken by their physical position).
  */
-function datedSql(query: SearchQuery, first: SortRule, thenBy: string, params: Params, limit: number, offset: number): string {
+function datedSql(query: SearchQuery, first: SortRule, thenBy: SortKey[], params: Params, page: { limit: number; offset: number; from?: SortPosition; backward: boolean }): string {
   const col = first.descending ? 'hi' : 'lo';
-  const dir = first.descending ? 'DESC' : 'ASC';
   const other = first.descending ? '>' : '<';
-  return `SELECT r.content::text AS content FROM sp_date d JOIN resources r ON r.res_type = d.res_type AND r.id = d.id
+  const keys: SortKey[] = [{ sql: `d.${col}`, type: 'timestamptz', descending: first.descending, nullable: false }, ...thenBy];
+  const from = page.from ? ` AND ${keysetSql(keys, page.from, page.backward, params)}` : '';
+  return pageSql(`SELECT ${columns(keys)} FROM sp_date d JOIN resources r ON r.res_type = d.res_type AND r.id = d.id
     WHERE d.param = ${params.add(first.param)} AND ${buildWhere(query, params)}
-      AND NOT EXISTS (SELECT 1 FROM sp_date o WHERE o.res_type = d.res_type AND o.id = d.id AND o.param = d.param AND (o.${col} ${other} d.${col} OR (o.${col} = d.${col} AND o.ctid < d.ctid)))
-    ORDER BY d.${col} ${dir}, ${thenBy} LIMIT ${params.add(limit)} OFFSET ${params.add(offset)}`;
+      AND NOT EXISTS (SELECT 1 FROM sp_date o WHERE o.res_type = d.res_type AND o.id = d.id AND o.param = d.param AND (o.${col} ${other} d.${col} OR (o.${col} = d.${col} AND o.ctid < d.ctid)))${from}
+    ORDER BY ${orderSql(keys, page.backward)} LIMIT ${params.add(page.limit)} OFFSET ${params.add(page.offset)}`, keys, page.backward);
 }
 
 type ClauseSql = (clause: SearchClause, alias: string, params: Params) => string;
@@ -168,14 +247,8 @@ function clauseSql(clause: SearchClause, alias: string, params: Params): string 
   }
 }
 
-/**
- * Whether a resource has a value for the parameter: the `#param` token the indexer adds, or for the meta
- * parameters (indexed without it) any of their tokens, found by prefix (no index: `:missing` reads every row anyway).
- */
-function hasParam(param: string, r: string, params: Params): string {
-  if (!META_TOKEN_PARAMS.has(param)) return `(${r}.tokens @> ARRAY[${params.add(`#${param}`)}::text])`;
-  return `EXISTS (SELECT 1 FROM unnest(${r}.tokens) t WHERE t LIKE ${params.add(`${param.replace(/_/g, '\\_')}|%`)})`;
-}
+/** Whether a resource has a value for the parameter: the `#param` token the indexer adds (GIN-indexed). */
+const hasParam = (param: string, r: string, params: Params) => `(${r}.tokens @> ARRAY[${params.add(`#${param}`)}::text])`;
 
 const inCompartment = (clause: { compartment?: string }, t: string, params: Params) =>
   clause.compartment ? ` AND ${t}.compartments @> ARRAY[${params.add(clause.compartment)}::text]` : '';
@@ -240,24 +313,27 @@ function numberSql(v: NumberCondition, params: Params): string {
   return [test, ...unit].join(' AND ');
 }
 
-function sortSql(rule: SortRule, resourceType: string, params: Params): string {
-  const dir = rule.descending ? 'DESC' : 'ASC';
-  if (resourceType === AUDIT_EVENT && rule.kind === 'date') return `r.recorded ${dir}`;
+const SQL_TYPES = { instant: 'timestamptz', decimal: 'numeric', text: 'text' } as const;
+
+/** A multi-valued parameter sorts by its earliest value ascending, its latest descending; a match without one last. */
+function sortKey(rule: SortRule, resourceType: string, params: Params): SortKey {
+  const key = (sql: string, nullable = true): SortKey => ({ sql, type: SQL_TYPES[SORT_KEY_KINDS[rule.kind]], descending: rule.descending, nullable });
+  if (resourceType === AUDIT_EVENT && rule.kind === 'date') return key('r.recorded', false);
   if (resourceType === AUDIT_EVENT && (rule.kind === 'string' || rule.kind === 'number')) throw badRequest(`AuditEvents cannot be sorted by '${rule.param}'`);
   const agg = rule.descending ? 'max' : 'min';
   const p = () => params.add(rule.param);
   switch (rule.kind) {
     case 'id':
-      return `r.id ${dir}`;
+      return key('r.id', false);
     case 'lastUpdated':
-      return `r.last_updated ${dir}`;
+      return key('r.last_updated', false);
     case 'date':
-      return `(SELECT ${agg}(${rule.descending ? 'd.hi' : 'd.lo'}) FROM sp_date d WHERE d.res_type = r.res_type AND d.id = r.id AND d.param = ${p()}) ${dir} NULLS LAST`;
+      return key(`(SELECT ${agg}(${rule.descending ? 'd.hi' : 'd.lo'}) FROM sp_date d WHERE d.res_type = r.res_type AND d.id = r.id AND d.param = ${p()})`);
     case 'string':
-      return `(SELECT ${agg}(s.value) FROM sp_string s WHERE s.res_type = r.res_type AND s.id = r.id AND s.param = ${p()}) ${dir} NULLS LAST`;
+      return key(`(SELECT ${agg}(s.value) FROM sp_string s WHERE s.res_type = r.res_type AND s.id = r.id AND s.param = ${p()})`);
     case 'number':
-      return `(SELECT ${agg}(n.value) FROM sp_number n WHERE n.res_type = r.res_type AND n.id = r.id AND n.param = ${p()}) ${dir} NULLS LAST`;
+      return key(`(SELECT ${agg}(n.value) FROM sp_number n WHERE n.res_type = r.res_type AND n.id = r.id AND n.param = ${p()})`);
     case 'token':
-      return `(SELECT ${agg}(t) FROM unnest(r.tokens) t WHERE t LIKE ${params.add(`${rule.param}|*|%`)}) ${dir} NULLS LAST`;
+      return key(`(SELECT ${agg}(t) FROM unnest(r.tokens) t WHERE t LIKE ${params.add(`${rule.param}|*|%`)})`);
   }
 }
