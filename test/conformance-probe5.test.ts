@@ -100,6 +100,20 @@ describe.each(STORE_DRIVERS)('conformance probe 5, REST layer, on $name', (drive
       expect([res.status, res.body.meta.versionId]).toEqual([200, '2']);
     });
 
+    it('paging (_offset, _cursor) beside a real criterion is 400: a page past the match would make the update create', async () => {
+      const before = await endpoints();
+      const cursor = new URL((await raw(url('Endpoint?_count=1'))).body.link.find((l: { relation: string }) => l.relation === 'last').url).searchParams.get('_cursor')!;
+      for (const paging of ['_offset=1', `_cursor=${cursor}`]) {
+        const put = await raw(url(`Endpoint?_id=${only.id}&${paging}`), { method: 'PUT', json: endpoint('paged') });
+        const del = await raw(url(`Endpoint?_id=${only.id}&${paging}`), { method: 'DELETE' });
+        const create = await raw(url('Endpoint'), { method: 'POST', json: endpoint('paged'), headers: { 'If-None-Exist': `_id=${only.id}&${paging}` } });
+        expect([put.status, del.status, create.status], paging).toEqual([400, 400, 400]);
+        expect(put.body.issue[0].diagnostics, paging).toMatch(/pages search results/);
+      }
+      expect(await endpoints()).toBe(before);
+      expect(((await raw(url(`Endpoint/${only.id}`))).body as Endpoint).name).toBe('the only one');
+    });
+
     it('a blank or whitespace If-None-Exist is criteria with nothing in them: 400, not a plain create (L12)', async () => {
       const before = await endpoints();
       const blank = await raw(url('Endpoint'), { method: 'POST', json: endpoint('blank criteria'), headers: { 'If-None-Exist': '' } });

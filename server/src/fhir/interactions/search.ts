@@ -19,6 +19,9 @@ import { type IncludeSpec, parseSearch, type SearchRequest } from '../search/par
 export async function runSearch(req: FhirRequest, ctx: FhirContext, type: string, params: [string, string][], count: number): Promise<Resource[]> {
   const parsed = parseSearch(type, params, ctx.registry, { strict: true, baseUrl: req.baseUrl, refuseEmpty: true });
   if (!parsed.query.clauses.length) throw noCriteria(type, params);
+  const paging = params.find(([name]) => name === '_offset' || name === CURSOR_PARAM);
+  // Criteria name what they match; a page of the matches would let a write miss what it should find, and create.
+  if (paging) throw badRequest(`Conditional criteria match resources; ${paging[0]} pages search results and cannot be part of them`, paging[0]);
   parsed.query.count = count;
   restrictToCompartment(req, ctx, parsed.query.clauses, type);
   return (await ctx.store.search(parsed.query)).resources;
