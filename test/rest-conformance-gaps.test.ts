@@ -1,16 +1,19 @@
-import type { Basic, BundleEntry } from 'fhir/r4.js';
+import type { Basic, Bundle, BundleEntry, CapabilityStatement, CodeSystem, TerminologyCapabilities } from 'fhir/r4.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { publishCapabilityStatement } from '../server/src/fhir/capability.js';
 import type { RunningServer } from '../server/src/server.js';
 import { raw } from './helpers/fhir.js';
 import { STORE_DRIVERS } from './helpers/stores.js';
 import { startFhirOnlyServer } from './helpers/testServer.js';
 
 /**
- * REST conformance gaps a conformance suite would hit: `_since` as an instant, If-None-Match on PATCH and DELETE.
+ * REST conformance gaps a conformance suite would hit: `_since` as an instant, If-None-Match on PATCH and DELETE, the
+ * CapabilityStatement as a resource of its own, and `/metadata`'s `mode`, `_summary` and `_elements`.
  */
 const basic = (code: string, extra: Partial<Basic> = {}): Basic => ({ resourceType: 'Basic', code: { coding: [{ system: 'urn:test:gaps', code }] }, ...extra });
 const base64 = (value: unknown) => Buffer.from(JSON.stringify(value), 'utf8').toString('base64');
 const jsonPatch = (ops: unknown) => ({ resourceType: 'Binary', contentType: 'application/json-patch+json', data: base64(ops) });
+const isSubsetted = (r: { meta?: { tag?: { code?: string }[] } }) => r.meta?.tag?.some((t) => t.code === 'SUBSETTED') ?? false;
 
 describe.each(STORE_DRIVERS)('REST conformance gaps on $name', (driver) => {
   let server: RunningServer;
@@ -18,6 +21,7 @@ describe.each(STORE_DRIVERS)('REST conformance gaps on $name', (driver) => {
   const url = (path: string) => `${server.fhirBase}/${path}`;
   const post = (body: unknown) => raw(server.fhirBase, { method: 'POST', json: body });
   const create = async (b: Basic): Promise<Basic> => (await raw(url('Basic'), { method: 'POST', json: b })).body as Basic;
+  const ids = (bundle: Bundle) => (bundle.entry ?? []).map((e) => e.resource?.id);
 
   beforeAll(async () => {
     server = await startFhirOnlyServer(config);
@@ -117,6 +121,127 @@ describe.each(STORE_DRIVERS)('REST conformance gaps on $name', (driver) => {
       expect(batch.body.entry.map((e: BundleEntry) => e.response?.status)).toEqual(['412', '412', '200']);
       const after = (await raw(url(`Basic/${target.id}`))).body as Basic;
       expect([after.language, after.meta?.versionId]).toEqual(['it', '2']);
+    });
+  });
+
+  describe('the CapabilityStatement is a resource the server serves', () => {
+    it('GET CapabilityStatement/server answers what /metadata answers, ETag included; searches by url and _id find it', async () => {
+      const metadata = await raw(url('metadata'));
+      const read = await raw(url('CapabilityStatement/server'));
+      expect(read.status).toBe(200);
+      expect(read.body.id).toBe('server');
+      expect(read.body.url).toBe('https://second-opinion.example.org/fhir/CapabilityStatement/server');
+      expect(metadata.body).toEqual(read.body);
+      expect(metadata.headers.get('etag')).toBe(read.headers.get('etag'));
+      expect(metadata.headers.get('etag')).toMatch(/^W\/"\d+"$/);
+      for (const query of [`url=${encodeURIComponent(read.body.url)}`, '_id=server']) {
+        const found = await raw(url(`CapabilityStatement?${query}`));
+        expect(ids(found.body), query).toEqual(['server']);
+      }
+    });
+
+    it('what it declares for the CapabilityStatement type is what the server does: read, vread, history and its search parameters, no writes', async () => {
+      const statement = (await raw(url('CapabilityStatement/server'))).body as CapabilityStatement;
+      const declared = statement.rest![0].resource!.find((r) => r.type === 'CapabilityStatement')!;
+      expect(declared.interaction!.map((i) => i.code).sort()).toEqual(['history-instance', 'history-type', 'read', 'search-type', 'vread']);
+      const version = statement.meta!.versionId!;
+      expect((await raw(url(`CapabilityStatement/server/_history/${version}`))).body).toEqual(statement);
+      expect(ids((await raw(url('CapabilityStatement/server/_history'))).body)).toContain('server');
+      expect(ids((await raw(url('CapabilityStatement/_history'))).body)).toContain('server');
+      expect((await raw(url('CapabilityStatement/server'), { headers: { 'If-None-Match': `W/"${version}"` } })).status).toBe(304);
+      // Each declared parameter, given the statement's own value, finds it.
+      const byParam: [string, string][] = [
+        ['name', statement.name!],
+        ['title', statement.title!],
+        ['status', statement.status],
+        ['date', statement.date],
+        ['publisher', statement.publisher!],
+        ['software', statement.software!.name],
+        ['format', 'json'],
+        ['mode', 'server'],
+        ['resource', 'TerminologyCapabilities'],
+        ['guide', statement.implementationGuide![0]],
+        ['resource-profile', 'http://hl7.org/fhir/StructureDefinition/Task'],
+        ['supported-profile', 'https://second-opinion.example.org/fhir/StructureDefinition/second-opinion-task'],
+      ];
+      const names = declared.searchParam!.map((p) => p.name);
+      for (const [name, value] of byParam) {
+        expect(names, name).toContain(name);
+        expect(ids((await raw(url(`CapabilityStatement?${name}=${encodeURIComponent(value)}`))).body), `${name}=${value}`).toEqual(['server']);
+      }
+      for (const [method, json] of [['PUT', statement], ['DELETE', undefined], ['PATCH', undefined]] as const) {
+        const refused = await raw(url('CapabilityStatement/server'), { method, json, headers: method === 'PATCH' ? { 'content-type': 'application/json-patch+json' } : {} });
+        expect(refused.status, method).toBe(405);
+        expect(refused.body.resourceType).toBe('OperationOutcome');
+      }
+      expect((await raw(url('CapabilityStatement'), { method: 'POST', json: { ...statement, id: undefined } })).status).toBe(405);
+      expect((await raw(url('CapabilityStatement/server'))).body.meta.versionId).toBe(version);
+    });
+
+    it('is published again only when its content changes, keeping the date it last changed', async () => {
+      const before = (await raw(url('CapabilityStatement/server'))).body as CapabilityStatement;
+      const { meta: _meta, ...content } = before;
+      await publishCapabilityStatement(server.store, { ...content, date: '2099-01-01' });
+      const same = (await raw(url('CapabilityStatement/server'))).body as CapabilityStatement;
+      expect([same.meta?.versionId, same.date]).toEqual([before.meta?.versionId, before.date]);
+      await publishCapabilityStatement(server.store, { ...content, title: `${content.title} (changed)`, date: '2099-01-01' });
+      const changed = (await raw(url('CapabilityStatement/server'))).body as CapabilityStatement;
+      expect([changed.meta?.versionId, changed.date]).toEqual([String(Number(before.meta!.versionId) + 1), '2099-01-01']);
+      await publishCapabilityStatement(server.store, content);
+      expect((await raw(url('metadata'))).body.title).toBe(before.title);
+    });
+  });
+
+  describe('/metadata: mode, _summary and _elements (R4 http.html#capabilities)', () => {
+    it('mode full and normative answer the full statement; an unknown mode is a 400, over HTTP and in a batch', async () => {
+      const full = (await raw(url('metadata'))).body;
+      for (const mode of ['full', 'normative']) expect((await raw(url(`metadata?mode=${mode}`))).body, mode).toEqual(full);
+      for (const path of ['metadata?mode=bogus', 'metadata?mode=full&mode=terminology']) {
+        const refused = await raw(url(path));
+        expect(refused.status, path).toBe(400);
+        expect(refused.body.resourceType).toBe('OperationOutcome');
+        expect(refused.body.issue[0].expression).toEqual(['mode']);
+      }
+      const batch = await post({ resourceType: 'Bundle', type: 'batch', entry: [{ request: { method: 'GET', url: 'metadata?mode=bogus' } }, { request: { method: 'GET', url: 'metadata?mode=terminology' } }] });
+      expect(batch.body.entry.map((e: BundleEntry) => e.response?.status)).toEqual(['400', '200']);
+      expect(batch.body.entry[1].resource.resourceType).toBe('TerminologyCapabilities');
+    });
+
+    it('mode=terminology is the TerminologyCapabilities: every CodeSystem the server publishes, and no expansion or validate-code, which it does not do', async () => {
+      const res = await raw(url('metadata?mode=terminology'));
+      expect(res.status).toBe(200);
+      const tc = res.body as TerminologyCapabilities;
+      expect(tc.resourceType).toBe('TerminologyCapabilities');
+      expect((await raw(url('TerminologyCapabilities/server'))).body).toEqual(tc);
+      const published = ((await raw(url('CodeSystem?_count=100'))).body as Bundle).entry!.map((e) => (e.resource as CodeSystem).url).sort();
+      expect(tc.codeSystem!.map((c) => c.uri).sort()).toEqual(published);
+      expect([tc.expansion, tc.validateCode, tc.translation, tc.closure]).toEqual([undefined, undefined, undefined, undefined]);
+      for (const op of ['ValueSet/$expand', 'CodeSystem/$validate-code', 'CodeSystem/$lookup']) expect((await raw(url(op))).status, op).toBe(404);
+    });
+
+    it('_summary=true and _elements shape the statement as a read does (SUBSETTED), over HTTP and in a batch; _summary=count is a 400', async () => {
+      const full = (await raw(url('metadata'))).body as CapabilityStatement;
+      // Every element the statement has is a summary element in R4 (rest included): only the tag differs.
+      const summary = (await raw(url('metadata?_summary=true'))).body as CapabilityStatement;
+      expect({ ...summary, meta: full.meta }).toEqual(full);
+      expect(isSubsetted(summary)).toBe(true);
+      const text = (await raw(url('metadata?_summary=text'))).body as CapabilityStatement;
+      expect([text.rest, text.fhirVersion, isSubsetted(text)]).toEqual([undefined, '4.0.1', true]);
+      const elements = (await raw(url('metadata?_elements=software'))).body as CapabilityStatement;
+      expect(Object.keys(elements).sort()).toEqual(['date', 'fhirVersion', 'format', 'id', 'kind', 'meta', 'resourceType', 'software', 'status']);
+      expect(isSubsetted(elements)).toBe(true);
+      const terminology = (await raw(url('metadata?mode=terminology&_elements=codeSystem'))).body as TerminologyCapabilities;
+      expect([terminology.resourceType, terminology.description, isSubsetted(terminology)]).toEqual(['TerminologyCapabilities', undefined, true]);
+      expect(terminology.codeSystem?.length).toBeGreaterThan(0);
+      const batch = await post({ resourceType: 'Bundle', type: 'batch', entry: [{ request: { method: 'GET', url: 'metadata?_summary=true' } }] });
+      expect(batch.body.entry[0].resource).toEqual(summary);
+      expect((await raw(url('metadata?_summary=count'))).status).toBe(400);
+    });
+
+    it('answers 304 to If-None-Match with its ETag', async () => {
+      const etag = (await raw(url('metadata'))).headers.get('etag')!;
+      const res = await raw(url('metadata'), { headers: { 'If-None-Match': etag } });
+      expect([res.status, res.body]).toEqual([304, undefined]);
     });
   });
 
