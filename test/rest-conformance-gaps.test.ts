@@ -1,19 +1,28 @@
-import type { Basic, Bundle, BundleEntry, CapabilityStatement, CodeSystem, TerminologyCapabilities } from 'fhir/r4.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Basic, Bundle, BundleEntry, CapabilityStatement, CodeSystem, Measure, MeasureReport, TerminologyCapabilities } from 'fhir/r4.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type CaseRecord, reportFigures } from '../server/src/domain/reporting.js';
 import { publishCapabilityStatement } from '../server/src/fhir/capability.js';
+import { PROFILES_DIR } from '../server/src/fhir/conformance.js';
+import { BUSINESS_STATUSES, REASONS } from '../server/src/fhir/profiles/definitions.js';
+import { generatedConformance } from '../server/src/fhir/profiles/generated.js';
 import type { RunningServer } from '../server/src/server.js';
+import { committeeMeasureReport } from '../server/src/workflow/reports.js';
 import { raw } from './helpers/fhir.js';
 import { STORE_DRIVERS } from './helpers/stores.js';
 import { startFhirOnlyServer } from './helpers/testServer.js';
 
 /**
- * REST conformance gaps a conformance suite would hit: `_since` as an instant, If-None-Match on PATCH and DELETE, the
- * CapabilityStatement as a resource of its own, and `/metadata`'s `mode`, `_summary` and `_elements`.
+ * REST conformance gaps a conformance suite would hit: the CapabilityStatement as a resource of its own, `/metadata`'s
+ * `mode`, `_summary` and `_elements`, If-None-Match on PATCH and DELETE, `_since` as an instant, and the Measure the
+ * committee MeasureReport names.
  */
 const basic = (code: string, extra: Partial<Basic> = {}): Basic => ({ resourceType: 'Basic', code: { coding: [{ system: 'urn:test:gaps', code }] }, ...extra });
 const base64 = (value: unknown) => Buffer.from(JSON.stringify(value), 'utf8').toString('base64');
 const jsonPatch = (ops: unknown) => ({ resourceType: 'Binary', contentType: 'application/json-patch+json', data: base64(ops) });
 const isSubsetted = (r: { meta?: { tag?: { code?: string }[] } }) => r.meta?.tag?.some((t) => t.code === 'SUBSETTED') ?? false;
+const readProfile = <T>(file: string): T => JSON.parse(readFileSync(join(PROFILES_DIR, file), 'utf8')) as T;
 
 describe.each(STORE_DRIVERS)('REST conformance gaps on $name', (driver) => {
   let server: RunningServer;
@@ -245,4 +254,75 @@ describe.each(STORE_DRIVERS)('REST conformance gaps on $name', (driver) => {
     });
   });
 
+  describe('the Measure the committee MeasureReport names', () => {
+    it('GET Measure/{id} and Measure?url= find the Measure the MeasureReport names', async () => {
+      const report = committeeMeasureReport(reportFigures([], new Date()), '2026-Q3', undefined, new Date());
+      const found = (await raw(url(`Measure?url=${encodeURIComponent(report.measure)}`))).body as Bundle;
+      expect(found.entry?.length).toBe(1);
+      const measure = found.entry![0].resource as Measure;
+      expect((await raw(url(`Measure/${measure.id}`))).body).toEqual(measure);
+      expect(measure.url).toBe(report.measure);
+    });
+  });
+});
+
+describe('the committee Measure (profiles/) and the MeasureReport it describes', () => {
+  const measure = readProfile<Measure>('Measure-second-opinion-committee-report.json');
+  const now = new Date('2026-09-30T12:00:00Z');
+  /** A case for every reason and every outcome, one in a medical group, so that the report names every code it can. */
+  const cases: CaseRecord[] = REASONS.flatMap(([reason], r) =>
+    BUSINESS_STATUSES.map(([outcome], o): CaseRecord => ({
+      plan: 'bsp',
+      reasons: [reason as CaseRecord['reasons'][number]],
+      outcome,
+      expedited: (r + o) % 2 === 0,
+      receivedAt: '2026-08-01T10:00:00-07:00',
+      dueAt: '2026-08-08T10:00:00-07:00',
+      decidedAt: o % 3 ? '2026-08-03T10:00:00-07:00' : undefined,
+      opinionDueAt: '2026-08-20T10:00:00-07:00',
+      reportedAt: o % 4 ? undefined : '2026-08-19T10:00:00-07:00',
+      extended: o % 5 === 0,
+      providerGroup: o === 1 ? 'ipa-1' : undefined,
+    })),
+  );
+  const report: MeasureReport = committeeMeasureReport(reportFigures(cases, now), '2026-Q3', 'bsp', now);
+  const groupOf = (code: string | undefined) => measure.group?.find((g) => g.code?.coding?.[0]?.code === code);
+
+  it('profiles/ holds what build-profiles generates for the Measure and the TerminologyCapabilities', () => {
+    for (const generated of generatedConformance().filter((r) => r.resourceType === 'Measure' || r.resourceType === 'TerminologyCapabilities')) {
+      expect(readProfile(`${generated.resourceType}-${generated.id}.json`)).toEqual(JSON.parse(JSON.stringify(generated)));
+    }
+  });
+
+  it('every group, population and stratifier code the MeasureReport emits is defined in the Measure, with the committee-report codes', () => {
+    expect(report.measure).toBe(measure.url);
+    const codeSystem = readProfile<CodeSystem>('CodeSystem-committee-report.json');
+    expect(measure.group!.map((g) => g.code?.coding?.[0])).toEqual(codeSystem.concept!.map((c) => ({ system: codeSystem.url, code: c.code, display: c.display })));
+    const undefinedCodes: string[] = [];
+    for (const group of report.group!) {
+      const defined = groupOf(group.code?.coding?.[0]?.code);
+      expect(defined, group.code?.text).toBeDefined();
+      const populations = new Set(defined!.population?.map((p) => p.code?.text));
+      const emitted = [...(group.population ?? []), ...(group.stratifier ?? []).flatMap((s) => (s.stratum ?? []).flatMap((st) => st.population ?? []))];
+      for (const p of emitted) if (!populations.has(p.code?.text)) undefinedCodes.push(`${group.code?.coding?.[0]?.code}/${p.code?.text}`);
+      for (const s of group.stratifier ?? []) {
+        expect(defined!.stratifier?.map((d) => d.code?.text)).toContain(s.code?.[0]?.text);
+        for (const stratum of s.stratum ?? []) expect(REASONS.map(([code]) => code)).toContain(stratum.value?.text);
+      }
+    }
+    // A provider group's population is named by its Organization id, which no definition can list.
+    expect(undefinedCodes).toEqual(['by-provider-group/ipa-1']);
+    // The cases above reach every outcome and reason population the Measure defines.
+    expect(report.group!.find((g) => g.code?.coding?.[0]?.code === 'by-outcome')!.population!.length).toBe(BUSINESS_STATUSES.length);
+    expect(report.group!.find((g) => g.code?.coding?.[0]?.code === 'by-reason')!.population!.length).toBe(REASONS.length);
+  });
+
+  it('each group says how it is scored, and the description cites BSP D.X and F', () => {
+    const scoring = (code: string) => groupOf(code)!.extension!.find((e) => e.url.endsWith('cqfm-scoring'))!.valueCodeableConcept!.coding![0].code;
+    expect(['cases', 'timeliness', 'decision-hours'].map(scoring)).toEqual(['cohort', 'proportion', 'continuous-variable']);
+    expect(measure.scoring).toBeUndefined();
+    expect(measure.description).toContain('BSP D.X');
+    expect(measure.description).toContain('BSP F');
+    expect(measure.guidance).toContain('Pacific');
+  });
 });

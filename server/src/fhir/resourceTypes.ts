@@ -42,6 +42,7 @@ export const CONFORMANCE_TYPES = [
   'Library',
   'CapabilityStatement',
   'TerminologyCapabilities',
+  'Measure',
 ] as const;
 
 export const RESOURCE_TYPES: readonly string[] = [...CLINICAL_TYPES, ...CONFORMANCE_TYPES].filter(
