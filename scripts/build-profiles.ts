@@ -7,11 +7,11 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { conformanceResources } from '../server/src/fhir/profiles/definitions.js';
+import { generatedConformance } from '../server/src/fhir/profiles/generated.js';
 import { exampleResources } from '../server/src/fhir/profiles/examples.js';
 
 const dir = fileURLToPath(new URL('../profiles/', import.meta.url));
-for (const resource of conformanceResources()) {
+for (const resource of generatedConformance()) {
   const file = join(dir, `${resource.resourceType}-${resource.id}.json`);
   writeFileSync(file, `${JSON.stringify(resource, null, 2)}\n`);
   process.stdout.write(`wrote ${file}\n`);

@@ -4,7 +4,7 @@ import type { Resource, StructureDefinition } from 'fhir/r4.js';
 import type { AddressInfo } from 'node:net';
 import type express from 'express';
 import { createApp } from './app.js';
-import { capabilityStatement } from './fhir/capability.js';
+import { capabilityStatement, publishCapabilityStatement } from './fhir/capability.js';
 import type { ServerConfig } from './config.js';
 import { BufferedAuditSink } from './fhir/audit.js';
 import { ourSearchParameters, publishConformance, readConformanceResources } from './fhir/conformance.js';
@@ -110,8 +110,8 @@ export async function startServer(
     limits: { maxBundleEntries: config.maxBundleEntries },
     supportedProfiles: profilesByType(conformance),
     onUnexpectedError: (err) => logger.error('unexpected_error', errorFields(err)),
-    capabilities: (baseUrl) => capabilityStatement(ctx, baseUrl, parts.security, VERSION),
   };
+  await publishCapabilityStatement(store, capabilityStatement(ctx, fhirBase, parts.security, VERSION));
   const app = createApp({
     ctx,
     fhirBase,

@@ -1,5 +1,11 @@
 import type { CapabilityStatement, CapabilityStatementRestResource } from 'fhir/r4.js';
+import type { FhirStore } from '../storage/FhirStore.js';
+import { publishConformance, sameContent } from './conformance.js';
 import type { FhirContext } from './context.js';
+import { readResource } from './interactions/crud.js';
+import { badRequest } from './outcomes.js';
+import { SERVER_STATEMENT_ID } from './profiles/terminology.js';
+import type { FhirRequest, FhirResponse } from './request.js';
 import { isAppendOnlyType, isReadOnlyType, RESOURCE_TYPES } from './resourceTypes.js';
 import { BACKPORT, CANONICAL_BASE, SUBSCRIPTION_TOPICS } from './systems.js';
 import { nonEmpty } from './jsonRules.js';
@@ -17,14 +23,47 @@ const WRITE_INTERACTIONS = ['create', 'update', 'patch', 'delete'] as const;
 const READ_INTERACTIONS = ['read', 'vread', 'search-type', 'history-instance', 'history-type'] as const;
 
 /**
+ * What `GET /metadata` answers in each `mode` (R4 http.html#capabilities): the statement of that type the server
+ * publishes. `normative` asks for "only the normative portions of the Capability Statement": R4's CapabilityStatement
+ * is normative as a whole, and a server "MAY ignore the mode parameter and return a CapabilityStatement", so it is
+ * the full statement, all of which the server does.
+ */
+const MODES: Record<string, 'CapabilityStatement' | 'TerminologyCapabilities'> = { full: 'CapabilityStatement', normative: 'CapabilityStatement', terminology: 'TerminologyCapabilities' };
+
+/**
+ * The capabilities interaction, public (over HTTP it is answered before authentication): a read of the published
+ * statement as anyone may make it, so `_summary`, `_elements` and If-None-Match work as on a read, and what it answers
+ * is what `GET CapabilityStatement/server` answers, ETag included. An unknown mode is a 400.
+ */
+export async function capabilities(req: FhirRequest, ctx: FhirContext): Promise<FhirResponse> {
+  const [mode = 'full', ...more] = req.query.filter(([name]) => name === 'mode').map(([, value]) => value);
+  if (more.length) throw badRequest('The capabilities interaction takes one mode', 'mode');
+  const type = Object.hasOwn(MODES, mode) ? MODES[mode] : undefined;
+  if (!type) throw badRequest(`Unknown mode '${mode.slice(0, 64)}': the capabilities interaction takes mode full, normative or terminology`, 'mode');
+  return readResource({ ...req, auth: undefined, query: req.query.filter(([name]) => name !== 'mode') }, ctx, type, SERVER_STATEMENT_ID);
+}
+
+/**
+ * Publishes the CapabilityStatement as CapabilityStatement/server, read-only like the conformance resources of
+ * profiles/ (R4: a server's statement is a resource it may serve). Its date is when its content last changed.
+ */
+export async function publishCapabilityStatement(store: FhirStore, statement: CapabilityStatement): Promise<void> {
+  const stored = (await store.find('CapabilityStatement', SERVER_STATEMENT_ID)) as CapabilityStatement | undefined;
+  const unchanged = stored !== undefined && sameContent(withDate(stored, statement.date), statement);
+  await publishConformance(store, [unchanged ? withDate(statement, stored.date) : statement]);
+}
+
+const withDate = (statement: CapabilityStatement, date: string): CapabilityStatement => ({ ...statement, date });
+
+/**
  * The CapabilityStatement, generated from the route table's interactions, the search parameter
  * registry and the operation registry, so it always says what the server really does.
  */
 export function capabilityStatement(ctx: FhirContext, baseUrl: string, security: SecurityUrls | undefined, version: string): CapabilityStatement {
   return {
     resourceType: 'CapabilityStatement',
-    id: 'server',
-    url: `${CANONICAL_BASE}/CapabilityStatement/server`,
+    id: SERVER_STATEMENT_ID,
+    url: `${CANONICAL_BASE}/CapabilityStatement/${SERVER_STATEMENT_ID}`,
     name: 'SecondOpinionFhirServer',
     title: 'Second-opinion FHIR server for Medi-Cal managed care plans',
     status: 'active',

@@ -125,8 +125,6 @@ export interface FhirContext {
   createInterceptors?: Record<string, (req: FhirRequest, ctx: FhirContext, resource: Resource) => Promise<FhirResponse | undefined>>;
   /** Per resource type: who may see and change each resource (see ResourceAccessRule). */
   accessRules?: Record<string, ResourceAccessRule>;
-  /** This server's CapabilityStatement for a base URL (GET /metadata, also as a batch entry). */
-  capabilities?: (baseUrl: string) => Resource;
   /** Called with errors that became a 500, for the log (never sent to the client). */
   onUnexpectedError?: (err: unknown) => void;
 }

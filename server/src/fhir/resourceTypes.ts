@@ -41,6 +41,8 @@ export const CONFORMANCE_TYPES = [
   'PlanDefinition',
   'Library',
   'CapabilityStatement',
+  'TerminologyCapabilities',
+  'Measure',
 ] as const;
 
 export const RESOURCE_TYPES: readonly string[] = [...CLINICAL_TYPES, ...CONFORMANCE_TYPES].filter(

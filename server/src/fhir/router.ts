@@ -14,6 +14,7 @@ import {
   updateResource,
   vreadResource,
 } from './interactions/crud.js';
+import { capabilities } from './capability.js';
 import { history } from './interactions/history.js';
 import { searchType } from './interactions/search.js';
 import { badRequest, FhirError, normalizeError, notFound, unprocessableIssues } from './outcomes.js';
@@ -62,7 +63,7 @@ function shapeOf(path: string[]): string {
 export async function dispatch(req: FhirRequest, ctx: FhirContext): Promise<FhirResponse> {
   const op = req.path.findIndex((s) => s.startsWith('$'));
   if (op >= 0) return runOperation(req, ctx, op);
-  if (req.path.length === 1 && req.path[0] === 'metadata' && ctx.capabilities) return capabilities(req, ctx.capabilities);
+  if (req.path.length === 1 && req.path[0] === 'metadata') return metadata(req, ctx);
   if (req.path[0] && req.path[0] !== '_history' && !isSupportedType(req.path[0])) {
     throw notFound(`Unknown resource type '${req.path[0].slice(0, 64)}'`);
   }
@@ -76,9 +77,9 @@ export async function dispatch(req: FhirRequest, ctx: FhirContext): Promise<Fhir
 }
 
 /** GET metadata where it reaches the router: as a batch entry (over HTTP, /metadata is answered before authentication). */
-function capabilities(req: FhirRequest, statement: NonNullable<FhirContext['capabilities']>): FhirResponse {
+function metadata(req: FhirRequest, ctx: FhirContext): Promise<FhirResponse> {
   if (req.method !== 'GET' && req.method !== 'HEAD') throw notAllowed(`${req.method} is not allowed on /metadata`, ['GET', 'HEAD']);
-  return { status: 200, body: statement(req.baseUrl) };
+  return capabilities(req, ctx);
 }
 
 /**

@@ -1,4 +1,5 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
+import { capabilities } from '../fhir/capability.js';
 import type { FhirContext } from '../fhir/context.js';
 import { badRequest, FhirError, notAcceptable, normalizeError, payloadTooLarge, unsupportedMediaType } from '../fhir/outcomes.js';
 import { type AccessContext, type FhirRequest, type FhirResponse, type HttpMethod, JSON_PATCH } from '../fhir/request.js';
@@ -26,7 +27,7 @@ export function fhirRouter(ctx: FhirContext, options: FhirRouterOptions): expres
   router.use(express.json({ type: JSON_TYPES, limit: options.maxBodyBytes, strict: false }));
   router.use(express.urlencoded({ extended: false, limit: options.maxBodyBytes }));
   router.use(checkFormat);
-  router.get('/metadata', (_req, res, next) => (ctx.capabilities ? send(res, { status: 200, body: ctx.capabilities(options.fhirBase) }) : next()));
+  router.get('/metadata', async (req, res) => send(res, await capabilities(toFhirRequest(req, options.fhirBase, undefined), ctx), req.method === 'HEAD'));
   router.all('/metadata', (req, _res, next) => next(notAllowed(`${req.method} is not allowed on /metadata`, ['GET', 'HEAD'])));
   router.use(async (req, res, next) => {
     try {

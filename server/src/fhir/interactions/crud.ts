@@ -165,7 +165,7 @@ export async function patchResource(req: FhirRequest, ctx: FhirContext, type: st
   return ctx.store.transaction(async (store) => {
     const current = await readVisible(req, ctx, store, type, id);
     requireWrite(req, ctx, current);
-    expectedVersion(req, current, `${type}/${id}`);
+    writePreconditions(req, current, `${type}/${id}`);
     let patched: Resource;
     try {
       patched = jsonpatch.applyPatch(structuredClone(current), ops, true, false).newDocument;
@@ -194,7 +194,7 @@ export async function deleteResource(req: FhirRequest, ctx: FhirContext, type: s
       requireVisible(req, ctx, existing);
       requireWrite(req, ctx, existing);
     }
-    const deleted = await store.delete(type, id, expectedVersion(req, existing, `${type}/${id}`));
+    const deleted = await store.delete(type, id, writePreconditions(req, existing, `${type}/${id}`));
     if (!deleted && !existing) {
       // Deleting what is already deleted succeeds (idempotent) for who could see it; what never existed is 404.
       const last = await lastStoredVersion(store, type, id);
@@ -215,7 +215,7 @@ export async function conditionalDelete(req: FhirRequest, ctx: FhirContext, type
     if (matches.length > 1) throw preconditionFailed(`Conditional delete matched ${matches.length} ${type} resources`);
     const target = matches[0];
     if (target) requireWrite(req, ctx, target);
-    const version = expectedVersion(req, target, `the ${type} matched`);
+    const version = writePreconditions(req, target, `the ${type} matched`);
     if (target) await store.delete(type, target.id!, version);
     return { status: 204 };
   });
@@ -271,19 +271,28 @@ function expectedVersion(req: FhirRequest, current: Resource | undefined, what: 
 }
 
 /**
- * The write of a PUT under its preconditions: If-Match (`expectedVersion`), then If-None-Match (RFC 9110 §13.1.2,
- * §13.2.2; R4 defines it for reads only, so this is HTTP's meaning): a tag naming the current version, or `*`
- * where one exists, is 412. With `*` and nothing there, a create, so that a resource another request created
- * meanwhile is refused, not overwritten; with tags, an update of the version found.
+ * The preconditions of a PUT, PATCH or DELETE on what it found (RFC 9110 §13.2.2: If-Match, then If-None-Match), and
+ * the version the store must still find as it writes (undefined: any). If-None-Match (§13.1.2; R4 defines it for reads
+ * only, so this is HTTP's meaning) is false where a tag names the current version or `*` meets one: 412, nothing
+ * written. Where it holds, the version found is the one written over, so that a change meanwhile is a 412 too.
  */
-async function putVersion(req: FhirRequest, store: FhirStore, resource: Resource, current: Resource | undefined, what: string): Promise<{ resource: Resource; created: boolean }> {
+function writePreconditions(req: FhirRequest, current: Resource | undefined, what: string): string | undefined {
   const version = expectedVersion(req, current, what);
   const raw = req.headers.ifNoneMatch;
-  if (raw === undefined) return store.update(resource, version);
+  if (raw === undefined) return version;
   const tags = entityTags(raw, 'If-None-Match');
   if (current && tagsMatch(tags, current.meta?.versionId)) throw preconditionFailed(`If-None-Match ${raw.slice(0, 100)}: ${what} exists (version ${current.meta?.versionId})`);
-  if (tags === '*' && !current) return { resource: await createAbsent(store, resource, what), created: true };
-  return store.update(resource, version ?? current?.meta?.versionId);
+  return version ?? current?.meta?.versionId;
+}
+
+/**
+ * The write of a PUT under its preconditions (`writePreconditions`). With `If-None-Match: *` and nothing there, a
+ * create, so that a resource another request created meanwhile is refused, not overwritten.
+ */
+async function putVersion(req: FhirRequest, store: FhirStore, resource: Resource, current: Resource | undefined, what: string): Promise<{ resource: Resource; created: boolean }> {
+  const version = writePreconditions(req, current, what);
+  if (!current && req.headers.ifNoneMatch?.trim() === '*') return { resource: await createAbsent(store, resource, what), created: true };
+  return store.update(resource, version);
 }
 
 /** A create for `If-None-Match: *`: the id taken meanwhile (409 duplicate) is the precondition failing. */

@@ -61,8 +61,23 @@ function parsePaging(query: [string, string][]): HistoryPaging {
   const count = Math.min(Number(params.get('_count') ?? DEFAULT_COUNT), MAX_COUNT);
   const offset = Number(params.get('_offset') ?? 0);
   if (!Number.isInteger(count) || count < 0 || !Number.isInteger(offset) || offset < 0) throw badRequest('_count and _offset must be non-negative integers');
-  const instant = (name: string) => (params.get(name) ? parsePeriod(name, params.get(name)!).from : undefined);
+  const instant = (name: string) => (params.get(name) ? parseInstant(name, params.get(name)!) : undefined);
   return { count, offset, since: instant('_since'), at: params.get('_at') ? parsePeriod('_at', params.get('_at')!) : undefined, before: instant(PIN) };
+}
+
+/** An R4 instant: to the second, with its zone (datatypes.html#instant). */
+const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+
+/**
+ * `_since` (and the pin) take an instant (R4 http.html#history: "_since: instant"). A partial date or a time without
+ * its zone is refused (400), not taken at its start: `_since=2026-11` read as UTC midnight began 7 hours before a
+ * Pacific plan's November, and another reader would take it in its own zone. HAPI refuses it too (its InstantDt
+ * allows second or millisecond precision only); `_at`, a dateTime, keeps partial values as the period they name.
+ */
+function parseInstant(name: string, value: string): Date {
+  const range = INSTANT.test(value) ? dateRange(value) : undefined;
+  if (!range) throw badRequest(`Invalid ${name} '${value.slice(0, 40)}': it takes an instant, to the second with a time zone (2026-11-01T00:00:00-07:00)`, name);
+  return range.lo;
 }
 
 /**
@@ -161,7 +176,7 @@ function allowed(req: FhirRequest, ctx: FhirContext, type: string): boolean {
 
 /**
  * The period a date or dateTime value covers (`_at=2026` is the whole year: "current at some point during the time
- * period specified", R4 http.html#history); `_since` and the pin use its start. R4 gives `_at` the type dateTime,
+ * period specified", R4 http.html#history). R4 gives `_at` the type dateTime,
  * not that of a date search parameter: a prefix (`ge2026`) is no dateTime, so it is refused, not guessed at.
  */
 function parsePeriod(name: string, value: string): { from: Date; to: Date } {

@@ -7,7 +7,7 @@ import { withSnapshot } from './snapshot.js';
  * The conformance resources of our API, as code so that codes and URLs come from one place
  * (systems.ts) and snapshots are computed. scripts/build-profiles.ts writes them to profiles/.
  */
-const META = { version: '0.1.0', status: 'active' as const, date: '2026-11-24', publisher: 'second-opinion-fhir', experimental: false };
+export const META = { version: '0.1.0', status: 'active' as const, date: '2026-11-24', publisher: 'second-opinion-fhir', experimental: false };
 
 type Concept = [code: string, display: string, definition: string];
 
