@@ -7,6 +7,8 @@ import type { AuditEvent, Bundle, CodeSystem, MeasureReport, Resource, Structure
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readConformanceResources } from '../server/src/fhir/conformance.js';
 import { createResourceValidator } from '../server/src/fhir/resourceValidator.js';
+import { type CaseRecord, reportFigures } from '../server/src/domain/reporting.js';
+import { committeeMeasureReport } from '../server/src/workflow/reports.js';
 import { type DemoServer, startDemoServer } from './helpers/demoServer.js';
 import { raw } from './helpers/fhir.js';
 import { hpsjCardiologyRequest } from './helpers/requests.js';
@@ -51,6 +53,21 @@ describe('answers and stored records are valid R4 JSON', () => {
     const concepts = ((system.entry?.[0]?.resource as CodeSystem | undefined)?.concept ?? []).map((c) => c.code);
     expect(codings.map((c) => c?.code).filter((code) => !concepts.includes(code!))).toEqual([]);
     expect(concepts.length).toBeGreaterThan(10);
+  });
+
+  it('R19: a committee MeasureReport whose percentages and hours have decimals (populations count, scores measure)', () => {
+    const at = (day: number, hour = 0) => new Date(Date.UTC(2026, 6, day, hour)).toISOString();
+    const decided = (outcome: string, expedited: boolean, hours: number): CaseRecord => ({ plan: 'hpsj', reasons: ['other'], outcome, expedited, receivedAt: at(1), dueAt: at(8), decidedAt: at(1, hours), extended: false });
+    const figures = reportFigures([decided('approved', false, 5), decided('approved', false, 8), decided('denied', false, 12), decided('approved', true, 7)], new Date(at(20)));
+    expect([figures.standard.approvedPct, figures.averageDecisionHours]).toEqual([66.7, 8]);
+    const report = committeeMeasureReport({ ...figures, medianDecisionHours: 7.5 }, '2026-Q3', 'hpsj', new Date(at(20)));
+    expect(errors(report)).toEqual([]);
+    const standard = report.group?.find((g) => g.code?.coding?.[0]?.code === 'standard');
+    expect([standard?.population?.map((p) => [p.code?.text, p.count]), standard?.measureScore]).toEqual([
+      [['decided', 3], ['approved', 2], ['denied', 1]],
+      { value: 66.7, unit: '%', system: 'http://unitsofmeasure.org', code: '%' },
+    ]);
+    expect(report.group?.find((g) => g.code?.coding?.[0]?.code === 'decision-hours-median')?.measureScore?.value).toBe(7.5);
   });
 
   it('the AuditEvents of a batch', async () => {

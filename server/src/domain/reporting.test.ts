@@ -34,8 +34,8 @@ describe('R19 committee figures (BSP D.X, F; 42 CFR 438.210(f)), checked against
     expect(f.onTimeShare).toBe(0.8);
   });
   it('prior-authorization metrics: approved/denied by standard and expedited, extended then approved, average and median time', () => {
-    expect(f.standard).toEqual({ decided: 3, approvedPct: 66.7, deniedPct: 33.3 });
-    expect(f.expedited).toEqual({ decided: 2, approvedPct: 50, deniedPct: 50 });
+    expect(f.standard).toEqual({ decided: 3, approved: 2, denied: 1, approvedPct: 66.7, deniedPct: 33.3 });
+    expect(f.expedited).toEqual({ decided: 2, approved: 1, denied: 1, approvedPct: 50, deniedPct: 50 });
     expect(f.extendedThenApprovedPct).toBe(100);
     expect(f.averageDecisionHours).toBe(156); // (24 + 216 + 36 + 48 + 456) / 5
     expect(f.medianDecisionHours).toBe(48);

@@ -29,11 +29,12 @@ export const COMMITTEE_FIGURES = {
   'by-provider-group': ['By provider group', "Cases by the member's medical group (IPA)."],
   timeliness: ['Decided within the deadline (R9)', 'Decisions made, made by their due date, and cases past their due date undecided; the score is the share on time.'],
   'opinion-timeliness': ['Opinion reported by its due date (R9 H&S 1383.15, R14)', 'Opinions with a due date, reported, reported on time and overdue; the score is the share on time.'],
-  standard: ['42 CFR 438.210(f): standard requests', 'Standard requests decided, with the percentages approved and denied.'],
-  expedited: ['42 CFR 438.210(f): expedited requests', 'Expedited requests decided, with the percentages approved and denied.'],
+  standard: ['42 CFR 438.210(f): standard requests', 'Standard requests decided, approved and denied; the score is the percentage approved.'],
+  expedited: ['42 CFR 438.210(f): expedited requests', 'Expedited requests decided, approved and denied; the score is the percentage approved.'],
   'after-appeal': ['Approved after appeal (%)', 'The percentage of decided requests approved after an appeal.'],
   'extended-approved': ['Extended, then approved (%)', 'The percentage of extended requests then approved.'],
-  'decision-hours': ['Decision time in hours (average; median in population)', 'Hours from receipt to decision: the average as score, the median as population.'],
+  'decision-hours': ['Decision time in hours (average)', 'Hours from receipt to decision: the cases decided as population, the average as score.'],
+  'decision-hours-median': ['Decision time in hours (median)', 'Hours from receipt to decision: the cases decided as population, the median as score.'],
 } as const satisfies Record<string, readonly [display: string, definition: string]>;
 export type CommitteeFigure = keyof typeof COMMITTEE_FIGURES;
 
@@ -51,12 +52,21 @@ export interface ReportFigures {
   overdue: number;
   /** R9, R14: the opinions with a due date, watched as the decisions are (H&S 1383.15). */
   opinions: OpinionTimeliness;
-  standard: { decided: number; approvedPct: number | null; deniedPct: number | null };
-  expedited: { decided: number; approvedPct: number | null; deniedPct: number | null };
+  standard: DecisionSplit;
+  expedited: DecisionSplit;
   approvedAfterAppealPct: number | null;
   extendedThenApprovedPct: number | null;
   averageDecisionHours: number | null;
   medianDecisionHours: number | null;
+}
+
+/** 42 CFR 438.210(f): requests of one kind decided, approved and denied, with the percentages. */
+export interface DecisionSplit {
+  decided: number;
+  approved: number;
+  denied: number;
+  approvedPct: number | null;
+  deniedPct: number | null;
 }
 
 export interface OpinionTimeliness {
@@ -99,9 +109,11 @@ export function reportFigures(cases: CaseRecord[], now: Date): ReportFigures {
   const decided = cases.filter((c) => c.decidedAt);
   const hours = decided.map((c) => (Date.parse(c.decidedAt!) - Date.parse(c.receivedAt)) / 3_600_000).sort((a, b) => a - b);
   const median = hours.length ? (hours.length % 2 ? hours[(hours.length - 1) / 2] : (hours[hours.length / 2 - 1] + hours[hours.length / 2]) / 2) : null;
-  const split = (expedited: boolean) => {
+  const split = (expedited: boolean): DecisionSplit => {
     const group = decided.filter((c) => c.expedited === expedited);
-    return { decided: group.length, approvedPct: pct(group.filter((c) => APPROVED.has(c.outcome)).length, group.length), deniedPct: pct(group.filter((c) => DENIED.has(c.outcome)).length, group.length) };
+    const approved = group.filter((c) => APPROVED.has(c.outcome)).length;
+    const denied = group.filter((c) => DENIED.has(c.outcome)).length;
+    return { decided: group.length, approved, denied, approvedPct: pct(approved, group.length), deniedPct: pct(denied, group.length) };
   };
   const extended = decided.filter((c) => c.extended);
   const decidedOnTime = decided.filter((c) => Date.parse(c.decidedAt!) <= Date.parse(c.dueAt)).length;

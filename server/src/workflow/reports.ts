@@ -1,7 +1,7 @@
 import type { Coverage, MeasureReport, MeasureReportGroup, Organization, PractitionerRole, ServiceRequest, Task } from 'fhir/r4.js';
 import type { ReasonCategory } from '../domain/model.js';
 import { planById } from '../domain/plans.js';
-import { type CaseRecord, COMMITTEE_FIGURES, type CommitteeFigure, inclusiveEnd, periodBounds, type ReportFigures, reportFigures } from '../domain/reporting.js';
+import { type CaseRecord, COMMITTEE_FIGURES, type CommitteeFigure, type DecisionSplit, inclusiveEnd, periodBounds, type ReportFigures, reportFigures } from '../domain/reporting.js';
 import { badRequest, forbidden } from '../fhir/outcomes.js';
 import { parseLiteral } from '../fhir/references.js';
 import type { AccessContext, UserRole } from '../fhir/request.js';
@@ -98,11 +98,19 @@ function reportedAt(task: Task): string | undefined {
   return completed ? task.lastModified : undefined;
 }
 
-const group = (code: CommitteeFigure, entries: [string, number][], measureScore?: number | null): MeasureReportGroup => ({
+/** What a group's score is measured in (UCUM): a share from 0 to 1 has none. */
+type ScoreUnit = '%' | 'h';
+const UCUM = 'http://unitsofmeasure.org';
+
+/** A group: its populations are counts (R4: integers); a percentage, share or number of hours is its score. */
+const group = (code: CommitteeFigure, entries: [string, number][], measureScore?: number | null, unit?: ScoreUnit): MeasureReportGroup => ({
   code: { coding: [{ system: CODE_SYSTEMS.committeeReport, code, display: COMMITTEE_FIGURES[code][0] }], text: COMMITTEE_FIGURES[code][0] },
-  measureScore: measureScore === undefined || measureScore === null ? undefined : { value: measureScore },
+  measureScore: measureScore === undefined || measureScore === null ? undefined : { value: measureScore, ...(unit ? { unit, system: UCUM, code: unit } : {}) },
   population: nonEmpty(entries.map(([k, n]) => ({ code: { text: k }, count: n }))),
 });
+
+const decisionSplit = (code: 'standard' | 'expedited', split: DecisionSplit): MeasureReportGroup =>
+  group(code, [['decided', split.decided], ['approved', split.approved], ['denied', split.denied]], split.approvedPct, '%');
 
 /** BSP D.X: the outcomes stratified by reason category, one stratum per reason with a population per outcome. */
 function reasonByOutcomeGroup(byReasonAndOutcome: ReportFigures['byReasonAndOutcome']): MeasureReportGroup {
@@ -137,11 +145,12 @@ export function committeeMeasureReport(figures: ReportFigures, period: string, p
       group('by-provider-group', Object.entries(figures.byProviderGroup)),
       group('timeliness', [['decided', figures.decided], ['on-time', figures.decidedOnTime], ['overdue', figures.overdue]], figures.onTimeShare),
       group('opinion-timeliness', [['due', figures.opinions.due], ['reported', figures.opinions.reported], ['on-time', figures.opinions.reportedOnTime], ['overdue', figures.opinions.overdue]], figures.opinions.onTimeShare),
-      group('standard', [['decided', figures.standard.decided], ['approved-pct', figures.standard.approvedPct ?? 0], ['denied-pct', figures.standard.deniedPct ?? 0]]),
-      group('expedited', [['decided', figures.expedited.decided], ['approved-pct', figures.expedited.approvedPct ?? 0], ['denied-pct', figures.expedited.deniedPct ?? 0]]),
-      group('after-appeal', [], figures.approvedAfterAppealPct),
-      group('extended-approved', [], figures.extendedThenApprovedPct),
-      group('decision-hours', [['median', figures.medianDecisionHours ?? 0]], figures.averageDecisionHours),
+      decisionSplit('standard', figures.standard),
+      decisionSplit('expedited', figures.expedited),
+      group('after-appeal', [], figures.approvedAfterAppealPct, '%'),
+      group('extended-approved', [], figures.extendedThenApprovedPct, '%'),
+      group('decision-hours', [['decided', figures.decided]], figures.averageDecisionHours, 'h'),
+      group('decision-hours-median', [['decided', figures.decided]], figures.medianDecisionHours, 'h'),
     ],
   };
 }

@@ -29,9 +29,11 @@ const outcomePopulations = (): Population[] =>
 
 const decidedSplit = (which: string): Population[] => [
   ['decided', `${which} requests decided (a decision time recorded on the case Task).`],
-  ['approved-pct', `The percentage of those approved (approved, modified, transport-arranged or completed), to one decimal; 0 when none was decided. The count holds the percentage.`],
-  ['denied-pct', `The percentage of those denied, to one decimal; 0 when none was decided. The count holds the percentage.`],
+  ['approved', 'Of those, the requests approved (approved, modified, transport-arranged or completed).'],
+  ['denied', 'Of those, the requests denied.'],
 ];
+const SPLIT_SCORE = 'The percentage of the decided requests approved (UCUM %), to one decimal; absent when none was decided.';
+const DECIDED: Population = ['decided', 'Cases decided (a decision time recorded on the case Task).'];
 
 const GROUPS: Record<CommitteeFigure, { scoring: Scoring; populations: Population[]; score?: string }> = {
   cases: { scoring: 'cohort', populations: [['cases', 'Second-opinion cases (Tasks claiming the second-opinion-task profile) received in the period.']] },
@@ -61,14 +63,19 @@ const GROUPS: Record<CommitteeFigure, { scoring: Scoring; populations: Populatio
     ],
     score: 'on-time / reported, from 0 to 1; absent when none was reported.',
   },
-  standard: { scoring: 'cohort', populations: decidedSplit('Standard (routine or no priority)') },
-  expedited: { scoring: 'cohort', populations: decidedSplit('Expedited (any priority but routine)') },
-  'after-appeal': { scoring: 'proportion', populations: [], score: 'The percentage of decided requests approved after an appeal, to one decimal; absent when none was decided.' },
-  'extended-approved': { scoring: 'proportion', populations: [], score: 'The percentage of decided requests whose deadline was extended that were then approved, to one decimal; absent when none was.' },
+  standard: { scoring: 'proportion', populations: decidedSplit('Standard (routine or no priority)'), score: SPLIT_SCORE },
+  expedited: { scoring: 'proportion', populations: decidedSplit('Expedited (any priority but routine)'), score: SPLIT_SCORE },
+  'after-appeal': { scoring: 'proportion', populations: [], score: 'The percentage of decided requests approved after an appeal (UCUM %), to one decimal; absent when none was decided.' },
+  'extended-approved': { scoring: 'proportion', populations: [], score: 'The percentage of decided requests whose deadline was extended that were then approved (UCUM %), to one decimal; absent when none was.' },
   'decision-hours': {
     scoring: 'continuous-variable',
-    populations: [['median', 'The median number of hours from receipt (Task.authoredOn) to decision, to one decimal; 0 when none was decided. The count holds the hours.']],
-    score: 'The average number of hours from receipt to decision, to one decimal; absent when none was decided.',
+    populations: [DECIDED],
+    score: 'The average number of hours from receipt (Task.authoredOn) to decision (UCUM h), to one decimal; absent when none was decided.',
+  },
+  'decision-hours-median': {
+    scoring: 'continuous-variable',
+    populations: [DECIDED],
+    score: 'The median number of hours from receipt (Task.authoredOn) to decision (UCUM h), to one decimal; absent when none was decided.',
   },
 };
 
