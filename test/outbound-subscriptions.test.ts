@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client } from 'fhir-kit-client';
-import type { AuditEvent, PractitionerRole, Basic, Bundle, CapabilityStatement, Parameters, ParametersParameter, Patient, ServiceRequest, Subscription, Task } from 'fhir/r4.js';
+import type { AuditEvent, PractitionerRole, Basic, Bundle, CapabilityStatement, OperationOutcome, Parameters, ParametersParameter, Patient, ServiceRequest, Subscription, Task } from 'fhir/r4.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROFILES, SUBSCRIPTION_TOPICS } from '../server/src/fhir/systems.js';
 import { type OutboundConfigInput, SUBSCRIPTION_OWNER_SYSTEM } from '../server/src/outbound/index.js';
@@ -548,5 +548,71 @@ describe('Subscription access control (auth on)', () => {
     } finally {
       for (const role of roles) await server.store.update({ ...role, active: true });
     }
+  });
+
+  it('answers $events to the owner and staff alone, showing a focus only to a token that may read it now', async () => {
+    const r = await receiver();
+    const created = await post(admin(), subscription(r.url, [], 'full-resource'));
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const id = (created.body as Subscription).id!;
+    await waitFor(async () => ((await server.store.read('Subscription', id)) as Subscription).status === 'active' || undefined, 10_000, 'active');
+    const request = await server.store.create({ resourceType: 'ServiceRequest', meta: { profile: [PROFILES.serviceRequest] }, ...PROFILE_REQUIRED(), status: 'active', intent: 'order', subject: { reference: 'Patient/member-hpsj-2' } } as ServiceRequest);
+    const focus = `${server.fhirBase}/ServiceRequest/${request.id}`;
+    const ask = async (token: string) => {
+      const res = await call(token, `Subscription/${id}/$events?eventsSinceNumber=1`);
+      const bundle = res.body as Bundle;
+      const parts = ((bundle.entry?.[0]?.resource as Parameters | undefined)?.parameter ?? []).filter((p) => p.name === 'notification-event').map((p) => p.part ?? []);
+      const focuses = parts.map((part) => part.find((x) => x.name === 'focus')?.valueReference?.reference);
+      return { status: res.status, focuses, resources: (bundle.entry ?? []).slice(1).map((e) => e.resource?.id), outcome: bundle.entry?.[0]?.response?.outcome as OperationOutcome | undefined };
+    };
+    const owner = await ask(admin());
+    expect(owner.status).toBe(200);
+    expect(owner.focuses).toContain(focus);
+    expect(owner.resources).toContain(request.id);
+    // Staff who may see the Subscription, and its owner with a token that may no longer read case records: the events without their focus.
+    for (const token of [auditor(), tokenFor(server, { scope: 'user/Subscription.rs', fhirUser: 'Practitioner/hpsj-md-1', roles: ['plan-admin'] })]) {
+      const narrow = await ask(token);
+      expect(narrow.status).toBe(200);
+      expect(narrow.focuses.length).toBe(owner.focuses.length);
+      expect(narrow.focuses.every((f) => f === undefined)).toBe(true);
+      expect(narrow.resources).toEqual([]);
+      expect(narrow.outcome?.issue.map((i) => i.code)).toContain('suppressed');
+    }
+    // Anyone else: 403, as for its read and $status.
+    expect((await ask(member('member-hpsj-2'))).status).toBe(403);
+    expect((await ask(tokenFor(server, { scope: 'user/*.cruds', fhirUser: 'Practitioner/hpsj-pcp-1', roles: ['treating-provider'] }))).status).toBe(403);
+  });
+
+  it('ends a Subscription made under an online_access grant once that grant lapses (an offline_access grant ends only when revoked)', async () => {
+    const grantOf = (token: string) => (JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()) as { gid: string }).gid;
+    const grantEnd = async (token: string) => ((await server.store.getEphemeral(`grant-end:${grantOf(token)}`)) as { endsAt: number } | undefined)?.endsAt;
+    const offline = await smartAppGrant(server, 'Patient/member-hpsj-1', 'launch/patient openid fhirUser offline_access patient/*.cruds');
+    expect(await grantEnd(offline.access_token)).toBeUndefined();
+
+    const r = await receiver();
+    const online = await smartAppGrant(server, 'Patient/member-hpsj-1', 'launch/patient openid fhirUser online_access patient/*.cruds');
+    expect(online.refresh_token).toBeDefined();
+    // Online while its refresh token lasts: a day from the last refresh (this server keeps no sign-in session).
+    expect(await grantEnd(online.access_token)).toBeGreaterThan(Date.now() + 23 * 3600_000);
+    const created = await post(online.access_token, subscription(r.url, mine('member-hpsj-1'), 'id-only'));
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const id = (created.body as Subscription).id!;
+    await waitFor(async () => ((await server.store.read('Subscription', id)) as Subscription).status === 'active' || undefined, 10_000, 'active');
+
+    // A refresh moves the grant's end: set near, it is a day away again after the refresh.
+    const key = `grant-end:${grantOf(online.access_token)}`;
+    await server.store.putEphemeral(key, { endsAt: Date.now() + 600_000 }, new Date(Date.now() + 86_400_000));
+    const refreshed = await fetch(`${server.url}/auth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: online.refresh_token!, client_id: 'second-opinion-app' }).toString() });
+    expect(refreshed.status).toBe(200);
+    expect(await grantEnd(online.access_token)).toBeGreaterThan(Date.now() + 23 * 3600_000);
+    expect(((await server.store.read('Subscription', id)) as Subscription).status).toBe('active');
+
+    // The user goes offline: the refresh token lapses unused. The scheduler's next pass ends the Subscription, as a revocation would.
+    await server.store.putEphemeral(key, { endsAt: Date.now() - 1000 }, new Date(Date.now() + 86_400_000));
+    const off = await waitFor(async () => {
+      const sub = (await server.store.read('Subscription', id)) as Subscription;
+      return sub.status === 'off' ? sub : undefined;
+    }, 10_000, 'switched off');
+    expect(off.error).toMatch(/authorization has ended \(grant revoked or expired\)/);
   });
 });

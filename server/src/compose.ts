@@ -24,13 +24,12 @@ import { decideWithPlanRules } from './workflow/decide.js';
 /** The composition root: every module the server runs with, wired in one place. */
 export async function buildParts(env: PartsEnv): Promise<ServerParts> {
   const { config } = env;
-  // A Subscription's owner stands while its grant is not revoked, its client is registered and its user still has a role
-  // (asked at notification time, once `auth` exists).
-  const ownerStands = async ({ clientId, user, grantId }: { clientId: string; user?: string; grantId?: string }) =>
-    (grantId === undefined || !(await auth.isGrantRevoked(grantId))) &&
-    (await auth.clients.get(clientId)) !== undefined &&
-    (user === undefined || ((await identify(env.store, user))?.roles.length ?? 0) > 0);
-  const outbound = await createOutbound({ store: env.store, registry: env.registry, fhirBase: env.fhirBase, logger: env.logger, config: config.outboundConfigFile, audit: env.audit, ownerStands });
+  // A Subscription's owner stands while its client is registered and its user still has a role, and its grant while it has
+  // not ended (revoked, or its tokens expired: asked at notification time and by the scheduler, once `auth` exists).
+  const ownerStands = async ({ clientId, user }: { clientId: string; user?: string }) =>
+    (await auth.clients.get(clientId)) !== undefined && (user === undefined || ((await identify(env.store, user))?.roles.length ?? 0) > 0);
+  const grantEnded = (grantId: string) => auth.hasGrantEnded(grantId);
+  const outbound = await createOutbound({ store: env.store, registry: env.registry, fhirBase: env.fhirBase, logger: env.logger, config: config.outboundConfigFile, audit: env.audit, ownerStands, grantEnded });
   env.store.addWriteHook(outbound.writeHook);
   const indexer = new Indexer(env.registry);
   const delivery = providerDelivery(outbound, env.fhirBase);

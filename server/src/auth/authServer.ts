@@ -13,7 +13,7 @@ import { createAccessPolicy } from './policy.js';
 import { sandboxRouter } from './sandboxEhr.js';
 import type { SigningKey } from './signingKeys.js';
 import type { ResourceScope } from './smartScopes.js';
-import { authenticateClient, authenticationMethods, type Form, formOf, requireForm, severalMethods, tokenHandler, type TrustedIssuer } from './tokenEndpoint.js';
+import { authenticateClient, authenticationMethods, type Form, formOf, grantExpired, requireForm, severalMethods, tokenHandler, type TrustedIssuer } from './tokenEndpoint.js';
 import { hash } from './authorizeEndpoint.js';
 import { createJwksCache } from './clientJwks.js';
 import { rateLimit } from './rateLimit.js';
@@ -65,6 +65,8 @@ export function createAuthServer(store: FhirStore, config: AuthServerConfig, aud
   const revokedCache = new Map<string, number>();
 
   const isGrantRevoked = async (grantId: string) => (await store.getEphemeral(`revoked-grant:${grantId}`)) !== undefined;
+  /** Revoked, or every token of it expired (tokenEndpoint.ts recordGrantEnd): what was authorized under it ends too. */
+  const hasGrantEnded = async (grantId: string) => (await isGrantRevoked(grantId)) || (await grantExpired(store, grantId));
   /** Every token of an authorization grant: its access tokens (checked by `isRevoked`) and its refresh token (`refresh`). */
   async function revokeGrant(grantId: string): Promise<void> {
     await store.putEphemeral(`revoked-grant:${grantId}`, true, new Date(Date.now() + (refreshSeconds.offline + 86_400) * 1000));
@@ -237,7 +239,7 @@ export function createAuthServer(store: FhirStore, config: AuthServerConfig, aud
 
   const policy = createAccessPolicy(config.isCompartmentType);
   const security: SecurityUrls = { authorize: urls.authorize, token: urls.token, revoke: urls.revoke, introspect: urls.introspect, register: urls.register };
-  return { router, authenticate, policy, security, clients, tokens, isGrantRevoked, allowedOrigin: (origin: string) => clients.isAllowedOrigin(origin) };
+  return { router, authenticate, policy, security, clients, tokens, hasGrantEnded, allowedOrigin: (origin: string) => clients.isAllowedOrigin(origin) };
 }
 
 function smartConfiguration(config: AuthServerConfig, urls: Record<string, string>) {

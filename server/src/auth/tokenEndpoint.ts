@@ -239,6 +239,7 @@ async function tokenResponse(deps: TokenDeps, grant: Grant, nonce?: string, auth
     const seconds = offline ? deps.refreshSeconds.offline : deps.refreshSeconds.online;
     await deps.store.putEphemeral(`refresh:${hash(refresh)}`, authorized, new Date(Date.now() + seconds * 1000));
   }
+  if (authorized.grantId && !offline) await recordGrantEnd(deps, authorized.grantId, Math.max(access.expiresIn, refresh ? deps.refreshSeconds.online : 0));
   return {
     access_token: access.token,
     token_type: 'Bearer',
@@ -250,6 +251,25 @@ async function tokenResponse(deps: TokenDeps, grant: Grant, nonce?: string, auth
     encounter: grant.encounter,
     need_patient_banner: grant.patient ? true : undefined,
   };
+}
+
+const grantEndKey = (grantId: string) => `grant-end:${grantId}`;
+
+/**
+ * When a grant without offline_access ends, as of its latest tokens (a refresh moves it): SMART's online_access refresh
+ * token lasts while the user is online, and this server keeps no sign-in session, so online means within the refresh
+ * token's lifetime (refreshSeconds.online) of the last refresh; a grant with no refresh token ends with its access token.
+ * Remembered as long as a revocation is; an offline_access grant ends only when revoked.
+ */
+async function recordGrantEnd(deps: TokenDeps, grantId: string, seconds: number): Promise<void> {
+  const endsAt = Date.now() + seconds * 1000;
+  await deps.store.putEphemeral(grantEndKey(grantId), { endsAt }, new Date(endsAt + (deps.refreshSeconds.offline + 86_400) * 1000));
+}
+
+/** Whether a grant's tokens have all expired (recordGrantEnd); revocation is asked separately (isGrantRevoked). */
+export async function grantExpired(store: FhirStore, grantId: string): Promise<boolean> {
+  const recorded = (await store.getEphemeral(grantEndKey(grantId))) as { endsAt?: unknown } | undefined;
+  return typeof recorded?.endsAt === 'number' && recorded.endsAt <= Date.now();
 }
 
 /**

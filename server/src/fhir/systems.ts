@@ -98,5 +98,6 @@ export const BACKPORT = {
   statusProfile: `${BACKPORT_SD}/backport-subscription-status-r4`,
   notificationProfile: `${BACKPORT_SD}/backport-subscription-notification-r4`,
   statusOperation: `${BACKPORT_IG}/OperationDefinition/backport-subscription-status`,
+  eventsOperation: `${BACKPORT_IG}/OperationDefinition/backport-subscription-events`,
   subscriptionError: 'http://terminology.hl7.org/CodeSystem/subscription-error',
 } as const;

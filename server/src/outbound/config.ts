@@ -72,6 +72,13 @@ export const OutboundConfigSchema = z.object({
        * integrations need more raises it).
        */
       maxPerOwner: z.number().int().min(1).default(10),
+      /**
+       * What each Subscription's event log keeps for `$events`: its newest `events` events, none older than
+       * `days`. An older event is answered as no longer available.
+       */
+      eventRetention: z
+        .object({ events: z.number().int().min(1).max(100_000).default(1000), days: z.number().positive().max(3650).default(30) })
+        .prefault({}),
     })
     .prefault({}),
   cdex: z

@@ -10,6 +10,7 @@ import { deadLetterRecorder } from './deadLetter.js';
 import { endpointsFor, enqueueDelivery, FHIR_CREATE, fhirCreateHandler, type DeliveryRequest, type ProviderEndpoint } from './deliveries.js';
 import { ProviderAuth } from './providerAuth.js';
 import { subscriptionAccessRule } from './subscriptionAccess.js';
+import { subscriptionEventsOperation } from './subscriptionEvents.js';
 import { subscriptionStatusOperation } from './subscriptionStatus.js';
 import { HeartbeatScheduler } from './subscriptionScheduler.js';
 import { endGrantSubscriptions, REST_HOOK, restHookHandler, subscriptionWriteHook, type SubscriptionDeps } from './subscriptions.js';
@@ -37,6 +38,8 @@ export interface OutboundEnv {
   audit?: AuditSink;
   /** Whether a Subscription's owner is still authorized (SubscriptionDeps.ownerStands). */
   ownerStands?: SubscriptionDeps['ownerStands'];
+  /** Whether an authorization grant has ended (SubscriptionDeps.grantEnded). */
+  grantEnded?: SubscriptionDeps['grantEnded'];
 }
 
 export interface Outbound {
@@ -46,7 +49,7 @@ export interface Outbound {
   heartbeats: HeartbeatScheduler;
   /** Register with store.addWriteHook before serving. */
   writeHook: WriteHook;
-  /** `$status` on Subscription: ServerParts.operations. */
+  /** `$status` and `$events` on Subscription: ServerParts.operations. */
   operations: OperationDefinitionEntry[];
   enqueueDelivery(tx: FhirStore, request: DeliveryRequest): Promise<void>;
   enqueueInformationRequest(tx: FhirStore, request: InformationRequest): Promise<Task>;
@@ -73,7 +76,7 @@ export async function createOutbound(env: OutboundEnv): Promise<Outbound> {
   const { store, registry, fhirBase, logger } = env;
   const auth = new ProviderAuth(config.credentials, { network: config.network, fetch: env.fetch });
   const delivery = { auth, network: config.network, fhirBase, audit: env.audit };
-  const subscriptionDeps = { store, registry, fhirBase, network: config.network, settings: config.subscriptions, logger, audit: env.audit, ownerStands: env.ownerStands };
+  const subscriptionDeps = { store, registry, fhirBase, network: config.network, settings: config.subscriptions, logger, audit: env.audit, ownerStands: env.ownerStands, grantEnded: env.grantEnded };
   await publishTopic(store);
   const worker = new OutboxWorker({
     store,
@@ -92,7 +95,7 @@ export async function createOutbound(env: OutboundEnv): Promise<Outbound> {
     worker,
     heartbeats,
     writeHook: subscriptionWriteHook(subscriptionDeps),
-    operations: [subscriptionStatusOperation({ registry })],
+    operations: [subscriptionStatusOperation({ registry }), subscriptionEventsOperation({ settings: config.subscriptions })],
     enqueueDelivery,
     enqueueInformationRequest: (tx, request) => enqueueInformationRequest(tx, request, config.cdex),
     endpointsFor,

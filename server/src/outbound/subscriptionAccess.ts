@@ -6,7 +6,7 @@ import { relativeToBase } from '../fhir/references.js';
 import { parseSearch } from '../fhir/search/parse.js';
 import type { SearchParamRegistry } from '../fhir/search/registry.js';
 import { CANONICAL_BASE } from '../fhir/systems.js';
-import { parseFilters, TOPIC_RESOURCE_TYPES, TOPIC_URL } from './topic.js';
+import { namesOurTopic, parseFilters, TOPIC_RESOURCE_TYPES } from './topic.js';
 
 /**
  * Who may see and change a Subscription (finding F5). A Subscription is its creator's: it names an
@@ -15,7 +15,7 @@ import { parseFilters, TOPIC_RESOURCE_TYPES, TOPIC_URL } from './topic.js';
  *     (checkSubscriptionAccess); an update by anyone else would re-judge the filters against the
  *     wrong token, so staff switch a Subscription off by deleting it;
  *   - delete: the owner and plan-admin;
- *   - read, vread, search, history, $status: the owner, plan-admin and auditor (others get 403, as
+ *   - read, vread, search, history, $status, $events: the owner, plan-admin and auditor (others get 403, as
  *     for any resource outside a token's reach, and searches leave them out);
  *   - channel.header values: shown to the owner alone; staff see the header names.
  * Without auth (the FHIR layer's own tests) none of this applies, as for every access check.
@@ -87,7 +87,7 @@ const PATIENT_PARAMS = new Set(['patient', 'subject', 'beneficiary']);
  */
 export function checkSubscriptionAccess(auth: AccessContext, subscription: Subscription, policy: AccessPolicy, options: SubscriptionAccessOptions): Subscription {
   // Any other criteria is refused by the write hook (422); it still gets its owner.
-  if (subscription.criteria === TOPIC_URL) checkFilters(auth, subscription, policy, options);
+  if (namesOurTopic(subscription.criteria)) checkFilters(auth, subscription, policy, options);
   const tags: Coding[] = (subscription.meta?.tag ?? []).filter((t) => t.system !== SUBSCRIPTION_OWNER_SYSTEM && t.system !== SUBSCRIPTION_GRANT_SYSTEM);
   tags.push({ system: SUBSCRIPTION_OWNER_SYSTEM, code: ownerCode(auth) });
   if (auth.grantId) tags.push({ system: SUBSCRIPTION_GRANT_SYSTEM, code: auth.grantId });
@@ -149,7 +149,7 @@ export function subscriptionAccessRule(options: SubscriptionAccessOptions): Reso
 }
 
 function withinGrant(auth: AccessContext, sub: Subscription, policy: AccessPolicy, options: SubscriptionAccessOptions): boolean {
-  if (sub.criteria !== TOPIC_URL) return true;
+  if (!namesOurTopic(sub.criteria)) return true;
   try {
     checkFilters(auth, sub, policy, options);
     return true;

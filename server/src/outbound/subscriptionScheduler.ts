@@ -1,6 +1,6 @@
 import type { Subscription } from 'fhir/r4.js';
 import { describeError } from './errors.js';
-import { countingSubscriptions, endSubscription, hasEnded, REST_HOOK, settingsOrUndefined, type SubscriptionDeps } from './subscriptions.js';
+import { countingSubscriptions, endIfGrantEnded, endSubscription, eventsKeptSince, hasEnded, REST_HOOK, settingsOrUndefined, type SubscriptionDeps } from './subscriptions.js';
 
 /**
  * The periodic pass over Subscriptions: turns off those whose end has passed, and queues heartbeats
@@ -38,23 +38,31 @@ export class HeartbeatScheduler {
     await this.current;
   }
 
-  /** Ends what is over and enqueues the heartbeats that are due now; returns how many subscriptions have one due. */
+  /**
+   * Ends what is over, forgets events past their retention and enqueues the heartbeats that are due now;
+   * returns how many subscriptions have one due.
+   */
   async runOnce(now = Date.now()): Promise<number> {
     const { store, registry, fhirBase } = this.deps;
+    await store.forgetSubscriptionEvents({ before: eventsKeptSince(this.deps.settings, now) });
     let due = 0;
     for (const sub of await countingSubscriptions(store, registry, fhirBase)) {
-      if (hasEnded(sub, now)) await this.end(sub, now);
-      else if (sub.status === 'active' && (await this.heartbeat(sub, now))) due++;
+      if (await this.end(sub, now)) continue;
+      if (sub.status === 'active' && (await this.heartbeat(sub, now))) due++;
     }
     return due;
   }
 
-  private async end(sub: Subscription, now: number): Promise<void> {
+  /** Turns the Subscription off if its end has passed or the grant it was made under has ended; true if it is over. */
+  private async end(sub: Subscription, now: number): Promise<boolean> {
     try {
-      if (await endSubscription(this.deps.store, sub.id!, now)) this.deps.logger.info('subscription_ended', { subscription: sub.id });
+      const over = hasEnded(sub, now) ? await endSubscription(this.deps.store, sub.id!, now) : await endIfGrantEnded(this.deps, sub);
+      if (over) this.deps.logger.info('subscription_ended', { subscription: sub.id });
+      return over || hasEnded(sub, now);
     } catch (err) {
       // Changed meanwhile (by its client or another process): the next pass judges it again.
       this.deps.logger.warn('subscription_end_failed', { subscription: sub.id, error: describeError(err) });
+      return true;
     }
   }
 

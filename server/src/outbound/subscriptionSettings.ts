@@ -6,7 +6,7 @@ import type { NetworkPolicy, OutboundConfig } from './config.js';
 import { describeError } from './errors.js';
 import { checkOutboundUrl } from './http.js';
 import type { PayloadContent } from './notifications.js';
-import { BACKPORT, parseFilters, TOPIC_URL, type TopicFilter } from './topic.js';
+import { BACKPORT, namesOurTopic, parseFilters, TOPIC_URL, type TopicFilter } from './topic.js';
 
 /**
  * What this server makes of a client's Subscription (Subscriptions R5 Backport IG 1.1, R4): the
@@ -66,8 +66,8 @@ const PAYLOAD_MIME = /^application\/(?:fhir\+)?json(?:\s*;\s*[!#$%&'*+.^_`|~0-9A
 /** Checks a client's Subscription against what we support; FhirError 400/422 naming the problem. */
 export function channelSettings(subscription: Resource, deps: SettingsDeps): ChannelSettings {
   const sub = parseInput(subscription);
-  if (sub.criteria !== TOPIC_URL) {
-    throw unprocessable(`Only topic-based subscriptions are supported: Subscription.criteria must be ${TOPIC_URL}`, ['Subscription.criteria']);
+  if (!namesOurTopic(sub.criteria)) {
+    throw unprocessable(`Only topic-based subscriptions are supported: Subscription.criteria must be ${TOPIC_URL} (or ${TOPIC_URL}|version)`, ['Subscription.criteria']);
   }
   checkChannelType(sub.channel);
   const endpoint = checkEndpoint(sub.channel.endpoint, deps.network);

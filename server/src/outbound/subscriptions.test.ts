@@ -89,7 +89,7 @@ describe('channelSettings', () => {
 
 describe('notification content', () => {
   const event = { number: 7, timestamp: '2025-03-01T10:00:00Z', focus: 'Task/t1' };
-  const input = { fhirBase: BASE, subscriptionId: 's1', status: 'active' as const, type: 'event-notification' as const, eventsSinceStart: 7, event };
+  const input = { fhirBase: BASE, subscriptionId: 's1', status: 'active' as const, type: 'event-notification' as const, eventsSinceStart: 7, events: [event] };
   const names = (content: 'empty' | 'id-only' | 'full-resource') => statusParameters({ ...input, content }).parameter!.map((p) => p.name);
 
   it('follows the R4 SubscriptionStatus profile: topic and focus only beyond empty', () => {
@@ -107,12 +107,12 @@ describe('notification content', () => {
 
   it('puts the focus after the status entry for full-resource', () => {
     const focusResource = { resourceType: 'Task' as const, id: 't1', status: 'ready' as const, intent: 'order' as const };
-    const bundle = notificationBundle({ ...input, content: 'full-resource', focusResource, created: false });
+    const bundle = notificationBundle({ ...input, content: 'full-resource', focusVersions: [{ resource: focusResource, created: false }] });
     expect(bundle.type).toBe('history');
     expect(bundle.meta?.profile).toEqual([BACKPORT.notificationProfile]);
     expect(bundle.entry?.[0].request).toEqual({ method: 'GET', url: `${BASE}/Subscription/s1/$status` });
     expect(bundle.entry?.[1]).toEqual({ fullUrl: `${BASE}/Task/t1`, resource: focusResource, request: { method: 'PUT', url: 'Task/t1' }, response: { status: '200' } });
-    expect(notificationBundle({ ...input, content: 'id-only', focusResource }).entry).toHaveLength(1);
+    expect(notificationBundle({ ...input, content: 'id-only', focusVersions: [{ resource: focusResource, created: false }] }).entry).toHaveLength(1);
   });
 });
 

@@ -14,7 +14,7 @@ import { fhirClient, requestOptions } from './http.js';
 import { eventCount, nextEventNumber, notificationBundle, type NotificationType } from './notifications.js';
 import { ownerOf, SUBSCRIPTION_GRANT_SYSTEM, subscriptionGrant, subscriptionOwner, SUBSCRIPTION_OWNER_SYSTEM } from './subscriptionAccess.js';
 import { channelSettings, type ChannelSettings, type SettingsDeps, type SubscriptionStatus } from './subscriptionSettings.js';
-import { isCaseResource, isTopicResourceType, passesFilters, TOPIC_URL } from './topic.js';
+import { checkTopicVersion, isCaseResource, isTopicResourceType, namesOurTopic, passesFilters } from './topic.js';
 import type { OutboxHandler } from './worker.js';
 
 /**
@@ -38,7 +38,12 @@ export interface SubscriptionDeps {
    * Whether a Subscription's owner is still authorized: its client registered and its user still standing (a
    * practitioner with a role, an existing member). Asked before each event notification; unset, always.
    */
-  ownerStands?: (owner: { clientId: string; user?: string; grantId?: string }) => Promise<boolean>;
+  ownerStands?: (owner: { clientId: string; user?: string }) => Promise<boolean>;
+  /**
+   * Whether the authorization grant a Subscription was made under has ended: revoked, or (without offline_access)
+   * every token of it expired. Asked before each event notification and at each scheduler pass; unset, never.
+   */
+  grantEnded?: (grantId: string) => Promise<boolean>;
 }
 
 /** Writes of this module to Subscriptions (status changes) are not client requests: the hook lets them through. */
@@ -96,13 +101,28 @@ export async function endGrantSubscriptions(deps: Pick<SubscriptionDeps, 'store'
  * registered, would otherwise go on receiving case data. Such a Subscription is turned off (R4: by the server).
  */
 async function ownerStillStands(deps: SubscriptionDeps, sub: Subscription): Promise<boolean> {
+  if (await endIfGrantEnded(deps, sub)) return false;
   const code = subscriptionOwner(sub);
   if (!deps.ownerStands || !code) return true;
   const owner = ownerOf(code);
-  if (owner && (await deps.ownerStands({ ...owner, grantId: subscriptionGrant(sub) }))) return true;
-  await turnOff(deps.store, sub.id!, () => true, "the owner's authorization has ended (grant revoked, client no longer registered, or user without a role)");
+  if (owner && (await deps.ownerStands(owner))) return true;
+  await turnOff(deps.store, sub.id!, () => true, "the owner's authorization has ended (client no longer registered, or user without a role)");
   return false;
 }
+
+/**
+ * Turns a Subscription off when the authorization grant it was made under has ended (SubscriptionDeps.grantEnded):
+ * an online_access grant whose refresh token lapsed ends as a revoked one does. True when it did.
+ */
+export async function endIfGrantEnded(deps: Pick<SubscriptionDeps, 'store' | 'grantEnded'>, sub: Subscription): Promise<boolean> {
+  const grant = subscriptionGrant(sub);
+  if (!grant || !deps.grantEnded || !(await deps.grantEnded(grant))) return false;
+  await turnOff(deps.store, sub.id!, (current) => subscriptionGrant(current) === grant, "the owner's authorization has ended (grant revoked or expired)");
+  return true;
+}
+
+/** The oldest instant of the events a Subscription's event log keeps (eventRetention.days). */
+export const eventsKeptSince = (settings: OutboundConfig['subscriptions'], now = Date.now()): Date => new Date(now - settings.eventRetention.days * 86_400_000);
 
 /** Whether Subscription.end has passed; an end that is not an instant (refused on write) is no end. */
 export function hasEnded(sub: Subscription, now: number): boolean {
@@ -122,6 +142,8 @@ export function subscriptionWriteHook(deps: SubscriptionDeps): WriteHook {
   return async (tx, change) => {
     if (change.resourceType === 'Subscription') {
       countingInTransaction.delete(tx);
+      // A deleted Subscription's events are nobody's to ask for ($events answers 410).
+      if (change.kind === 'delete') await tx.forgetSubscriptionEvents({ subscriptionId: change.id });
       if (internalWrite.getStore() || change.kind === 'delete' || !change.resource) return;
       await onSubscriptionWrite(deps, tx, change.resource as Subscription, change.previous as Subscription | undefined, change.kind === 'create');
       return;
@@ -135,6 +157,7 @@ async function onSubscriptionWrite(deps: SubscriptionDeps, tx: FhirStore, sub: S
   // Switching off is always allowed, even for a Subscription stored under older rules.
   if (!created && sub.status === 'off') return;
   const settings = channelSettings(sub, deps);
+  await checkTopicVersion(tx, sub.criteria);
   checkStatusChange(settings, sub, previous, created);
   if (settings.end !== undefined && settings.end <= Date.now() && settings.status !== 'off') {
     throw unprocessable('Subscription.end has passed: the subscription would be over before it starts', ['Subscription.end']);
@@ -192,7 +215,7 @@ export async function subscriptionsWithStatus(store: FhirStore, registry: Search
   const { query } = parseSearch('Subscription', [['status', statuses.join(',')]], registry, { strict: true, baseUrl });
   for (let offset = 0; ; offset += 500) {
     const page = await store.search({ ...query, sort: [{ param: '_id', kind: 'id', descending: false }], count: 500, offset });
-    found.push(...(page.resources as Subscription[]).filter((s) => s.criteria === TOPIC_URL));
+    found.push(...(page.resources as Subscription[]).filter((s) => namesOurTopic(s.criteria)));
     if (!page.hasMore) return found;
   }
 }
@@ -228,15 +251,11 @@ async function onTopicEvent(deps: SubscriptionDeps, tx: FhirStore, resource: Res
     if (!settings || (settings.end !== undefined && settings.end < Date.now())) continue;
     if (!(await passesFilters(tx, settings.filters, resource))) continue;
     const number = await nextEventNumber(tx, settings.id);
+    const focus = { resourceType: resource.resourceType, id: resource.id!, versionId: resource.meta?.versionId ?? '1' };
+    // Logged for $events whatever the status: what a Subscription in error missed is what a client asks for.
+    await tx.recordSubscriptionEvent({ subscriptionId: settings.id, number, timestamp, focus, created }, deps.settings.eventRetention.events);
     if (settings.status !== 'active') continue; // counted, not sent (COUNTING)
-    const payload: RestHookPayload = {
-      type: 'event-notification',
-      subscription: settings.id,
-      eventNumber: number,
-      timestamp,
-      focus: { resourceType: resource.resourceType, id: resource.id!, versionId: resource.meta?.versionId ?? '1' },
-      created,
-    };
+    const payload: RestHookPayload = { type: 'event-notification', subscription: settings.id, eventNumber: number, timestamp, focus, created };
     await tx.enqueue(REST_HOOK, payload, `${REST_HOOK}:${settings.id}:event:${number}`);
   }
 }
@@ -277,7 +296,7 @@ export function restHookHandler(deps: SubscriptionDeps): OutboxHandler {
     if (!parsed.success) throw new PermanentError('rest-hook: malformed outbox payload');
     const message = parsed.data;
     const sub = (await deps.store.find('Subscription', message.subscription)) as Subscription | undefined;
-    if (!sub || sub.criteria !== TOPIC_URL) return;
+    if (!sub || !namesOurTopic(sub.criteria)) return;
     if (message.type === 'handshake' ? sub.status !== 'requested' : sub.status !== 'active') return;
     if (message.type === 'event-notification' && !(await ownerStillStands(deps, sub))) return;
     let settings: ChannelSettings;
@@ -338,9 +357,8 @@ async function buildNotification(deps: SubscriptionDeps, settings: ChannelSettin
     // compares it with the numbers it has received to find gaps.
     eventsSinceStart: message.eventNumber,
     content: settings.content,
-    event: { number: message.eventNumber, timestamp: message.timestamp, focus },
-    focusResource,
-    created: message.created,
+    events: [{ number: message.eventNumber, timestamp: message.timestamp, focus }],
+    focusVersions: focusResource ? [{ resource: focusResource, created: message.created }] : [],
   });
 }
 

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Basic, Reference, Resource, Subscription } from 'fhir/r4.js';
-import { PROFILES_DIR, sameContent } from '../fhir/conformance.js';
+import { PROFILES_DIR } from '../fhir/conformance.js';
 import { badRequest, unprocessable } from '../fhir/outcomes.js';
 import { parseLiteral } from '../fhir/references.js';
 import { parseSearch } from '../fhir/search/parse.js';
@@ -24,6 +24,58 @@ export type TopicResourceType = (typeof TOPIC_RESOURCE_TYPES)[number];
 export const isTopicResourceType = (type: string): type is TopicResourceType => (TOPIC_RESOURCE_TYPES as readonly string[]).includes(type);
 
 export { BACKPORT };
+
+/** The topic a Subscription.criteria names (an R4 canonical): its URL, and the version it pins (`url|version`), if any. */
+export function topicCanonical(criteria: string): { url: string; version?: string } {
+  const bar = criteria.indexOf('|');
+  return bar < 0 ? { url: criteria } : { url: criteria.slice(0, bar), version: criteria.slice(bar + 1) };
+}
+
+/** Whether Subscription.criteria names this server's topic, with or without a version. */
+export const namesOurTopic = (criteria: string | undefined): boolean => criteria !== undefined && topicCanonical(criteria).url === TOPIC_URL;
+
+const TOPIC_VERSION_EXTENSION = 'http://hl7.org/fhir/5.0/StructureDefinition/extension-SubscriptionTopic.version';
+
+/** The SubscriptionTopic.version of a topic Basic (a cross-version extension), if it has one. */
+export const topicVersion = (topic: Resource | undefined): string | undefined =>
+  (topic as Basic | undefined)?.extension?.find((e) => e.url === TOPIC_VERSION_EXTENSION)?.valueString;
+
+/**
+ * Whether a version named in a canonical matches the topic's: the same, or its major.minor (semantic versioning,
+ * as FHIR canonicals are matched: `|0.1` names 0.1.x, whose patches change nothing a subscriber relies on).
+ */
+export function versionMatches(asked: string, offered: string): boolean {
+  return asked === offered || (/^\d+\.\d+$/.test(asked) && offered.startsWith(`${asked}.`));
+}
+
+/**
+ * A Subscription may pin the topic's version in its criteria (`url|version`): it must be the version published
+ * (stored, so a plan administrator's edit counts), else 422 naming the version offered.
+ */
+export async function checkTopicVersion(store: FhirStore, criteria: string): Promise<void> {
+  const asked = topicCanonical(criteria).version;
+  if (asked === undefined) return;
+  const offered = topicVersion(await store.find('Basic', TOPIC_BASIC_ID));
+  if (offered !== undefined && versionMatches(asked, offered)) return;
+  const named = `Subscription.criteria names version '${asked.slice(0, 40)}'`;
+  throw unprocessable(
+    offered === undefined
+      ? `Topic ${TOPIC_URL} is published without a version: ${named}; name the topic without one`
+      : `Topic ${TOPIC_URL} is offered at version ${offered} only (${TOPIC_URL}|${offered}, or the URL alone): ${named}`,
+    ['Subscription.criteria'],
+  );
+}
+
+/** Orders dotted versions part by part, numerically where both parts are numbers (0.10.0 comes after 0.9.1). */
+export function compareVersions(a: string, b: string): number {
+  const [x, y] = [a.split('.'), b.split('.')];
+  for (let i = 0; i < Math.max(x.length, y.length); i++) {
+    const [p, q] = [x[i] ?? '0', y[i] ?? '0'];
+    const order = /^\d+$/.test(p) && /^\d+$/.test(q) ? Number(p) - Number(q) : p.localeCompare(q);
+    if (order) return Math.sign(order);
+  }
+  return 0;
+}
 
 /** Tag on the Tasks this module writes about failed deliveries; they never trigger notifications. */
 export const OUTBOUND_TAG = { system: `${CANONICAL_BASE}/CodeSystem/outbound`, code: 'delivery-failed' } as const;
@@ -145,9 +197,19 @@ export function readTopicBasic(file = TOPIC_FILE): Basic {
   return JSON.parse(readFileSync(file, 'utf8')) as Basic;
 }
 
-/** Stores the topic Basic (unchanged content is left alone). */
+/**
+ * Stores the topic Basic when none is stored, or when the profile file's version is newer than the stored one's
+ * (a stored topic without a version counts as older): a plan administrator's edit of the topic stays, across
+ * restarts, until the project ships a newer version of it.
+ */
 export async function publishTopic(store: FhirStore, topic: Basic = readTopicBasic()): Promise<void> {
   const current = await store.find('Basic', TOPIC_BASIC_ID);
-  if (current && sameContent(current, topic)) return;
+  if (current && !isNewerTopic(topic, current)) return;
   await store.update({ ...topic, id: TOPIC_BASIC_ID });
+}
+
+function isNewerTopic(shipped: Basic, stored: Resource): boolean {
+  const [version, storedVersion] = [topicVersion(shipped), topicVersion(stored)];
+  if (version === undefined) return false;
+  return storedVersion === undefined || compareVersions(version, storedVersion) > 0;
 }

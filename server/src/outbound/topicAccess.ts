@@ -8,8 +8,8 @@ import { TOPIC_BASIC_ID } from './topic.js';
  * Who may change the published subscription topic (the `Basic` topic.ts publishes) and any Basic
  * that claims to be a SubscriptionTopic: plan administration alone. Clients discover the topic and
  * trust what it says (its triggers and filters); a write by anyone else would break discovery or
- * spoof it until the next start republishes it (probe 6, M1). Reads, and every other Basic, follow
- * the scopes and compartments alone.
+ * spoof it (probe 6, M1), and it stays until the project ships a newer topic version (topic.ts
+ * publishTopic). Reads, and every other Basic, follow the scopes and compartments alone.
  */
 
 const WRITES: ReadonlySet<Interaction> = new Set(['create', 'update', 'patch', 'delete']);

@@ -131,6 +131,17 @@ export interface OutboxMessage {
   notBefore: Date;
 }
 
+/** One event of a topic-based Subscription as its event log keeps it (`Subscription/{id}/$events`). */
+export interface SubscriptionEventRecord {
+  subscriptionId: string;
+  number: number;
+  /** When it happened: the lastUpdated of the focus version. */
+  timestamp: string;
+  focus: { resourceType: string; id: string; versionId: string };
+  /** The focus version was its resource's first (a create). */
+  created: boolean;
+}
+
 /**
  * Called inside the transaction of every create, update and delete, with a store bound to that
  * transaction: what it enqueues (subscription notifications) commits or rolls back with the change.
@@ -176,6 +187,16 @@ export interface FhirStore {
   failOutbox(id: string, error: string, retryAt: Date | undefined): Promise<void>;
   /** Messages waiting to be sent (pending or leased). */
   outboxDepth(): Promise<number>;
+
+  /**
+   * Event log of topic-based Subscriptions, for `$events`: written in the transaction that numbers the event,
+   * keeping the newest `keep` events of the subscription.
+   */
+  recordSubscriptionEvent(event: SubscriptionEventRecord, keep: number): Promise<void>;
+  /** Logged events numbered `from` to `to` (both included) that happened at or after `since`, in number order, at most `limit`. */
+  subscriptionEvents(subscriptionId: string, range: { from: number; to: number; since: Date; limit: number }): Promise<SubscriptionEventRecord[]>;
+  /** Forgets logged events: those that happened before an instant (every subscription's), or all of one subscription. */
+  forgetSubscriptionEvents(which: { before: Date } | { subscriptionId: string }): Promise<void>;
 
   /**
    * Short-lived shared state for the auth server (authorization codes, launch contexts, refresh

@@ -3,7 +3,7 @@ import type { Resource } from 'fhir/r4.js';
 import { conflict, gone, notFound, preconditionFailed } from '../../fhir/outcomes.js';
 import { appendOnlyRefusal, isAppendOnlyType } from '../../fhir/resourceTypes.js';
 import type { Indexer, ResourceIndex } from '../../fhir/search/indexer.js';
-import type { FhirStore, HistoryEntry, HistoryQuery, OutboxMessage, SearchQuery, SearchResult, SortPosition, WriteHook } from '../FhirStore.js';
+import type { FhirStore, HistoryEntry, HistoryQuery, OutboxMessage, SearchQuery, SearchResult, SortPosition, SubscriptionEventRecord, WriteHook } from '../FhirStore.js';
 import type { SqlConnection } from './connection.js';
 import { GroupCommit } from './groupCommit.js';
 import type { ReadCache } from './readCache.js';
@@ -619,6 +619,34 @@ export class SqlFhirStore implements FhirStore {
   async outboxDepth(): Promise<number> {
     const { rows } = await this.conn.query("SELECT count(*)::int AS n FROM outbox WHERE status IN ('pending', 'sending')");
     return Number(rows[0]?.n ?? 0);
+  }
+
+  async recordSubscriptionEvent(event: SubscriptionEventRecord, keep: number): Promise<void> {
+    await this.conn.query(
+      `WITH dropped AS (DELETE FROM subscription_events WHERE subscription_id = $1 AND event_number <= $2::bigint - $8::bigint)
+       INSERT INTO subscription_events (subscription_id, event_number, occurred_at, focus_type, focus_id, focus_version, created) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+      [event.subscriptionId, event.number, event.timestamp, event.focus.resourceType, event.focus.id, event.focus.versionId, event.created, keep],
+    );
+  }
+
+  async subscriptionEvents(subscriptionId: string, range: { from: number; to: number; since: Date; limit: number }): Promise<SubscriptionEventRecord[]> {
+    const { rows } = await this.conn.query(
+      `SELECT event_number, occurred_at, focus_type, focus_id, focus_version, created FROM subscription_events
+       WHERE subscription_id = $1 AND event_number BETWEEN $2 AND $3 AND occurred_at >= $4 ORDER BY event_number LIMIT $5`,
+      [subscriptionId, range.from, range.to, range.since.toISOString(), range.limit],
+    );
+    return rows.map((row) => ({
+      subscriptionId,
+      number: Number(row.event_number),
+      timestamp: new Date(row.occurred_at as string | Date).toISOString(),
+      focus: { resourceType: String(row.focus_type), id: String(row.focus_id), versionId: String(row.focus_version) },
+      created: Boolean(row.created),
+    }));
+  }
+
+  async forgetSubscriptionEvents(which: { before: Date } | { subscriptionId: string }): Promise<void> {
+    if ('before' in which) await this.conn.query('DELETE FROM subscription_events WHERE occurred_at < $1', [which.before.toISOString()]);
+    else await this.conn.query('DELETE FROM subscription_events WHERE subscription_id = $1', [which.subscriptionId]);
   }
 
   async putEphemeral(key: string, value: unknown, expiresAt: Date): Promise<void> {

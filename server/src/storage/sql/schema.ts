@@ -199,6 +199,25 @@ const MIGRATIONS: { version: number; sql: string }[] = [
       ${markMetaValues('audit_events')}
     `,
   },
+  {
+    // The events of each topic-based Subscription, for the backport IG's `$events`: written in the
+    // transaction that numbers the event, kept for a bounded time and count (outbound config
+    // subscriptions.eventRetention), found by subscription and number, pruned by age.
+    version: 7,
+    sql: `
+      CREATE TABLE subscription_events (
+        subscription_id text NOT NULL,
+        event_number bigint NOT NULL,
+        occurred_at timestamptz NOT NULL,
+        focus_type text NOT NULL,
+        focus_id text NOT NULL,
+        focus_version text NOT NULL,
+        created boolean NOT NULL,
+        PRIMARY KEY (subscription_id, event_number)
+      );
+      CREATE INDEX subscription_events_occurred ON subscription_events (occurred_at)
+    `,
+  },
 ];
 
 /** Applies the migrations not yet applied, up to `upTo` (all of them by default; tests stop earlier). */
