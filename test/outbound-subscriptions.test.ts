@@ -380,7 +380,8 @@ describe('Subscription access control (auth on)', () => {
       const read = await call(m2, `Subscription/${id}`);
       expect(read.status).toBe(404);
       expect(read.body.issue[0].diagnostics).toBe(`Subscription/${id} not found`);
-      expect((await call(m2, `Subscription/${id}/$status`)).status).toBe(403);
+      expect((await call(m2, `Subscription/${id}/$status`)).status).toBe(404);
+      expect((await call(m2, `Subscription/${id}/$events`)).status).toBe(404);
       expect((await call(m2, `Subscription/${id}`, { method: 'DELETE' })).status).toBe(404);
     }
     expect((await call(m2, `Subscription/${memberSub.id}`, { method: 'PUT', json: { ...memberSub, status: 'off' } })).status).toBe(403);
@@ -578,9 +579,9 @@ describe('Subscription access control (auth on)', () => {
       expect(narrow.resources).toEqual([]);
       expect(narrow.outcome?.issue.map((i) => i.code)).toContain('suppressed');
     }
-    // Anyone else: 403, as for its read and $status.
-    expect((await ask(member('member-hpsj-2'))).status).toBe(403);
-    expect((await ask(tokenFor(server, { scope: 'user/*.cruds', fhirUser: 'Practitioner/hpsj-pcp-1', roles: ['treating-provider'] }))).status).toBe(403);
+    // Anyone else: 404, as for its read and $status (another's Subscription ids stay unknown).
+    expect((await ask(member('member-hpsj-2'))).status).toBe(404);
+    expect((await ask(tokenFor(server, { scope: 'user/*.cruds', fhirUser: 'Practitioner/hpsj-pcp-1', roles: ['treating-provider'] }))).status).toBe(404);
   });
 
   it('ends a Subscription made under an online_access grant once that grant lapses (an offline_access grant ends only when revoked)', async () => {

@@ -13,6 +13,7 @@ import { openConnection } from '../server/src/storage/connect.js';
 import { openStore } from '../server/src/storage/openStore.js';
 import { NAMED_STATEMENTS, type SqlConnection } from '../server/src/storage/sql/connection.js';
 import { SqlFhirStore } from '../server/src/storage/sql/SqlFhirStore.js';
+import { pagesInIdOrder } from '../server/src/outbound/subscriptions.js';
 import { waitFor } from './helpers/providerServer.js';
 import { dropSchema, postgresConfig, STORE_DRIVERS, TEST_DATABASE_URL } from './helpers/stores.js';
 
@@ -359,6 +360,19 @@ describe.each(STORE_DRIVERS)('FhirStore contract on $name', (driver) => {
     const finishedAfterThreeTurns = finished;
     await Promise.all(queued);
     expect(finishedAfterThreeTurns).toBeLessThanOrEqual(4);
+  });
+
+  it('walks every match a page at a time in id order after the last id: one deleted between pages makes none skipped', async () => {
+    const tag = randomUUID();
+    const tasks = await Promise.all([0, 1, 2, 3].map(() => store.create({ ...task('requested'), identifier: [{ system: 'urn:test:walk', value: tag }] })));
+    const ids = tasks.map((t) => t.id!).sort();
+    const query: SearchQuery = { resourceType: 'Task', clauses: [{ kind: 'token', param: 'identifier', values: [`identifier|urn:test:walk|${tag}`], not: false }], sort: [], count: 1, offset: 0, total: false };
+    const seen: string[] = [];
+    for await (const page of pagesInIdOrder(store, query, 1)) {
+      seen.push(...page.map((r) => r.id!));
+      if (seen.length === 1) await store.delete('Task', ids[0]);
+    }
+    expect(seen).toEqual(ids);
   });
 
   it('outbox: dedupes, leases, retries and completes', async () => {

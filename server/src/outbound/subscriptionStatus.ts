@@ -1,13 +1,13 @@
 import type { Bundle, OperationDefinition, OperationDefinitionParameter, Subscription } from 'fhir/r4.js';
 import type { FhirContext, OperationArgs, OperationDefinitionEntry } from '../fhir/context.js';
 import type { FhirRequest, FhirResponse } from '../fhir/request.js';
-import { mayAccess, requireAccess } from '../fhir/guard.js';
+import { mayAccess, readVisible } from '../fhir/guard.js';
 import { parseOperationInput, type ParsedParameters } from '../fhir/operations/parameters.js';
 import { badRequest } from '../fhir/outcomes.js';
 import type { SearchParamRegistry } from '../fhir/search/registry.js';
 import type { FhirStore } from '../storage/FhirStore.js';
 import { eventCount, statusEntry, statusParameters, type PayloadContent } from './notifications.js';
-import { activeSubscriptions } from './subscriptions.js';
+import { activeSubscriptions, pagesInIdOrder } from './subscriptions.js';
 import { BACKPORT, namesOurTopic } from './topic.js';
 import { nonEmpty } from '../fhir/jsonRules.js';
 
@@ -76,18 +76,18 @@ export function subscriptionStatusOperation(deps: { registry: SearchParamRegistr
 
 /** The topic-based Subscription an instance-level operation is about: 403 where its read would be (subscriptionAccess.ts), 400 for another kind. */
 export async function readTopicSubscription(req: FhirRequest, ctx: FhirContext, id: string, operation: string): Promise<Subscription> {
-  const sub = (await ctx.store.read('Subscription', id)) as Subscription;
-  requireAccess(req, ctx, sub);
+  // Another client's Subscription is answered as its read is: as an id that does not exist.
+  const sub = (await readVisible(req, ctx, ctx.store, 'Subscription', id)) as Subscription;
   if (!namesOurTopic(sub.criteria)) throw badRequest(`$${operation} applies to topic-based subscriptions`);
   return sub;
 }
 
 async function topicSubscriptions(store: FhirStore): Promise<Subscription[]> {
   const found: Subscription[] = [];
-  for (let offset = 0; offset < 10_000; offset += 500) {
-    const page = await store.search({ resourceType: 'Subscription', clauses: [], sort: [{ param: '_id', kind: 'id', descending: false }], count: 500, offset, total: false });
-    found.push(...(page.resources as Subscription[]).filter((s) => namesOurTopic(s.criteria)));
-    if (!page.hasMore) break;
+  let pages = 0;
+  for await (const page of pagesInIdOrder(store, { resourceType: 'Subscription', clauses: [], sort: [], count: 500, offset: 0, total: false })) {
+    found.push(...(page as Subscription[]).filter((s) => namesOurTopic(s.criteria)));
+    if (++pages === 20) break; // 10,000 Subscriptions at most
   }
   return found;
 }

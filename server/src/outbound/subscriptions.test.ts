@@ -73,6 +73,8 @@ describe('channelSettings', () => {
     expect(status(() => channelSettings(sub(['Observation?patient=Patient/1']), deps))).toBe(422);
     expect(status(() => channelSettings(sub(['Task?unknown-param=1']), deps))).toBe(400);
     expect(status(() => channelSettings(sub(['Task?_count=5']), deps))).toBe(400);
+    // A page position selects nothing: beside a real filter it would make the filter skip what it should match.
+    expect(status(() => channelSettings(sub([`Task?patient=Patient/1&_cursor=${Buffer.from(JSON.stringify({ d: 'a', s: '', p: ['zzz'] })).toString('base64url')}`]), deps))).toBe(400);
     expect(status(() => channelSettings(sub(['patient=Patient/1']), deps))).toBe(400);
     const s = sub([]);
     expect(status(() => channelSettings({ ...s, channel: { ...s.channel, endpoint: 'http://subscriber.example.com/hook' } } as Subscription, deps))).toBe(422);

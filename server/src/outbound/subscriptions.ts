@@ -7,7 +7,7 @@ import { FhirError, outcome, unprocessable } from '../fhir/outcomes.js';
 import { parseSearch } from '../fhir/search/parse.js';
 import type { SearchParamRegistry } from '../fhir/search/registry.js';
 import type { Logger } from '../log.js';
-import type { FhirStore, WriteHook } from '../storage/FhirStore.js';
+import type { FhirStore, PageCursor, SearchQuery, WriteHook } from '../storage/FhirStore.js';
 import type { NetworkPolicy, OutboundConfig } from './config.js';
 import { classifyHttpError, describeError, isSuccessfulNonJson, PermanentError, TransientError } from './errors.js';
 import { fhirClient, requestOptions } from './http.js';
@@ -213,10 +213,18 @@ const COUNTING: SubscriptionStatus[] = ['requested', 'active', 'error'];
 export async function subscriptionsWithStatus(store: FhirStore, registry: SearchParamRegistry, baseUrl: string, statuses: SubscriptionStatus[]): Promise<Subscription[]> {
   const found: Subscription[] = [];
   const { query } = parseSearch('Subscription', [['status', statuses.join(',')]], registry, { strict: true, baseUrl });
-  for (let offset = 0; ; offset += 500) {
-    const page = await store.search({ ...query, sort: [{ param: '_id', kind: 'id', descending: false }], count: 500, offset });
-    found.push(...(page.resources as Subscription[]).filter((s) => namesOurTopic(s.criteria)));
-    if (!page.hasMore) return found;
+  for await (const page of pagesInIdOrder(store, query)) found.push(...(page as Subscription[]).filter((s) => namesOurTopic(s.criteria)));
+  return found;
+}
+
+/** Every match of a query, a page at a time in id order, each page after the last one's id: none skipped when some are deleted meanwhile. */
+export async function* pagesInIdOrder(store: FhirStore, query: SearchQuery, pageSize = 500): AsyncGenerator<Resource[]> {
+  let cursor: PageCursor | undefined;
+  for (;;) {
+    const page = await store.search({ ...query, sort: [{ param: '_id', kind: 'id', descending: false }], count: pageSize, offset: 0, total: false, cursor });
+    yield page.resources;
+    if (!page.hasMore || !page.edges) return;
+    cursor = { direction: 'after', at: page.edges.last };
   }
 }
 

@@ -87,7 +87,7 @@ export interface TopicFilter {
   query: SearchQuery;
 }
 
-const RESULT_PARAMS = /^_(count|offset|sort|include|revinclude|summary|elements|total|format|pretty|contained|containedType)(:|$)/;
+const RESULT_PARAMS = /^_(count|offset|cursor|sort|include|revinclude|summary|elements|total|format|pretty|contained|containedType)(:|$)/;
 
 /** Reads and checks the filters of a Subscription; 400/422 with the offending filter otherwise. */
 export function parseFilters(subscription: Subscription, registry: SearchParamRegistry, baseUrl: string, maxFilters: number): TopicFilter[] {
