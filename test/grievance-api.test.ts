@@ -1,5 +1,7 @@
-import type { Bundle, Communication, DocumentReference, Parameters, ParametersParameter, Provenance, ServiceRequest, Task } from 'fhir/r4.js';
+import type { Bundle, Communication, DocumentReference, Parameters, ParametersParameter, Provenance, ServiceRequest, StructureDefinition, Task } from 'fhir/r4.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readConformanceResources } from '../server/src/fhir/conformance.js';
+import { createResourceValidator } from '../server/src/fhir/resourceValidator.js';
 import { CODE_SYSTEMS, IDENTIFIER_SYSTEMS, PROFILES } from '../server/src/fhir/systems.js';
 import { type DemoServer, startDemoServer } from './helpers/demoServer.js';
 import { raw } from './helpers/fhir.js';
@@ -65,6 +67,9 @@ describe.each(STORE_DRIVERS)('R17 grievances on $name', (driver) => {
     const task = res.body as Task;
     expect(res.headers.get('location')).toContain(`/Task/${task.id}/_history/1`);
     expect(task.meta?.profile).toEqual([PROFILES.grievance]);
+    // What is stored holds to the profile it claims (and so do its letters, once sent: see below).
+    const validator = createResourceValidator(readConformanceResources().filter((r): r is StructureDefinition => r.resourceType === 'StructureDefinition'));
+    expect(validator.validate(task).filter((i) => i.severity === 'error')).toEqual([]);
     expect(task).toMatchObject({ status: 'requested', priority: 'routine', for: { reference: 'Patient/member-phc-1' }, focus: { reference: `ServiceRequest/${serviceRequest.id}` }, requester: { reference: 'Patient/member-phc-1' }, owner: { reference: 'Organization/phc' } });
     expect(step(task)).toBe('received');
     expect(task.reasonCode?.coding?.[0]).toMatchObject({ system: CODE_SYSTEMS.grievanceCategory, code: 'pcp-not-granted' });

@@ -124,6 +124,21 @@ function profile(id: string, type: string, title: string, description: string, e
 }
 
 const required = (min = 1, extra: Omit<ElementDefinition, 'path' | 'id'> = {}) => ({ min, mustSupport: true, ...extra });
+/** A Task for the member whose clocks start at its receipt (authoredOn). */
+const receivedFor = (rule: string): ElementDefinition[] => [
+  el('Task.for', { ...required(), type: [{ code: 'Reference', targetProfile: ['http://hl7.org/fhir/StructureDefinition/Patient'] }] }),
+  el('Task.authoredOn', { ...required(), short: `Receipt: the clocks start here (${rule})` }),
+];
+
+/** What the Task's clocks make due, at restriction.period.end (the `due` SearchParameter). */
+const dueBy = (rule: string, due: string, key: string): ElementDefinition[] => [
+  el('Task.restriction', required()),
+  el('Task.restriction.period', {
+    ...required(),
+    short: `start = receipt, end = ${due} due (${rule})`,
+    constraint: [{ key, severity: 'error', human: `The ${due} due date (period.end) is required`, expression: 'end.exists()' }],
+  }),
+];
 const secondOpinionCategory = { coding: [{ system: CODE_SYSTEMS.serviceRequestCategory, code: 'second-opinion' }] };
 
 function profiles(): StructureDefinition[] {
@@ -149,31 +164,19 @@ function profiles(): StructureDefinition[] {
     profile('second-opinion-task', 'Task', 'Second-opinion case Task', 'Tracks a second-opinion case through UM review (R11), deadlines (R9), notices and the report (R14).', [
       el('Task.businessStatus', { ...required(), binding: { strength: 'required', valueSet: VALUE_SETS.businessStatus } }),
       el('Task.focus', { ...required(), type: [{ code: 'Reference', targetProfile: ['http://hl7.org/fhir/StructureDefinition/ServiceRequest'] }] }),
-      el('Task.for', { ...required(), type: [{ code: 'Reference', targetProfile: ['http://hl7.org/fhir/StructureDefinition/Patient'] }] }),
-      el('Task.authoredOn', { ...required(), short: 'Receipt: the clocks start here (R9)' }),
-      el('Task.restriction', required()),
-      el('Task.restriction.period', {
-        ...required(),
-        short: 'start = receipt, end = decision due (R9)',
-        constraint: [{ key: 'so-task-1', severity: 'error', human: 'The decision due date (period.end) is required', expression: 'end.exists()' }],
-      }),
+      ...receivedFor('R9'),
+      ...dueBy('R9', 'decision', 'so-task-1'),
     ]),
     profile('second-opinion-grievance', 'Task', 'Second-opinion grievance Task', 'A member’s grievance about a second opinion (R17, PHC VI.E): filed, acknowledged and resolved by the plan’s Grievance Coordinator within the California clocks.', [
-      el('Task.code', { ...required(), short: 'second-opinion-grievance' }),
       el('Task.businessStatus', { ...required(), binding: { strength: 'required', valueSet: VALUE_SETS.grievanceStatus } }),
+      el('Task.code', { ...required(), short: 'second-opinion-grievance' }),
       el('Task.focus', { mustSupport: true, short: 'The second-opinion request it is about, if any (a PCP who never submitted leaves none)', type: [{ code: 'Reference', targetProfile: ['http://hl7.org/fhir/StructureDefinition/ServiceRequest'] }] }),
-      el('Task.for', { ...required(), type: [{ code: 'Reference', targetProfile: ['http://hl7.org/fhir/StructureDefinition/Patient'] }] }),
-      el('Task.authoredOn', { ...required(), short: 'Receipt: the clocks start here (R17)' }),
-      el('Task.requester', { ...required(), short: 'Who filed it: the member, their representative, a provider for them, or the coordinator taking it by phone' }),
+      ...receivedFor('R17'),
+      el('Task.requester', { ...required(), short: 'Who filed it: the member (also when the coordinator took it by phone), their representative, or a provider for them' }),
       el('Task.owner', { ...required(), short: 'The plan (its Grievance Coordinator, PHC VI.E)' }),
       el('Task.reasonCode', { ...required(), binding: { strength: 'required', valueSet: VALUE_SETS.grievanceCategory } }),
       el('Task.note', { ...required(), short: 'The member’s words' }),
-      el('Task.restriction', required()),
-      el('Task.restriction.period', {
-        ...required(),
-        short: 'start = receipt, end = resolution due (H&S 1368.01)',
-        constraint: [{ key: 'so-grievance-1', severity: 'error', human: 'The resolution due date (period.end) is required', expression: 'end.exists()' }],
-      }),
+      ...dueBy('R17', 'resolution', 'so-grievance-1'),
     ]),
     profile('second-opinion-consultation-report', 'DocumentReference', 'Second-opinion consultation report', 'The report of the second-opinion professional, with recommended procedures and tests (R14).', [
       el('DocumentReference.subject', required()),
