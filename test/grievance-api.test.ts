@@ -109,6 +109,12 @@ describe.each(STORE_DRIVERS)('R17 grievances on $name', (driver) => {
     expect(provider.body.requester).toEqual({ reference: 'Practitioner/phc-pcp-1' });
     const um = await file(staff('Practitioner/phc-um-1', 'um-clinician'), filing([{ name: 'patient', valueReference: { reference: 'Patient/member-phc-1' } }]));
     expect(um.status).toBe(403);
+    // 28 CCR 1300.68(a): the plan's coordinator takes a grievance by phone: it is the member's own; another plan's may not.
+    const byPhone = await file(coordinator(), filing([{ name: 'patient', valueReference: { reference: 'Patient/member-phc-1' } }]));
+    expect(byPhone.status, JSON.stringify(byPhone.body)).toBe(201);
+    expect(byPhone.body.requester).toEqual({ reference: 'Patient/member-phc-1' });
+    const otherPlan = await file(staff('Practitioner/hpsj-gc-1', 'grievance-coordinator'), filing([{ name: 'patient', valueReference: { reference: 'Patient/member-phc-1' } }]));
+    expect(otherPlan.status).toBe(403);
     const { serviceRequest } = await phcCase('member-phc-2');
     const before = await grievancesOf('member-phc-2');
     const othersCase = await file(member('member-phc-1'), filing([{ name: 'case', valueReference: { reference: `ServiceRequest/${serviceRequest.id}` } }]));

@@ -57,10 +57,12 @@ export async function fileGrievance(store: FhirStore, filing: GrievanceFiling, a
     const serviceRequest = filing.case ? await grievedCase(tx, filing.case, patient, access) : undefined;
     const coverage = await coverageOf(tx, patient, serviceRequest, now);
     const { plan, payor } = await planOf(tx, coverage);
+    const takenByCoordinator = actor.roles.includes('grievance-coordinator');
+    if (takenByCoordinator && !(await worksForPlan(tx, actor, `Organization/${payor.id}`))) throw forbidden(`Only ${plan.name} staff take grievances for its members (PHC VI.E)`);
     const dues = grievanceDeadlines(plan, now.toISOString(), filing.expedited);
     const member = { reference: `Patient/${patient.id}` };
     // Taken by the coordinator (by phone), the grievance is the member's own.
-    const requester = actor.fhirUser && !actor.roles.includes('grievance-coordinator') ? { reference: actor.fhirUser } : member;
+    const requester = actor.fhirUser && !takenByCoordinator ? { reference: actor.fhirUser } : member;
     const task: Task = {
       resourceType: 'Task',
       id: randomUUID(),
@@ -146,7 +148,8 @@ export async function handleGrievance(store: FhirStore, taskId: string, action: 
     const current = (await tx.read('Task', taskId)) as Task;
     access.require(current);
     const step = stepOf(current);
-    if (!current.meta?.profile?.includes(PROFILES.grievance) || !step) throw unprocessable(`Task/${taskId} is not a grievance`, ['Task.meta.profile']);
+    const resolutionDue = current.restriction?.period?.end;
+    if (!current.meta?.profile?.includes(PROFILES.grievance) || !step || !resolutionDue) throw unprocessable(`Task/${taskId} is not a grievance (its profile, step and resolution due)`, ['Task.meta.profile']);
     if (options.ifMatch !== undefined && current.meta.versionId !== options.ifMatch) throw preconditionFailed(`Task/${taskId} changed (version ${current.meta.versionId}); reload and retry`);
     const { plan, patient } = await grievanceFiles(tx, current);
     // Parties first: staff of another plan learn nothing of where the grievance stands.
@@ -157,7 +160,7 @@ export async function handleGrievance(store: FhirStore, taskId: string, action: 
     if (action === 'resolve' && (!input.outcome || !input.resolution)) throw unprocessable('A resolution needs its outcome and its reasons (28 CCR 1300.68(d)(3))', ['resolution']);
     const member = { reference: `Patient/${patient.id}` };
     const parties = { plan, patient, regarding: { reference: `Task/${taskId}` }, recipients: uniqueReferences([member, current.requester]), sender: current.owner, now, delivery: options.delivery };
-    const dueDate = localDate(plan, new Date(current.restriction!.period!.end!));
+    const dueDate = localDate(plan, new Date(resolutionDue));
     const letters =
       action === 'acknowledge'
         ? await sendLetter(tx, 'grievance-acknowledgment', parties, { grievance: { statement: current.note?.[0]?.text ?? '', resolutionDueDate: dueDate, expedited: current.priority === 'urgent' } })
