@@ -24,6 +24,15 @@ describe.each(STORE_DRIVERS)('SMART app end to end (Chromium) on $name', (driver
     await server?.close();
     await driver.cleanup(store);
   });
+  /** A standalone launch of the app (members and plan staff), signing in as `user`. */
+  const signIn = async (user: string, mode: string) => {
+    const p = await browser.newPage({ viewport: { width: 1024, height: 768 } });
+    await p.goto(`${server.url}/app/launch.html?iss=${encodeURIComponent(server.fhirBase)}&mode=${mode}`);
+    await p.waitForSelector('#user');
+    await p.selectOption('#user', user);
+    await p.click('button[type=submit]');
+    return p;
+  };
 
   it('a physician launches from the sandbox, checks authorization and submits out of network; a UM clinician escalates and the Medical Director approves; the report is posted; the physician reads it and the member sees the letter and their rights (R20)', async () => {
     // Scripts run under the server's Content-Security-Policy; this page bypasses it only to inject axe-core below.
@@ -65,14 +74,6 @@ describe.each(STORE_DRIVERS)('SMART app end to end (Chromium) on $name', (driver
     await page.screenshot({ path: shot('03-submitted') });
 
     // A UM clinician escalates; the physician reviewer (Medical Director) approves.
-    const signIn = async (user: string, mode: string) => {
-      const p = await browser.newPage({ viewport: { width: 1024, height: 768 } });
-      await p.goto(`${server.url}/app/launch.html?iss=${encodeURIComponent(server.fhirBase)}&mode=${mode}`);
-      await p.waitForSelector('#user');
-      await p.selectOption('#user', user);
-      await p.click('button[type=submit]');
-      return p;
-    };
     const um = await signIn('Practitioner/hpsj-um-1', 'staff');
     await um.waitForSelector('button[data-action=escalate]', { timeout: 20_000 });
     await um.waitForSelector('figure svg[role=img]');
@@ -137,6 +138,40 @@ describe.each(STORE_DRIVERS)('SMART app end to end (Chromium) on $name', (driver
     await member.selectOption('#reason', 'persistent-concerns');
     await member.click('#submit');
     await member.waitForSelector('#submitted');
+  });
+
+  it('R17 PHC VI.E: a member files a grievance (their PCP did not grant the request); the Grievance Coordinator sees it with its dues, acknowledges and resolves it; the member reads the resolution', async () => {
+    const member = await signIn('Patient/member-phc-1', 'member');
+    await member.waitForSelector('#grievance-form', { timeout: 20_000 });
+    await member.selectOption('#grievance-category', 'pcp-not-granted');
+    await member.selectOption('#grievance-case', '');
+    await member.fill('#grievance-text', 'My doctor said no to a second opinion about my treatment.');
+    await member.click('#file-grievance');
+    await member.waitForSelector('#grievance-filed');
+    await member.waitForSelector('.grievance >> text=received');
+
+    const coordinator = await signIn('Practitioner/phc-gc-1', 'grievances');
+    const card = coordinator.locator('.grievance', { hasText: 'My doctor said no to a second opinion' });
+    await card.waitFor({ timeout: 20_000 });
+    await expect(card.textContent()).resolves.toMatch(/Acknowledgment due .*Resolution due/s);
+    await card.locator('button[data-action=acknowledge-grievance]').click();
+    await card.locator('button[data-action=resolve-grievance]').waitFor();
+    await expect(card.textContent()).resolves.toContain('acknowledged');
+    await card.locator('select[id^=outcome-]').selectOption('upheld');
+    await card.locator('textarea[id^=resolution-]').fill('We reminded your PCP of your right to a second opinion; the request was submitted for you.');
+    await card.locator('button[data-action=resolve-grievance]').click();
+    // Resolved, it leaves the desk of open grievances.
+    await card.waitFor({ state: 'detached' });
+    await coordinator.screenshot({ path: shot('10-grievance-desk'), fullPage: true });
+
+    await member.reload();
+    const mine = member.locator('.grievance', { hasText: 'My doctor said no to a second opinion' });
+    await mine.waitFor({ timeout: 20_000 });
+    await expect(mine.locator('h3').textContent()).resolves.toContain('resolved');
+    await mine.locator('details').click();
+    await mine.locator('article h4').first().waitFor();
+    await expect(mine.locator('article h4').allTextContents()).resolves.toEqual(expect.arrayContaining(['We received your grievance', 'The decision on your grievance']));
+    await member.screenshot({ path: shot('11-member-grievance-resolved'), fullPage: true });
   });
 
   it('works at phone width', async () => {

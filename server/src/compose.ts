@@ -7,6 +7,7 @@ import { identify } from './auth/userDirectory.js';
 import { TrustedIssuerSchema } from './auth/tokenEndpoint.js';
 import { seedDemoData } from './demo/seed.js';
 import { ourOperationDefinitions, publishConformance, readConformanceResources } from './fhir/conformance.js';
+import { grievanceOperations } from './fhir/operations/grievance.js';
 import { committeeReportOperation } from './fhir/operations/report.js';
 import { reviewOperations } from './fhir/operations/review.js';
 import { reportRouter } from './http/reportRoutes.js';
@@ -59,6 +60,7 @@ export async function buildParts(env: PartsEnv): Promise<ServerParts> {
       submitOperation(definitions, decideWithPlanRules, delivery),
       eligibilityCheckOperation(definitions, decideWithPlanRules),
       ...reviewOperations(definitions, delivery),
+      ...grievanceOperations(definitions, delivery),
       committeeReportOperation(definitions.find((d) => d.id === 'second-opinion-report')!),
       ...outbound.operations,
     ],

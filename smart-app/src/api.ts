@@ -16,7 +16,16 @@ export const SYSTEMS = {
   transportation: 'https://second-opinion.example.org/fhir/StructureDefinition/transportation-needed',
   language: 'https://second-opinion.example.org/fhir/StructureDefinition/preferred-language',
   caseProfile: 'https://second-opinion.example.org/fhir/StructureDefinition/second-opinion-task',
+  grievanceCode: 'https://second-opinion.example.org/fhir/CodeSystem/second-opinion-category|second-opinion-grievance',
 };
+
+export interface GrievanceForm {
+  category: string;
+  description: string;
+  expedited: boolean;
+  /** The request it is about (ServiceRequest/…), if any. */
+  regarding?: string;
+}
 
 export interface Banner {
   name: string;
@@ -117,9 +126,9 @@ export class SecondOpinionApi {
     return entries<Task>(b).filter((r) => r.resourceType === 'Task').map((task) => ({ task, request: requests.get(task.focus?.reference ?? '') }));
   }
 
-  /** The case's letters and reports: HTML (the plan's letters) and plain text are shown; other types are only named. */
-  async letters(serviceRequest: string): Promise<CaseDocument[]> {
-    const docs = entries<DocumentReference>(await this.fhir.request<Bundle>(`DocumentReference?related=${serviceRequest}&_count=50`));
+  /** The letters and reports of a case (its ServiceRequest) or a grievance (its Task): HTML (the plan's letters) and plain text are shown; other types are only named. */
+  async letters(regarding: string): Promise<CaseDocument[]> {
+    const docs = entries<DocumentReference>(await this.fhir.request<Bundle>(`DocumentReference?related=${regarding}&_count=50`));
     const providerCopy = (d: DocumentReference) => (d.category ?? []).some((c) => c.text === 'provider-copy');
     return docs.filter((d) => this.audience === 'provider' || !providerCopy(d)).map((d) => {
       const attachment = d.content[0]?.attachment;
@@ -156,6 +165,23 @@ export class SecondOpinionApi {
     return this.fhir.request(`$second-opinion-report?period=${encodeURIComponent(period)}`);
   }
 
+  /** R17: grievances (their Tasks), e.g. a member's own or the open ones by due date. */
+  async grievances(query: string): Promise<Task[]> {
+    return entries<Task>(await this.fhir.request<Bundle>(`Task?code=${encodeURIComponent(SYSTEMS.grievanceCode)}&${query}&_count=50`));
+  }
+
+  /** R17 (PHC VI.E): a grievance about one of the member's requests, or none. */
+  fileGrievance(form: GrievanceForm): Promise<Task> {
+    const parameter: Parameters['parameter'] = [
+      { name: 'category', valueCode: form.category },
+      { name: 'description', valueString: form.description },
+      { name: 'expedited', valueBoolean: form.expedited },
+      ...(form.regarding ? [{ name: 'case', valueReference: { reference: form.regarding } }] : []),
+    ];
+    return this.fhir.request('Task/$file-grievance', json({ resourceType: 'Parameters', parameter }));
+  }
+
+  /** A step of a case (`approve`...) or of a grievance (`acknowledge-grievance`, `resolve-grievance`). */
   reviewAction(taskId: string, action: string, parameter: Parameters['parameter']): Promise<Task> {
     return this.fhir.request(`Task/${taskId}/$${action}`, json({ resourceType: 'Parameters', parameter }));
   }

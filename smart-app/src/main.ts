@@ -1,7 +1,8 @@
 import FHIR from 'fhirclient';
 import type { DocumentReference, MeasureReportGroup, Task } from 'fhir/r4.js';
 import { type Banner, type CaseDocument, errorMessage, type FhirRequester, type RequestForm, SecondOpinionApi } from './api.js';
-import { el, esc, progress, showError } from './ui.js';
+import { dueClass, el, esc, lettersBox, progress, showError } from './ui.js';
+import { grievanceDesk, memberGrievances } from './grievances.js';
 
 const REASONS: [string, string][] = [
   ['surgery-necessity', 'Questions the need for recommended surgery or treatment'],
@@ -29,11 +30,15 @@ async function main(): Promise<void> {
     const api = new SecondOpinionApi(fhir, mode === 'member' ? 'member' : 'provider');
     if (mode === 'staff') return await staffView(app, api);
     if (mode === 'consultant') return await consultantView(app, api);
+    if (mode === 'grievances') return await grievanceDesk(app, api);
     if (!fhir.patientId) throw new Error('No patient in context');
     const banner = await api.banner(fhir.patientId);
     document.getElementById('banner')!.innerHTML = bannerHtml(banner);
     await physicianView(app, api, fhir, banner);
-    if (mode === 'member') memberRights(app);
+    if (mode === 'member') {
+      memberRights(app);
+      await memberGrievances(app, api, fhir.patientId);
+    }
   } catch (err) {
     showError(app, errorMessage(err));
   }
@@ -130,21 +135,12 @@ async function renderCases(api: SecondOpinionApi, query: string, target: HTMLEle
     const card = el('div', { class: 'card' });
     const step = task.businessStatus?.coding?.[0]?.code ?? '';
     const due = task.restriction?.period?.end;
-    const hoursLeft = due ? (Date.parse(due) - Date.now()) / 3_600_000 : undefined;
     const open = task.status !== 'completed' && task.status !== 'rejected' && task.status !== 'cancelled';
-    const dueClass = open && hoursLeft !== undefined ? (hoursLeft < 0 ? 'overdue' : hoursLeft < 24 ? 'due-soon' : '') : '';
+    const { className, hoursLeft } = dueClass(due, open);
     card.innerHTML = `<h3>${esc(request?.reasonCode?.[0]?.coding?.[0]?.code ?? 'Second opinion')} — ${esc(step)}</h3>
-      <p class="${dueClass}">Decision due ${esc(due)}${hoursLeft !== undefined && open ? ` (${Math.round(hoursLeft)} h left)` : ''}</p>
+      <p class="${className}">Decision due ${esc(due)}${hoursLeft !== undefined ? ` (${Math.round(hoursLeft)} h left)` : ''}</p>
       <ol aria-label="Timeline">${STEPS.filter((s) => s === step || (task.output ?? []).some((o) => o.type.text?.startsWith(s))).map((s) => `<li>${esc(s)}</li>`).join('')}</ol>`;
-    if (request?.id) {
-      const letters = el('details');
-      letters.innerHTML = '<summary>Letters and reports</summary><div>Loading…</div>';
-      letters.addEventListener('toggle', async () => {
-        const docs = await api.letters(`ServiceRequest/${request.id}`);
-        letters.querySelector('div')!.innerHTML = docs.map((d) => `<article class="card"><h4>${esc(d.title)}</h4>${documentView(d)}</article>`).join('') || 'None yet.';
-      }, { once: true });
-      card.append(letters);
-    }
+    if (request?.id) card.append(lettersBox('Letters and reports', () => api.letters(`ServiceRequest/${request.id}`)));
     if (actions) card.append(actions(task));
     target.append(card);
   }
@@ -252,16 +248,4 @@ async function consultantView(app: HTMLElement, api: SecondOpinionApi): Promise<
     return box;
   };
   await renderCases(api, 'status=accepted&_sort=due', target, post);
-}
-
-/**
- * A letter's HTML runs in a sandboxed frame (no scripts) whose own policy loads nothing from elsewhere (no
- * tracking images, no remote styles); plain text is shown as text; anything else is only named.
- */
-const FRAME_POLICY = `<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'">`;
-
-function documentView(d: CaseDocument): string {
-  if (d.kind === 'html') return `<iframe title="${esc(d.title)}" sandbox="" srcdoc="${esc(FRAME_POLICY + d.body)}" style="width:100%;height:16rem;border:0"></iframe>`;
-  if (d.kind === 'text') return `<pre class="document">${esc(d.body)}</pre>`;
-  return `<p>An attachment of type ${esc(d.contentType || 'unknown')}, not shown here.</p>`;
 }

@@ -6,7 +6,7 @@ import type { AccessContext, UserRole } from '../fhir/request.js';
 import type { SigningKey } from './signingKeys.js';
 import { ScopeSet } from './smartScopes.js';
 
-export const USER_ROLES = ['treating-provider', 'um-clinician', 'medical-director', 'second-opinion-provider', 'member', 'plan-admin', 'auditor', 'delegated-group'] as const;
+export const USER_ROLES = ['treating-provider', 'um-clinician', 'medical-director', 'second-opinion-provider', 'member', 'plan-admin', 'auditor', 'delegated-group', 'grievance-coordinator'] as const;
 
 const AccessClaims = z.object({
   iss: z.string(),

@@ -253,6 +253,21 @@ function representative(): RelatedPerson {
   };
 }
 
+/** R17 (PHC VI.E): each plan's Grievance Coordinator, plan staff who treat no one (no specialty, network or clinic). */
+function grievanceCoordinators(): Resource[] {
+  return PLANS.flatMap((plan): [Practitioner, PractitionerRole] => [
+    { resourceType: 'Practitioner', id: `${plan.id}-gc-1`, active: true, name: [{ family: 'Reyes', given: ['Morgan'] }] },
+    {
+      resourceType: 'PractitionerRole',
+      id: `role-${plan.id}-gc-1`,
+      active: true,
+      practitioner: { reference: `Practitioner/${plan.id}-gc-1`, display: 'Morgan Reyes' },
+      organization: { reference: `Organization/${plan.id}` },
+      code: [userRole('grievance-coordinator')],
+    },
+  ]);
+}
+
 export function demoResources(): Resource[] {
-  return [...organizations(), ...professionals(), ...MEMBERS.flatMap((m, i) => member(m, i + 1)), representative()];
+  return [...organizations(), ...professionals(), ...grievanceCoordinators(), ...MEMBERS.flatMap((m, i) => member(m, i + 1)), representative()];
 }

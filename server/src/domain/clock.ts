@@ -158,3 +158,51 @@ export function extendDeadline(plan: PlanProfile, decisionDueAt: string, days: n
   }
   return iso(DateTime.fromISO(decisionDueAt).setZone(plan.timeZone).plus({ days }));
 }
+
+/**
+ * R17: the clocks of a member's grievance. California's are stricter than the federal Medicaid rule and apply; they
+ * are law, not plan policy, so one rule for every plan (in the plan's zone). Calendar days keep the local wall-clock
+ * time of receipt, as the 438.210 clock does; hours are elapsed hours.
+ */
+export const GRIEVANCE_CLOCKS = {
+  /** 28 CCR 1300.68(d)(1): written acknowledgment within 5 calendar days of receipt. */
+  acknowledgmentCalendarDays: 5,
+  /** H&S 1368.01(a): resolution within 30 calendar days of receipt. */
+  resolutionCalendarDays: 30,
+  /** 42 CFR 438.408(b)(1): the federal limit, 90 calendar days (the state's 30 is earlier and governs). */
+  federalResolutionCalendarDays: 90,
+  /** H&S 1368.01(b): within 72 hours when the member faces an imminent and serious threat to health. */
+  expeditedResolutionHours: 72,
+} as const;
+
+export interface GrievanceDeadlines {
+  receivedAt: string;
+  expedited: boolean;
+  /** The written acknowledgment: 5 calendar days, and never after the resolution is due. */
+  acknowledgmentDueAt: string;
+  /** The earliest resolution clock that applies. */
+  resolutionDueAt: string;
+  considered: { source: string; dueAt: string }[];
+}
+
+/** R17 (PHC VI.E): when a grievance must be acknowledged and resolved, from its receipt. */
+export function grievanceDeadlines(plan: PlanProfile, receivedAt: string, expedited: boolean): GrievanceDeadlines {
+  const instant = DateTime.fromISO(receivedAt, { zone: 'utc' });
+  if (!instant.isValid) throw new RangeError(`Invalid receipt time ${receivedAt}`);
+  const received = instant.setZone(plan.timeZone);
+  const g = GRIEVANCE_CLOCKS;
+  const resolution = [
+    { source: `H&S 1368.01(a): resolved within ${g.resolutionCalendarDays} calendar days`, dueAt: received.plus({ days: g.resolutionCalendarDays }) },
+    { source: `42 CFR 438.408(b)(1): resolved within ${g.federalResolutionCalendarDays} calendar days`, dueAt: received.plus({ days: g.federalResolutionCalendarDays }) },
+    ...(expedited ? [{ source: `H&S 1368.01(b): imminent and serious threat to health, resolved within ${g.expeditedResolutionHours} hours`, dueAt: hoursAfter(received, g.expeditedResolutionHours) }] : []),
+  ];
+  const resolutionDueAt = earliest(resolution.map((c) => c.dueAt));
+  const acknowledgment = { source: `28 CCR 1300.68(d)(1): acknowledged in writing within ${g.acknowledgmentCalendarDays} calendar days`, dueAt: received.plus({ days: g.acknowledgmentCalendarDays }) };
+  return {
+    receivedAt: iso(received),
+    expedited,
+    acknowledgmentDueAt: iso(earliest([acknowledgment.dueAt, resolutionDueAt])),
+    resolutionDueAt: iso(resolutionDueAt),
+    considered: [acknowledgment, ...resolution].map((c) => ({ source: c.source, dueAt: iso(c.dueAt) })),
+  };
+}

@@ -1,8 +1,9 @@
+import type { GrievanceOutcome } from './grievance.js';
 import { esc } from './html.js';
 import type { PlanProfile } from './plans.js';
 
 export type Language = 'en' | 'es';
-export type LetterKind = 'approval' | 'denial' | 'modification' | 'delay' | 'extension' | 'report';
+export type LetterKind = 'approval' | 'denial' | 'modification' | 'delay' | 'extension' | 'report' | 'grievance-acknowledgment' | 'grievance-resolution';
 /** Whom a letter speaks to: the member (or their representative), or a provider about their patient. */
 export type Audience = 'member' | 'provider';
 
@@ -29,12 +30,25 @@ export interface Wording {
   /** R10: the rights the member is told of; a provider's copy repeats them as told to the member. */
   rights: (plan: PlanProfile) => string[];
   contact: (plan: PlanProfile) => string;
+  /** R17 (28 CCR 1300.68(d)(1)): the grievance was received, and when its resolution is due. */
+  grievanceReceived: (resolutionDue: string) => string;
+  /** H&S 1368.01(b): an urgent grievance, and the right to go to the DMHC at once. */
+  grievanceExpedited: string;
+  grievanceStatement: string;
+  grievanceOutcome: Record<GrievanceOutcome, string>;
+  /** R17: after the resolution, the DMHC (complaint, Independent Medical Review) and the State Hearing. */
+  grievanceRights: (plan: PlanProfile) => string[];
 }
 
 const phone = (plan: PlanProfile) => `${plan.contacts.memberServicesPhone} (TTY ${plan.contacts.tty})`;
 
+/** The DMHC Help Center and the State Hearing, worded once for the notices of action (R10) and the grievance resolutions (R17). */
+const DMHC_HELP_CENTER = '1-888-466-2219, TDD 1-877-688-9891, www.dmhc.ca.gov';
+const STATE_HEARING_EN = 'You can ask for a State Hearing with the California Department of Social Services within 120 days of the appeal decision: call 1-800-743-8525 (TDD 1-800-952-8349).';
+const STATE_HEARING_ES = 'Puede pedir una Audiencia Estatal con el Departamento de Servicios Sociales de California dentro de los 120 días de la decisión de la apelación: llame al 1-800-743-8525 (TDD 1-800-952-8349).';
+
 const MEMBER_EN: Wording = {
-  title: { approval: 'Your second opinion is approved', denial: 'Notice of Action: your second opinion request is denied', modification: 'Notice of Action: your second opinion request is changed', delay: 'We need more information to decide', extension: 'We are taking more time to decide', report: 'Your second opinion report' },
+  title: { approval: 'Your second opinion is approved', denial: 'Notice of Action: your second opinion request is denied', modification: 'Notice of Action: your second opinion request is changed', delay: 'We need more information to decide', extension: 'We are taking more time to decide', report: 'Your second opinion report', 'grievance-acknowledgment': 'We received your grievance', 'grievance-resolution': 'The decision on your grievance' },
   greeting: (name) => `Dear ${name},`,
   approved: (p) => `Your request for a second medical opinion is approved. The professional who will give it is <strong>${p}</strong>.`,
   qualifiedProfessional: 'a qualified professional in our network',
@@ -54,15 +68,27 @@ const MEMBER_EN: Wording = {
   rights: (plan) => [
     `You can ask for an appeal within 60 days of the date of this letter. Call ${phone(plan)} or write to ${esc(plan.name)}.`,
     `You can file a grievance at any time: ${esc(plan.contacts.grievanceInstructions)}`,
-    'If you are not satisfied with the appeal decision, or we do not decide in 30 days, you can ask for an Independent Medical Review or file a complaint with the California Department of Managed Health Care (DMHC) Help Center: 1-888-466-2219, TDD 1-877-688-9891, www.dmhc.ca.gov.',
-    'You can ask for a State Hearing with the California Department of Social Services within 120 days of the appeal decision: call 1-800-743-8525 (TDD 1-800-952-8349).',
+    `If you are not satisfied with the appeal decision, or we do not decide in 30 days, you can ask for an Independent Medical Review or file a complaint with the California Department of Managed Health Care (DMHC) Help Center: ${DMHC_HELP_CENTER}.`,
+    STATE_HEARING_EN,
     'You can ask us, free of charge, for the criteria we used to decide (H&S 1363.5).',
   ],
   contact: (plan) => `Questions? Call ${phone(plan)}. This letter is available in other languages and formats at no cost.`,
+  grievanceReceived: (d) => `We received your grievance. Our Grievance Coordinator is looking into it, and we will send you our decision in writing by ${d}.`,
+  grievanceExpedited: `Because your health faces an imminent and serious threat, we are handling your grievance as urgent and will decide within 72 hours. You can also contact the California Department of Managed Health Care (DMHC) Help Center right away: ${DMHC_HELP_CENTER}.`,
+  grievanceStatement: 'What you told us',
+  grievanceOutcome: {
+    upheld: 'We decided your grievance in your favor.',
+    'partly-upheld': 'We decided your grievance partly in your favor.',
+    'not-upheld': 'We did not decide your grievance in your favor.',
+  },
+  grievanceRights: () => [
+    `If you are not satisfied with this decision, or we did not resolve your grievance within 30 days, you can file a complaint with the California Department of Managed Health Care (DMHC) Help Center, and ask for an Independent Medical Review if a service was denied, changed or delayed as not medically necessary: ${DMHC_HELP_CENTER}.`,
+    STATE_HEARING_EN,
+  ],
 };
 
 const MEMBER_ES: Wording = {
-  title: { approval: 'Su segunda opinión está aprobada', denial: 'Aviso de acción: su solicitud de segunda opinión fue negada', modification: 'Aviso de acción: su solicitud de segunda opinión fue cambiada', delay: 'Necesitamos más información para decidir', extension: 'Tomaremos más tiempo para decidir', report: 'El informe de su segunda opinión' },
+  title: { approval: 'Su segunda opinión está aprobada', denial: 'Aviso de acción: su solicitud de segunda opinión fue negada', modification: 'Aviso de acción: su solicitud de segunda opinión fue cambiada', delay: 'Necesitamos más información para decidir', extension: 'Tomaremos más tiempo para decidir', report: 'El informe de su segunda opinión', 'grievance-acknowledgment': 'Recibimos su queja', 'grievance-resolution': 'La decisión sobre su queja' },
   greeting: (name) => `Estimado(a) ${name},`,
   approved: (p) => `Su solicitud de una segunda opinión médica está aprobada. El profesional que la dará es <strong>${p}</strong>.`,
   qualifiedProfessional: 'un profesional calificado de nuestra red',
@@ -82,11 +108,23 @@ const MEMBER_ES: Wording = {
   rights: (plan) => [
     `Puede pedir una apelación dentro de los 60 días de la fecha de esta carta. Llame al ${phone(plan)} o escriba a ${esc(plan.name)}.`,
     `Puede presentar una queja en cualquier momento: ${esc(plan.contacts.grievanceInstructions)}`,
-    'Si no está conforme con la decisión de la apelación, o si no decidimos en 30 días, puede pedir una Revisión Médica Independiente o presentar una queja ante el Centro de Ayuda del Departamento de Atención Médica Administrada de California (DMHC): 1-888-466-2219, TDD 1-877-688-9891, www.dmhc.ca.gov.',
-    'Puede pedir una Audiencia Estatal con el Departamento de Servicios Sociales de California dentro de los 120 días de la decisión de la apelación: llame al 1-800-743-8525 (TDD 1-800-952-8349).',
+    `Si no está conforme con la decisión de la apelación, o si no decidimos en 30 días, puede pedir una Revisión Médica Independiente o presentar una queja ante el Centro de Ayuda del Departamento de Atención Médica Administrada de California (DMHC): ${DMHC_HELP_CENTER}.`,
+    STATE_HEARING_ES,
     'Puede pedirnos, sin costo, los criterios que usamos para decidir (H&S 1363.5).',
   ],
   contact: (plan) => `¿Preguntas? Llame al ${phone(plan)}. Esta carta está disponible en otros idiomas y formatos sin costo.`,
+  grievanceReceived: (d) => `Recibimos su queja. Nuestro Coordinador de Quejas la está revisando y le enviaremos nuestra decisión por escrito a más tardar el ${d}.`,
+  grievanceExpedited: `Como su salud enfrenta una amenaza inminente y grave, tratamos su queja como urgente y decidiremos dentro de 72 horas. También puede comunicarse de inmediato con el Centro de Ayuda del Departamento de Atención Médica Administrada de California (DMHC): ${DMHC_HELP_CENTER}.`,
+  grievanceStatement: 'Lo que usted nos dijo',
+  grievanceOutcome: {
+    upheld: 'Decidimos su queja a su favor.',
+    'partly-upheld': 'Decidimos su queja en parte a su favor.',
+    'not-upheld': 'No decidimos su queja a su favor.',
+  },
+  grievanceRights: () => [
+    `Si no está conforme con esta decisión, o si no resolvimos su queja dentro de los 30 días, puede presentar una queja ante el Centro de Ayuda del Departamento de Atención Médica Administrada de California (DMHC) y pedir una Revisión Médica Independiente si un servicio fue negado, cambiado o demorado por no ser médicamente necesario: ${DMHC_HELP_CENTER}.`,
+    STATE_HEARING_ES,
+  ],
 };
 
 /**
@@ -95,7 +133,7 @@ const MEMBER_ES: Wording = {
  */
 const PROVIDER_EN: Wording = {
   ...MEMBER_EN,
-  title: { approval: 'Copy: your patient’s second opinion is approved', denial: 'Copy of a Notice of Action: your patient’s second opinion request is denied', modification: 'Copy of a Notice of Action: your patient’s second opinion request is changed', delay: 'Copy: we need more information to decide your patient’s request', extension: 'Copy: we are taking more time to decide your patient’s request', report: 'Copy: your patient’s second opinion report' },
+  title: { approval: 'Copy: your patient’s second opinion is approved', denial: 'Copy of a Notice of Action: your patient’s second opinion request is denied', modification: 'Copy of a Notice of Action: your patient’s second opinion request is changed', delay: 'Copy: we need more information to decide your patient’s request', extension: 'Copy: we are taking more time to decide your patient’s request', report: 'Copy: your patient’s second opinion report', 'grievance-acknowledgment': 'Copy: we received the grievance filed for your patient', 'grievance-resolution': 'Copy: the decision on the grievance filed for your patient' },
   greeting: (name) => `Regarding your patient ${name}: this is a copy of the notice we sent to your patient.`,
   approved: (p) => `The request for a second medical opinion for your patient is approved. The professional who will give it is <strong>${p}</strong>.`,
   noCost: 'Your patient pays nothing for this second opinion.',
@@ -109,11 +147,18 @@ const PROVIDER_EN: Wording = {
   report: 'The second-opinion professional sent the consultation report for your patient. Please go over it with your patient.',
   rightsTitle: 'The rights we told your patient of',
   contact: (plan) => `Questions about this case? Call ${esc(plan.name)} at ${phone(plan)}.`,
+  grievanceReceived: (d) => `We received the grievance filed for your patient. Our Grievance Coordinator is looking into it, and we will send our decision in writing by ${d}.`,
+  grievanceStatement: 'What we were told',
+  grievanceOutcome: {
+    upheld: 'We decided the grievance in your patient’s favor.',
+    'partly-upheld': 'We decided the grievance partly in your patient’s favor.',
+    'not-upheld': 'We did not decide the grievance in your patient’s favor.',
+  },
 };
 
 const PROVIDER_ES: Wording = {
   ...MEMBER_ES,
-  title: { approval: 'Copia: la segunda opinión de su paciente está aprobada', denial: 'Copia de un aviso de acción: la solicitud de segunda opinión de su paciente fue negada', modification: 'Copia de un aviso de acción: la solicitud de segunda opinión de su paciente fue cambiada', delay: 'Copia: necesitamos más información para decidir la solicitud de su paciente', extension: 'Copia: tomaremos más tiempo para decidir la solicitud de su paciente', report: 'Copia: el informe de segunda opinión de su paciente' },
+  title: { approval: 'Copia: la segunda opinión de su paciente está aprobada', denial: 'Copia de un aviso de acción: la solicitud de segunda opinión de su paciente fue negada', modification: 'Copia de un aviso de acción: la solicitud de segunda opinión de su paciente fue cambiada', delay: 'Copia: necesitamos más información para decidir la solicitud de su paciente', extension: 'Copia: tomaremos más tiempo para decidir la solicitud de su paciente', report: 'Copia: el informe de segunda opinión de su paciente', 'grievance-acknowledgment': 'Copia: recibimos la queja presentada por su paciente', 'grievance-resolution': 'Copia: la decisión sobre la queja presentada por su paciente' },
   greeting: (name) => `Sobre su paciente ${name}: esta es una copia del aviso que le enviamos a su paciente.`,
   approved: (p) => `La solicitud de una segunda opinión médica para su paciente está aprobada. El profesional que la dará es <strong>${p}</strong>.`,
   noCost: 'Su paciente no paga nada por esta segunda opinión.',
@@ -127,6 +172,13 @@ const PROVIDER_ES: Wording = {
   report: 'El profesional de la segunda opinión envió el informe de consulta de su paciente. Por favor revíselo con su paciente.',
   rightsTitle: 'Los derechos que le informamos a su paciente',
   contact: (plan) => `¿Preguntas sobre este caso? Llame a ${esc(plan.name)} al ${phone(plan)}.`,
+  grievanceReceived: (d) => `Recibimos la queja presentada por su paciente. Nuestro Coordinador de Quejas la está revisando y enviaremos nuestra decisión por escrito a más tardar el ${d}.`,
+  grievanceStatement: 'Lo que se nos dijo',
+  grievanceOutcome: {
+    upheld: 'Decidimos la queja a favor de su paciente.',
+    'partly-upheld': 'Decidimos la queja en parte a favor de su paciente.',
+    'not-upheld': 'No decidimos la queja a favor de su paciente.',
+  },
 };
 
 export const WORDING: Record<Language, Record<Audience, Wording>> = {

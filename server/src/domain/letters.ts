@@ -1,3 +1,4 @@
+import type { GrievanceOutcome } from './grievance.js';
 import { esc } from './html.js';
 import { type Audience, type Language, type LetterKind, WORDING } from './letterWording.js';
 import type { PlanProfile } from './plans.js';
@@ -19,6 +20,10 @@ export interface LetterFacts {
   /** H&S 1367.01(h)(4): the information requested and not yet received. */
   missing?: string[];
   reportSummary?: string;
+  /** R17: the grievance acknowledged: the member's words, when its resolution is due, whether it is urgent. */
+  grievance?: { statement: string; resolutionDueDate: string; expedited: boolean };
+  /** R17: how the grievance was resolved (its reasons are `reason`). */
+  grievanceOutcome?: GrievanceOutcome;
 }
 
 /** The member's language when the plan has templates for it; English otherwise (R10). */
@@ -27,7 +32,7 @@ export function letterLanguage(plan: PlanProfile, preferred: string | undefined)
   return code === 'es' && plan.languages.includes('es') ? 'es' : 'en';
 }
 
-/** A notice as HTML (every value escaped), worded to the member or, as a copy, to a provider: approval (R11), notice of action with "Your Rights" (R10, R17), delay and extension (R9), report (R14). */
+/** A notice as HTML (every value escaped), worded to the member or, as a copy, to a provider: approval (R11), notice of action with "Your Rights" (R10, R17), delay and extension (R9), report (R14), grievance acknowledgment and resolution (R17). */
 export function renderLetter(kind: LetterKind, f: LetterFacts): { title: string; html: string } {
   const t = WORDING[f.language][f.audience];
   const title = t.title[kind];
@@ -52,6 +57,15 @@ export function renderLetter(kind: LetterKind, f: LetterFacts): { title: string;
   // 42 CFR 438.404(c)(4)(i): the reason for the extension and the right to file a grievance.
   if (kind === 'extension') parts.push(`<p>${t.extension(esc(f.newDueDate))}</p>`, `<h2>${t.reason}</h2><p>${esc(f.reason)}</p>`, `<p>${t.extensionGrievance(f.plan)}</p>`);
   if (kind === 'report') parts.push(`<p>${t.report}</p>${f.reportSummary ? `<blockquote>${esc(f.reportSummary)}</blockquote>` : ''}`);
+  if (kind === 'grievance-acknowledgment' && f.grievance) {
+    parts.push(`<p>${t.grievanceReceived(esc(f.grievance.resolutionDueDate))}</p>`);
+    if (f.grievance.expedited) parts.push(`<p>${t.grievanceExpedited}</p>`);
+    parts.push(`<h2>${t.grievanceStatement}</h2><blockquote>${esc(f.grievance.statement)}</blockquote>`);
+  }
+  if (kind === 'grievance-resolution' && f.grievanceOutcome) {
+    parts.push(`<p>${t.grievanceOutcome[f.grievanceOutcome]}</p>`, `<h2>${t.reason}</h2><p>${esc(f.reason)}</p>`);
+    parts.push(`<h2>${t.rightsTitle}</h2><ul>${t.grievanceRights(f.plan).map((r) => `<li>${r}</li>`).join('')}</ul>`);
+  }
   parts.push(`<p>${t.contact(f.plan)}</p>`);
   const html = `<!doctype html><html lang="${f.language}"><head><meta charset="utf-8"><title>${esc(title)}</title></head><body><h1>${esc(title)}</h1>${parts.join('\n')}<p>${esc(f.plan.name)}</p></body></html>`;
   return { title, html };

@@ -10,7 +10,8 @@ export type UserRole =
   | 'member'
   | 'plan-admin'
   | 'auditor'
-  | 'delegated-group';
+  | 'delegated-group'
+  | 'grievance-coordinator';
 
 /**
  * Who is calling, as established by the auth layer from a verified token. The FHIR layer never

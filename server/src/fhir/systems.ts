@@ -12,6 +12,8 @@ export const PROFILES = {
   task: profileUrl('second-opinion-task'),
   consultationReport: profileUrl('second-opinion-consultation-report'),
   decisionNotice: profileUrl('second-opinion-decision-notice'),
+  /** R17: a member's grievance about a second opinion (PHC VI.E). */
+  grievance: profileUrl('second-opinion-grievance'),
 } as const;
 
 export const CODE_SYSTEMS = {
@@ -29,6 +31,10 @@ export const CODE_SYSTEMS = {
   serviceRequestCategory: `${CANONICAL_BASE}/CodeSystem/second-opinion-category`,
   /** The figures of the committee report (R19), the groups of its MeasureReport. */
   committeeReport: `${CANONICAL_BASE}/CodeSystem/committee-report`,
+  /** R17: what a grievance is about, where it stands, how it was resolved. */
+  grievanceCategory: `${CANONICAL_BASE}/CodeSystem/grievance-category`,
+  grievanceStatus: `${CANONICAL_BASE}/CodeSystem/grievance-status`,
+  grievanceOutcome: `${CANONICAL_BASE}/CodeSystem/grievance-outcome`,
   crdTemp: 'http://hl7.org/fhir/us/davinci-crd/CodeSystem/temp',
   crdCoverageInfo: 'http://hl7.org/fhir/us/davinci-crd/CodeSystem/coverageInfo',
 } as const;
@@ -36,6 +42,8 @@ export const CODE_SYSTEMS = {
 export const VALUE_SETS = {
   reason: `${CANONICAL_BASE}/ValueSet/second-opinion-reason`,
   businessStatus: `${CANONICAL_BASE}/ValueSet/second-opinion-business-status`,
+  grievanceCategory: `${CANONICAL_BASE}/ValueSet/grievance-category`,
+  grievanceStatus: `${CANONICAL_BASE}/ValueSet/grievance-status`,
 } as const;
 
 export const IDENTIFIER_SYSTEMS = {

@@ -9,7 +9,13 @@ import type { ProviderDelivery } from './providerDelivery.js';
 
 export const patientName = (p: Patient): string => [p.name?.[0]?.given?.join(' '), p.name?.[0]?.family].filter(Boolean).join(' ') || 'Member';
 
-type LetterParties = { plan: PlanProfile; patient: Patient; serviceRequest: ServiceRequest; recipients: Reference[]; sender: Reference; now: Date };
+type LetterParties = { plan: PlanProfile; patient: Patient; recipients: Reference[]; sender: Reference; now: Date } & (
+  | { serviceRequest: ServiceRequest }
+  /** What a letter answers when it is not a case's request: a grievance's Task (R17). */
+  | { regarding: Reference }
+);
+
+const regardingOf = (c: LetterParties): Reference => ('regarding' in c ? c.regarding : { reference: `ServiceRequest/${c.serviceRequest.id}` });
 
 /** A letter not yet stored: its DocumentReferences (rendered HTML), a Communication per recipient, and the references for the case Task's output. */
 export interface ComposedLetter {
@@ -43,7 +49,7 @@ function letterDocument(kind: LetterKind, c: LetterParties, facts: LetterFacts):
     author: [c.sender],
     description: title,
     content: [{ attachment: { contentType: 'text/html', language: facts.language, title, data: Buffer.from(html).toString('base64') } }],
-    context: { related: [{ reference: `ServiceRequest/${c.serviceRequest.id}` }] },
+    context: { related: [regardingOf(c)] },
   };
 }
 
@@ -54,7 +60,7 @@ function sending(kind: LetterKind, c: LetterParties, recipient: Reference, doc: 
     meta: { profile: [PROFILES.decisionNotice] },
     status: 'completed',
     category: [{ text: kind }],
-    basedOn: [{ reference: `ServiceRequest/${c.serviceRequest.id}` }],
+    basedOn: [regardingOf(c)],
     subject: { reference: `Patient/${c.patient.id}` },
     recipient: [recipient],
     sender: c.sender,

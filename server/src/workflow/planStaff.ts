@@ -5,8 +5,8 @@ import type { AccessContext, UserRole } from '../fhir/request.js';
 import { IDENTIFIER_SYSTEMS } from '../fhir/systems.js';
 import type { FhirStore } from '../storage/FhirStore.js';
 
-/** The roles that act for a plan (R10, R11): they act only on their own plan's cases and figures. */
-export const PLAN_STAFF_ROLES: UserRole[] = ['um-clinician', 'medical-director'];
+/** The roles that act for a plan (R10, R11, R17): they act only on their own plan's cases, grievances and figures. */
+export const PLAN_STAFF_ROLES: UserRole[] = ['um-clinician', 'medical-director', 'grievance-coordinator'];
 
 export const isPlanStaff = (actor: AccessContext): boolean => actor.roles.some((r) => PLAN_STAFF_ROLES.includes(r));
 

@@ -36,7 +36,7 @@ function reviewInput(p: ParsedParameters): ReviewInput {
  * The token's compartment: for the case Task, judged for the operation's interaction (req.interaction, set by
  * the router); for what the operation only reads, judged for a read (a decision updates the Task, not the request).
  */
-const callerAccess = (req: FhirRequest, ctx: FhirContext): CallerAccess => {
+export const callerAccess = (req: FhirRequest, ctx: FhirContext): CallerAccess => {
   const reading: FhirRequest = { ...req, interaction: 'read' };
   return {
     require: (resource) => requireAccess(req, ctx, resource),

@@ -13,7 +13,7 @@ import { CANONICAL_BASE, PROFILES } from '../systems.js';
 const actorOf = (fhirUser?: string): Reference | undefined => (fhirUser ? { reference: fhirUser } : undefined);
 
 /** The operation's OperationDefinition among those published (profiles/). */
-function definitionIn(definitions: OperationDefinition[], id: string): OperationDefinition {
+export function definitionIn(definitions: OperationDefinition[], id: string): OperationDefinition {
   const definition = definitions.find((d) => d.id === id);
   if (!definition) throw new Error(`OperationDefinition/${id} is not among the conformance resources`);
   return definition;

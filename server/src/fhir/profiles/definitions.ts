@@ -1,6 +1,7 @@
 import type { CodeSystem, ElementDefinition, OperationDefinition, OperationDefinitionParameter, Resource, SearchParameter, StructureDefinition, ValueSet } from 'fhir/r4.js';
 import { CANONICAL_BASE, CODE_SYSTEMS, EXTENSIONS, PROFILES, VALUE_SETS } from '../systems.js';
 import { COMMITTEE_FIGURES } from '../../domain/reporting.js';
+import type { GrievanceCategory, GrievanceOutcome, GrievanceStep } from '../../domain/grievance.js';
 import { withSnapshot } from './snapshot.js';
 
 /**
@@ -60,7 +61,31 @@ export const USER_ROLES: Concept[] = [
   ['plan-admin', 'Plan administrator', 'Administers the plan configuration.'],
   ['auditor', 'Auditor', 'Reads the audit log.'],
   ['delegated-group', 'Delegated IPA/medical group', 'Decides in its own name under delegation (R18).'],
+  ['grievance-coordinator', 'Grievance Coordinator', 'Acknowledges and resolves members’ grievances for the plan (R17, PHC VI.E).'],
 ];
+
+/** R17: the codes are the domain's (domain/grievance.ts); each must have its words here. */
+const concepts = <C extends string>(words: Record<C, [display: string, definition: string]>): Concept[] =>
+  (Object.entries(words) as [C, [string, string]][]).map(([code, [display, definition]]) => [code, display, definition]);
+
+const GRIEVANCE_CATEGORIES = concepts<GrievanceCategory>({
+  'pcp-not-granted': ['The PCP or treating provider did not grant or submit the request', 'PHC VI.E: the primary care provider did not grant the member’s request for a second opinion.'],
+  'plan-decision': ['The plan denied or changed the request', 'A denial or modification of a second-opinion request (R10: the notice of action names the right to a grievance).'],
+  'deadline-missed': ['A deadline was missed', 'The request was not decided, notified or given in time (R9).'],
+  other: ['Other', 'Any other dissatisfaction with the second-opinion process, described in words.'],
+});
+
+const GRIEVANCE_STATUSES = concepts<GrievanceStep>({
+  received: ['Received', 'The grievance was received; the clocks run from here (R17).'],
+  acknowledged: ['Acknowledged', 'The member was sent the written acknowledgment (28 CCR 1300.68(d)(1)).'],
+  resolved: ['Resolved', 'The member was sent the written resolution with their further rights (H&S 1368.01; 28 CCR 1300.68(d)(3)).'],
+});
+
+const GRIEVANCE_OUTCOMES = concepts<GrievanceOutcome>({
+  upheld: ['Upheld', 'The grievance is resolved in the member’s favour.'],
+  'partly-upheld': ['Partly upheld', 'The grievance is resolved partly in the member’s favour.'],
+  'not-upheld': ['Not upheld', 'The grievance is not resolved in the member’s favour.'],
+});
 
 const REQUESTER_KINDS: Concept[] = [
   ['member', 'Member', 'The member asks (R1).'],
@@ -81,7 +106,10 @@ const TIERS: Concept[] = [
   ['out-of-network', 'Out of network', 'Not contracted: prior authorization (R8).'],
 ];
 
-const CATEGORIES: Concept[] = [['second-opinion', 'Second medical opinion', 'A request for a second medical opinion (R1-R22).']];
+const CATEGORIES: Concept[] = [
+  ['second-opinion', 'Second medical opinion', 'A request for a second medical opinion (R1-R22).'],
+  ['second-opinion-grievance', 'Grievance about a second opinion', 'A member’s grievance about a second-opinion request (R17, PHC VI.E): the code of its Task.'],
+];
 
 function el(path: string, rest: Omit<ElementDefinition, 'path' | 'id'> = {}): ElementDefinition {
   return { id: path, path, ...rest };
@@ -96,6 +124,21 @@ function profile(id: string, type: string, title: string, description: string, e
 }
 
 const required = (min = 1, extra: Omit<ElementDefinition, 'path' | 'id'> = {}) => ({ min, mustSupport: true, ...extra });
+/** A Task for the member whose clocks start at its receipt (authoredOn). */
+const receivedFor = (rule: string): ElementDefinition[] => [
+  el('Task.for', { ...required(), type: [{ code: 'Reference', targetProfile: ['http://hl7.org/fhir/StructureDefinition/Patient'] }] }),
+  el('Task.authoredOn', { ...required(), short: `Receipt: the clocks start here (${rule})` }),
+];
+
+/** What the Task's clocks make due, at restriction.period.end (the `due` SearchParameter). */
+const dueBy = (rule: string, due: string, key: string): ElementDefinition[] => [
+  el('Task.restriction', required()),
+  el('Task.restriction.period', {
+    ...required(),
+    short: `start = receipt, end = ${due} due (${rule})`,
+    constraint: [{ key, severity: 'error', human: `The ${due} due date (period.end) is required`, expression: 'end.exists()' }],
+  }),
+];
 const secondOpinionCategory = { coding: [{ system: CODE_SYSTEMS.serviceRequestCategory, code: 'second-opinion' }] };
 
 function profiles(): StructureDefinition[] {
@@ -121,14 +164,19 @@ function profiles(): StructureDefinition[] {
     profile('second-opinion-task', 'Task', 'Second-opinion case Task', 'Tracks a second-opinion case through UM review (R11), deadlines (R9), notices and the report (R14).', [
       el('Task.businessStatus', { ...required(), binding: { strength: 'required', valueSet: VALUE_SETS.businessStatus } }),
       el('Task.focus', { ...required(), type: [{ code: 'Reference', targetProfile: ['http://hl7.org/fhir/StructureDefinition/ServiceRequest'] }] }),
-      el('Task.for', { ...required(), type: [{ code: 'Reference', targetProfile: ['http://hl7.org/fhir/StructureDefinition/Patient'] }] }),
-      el('Task.authoredOn', { ...required(), short: 'Receipt: the clocks start here (R9)' }),
-      el('Task.restriction', required()),
-      el('Task.restriction.period', {
-        ...required(),
-        short: 'start = receipt, end = decision due (R9)',
-        constraint: [{ key: 'so-task-1', severity: 'error', human: 'The decision due date (period.end) is required', expression: 'end.exists()' }],
-      }),
+      ...receivedFor('R9'),
+      ...dueBy('R9', 'decision', 'so-task-1'),
+    ]),
+    profile('second-opinion-grievance', 'Task', 'Second-opinion grievance Task', 'A member’s grievance about a second opinion (R17, PHC VI.E): filed, acknowledged and resolved by the plan’s Grievance Coordinator within the California clocks.', [
+      el('Task.businessStatus', { ...required(), binding: { strength: 'required', valueSet: VALUE_SETS.grievanceStatus } }),
+      el('Task.code', { ...required(), short: 'second-opinion-grievance' }),
+      el('Task.focus', { mustSupport: true, short: 'The second-opinion request it is about, if any (a PCP who never submitted leaves none)', type: [{ code: 'Reference', targetProfile: ['http://hl7.org/fhir/StructureDefinition/ServiceRequest'] }] }),
+      ...receivedFor('R17'),
+      el('Task.requester', { ...required(), short: 'Who filed it: the member (also when the coordinator took it by phone), their representative, or a provider for them' }),
+      el('Task.owner', { ...required(), short: 'The plan (its Grievance Coordinator, PHC VI.E)' }),
+      el('Task.reasonCode', { ...required(), binding: { strength: 'required', valueSet: VALUE_SETS.grievanceCategory } }),
+      el('Task.note', { ...required(), short: 'The member’s words' }),
+      ...dueBy('R17', 'resolution', 'so-grievance-1'),
     ]),
     profile('second-opinion-consultation-report', 'DocumentReference', 'Second-opinion consultation report', 'The report of the second-opinion professional, with recommended procedures and tests (R14).', [
       el('DocumentReference.subject', required()),
@@ -233,6 +281,26 @@ function operations(): OperationDefinition[] {
       param('outOfNetworkTreatment', 'in', 0, '1', 'string', 'Recommended treatment by an out-of-network provider, if any (opens a TAR)'),
       param('treatmentPerformer', 'in', 0, '1', 'Reference', 'Who would give that treatment'),
     ]),
+    operation('Task-file-grievance', 'file-grievance', ['Task'], { system: false, type: true, instance: false }, true,
+      'File a member’s grievance about a second opinion (R17, PHC VI.E): by the member or their representative, a provider for them, or the Grievance Coordinator taking it by phone. Returns the grievance Task with its acknowledgment and resolution dues.',
+      [
+        param('patient', 'in', 0, '1', 'Reference', 'The member (defaults to the member signed in)'),
+        param('case', 'in', 0, '1', 'Reference', 'The second-opinion request (ServiceRequest) or its case Task, if any'),
+        param('category', 'in', 1, '1', 'code', 'pcp-not-granted | plan-decision | deadline-missed | other'),
+        param('description', 'in', 1, '1', 'string', 'The grievance in the member’s words'),
+        param('expedited', 'in', 0, '1', 'boolean', 'The member faces an imminent and serious threat to health (H&S 1368.01(b): 72 hours)'),
+        param('return', 'out', 1, '1', 'Task', 'The grievance Task'),
+      ]),
+    operation('Task-acknowledge-grievance', 'acknowledge-grievance', ['Task'], { system: false, type: false, instance: true }, true,
+      'Acknowledge a grievance in writing (Grievance Coordinator; 28 CCR 1300.68(d)(1)): the member is sent the acknowledgment letter.',
+      [param('note', 'in', 0, '1', 'string', 'A note for the record'), param('return', 'out', 1, '1', 'Task', 'The grievance Task after the action')]),
+    operation('Task-resolve-grievance', 'resolve-grievance', ['Task'], { system: false, type: false, instance: true }, true,
+      'Resolve an acknowledged grievance (Grievance Coordinator; H&S 1368.01, 28 CCR 1300.68(d)(3)): the member is sent the resolution with its reasons and their further rights (DMHC, Independent Medical Review, State Hearing).',
+      [
+        param('outcome', 'in', 1, '1', 'code', 'upheld | partly-upheld | not-upheld'),
+        param('resolution', 'in', 1, '1', 'string', 'The resolution and its reasons, as the member is told them'),
+        param('return', 'out', 1, '1', 'Task', 'The grievance Task after the action'),
+      ]),
     operation('second-opinion-report', 'second-opinion-report', [], { system: true, type: false, instance: false }, false,
       'Committee report (R19) and 42 CFR 438.210(f) prior-authorization metrics for a period and plan.',
       [param('period', 'in', 1, '1', 'string', 'e.g. 2026-Q3'), param('plan', 'in', 0, '1', 'code', 'hpsj | phc | ant | bsp'), param('return', 'out', 1, '1', 'MeasureReport', 'The figures')]),
@@ -243,7 +311,7 @@ function searchParameters(): SearchParameter[] {
   return [
     {
       resourceType: 'SearchParameter', id: 'Task-due', url: `${CANONICAL_BASE}/SearchParameter/Task-due`, name: 'due', ...META,
-      description: 'When the decision on a second-opinion case is due: Task.restriction.period.end (R9). R4 has no search parameter on it; UM desks search and sort open cases by it (Task?business-status=um-review&due=lt2026-12-01&_sort=due).',
+      description: 'When the decision on a second-opinion case is due (R9), or the resolution of a grievance (R17): Task.restriction.period.end. R4 has no search parameter on it; UM desks search and sort open cases by it (Task?business-status=um-review&due=lt2026-12-01&_sort=due), grievance coordinators open grievances (Task?code=second-opinion-grievance&status=requested,in-progress&_sort=due).',
       code: 'due', base: ['Task'], type: 'date', expression: 'Task.restriction.period.end', comparator: ['eq', 'ne', 'gt', 'lt', 'ge', 'le', 'sa', 'eb', 'ap'],
     },
     {
@@ -265,6 +333,9 @@ export function conformanceResources(): Resource[] {
     codeSystem('provider-qualification', CODE_SYSTEMS.qualification, 'ProviderQualification', 'Provider qualifications', 'Qualifications the plans require (R6, R7).', QUALIFICATIONS),
     codeSystem('network-tier', CODE_SYSTEMS.networkTier, 'NetworkTier', 'Network tiers', 'Where a professional stands relative to the member’s network (R6).', TIERS),
     codeSystem('second-opinion-category', CODE_SYSTEMS.serviceRequestCategory, 'SecondOpinionCategory', 'Second-opinion service', 'The service category and code of a second opinion.', CATEGORIES),
+    codeSystem('grievance-category', CODE_SYSTEMS.grievanceCategory, 'GrievanceCategory', 'Grievance categories', 'What a member’s grievance about a second opinion is about (R17).', GRIEVANCE_CATEGORIES),
+    codeSystem('grievance-status', CODE_SYSTEMS.grievanceStatus, 'GrievanceStatus', 'Grievance steps', 'Where a grievance stands (R17).', GRIEVANCE_STATUSES),
+    codeSystem('grievance-outcome', CODE_SYSTEMS.grievanceOutcome, 'GrievanceOutcome', 'Grievance outcomes', 'How a grievance was resolved (R17).', GRIEVANCE_OUTCOMES),
     codeSystem('committee-report', CODE_SYSTEMS.committeeReport, 'CommitteeReport', 'Committee report figures', 'The figures of the second-opinion committee report (R19; BSP D.X, F; 42 CFR 438.210(f)), the groups of its MeasureReport.', Object.entries(COMMITTEE_FIGURES).map(([code, [display, definition]]): Concept => [code, display, definition])),
   ];
   return [...systems, ...systems.map(valueSetOf), ...profiles(), ...extensions(), ...operations(), ...searchParameters()];

@@ -1,0 +1,121 @@
+import { describe, expect, it } from 'vitest';
+import { grievanceDeadlines } from './clock.js';
+import { type GrievanceAction, type GrievanceStep, grievanceTransition } from './grievance.js';
+import { renderLetter } from './letters.js';
+import { PLANS, planById } from './plans.js';
+import { ReviewRefusal } from './reviewPath.js';
+import type { UserRole } from '../fhir/request.js';
+
+/** The refusal a transition throws: its kind and message. */
+function refusal(step: GrievanceStep, action: GrievanceAction, roles: UserRole[]): { kind: string; message: string } | undefined {
+  try {
+    grievanceTransition(step, action, roles);
+  } catch (err) {
+    if (err instanceof ReviewRefusal) return { kind: err.kind, message: err.message };
+    throw err;
+  }
+  return undefined;
+}
+
+const phc = planById('phc')!;
+// 10:00 on Tuesday 3 November 2026 in California (PST, UTC-8).
+const RECEIVED = '2026-11-03T18:00:00.000Z';
+
+describe('R17 grievance clocks (PHC VI.E)', () => {
+  it('R17 28 CCR 1300.68(d)(1): the written acknowledgment is due within 5 calendar days of receipt', () => {
+    const dues = grievanceDeadlines(phc, RECEIVED, false);
+    expect(dues.acknowledgmentDueAt).toBe('2026-11-08T18:00:00.000Z');
+    expect(dues.considered.map((c) => c.source)).toContainEqual(expect.stringMatching(/^28 CCR 1300\.68\(d\)\(1\)/));
+  });
+
+  it('R17 H&S 1368.01(a): the resolution is due within 30 calendar days, the stricter state clock before the federal 90 days of 42 CFR 438.408(b)(1)', () => {
+    const dues = grievanceDeadlines(phc, RECEIVED, false);
+    expect(dues.resolutionDueAt).toBe('2026-12-03T18:00:00.000Z');
+    const federal = dues.considered.find((c) => c.source.startsWith('42 CFR 438.408(b)(1)'));
+    expect(federal?.dueAt).toBe('2027-02-01T18:00:00.000Z');
+    expect(Date.parse(federal!.dueAt)).toBeGreaterThan(Date.parse(dues.resolutionDueAt));
+  });
+
+  it('R17 calendar days keep the local time of receipt across a change of clocks (1 November 2026 ends daylight time)', () => {
+    // 10:00 PDT on Friday 30 October is 17:00 UTC; five days later it is 10:00 PST, 18:00 UTC.
+    expect(grievanceDeadlines(phc, '2026-10-30T17:00:00.000Z', false).acknowledgmentDueAt).toBe('2026-11-04T18:00:00.000Z');
+  });
+
+  it('R17 H&S 1368.01(b): an imminent and serious threat to health is resolved within 72 hours, and acknowledged no later', () => {
+    const dues = grievanceDeadlines(phc, RECEIVED, true);
+    expect(dues.expedited).toBe(true);
+    expect(dues.resolutionDueAt).toBe('2026-11-06T18:00:00.000Z');
+    expect(dues.acknowledgmentDueAt).toBe(dues.resolutionDueAt);
+    expect(dues.considered.map((c) => c.source)).toContainEqual(expect.stringMatching(/^H&S 1368\.01\(b\)/));
+  });
+
+  it('R17: the clocks are law, not plan policy: the same for every plan', () => {
+    const all = PLANS.map((plan) => grievanceDeadlines(plan, RECEIVED, false));
+    expect(new Set(all.map((d) => `${d.acknowledgmentDueAt} ${d.resolutionDueAt}`)).size).toBe(1);
+  });
+
+  it('R17: a receipt time that is no time is refused', () => {
+    expect(() => grievanceDeadlines(phc, 'yesterday', false)).toThrow(RangeError);
+  });
+});
+
+describe('R17 grievance handling (PHC VI.E)', () => {
+  it('R17: the Grievance Coordinator acknowledges, then resolves', () => {
+    expect(grievanceTransition('received', 'acknowledge', ['grievance-coordinator'])).toBe('acknowledged');
+    expect(grievanceTransition('acknowledged', 'resolve', ['grievance-coordinator'])).toBe('resolved');
+  });
+
+  it('R17: no resolution before the acknowledgment, no second acknowledgment, nothing after the resolution', () => {
+    expect(refusal('received', 'resolve', ['grievance-coordinator'])).toEqual({ kind: 'illegal-transition', message: expect.stringMatching(/in step 'received'; allowed now: acknowledge$/) });
+    expect(refusal('acknowledged', 'acknowledge', ['grievance-coordinator'])).toEqual({ kind: 'illegal-transition', message: expect.stringMatching(/allowed now: resolve$/) });
+    expect(refusal('resolved', 'resolve', ['grievance-coordinator'])).toEqual({ kind: 'illegal-transition', message: expect.stringMatching(/the grievance is resolved/) });
+  });
+
+  it('R17: other roles may not handle a grievance, whatever its step', () => {
+    for (const roles of [['um-clinician'], ['medical-director'], ['member'], ['plan-admin']] as const) {
+      expect(refusal('received', 'acknowledge', [...roles])).toEqual({ kind: 'role', message: expect.stringMatching(/^Only grievance-coordinator/) });
+      expect(refusal('resolved', 'resolve', [...roles])).toEqual({ kind: 'role', message: expect.stringMatching(/^Only grievance-coordinator/) });
+    }
+  });
+});
+
+describe('R17 grievance letters', () => {
+  const facts = { plan: phc, memberName: 'Alice <Thompson>', date: '2026-11-05' };
+
+  it('R17 28 CCR 1300.68(d)(1): the acknowledgment gives the resolution date and the member’s words, in English and Spanish', () => {
+    for (const [language, words] of [['en', /We received your grievance.*by 2026-12-03/], ['es', /Recibimos su queja.*a más tardar el 2026-12-03/]] as const) {
+      const { title, html } = renderLetter('grievance-acknowledgment', { ...facts, language, audience: 'member', grievance: { statement: 'My PCP <refused>', resolutionDueDate: '2026-12-03', expedited: false } });
+      expect(title).toMatch(language === 'en' ? /received your grievance/ : /Recibimos su queja/);
+      expect(html).toMatch(words);
+      expect(html).toContain('My PCP &lt;refused&gt;');
+      expect(html).toContain(`lang="${language}"`);
+      expect(html).not.toContain('1-888-466-2219');
+    }
+  });
+
+  it('R17 H&S 1368.01(b): an urgent grievance’s acknowledgment says 72 hours and gives the DMHC Help Center at once', () => {
+    const { html } = renderLetter('grievance-acknowledgment', { ...facts, language: 'en', audience: 'member', grievance: { statement: 'x', resolutionDueDate: '2026-11-06', expedited: true } });
+    expect(html).toMatch(/72 hours/);
+    expect(html).toContain('1-888-466-2219');
+  });
+
+  it('R17 H&S 1368.01, 28 CCR 1300.68(d)(3): the resolution gives the outcome, its reasons and the further rights (DMHC, Independent Medical Review, State Hearing), in English and Spanish', () => {
+    const expected = {
+      en: [/not decide your grievance in your favor/, /Independent Medical Review/, /State Hearing/, /Your Rights/],
+      es: [/No decidimos su queja a su favor/, /Revisión Médica Independiente/, /Audiencia Estatal/, /Sus derechos/],
+    } as const;
+    for (const language of ['en', 'es'] as const) {
+      const { html } = renderLetter('grievance-resolution', { ...facts, language, audience: 'member', grievanceOutcome: 'not-upheld', reason: 'The PCP <did> submit it' });
+      for (const words of expected[language]) expect(html).toMatch(words);
+      expect(html).toContain('The PCP &lt;did&gt; submit it');
+      expect(html).toContain('1-888-466-2219');
+      expect(html).toContain('1-800-743-8525');
+    }
+  });
+
+  it('R17: a provider who filed for the member gets a copy about "your patient"', () => {
+    const { title, html } = renderLetter('grievance-resolution', { ...facts, language: 'en', audience: 'provider', grievanceOutcome: 'upheld', reason: 'r' });
+    expect(title).toMatch(/^Copy/);
+    expect(html).toMatch(/in your patient’s favor/);
+  });
+});

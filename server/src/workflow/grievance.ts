@@ -1,0 +1,204 @@
+import { randomUUID } from 'node:crypto';
+import type { Coverage, Patient, Reference, ServiceRequest, Task, TaskOutput } from 'fhir/r4.js';
+import { grievanceDeadlines, inPeriod, localDate } from '../domain/clock.js';
+import { type GrievanceAction, type GrievanceCategory, type GrievanceOutcome, type GrievanceStep, GRIEVANCE_FILERS, GRIEVANCE_HANDLERS, GRIEVANCE_TASK_STATUS, grievanceTransition } from '../domain/grievance.js';
+import type { PlanProfile } from '../domain/plans.js';
+import { ReviewRefusal } from '../domain/reviewPath.js';
+import { nonEmpty } from '../fhir/jsonRules.js';
+import { badRequest, conflict, forbidden, preconditionFailed, unprocessable } from '../fhir/outcomes.js';
+import { parseLiteral } from '../fhir/references.js';
+import type { AccessContext } from '../fhir/request.js';
+import { CODE_SYSTEMS, PROFILES } from '../fhir/systems.js';
+import type { FhirStore } from '../storage/FhirStore.js';
+import { type CallerAccess, uniqueReferences } from './caseParties.js';
+import { planOf } from './decide.js';
+import { sendLetter } from './letters.js';
+import type { ProviderDelivery } from './providerDelivery.js';
+import { worksForPlan } from './planStaff.js';
+import { provenance } from './submit.js';
+
+// R17 (PHC VI.E): a member's grievance about a second opinion, filed, acknowledged and resolved as a Task.
+
+export const GRIEVANCE_CODE = { system: CODE_SYSTEMS.serviceRequestCategory, code: 'second-opinion-grievance', display: 'Grievance about a second opinion' };
+
+export interface GrievanceFiling {
+  /** The member; a member identity files for their own record when it names none. */
+  patient?: Reference;
+  /** The second-opinion request (ServiceRequest) or its case Task; none when the PCP never submitted one. */
+  case?: Reference;
+  category: GrievanceCategory;
+  description: string;
+  /** H&S 1368.01(b): an imminent and serious threat to the member's health. */
+  expedited: boolean;
+}
+
+export interface GrievanceHandling {
+  note?: string;
+  outcome?: GrievanceOutcome;
+  resolution?: string;
+}
+
+type Options = { now?: Date; delivery?: ProviderDelivery; ifMatch?: string };
+
+const outputRef = (label: string, reference: Reference): TaskOutput => ({ type: { text: label }, valueReference: reference });
+const stepOf = (task: Task) => task.businessStatus?.coding?.find((c) => c.system === CODE_SYSTEMS.grievanceStatus)?.code as GrievanceStep | undefined;
+const status = (step: GrievanceStep) => ({ coding: [{ system: CODE_SYSTEMS.grievanceStatus, code: step }], text: step });
+
+/**
+ * `Task/$file-grievance`: the grievance Task (for the member, about their case if any, owned by the plan, with its
+ * acknowledgment and resolution dues) and its Provenance, in one transaction. The caller must be able to read the
+ * member and the case named (403 otherwise, as elsewhere); a case of another member is 422.
+ */
+export async function fileGrievance(store: FhirStore, filing: GrievanceFiling, actor: AccessContext, access: CallerAccess, options: Options = {}): Promise<Task> {
+  if (!actor.roles.some((r) => GRIEVANCE_FILERS.includes(r))) throw forbidden(`Only ${GRIEVANCE_FILERS.join(', ')} may file a grievance (R17)`);
+  const now = options.now ?? new Date();
+  return store.transaction(async (tx) => {
+    const patient = await grievant(tx, filing.patient, actor, access);
+    const serviceRequest = filing.case ? await grievedCase(tx, filing.case, patient, access) : undefined;
+    const coverage = await coverageOf(tx, patient, serviceRequest, now);
+    const { plan, payor } = await planOf(tx, coverage);
+    const takenByCoordinator = actor.roles.includes('grievance-coordinator');
+    if (takenByCoordinator && !(await worksForPlan(tx, actor, `Organization/${payor.id}`))) throw forbidden(`Only ${plan.name} staff take grievances for its members (PHC VI.E)`);
+    const dues = grievanceDeadlines(plan, now.toISOString(), filing.expedited);
+    const member = { reference: `Patient/${patient.id}` };
+    // Taken by the coordinator (by phone), the grievance is the member's own.
+    const requester = actor.fhirUser && !takenByCoordinator ? { reference: actor.fhirUser } : member;
+    const task: Task = {
+      resourceType: 'Task',
+      id: randomUUID(),
+      meta: { profile: [PROFILES.grievance] },
+      status: GRIEVANCE_TASK_STATUS.received,
+      businessStatus: status('received'),
+      intent: 'order',
+      priority: filing.expedited ? 'urgent' : 'routine',
+      code: { coding: [GRIEVANCE_CODE] },
+      reasonCode: { coding: [{ system: CODE_SYSTEMS.grievanceCategory, code: filing.category }] },
+      focus: serviceRequest ? { reference: `ServiceRequest/${serviceRequest.id}` } : undefined,
+      for: member,
+      authoredOn: dues.receivedAt,
+      lastModified: dues.receivedAt,
+      requester,
+      owner: { reference: `Organization/${payor.id}`, display: `${plan.name}: Grievance Coordinator` },
+      insurance: [{ reference: `Coverage/${coverage.id}` }],
+      restriction: { period: { start: dues.receivedAt, end: dues.resolutionDueAt } },
+      input: [{ type: { text: 'acknowledgment-due' }, valueDateTime: dues.acknowledgmentDueAt }],
+      note: [{ authorReference: requester, time: dues.receivedAt, text: filing.description }],
+    };
+    const [stored] = await tx.createMany([task, provenance([task], actor.fhirUser ? { reference: actor.fhirUser } : requester, 'CREATE', 'Grievance received (R17)')]);
+    return stored as Task;
+  });
+}
+
+/** The member the grievance is for: named, or the member signed in. */
+async function grievant(tx: FhirStore, named: Reference | undefined, actor: AccessContext, access: CallerAccess): Promise<Patient> {
+  const reference = named?.reference ?? (actor.patient ? `Patient/${actor.patient}` : undefined);
+  const literal = parseLiteral(reference);
+  if (!reference) throw badRequest('Name the member the grievance is for (patient)', 'patient');
+  if (literal?.[0] !== 'Patient') throw badRequest('patient must reference a Patient', 'patient');
+  const patient = (await tx.read('Patient', literal[1])) as Patient;
+  access.requireRead(patient);
+  return patient;
+}
+
+/** The second-opinion request the grievance is about: named directly or through its case Task, the member's own. */
+async function grievedCase(tx: FhirStore, named: Reference, patient: Patient, access: CallerAccess): Promise<ServiceRequest> {
+  const literal = parseLiteral(named.reference);
+  if (literal?.[0] !== 'ServiceRequest' && literal?.[0] !== 'Task') throw badRequest('case must reference a second-opinion ServiceRequest or its case Task', 'case');
+  let found = await tx.read(literal[0], literal[1]);
+  access.requireRead(found);
+  if (found.resourceType === 'Task') {
+    const task = found as Task;
+    const focus = parseLiteral(task.focus?.reference);
+    if (!task.meta?.profile?.includes(PROFILES.task) || focus?.[0] !== 'ServiceRequest') throw unprocessable(`${named.reference} is not a second-opinion case`, ['case']);
+    found = await tx.read('ServiceRequest', focus[1]);
+    access.requireRead(found);
+  }
+  const serviceRequest = found as ServiceRequest;
+  if (!serviceRequest.meta?.profile?.includes(PROFILES.serviceRequest)) throw unprocessable(`${named.reference} is not a second-opinion request`, ['case']);
+  if (serviceRequest.subject?.reference !== `Patient/${patient.id}`) throw unprocessable(`${named.reference} is another member's request`, ['case']);
+  return serviceRequest;
+}
+
+/** The plan the grievance goes to: the case's Coverage, or else the member's Medi-Cal Coverage active today. */
+async function coverageOf(tx: FhirStore, patient: Patient, serviceRequest: ServiceRequest | undefined, now: Date): Promise<Coverage> {
+  const onCase = parseLiteral(serviceRequest?.insurance?.[0]?.reference);
+  if (onCase?.[0] === 'Coverage') return (await tx.read('Coverage', onCase[1])) as Coverage;
+  const { resources } = await tx.search({
+    resourceType: 'Coverage',
+    clauses: [{ kind: 'reference', param: 'beneficiary', values: [`beneficiary|Patient/${patient.id}`] }],
+    sort: [],
+    count: 20,
+    offset: 0,
+    total: false,
+  });
+  const active = (resources as Coverage[]).find((c) => c.status === 'active' && inPeriod(c.period, now));
+  if (!active) throw unprocessable('The member has no active Medi-Cal Coverage: no plan to file the grievance with', ['patient']);
+  return active;
+}
+
+/**
+ * `$acknowledge-grievance`, `$resolve-grievance` (R17): only the owning plan's Grievance Coordinator, only in order
+ * (acknowledge, then resolve once). Each sends the member (and whoever filed for them) a letter, leaves a new Task
+ * version and a Provenance, in one transaction under a lock on the grievance.
+ */
+export async function handleGrievance(store: FhirStore, taskId: string, action: GrievanceAction, input: GrievanceHandling, actor: AccessContext, access: CallerAccess, options: Options = {}): Promise<Task> {
+  const now = options.now ?? new Date();
+  return store.transaction(async (tx) => {
+    await tx.lock(`grievance:${taskId}`);
+    const current = (await tx.read('Task', taskId)) as Task;
+    access.require(current);
+    const step = stepOf(current);
+    const resolutionDue = current.restriction?.period?.end;
+    if (!current.meta?.profile?.includes(PROFILES.grievance) || !step || !resolutionDue) throw unprocessable(`Task/${taskId} is not a grievance (its profile, step and resolution due)`, ['Task.meta.profile']);
+    if (options.ifMatch !== undefined && current.meta.versionId !== options.ifMatch) throw preconditionFailed(`Task/${taskId} changed (version ${current.meta.versionId}); reload and retry`);
+    const { plan, patient } = await grievanceFiles(tx, current);
+    // Parties first: staff of another plan learn nothing of where the grievance stands.
+    if (!current.owner?.reference || !(await worksForPlan(tx, actor, current.owner.reference))) {
+      throw forbidden(`Only ${GRIEVANCE_HANDLERS.join(' or ')} staff of ${plan.name} may ${action} this grievance (PHC VI.E)`);
+    }
+    const next = refusalAsError(() => grievanceTransition(step, action, actor.roles));
+    if (action === 'resolve' && (!input.outcome || !input.resolution)) throw unprocessable('A resolution needs its outcome and its reasons (28 CCR 1300.68(d)(3))', ['resolution']);
+    const member = { reference: `Patient/${patient.id}` };
+    const parties = { plan, patient, regarding: { reference: `Task/${taskId}` }, recipients: uniqueReferences([member, current.requester]), sender: current.owner, now, delivery: options.delivery };
+    const dueDate = localDate(plan, new Date(resolutionDue));
+    const letters =
+      action === 'acknowledge'
+        ? await sendLetter(tx, 'grievance-acknowledgment', parties, { grievance: { statement: current.note?.[0]?.text ?? '', resolutionDueDate: dueDate, expedited: current.priority === 'urgent' } })
+        : await sendLetter(tx, 'grievance-resolution', parties, { grievanceOutcome: input.outcome, reason: input.resolution });
+    const outputs: TaskOutput[] = [
+      ...letters.map((r) => outputRef(`${action === 'acknowledge' ? 'acknowledgment' : 'resolution'}-notice`, r)),
+      { type: { text: `${next}-at` }, valueDateTime: now.toISOString() },
+      ...(input.outcome ? [{ type: { text: 'outcome' }, valueCodeableConcept: { coding: [{ system: CODE_SYSTEMS.grievanceOutcome, code: input.outcome }] } }] : []),
+      ...(input.note ? [{ type: { text: action }, valueString: input.note }] : []),
+    ];
+    const task: Task = {
+      ...structuredClone(current),
+      status: GRIEVANCE_TASK_STATUS[next],
+      businessStatus: status(next),
+      statusReason: input.resolution ? { text: input.resolution } : current.statusReason,
+      lastModified: now.toISOString(),
+      output: nonEmpty([...(current.output ?? []), ...outputs]),
+    };
+    const { resource: saved } = await tx.update(task, current.meta.versionId);
+    await tx.create(provenance([saved], actor.fhirUser ? { reference: actor.fhirUser } : current.owner, 'UPDATE', `grievance ${action}${input.outcome ? `: ${input.outcome}` : ''}`));
+    return saved as Task;
+  });
+}
+
+function refusalAsError(decide: () => GrievanceStep): GrievanceStep {
+  try {
+    return decide();
+  } catch (err) {
+    if (err instanceof ReviewRefusal) throw err.kind === 'role' ? forbidden(err.message) : conflict(err.message, 'business-rule');
+    throw err;
+  }
+}
+
+/** The member and the plan of a stored grievance (its Coverage's plan). */
+async function grievanceFiles(tx: FhirStore, task: Task): Promise<{ plan: PlanProfile; patient: Patient }> {
+  const coverage = parseLiteral(task.insurance?.[0]?.reference);
+  const member = parseLiteral(task.for?.reference);
+  if (coverage?.[0] !== 'Coverage' || member?.[0] !== 'Patient') throw unprocessable(`Task/${task.id} names no member and Coverage`, ['Task.insurance']);
+  const { plan } = await planOf(tx, (await tx.read('Coverage', coverage[1])) as Coverage);
+  return { plan, patient: (await tx.read('Patient', member[1])) as Patient };
+}

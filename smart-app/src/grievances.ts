@@ -1,0 +1,100 @@
+import type { Task } from 'fhir/r4.js';
+import type { SecondOpinionApi } from './api.js';
+import { dueClass, el, esc, lettersBox, progress } from './ui.js';
+
+/** R17 (PHC VI.E): what a grievance can be about, in the member's words. */
+const CATEGORIES: [string, string][] = [
+  ['pcp-not-granted', 'My doctor did not grant or send my request for a second opinion'],
+  ['plan-decision', 'The plan denied or changed my request'],
+  ['deadline-missed', 'A decision or letter came late'],
+  ['other', 'Something else'],
+];
+const OUTCOMES: [string, string][] = [['upheld', 'Upheld (in the member’s favor)'], ['partly-upheld', 'Partly upheld'], ['not-upheld', 'Not upheld']];
+
+const stepOf = (t: Task) => t.businessStatus?.coding?.[0]?.code ?? '';
+const categoryOf = (t: Task) => CATEGORIES.find(([code]) => code === t.reasonCode?.coding?.[0]?.code)?.[1] ?? 'Grievance';
+const acknowledgmentDue = (t: Task) => t.input?.find((i) => i.type.text === 'acknowledgment-due')?.valueDateTime;
+
+/** A grievance's card: what it is about, where it stands, its dues (overdue flagged while open) and, for the member, its letters. */
+function grievanceCard(api: SecondOpinionApi, task: Task): HTMLElement {
+  const card = el('div', { class: 'card grievance' });
+  const open = task.status !== 'completed';
+  const due = (label: string, at: string | undefined, running: boolean) => {
+    const { className, hoursLeft } = dueClass(at, running);
+    return `<p class="${className}">${label} ${esc(at)}${hoursLeft !== undefined ? ` (${Math.round(hoursLeft)} h left)` : ''}</p>`;
+  };
+  card.innerHTML = `<h3>${esc(categoryOf(task))} — ${esc(stepOf(task))}</h3>
+    <p>${esc(task.for?.reference)}${task.focus?.reference ? ` · about ${esc(task.focus.reference)}` : ''}${task.priority === 'urgent' ? ' · <strong>urgent (72 hours)</strong>' : ''}</p>
+    <blockquote>${esc(task.note?.[0]?.text)}</blockquote>
+    ${due('Acknowledgment due', acknowledgmentDue(task), stepOf(task) === 'received')}
+    ${due('Resolution due', task.restriction?.period?.end, open)}`;
+  card.append(lettersBox('Grievance letters', () => api.letters(`Task/${task.id}`)));
+  return card;
+}
+
+/** The member's grievances and a form to file one about one of their requests, or none (R17, PHC VI.E). */
+export async function memberGrievances(app: HTMLElement, api: SecondOpinionApi, patientId: string): Promise<void> {
+  const section = el('section', { 'aria-labelledby': 'grievance-h' });
+  const cases = await api.cases(`patient=${patientId}&_sort=-authored-on`);
+  section.innerHTML = `<h2 id="grievance-h">File a grievance</h2>
+    <p class="note">If your doctor did not grant your request for a second opinion, or you are unhappy with how we handled it, tell our Grievance Coordinator. We write back within 5 days and decide within 30 days (72 hours if your health is at serious risk).</p>
+    <form id="grievance-form">
+      <label for="grievance-category">What is it about?</label><select id="grievance-category">${CATEGORIES.map(([v, l]) => `<option value="${v}">${esc(l)}</option>`).join('')}</select>
+      <label for="grievance-case">Which request?</label><select id="grievance-case"><option value="">None (no request was made)</option>${cases.filter((c) => c.request?.id).map((c) => `<option value="ServiceRequest/${esc(c.request!.id)}">${esc(c.request!.reasonCode?.[0]?.coding?.[0]?.code ?? 'Request')} — ${esc(c.task.authoredOn?.slice(0, 10))}</option>`).join('')}</select>
+      <label for="grievance-text">Tell us what happened</label><textarea id="grievance-text" rows="3" required></textarea>
+      <label><input type="checkbox" id="grievance-urgent" /> My health is at serious and immediate risk</label>
+      <button type="submit" id="file-grievance">File the grievance</button>
+    </form><div id="grievance-answer" aria-live="polite"></div>
+    <h2>My grievances</h2><div id="grievances"></div>`;
+  app.append(section);
+  const list = section.querySelector<HTMLElement>('#grievances')!;
+  const refresh = async () => {
+    const grievances = await api.grievances(`patient=${patientId}&_sort=-authored-on`);
+    list.replaceChildren(...grievances.map((t) => grievanceCard(api, t)));
+    if (!grievances.length) list.textContent = 'None.';
+  };
+  section.querySelector('form')!.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const answer = section.querySelector<HTMLElement>('#grievance-answer')!;
+    await progress(answer, async () => {
+      const value = (id: string) => (section.querySelector(`#${id}`) as HTMLInputElement).value;
+      const task = await api.fileGrievance({ category: value('grievance-category'), description: value('grievance-text'), expedited: (section.querySelector('#grievance-urgent') as HTMLInputElement).checked, regarding: value('grievance-case') || undefined });
+      answer.innerHTML = `<div class="notice" id="grievance-filed">Grievance received. We will decide by ${esc(task.restriction?.period?.end)}.</div>`;
+      await refresh();
+    });
+  });
+  await refresh();
+}
+
+/** The Grievance Coordinator's desk: open grievances, earliest resolution due first, with acknowledge and resolve (R17). */
+export async function grievanceDesk(app: HTMLElement, api: SecondOpinionApi): Promise<void> {
+  app.innerHTML = '<section><h2>Open grievances</h2><p>Earliest resolution due first; overdue acknowledgments and resolutions are flagged.</p><div id="grievances"></div></section>';
+  const list = document.getElementById('grievances')!;
+  const refresh = async () => {
+    const open = await api.grievances('status=requested,in-progress&_sort=due');
+    list.replaceChildren(...open.map((t) => withActions(t)));
+    if (!open.length) list.textContent = 'No open grievances.';
+  };
+  const withActions = (task: Task): HTMLElement => {
+    const card = grievanceCard(api, task);
+    const box = el('div');
+    const act = (action: string, label: string, parameter: () => { name: string; valueCode?: string; valueString?: string }[]) => {
+      const button = el('button', { type: 'button', 'data-action': action }, label);
+      button.addEventListener('click', () => progress(box, async () => {
+        await api.reviewAction(task.id!, action, parameter());
+        await refresh();
+      }));
+      box.append(button);
+    };
+    if (stepOf(task) === 'received') act('acknowledge-grievance', 'Acknowledge (letter to the member)', () => []);
+    if (stepOf(task) === 'acknowledged') {
+      box.innerHTML = `<label for="outcome-${esc(task.id)}">Outcome</label><select id="outcome-${esc(task.id)}">${OUTCOMES.map(([v, l]) => `<option value="${v}">${esc(l)}</option>`).join('')}</select>
+        <label for="resolution-${esc(task.id)}">Resolution and its reasons, as the member will read them</label><textarea id="resolution-${esc(task.id)}" rows="3"></textarea>`;
+      const field = (id: string) => (box.querySelector(`#${id}-${CSS.escape(task.id!)}`) as HTMLInputElement).value;
+      act('resolve-grievance', 'Resolve (letter with the member’s rights)', () => [{ name: 'outcome', valueCode: field('outcome') }, { name: 'resolution', valueString: field('resolution') }]);
+    }
+    card.append(box);
+    return card;
+  };
+  await refresh();
+}
