@@ -38,6 +38,11 @@ export interface Wording {
   grievanceOutcome: Record<GrievanceOutcome, string>;
   /** R17: after the resolution, the DMHC (complaint, Independent Medical Review) and the State Hearing. */
   grievanceRights: (plan: PlanProfile) => string[];
+  /**
+   * H&S 1368.02(b): the statement every written notice of the grievance process and every response to a grievance
+   * carries, in a paragraph of its own, with the numbers, the plan's telephone and the website in boldface.
+   */
+  dmhcStatement: (plan: PlanProfile) => string;
 }
 
 const phone = (plan: PlanProfile) => `${plan.contacts.memberServicesPhone} (TTY ${plan.contacts.tty})`;
@@ -46,6 +51,15 @@ const phone = (plan: PlanProfile) => `${plan.contacts.memberServicesPhone} (TTY 
 const DMHC_HELP_CENTER = '1-888-466-2219, TDD 1-877-688-9891, www.dmhc.ca.gov';
 const STATE_HEARING_EN = 'You can ask for a State Hearing with the California Department of Social Services within 120 days of the appeal decision: call 1-800-743-8525 (TDD 1-800-952-8349).';
 const STATE_HEARING_ES = 'Puede pedir una Audiencia Estatal con el Departamento de Servicios Sociales de California dentro de los 120 días de la decisión de la apelación: llame al 1-800-743-8525 (TDD 1-800-952-8349).';
+
+const bold = (text: string) => `<strong>${esc(text)}</strong>`;
+
+const DMHC_STATEMENT_EN = (plan: PlanProfile) =>
+  `The California Department of Managed Health Care is responsible for regulating health care service plans. If you have a grievance against your health plan, you should first telephone your health plan at ${bold(plan.contacts.memberServicesPhone)} and use your health plan’s grievance process before contacting the department. Utilizing this grievance procedure does not prohibit any potential legal rights or remedies that may be available to you. If you need help with a grievance involving an emergency, a grievance that has not been satisfactorily resolved by your health plan, or a grievance that has remained unresolved for more than 30 days, you may call the department for assistance. You may also be eligible for an Independent Medical Review (IMR). If you are eligible for IMR, the IMR process will provide an impartial review of medical decisions made by a health plan related to the medical necessity of a proposed service or treatment, coverage decisions for treatments that are experimental or investigational in nature and payment disputes for emergency or urgent medical services. The department also has a toll-free telephone number (${bold('1-888-466-2219')}) and a TDD line (${bold('1-877-688-9891')}) for the hearing and speech impaired. The department’s internet website ${bold('www.dmhc.ca.gov')} has complaint forms, IMR application forms and instructions online.`;
+
+/** The same statement in Spanish, for a letter in the member's language (R10); the English text is the statute's. */
+const DMHC_STATEMENT_ES = (plan: PlanProfile) =>
+  `El Departamento de Atención Médica Administrada de California es responsable de regular los planes de servicios de atención médica. Si tiene una queja contra su plan de salud, primero debe llamar por teléfono a su plan de salud al ${bold(plan.contacts.memberServicesPhone)} y usar el proceso de quejas de su plan de salud antes de comunicarse con el departamento. Usar este procedimiento de quejas no le impide ejercer los derechos o recursos legales que pueda tener. Si necesita ayuda con una queja relacionada con una emergencia, con una queja que su plan de salud no resolvió de manera satisfactoria o con una queja que sigue sin resolverse después de más de 30 días, puede llamar al departamento para pedir ayuda. También puede tener derecho a una Revisión Médica Independiente (IMR). Si tiene derecho a una IMR, el proceso de IMR ofrecerá una revisión imparcial de las decisiones médicas tomadas por un plan de salud sobre la necesidad médica de un servicio o tratamiento propuesto, de las decisiones de cobertura de tratamientos de naturaleza experimental o en investigación y de las disputas de pago por servicios médicos de emergencia o urgencia. El departamento también tiene un número de teléfono gratuito (${bold('1-888-466-2219')}) y una línea TDD (${bold('1-877-688-9891')}) para personas con problemas de audición o del habla. El sitio web del departamento, ${bold('www.dmhc.ca.gov')}, tiene formularios de queja, formularios de solicitud de IMR e instrucciones en línea.`;
 
 const MEMBER_EN: Wording = {
   title: { approval: 'Your second opinion is approved', denial: 'Notice of Action: your second opinion request is denied', modification: 'Notice of Action: your second opinion request is changed', delay: 'We need more information to decide', extension: 'We are taking more time to decide', report: 'Your second opinion report', 'grievance-acknowledgment': 'We received your grievance', 'grievance-resolution': 'The decision on your grievance' },
@@ -81,6 +95,7 @@ const MEMBER_EN: Wording = {
     'partly-upheld': 'We decided your grievance partly in your favor.',
     'not-upheld': 'We did not decide your grievance in your favor.',
   },
+  dmhcStatement: DMHC_STATEMENT_EN,
   grievanceRights: () => [
     `If you are not satisfied with this decision, or we did not resolve your grievance within 30 days, you can file a complaint with the California Department of Managed Health Care (DMHC) Help Center, and ask for an Independent Medical Review if a service was denied, changed or delayed as not medically necessary: ${DMHC_HELP_CENTER}.`,
     STATE_HEARING_EN,
@@ -121,6 +136,7 @@ const MEMBER_ES: Wording = {
     'partly-upheld': 'Decidimos su queja en parte a su favor.',
     'not-upheld': 'No decidimos su queja a su favor.',
   },
+  dmhcStatement: DMHC_STATEMENT_ES,
   grievanceRights: () => [
     `Si no está conforme con esta decisión, o si no resolvimos su queja dentro de los 30 días, puede presentar una queja ante el Centro de Ayuda del Departamento de Atención Médica Administrada de California (DMHC) y pedir una Revisión Médica Independiente si un servicio fue negado, cambiado o demorado por no ser médicamente necesario: ${DMHC_HELP_CENTER}.`,
     STATE_HEARING_ES,

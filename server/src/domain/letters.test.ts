@@ -15,6 +15,17 @@ describe('notices', () => {
     expect(html).toMatch(/State Hearing/);
     expect(html).toContain('Alice &lt;Thompson&gt;');
   });
+  it('R10, R17 H&S 1368.02(b): every notice offering the grievance process and every grievance response carries the DMHC statement, numbers and plan telephone in bold; an approval does not', () => {
+    const facts = { plan, audience: 'member' as const, memberName: 'A', date: 'd', reason: 'r', newDueDate: 'n', grievanceOutcome: 'not-upheld' as const, grievance: { resolutionDueDate: 'n', expedited: false, statement: 's' } };
+    for (const kind of ['denial', 'modification', 'extension', 'grievance-acknowledgment', 'grievance-resolution'] as const) {
+      const { html: en } = renderLetter(kind, { ...facts, language: 'en' });
+      expect(en, kind).toContain('The California Department of Managed Health Care is responsible for regulating health care service plans.');
+      for (const bold of [plan.contacts.memberServicesPhone, '1-888-466-2219', '1-877-688-9891', 'www.dmhc.ca.gov']) expect(en, `${kind} ${bold}`).toContain(`<strong>${bold}</strong>`);
+      const { html: es } = renderLetter(kind, { ...facts, language: 'es' });
+      expect(es, kind).toContain('El Departamento de Atención Médica Administrada de California es responsable de regular los planes');
+    }
+    for (const kind of ['approval', 'delay', 'report'] as const) expect(renderLetter(kind, { ...facts, language: 'en' }).html, kind).not.toContain('is responsible for regulating');
+  });
   it('R10: Spanish for a Spanish-speaking member', () => {
     expect(letterLanguage(plan, 'es')).toBe('es');
     const { html } = renderLetter('denial', { plan, language: 'es', audience: 'member', memberName: 'Javier', date: '2026-11-20', reason: 'x' });

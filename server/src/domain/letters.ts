@@ -32,6 +32,9 @@ export function letterLanguage(plan: PlanProfile, preferred: string | undefined)
   return code === 'es' && plan.languages.includes('es') ? 'es' : 'en';
 }
 
+/** H&S 1368.02(b): the notices that offer the grievance process (R10, R9's extension) and the responses to a grievance (R17). */
+const GRIEVANCE_PROCESS_NOTICES: ReadonlySet<LetterKind> = new Set(['denial', 'modification', 'extension', 'grievance-acknowledgment', 'grievance-resolution']);
+
 /** A notice as HTML (every value escaped), worded to the member or, as a copy, to a provider: approval (R11), notice of action with "Your Rights" (R10, R17), delay and extension (R9), report (R14), grievance acknowledgment and resolution (R17). */
 export function renderLetter(kind: LetterKind, f: LetterFacts): { title: string; html: string } {
   const t = WORDING[f.language][f.audience];
@@ -66,6 +69,7 @@ export function renderLetter(kind: LetterKind, f: LetterFacts): { title: string;
     parts.push(`<p>${t.grievanceOutcome[f.grievanceOutcome]}</p>`, `<h2>${t.reason}</h2><p>${esc(f.reason)}</p>`);
     parts.push(`<h2>${t.rightsTitle}</h2><ul>${t.grievanceRights(f.plan).map((r) => `<li>${r}</li>`).join('')}</ul>`);
   }
+  if (GRIEVANCE_PROCESS_NOTICES.has(kind)) parts.push(`<p class="dmhc-statement" style="font-size:12pt">${t.dmhcStatement(f.plan)}</p>`);
   parts.push(`<p>${t.contact(f.plan)}</p>`);
   const html = `<!doctype html><html lang="${f.language}"><head><meta charset="utf-8"><title>${esc(title)}</title></head><body><h1>${esc(title)}</h1>${parts.join('\n')}<p>${esc(f.plan.name)}</p></body></html>`;
   return { title, html };
