@@ -216,4 +216,28 @@ describe.each(STORE_DRIVERS)('R17 grievances on $name', (driver) => {
     expect(soonIds).toContain(expedited.id);
     expect(soonIds).not.toContain(routine.id);
   });
+  it('R17, R19 BSP F: the committee report counts the period\'s grievances by category and outcome, acknowledged and resolved on time, in the MeasureReport and the CSV', async () => {
+    const auditor = tokenFor(server, { scope: 'user/*.rs', fhirUser: 'Practitioner/hpsj-md-1', roles: ['auditor'] });
+    const period = new Date().toISOString().slice(0, 7);
+    const figures = async () => {
+      const report = (await call(auditor, `$second-opinion-report?period=${period}&plan=phc`)).body as { group: { code: { coding: { code: string }[] }; population?: { code: { text: string }; count: number }[] }[] };
+      const group = (code: string) => Object.fromEntries((report.group.find((g) => g.code.coding[0].code === code)?.population ?? []).map((p) => [p.code.text, p.count]));
+      return { grievances: group('grievances'), outcomes: group('grievance-outcomes'), timeliness: group('grievance-timeliness') };
+    };
+    const before = await figures();
+    const filed = (await file(member('member-phc-2'), filing([], 'deadline-missed'))).body as Task;
+    await call(coordinator(), `Task/${filed.id}/$acknowledge-grievance`, params([]));
+    await call(coordinator(), `Task/${filed.id}/$resolve-grievance`, params([{ name: 'outcome', valueCode: 'partly-upheld' }, { name: 'resolution', valueString: 'The decision came a day late.' }]));
+    const after = await figures();
+    const delta = (a: Record<string, number>, b: Record<string, number>) => Object.fromEntries(Object.keys(b).map((k) => [k, b[k] - (a[k] ?? 0)]).filter(([, d]) => d !== 0));
+    expect(delta(before.grievances, after.grievances)).toEqual({ received: 1, 'deadline-missed': 1 });
+    expect(delta(before.outcomes, after.outcomes)).toEqual({ 'partly-upheld': 1 });
+    expect(delta(before.timeliness, after.timeliness)).toEqual({ received: 1, 'acknowledged-on-time': 1, resolved: 1, 'resolved-on-time': 1 });
+    // Another plan's report does not count it.
+    const hpsj = (await call(auditor, `$second-opinion-report?period=${period}&plan=hpsj`)).body as { group: { code: { coding: { code: string }[] }; population?: { code: { text: string }; count: number }[] }[] };
+    const hpsjReceived = hpsj.group.find((g) => g.code.coding[0].code === 'grievances')?.population?.find((p) => p.code.text === 'received')?.count;
+    expect(hpsjReceived).toBe(0);
+    const csv = await (await fetch(`${server.url}/reports/second-opinion.csv?period=${period}&plan=phc`, { headers: { authorization: `Bearer ${auditor}` } })).text();
+    expect(csv).toContain(`grievances-by-outcome,partly-upheld,${after.outcomes['partly-upheld']}`);
+  });
 });

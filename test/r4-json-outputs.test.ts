@@ -58,7 +58,7 @@ describe('answers and stored records are valid R4 JSON', () => {
   it('R19: a committee MeasureReport whose percentages and hours have decimals (populations count, scores measure)', () => {
     const at = (day: number, hour = 0) => new Date(Date.UTC(2026, 6, day, hour)).toISOString();
     const decided = (outcome: string, expedited: boolean, hours: number): CaseRecord => ({ plan: 'hpsj', reasons: ['other'], outcome, expedited, receivedAt: at(1), dueAt: at(8), decidedAt: at(1, hours), extended: false });
-    const figures = reportFigures([decided('approved', false, 5), decided('approved', false, 8), decided('denied', false, 12), decided('approved', true, 7)], new Date(at(20)));
+    const figures = reportFigures([decided('approved', false, 5), decided('approved', false, 8), decided('denied', false, 12), decided('approved', true, 7)], [], new Date(at(20)));
     expect([figures.standard.approvedPct, figures.averageDecisionHours]).toEqual([66.7, 8]);
     const report = committeeMeasureReport({ ...figures, medianDecisionHours: 7.5 }, '2026-Q3', 'hpsj', new Date(at(20)));
     expect(errors(report)).toEqual([]);

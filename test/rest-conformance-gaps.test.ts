@@ -256,7 +256,7 @@ describe.each(STORE_DRIVERS)('REST conformance gaps on $name', (driver) => {
 
   describe('the Measure the committee MeasureReport names', () => {
     it('GET Measure/{id} and Measure?url= find the Measure the MeasureReport names', async () => {
-      const report = committeeMeasureReport(reportFigures([], new Date()), '2026-Q3', undefined, new Date());
+      const report = committeeMeasureReport(reportFigures([], [], new Date()), '2026-Q3', undefined, new Date());
       const found = (await raw(url(`Measure?url=${encodeURIComponent(report.measure)}`))).body as Bundle;
       expect(found.entry?.length).toBe(1);
       const measure = found.entry![0].resource as Measure;
@@ -285,7 +285,7 @@ describe('the committee Measure (profiles/) and the MeasureReport it describes',
       providerGroup: o === 1 ? 'ipa-1' : undefined,
     })),
   );
-  const report: MeasureReport = committeeMeasureReport(reportFigures(cases, now), '2026-Q3', 'bsp', now);
+  const report: MeasureReport = committeeMeasureReport(reportFigures(cases, [], now), '2026-Q3', 'bsp', now);
   const groupOf = (code: string | undefined) => measure.group?.find((g) => g.code?.coding?.[0]?.code === code);
 
   it('profiles/ holds what build-profiles generates for the Measure and the TerminologyCapabilities', () => {

@@ -13,7 +13,7 @@ import { openConnection } from '../server/src/storage/connect.js';
 import { openStore } from '../server/src/storage/openStore.js';
 import { NAMED_STATEMENTS, type SqlConnection } from '../server/src/storage/sql/connection.js';
 import { SqlFhirStore } from '../server/src/storage/sql/SqlFhirStore.js';
-import { pagesInIdOrder } from '../server/src/outbound/subscriptions.js';
+import { pagesInIdOrder } from '../server/src/storage/pages.js';
 import { waitFor } from './helpers/providerServer.js';
 import { dropSchema, postgresConfig, STORE_DRIVERS, TEST_DATABASE_URL } from './helpers/stores.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type CaseRecord, inclusiveEnd, periodBounds, reportFigures } from './reporting.js';
+import { type CaseRecord, type GrievanceRecord, grievanceFigures, inclusiveEnd, periodBounds, reportFigures } from './reporting.js';
 
 /** Six cases counted by hand below. */
 const cases: CaseRecord[] = [
@@ -12,7 +12,7 @@ const cases: CaseRecord[] = [
 ];
 
 describe('R19 committee figures (BSP D.X, F; 42 CFR 438.210(f)), checked against a hand count', () => {
-  const f = reportFigures(cases, new Date('2026-10-01T00:00:00Z'));
+  const f = reportFigures(cases, [], new Date('2026-10-01T00:00:00Z'));
   it('counts by reason, outcome and provider group', () => {
     expect(f.cases).toBe(6);
     expect(f.byReason).toEqual({ 'surgery-necessity': 2, 'serious-condition': 1, other: 1, 'unclear-diagnosis': 1, 'not-improving': 1, 'persistent-concerns': 1 });
@@ -61,6 +61,36 @@ describe('R19 committee figures (BSP D.X, F; 42 CFR 438.210(f)), checked against
       opinion({ outcome: 'denied' }), // no opinion owed
       cases[0], // no opinion clock
     ];
-    expect(reportFigures(watched, new Date('2026-10-01T00:00:00Z')).opinions).toEqual({ due: 6, reported: 2, reportedOnTime: 1, onTimeShare: 0.5, overdue: 1 });
+    expect(reportFigures(watched, [], new Date('2026-10-01T00:00:00Z')).opinions).toEqual({ due: 6, reported: 2, reportedOnTime: 1, onTimeShare: 0.5, overdue: 1 });
+  });
+});
+
+describe('R17, R19 BSP F: grievances in the committee figures, checked against a hand count', () => {
+  const grievance = (over: Partial<GrievanceRecord>): GrievanceRecord => ({
+    plan: 'phc',
+    category: 'pcp-not-granted',
+    receivedAt: '2026-07-01T00:00:00Z',
+    acknowledgmentDueAt: '2026-07-06T00:00:00Z',
+    resolutionDueAt: '2026-07-31T00:00:00Z',
+    ...over,
+  });
+  const grievances = [
+    grievance({ acknowledgedAt: '2026-07-02T00:00:00Z', resolvedAt: '2026-07-20T00:00:00Z', outcome: 'upheld' }), // both on time
+    grievance({ category: 'plan-decision', acknowledgedAt: '2026-07-08T00:00:00Z', resolvedAt: '2026-08-05T00:00:00Z', outcome: 'not-upheld' }), // both late
+    grievance({ category: 'deadline-missed', acknowledgedAt: '2026-07-03T00:00:00Z' }), // unresolved, past due on Sep 1
+    grievance({ receivedAt: '2026-08-20T00:00:00Z', acknowledgmentDueAt: '2026-08-25T00:00:00Z', resolutionDueAt: '2026-09-19T00:00:00Z' }), // open, not yet due
+  ];
+  it('R17, R19: received by category, resolved by outcome (every code named), acknowledged and resolved on time, overdue', () => {
+    expect(grievanceFigures(grievances, new Date('2026-09-01T00:00:00Z'))).toEqual({
+      received: 4,
+      byCategory: { 'pcp-not-granted': 2, 'plan-decision': 1, 'deadline-missed': 1, other: 0 },
+      byOutcome: { upheld: 1, 'partly-upheld': 0, 'not-upheld': 1 },
+      acknowledgedOnTime: 2,
+      resolved: 2,
+      resolvedOnTime: 1,
+      overdue: 1,
+      onTimeShare: 0.5,
+    });
+    expect(reportFigures([], grievances, new Date('2026-09-01T00:00:00Z')).grievances.received).toBe(4);
   });
 });

@@ -1,5 +1,6 @@
 import { DateTime } from 'luxon';
 import { MEDI_CAL_ZONE } from './clock.js';
+import { GRIEVANCE_CATEGORIES, GRIEVANCE_OUTCOMES } from './grievance.js';
 import type { ReasonCategory } from './model.js';
 
 /** One case as the committee report counts it (R19, BSP D.X, F; 42 CFR 438.210(f)). */
@@ -20,6 +21,18 @@ export interface CaseRecord {
   approvedAfterAppeal?: boolean;
 }
 
+/** One grievance about a second opinion as the committee report counts it (R17, R19 BSP F). */
+export interface GrievanceRecord {
+  plan: string;
+  category: string;
+  receivedAt: string;
+  acknowledgmentDueAt: string;
+  acknowledgedAt?: string;
+  resolutionDueAt: string;
+  resolvedAt?: string;
+  outcome?: string;
+}
+
 /** The committee report's figures (R19), each a group of its MeasureReport: what it is called and what it counts. */
 export const COMMITTEE_FIGURES = {
   cases: ['Cases received', 'Second-opinion requests received in the period.'],
@@ -35,6 +48,9 @@ export const COMMITTEE_FIGURES = {
   'extended-approved': ['Extended, then approved (%)', 'The percentage of extended requests then approved.'],
   'decision-hours': ['Decision time in hours (average)', 'Hours from receipt to decision: the cases decided as population, the average as score.'],
   'decision-hours-median': ['Decision time in hours (median)', 'Hours from receipt to decision: the cases decided as population, the median as score.'],
+  grievances: ['Grievances (R17)', 'Grievances about second opinions received in the period, and what each is about (PHC VI.E: the PCP did not grant the request; a plan decision; a deadline missed; other).'],
+  'grievance-outcomes': ['Grievance outcomes (R17)', 'Resolved grievances by outcome: upheld, partly upheld, not upheld.'],
+  'grievance-timeliness': ['Grievances acknowledged and resolved by their due dates (R17)', 'Grievances received, acknowledged by their due date (28 CCR 1300.68(d)(1)), resolved, resolved by their due date (H&S 1368.01) and unresolved past it; the score is the share of resolved grievances resolved on time.'],
 } as const satisfies Record<string, readonly [display: string, definition: string]>;
 export type CommitteeFigure = keyof typeof COMMITTEE_FIGURES;
 
@@ -58,6 +74,21 @@ export interface ReportFigures {
   extendedThenApprovedPct: number | null;
   averageDecisionHours: number | null;
   medianDecisionHours: number | null;
+  grievances: GrievanceFigures;
+}
+
+/** R17 as the committee sees it: the grievances received in the period, what about, how they ended, and on time. */
+export interface GrievanceFigures {
+  received: number;
+  byCategory: Record<string, number>;
+  byOutcome: Record<string, number>;
+  acknowledgedOnTime: number;
+  resolved: number;
+  resolvedOnTime: number;
+  /** Unresolved past their resolution due date as of `now`. */
+  overdue: number;
+  /** Share of resolved grievances resolved by their due date, 0-1 (null when none was resolved). */
+  onTimeShare: number | null;
 }
 
 /** 42 CFR 438.210(f): requests of one kind decided, approved and denied, with the percentages. */
@@ -104,8 +135,27 @@ const crossCount = (pairs: [string, string][]) =>
   pairs.reduce<Record<string, Record<string, number>>>((acc, [row, column]) => ({ ...acc, [row]: { ...acc[row], [column]: (acc[row]?.[column] ?? 0) + 1 } }), {});
 const pct = (n: number, d: number) => (d ? Math.round((1000 * n) / d) / 10 : null);
 
-/** The committee figures for a set of cases, as of `now`. Pure: the caller selects period and plan. */
-export function reportFigures(cases: CaseRecord[], now: Date): ReportFigures {
+const by = (at: string | undefined, due: string) => at !== undefined && Date.parse(at) <= Date.parse(due);
+
+/** R17: the grievance figures, every category and outcome named (zero when none), as of `now`. */
+export function grievanceFigures(grievances: GrievanceRecord[], now: Date): GrievanceFigures {
+  const resolved = grievances.filter((g) => g.resolvedAt);
+  const resolvedOnTime = resolved.filter((g) => by(g.resolvedAt, g.resolutionDueAt)).length;
+  const zeros = (codes: readonly string[]) => Object.fromEntries(codes.map((c) => [c, 0]));
+  return {
+    received: grievances.length,
+    byCategory: { ...zeros(GRIEVANCE_CATEGORIES), ...count(grievances.map((g) => g.category)) },
+    byOutcome: { ...zeros(GRIEVANCE_OUTCOMES), ...count(resolved.map((g) => g.outcome ?? 'not-upheld')) },
+    acknowledgedOnTime: grievances.filter((g) => by(g.acknowledgedAt, g.acknowledgmentDueAt)).length,
+    resolved: resolved.length,
+    resolvedOnTime,
+    overdue: grievances.filter((g) => !g.resolvedAt && Date.parse(g.resolutionDueAt) < now.getTime()).length,
+    onTimeShare: resolved.length ? resolvedOnTime / resolved.length : null,
+  };
+}
+
+/** The committee figures for a set of cases and grievances, as of `now`. Pure: the caller selects period and plan. */
+export function reportFigures(cases: CaseRecord[], grievances: GrievanceRecord[], now: Date): ReportFigures {
   const decided = cases.filter((c) => c.decidedAt);
   const hours = decided.map((c) => (Date.parse(c.decidedAt!) - Date.parse(c.receivedAt)) / 3_600_000).sort((a, b) => a - b);
   const median = hours.length ? (hours.length % 2 ? hours[(hours.length - 1) / 2] : (hours[hours.length / 2 - 1] + hours[hours.length / 2]) / 2) : null;
@@ -134,6 +184,7 @@ export function reportFigures(cases: CaseRecord[], now: Date): ReportFigures {
     extendedThenApprovedPct: pct(extended.filter((c) => APPROVED.has(c.outcome)).length, extended.length),
     averageDecisionHours: hours.length ? Math.round((10 * hours.reduce((a, b) => a + b, 0)) / hours.length) / 10 : null,
     medianDecisionHours: median === null ? null : Math.round(10 * median) / 10,
+    grievances: grievanceFigures(grievances, now),
   };
 }
 

@@ -5,7 +5,7 @@ import type { AccessPolicy } from '../fhir/context.js';
 import type { FhirStore } from '../storage/FhirStore.js';
 import { REPORT_ROLES } from '../fhir/operations/report.js';
 import { forbidden, normalizeError, unauthorized } from '../fhir/outcomes.js';
-import { caseRecords, committeeCsv, committeePlanFor, reportFigures } from '../workflow/reports.js';
+import { committeeCsv, committeeFigures, committeePlanFor } from '../workflow/reports.js';
 import type { Authenticate } from './fhirRoutes.js';
 import { send } from './fhirRoutes.js';
 
@@ -23,7 +23,7 @@ export function reportRouter(store: FhirStore, policy: AccessPolicy, authenticat
       if (!auth.roles.some((r) => (REPORT_ROLES as readonly string[]).includes(r))) throw forbidden('Only plan staff may read the committee report');
       const period = typeof req.query.period === 'string' ? req.query.period : '';
       const plan = await committeePlanFor(store, auth, typeof req.query.plan === 'string' ? req.query.plan : undefined);
-      const csv = committeeCsv(reportFigures(await caseRecords(store, period, plan), new Date()));
+      const csv = committeeCsv(await committeeFigures(store, period, plan, new Date()));
       res.type('text/csv').setHeader('Content-Disposition', `attachment; filename="second-opinion-${period}.csv"`);
       res.send(csv);
     } catch (err) {

@@ -7,7 +7,8 @@ import { badRequest } from '../fhir/outcomes.js';
 import type { SearchParamRegistry } from '../fhir/search/registry.js';
 import type { FhirStore } from '../storage/FhirStore.js';
 import { eventCount, statusEntry, statusParameters, type PayloadContent } from './notifications.js';
-import { activeSubscriptions, pagesInIdOrder } from './subscriptions.js';
+import { activeSubscriptions } from './subscriptions.js';
+import { pagesInIdOrder } from '../storage/pages.js';
 import { BACKPORT, namesOurTopic } from './topic.js';
 import { nonEmpty } from '../fhir/jsonRules.js';
 

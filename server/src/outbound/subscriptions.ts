@@ -7,7 +7,8 @@ import { FhirError, outcome, unprocessable } from '../fhir/outcomes.js';
 import { parseSearch } from '../fhir/search/parse.js';
 import type { SearchParamRegistry } from '../fhir/search/registry.js';
 import type { Logger } from '../log.js';
-import type { FhirStore, PageCursor, SearchQuery, WriteHook } from '../storage/FhirStore.js';
+import type { FhirStore, WriteHook } from '../storage/FhirStore.js';
+import { pagesInIdOrder } from '../storage/pages.js';
 import type { NetworkPolicy, OutboundConfig } from './config.js';
 import { classifyHttpError, describeError, isSuccessfulNonJson, PermanentError, TransientError } from './errors.js';
 import { fhirClient, requestOptions } from './http.js';
@@ -217,16 +218,6 @@ export async function subscriptionsWithStatus(store: FhirStore, registry: Search
   return found;
 }
 
-/** Every match of a query, a page at a time in id order, each page after the last one's id: none skipped when some are deleted meanwhile. */
-export async function* pagesInIdOrder(store: FhirStore, query: SearchQuery, pageSize = 500): AsyncGenerator<Resource[]> {
-  let cursor: PageCursor | undefined;
-  for (;;) {
-    const page = await store.search({ ...query, sort: [{ param: '_id', kind: 'id', descending: false }], count: pageSize, offset: 0, total: false, cursor });
-    yield page.resources;
-    if (!page.hasMore || !page.edges) return;
-    cursor = { direction: 'after', at: page.edges.last };
-  }
-}
 
 export const activeSubscriptions = (store: FhirStore, registry: SearchParamRegistry, baseUrl: string): Promise<Subscription[]> =>
   subscriptionsWithStatus(store, registry, baseUrl, ['active']);

@@ -1,13 +1,14 @@
 import type { Coverage, MeasureReport, MeasureReportGroup, Organization, PractitionerRole, ServiceRequest, Task } from 'fhir/r4.js';
 import type { ReasonCategory } from '../domain/model.js';
 import { planById } from '../domain/plans.js';
-import { type CaseRecord, COMMITTEE_FIGURES, type CommitteeFigure, type DecisionSplit, inclusiveEnd, periodBounds, type ReportFigures, reportFigures } from '../domain/reporting.js';
+import { type CaseRecord, COMMITTEE_FIGURES, type CommitteeFigure, type DecisionSplit, type GrievanceRecord, inclusiveEnd, periodBounds, type ReportFigures, reportFigures } from '../domain/reporting.js';
 import { badRequest, forbidden } from '../fhir/outcomes.js';
 import { parseLiteral } from '../fhir/references.js';
 import type { AccessContext, UserRole } from '../fhir/request.js';
 import { dateRange } from '../fhir/search/dates.js';
 import { CANONICAL_BASE, CODE_SYSTEMS, PROFILES } from '../fhir/systems.js';
-import type { FhirStore } from '../storage/FhirStore.js';
+import type { FhirStore, SearchQuery } from '../storage/FhirStore.js';
+import { pagesInIdOrder } from '../storage/pages.js';
 import { isPlanStaff, staffPlansOf } from './planStaff.js';
 import { nonEmpty } from '../fhir/jsonRules.js';
 
@@ -33,49 +34,82 @@ export async function committeePlanFor(store: FhirStore, auth: AccessContext, re
   return requested;
 }
 
-/** The cases received in a period (and plan), as report records. */
-export async function caseRecords(store: FhirStore, period: string, planId?: string): Promise<CaseRecord[]> {
+/** The committee figures of a period (and plan): its cases and its grievances (R17, R19), as of `now`. */
+export async function committeeFigures(store: FhirStore, period: string, planId: string | undefined, now: Date): Promise<ReportFigures> {
+  return reportFigures(await caseRecords(store, period, planId), await grievanceRecords(store, period, planId), now);
+}
+
+/** Tasks claiming `profile` received in the period (Task.authoredOn, its bounds inclusive), every one once. */
+async function* receivedInPeriod(store: FhirStore, profile: string, period: string, planId: string | undefined): AsyncGenerator<Task> {
   const bounds = periodBounds(period);
   if (!bounds) throw badRequest(`Invalid period '${period}' (use 2026-Q3, 2026-11 or 2026)`, 'period');
   if (planId && !planById(planId)) throw badRequest(`Unknown plan '${planId}'`, 'plan');
   const lo = dateRange(bounds.start)!.lo;
   const hi = new Date(dateRange(bounds.end)!.lo.getTime() - 1);
+  const query: SearchQuery = {
+    resourceType: 'Task',
+    clauses: [
+      { kind: 'token', param: '_profile', values: [`_profile||${profile}`], not: false },
+      { kind: 'date', param: 'authored-on', values: [{ prefix: 'ge', lo, hi: lo }] },
+      { kind: 'date', param: 'authored-on', values: [{ prefix: 'le', lo: hi, hi }] },
+    ],
+    sort: [],
+    count: 500,
+    offset: 0,
+    total: false,
+  };
+  for await (const page of pagesInIdOrder(store, query)) yield* page as Task[];
+}
+
+/** The cases received in a period (and plan), as report records. */
+export async function caseRecords(store: FhirStore, period: string, planId?: string): Promise<CaseRecord[]> {
   const records: CaseRecord[] = [];
-  for (let offset = 0; ; offset += 500) {
-    const { resources, hasMore } = await store.search({
-      resourceType: 'Task',
-      clauses: [
-        { kind: 'token', param: '_profile', values: [`_profile||${PROFILES.task}`], not: false },
-        { kind: 'date', param: 'authored-on', values: [{ prefix: 'ge', lo, hi: lo }, ], },
-        { kind: 'date', param: 'authored-on', values: [{ prefix: 'le', lo: hi, hi }] },
-      ],
-      sort: [{ param: 'authored-on', kind: 'date', descending: false }],
-      count: 500,
-      offset,
-      total: false,
-    });
-    for (const task of resources as Task[]) {
-      const record = await recordOf(store, task);
-      if (record && (!planId || record.plan === planId)) records.push(record);
-    }
-    if (!hasMore) break;
+  for await (const task of receivedInPeriod(store, PROFILES.task, period, planId)) {
+    const record = await recordOf(store, task);
+    if (record && (!planId || record.plan === planId)) records.push(record);
   }
   return records;
+}
+
+/** R17: the grievances received in a period (and plan), as report records. */
+export async function grievanceRecords(store: FhirStore, period: string, planId?: string): Promise<GrievanceRecord[]> {
+  const records: GrievanceRecord[] = [];
+  for await (const task of receivedInPeriod(store, PROFILES.grievance, period, planId)) {
+    const plan = await planOfCoverage(store, task.insurance?.[0]?.reference);
+    if (planId && plan !== planId) continue;
+    const output = (label: string) => task.output?.find((o) => o.type.text === label);
+    records.push({
+      plan,
+      category: task.reasonCode?.coding?.find((c) => c.system === CODE_SYSTEMS.grievanceCategory)?.code ?? 'other',
+      receivedAt: task.authoredOn!,
+      acknowledgmentDueAt: task.input?.find((i) => i.type.text === 'acknowledgment-due')?.valueDateTime ?? task.authoredOn!,
+      acknowledgedAt: output('acknowledged-at')?.valueDateTime,
+      resolutionDueAt: task.restriction?.period?.end ?? task.authoredOn!,
+      resolvedAt: output('resolved-at')?.valueDateTime,
+      outcome: output('outcome')?.valueCodeableConcept?.coding?.find((c) => c.system === CODE_SYSTEMS.grievanceOutcome)?.code,
+    });
+  }
+  return records;
+}
+
+/** The plan a Coverage is with: its payor's plan identifier. */
+async function planOfCoverage(store: FhirStore, reference: string | undefined): Promise<string> {
+  const coverageRef = parseLiteral(reference);
+  const coverage = coverageRef ? ((await store.find(coverageRef[0], coverageRef[1])) as Coverage | undefined) : undefined;
+  const payorRef = parseLiteral(coverage?.payor[0]?.reference);
+  const payor = payorRef ? ((await store.find(payorRef[0], payorRef[1])) as Organization | undefined) : undefined;
+  return payor?.identifier?.find((i) => i.system?.endsWith('/sid/plan'))?.value ?? 'unknown';
 }
 
 async function recordOf(store: FhirStore, task: Task): Promise<CaseRecord | undefined> {
   const srRef = parseLiteral(task.focus?.reference);
   const sr = srRef ? ((await store.find(srRef[0], srRef[1])) as ServiceRequest | undefined) : undefined;
   if (!sr) return undefined;
-  const coverageRef = parseLiteral(sr.insurance?.[0]?.reference);
-  const coverage = coverageRef ? ((await store.find(coverageRef[0], coverageRef[1])) as Coverage | undefined) : undefined;
-  const payorRef = parseLiteral(coverage?.payor[0]?.reference);
-  const payor = payorRef ? ((await store.find(payorRef[0], payorRef[1])) as Organization | undefined) : undefined;
   const authorized = task.output?.filter((o) => o.type.text === 'authorized-professional').at(-1)?.valueReference;
   const roleRef = parseLiteral(authorized?.reference ?? sr.performer?.[0]?.reference);
   const role = roleRef?.[0] === 'PractitionerRole' ? ((await store.find('PractitionerRole', roleRef[1])) as PractitionerRole | undefined) : undefined;
   return {
-    plan: payor?.identifier?.find((i) => i.system?.endsWith('/sid/plan'))?.value ?? 'unknown',
+    plan: await planOfCoverage(store, sr.insurance?.[0]?.reference),
     // A request giving only a reasonReference is recorded as "other" at intake (R2): counted so here too.
     reasons: sr.reasonCode?.length ? sr.reasonCode.map((c) => (c.coding?.find((x) => x.system === CODE_SYSTEMS.reason)?.code ?? 'other') as ReasonCategory) : sr.reasonReference?.length ? ['other'] : [],
     outcome: task.businessStatus?.coding?.[0]?.code ?? 'um-review',
@@ -151,6 +185,13 @@ export function committeeMeasureReport(figures: ReportFigures, period: string, p
       group('extended-approved', [], figures.extendedThenApprovedPct, '%'),
       group('decision-hours', [['decided', figures.decided]], figures.averageDecisionHours, 'h'),
       group('decision-hours-median', [['decided', figures.decided]], figures.medianDecisionHours, 'h'),
+      group('grievances', [['received', figures.grievances.received], ...Object.entries(figures.grievances.byCategory)]),
+      group('grievance-outcomes', Object.entries(figures.grievances.byOutcome)),
+      group(
+        'grievance-timeliness',
+        [['received', figures.grievances.received], ['acknowledged-on-time', figures.grievances.acknowledgedOnTime], ['resolved', figures.grievances.resolved], ['resolved-on-time', figures.grievances.resolvedOnTime], ['overdue', figures.grievances.overdue]],
+        figures.grievances.onTimeShare,
+      ),
     ],
   };
 }
@@ -178,9 +219,15 @@ export function committeeCsv(figures: ReportFigures): string {
     ['extended-then-approved-pct', '', figures.extendedThenApprovedPct],
     ['average-decision-hours', '', figures.averageDecisionHours],
     ['median-decision-hours', '', figures.medianDecisionHours],
+    ['grievances', '', figures.grievances.received],
+    ...Object.entries(figures.grievances.byCategory).map(([k, v]): [string, string, number] => ['grievances-by-category', k, v]),
+    ...Object.entries(figures.grievances.byOutcome).map(([k, v]): [string, string, number] => ['grievances-by-outcome', k, v]),
+    ['grievances-acknowledged-on-time', '', figures.grievances.acknowledgedOnTime],
+    ['grievances-resolved', '', figures.grievances.resolved],
+    ['grievances-resolved-on-time', '', figures.grievances.resolvedOnTime],
+    ['grievances-overdue', '', figures.grievances.overdue],
   ];
   const cell = (v: string | number | null) => (v === null ? '' : /[",\n]/.test(String(v)) ? `"${String(v).replace(/"/g, '""')}"` : String(v));
   return ['metric,key,value', ...rows.map((r) => r.map(cell).join(','))].join('\n') + '\n';
 }
 
-export { reportFigures };

@@ -1,6 +1,6 @@
 import type { OperationDefinition } from 'fhir/r4.js';
 import { requireRole } from '../../auth/policy.js';
-import { caseRecords, committeeMeasureReport, committeePlanFor, reportFigures } from '../../workflow/reports.js';
+import { committeeFigures, committeeMeasureReport, committeePlanFor } from '../../workflow/reports.js';
 import type { OperationDefinitionEntry } from '../context.js';
 import { requireScope } from '../guard.js';
 import { forbidden } from '../outcomes.js';
@@ -29,7 +29,7 @@ export function committeeReportOperation(definition: OperationDefinition): Opera
       const period = single<string>(params, 'period')!;
       const plan = await committeePlanFor(ctx.store, req.auth, single<string>(params, 'plan'));
       const now = new Date();
-      const figures = reportFigures(await caseRecords(ctx.store, period, plan), now);
+      const figures = await committeeFigures(ctx.store, period, plan, now);
       return { status: 200, body: committeeMeasureReport(figures, period, plan, now) };
     },
   };

@@ -87,6 +87,8 @@ const GRIEVANCE_OUTCOMES = concepts<GrievanceOutcome>({
   'not-upheld': ['Not upheld', 'The grievance is not resolved in the member’s favour.'],
 });
 
+export { GRIEVANCE_CATEGORIES as GRIEVANCE_CATEGORY_CONCEPTS, GRIEVANCE_OUTCOMES as GRIEVANCE_OUTCOME_CONCEPTS };
+
 const REQUESTER_KINDS: Concept[] = [
   ['member', 'Member', 'The member asks (R1).'],
   ['authorized-representative', 'Authorized representative', 'The member’s authorized representative asks (PHC VI.A).'],

@@ -1,7 +1,7 @@
 import type { CodeableConcept, Coding, Expression, Measure, MeasureGroup, MeasureGroupPopulation } from 'fhir/r4.js';
 import { COMMITTEE_FIGURES, type CommitteeFigure } from '../../domain/reporting.js';
 import { CANONICAL_BASE, CODE_SYSTEMS } from '../systems.js';
-import { BUSINESS_STATUSES, META, REASONS } from './definitions.js';
+import { BUSINESS_STATUSES, GRIEVANCE_CATEGORY_CONCEPTS, GRIEVANCE_OUTCOME_CONCEPTS, META, REASONS } from './definitions.js';
 
 /**
  * The Measure the committee report (R19) follows: `$second-opinion-report` answers a MeasureReport whose `measure` is
@@ -71,6 +71,28 @@ const GROUPS: Record<CommitteeFigure, { scoring: Scoring; populations: Populatio
     scoring: 'continuous-variable',
     populations: [DECIDED],
     score: 'The average number of hours from receipt (Task.authoredOn) to decision (UCUM h), to one decimal; absent when none was decided.',
+  },
+  grievances: {
+    scoring: 'cohort',
+    populations: [
+      ['received', 'Grievances about second opinions (Tasks claiming the second-opinion-grievance profile) received in the period (Task.authoredOn).'],
+      ...GRIEVANCE_CATEGORY_CONCEPTS.map((concept): Population => [coded(CODE_SYSTEMS.grievanceCategory, concept), `Of those, the grievances in category ${concept[0]} (Task.reasonCode): ${concept[2]}`]),
+    ],
+  },
+  'grievance-outcomes': {
+    scoring: 'cohort',
+    populations: GRIEVANCE_OUTCOME_CONCEPTS.map((concept): Population => [coded(CODE_SYSTEMS.grievanceOutcome, concept), `Resolved grievances whose outcome (the Task output outcome) is ${concept[0]}: ${concept[2]}`]),
+  },
+  'grievance-timeliness': {
+    scoring: 'proportion',
+    populations: [
+      ['received', 'Grievances received in the period.'],
+      ['acknowledged-on-time', 'Of those, the grievances acknowledged in writing by their acknowledgment due date (28 CCR 1300.68(d)(1): 5 calendar days).'],
+      ['resolved', 'Of those, the grievances resolved.'],
+      ['resolved-on-time', 'Resolved grievances resolved by their due date (Task.restriction.period.end: H&S 1368.01, 30 calendar days or 72 hours).'],
+      ['overdue', 'Grievances unresolved past their resolution due date when the report is made.'],
+    ],
+    score: 'resolved-on-time / resolved, from 0 to 1; absent when none was resolved.',
   },
   'decision-hours-median': {
     scoring: 'continuous-variable',
