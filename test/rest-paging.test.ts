@@ -211,6 +211,7 @@ describe.each(STORE_DRIVERS)('REST search and history paging, summary counts, Ca
         ['a bad id', forge({ p: [decoded.p[0], "x' OR 1=1 --"] })],
         ['too few keys', forge({ p: [decoded.p[1]] })],
         ['another sort', forge({ s: '-due' })],
+        ['year 0000, which no database stores', forge({ p: ['0000-01-01T00:00:00.000000Z', decoded.p[1]] })],
       ];
       for (const [why, cursor] of bad) {
         const res = await raw(url(`${query}&_cursor=${cursor}`));
@@ -225,6 +226,20 @@ describe.each(STORE_DRIVERS)('REST search and history paging, summary counts, Ca
       const both = await raw(url(`${query}&_cursor=${good}&_offset=1`));
       expect([both.status, both.body.resourceType]).toEqual([400, 'OperationOutcome']);
     });
+  });
+
+  it('open-ended periods are stored (at FHIR\'s first and last instants), found and paged by cursor in either order', async () => {
+    const code = `open-${Date.now()}`;
+    const periods = [{ end: '2026-01-01' }, { start: '2026-06-01' }, { start: '2026-03-01', end: '2026-03-02' }];
+    for (const executionPeriod of periods) {
+      const res = await raw(url('Task'), { method: 'POST', json: task(code, undefined, { executionPeriod }) });
+      expect([res.status, res.body.resourceType]).toEqual([201, 'Task']);
+    }
+    expect((await raw(url(`Task?code=urn:test:paging|${code}&period=lt2025`))).body.total ?? (await raw(url(`Task?code=urn:test:paging|${code}&period=lt2025&_total=accurate`))).body.total).toBe(1);
+    for (const sort of ['period', '-period']) {
+      const pages = await walk(url(`Task?code=urn:test:paging|${code}&_sort=${sort}&_count=1`));
+      expect(pages.flatMap((p) => (p.entry ?? []).map((e) => (e.resource as Task).executionPeriod)), sort).toHaveLength(3);
+    }
   });
 
   describe('history paging links repeat the query', () => {

@@ -72,9 +72,10 @@ function isKey(value: string, kind: (typeof SORT_KEY_KINDS)[SortRule['kind']]): 
   }
 }
 
+/** A real calendar instant FHIR can write (years 0001-9999; PostgreSQL has no year 0000). */
 function isCalendarInstant(iso: string): boolean {
   const ms = Date.parse(iso);
-  return !Number.isNaN(ms) && new Date(ms).toISOString() === iso;
+  return !Number.isNaN(ms) && !iso.startsWith('0000') && new Date(ms).toISOString() === iso;
 }
 
 /** The sort a cursor belongs to, as `_sort` writes it. */

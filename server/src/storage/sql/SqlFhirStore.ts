@@ -720,9 +720,12 @@ function parseContent(value: unknown): Resource {
   return (typeof value === 'string' ? JSON.parse(value) : value) as Resource;
 }
 
-/** PostgreSQL timestamptz spans 4713 BC to 294276 AD; open-ended periods use the extremes. */
+/**
+ * Open-ended periods index as FHIR's first and last instants (years 0001 and 9999): written with four-digit years,
+ * which PostgreSQL reads (an extended year such as -004000 it refuses) and which sort keys and cursors carry as text.
+ */
+const FIRST_INSTANT = Date.parse('0001-01-01T00:00:00.000Z');
+const LAST_INSTANT = Date.parse('9999-12-31T23:59:59.999Z');
 function clampDate(d: Date): string {
-  const min = Date.UTC(-4000, 0, 1);
-  const max = Date.UTC(200000, 0, 1);
-  return new Date(Math.min(Math.max(d.getTime(), min), max)).toISOString();
+  return new Date(Math.min(Math.max(d.getTime(), FIRST_INSTANT), LAST_INSTANT)).toISOString();
 }
