@@ -126,7 +126,6 @@ describe('access control: tokens, scopes, compartments', () => {
       const theirsDeleted = (await send('POST', 'Condition', admin, condition('member-phc-1'))).body.id as string;
       const mineDeleted = (await send('POST', 'Condition', admin, condition('member-hpsj-1'))).body.id as string;
       for (const id of [theirsDeleted, mineDeleted]) expect((await send('DELETE', `Condition/${id}`, admin)).status).toBe(204);
-      const notFound = (path: string) => `Condition/${path.split('/')[1]} not found`;
       const attempts: [string, string, unknown?, string?][] = [
         ['GET', `Condition/${theirsDeleted}`],
         ['GET', `Condition/${theirs}/_history/1`],
@@ -138,9 +137,14 @@ describe('access control: tokens, scopes, compartments', () => {
         ['DELETE', `Condition/${theirs}`],
         ['DELETE', `Condition/${theirsDeleted}`],
       ];
+      // Each answer is the one the same request gets for an id that never existed, word for word.
       for (const [method, path, json, contentType] of attempts) {
+        const id = path.split('/')[1];
         const res = await send(method, path, writer, json, contentType);
-        expect([method, path, res.status, res.body?.issue?.[0]?.code, res.body?.issue?.[0]?.diagnostics]).toEqual([method, path, 404, 'not-found', notFound(path)]);
+        const missing = await send(method, path.replace(id, 'never-existed'), writer, json, contentType);
+        const answer = (r: typeof res, as: string) => [r.status, r.body?.issue?.[0]?.code, r.body?.issue?.[0]?.diagnostics?.replace(as, '{id}')];
+        expect([method, path, ...answer(res, id)]).toEqual([method, path, ...answer(missing, 'never-existed')]);
+        expect(res.status).toBe(404);
       }
       // Their records are untouched; the member's own deletion is still told as one.
       expect((await get(`Condition/${theirs}`, admin)).body.meta.versionId).toBe('1');

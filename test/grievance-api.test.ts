@@ -118,10 +118,18 @@ describe.each(STORE_DRIVERS)('R17 grievances on $name', (driver) => {
     const { serviceRequest } = await phcCase('member-phc-2');
     const before = await grievancesOf('member-phc-2');
     const othersCase = await file(member('member-phc-1'), filing([{ name: 'case', valueReference: { reference: `ServiceRequest/${serviceRequest.id}` } }]));
-    expect(othersCase.status).toBe(403);
+    // Another member's case, or another member: answered as ids that do not exist (no 403 to tell which do).
+    expect(othersCase.status).toBe(404);
     expect(othersCase.body.resourceType).toBe('OperationOutcome');
     const forOther = await file(member('member-phc-1'), filing([{ name: 'patient', valueReference: { reference: 'Patient/member-phc-2' } }]));
-    expect(forOther.status).toBe(403);
+    const nobody = await file(member('member-phc-1'), filing([{ name: 'patient', valueReference: { reference: 'Patient/no-such-member' } }]));
+    expect([forOther.status, nobody.status]).toEqual([404, 404]);
+    // 28 CCR 1300.68(a): a provider files for a member they treat, not for anyone the token can read.
+    const stranger = await file(staff('Practitioner/phc-pcp-1', 'treating-provider'), filing([{ name: 'patient', valueReference: { reference: 'Patient/member-hpsj-1' } }]));
+    expect(stranger.status).toBe(403);
+    // A grievance is filed through $file-grievance only: a plain Task coded as one, without the profile, is refused.
+    const planted = await call(member('member-phc-1'), 'Task', { resourceType: 'Task', status: 'requested', intent: 'order', code: { coding: [{ system: CODE_SYSTEMS.serviceRequestCategory, code: 'second-opinion-grievance' }] }, for: { reference: 'Patient/member-phc-1' } });
+    expect([planted.status, planted.body.issue?.[0]?.diagnostics]).toEqual([403, expect.stringMatching(/changes only through the case's operations/)]);
     // A provider naming one member and another member's case: 422, the case is not theirs.
     const mismatch = await file(staff('Practitioner/phc-pcp-1', 'treating-provider'), filing([{ name: 'patient', valueReference: { reference: 'Patient/member-phc-1' } }, { name: 'case', valueReference: { reference: `ServiceRequest/${serviceRequest.id}` } }]));
     expect(mismatch.status).toBe(422);

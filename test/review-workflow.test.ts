@@ -233,10 +233,10 @@ describe('UM review path', () => {
     const hpsjCase = await submit('hpsj', 'member-hpsj-1', 'PractitionerRole/role-oon-neuro-1');
     const hpsjUmFor = (patient: string) => tokenFor(server, { scope: 'launch/patient patient/*.cruds', fhirUser: 'Practitioner/hpsj-um-1', roles: ['um-clinician'], patient });
     const approve = params([{ name: 'authorizedPractitionerRole', valueReference: { reference: 'PractitionerRole/role-oon-neuro-1' } }]);
-    // Another member's case: outside the token's compartment, refused before anything about it is told.
+    // Another member's case: outside the token's compartment, answered as a case that does not exist.
     const outside = await call(hpsjUmFor('member-hpsj-1'), `Task/${bspCase.id}/$approve`, approve);
-    expect(outside.status, JSON.stringify(outside.body)).toBe(403);
-    expect(outside.body.issue[0].diagnostics).toMatch(/patient compartment/);
+    expect(outside.status, JSON.stringify(outside.body)).toBe(404);
+    expect(outside.body.issue[0].diagnostics).toBe(`Task/${bspCase.id} not found`);
     // In the compartment, but another plan's case: a patient-bound token of HPSJ staff is still HPSJ staff.
     const otherPlan = await call(hpsjUmFor('member-bsp-1'), `Task/${bspCase.id}/$approve`, approve);
     expect(otherPlan.status, JSON.stringify(otherPlan.body)).toBe(403);

@@ -17,6 +17,7 @@ export const SYSTEMS = {
   language: 'https://second-opinion.example.org/fhir/StructureDefinition/preferred-language',
   caseProfile: 'https://second-opinion.example.org/fhir/StructureDefinition/second-opinion-task',
   grievanceCode: 'https://second-opinion.example.org/fhir/CodeSystem/second-opinion-category|second-opinion-grievance',
+  grievanceProfile: 'https://second-opinion.example.org/fhir/StructureDefinition/second-opinion-grievance',
 };
 
 export interface GrievanceForm {
@@ -167,7 +168,7 @@ export class SecondOpinionApi {
 
   /** R17: grievances (their Tasks), e.g. a member's own or the open ones by due date. */
   async grievances(query: string): Promise<Task[]> {
-    return entries<Task>(await this.fhir.request<Bundle>(`Task?code=${encodeURIComponent(SYSTEMS.grievanceCode)}&${query}&_count=50`));
+    return entries<Task>(await this.fhir.request<Bundle>(`Task?code=${encodeURIComponent(SYSTEMS.grievanceCode)}&_profile=${encodeURIComponent(SYSTEMS.grievanceProfile)}&${query}&_count=50`));
   }
 
   /** R17 (PHC VI.E): a grievance about one of the member's requests, or none. */

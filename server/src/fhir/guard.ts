@@ -1,8 +1,8 @@
-import type { Resource } from 'fhir/r4.js';
+import type { Resource, Task } from 'fhir/r4.js';
 import type { FhirStore, SearchClause } from '../storage/FhirStore.js';
 import type { FhirContext, Interaction } from './context.js';
 import { concealedRefusal, FhirError, forbidden } from './outcomes.js';
-import { PROFILES } from './systems.js';
+import { GRIEVANCE_TASK_CODE, PROFILES } from './systems.js';
 import type { FhirRequest } from './request.js';
 import { parseSearch } from './search/parse.js';
 import type { SearchParamRegistry } from './search/registry.js';
@@ -99,12 +99,14 @@ export async function requireRestrictedAccess(req: FhirRequest, ctx: FhirContext
 }
 
 /**
- * The check of a resource asked for by its id (read, vread, instance history, patch, delete): one the caller may
- * neither read nor use so is answered as an id that does not exist, so that a 403 does not tell which ids exist.
+ * The check of a resource asked for by its id (read, vread, instance history, patch, delete, an operation on it):
+ * one the caller may neither read nor use so is answered as what was asked (`asked`, a version for a vread) would be
+ * if it did not exist, so that a 403 does not tell which ids exist. A PUT names the id it creates at, so whether
+ * that id is taken cannot be hidden from it: its refusal stays 403.
  * What the caller may read but not change is refused 403 by the write's own check.
  */
-export function requireVisible(req: FhirRequest, ctx: FhirContext, resource: Resource): void {
-  if (refusalOf(req, ctx, resource) && refusalOf(req, ctx, resource, 'read')) throw concealedRefusal(`${resource.resourceType}/${resource.id}`);
+export function requireVisible(req: FhirRequest, ctx: FhirContext, resource: Resource, asked = `${resource.resourceType}/${resource.id}`): void {
+  if (refusalOf(req, ctx, resource) && refusalOf(req, ctx, resource, 'read')) throw concealedRefusal(asked);
 }
 
 /**
@@ -126,10 +128,10 @@ export async function readVisible(req: FhirRequest, ctx: FhirContext, store: Fhi
 }
 
 /** Whether a deleted resource's 410 may be told: see `readVisible`. */
-export function requireDeletionVisible(req: FhirRequest, ctx: FhirContext, last: Resource | undefined, restriction?: SearchClause): void {
+export function requireDeletionVisible(req: FhirRequest, ctx: FhirContext, last: Resource | undefined, restriction?: SearchClause, asked?: string): void {
   if (!last) return;
-  if (restriction) throw concealedRefusal(`${last.resourceType}/${last.id}`);
-  requireVisible(req, ctx, last);
+  if (restriction) throw concealedRefusal(asked ?? `${last.resourceType}/${last.id}`);
+  requireVisible(req, ctx, last, asked);
 }
 
 /** The newest version of a resource that holds content (a deleted resource's last state). */
@@ -145,6 +147,10 @@ export function requireAccess(req: FhirRequest, ctx: FhirContext, resource: Reso
 
 const CASE_PROFILES: ReadonlySet<string> = new Set(Object.values(PROFILES));
 
+/** A Task coded as a grievance, with or without the profile: one not filed through $file-grievance would sit on the coordinator's desk. */
+const isGrievanceTask = (resource: Resource): boolean =>
+  resource.resourceType === 'Task' && Boolean((resource as Task).code?.coding?.some((c) => c.system === GRIEVANCE_TASK_CODE.system && c.code === GRIEVANCE_TASK_CODE.code));
+
 /**
  * A second-opinion case's records (its ServiceRequest, Task, CoverageEligibilityResponse, notices and report)
  * change only through the case's operations, which check the review path, the parties and the deadlines
@@ -153,6 +159,7 @@ const CASE_PROFILES: ReadonlySet<string> = new Set(Object.values(PROFILES));
 export function requireCaseRecordWrite(req: FhirRequest, resource: Resource): void {
   if (!req.auth || req.auth.roles.includes('plan-admin')) return;
   const profiles: unknown = resource.meta?.profile;
-  if (!Array.isArray(profiles) || !profiles.some((p) => CASE_PROFILES.has(p as string))) return;
+  const claimsCaseProfile = Array.isArray(profiles) && profiles.some((p) => CASE_PROFILES.has(p as string));
+  if (!claimsCaseProfile && !isGrievanceTask(resource)) return;
   throw forbidden(`${resource.resourceType}/${resource.id ?? '(new)'} is a second-opinion case record: it changes only through the case's operations ($submit, Task/$approve, ...)`);
 }

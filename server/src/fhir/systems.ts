@@ -39,6 +39,9 @@ export const CODE_SYSTEMS = {
   crdCoverageInfo: 'http://hl7.org/fhir/us/davinci-crd/CodeSystem/coverageInfo',
 } as const;
 
+/** R17: the code of a grievance Task, which only `Task/$file-grievance` writes. */
+export const GRIEVANCE_TASK_CODE = { system: CODE_SYSTEMS.serviceRequestCategory, code: 'second-opinion-grievance', display: 'Grievance about a second opinion' };
+
 export const VALUE_SETS = {
   reason: `${CANONICAL_BASE}/ValueSet/second-opinion-reason`,
   businessStatus: `${CANONICAL_BASE}/ValueSet/second-opinion-business-status`,

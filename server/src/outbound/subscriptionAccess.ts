@@ -15,8 +15,8 @@ import { namesOurTopic, parseFilters, TOPIC_RESOURCE_TYPES } from './topic.js';
  *     (checkSubscriptionAccess); an update by anyone else would re-judge the filters against the
  *     wrong token, so staff switch a Subscription off by deleting it;
  *   - delete: the owner and plan-admin;
- *   - read, vread, search, history, $status, $events: the owner, plan-admin and auditor (others get 403, as
- *     for any resource outside a token's reach, and searches leave them out);
+ *   - read, vread, search, history, $status, $events: the owner, plan-admin and auditor (others get 404, as
+ *     for any resource by id outside a token's reach, and searches leave them out);
  *   - channel.header values: shown to the owner alone; staff see the header names.
  * Without auth (the FHIR layer's own tests) none of this applies, as for every access check.
  */

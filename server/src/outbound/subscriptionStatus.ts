@@ -75,9 +75,8 @@ export function subscriptionStatusOperation(deps: { registry: SearchParamRegistr
   });
 }
 
-/** The topic-based Subscription an instance-level operation is about: 403 where its read would be (subscriptionAccess.ts), 400 for another kind. */
+/** The topic-based Subscription an instance-level operation is about: 404 where its read would be (subscriptionAccess.ts), 400 for another kind. */
 export async function readTopicSubscription(req: FhirRequest, ctx: FhirContext, id: string, operation: string): Promise<Subscription> {
-  // Another client's Subscription is answered as its read is: as an id that does not exist.
   const sub = (await readVisible(req, ctx, ctx.store, 'Subscription', id)) as Subscription;
   if (!namesOurTopic(sub.criteria)) throw badRequest(`$${operation} applies to topic-based subscriptions`);
   return sub;

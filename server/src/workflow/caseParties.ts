@@ -16,9 +16,9 @@ import { isPlanStaff, worksForPlan } from './planStaff.js';
  * patient-bound grant, the member's own record for a member.
  */
 export interface CallerAccess {
-  /** Throws 403 unless the caller may use the operation's interaction on the resource it acts on (the case Task). */
+  /** Throws unless the caller may use the operation's interaction on the resource it acts on (the case Task): 404 when it may not even see it, as for a missing id; 403 when it may see but not change it. */
   require(resource: Resource): void;
-  /** Throws 403 unless the caller may read the resource (what the operation reads to act: the request, the member). */
+  /** Throws 404, as for a missing id, unless the caller may read the resource (what the operation reads to act: the request, the member). */
   requireRead(resource: Resource): void;
   /** Whether the caller may read the resource. */
   may(resource: Resource): boolean;

@@ -8,18 +8,18 @@ import { nonEmpty } from '../fhir/jsonRules.js';
 import { badRequest, conflict, forbidden, preconditionFailed, unprocessable } from '../fhir/outcomes.js';
 import { parseLiteral } from '../fhir/references.js';
 import type { AccessContext } from '../fhir/request.js';
-import { CODE_SYSTEMS, PROFILES } from '../fhir/systems.js';
+import { CODE_SYSTEMS, GRIEVANCE_TASK_CODE, PROFILES } from '../fhir/systems.js';
 import type { FhirStore } from '../storage/FhirStore.js';
 import { type CallerAccess, uniqueReferences } from './caseParties.js';
 import { planOf } from './decide.js';
 import { sendLetter } from './letters.js';
 import type { ProviderDelivery } from './providerDelivery.js';
+import { rolesOf } from './directory.js';
 import { worksForPlan } from './planStaff.js';
 import { provenance } from './submit.js';
 
 // R17 (PHC VI.E): a member's grievance about a second opinion, filed, acknowledged and resolved as a Task.
 
-export const GRIEVANCE_CODE = { system: CODE_SYSTEMS.serviceRequestCategory, code: 'second-opinion-grievance', display: 'Grievance about a second opinion' };
 
 export interface GrievanceFiling {
   /** The member; a member identity files for their own record when it names none. */
@@ -47,7 +47,8 @@ const status = (step: GrievanceStep) => ({ coding: [{ system: CODE_SYSTEMS.griev
 /**
  * `Task/$file-grievance`: the grievance Task (for the member, about their case if any, owned by the plan, with its
  * acknowledgment and resolution dues) and its Provenance, in one transaction. The caller must be able to read the
- * member and the case named (403 otherwise, as elsewhere); a case of another member is 422.
+ * member and the case named (404 otherwise, as for a missing id); a provider must treat the member (403); a case of
+ * another member is 422.
  */
 export async function fileGrievance(store: FhirStore, filing: GrievanceFiling, actor: AccessContext, access: CallerAccess, options: Options = {}): Promise<Task> {
   if (!actor.roles.some((r) => GRIEVANCE_FILERS.includes(r))) throw forbidden(`Only ${GRIEVANCE_FILERS.join(', ')} may file a grievance (R17)`);
@@ -59,6 +60,10 @@ export async function fileGrievance(store: FhirStore, filing: GrievanceFiling, a
     const { plan, payor } = await planOf(tx, coverage);
     const takenByCoordinator = actor.roles.includes('grievance-coordinator');
     if (takenByCoordinator && !(await worksForPlan(tx, actor, `Organization/${payor.id}`))) throw forbidden(`Only ${plan.name} staff take grievances for its members (PHC VI.E)`);
+    const ownGrievance = actor.patient === patient.id;
+    if (!ownGrievance && !takenByCoordinator && !(await treats(tx, actor, patient))) {
+      throw forbidden('A provider files a grievance for a member they treat: as the member\'s PCP, or as the requester of one of their second-opinion requests (28 CCR 1300.68(a))');
+    }
     const dues = grievanceDeadlines(plan, now.toISOString(), filing.expedited);
     const member = { reference: `Patient/${patient.id}` };
     // Taken by the coordinator (by phone), the grievance is the member's own.
@@ -71,7 +76,7 @@ export async function fileGrievance(store: FhirStore, filing: GrievanceFiling, a
       businessStatus: status('received'),
       intent: 'order',
       priority: filing.expedited ? 'urgent' : 'routine',
-      code: { coding: [GRIEVANCE_CODE] },
+      code: { coding: [GRIEVANCE_TASK_CODE] },
       reasonCode: { coding: [{ system: CODE_SYSTEMS.grievanceCategory, code: filing.category }] },
       focus: serviceRequest ? { reference: `ServiceRequest/${serviceRequest.id}` } : undefined,
       for: member,
@@ -98,6 +103,26 @@ async function grievant(tx: FhirStore, named: Reference | undefined, actor: Acce
   const patient = (await tx.read('Patient', literal[1])) as Patient;
   access.requireRead(patient);
   return patient;
+}
+
+/** Whether the provider treats the member: their PCP, or the requester of one of their second-opinion requests. */
+async function treats(tx: FhirStore, actor: AccessContext, patient: Patient): Promise<boolean> {
+  const practitioner = parseLiteral(actor.fhirUser);
+  if (practitioner?.[0] !== 'Practitioner') return false;
+  const own = [actor.fhirUser!, ...(await rolesOf(tx, practitioner[1], 50)).map((role) => `PractitionerRole/${role.id}`)];
+  if (patient.generalPractitioner?.some((pcp) => own.includes(pcp.reference ?? ''))) return true;
+  const { resources } = await tx.search({
+    resourceType: 'ServiceRequest',
+    clauses: [
+      { kind: 'reference', param: 'subject', values: [`subject|Patient/${patient.id}`] },
+      { kind: 'reference', param: 'requester', values: own.map((reference) => `requester|${reference}`) },
+    ],
+    sort: [],
+    count: 1,
+    offset: 0,
+    total: false,
+  });
+  return resources.length > 0;
 }
 
 /** The second-opinion request the grievance is about: named directly or through its case Task, the member's own. */

@@ -21,11 +21,12 @@ export async function readResource(req: FhirRequest, ctx: FhirContext, type: str
 export async function vreadResource(req: FhirRequest, ctx: FhirContext, type: string, id: string, vid: string): Promise<FhirResponse> {
   requireScope(req, ctx, type, 'vread');
   const shape = readShape(req, ctx, type);
+  const asked = `${type}/${id}/_history/${vid}`;
   const resource = await ctx.store.vread(type, checkId(id), vid).catch(async (err: unknown) => {
-    if (err instanceof FhirError && err.status === 410) requireDeletionVisible(req, ctx, await lastStoredVersion(ctx.store, type, id));
+    if (err instanceof FhirError && err.status === 410) requireDeletionVisible(req, ctx, await lastStoredVersion(ctx.store, type, id), undefined, asked);
     throw err;
   });
-  requireVisible(req, ctx, resource);
+  requireVisible(req, ctx, resource, asked);
   return notModified(req, resource) ?? { status: 200, body: shape(resource), headers: versionHeaders(resource) };
 }
 

@@ -3,7 +3,7 @@ import type { ReviewAction } from '../../domain/reviewPath.js';
 import { type CallerAccess, performReviewAction, type ReviewInput } from '../../workflow/caseReview.js';
 import type { ProviderDelivery } from '../../workflow/providerDelivery.js';
 import type { FhirContext, OperationDefinitionEntry } from '../context.js';
-import { mayAccess, requireAccess } from '../guard.js';
+import { mayAccess, requireAccess, requireVisible } from '../guard.js';
 import { ifMatchVersion } from '../interactions/crud.js';
 import { badRequest, forbidden } from '../outcomes.js';
 import type { FhirRequest } from '../request.js';
@@ -33,14 +33,18 @@ function reviewInput(p: ParsedParameters): ReviewInput {
 }
 
 /**
- * The token's compartment: for the case Task, judged for the operation's interaction (req.interaction, set by
+ * What the token may see and use, as a read by id judges it (guard.ts requireVisible: what it may not see is 404, as a
+ * missing id). The token's compartment: for the case Task, judged for the operation's interaction (req.interaction, set by
  * the router); for what the operation only reads, judged for a read (a decision updates the Task, not the request).
  */
 export const callerAccess = (req: FhirRequest, ctx: FhirContext): CallerAccess => {
   const reading: FhirRequest = { ...req, interaction: 'read' };
   return {
-    require: (resource) => requireAccess(req, ctx, resource),
-    requireRead: (resource) => requireAccess(reading, ctx, resource),
+    require: (resource) => {
+      requireVisible(req, ctx, resource);
+      requireAccess(req, ctx, resource);
+    },
+    requireRead: (resource) => requireVisible(reading, ctx, resource),
     may: (resource) => mayAccess(reading, ctx, resource),
     compartmentsOf: (resource) => ctx.indexer.patientCompartments(resource),
   };
