@@ -8,7 +8,7 @@ import { ifMatchVersion } from '../interactions/crud.js';
 import { badRequest, forbidden } from '../outcomes.js';
 import type { ParsedParameters } from './parameters.js';
 import { parseOperationInput } from './parameters.js';
-import { ID_RE } from '../responses.js';
+import { ID_RE, locationOf, versionHeaders } from '../responses.js';
 import { CANONICAL_BASE } from '../systems.js';
 import { callerAccess } from './review.js';
 import { definitionIn } from './submit.js';
@@ -54,7 +54,7 @@ export function grievanceOperations(definitions: OperationDefinition[], delivery
       if (!req.auth) throw forbidden('Filing a grievance needs an authenticated user');
       const input = inputOf(FilingInput, parseOperationInput(req, file), file.code);
       const task = await fileGrievance(ctx.store, input, req.auth, callerAccess(req, ctx), { delivery });
-      return { status: 201, body: task, headers: { Location: `${req.baseUrl}/Task/${task.id}/_history/${task.meta?.versionId ?? '1'}`, ETag: `W/"${task.meta?.versionId}"` } };
+      return { status: 201, body: task, headers: { ETag: versionHeaders(task).ETag, Location: locationOf(req.baseUrl, task) } };
     },
   };
   const handling = (action: GrievanceAction): OperationDefinitionEntry => {

@@ -7,7 +7,7 @@ import { mayAccess, requireScope } from '../guard.js';
 import { OPERATION_INPUT, requireValid } from '../interactions/crud.js';
 import type { FhirRequest, FhirResponse } from '../request.js';
 import { parseOperationInput } from './parameters.js';
-import { writeResponse } from '../responses.js';
+import { locationOf, writeResponse } from '../responses.js';
 import { CANONICAL_BASE, PROFILES } from '../systems.js';
 
 const actorOf = (fhirUser?: string): Reference | undefined => (fhirUser ? { reference: fhirUser } : undefined);
@@ -50,9 +50,8 @@ async function submitCase(req: FhirRequest, ctx: FhirContext, submission: unknow
     onApproval: approvedOnReceipt(delivery),
     serviceRequestId,
   });
-  const { id, meta } = result.serviceRequest;
   // A new case is created at its ServiceRequest (RFC 9110 §15.3.2: a 201 names what it created).
-  const headers = result.created ? { Location: `${req.baseUrl}/ServiceRequest/${id}/_history/${meta?.versionId ?? '1'}` } : undefined;
+  const headers = result.created ? { Location: locationOf(req.baseUrl, result.serviceRequest) } : undefined;
   return { status: result.created ? 201 : 200, body: resultBundle(result, req.baseUrl), headers };
 }
 
