@@ -114,23 +114,24 @@ export function requireVisible(req: FhirRequest, ctx: FhirContext, resource: Res
  * token's query-restricted scopes). A deletion is 410 only to a caller who could see its last stored version:
  * to the others, and to query-restricted scopes (whose queries no deletion matches), it is 404.
  */
-export async function readVisible(req: FhirRequest, ctx: FhirContext, store: FhirStore, type: string, id: string, restriction?: SearchClause): Promise<Resource> {
+export async function readVisible(req: FhirRequest, ctx: FhirContext, store: FhirStore, type: string, id: string, restriction?: SearchClause, versionId?: string): Promise<Resource> {
+  const asked = versionId === undefined ? `${type}/${id}` : `${type}/${id}/_history/${versionId}`;
   let resource: Resource;
   try {
-    resource = await store.read(type, id);
+    resource = versionId === undefined ? await store.read(type, id) : await store.vread(type, id, versionId);
   } catch (err) {
-    if (err instanceof FhirError && err.status === 410) requireDeletionVisible(req, ctx, await lastStoredVersion(store, type, id), restriction);
+    if (err instanceof FhirError && err.status === 410) requireDeletionVisible(req, ctx, await lastStoredVersion(store, type, id), restriction, asked);
     throw err;
   }
   if (restriction) await requireRestrictedAccess(req, ctx, resource, restriction);
-  else requireVisible(req, ctx, resource);
+  else requireVisible(req, ctx, resource, asked);
   return resource;
 }
 
 /** Whether a deleted resource's 410 may be told: see `readVisible`. */
-export function requireDeletionVisible(req: FhirRequest, ctx: FhirContext, last: Resource | undefined, restriction?: SearchClause, asked?: string): void {
+function requireDeletionVisible(req: FhirRequest, ctx: FhirContext, last: Resource | undefined, restriction: SearchClause | undefined, asked: string): void {
   if (!last) return;
-  if (restriction) throw concealedRefusal(asked ?? `${last.resourceType}/${last.id}`);
+  if (restriction) throw concealedRefusal(asked);
   requireVisible(req, ctx, last, asked);
 }
 

@@ -2,7 +2,7 @@ import type { OperationOutcomeIssue, Resource } from 'fhir/r4.js';
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import type { FhirStore } from '../../storage/FhirStore.js';
 import type { FhirContext, ValidationOptions } from '../context.js';
-import { hasScope, lastStoredVersion, readVisible, requireAccess, requireCaseRecordWrite, requireDeletionVisible, requireScope, requireVisible, scopeRestriction } from '../guard.js';
+import { hasScope, lastStoredVersion, readVisible, requireAccess, requireCaseRecordWrite, requireScope, requireVisible, scopeRestriction } from '../guard.js';
 import { badRequest, conflict, FhirError, issuesOutcome, methodNotAllowed, notFound, preconditionFailed, unprocessableIssues } from '../outcomes.js';
 import { type FhirRequest, type FhirResponse, JSON_PATCH } from '../request.js';
 import { isBundleLocal, isConditionalReference, referencesIn, relativizeOwnReferences } from '../references.js';
@@ -21,12 +21,7 @@ export async function readResource(req: FhirRequest, ctx: FhirContext, type: str
 export async function vreadResource(req: FhirRequest, ctx: FhirContext, type: string, id: string, vid: string): Promise<FhirResponse> {
   requireScope(req, ctx, type, 'vread');
   const shape = readShape(req, ctx, type);
-  const asked = `${type}/${id}/_history/${vid}`;
-  const resource = await ctx.store.vread(type, checkId(id), vid).catch(async (err: unknown) => {
-    if (err instanceof FhirError && err.status === 410) requireDeletionVisible(req, ctx, await lastStoredVersion(ctx.store, type, id), undefined, asked);
-    throw err;
-  });
-  requireVisible(req, ctx, resource, asked);
+  const resource = await readVisible(req, ctx, ctx.store, type, checkId(id), undefined, vid);
   return notModified(req, resource) ?? { status: 200, body: shape(resource), headers: versionHeaders(resource) };
 }
 
