@@ -443,6 +443,44 @@ describe('Subscription access control (auth on)', () => {
     expect(((await server.store.read('Basic', 'second-opinion-case')) as Basic).extension).toEqual(topic.extension);
   });
 
+  it("R17: a grievance about a case is no event of the case topic: a provider subscribed to the member's Tasks is not sent it", async () => {
+    const r = await receiver();
+    const provider = tokenFor(server, { scope: 'user/*.cruds', fhirUser: 'Practitioner/hpsj-pcp-1', roles: ['treating-provider'] });
+    const sub = (await post(provider, subscription(r.url, ['Task?patient=Patient/member-hpsj-2'], 'id-only'))).body as Subscription;
+    const request: ServiceRequest = {
+      resourceType: 'ServiceRequest',
+      identifier: [{ system: 'urn:test', value: randomUUID() }],
+      status: 'draft',
+      intent: 'order',
+      subject: { reference: 'Patient/member-hpsj-2' },
+      requester: { reference: 'PractitionerRole/role-hpsj-pcp-1' },
+      insurance: [{ reference: 'Coverage/coverage-member-hpsj-2' }],
+      reasonCode: [{ text: 'unclear diagnosis' }],
+      performerType: { coding: [{ system: 'http://nucc.org/provider-taxonomy', code: '2084N0400X' }] },
+    };
+    const submitted = await call(provider, 'ServiceRequest/$submit', { method: 'POST', json: { resourceType: 'Bundle', type: 'collection', entry: [{ resource: request }] } });
+    expect(submitted.status, JSON.stringify(submitted.body)).toBe(201);
+    const caseTask = (submitted.body as Bundle).entry!.map((e) => e.resource!).find((x) => x.resourceType === 'Task') as Task;
+    const grievance = {
+      resourceType: 'Parameters',
+      parameter: [
+        { name: 'case', valueReference: { reference: `Task/${caseTask.id}` } },
+        { name: 'category', valueCode: 'plan-decision' },
+        { name: 'description', valueString: 'I was not told why.' },
+      ],
+    };
+    const filed = await call(member('member-hpsj-2'), 'Task/$file-grievance', { method: 'POST', json: grievance });
+    expect(filed.status, JSON.stringify(filed.body)).toBe(201);
+    const events = (await call(provider, `Subscription/${sub.id}/$events`)).body as Bundle;
+    const status = events.entry?.[0]?.resource as Parameters;
+    const foci = (status.parameter ?? []).filter((p) => p.name === 'notification-event').map((p) => p.part?.find((x) => x.name === 'focus')?.valueReference?.reference?.split('/fhir/')[1]);
+    expect(foci, JSON.stringify(events)).toContain(`Task/${caseTask.id}`);
+    expect(foci).not.toContain(`Task/${(filed.body as Task).id}`);
+    // Not even an event whose focus the provider may not read: the grievance counted no event at all.
+    expect(foci.every(Boolean)).toBe(true);
+    expect(status.parameter?.find((p) => p.name === 'events-since-subscription-start')?.valueString).toBe(String(foci.length));
+  });
+
   it("caps an owner's Subscriptions (422 business-rule) and opens no UM Task for a member's broken endpoint (M5)", async () => {
     const [ok, broken] = [await receiver(), await receiver()];
     broken.respondWith(() => 404);

@@ -21,6 +21,7 @@ import { metricsRouter } from './http/metricsRoutes.js';
 import { deliverableCopy, deliveredIdentifier, type ProviderDelivery } from './workflow/providerDelivery.js';
 import type { PartsEnv, ServerParts } from './server.js';
 import { decideWithPlanRules } from './workflow/decide.js';
+import { grievanceAccessRule } from './workflow/grievanceAccess.js';
 
 /** The composition root: every module the server runs with, wired in one place. */
 export async function buildParts(env: PartsEnv): Promise<ServerParts> {
@@ -65,7 +66,7 @@ export async function buildParts(env: PartsEnv): Promise<ServerParts> {
       ...outbound.operations,
     ],
     createInterceptors: { ServiceRequest: submitOnCreate(decideWithPlanRules, delivery) },
-    accessRules: outbound.accessRules,
+    accessRules: { ...outbound.accessRules, Task: grievanceAccessRule(env.registry) },
     workers: config.outboxEnabled ? outbound.workers : [],
     seed: async (store) => {
       await publishConformance(store, criteriaLibraries(env.publicUrl));

@@ -17,6 +17,7 @@ import { authenticateClient, authenticationMethods, type Form, formOf, grantExpi
 import { hash } from './authorizeEndpoint.js';
 import { createJwksCache } from './clientJwks.js';
 import { rateLimit } from './rateLimit.js';
+import { isPlanStaff, staffOrganizationsOf } from '../workflow/planStaff.js';
 
 export interface AuthServerConfig {
   issuer: string;
@@ -50,6 +51,17 @@ const CAPABILITIES = [
 ];
 
 /** The SMART authorization server: discovery, authorize, token, introspection, revocation, registration, sandbox. */
+interface VerifiedToken {
+  context: AccessContext;
+  exp: number;
+  jti: string;
+  gid?: string;
+  /** When `context.staffOf` was read from the directory. */
+  staffReadAt?: number;
+}
+
+const STAFF_PLANS_MS = 30_000;
+
 export function createAuthServer(store: FhirStore, config: AuthServerConfig, audit: AuditSink) {
   const clients = ClientRegistry.fromFile(store, config.clientsFile, config.clients);
   const tokens: TokenIssuer = { issuer: config.issuer, fhirBase: config.fhirBase, key: config.key, accessTokenSeconds: config.accessTokenSeconds };
@@ -89,7 +101,7 @@ export function createAuthServer(store: FhirStore, config: AuthServerConfig, aud
   }
 
   // Tokens already verified (signature, issuer, audience) by this process; expiry is checked on every use.
-  const verified = new Map<string, { context: AccessContext; exp: number; jti: string; gid?: string }>();
+  const verified = new Map<string, VerifiedToken>();
 
   /** For the HTTP layer: Bearer token → AccessContext (401 on any flaw), undefined when there is none. */
   async function authenticate(authorization: string | undefined): Promise<AccessContext | undefined> {
@@ -109,6 +121,16 @@ export function createAuthServer(store: FhirStore, config: AuthServerConfig, aud
       if (verified.size > 10_000) verified.delete(verified.keys().next().value as string);
     }
     if (await isRevoked(entry.jti, entry.gid)) throw invalidToken('token revoked');
+    return withStaffPlans(entry);
+  }
+
+  /** The context with the plans its user is staff of, read again once it is STAFF_PLANS_MS old: a role withdrawn takes effect within that time. */
+  async function withStaffPlans(entry: VerifiedToken): Promise<AccessContext> {
+    if (!isPlanStaff(entry.context)) return entry.context;
+    if (entry.staffReadAt === undefined || Date.now() - entry.staffReadAt > STAFF_PLANS_MS) {
+      entry.context = { ...entry.context, staffOf: await staffOrganizationsOf(store, entry.context) };
+      entry.staffReadAt = Date.now();
+    }
     return entry.context;
   }
 

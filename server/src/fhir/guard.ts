@@ -149,7 +149,7 @@ export function requireAccess(req: FhirRequest, ctx: FhirContext, resource: Reso
 const CASE_PROFILES: ReadonlySet<string> = new Set(Object.values(PROFILES));
 
 /** A Task coded as a grievance, with or without the profile: one not filed through $file-grievance would sit on the coordinator's desk. */
-const isGrievanceTask = (resource: Resource): boolean =>
+export const isGrievanceTask = (resource: Resource): boolean =>
   resource.resourceType === 'Task' && Boolean((resource as Task).code?.coding?.some((c) => c.system === GRIEVANCE_TASK_CODE.system && c.code === GRIEVANCE_TASK_CODE.code));
 
 /**

@@ -30,6 +30,12 @@ export interface AccessContext {
   roles: UserRole[];
   /** Organization id a backend client acts for, from its registration (R18: a delegated group's system). */
   organization?: string;
+  /**
+   * The plans whose staff the user is (`Organization/<id>` of their active plan-staff PractitionerRoles), read from the
+   * directory by the auth layer, not carried in the token; absent for other callers. What a plan keeps to its own staff
+   * (its members' grievances) is shown by it.
+   */
+  staffOf?: string[];
   /** Token id for audit correlation. */
   tokenId?: string;
   /** The authorization grant the token comes from (a code and its refreshes), revoked together. */

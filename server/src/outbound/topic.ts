@@ -4,6 +4,7 @@ import type { Basic, Reference, Resource, Subscription } from 'fhir/r4.js';
 import { PROFILES_DIR } from '../fhir/conformance.js';
 import { badRequest, unprocessable } from '../fhir/outcomes.js';
 import { parseLiteral } from '../fhir/references.js';
+import { isGrievanceTask } from '../fhir/guard.js';
 import { parseSearch } from '../fhir/search/parse.js';
 import type { SearchParamRegistry } from '../fhir/search/registry.js';
 import { BACKPORT, CANONICAL_BASE, CODE_SYSTEMS, IDENTIFIER_SYSTEMS, PROFILES, SUBSCRIPTION_TOPICS } from '../fhir/systems.js';
@@ -158,6 +159,8 @@ export async function isCaseResource(tx: FhirStore, resource: Resource, depth = 
       return hasProfile(resource, PROFILES.coverageEligibilityResponse);
     case 'Task':
       if (hasProfile(resource, PROFILES.task)) return true;
+      // A grievance is the member's and its plan's (workflow/grievanceAccess.ts), not a case event for every subscriber to the case.
+      if (isGrievanceTask(resource)) return false;
       break;
     case 'DocumentReference':
       if (hasProfile(resource, PROFILES.consultationReport) || hasProfile(resource, PROFILES.decisionNotice)) return true;

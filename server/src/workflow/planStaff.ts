@@ -36,6 +36,12 @@ export async function worksForPlan(store: FhirStore, actor: AccessContext, planO
   return (await staffRoles(store, actor, planOrganization)).length > 0;
 }
 
+/** The plan Organizations (`Organization/<id>`) where the actor holds an active plan-staff role. */
+export async function staffOrganizationsOf(store: FhirStore, actor: AccessContext): Promise<string[]> {
+  const organizations = (await staffRoles(store, actor)).map((role) => role.organization?.reference);
+  return [...new Set(organizations.filter((o): o is string => parseLiteral(o)?.[0] === 'Organization'))];
+}
+
 /** The plans whose staff the actor is: the plan identifiers of the Organizations of its plan-staff roles. */
 export async function staffPlansOf(store: FhirStore, actor: AccessContext): Promise<PlanId[]> {
   const plans = new Set<PlanId>();

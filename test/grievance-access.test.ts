@@ -1,0 +1,118 @@
+import type { Bundle, OperationOutcome, Parameters, ServiceRequest, Task } from 'fhir/r4.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { UserRole } from '../server/src/fhir/request.js';
+import { CODE_SYSTEMS, IDENTIFIER_SYSTEMS } from '../server/src/fhir/systems.js';
+import { type DemoServer, startDemoServer } from './helpers/demoServer.js';
+import { raw } from './helpers/fhir.js';
+import { STORE_DRIVERS } from './helpers/stores.js';
+import { tokenFor } from './helpers/tokens.js';
+
+/**
+ * R17: who sees a member's grievance. It may be about their provider or their plan's decision: the plan that owns it,
+ * the member, whoever filed it, plan administration and auditors see it; to anyone else it does not exist.
+ */
+describe.each(STORE_DRIVERS)('R17 grievance visibility on $name', (driver) => {
+  let server: DemoServer;
+  const store = driver.config();
+  let aboutNoCase: Task;
+  let aboutCase: Task;
+  let serviceRequest: ServiceRequest;
+  let caseTask: Task;
+
+  const user = (fhirUser: string, role: UserRole, scope = 'user/*.rs') => tokenFor(server, { scope, fhirUser, roles: [role] });
+  const member = (id: string) => tokenFor(server, { scope: 'launch/patient patient/*.rs patient/Task.c', patient: id, fhirUser: `Patient/${id}`, roles: ['member'] });
+  const call = (token: string, path: string, json?: unknown) => raw(`${server.fhirBase}/${path}`, { method: json === undefined ? 'GET' : 'POST', headers: { authorization: `Bearer ${token}` }, json });
+  const file = async (token: string, patient: string, extra: Parameters['parameter'] = []) => {
+    const body: Parameters = { resourceType: 'Parameters', parameter: [{ name: 'patient', valueReference: { reference: `Patient/${patient}` } }, { name: 'category', valueCode: 'pcp-not-granted' }, { name: 'description', valueString: 'My doctor would not send my request.' }, ...(extra ?? [])] };
+    const res = await call(token, 'Task/$file-grievance', body);
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    return res.body as Task;
+  };
+  const ids = (bundle: Bundle) => bundle.entry?.map((e) => `${e.resource!.resourceType}/${e.resource!.id}`) ?? [];
+
+  beforeAll(async () => {
+    server = await startDemoServer(store);
+    const pcp = user('Practitioner/phc-pcp-1', 'treating-provider', 'user/*.cruds');
+    const sr: ServiceRequest = {
+      resourceType: 'ServiceRequest',
+      identifier: [{ system: IDENTIFIER_SYSTEMS.secondOpinionRequest, value: `visibility-${Math.random()}` }],
+      status: 'draft',
+      intent: 'order',
+      subject: { reference: 'Patient/member-phc-1' },
+      requester: { reference: 'PractitionerRole/role-phc-pcp-1' },
+      insurance: [{ reference: 'Coverage/coverage-member-phc-1' }],
+      reasonCode: [{ coding: [{ system: CODE_SYSTEMS.reason, code: 'unclear-diagnosis' }] }],
+      performerType: { coding: [{ system: CODE_SYSTEMS.nucc, code: '2084N0400X' }] },
+      performer: [{ reference: 'PractitionerRole/role-oon-neuro-1' }],
+    };
+    const submitted = await call(pcp, 'ServiceRequest/$submit', { resourceType: 'Bundle', type: 'collection', entry: [{ resource: sr }] });
+    expect(submitted.status, JSON.stringify(submitted.body)).toBe(201);
+    serviceRequest = submitted.body.entry[0].resource as ServiceRequest;
+    caseTask = submitted.body.entry[3].resource as Task;
+    aboutNoCase = await file(user('Practitioner/phc-pcp-1', 'treating-provider', 'user/*.rs user/Task.c'), 'member-phc-1');
+    aboutCase = await file(member('member-phc-1'), 'member-phc-1', [{ name: 'case', valueReference: { reference: `ServiceRequest/${serviceRequest.id}` } }]);
+  });
+  afterAll(async () => {
+    await server?.close();
+    await driver.cleanup(store);
+  });
+
+  it('R17: the owning plan\'s staff, the member, whoever filed it, plan administration, auditors and the plan\'s own systems read and find a grievance', async () => {
+    const readers: [string, string, Task][] = [
+      ['the owning plan\'s Grievance Coordinator', user('Practitioner/phc-gc-1', 'grievance-coordinator'), aboutNoCase],
+      ['the owning plan\'s UM clinician', user('Practitioner/phc-um-1', 'um-clinician'), aboutNoCase],
+      ['the owning plan\'s medical director', user('Practitioner/phc-md-1', 'medical-director'), aboutCase],
+      ['the member it is for', member('member-phc-1'), aboutNoCase],
+      ['the provider who filed it', user('Practitioner/phc-pcp-1', 'treating-provider'), aboutNoCase],
+      ['plan administration', user('Practitioner/hpsj-md-1', 'plan-admin'), aboutCase],
+      ['an auditor', user('Practitioner/auditor-1', 'auditor'), aboutCase],
+      ['the plan\'s own backend system', tokenFor(server, { clientId: 'plan-warehouse', scope: 'system/*.rs', roles: [] }), aboutCase],
+    ];
+    for (const [who, token, grievance] of readers) {
+      expect((await call(token, `Task/${grievance.id}`)).status, who).toBe(200);
+      const found = (await call(token, `Task?code=second-opinion-grievance&_id=${grievance.id}`)).body as Bundle;
+      expect(ids(found), who).toEqual([`Task/${grievance.id}`]);
+    }
+  });
+
+  it('R17: to another plan\'s staff, a provider who did not file it, a delegated group\'s system and another member, a grievance is a missing id, and no search, include or history shows it', async () => {
+    const others: [string, string][] = [
+      ['another plan\'s Grievance Coordinator', user('Practitioner/hpsj-gc-1', 'grievance-coordinator')],
+      ['another plan\'s UM clinician', user('Practitioner/hpsj-um-1', 'um-clinician')],
+      ['a provider who did not file it', user('Practitioner/hpsj-pcp-1', 'treating-provider')],
+      ['a delegated group\'s system', tokenFor(server, { clientId: 'demo-backend', scope: 'system/*.rs', roles: ['delegated-group'], organization: 'bsp-ipa-a' })],
+    ];
+    for (const [who, token] of others) {
+      for (const grievance of [aboutNoCase, aboutCase]) {
+        const read = await call(token, `Task/${grievance.id}`);
+        const missing = await call(token, 'Task/no-such-grievance');
+        expect(read.status, who).toBe(404);
+        expect((read.body as OperationOutcome).issue[0].code, who).toBe((missing.body as OperationOutcome).issue[0].code);
+        expect((await call(token, `Task/${grievance.id}/_history`)).status, who).toBe(404);
+        const searched = (await call(token, `Task?code=second-opinion-grievance&_id=${grievance.id}&_total=accurate`)).body as Bundle;
+        expect(searched.total, who).toBe(0);
+      }
+      // The case stays theirs to read as before; only the grievance about it is left out of an include and of the history.
+      const included = (await call(token, `ServiceRequest?_id=${serviceRequest.id}&_revinclude=Task:focus`)).body as Bundle;
+      expect(ids(included), who).toContain(`Task/${caseTask.id}`);
+      expect(ids(included), who).not.toContain(`Task/${aboutCase.id}`);
+      const history = (await call(token, `Task/_history?_count=1000`)).body as Bundle;
+      expect(ids(history), who).not.toContain(`Task/${aboutCase.id}`);
+    }
+    // Another member: their compartment never held it.
+    const otherMember = member('member-phc-2');
+    expect((await call(otherMember, `Task/${aboutNoCase.id}`)).status).toBe(404);
+    expect(ids((await call(otherMember, 'Task?code=second-opinion-grievance')).body as Bundle)).toEqual([]);
+  });
+
+  it('R17: a search for every Task by another plan\'s staff leaves grievances out and keeps the case Tasks, with a total that agrees', async () => {
+    const token = user('Practitioner/hpsj-um-1', 'um-clinician');
+    const all = (await call(token, 'Task?_count=1000&_total=accurate')).body as Bundle;
+    expect(ids(all)).toContain(`Task/${caseTask.id}`);
+    expect(ids(all)).not.toContain(`Task/${aboutCase.id}`);
+    expect(ids(all)).not.toContain(`Task/${aboutNoCase.id}`);
+    expect(all.total).toBe(all.entry?.length);
+    const own = (await call(user('Practitioner/phc-um-1', 'um-clinician'), 'Task?_count=1000&_total=accurate')).body as Bundle;
+    expect(own.total).toBe((all.total ?? 0) + 2);
+  });
+});
