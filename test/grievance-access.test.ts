@@ -105,6 +105,41 @@ describe.each(STORE_DRIVERS)('R17 grievance visibility on $name', (driver) => {
     expect(ids((await call(otherMember, 'Task?code=second-opinion-grievance')).body as Bundle)).toEqual([]);
   });
 
+  it('R17: a grievance\'s letters (they quote the member) are read by its parties only: the plan, the member, the provider who filed; to others they are missing ids, and searches leave them out', async () => {
+    const coordinator = user('Practitioner/phc-gc-1', 'grievance-coordinator', 'user/*.rs user/Task.cu');
+    for (const grievance of [aboutNoCase, aboutCase]) {
+      const acknowledged = await call(coordinator, `Task/${grievance.id}/$acknowledge-grievance`, { resourceType: 'Parameters' });
+      expect(acknowledged.status, JSON.stringify(acknowledged.body)).toBe(200);
+    }
+    const lettersOf = async (token: string, grievance: Task) => [
+      ...ids((await call(token, `DocumentReference?related=Task/${grievance.id}`)).body as Bundle),
+      ...ids((await call(token, `Communication?based-on=Task/${grievance.id}`)).body as Bundle),
+    ];
+    const all = await lettersOf(coordinator, aboutNoCase);
+    // The member's letter and the provider copy, each sent once.
+    expect(all).toHaveLength(4);
+    for (const [who, token] of [['the member', member('member-phc-1')], ['the provider who filed', user('Practitioner/phc-pcp-1', 'treating-provider')], ['an auditor', user('Practitioner/auditor-1', 'auditor')]]) {
+      const seen = await lettersOf(token, aboutNoCase);
+      expect(seen.length, who).toBeGreaterThan(0);
+      for (const id of seen) expect((await call(token, id)).status, `${who} ${id}`).toBe(200);
+    }
+    // A provider who filed the other grievance is no party to this one's letters.
+    expect(await lettersOf(user('Practitioner/phc-pcp-1', 'treating-provider'), aboutCase)).toEqual([]);
+    const mine = await call(user('Practitioner/phc-pcp-1', 'treating-provider', 'user/*.cruds'), 'DocumentReference', {
+      resourceType: 'DocumentReference',
+      status: 'current',
+      subject: { reference: 'Patient/member-phc-1' },
+      content: [{ attachment: { contentType: 'text/plain', data: Buffer.from('Referral note').toString('base64') } }],
+    });
+    expect(mine.status, JSON.stringify(mine.body)).toBe(201);
+    for (const [who, token] of [['another plan\'s Grievance Coordinator', user('Practitioner/hpsj-gc-1', 'grievance-coordinator')], ['a provider who did not file', user('Practitioner/hpsj-pcp-1', 'treating-provider')]]) {
+      expect(await lettersOf(token, aboutNoCase), who).toEqual([]);
+      for (const id of all) expect((await call(token, id)).status, `${who} ${id}`).toBe(404);
+      // Other documents about the member are theirs to read as before.
+      expect(ids((await call(token, 'DocumentReference?patient=Patient/member-phc-1')).body as Bundle), who).toEqual([`DocumentReference/${mine.body.id}`]);
+    }
+  });
+
   it('R17: a search for every Task by another plan\'s staff leaves grievances out and keeps the case Tasks, with a total that agrees', async () => {
     const token = user('Practitioner/hpsj-um-1', 'um-clinician');
     const all = (await call(token, 'Task?_count=1000&_total=accurate')).body as Bundle;

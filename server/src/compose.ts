@@ -21,7 +21,7 @@ import { metricsRouter } from './http/metricsRoutes.js';
 import { deliverableCopy, deliveredIdentifier, type ProviderDelivery } from './workflow/providerDelivery.js';
 import type { PartsEnv, ServerParts } from './server.js';
 import { decideWithPlanRules } from './workflow/decide.js';
-import { grievanceAccessRule } from './workflow/grievanceAccess.js';
+import { grievanceAccessRule, grievanceLetterAccessRule } from './workflow/grievanceAccess.js';
 
 /** The composition root: every module the server runs with, wired in one place. */
 export async function buildParts(env: PartsEnv): Promise<ServerParts> {
@@ -66,7 +66,12 @@ export async function buildParts(env: PartsEnv): Promise<ServerParts> {
       ...outbound.operations,
     ],
     createInterceptors: { ServiceRequest: submitOnCreate(decideWithPlanRules, delivery) },
-    accessRules: { ...outbound.accessRules, Task: grievanceAccessRule(env.registry) },
+    accessRules: {
+      ...outbound.accessRules,
+      Task: grievanceAccessRule(env.registry),
+      Communication: grievanceLetterAccessRule(env.registry, 'Communication'),
+      DocumentReference: grievanceLetterAccessRule(env.registry, 'DocumentReference'),
+    },
     workers: config.outboxEnabled ? outbound.workers : [],
     seed: async (store) => {
       await publishConformance(store, criteriaLibraries(env.publicUrl));

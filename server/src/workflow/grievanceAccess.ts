@@ -1,11 +1,11 @@
-import type { Task } from 'fhir/r4.js';
+import type { Coding, Task } from 'fhir/r4.js';
 import type { ResourceAccessRule } from '../fhir/context.js';
 import { isGrievanceTask } from '../fhir/guard.js';
 import type { AccessContext } from '../fhir/request.js';
 import { parseSearch } from '../fhir/search/parse.js';
 import type { SearchParamRegistry } from '../fhir/search/registry.js';
 import type { SearchClause } from '../storage/FhirStore.js';
-import { GRIEVANCE_TASK_CODE } from '../fhir/systems.js';
+import { CANONICAL_BASE, GRIEVANCE_TASK_CODE } from '../fhir/systems.js';
 
 /**
  * Who may see a member's grievance (R17): it may be about a provider or a plan decision, so it is not case data for
@@ -33,6 +33,39 @@ export function grievanceAccessRule(registry: SearchParamRegistry): ResourceAcce
     },
   };
 }
+
+/** meta.tag of a grievance's letters (Communication, DocumentReference): the marker code, and one code per party that may read them. */
+export const GRIEVANCE_PARTY_SYSTEM = `${CANONICAL_BASE}/CodeSystem/grievance-party`;
+const MARKER = 'grievance';
+
+/** The tags that keep a grievance letter to its parties (`Organization/…`, `Patient/…`, `Practitioner/…` references). */
+export const grievancePartyTags = (parties: string[]): Coding[] => [MARKER, ...new Set(parties)].map((code) => ({ system: GRIEVANCE_PARTY_SYSTEM, code }));
+
+/**
+ * A grievance's letters (they quote the member's words and give the resolution) are shown to the parties their tags
+ * name (the plan that sent them, the member, each recipient) and to those who see every grievance; to others they are
+ * missing ids, left out of searches. Letters without the tags (a case's notices) are untouched.
+ */
+export function grievanceLetterAccessRule(registry: SearchParamRegistry, resourceType: 'Communication' | 'DocumentReference'): ResourceAccessRule {
+  return {
+    mayAccess(req, _ctx, resource) {
+      const parties = resource.meta?.tag?.filter((t) => t.system === GRIEVANCE_PARTY_SYSTEM).map((t) => t.code) ?? [];
+      if (!parties.includes(MARKER) || seesEveryGrievance(req.auth)) return true;
+      return callerParties(req.auth).some((code) => parties.includes(code));
+    },
+    searchClauses(req) {
+      if (seesEveryGrievance(req.auth)) return [];
+      const clauses = (params: [string, string][]) => parseSearch(resourceType, params, registry, { strict: true, baseUrl: req.baseUrl }).query.clauses;
+      const alternatives = [clauses([['_tag:not', `${GRIEVANCE_PARTY_SYSTEM}|${MARKER}`]])];
+      const own = callerParties(req.auth);
+      if (own.length) alternatives.push(clauses([['_tag', own.map((code) => `${GRIEVANCE_PARTY_SYSTEM}|${code}`).join(',')]]));
+      return [{ kind: 'anyOf', alternatives }];
+    },
+  };
+}
+
+/** The party codes a caller answers to: the plans they are staff of, themselves, the member they are. */
+const callerParties = (auth: AccessContext): string[] => [...(auth.staffOf ?? []), ...(auth.fhirUser ? [auth.fhirUser] : []), ...(memberPatient(auth) ? [memberPatient(auth)!] : [])];
 
 const seesEveryGrievance = (auth: AccessContext): boolean =>
   auth.roles.some((r) => r === 'plan-admin' || r === 'auditor') || (auth.kind === 'system' && !auth.organization);

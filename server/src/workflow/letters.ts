@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import type { Communication, DocumentReference, Patient, Reference, ServiceRequest } from 'fhir/r4.js';
+import type { Coding, Communication, DocumentReference, Patient, Reference, ServiceRequest } from 'fhir/r4.js';
 import { localDate } from '../domain/clock.js';
 import { type Audience, type LetterFacts, type LetterKind, letterLanguage, renderLetter } from '../domain/letters.js';
 import type { PlanProfile } from '../domain/plans.js';
 import { PROFILES } from '../fhir/systems.js';
 import type { FhirStore } from '../storage/FhirStore.js';
+import { grievancePartyTags } from './grievanceAccess.js';
 import type { ProviderDelivery } from './providerDelivery.js';
 
 export const patientName = (p: Patient): string => [p.name?.[0]?.given?.join(' '), p.name?.[0]?.family].filter(Boolean).join(' ') || 'Member';
@@ -16,6 +17,10 @@ type LetterParties = { plan: PlanProfile; patient: Patient; recipients: Referenc
 );
 
 const regardingOf = (c: LetterParties): Reference => ('regarding' in c ? c.regarding : { reference: `ServiceRequest/${c.serviceRequest.id}` });
+
+/** A grievance's letters are its parties' only (workflow/grievanceAccess.ts): the plan that sends them, the member, each recipient. */
+const restriction = (c: LetterParties): { tag: Coding[] } | undefined =>
+  'regarding' in c ? { tag: grievancePartyTags([c.sender, { reference: `Patient/${c.patient.id}` }, ...c.recipients].map((r) => r.reference).filter((r): r is string => Boolean(r))) } : undefined;
 
 /** A letter not yet stored: its DocumentReferences (rendered HTML), a Communication per recipient, and the references for the case Task's output. */
 export interface ComposedLetter {
@@ -40,6 +45,7 @@ function letterDocument(kind: LetterKind, c: LetterParties, facts: LetterFacts):
   return {
     resourceType: 'DocumentReference',
     id: randomUUID(),
+    meta: restriction(c),
     status: 'current',
     type: { coding: [{ system: 'http://loinc.org', code: report ? '11488-4' : '51852-2', display: report ? 'Consult note' : 'Letter' }], text: title },
     // A provider's copy says so, so that a member's view of their letters can tell it from theirs.
@@ -57,7 +63,7 @@ function sending(kind: LetterKind, c: LetterParties, recipient: Reference, doc: 
   return {
     resourceType: 'Communication',
     id: randomUUID(),
-    meta: { profile: [PROFILES.decisionNotice] },
+    meta: { profile: [PROFILES.decisionNotice], ...restriction(c) },
     status: 'completed',
     category: [{ text: kind }],
     basedOn: [regardingOf(c)],
