@@ -2,6 +2,8 @@ import type { Bundle, Communication, DocumentReference, Parameters, ParametersPa
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readConformanceResources } from '../server/src/fhir/conformance.js';
 import { createResourceValidator } from '../server/src/fhir/resourceValidator.js';
+import { localDateTime } from '../server/src/domain/clock.js';
+import { planById } from '../server/src/domain/plans.js';
 import { CODE_SYSTEMS, IDENTIFIER_SYSTEMS, PROFILES } from '../server/src/fhir/systems.js';
 import { type DemoServer, startDemoServer } from './helpers/demoServer.js';
 import { raw } from './helpers/fhir.js';
@@ -101,6 +103,33 @@ describe.each(STORE_DRIVERS)('R17 grievances on $name', (driver) => {
     expect(task.priority).toBe('urgent');
     expect(Date.parse(task.restriction!.period!.end!) - Date.parse(task.authoredOn!)).toBe(72 * HOUR);
     expect(task.input?.find((i) => i.type.text === 'acknowledgment-due')?.valueDateTime).toBe(task.restriction!.period!.end);
+  });
+
+  it('R17 H&S 1368.01(b): an urgent grievance sends the member at once, with the grievance, the right to notify the DMHC now and its 72-hour due time; a routine one sends nothing at filing', async () => {
+    const sentFor = async (task: Task) => (((await call(coordinator(), `Communication?based-on=Task/${task.id}`)).body as Bundle).entry ?? []).map((e) => e.resource as Communication);
+    const urgent = await file(member('member-phc-1'), filing([{ name: 'expedited', valueBoolean: true }]));
+    expect(urgent.status, JSON.stringify(urgent.body)).toBe(201);
+    const task = urgent.body as Task;
+    const sent = await sentFor(task);
+    expect(sent.map((c) => [c.recipient?.[0]?.reference, c.category?.[0]?.text, c.sent])).toEqual([['Patient/member-phc-1', 'grievance-urgent', task.authoredOn]]);
+    const html = await letterOf(task, 'urgent-notice');
+    const due = localDateTime(planById('phc')!, new Date(task.restriction!.period!.end!));
+    expect(html).toContain(`by ${due}, within 72 hours`);
+    expect(html).toMatch(/right to tell the California Department of Managed Health Care \(DMHC\) about your grievance right away/);
+    expect(html).toContain('The California Department of Managed Health Care is responsible for regulating health care service plans.');
+    expect(html).toContain('<strong>1-888-466-2219</strong>');
+    // A provider files urgently for a Spanish-speaking member: the member's notice in Spanish, the provider a copy.
+    const byPcp = await file(staff('Practitioner/phc-pcp-3', 'treating-provider'), filing([{ name: 'patient', valueReference: { reference: 'Patient/member-phc-2' } }, { name: 'expedited', valueBoolean: true }]));
+    expect(byPcp.status, JSON.stringify(byPcp.body)).toBe(201);
+    const forPatient = byPcp.body as Task;
+    expect((await sentFor(forPatient)).map((c) => c.recipient?.[0]?.reference).sort()).toEqual(['Patient/member-phc-2', 'Practitioner/phc-pcp-3']);
+    const letters = (await call(coordinator(), `DocumentReference?related=Task/${forPatient.id}`)).body as Bundle;
+    expect(letters.entry?.map((e) => (e.resource as DocumentReference).description).sort()).toEqual(['Copia: la queja urgente presentada por su paciente', 'Su queja urgente: puede comunicarse con el DMHC ahora']);
+    expect(await letterOf(forPatient, 'urgent-notice')).toMatch(/Departamento de Atención Médica Administrada de California \(DMHC\).*El Departamento de Atención Médica Administrada de California es responsable/s);
+    // Not urgent: the acknowledgment (within 5 days) is the first letter.
+    const routine = (await file(member('member-phc-1'), filing())).body as Task;
+    expect(await sentFor(routine)).toEqual([]);
+    expect(routine.output).toBeUndefined();
   });
 
   it('R17: a treating provider files for the member; a UM clinician may not file; nobody files about another member’s case or for another member', async () => {

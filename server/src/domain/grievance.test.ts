@@ -99,6 +99,24 @@ describe('R17 grievance letters', () => {
     expect(html).toContain('1-888-466-2219');
   });
 
+  it('R17 H&S 1368.01(b): the notice sent at the filing of an urgent grievance says it is urgent, when it will be decided and that the member may tell the DMHC now, in English and Spanish; the provider copy says what the member was told', () => {
+    const grievance = { statement: 'I cannot <breathe>', resolutionDueDate: '2026-11-06 10:00 PST', expedited: true };
+    const expected = {
+      en: [/handling it as urgent: we will decide it and tell you our decision by 2026-11-06 10:00 PST, within 72 hours/, /right to tell the California Department of Managed Health Care \(DMHC\) about your grievance right away/, /is responsible for regulating health care service plans/],
+      es: [/la tratamos como urgente: la decidiremos.*2026-11-06 10:00 PST, dentro de las 72 horas/, /derecho a informar de inmediato sobre su queja al Departamento/, /es responsable de regular los planes/],
+    } as const;
+    for (const language of ['en', 'es'] as const) {
+      const { title, html } = renderLetter('grievance-urgent', { ...facts, language, audience: 'member', grievance });
+      expect(title).toMatch(language === 'en' ? /urgent grievance.*DMHC/ : /queja urgente.*DMHC/);
+      for (const words of expected[language]) expect(html).toMatch(words);
+      expect(html).toContain('I cannot &lt;breathe&gt;');
+      expect(html).toContain('1-888-466-2219');
+    }
+    const copy = renderLetter('grievance-urgent', { ...facts, language: 'en', audience: 'provider', grievance });
+    expect(copy.title).toMatch(/^Copy/);
+    expect(copy.html).toMatch(/We told your patient that they have the right to tell the California Department of Managed Health Care/);
+  });
+
   it('R17 H&S 1368.01, 28 CCR 1300.68(d)(3): the resolution gives the outcome, its reasons and the further rights (DMHC, Independent Medical Review, State Hearing), in English and Spanish', () => {
     const expected = {
       en: [/not decide your grievance in your favor/, /Independent Medical Review/, /State Hearing/, /Your Rights/],

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Coverage, Patient, Reference, ServiceRequest, Task, TaskOutput } from 'fhir/r4.js';
-import { grievanceDeadlines, inPeriod, localDate } from '../domain/clock.js';
+import { grievanceDeadlines, inPeriod, localDate, localDateTime } from '../domain/clock.js';
 import { type GrievanceAction, type GrievanceCategory, type GrievanceOutcome, type GrievanceStep, GRIEVANCE_FILERS, GRIEVANCE_HANDLERS, GRIEVANCE_TASK_STATUS, grievanceTransition } from '../domain/grievance.js';
 import type { PlanProfile } from '../domain/plans.js';
 import { ReviewRefusal } from '../domain/reviewPath.js';
@@ -12,7 +12,7 @@ import { CODE_SYSTEMS, GRIEVANCE_TASK_CODE, PROFILES } from '../fhir/systems.js'
 import type { FhirStore } from '../storage/FhirStore.js';
 import { type CallerAccess, uniqueReferences } from './caseParties.js';
 import { planOf } from './decide.js';
-import { sendLetter } from './letters.js';
+import { composeLetter, sendLetter } from './letters.js';
 import type { ProviderDelivery } from './providerDelivery.js';
 import { rolesOf } from './directory.js';
 import { worksForPlan } from './planStaff.js';
@@ -46,7 +46,8 @@ const status = (step: GrievanceStep) => ({ coding: [{ system: CODE_SYSTEMS.griev
 
 /**
  * `Task/$file-grievance`: the grievance Task (for the member, about their case if any, owned by the plan, with its
- * acknowledgment and resolution dues) and its Provenance, in one transaction. The caller must be able to read the
+ * acknowledgment and resolution dues) and its Provenance, in one transaction; an urgent one also with its notice to the
+ * member (and a provider who filed) of the right to notify the DMHC now (H&S 1368.01(b)). The caller must be able to read the
  * member and the case named (404 otherwise, as for a missing id); a provider must treat the member (403); a case of
  * another member is 422.
  */
@@ -89,7 +90,11 @@ export async function fileGrievance(store: FhirStore, filing: GrievanceFiling, a
       input: [{ type: { text: 'acknowledgment-due' }, valueDateTime: dues.acknowledgmentDueAt }],
       note: [{ authorReference: requester, time: dues.receivedAt, text: filing.description }],
     };
-    const [stored] = await tx.createMany([task, provenance([task], actor.fhirUser ? { reference: actor.fhirUser } : requester, 'CREATE', 'Grievance received (R17)')]);
+    const parties = { plan, patient, regarding: { reference: `Task/${task.id}` }, recipients: uniqueReferences([member, requester]), sender: task.owner!, now };
+    const notice = filing.expedited ? composeLetter('grievance-urgent', parties, { grievance: { statement: filing.description, resolutionDueDate: localDateTime(plan, new Date(dues.resolutionDueAt)), expedited: true } }) : undefined;
+    if (notice) task.output = notice.refs.map((r) => outputRef('urgent-notice', r));
+    const [stored] = await tx.createMany([task, provenance([task], actor.fhirUser ? { reference: actor.fhirUser } : requester, 'CREATE', 'Grievance received (R17)'), ...(notice?.resources ?? [])]);
+    await notice?.deliver(tx, options.delivery);
     return stored as Task;
   });
 }
