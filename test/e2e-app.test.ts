@@ -4,7 +4,9 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium, SCREENSHOTS } from './helpers/browser.js';
 import { type DemoServer, startDemoServer } from './helpers/demoServer.js';
+import { raw } from './helpers/fhir.js';
 import { STORE_DRIVERS } from './helpers/stores.js';
+import { tokenFor } from './helpers/tokens.js';
 
 const require = createRequire(import.meta.url);
 const axeSource = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
@@ -25,9 +27,9 @@ describe.each(STORE_DRIVERS)('SMART app end to end (Chromium) on $name', (driver
     await driver.cleanup(store);
   });
   /** A standalone launch of the app (members and plan staff), signing in as `user`. */
-  const signIn = async (user: string, mode: string) => {
+  const signIn = async (user: string, mode: string, extra = '') => {
     const p = await browser.newPage({ viewport: { width: 1024, height: 768 } });
-    await p.goto(`${server.url}/app/launch.html?iss=${encodeURIComponent(server.fhirBase)}&mode=${mode}`);
+    await p.goto(`${server.url}/app/launch.html?iss=${encodeURIComponent(server.fhirBase)}&mode=${mode}${extra}`);
     await p.waitForSelector('#user');
     await p.selectOption('#user', user);
     await p.click('button[type=submit]');
@@ -140,7 +142,7 @@ describe.each(STORE_DRIVERS)('SMART app end to end (Chromium) on $name', (driver
     await member.waitForSelector('#submitted');
   });
 
-  it('R17 PHC VI.E: a member files a grievance (their PCP did not grant the request); the Grievance Coordinator sees it with its dues, acknowledges and resolves it; the member reads the resolution', async () => {
+  it('R17 PHC VI.E, 42 CFR 438.406(b)(2): a member files a grievance (their PCP did not grant the request); the Grievance Coordinator sees it with its dues and acknowledges it; a physician of the plan finds it among the clinical grievances and resolves it; the member reads the resolution', async () => {
     const member = await signIn('Patient/member-phc-1', 'member');
     await member.waitForSelector('#grievance-form', { timeout: 20_000 });
     await member.selectOption('#grievance-category', 'pcp-not-granted');
@@ -155,14 +157,21 @@ describe.each(STORE_DRIVERS)('SMART app end to end (Chromium) on $name', (driver
     await card.waitFor({ timeout: 20_000 });
     await expect(card.textContent()).resolves.toMatch(/Acknowledgment due .*Resolution due/s);
     await card.locator('button[data-action=acknowledge-grievance]').click();
-    await card.locator('button[data-action=resolve-grievance]').waitFor();
+    // Clinical: the coordinator does not resolve it; the plan's physician does.
+    await card.locator('.awaiting-physician').waitFor();
     await expect(card.textContent()).resolves.toContain('acknowledged');
-    await card.locator('select[id^=outcome-]').selectOption('upheld');
-    await card.locator('textarea[id^=resolution-]').fill('We reminded your PCP of your right to a second opinion; the request was submitted for you.');
-    await card.locator('button[data-action=resolve-grievance]').click();
-    // Resolved, it leaves the desk of open grievances.
-    await card.waitFor({ state: 'detached' });
+    await expect(card.locator('button[data-action=resolve-grievance]').count()).resolves.toBe(0);
     await coordinator.screenshot({ path: shot('10-grievance-desk'), fullPage: true });
+
+    const physician = await signIn('Practitioner/phc-md-1', 'grievances');
+    await physician.waitForSelector('text=Clinical grievances to resolve', { timeout: 20_000 });
+    const clinical = physician.locator('.grievance', { hasText: 'My doctor said no to a second opinion' });
+    await clinical.locator('select[id^=outcome-]').selectOption('upheld');
+    await clinical.locator('textarea[id^=resolution-]').fill('We reminded your PCP of your right to a second opinion; the request was submitted for you.');
+    await clinical.locator('button[data-action=resolve-grievance]').click();
+    // Resolved, it leaves the desk of open grievances.
+    await clinical.waitFor({ state: 'detached' });
+    await physician.screenshot({ path: shot('10b-physician-grievances'), fullPage: true });
 
     await member.reload();
     const mine = member.locator('.grievance', { hasText: 'My doctor said no to a second opinion' });
@@ -172,6 +181,48 @@ describe.each(STORE_DRIVERS)('SMART app end to end (Chromium) on $name', (driver
     await mine.locator('article h4').first().waitFor();
     await expect(mine.locator('article h4').allTextContents()).resolves.toEqual(expect.arrayContaining(['We received your grievance', 'The decision on your grievance']));
     await member.screenshot({ path: shot('11-member-grievance-resolved'), fullPage: true });
+  });
+
+  it('R17: the grievance desk pages through the open grievances with the server’s next and previous links, earliest resolution due first across the pages', async () => {
+    const memberToken = tokenFor(server, { scope: 'launch/patient patient/*.rs patient/Task.c', patient: 'member-phc-2', fhirUser: 'Patient/member-phc-2', roles: ['member'] });
+    const fileOne = async (i: number, expedited: boolean) => {
+      const parameter = [{ name: 'category', valueCode: 'deadline-missed' }, { name: 'description', valueString: `Paging grievance ${i}` }, { name: 'expedited', valueBoolean: expedited }];
+      const res = await raw(`${server.fhirBase}/Task/$file-grievance`, { method: 'POST', headers: { authorization: `Bearer ${memberToken}` }, json: { resourceType: 'Parameters', parameter } });
+      expect(res.status, JSON.stringify(res.body)).toBe(201);
+    };
+    // Filed last, the urgent one is due first (72 hours against 30 days).
+    for (let i = 1; i <= 5; i++) await fileOne(i, false);
+    await fileOne(6, true);
+    const coordinatorToken = tokenFor(server, { scope: 'user/*.rs', fhirUser: 'Practitioner/phc-gc-1', roles: ['grievance-coordinator'] });
+    const open = await raw(`${server.fhirBase}/Task?code=second-opinion-grievance&status=requested,in-progress&_summary=count`, { headers: { authorization: `Bearer ${coordinatorToken}` } });
+    const total = (open.body as { total: number }).total;
+    expect(total).toBeGreaterThan(3);
+
+    const desk = await signIn('Practitioner/phc-gc-1', 'grievances', '&pageSize=3');
+    await desk.waitForSelector('#grievances .grievance', { timeout: 20_000 });
+    const dues = async () => (await desk.locator('#grievances .grievance').allTextContents()).map((text) => /Resolution due (\S+)/.exec(text)![1]);
+    const pageText = () => desk.textContent('#grievances-page');
+    const firstPage = await dues();
+    expect(firstPage).toHaveLength(3);
+    await expect(desk.locator('#grievances .grievance').first().textContent()).resolves.toContain('Paging grievance 6');
+    await expect(desk.isDisabled('#grievances-previous')).resolves.toBe(true);
+    const seen = [...firstPage];
+    for (let page = 2; !(await desk.isDisabled('#grievances-next')); page++) {
+      await desk.click('#grievances-next');
+      await desk.waitForFunction((n) => document.getElementById('grievances-page')?.textContent === `Page ${n}`, page);
+      seen.push(...(await dues()));
+    }
+    expect(seen).toHaveLength(total);
+    expect(seen).toEqual([...seen].sort((a, b) => Date.parse(a) - Date.parse(b)));
+    await desk.screenshot({ path: shot('12-grievance-desk-last-page'), fullPage: true });
+    // Back to the first page, as it was.
+    while (!(await desk.isDisabled('#grievances-previous'))) {
+      const before = await pageText();
+      await desk.click('#grievances-previous');
+      await desk.waitForFunction((text) => document.getElementById('grievances-page')?.textContent !== text, before);
+    }
+    await expect(pageText()).resolves.toBe('Page 1');
+    await expect(dues()).resolves.toEqual(firstPage);
   });
 
   it('works at phone width', async () => {

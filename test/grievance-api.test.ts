@@ -2,6 +2,8 @@ import type { Bundle, Communication, DocumentReference, Parameters, ParametersPa
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readConformanceResources } from '../server/src/fhir/conformance.js';
 import { createResourceValidator } from '../server/src/fhir/resourceValidator.js';
+import { localDateTime } from '../server/src/domain/clock.js';
+import { planById } from '../server/src/domain/plans.js';
 import { CODE_SYSTEMS, IDENTIFIER_SYSTEMS, PROFILES } from '../server/src/fhir/systems.js';
 import { type DemoServer, startDemoServer } from './helpers/demoServer.js';
 import { raw } from './helpers/fhir.js';
@@ -24,7 +26,7 @@ describe.each(STORE_DRIVERS)('R17 grievances on $name', (driver) => {
   });
 
   const member = (id: string) => tokenFor(server, { scope: 'launch/patient patient/*.rs patient/Task.c', patient: id, fhirUser: `Patient/${id}`, roles: ['member'] });
-  const staff = (fhirUser: string, role: 'grievance-coordinator' | 'um-clinician' | 'treating-provider') => tokenFor(server, { scope: 'user/*.rs user/Task.cu', fhirUser, roles: [role] });
+  const staff = (fhirUser: string, role: 'grievance-coordinator' | 'um-clinician' | 'treating-provider' | 'medical-director') => tokenFor(server, { scope: 'user/*.rs user/Task.cu', fhirUser, roles: [role] });
   const coordinator = () => staff('Practitioner/phc-gc-1', 'grievance-coordinator');
   const call = (token: string, path: string, json?: unknown, method = json === undefined ? 'GET' : 'POST') =>
     raw(`${server.fhirBase}/${path}`, { method, headers: { authorization: `Bearer ${token}` }, json });
@@ -103,6 +105,33 @@ describe.each(STORE_DRIVERS)('R17 grievances on $name', (driver) => {
     expect(task.input?.find((i) => i.type.text === 'acknowledgment-due')?.valueDateTime).toBe(task.restriction!.period!.end);
   });
 
+  it('R17 H&S 1368.01(b): an urgent grievance sends the member at once, with the grievance, the right to notify the DMHC now and its 72-hour due time; a routine one sends nothing at filing', async () => {
+    const sentFor = async (task: Task) => (((await call(coordinator(), `Communication?based-on=Task/${task.id}`)).body as Bundle).entry ?? []).map((e) => e.resource as Communication);
+    const urgent = await file(member('member-phc-1'), filing([{ name: 'expedited', valueBoolean: true }]));
+    expect(urgent.status, JSON.stringify(urgent.body)).toBe(201);
+    const task = urgent.body as Task;
+    const sent = await sentFor(task);
+    expect(sent.map((c) => [c.recipient?.[0]?.reference, c.category?.[0]?.text, c.sent])).toEqual([['Patient/member-phc-1', 'grievance-urgent', task.authoredOn]]);
+    const html = await letterOf(task, 'urgent-notice');
+    const due = localDateTime(planById('phc')!, new Date(task.restriction!.period!.end!));
+    expect(html).toContain(`by ${due}, within 72 hours`);
+    expect(html).toMatch(/right to tell the California Department of Managed Health Care \(DMHC\) about your grievance right away/);
+    expect(html).toContain('The California Department of Managed Health Care is responsible for regulating health care service plans.');
+    expect(html).toContain('<strong>1-888-466-2219</strong>');
+    // A provider files urgently for a Spanish-speaking member: the member's notice in Spanish, the provider a copy.
+    const byPcp = await file(staff('Practitioner/phc-pcp-3', 'treating-provider'), filing([{ name: 'patient', valueReference: { reference: 'Patient/member-phc-2' } }, { name: 'expedited', valueBoolean: true }]));
+    expect(byPcp.status, JSON.stringify(byPcp.body)).toBe(201);
+    const forPatient = byPcp.body as Task;
+    expect((await sentFor(forPatient)).map((c) => c.recipient?.[0]?.reference).sort()).toEqual(['Patient/member-phc-2', 'Practitioner/phc-pcp-3']);
+    const letters = (await call(coordinator(), `DocumentReference?related=Task/${forPatient.id}`)).body as Bundle;
+    expect(letters.entry?.map((e) => (e.resource as DocumentReference).description).sort()).toEqual(['Copia: la queja urgente presentada por su paciente', 'Su queja urgente: puede comunicarse con el DMHC ahora']);
+    expect(await letterOf(forPatient, 'urgent-notice')).toMatch(/Departamento de Atención Médica Administrada de California \(DMHC\).*El Departamento de Atención Médica Administrada de California es responsable/s);
+    // Not urgent: the acknowledgment (within 5 days) is the first letter.
+    const routine = (await file(member('member-phc-1'), filing())).body as Task;
+    expect(await sentFor(routine)).toEqual([]);
+    expect(routine.output).toBeUndefined();
+  });
+
   it('R17: a treating provider files for the member; a UM clinician may not file; nobody files about another member’s case or for another member', async () => {
     const provider = await file(staff('Practitioner/phc-pcp-1', 'treating-provider'), filing([{ name: 'patient', valueReference: { reference: 'Patient/member-phc-1' } }]));
     expect(provider.status, JSON.stringify(provider.body)).toBe(201);
@@ -159,9 +188,9 @@ describe.each(STORE_DRIVERS)('R17 grievances on $name', (driver) => {
   });
 
   it('R17: the Grievance Coordinator acknowledges, then resolves, in order and once; each sends the member a letter (English), the resolution with the further rights', async () => {
-    const filed = (await file(member('member-phc-1'), filing())).body as Task;
+    const filed = (await file(member('member-phc-1'), filing([], 'deadline-missed'))).body as Task;
     const ack = (token: string) => call(token, `Task/${filed.id}/$acknowledge-grievance`, params([]));
-    const resolve = (token: string, extra: ParametersParameter[] = [{ name: 'resolution', valueString: 'Your PCP was told to submit the request; it was approved.' }]) =>
+    const resolve = (token: string, extra: ParametersParameter[] = [{ name: 'resolution', valueString: 'The decision was sent late; the reviewers were told to keep to the deadline.' }]) =>
       call(token, `Task/${filed.id}/$resolve-grievance`, params([{ name: 'outcome', valueCode: 'upheld' }, ...extra]));
     // Wrong roles: 403, whatever the step; another plan's coordinator may not even see it (404, workflow/grievanceAccess.ts).
     expect((await ack(staff('Practitioner/phc-um-1', 'um-clinician'))).status).toBe(403);
@@ -188,7 +217,7 @@ describe.each(STORE_DRIVERS)('R17 grievances on $name', (driver) => {
     expect(step(resolved.body)).toBe('resolved');
     expect(resolved.body.output.find((o: { type: { text: string } }) => o.type.text === 'outcome').valueCodeableConcept.coding[0].code).toBe('upheld');
     const html = await letterOf(resolved.body, 'resolution-notice');
-    for (const words of [/decided your grievance in your favor/, /Your PCP was told to submit the request/, /Independent Medical Review/, /1-888-466-2219/, /State Hearing/]) expect(html).toMatch(words);
+    for (const words of [/decided your grievance in your favor/, /The decision was sent late/, /Independent Medical Review/, /1-888-466-2219/, /State Hearing/]) expect(html).toMatch(words);
     const again = await resolve(coordinator());
     expect(again.status).toBe(409);
     expect(again.body.issue[0].diagnostics).toMatch(/the grievance is resolved/);
@@ -204,11 +233,51 @@ describe.each(STORE_DRIVERS)('R17 grievances on $name', (driver) => {
     const filed = (await file(staff('Practitioner/phc-pcp-1', 'treating-provider'), filing([{ name: 'patient', valueReference: { reference: 'Patient/member-phc-2' } }], 'plan-decision'))).body as Task;
     const acknowledged = (await call(coordinator(), `Task/${filed.id}/$acknowledge-grievance`, params([{ name: 'note', valueString: 'Called the member' }]))).body as Task;
     expect(await letterOf(acknowledged, 'acknowledgment-notice')).toMatch(/Recibimos su queja/);
-    const resolved = (await call(coordinator(), `Task/${filed.id}/$resolve-grievance`, params([{ name: 'outcome', valueCode: 'not-upheld' }, { name: 'resolution', valueString: 'La decisión fue correcta.' }]))).body as Task;
+    // A plan decision is clinical: the plan's physician resolves it (42 CFR 438.406(b)(2)(ii)).
+    const resolved = (await call(staff('Practitioner/phc-md-1', 'medical-director'), `Task/${filed.id}/$resolve-grievance`, params([{ name: 'outcome', valueCode: 'not-upheld' }, { name: 'resolution', valueString: 'La decisión fue correcta.' }]))).body as Task;
     const html = await letterOf(resolved, 'resolution-notice');
     for (const words of [/No decidimos su queja a su favor/, /Revisión Médica Independiente/, /Audiencia Estatal/]) expect(html).toMatch(words);
     const sent = (await call(coordinator(), `Communication?based-on=Task/${filed.id}`)).body as Bundle;
     expect(sent.entry?.flatMap((e) => (e.resource as Communication).recipient!.map((r) => r.reference)).sort()).toEqual(['Patient/member-phc-2', 'Patient/member-phc-2', 'Practitioner/phc-pcp-1', 'Practitioner/phc-pcp-1']);
+  });
+
+  it('R17 42 CFR 438.406(b)(2): a clinical grievance is acknowledged by the coordinator and resolved by a physician of the plan who took no part in the case; the coordinator, and the Medical Director who denied the case, are refused (403) and nothing changes', async () => {
+    const { serviceRequest, task: caseTask } = await phcCase();
+    const director = staff('Practitioner/phc-md-1', 'medical-director');
+    const denied = await call(director, `Task/${caseTask.id}/$deny`, params([{ name: 'reason', valueString: 'Not shown to be needed' }]));
+    expect(denied.status, JSON.stringify(denied.body)).toBe(200);
+    const about = [{ name: 'case', valueReference: { reference: `ServiceRequest/${serviceRequest.id}` } }];
+    const filed = (await file(member('member-phc-1'), filing(about, 'plan-decision'))).body as Task;
+    expect(filed.performerType?.map((p) => p.coding?.[0]?.code)).toEqual(['grievance-coordinator', 'medical-director']);
+    // The physicians find the clinical grievances; one about a missed deadline is not theirs.
+    const late = (await file(member('member-phc-1'), filing(about, 'deadline-missed'))).body as Task;
+    expect(late.performerType?.map((p) => p.coding?.[0]?.code)).toEqual(['grievance-coordinator']);
+    const theirs = (await call(director, `Task?code=second-opinion-grievance&performer=${encodeURIComponent(`${CODE_SYSTEMS.userRole}|medical-director`)}&_count=100`)).body as Bundle;
+    expect(theirs.entry?.map((e) => e.resource!.id)).toContain(filed.id);
+    expect(theirs.entry?.map((e) => e.resource!.id)).not.toContain(late.id);
+
+    expect((await call(director, `Task/${filed.id}/$acknowledge-grievance`, params([]))).status).toBe(403);
+    expect((await call(coordinator(), `Task/${filed.id}/$acknowledge-grievance`, params([]))).status).toBe(200);
+    const resolve = (token: string) => call(token, `Task/${filed.id}/$resolve-grievance`, params([{ name: 'outcome', valueCode: 'not-upheld' }, { name: 'resolution', valueString: 'The request was reviewed again; the denial stands.' }]));
+    const byCoordinator = await resolve(coordinator());
+    expect([byCoordinator.status, byCoordinator.body.issue?.[0]?.diagnostics]).toEqual([403, expect.stringMatching(/^Only medical-director may resolve a grievance involving clinical issues, 42 CFR 438\.406\(b\)\(2\)\(ii\)/)]);
+    const byDecider = await resolve(director);
+    expect([byDecider.status, byDecider.body.resourceType, byDecider.body.issue?.[0]?.diagnostics]).toEqual([403, 'OperationOutcome', expect.stringMatching(/42 CFR 438\.406\(b\)\(2\)\(i\)/)]);
+    expect((await resolve(staff('Practitioner/hpsj-md-1', 'medical-director'))).status).toBe(403);
+    expect(((await call(coordinator(), `Task/${filed.id}/_history`)).body as Bundle).entry).toHaveLength(2);
+    expect(((await call(coordinator(), `Communication?based-on=Task/${filed.id}`)).body as Bundle).entry).toHaveLength(1);
+
+    // Another physician of the plan, who took no part, resolves it; the Provenance names them.
+    await server.store.create({ resourceType: 'Practitioner', id: 'phc-md-2', active: true, name: [{ family: 'Osei', given: ['Kwame'] }] });
+    await server.store.create({ resourceType: 'PractitionerRole', id: 'role-phc-md-2', active: true, practitioner: { reference: 'Practitioner/phc-md-2' }, organization: { reference: 'Organization/phc' }, code: [{ coding: [{ system: CODE_SYSTEMS.userRole, code: 'medical-director' }] }] });
+    const resolved = await resolve(staff('Practitioner/phc-md-2', 'medical-director'));
+    expect(resolved.status, JSON.stringify(resolved.body)).toBe(200);
+    expect(step(resolved.body)).toBe('resolved');
+    const provenance = (await call(coordinator(), `Provenance?target=Task/${filed.id}&_count=10`)).body as Bundle;
+    expect(provenance.entry?.map((e) => (e.resource as Provenance).agent[0].who?.reference)).toContain('Practitioner/phc-md-2');
+    // Not clinical: the coordinator, who took no part in the case, resolves it.
+    await call(coordinator(), `Task/${late.id}/$acknowledge-grievance`, params([]));
+    expect((await call(coordinator(), `Task/${late.id}/$resolve-grievance`, params([{ name: 'outcome', valueCode: 'upheld' }, { name: 'resolution', valueString: 'The notice went out a day late.' }]))).status).toBe(200);
   });
 
   it('R17: staff find the open grievances by status and due date, earliest due first', async () => {

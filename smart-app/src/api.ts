@@ -18,7 +18,15 @@ export const SYSTEMS = {
   caseProfile: 'https://second-opinion.example.org/fhir/StructureDefinition/second-opinion-task',
   grievanceCode: 'https://second-opinion.example.org/fhir/CodeSystem/second-opinion-category|second-opinion-grievance',
   grievanceProfile: 'https://second-opinion.example.org/fhir/StructureDefinition/second-opinion-grievance',
+  userRole: 'https://second-opinion.example.org/fhir/CodeSystem/user-role',
 };
+
+/** One page of a search: its resources and the server's links to the pages before and after it. */
+export interface Page<T> {
+  items: T[];
+  next?: string;
+  previous?: string;
+}
 
 export interface GrievanceForm {
   category: string;
@@ -168,7 +176,26 @@ export class SecondOpinionApi {
 
   /** R17: grievances (their Tasks), e.g. a member's own or the open ones by due date. */
   async grievances(query: string): Promise<Task[]> {
-    return entries<Task>(await this.fhir.request<Bundle>(`Task?code=${encodeURIComponent(SYSTEMS.grievanceCode)}&_profile=${encodeURIComponent(SYSTEMS.grievanceProfile)}&${query}&_count=50`));
+    return (await this.grievancePage(query, 50)).items;
+  }
+
+  /** R17: a page of grievances (`count` of them at most), with the links to the pages before and after. */
+  async grievancePage(query: string, count: number): Promise<Page<Task>> {
+    return this.page(`Task?code=${encodeURIComponent(SYSTEMS.grievanceCode)}&_profile=${encodeURIComponent(SYSTEMS.grievanceProfile)}&${query}&_count=${count}`);
+  }
+
+  /** The page a search URL, or a page link the server gave, names. */
+  async page<T extends Resource>(url: string): Promise<Page<T>> {
+    const bundle = await this.fhir.request<Bundle>(url);
+    const link = (relation: string) => bundle.link?.find((l) => l.relation === relation)?.url;
+    return { items: entries<T>(bundle), next: link('next'), previous: link('previous') ?? link('prev') };
+  }
+
+  /** The plan-staff roles (user-role codes) of the signed-in practitioner, from their PractitionerRoles. */
+  async staffRoles(): Promise<string[]> {
+    if (!this.fhir.fhirUser?.startsWith('Practitioner/')) return [];
+    const roles = entries<PractitionerRole>(await this.fhir.request<Bundle>(`PractitionerRole?practitioner=${encodeURIComponent(this.fhir.fhirUser)}&_count=50`));
+    return [...new Set(roles.filter((r) => r.active !== false).flatMap((r) => r.code ?? []).flatMap((c) => c.coding ?? []).filter((c) => c.system === SYSTEMS.userRole && c.code).map((c) => c.code!))];
   }
 
   /** R17 (PHC VI.E): a grievance about one of the member's requests, or none. */

@@ -1,5 +1,5 @@
 import type { Task } from 'fhir/r4.js';
-import type { SecondOpinionApi } from './api.js';
+import { type SecondOpinionApi, SYSTEMS } from './api.js';
 import { dueClass, el, esc, lettersBox, progress } from './ui.js';
 
 /** R17 (PHC VI.E): what a grievance can be about, in the member's words. */
@@ -66,35 +66,101 @@ export async function memberGrievances(app: HTMLElement, api: SecondOpinionApi, 
   await refresh();
 }
 
-/** The Grievance Coordinator's desk: open grievances, earliest resolution due first, with acknowledge and resolve (R17). */
-export async function grievanceDesk(app: HTMLElement, api: SecondOpinionApi): Promise<void> {
-  app.innerHTML = '<section><h2>Open grievances</h2><p>Earliest resolution due first; overdue acknowledgments and resolutions are flagged.</p><div id="grievances"></div></section>';
-  const list = document.getElementById('grievances')!;
-  const refresh = async () => {
-    const open = await api.grievances('status=requested,in-progress&_sort=due');
-    list.replaceChildren(...open.map((t) => withActions(t)));
-    if (!open.length) list.textContent = 'No open grievances.';
+/** 42 CFR 438.406(b)(2)(ii): the categories the plan's physician resolves (as the server's domain/grievance.ts). */
+const CLINICAL = ['pcp-not-granted', 'plan-decision'];
+const isClinical = (t: Task) => CLINICAL.includes(t.reasonCode?.coding?.[0]?.code ?? '');
+
+/** What the signed-in staff member does at the desk: the coordinator acknowledges and resolves what is not clinical; the physician resolves clinical grievances. */
+interface DeskRole {
+  coordinator: boolean;
+  physician: boolean;
+}
+
+/** The page size of the desk: `pageSize` at launch (1-100), 50 otherwise. */
+export function deskPageSize(stored: string | null): number {
+  const n = Number(stored);
+  return Number.isInteger(n) && n >= 1 && n <= 100 ? n : 50;
+}
+
+/**
+ * The grievance desk (R17): open grievances, earliest resolution due first, a page at a time (the server's `next` and
+ * `previous` links). The Grievance Coordinator sees them all; a physician of the plan (medical-director) those that
+ * are clinical, to resolve once acknowledged (42 CFR 438.406(b)(2)).
+ */
+export async function grievanceDesk(app: HTMLElement, api: SecondOpinionApi, pageSize = 50): Promise<void> {
+  const roles = await api.staffRoles();
+  const role: DeskRole = { coordinator: roles.includes('grievance-coordinator'), physician: roles.includes('medical-director') };
+  const onlyPhysician = role.physician && !role.coordinator;
+  const title = onlyPhysician ? 'Clinical grievances to resolve' : 'Open grievances';
+  app.innerHTML = `<section><h2>${title}</h2><p>Earliest resolution due first; overdue acknowledgments and resolutions are flagged.</p><div id="grievances"></div>
+    <nav class="pager" aria-label="Grievance pages"><button type="button" id="grievances-previous">Previous page</button> <span id="grievances-page" aria-live="polite"></span> <button type="button" id="grievances-next">Next page</button></nav></section>`;
+  const performer = onlyPhysician ? `&performer=${encodeURIComponent(`${SYSTEMS.userRole}|medical-director`)}` : '';
+  const pager = new DeskPager(api, `status=requested,in-progress&_sort=due${performer}`, pageSize, (task, refresh) => withActions(api, task, role, refresh));
+  await pager.show();
+}
+
+/** Follows the server's page links; after an action the page shown is read again. */
+class DeskPager {
+  private url?: string;
+  private number = 1;
+  private readonly list = document.getElementById('grievances')!;
+  private readonly previous = document.getElementById('grievances-previous') as HTMLButtonElement;
+  private readonly next = document.getElementById('grievances-next') as HTMLButtonElement;
+  private links: { next?: string; previous?: string } = {};
+
+  constructor(
+    private readonly api: SecondOpinionApi,
+    private readonly query: string,
+    private readonly pageSize: number,
+    private readonly card: (task: Task, refresh: () => Promise<void>) => HTMLElement,
+  ) {
+    this.previous.addEventListener('click', () => this.move(-1));
+    this.next.addEventListener('click', () => this.move(1));
+  }
+
+  async show(): Promise<void> {
+    const page = this.url ? await this.api.page<Task>(this.url) : await this.api.grievancePage(this.query, this.pageSize);
+    this.links = { next: page.next, previous: page.previous };
+    this.list.replaceChildren(...page.items.map((t) => this.card(t, () => this.show())));
+    if (!page.items.length) this.list.textContent = this.number === 1 ? 'No open grievances.' : 'No open grievances on this page.';
+    this.previous.disabled = !page.previous;
+    this.next.disabled = !page.next;
+    document.getElementById('grievances-page')!.textContent = `Page ${this.number}`;
+  }
+
+  private async move(step: 1 | -1): Promise<void> {
+    const url = step === 1 ? this.links.next : this.links.previous;
+    if (!url) return;
+    this.url = url;
+    this.number = Math.max(1, this.number + step);
+    await progress(this.list, () => this.show());
+  }
+}
+
+/** A grievance's card with what the signed-in staff member may do at its step. */
+function withActions(api: SecondOpinionApi, task: Task, role: DeskRole, refresh: () => Promise<void>): HTMLElement {
+  const card = grievanceCard(api, task);
+  const box = el('div');
+  const act = (action: string, label: string, parameter: () => { name: string; valueCode?: string; valueString?: string }[]) => {
+    const button = el('button', { type: 'button', 'data-action': action }, label);
+    button.addEventListener('click', () => progress(box, async () => {
+      await api.reviewAction(task.id!, action, parameter());
+      await refresh();
+    }));
+    box.append(button);
   };
-  const withActions = (task: Task): HTMLElement => {
-    const card = grievanceCard(api, task);
-    const box = el('div');
-    const act = (action: string, label: string, parameter: () => { name: string; valueCode?: string; valueString?: string }[]) => {
-      const button = el('button', { type: 'button', 'data-action': action }, label);
-      button.addEventListener('click', () => progress(box, async () => {
-        await api.reviewAction(task.id!, action, parameter());
-        await refresh();
-      }));
-      box.append(button);
-    };
-    if (stepOf(task) === 'received') act('acknowledge-grievance', 'Acknowledge (letter to the member)', () => []);
-    if (stepOf(task) === 'acknowledged') {
-      box.innerHTML = `<label for="outcome-${esc(task.id)}">Outcome</label><select id="outcome-${esc(task.id)}">${OUTCOMES.map(([v, l]) => `<option value="${v}">${esc(l)}</option>`).join('')}</select>
-        <label for="resolution-${esc(task.id)}">Resolution and its reasons, as the member will read them</label><textarea id="resolution-${esc(task.id)}" rows="3"></textarea>`;
-      const field = (id: string) => (box.querySelector(`#${id}-${CSS.escape(task.id!)}`) as HTMLInputElement).value;
-      act('resolve-grievance', 'Resolve (letter with the member’s rights)', () => [{ name: 'outcome', valueCode: field('outcome') }, { name: 'resolution', valueString: field('resolution') }]);
-    }
-    card.append(box);
-    return card;
-  };
-  await refresh();
+  const step = stepOf(task);
+  const resolver = isClinical(task) ? role.physician : role.coordinator;
+  if (step === 'received' && role.coordinator) act('acknowledge-grievance', 'Acknowledge (letter to the member)', () => []);
+  else if (step === 'received') box.innerHTML = '<p class="note">Waiting for the Grievance Coordinator’s acknowledgment.</p>';
+  if (step === 'acknowledged' && resolver) {
+    box.innerHTML = `<label for="outcome-${esc(task.id)}">Outcome</label><select id="outcome-${esc(task.id)}">${OUTCOMES.map(([v, l]) => `<option value="${v}">${esc(l)}</option>`).join('')}</select>
+      <label for="resolution-${esc(task.id)}">Resolution and its reasons, as the member will read them</label><textarea id="resolution-${esc(task.id)}" rows="3"></textarea>`;
+    const field = (id: string) => (box.querySelector(`#${id}-${CSS.escape(task.id!)}`) as HTMLInputElement).value;
+    act('resolve-grievance', 'Resolve (letter with the member’s rights)', () => [{ name: 'outcome', valueCode: field('outcome') }, { name: 'resolution', valueString: field('resolution') }]);
+  } else if (step === 'acknowledged') {
+    box.innerHTML = '<p class="note awaiting-physician">Clinical: a physician of the plan who took no part in the case resolves it (42 CFR 438.406(b)(2)).</p>';
+  }
+  card.append(box);
+  return card;
 }

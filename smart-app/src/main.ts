@@ -2,7 +2,7 @@ import FHIR from 'fhirclient';
 import type { DocumentReference, MeasureReportGroup, Task } from 'fhir/r4.js';
 import { type Banner, type CaseDocument, errorMessage, type FhirRequester, type RequestForm, SecondOpinionApi } from './api.js';
 import { dueClass, el, esc, lettersBox, progress, showError } from './ui.js';
-import { grievanceDesk, memberGrievances } from './grievances.js';
+import { deskPageSize, grievanceDesk, memberGrievances } from './grievances.js';
 
 const REASONS: [string, string][] = [
   ['surgery-necessity', 'Questions the need for recommended surgery or treatment'],
@@ -30,7 +30,7 @@ async function main(): Promise<void> {
     const api = new SecondOpinionApi(fhir, mode === 'member' ? 'member' : 'provider');
     if (mode === 'staff') return await staffView(app, api);
     if (mode === 'consultant') return await consultantView(app, api);
-    if (mode === 'grievances') return await grievanceDesk(app, api);
+    if (mode === 'grievances') return await grievanceDesk(app, api, deskPageSize(sessionStorage.getItem('so-page-size')));
     if (!fhir.patientId) throw new Error('No patient in context');
     const banner = await api.banner(fhir.patientId);
     document.getElementById('banner')!.innerHTML = bannerHtml(banner);

@@ -85,6 +85,11 @@ export function localDate(plan: PlanProfile, at: Date): string {
   return DateTime.fromJSDate(at, { zone: plan.timeZone }).toISODate()!;
 }
 
+/** The date, time and zone (`2026-11-06 10:00 PST`) of an instant in the plan's zone: for a due time counted in hours. */
+export function localDateTime(plan: PlanProfile, at: Date): string {
+  return DateTime.fromJSDate(at, { zone: plan.timeZone }).toFormat('yyyy-MM-dd HH:mm ZZZZ');
+}
+
 type Clock = { source: string; dueAt: DateTime; coversNotice: boolean };
 type ClockOptions = { expedited: boolean; imminentThreat: boolean; outOfNetwork: boolean };
 

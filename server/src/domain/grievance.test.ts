@@ -1,15 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { grievanceDeadlines } from './clock.js';
-import { type GrievanceAction, type GrievanceStep, grievanceTransition } from './grievance.js';
+import { CLINICAL_GRIEVANCE_CATEGORIES, GRIEVANCE_CATEGORIES, type GrievanceAction, type GrievanceStep, grievanceTransition, isClinicalGrievance } from './grievance.js';
 import { renderLetter } from './letters.js';
 import { PLANS, planById } from './plans.js';
 import { ReviewRefusal } from './reviewPath.js';
 import type { UserRole } from '../fhir/request.js';
 
-/** The refusal a transition throws: its kind and message. */
-function refusal(step: GrievanceStep, action: GrievanceAction, roles: UserRole[]): { kind: string; message: string } | undefined {
+/** The refusal a transition throws: its kind and message (a grievance about a missed deadline unless named). */
+function refusal(step: GrievanceStep, action: GrievanceAction, roles: UserRole[], category = 'deadline-missed', involvedInCase = false): { kind: string; message: string } | undefined {
   try {
-    grievanceTransition(step, action, roles);
+    grievanceTransition({ step, category }, action, { roles, involvedInCase });
   } catch (err) {
     if (err instanceof ReviewRefusal) return { kind: err.kind, message: err.message };
     throw err;
@@ -60,9 +60,32 @@ describe('R17 grievance clocks (PHC VI.E)', () => {
 });
 
 describe('R17 grievance handling (PHC VI.E)', () => {
-  it('R17: the Grievance Coordinator acknowledges, then resolves', () => {
-    expect(grievanceTransition('received', 'acknowledge', ['grievance-coordinator'])).toBe('acknowledged');
-    expect(grievanceTransition('acknowledged', 'resolve', ['grievance-coordinator'])).toBe('resolved');
+  const coordinator = { roles: ['grievance-coordinator'] as UserRole[], involvedInCase: false };
+  it('R17: the Grievance Coordinator acknowledges, then resolves a grievance that involves no clinical issue', () => {
+    expect(grievanceTransition({ step: 'received', category: 'deadline-missed' }, 'acknowledge', coordinator)).toBe('acknowledged');
+    expect(grievanceTransition({ step: 'acknowledged', category: 'deadline-missed' }, 'resolve', coordinator)).toBe('resolved');
+    expect(grievanceTransition({ step: 'acknowledged', category: 'other' }, 'resolve', coordinator)).toBe('resolved');
+  });
+
+  it('R17 42 CFR 438.406(b)(2)(ii): a PCP not granting the request and a plan decision are clinical, resolved by the plan’s physician (medical-director), not the coordinator; the coordinator still acknowledges them', () => {
+    expect([...CLINICAL_GRIEVANCE_CATEGORIES]).toEqual(['pcp-not-granted', 'plan-decision']);
+    expect(GRIEVANCE_CATEGORIES.filter((c) => !isClinicalGrievance(c))).toEqual(['deadline-missed', 'other']);
+    expect(isClinicalGrievance('no-such-category')).toBe(true);
+    for (const category of CLINICAL_GRIEVANCE_CATEGORIES) {
+      expect(grievanceTransition({ step: 'received', category }, 'acknowledge', coordinator)).toBe('acknowledged');
+      expect(refusal('acknowledged', 'resolve', ['grievance-coordinator'], category)).toEqual({ kind: 'role', message: expect.stringMatching(/^Only medical-director may resolve a grievance involving clinical issues, 42 CFR 438\.406\(b\)\(2\)\(ii\)/) });
+      expect(grievanceTransition({ step: 'acknowledged', category }, 'resolve', { roles: ['medical-director'], involvedInCase: false })).toBe('resolved');
+      expect(refusal('received', 'acknowledge', ['medical-director'], category)?.kind).toBe('role');
+    }
+    // Not clinical: the physician does not take the coordinator's work.
+    expect(refusal('acknowledged', 'resolve', ['medical-director'], 'deadline-missed')?.kind).toBe('role');
+  });
+
+  it('R17 42 CFR 438.406(b)(2)(i): whoever reviewed or decided the case does not resolve a grievance about it, physician or coordinator', () => {
+    expect(refusal('acknowledged', 'resolve', ['medical-director'], 'plan-decision', true)).toEqual({ kind: 'role', message: expect.stringMatching(/42 CFR 438\.406\(b\)\(2\)\(i\)/) });
+    expect(refusal('acknowledged', 'resolve', ['grievance-coordinator'], 'deadline-missed', true)?.message).toMatch(/438\.406\(b\)\(2\)\(i\)/);
+    // Acknowledging decides nothing.
+    expect(grievanceTransition({ step: 'received', category: 'plan-decision' }, 'acknowledge', { roles: ['grievance-coordinator'], involvedInCase: true })).toBe('acknowledged');
   });
 
   it('R17: no resolution before the acknowledgment, no second acknowledgment, nothing after the resolution', () => {
@@ -97,6 +120,24 @@ describe('R17 grievance letters', () => {
     const { html } = renderLetter('grievance-acknowledgment', { ...facts, language: 'en', audience: 'member', grievance: { statement: 'x', resolutionDueDate: '2026-11-06', expedited: true } });
     expect(html).toMatch(/72 hours/);
     expect(html).toContain('1-888-466-2219');
+  });
+
+  it('R17 H&S 1368.01(b): the notice sent at the filing of an urgent grievance says it is urgent, when it will be decided and that the member may tell the DMHC now, in English and Spanish; the provider copy says what the member was told', () => {
+    const grievance = { statement: 'I cannot <breathe>', resolutionDueDate: '2026-11-06 10:00 PST', expedited: true };
+    const expected = {
+      en: [/handling it as urgent: we will decide it and tell you our decision by 2026-11-06 10:00 PST, within 72 hours/, /right to tell the California Department of Managed Health Care \(DMHC\) about your grievance right away/, /is responsible for regulating health care service plans/],
+      es: [/la tratamos como urgente: la decidiremos.*2026-11-06 10:00 PST, dentro de las 72 horas/, /derecho a informar de inmediato sobre su queja al Departamento/, /es responsable de regular los planes/],
+    } as const;
+    for (const language of ['en', 'es'] as const) {
+      const { title, html } = renderLetter('grievance-urgent', { ...facts, language, audience: 'member', grievance });
+      expect(title).toMatch(language === 'en' ? /urgent grievance.*DMHC/ : /queja urgente.*DMHC/);
+      for (const words of expected[language]) expect(html).toMatch(words);
+      expect(html).toContain('I cannot &lt;breathe&gt;');
+      expect(html).toContain('1-888-466-2219');
+    }
+    const copy = renderLetter('grievance-urgent', { ...facts, language: 'en', audience: 'provider', grievance });
+    expect(copy.title).toMatch(/^Copy/);
+    expect(copy.html).toMatch(/We told your patient that they have the right to tell the California Department of Managed Health Care/);
   });
 
   it('R17 H&S 1368.01, 28 CCR 1300.68(d)(3): the resolution gives the outcome, its reasons and the further rights (DMHC, Independent Medical Review, State Hearing), in English and Spanish', () => {

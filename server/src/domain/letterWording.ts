@@ -3,7 +3,7 @@ import { esc } from './html.js';
 import type { PlanProfile } from './plans.js';
 
 export type Language = 'en' | 'es';
-export type LetterKind = 'approval' | 'denial' | 'modification' | 'delay' | 'extension' | 'report' | 'grievance-acknowledgment' | 'grievance-resolution';
+export type LetterKind = 'approval' | 'denial' | 'modification' | 'delay' | 'extension' | 'report' | 'grievance-urgent' | 'grievance-acknowledgment' | 'grievance-resolution';
 /** Whom a letter speaks to: the member (or their representative), or a provider about their patient. */
 export type Audience = 'member' | 'provider';
 
@@ -34,6 +34,10 @@ export interface Wording {
   grievanceReceived: (resolutionDue: string) => string;
   /** H&S 1368.01(b): an urgent grievance, and the right to go to the DMHC at once. */
   grievanceExpedited: string;
+  /** H&S 1368.01(b): sent at filing, an urgent grievance: handled as urgent and decided by its due time (72 hours). */
+  grievanceUrgent: (resolutionDue: string) => string;
+  /** H&S 1368.01(b): the member is told at once of their right to notify the DMHC of the grievance. */
+  grievanceDmhcNow: string;
   grievanceStatement: string;
   grievanceOutcome: Record<GrievanceOutcome, string>;
   /** R17: after the resolution, the DMHC (complaint, Independent Medical Review) and the State Hearing. */
@@ -62,7 +66,7 @@ const DMHC_STATEMENT_ES = (plan: PlanProfile) =>
   `El Departamento de Atención Médica Administrada de California es responsable de regular los planes de servicios de atención médica. Si tiene una queja contra su plan de salud, primero debe llamar por teléfono a su plan de salud al ${bold(plan.contacts.memberServicesPhone)} y usar el proceso de quejas de su plan de salud antes de comunicarse con el departamento. Usar este procedimiento de quejas no le impide ejercer los derechos o recursos legales que pueda tener. Si necesita ayuda con una queja relacionada con una emergencia, con una queja que su plan de salud no resolvió de manera satisfactoria o con una queja que sigue sin resolverse después de más de 30 días, puede llamar al departamento para pedir ayuda. También puede tener derecho a una Revisión Médica Independiente (IMR). Si tiene derecho a una IMR, el proceso de IMR ofrecerá una revisión imparcial de las decisiones médicas tomadas por un plan de salud sobre la necesidad médica de un servicio o tratamiento propuesto, de las decisiones de cobertura de tratamientos de naturaleza experimental o en investigación y de las disputas de pago por servicios médicos de emergencia o urgencia. El departamento también tiene un número de teléfono gratuito (${bold('1-888-466-2219')}) y una línea TDD (${bold('1-877-688-9891')}) para personas con problemas de audición o del habla. El sitio web del departamento, ${bold('www.dmhc.ca.gov')}, tiene formularios de queja, formularios de solicitud de IMR e instrucciones en línea.`;
 
 const MEMBER_EN: Wording = {
-  title: { approval: 'Your second opinion is approved', denial: 'Notice of Action: your second opinion request is denied', modification: 'Notice of Action: your second opinion request is changed', delay: 'We need more information to decide', extension: 'We are taking more time to decide', report: 'Your second opinion report', 'grievance-acknowledgment': 'We received your grievance', 'grievance-resolution': 'The decision on your grievance' },
+  title: { approval: 'Your second opinion is approved', denial: 'Notice of Action: your second opinion request is denied', modification: 'Notice of Action: your second opinion request is changed', delay: 'We need more information to decide', extension: 'We are taking more time to decide', report: 'Your second opinion report', 'grievance-urgent': 'Your urgent grievance: you can contact the DMHC now', 'grievance-acknowledgment': 'We received your grievance', 'grievance-resolution': 'The decision on your grievance' },
   greeting: (name) => `Dear ${name},`,
   approved: (p) => `Your request for a second medical opinion is approved. The professional who will give it is <strong>${p}</strong>.`,
   qualifiedProfessional: 'a qualified professional in our network',
@@ -89,6 +93,8 @@ const MEMBER_EN: Wording = {
   contact: (plan) => `Questions? Call ${phone(plan)}. This letter is available in other languages and formats at no cost.`,
   grievanceReceived: (d) => `We received your grievance. Our Grievance Coordinator is looking into it, and we will send you our decision in writing by ${d}.`,
   grievanceExpedited: `Because your health faces an imminent and serious threat, we are handling your grievance as urgent and will decide within 72 hours. You can also contact the California Department of Managed Health Care (DMHC) Help Center right away: ${DMHC_HELP_CENTER}.`,
+  grievanceUrgent: (d) => `We received your grievance. Because your health faces an imminent and serious threat, we are handling it as urgent: we will decide it and tell you our decision by ${d}, within 72 hours of receiving it.`,
+  grievanceDmhcNow: `You have the right to tell the California Department of Managed Health Care (DMHC) about your grievance right away. You do not have to wait for our decision or finish our grievance process first. Call the DMHC Help Center: ${DMHC_HELP_CENTER}.`,
   grievanceStatement: 'What you told us',
   grievanceOutcome: {
     upheld: 'We decided your grievance in your favor.',
@@ -103,7 +109,7 @@ const MEMBER_EN: Wording = {
 };
 
 const MEMBER_ES: Wording = {
-  title: { approval: 'Su segunda opinión está aprobada', denial: 'Aviso de acción: su solicitud de segunda opinión fue negada', modification: 'Aviso de acción: su solicitud de segunda opinión fue cambiada', delay: 'Necesitamos más información para decidir', extension: 'Tomaremos más tiempo para decidir', report: 'El informe de su segunda opinión', 'grievance-acknowledgment': 'Recibimos su queja', 'grievance-resolution': 'La decisión sobre su queja' },
+  title: { approval: 'Su segunda opinión está aprobada', denial: 'Aviso de acción: su solicitud de segunda opinión fue negada', modification: 'Aviso de acción: su solicitud de segunda opinión fue cambiada', delay: 'Necesitamos más información para decidir', extension: 'Tomaremos más tiempo para decidir', report: 'El informe de su segunda opinión', 'grievance-urgent': 'Su queja urgente: puede comunicarse con el DMHC ahora', 'grievance-acknowledgment': 'Recibimos su queja', 'grievance-resolution': 'La decisión sobre su queja' },
   greeting: (name) => `Estimado(a) ${name},`,
   approved: (p) => `Su solicitud de una segunda opinión médica está aprobada. El profesional que la dará es <strong>${p}</strong>.`,
   qualifiedProfessional: 'un profesional calificado de nuestra red',
@@ -130,6 +136,8 @@ const MEMBER_ES: Wording = {
   contact: (plan) => `¿Preguntas? Llame al ${phone(plan)}. Esta carta está disponible en otros idiomas y formatos sin costo.`,
   grievanceReceived: (d) => `Recibimos su queja. Nuestro Coordinador de Quejas la está revisando y le enviaremos nuestra decisión por escrito a más tardar el ${d}.`,
   grievanceExpedited: `Como su salud enfrenta una amenaza inminente y grave, tratamos su queja como urgente y decidiremos dentro de 72 horas. También puede comunicarse de inmediato con el Centro de Ayuda del Departamento de Atención Médica Administrada de California (DMHC): ${DMHC_HELP_CENTER}.`,
+  grievanceUrgent: (d) => `Recibimos su queja. Como su salud enfrenta una amenaza inminente y grave, la tratamos como urgente: la decidiremos y le informaremos nuestra decisión a más tardar el ${d}, dentro de las 72 horas de haberla recibido.`,
+  grievanceDmhcNow: `Usted tiene derecho a informar de inmediato sobre su queja al Departamento de Atención Médica Administrada de California (DMHC). No tiene que esperar nuestra decisión ni terminar primero nuestro proceso de quejas. Llame al Centro de Ayuda del DMHC: ${DMHC_HELP_CENTER}.`,
   grievanceStatement: 'Lo que usted nos dijo',
   grievanceOutcome: {
     upheld: 'Decidimos su queja a su favor.',
@@ -149,7 +157,7 @@ const MEMBER_ES: Wording = {
  */
 const PROVIDER_EN: Wording = {
   ...MEMBER_EN,
-  title: { approval: 'Copy: your patient’s second opinion is approved', denial: 'Copy of a Notice of Action: your patient’s second opinion request is denied', modification: 'Copy of a Notice of Action: your patient’s second opinion request is changed', delay: 'Copy: we need more information to decide your patient’s request', extension: 'Copy: we are taking more time to decide your patient’s request', report: 'Copy: your patient’s second opinion report', 'grievance-acknowledgment': 'Copy: we received the grievance filed for your patient', 'grievance-resolution': 'Copy: the decision on the grievance filed for your patient' },
+  title: { approval: 'Copy: your patient’s second opinion is approved', denial: 'Copy of a Notice of Action: your patient’s second opinion request is denied', modification: 'Copy of a Notice of Action: your patient’s second opinion request is changed', delay: 'Copy: we need more information to decide your patient’s request', extension: 'Copy: we are taking more time to decide your patient’s request', report: 'Copy: your patient’s second opinion report', 'grievance-urgent': 'Copy: the urgent grievance filed for your patient', 'grievance-acknowledgment': 'Copy: we received the grievance filed for your patient', 'grievance-resolution': 'Copy: the decision on the grievance filed for your patient' },
   greeting: (name) => `Regarding your patient ${name}: this is a copy of the notice we sent to your patient.`,
   approved: (p) => `The request for a second medical opinion for your patient is approved. The professional who will give it is <strong>${p}</strong>.`,
   noCost: 'Your patient pays nothing for this second opinion.',
@@ -164,6 +172,8 @@ const PROVIDER_EN: Wording = {
   rightsTitle: 'The rights we told your patient of',
   contact: (plan) => `Questions about this case? Call ${esc(plan.name)} at ${phone(plan)}.`,
   grievanceReceived: (d) => `We received the grievance filed for your patient. Our Grievance Coordinator is looking into it, and we will send our decision in writing by ${d}.`,
+  grievanceUrgent: (d) => `We received the grievance filed for your patient. Because your patient’s health faces an imminent and serious threat, we are handling it as urgent and will decide it by ${d}, within 72 hours of receiving it.`,
+  grievanceDmhcNow: `We told your patient that they have the right to tell the California Department of Managed Health Care (DMHC) about the grievance right away, without waiting for our decision: ${DMHC_HELP_CENTER}.`,
   grievanceStatement: 'What we were told',
   grievanceOutcome: {
     upheld: 'We decided the grievance in your patient’s favor.',
@@ -174,7 +184,7 @@ const PROVIDER_EN: Wording = {
 
 const PROVIDER_ES: Wording = {
   ...MEMBER_ES,
-  title: { approval: 'Copia: la segunda opinión de su paciente está aprobada', denial: 'Copia de un aviso de acción: la solicitud de segunda opinión de su paciente fue negada', modification: 'Copia de un aviso de acción: la solicitud de segunda opinión de su paciente fue cambiada', delay: 'Copia: necesitamos más información para decidir la solicitud de su paciente', extension: 'Copia: tomaremos más tiempo para decidir la solicitud de su paciente', report: 'Copia: el informe de segunda opinión de su paciente', 'grievance-acknowledgment': 'Copia: recibimos la queja presentada por su paciente', 'grievance-resolution': 'Copia: la decisión sobre la queja presentada por su paciente' },
+  title: { approval: 'Copia: la segunda opinión de su paciente está aprobada', denial: 'Copia de un aviso de acción: la solicitud de segunda opinión de su paciente fue negada', modification: 'Copia de un aviso de acción: la solicitud de segunda opinión de su paciente fue cambiada', delay: 'Copia: necesitamos más información para decidir la solicitud de su paciente', extension: 'Copia: tomaremos más tiempo para decidir la solicitud de su paciente', report: 'Copia: el informe de segunda opinión de su paciente', 'grievance-urgent': 'Copia: la queja urgente presentada por su paciente', 'grievance-acknowledgment': 'Copia: recibimos la queja presentada por su paciente', 'grievance-resolution': 'Copia: la decisión sobre la queja presentada por su paciente' },
   greeting: (name) => `Sobre su paciente ${name}: esta es una copia del aviso que le enviamos a su paciente.`,
   approved: (p) => `La solicitud de una segunda opinión médica para su paciente está aprobada. El profesional que la dará es <strong>${p}</strong>.`,
   noCost: 'Su paciente no paga nada por esta segunda opinión.',
@@ -189,6 +199,8 @@ const PROVIDER_ES: Wording = {
   rightsTitle: 'Los derechos que le informamos a su paciente',
   contact: (plan) => `¿Preguntas sobre este caso? Llame a ${esc(plan.name)} al ${phone(plan)}.`,
   grievanceReceived: (d) => `Recibimos la queja presentada por su paciente. Nuestro Coordinador de Quejas la está revisando y enviaremos nuestra decisión por escrito a más tardar el ${d}.`,
+  grievanceUrgent: (d) => `Recibimos la queja presentada por su paciente. Como la salud de su paciente enfrenta una amenaza inminente y grave, la tratamos como urgente y la decidiremos a más tardar el ${d}, dentro de las 72 horas de haberla recibido.`,
+  grievanceDmhcNow: `Le informamos a su paciente que tiene derecho a informar de inmediato sobre la queja al Departamento de Atención Médica Administrada de California (DMHC), sin esperar nuestra decisión: ${DMHC_HELP_CENTER}.`,
   grievanceStatement: 'Lo que se nos dijo',
   grievanceOutcome: {
     upheld: 'Decidimos la queja a favor de su paciente.',

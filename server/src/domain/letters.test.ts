@@ -17,7 +17,7 @@ describe('notices', () => {
   });
   it('R10, R17 H&S 1368.02(b): every notice offering the grievance process and every grievance response carries the DMHC statement, numbers and plan telephone in bold; an approval does not', () => {
     const facts = { plan, audience: 'member' as const, memberName: 'A', date: 'd', reason: 'r', newDueDate: 'n', grievanceOutcome: 'not-upheld' as const, grievance: { resolutionDueDate: 'n', expedited: false, statement: 's' } };
-    for (const kind of ['denial', 'modification', 'extension', 'grievance-acknowledgment', 'grievance-resolution'] as const) {
+    for (const kind of ['denial', 'modification', 'extension', 'grievance-urgent', 'grievance-acknowledgment', 'grievance-resolution'] as const) {
       const { html: en } = renderLetter(kind, { ...facts, language: 'en' });
       expect(en, kind).toContain('The California Department of Managed Health Care is responsible for regulating health care service plans.');
       for (const bold of [plan.contacts.memberServicesPhone, '1-888-466-2219', '1-877-688-9891', 'www.dmhc.ca.gov']) expect(en, `${kind} ${bold}`).toContain(`<strong>${bold}</strong>`);

@@ -20,7 +20,7 @@ export interface LetterFacts {
   /** H&S 1367.01(h)(4): the information requested and not yet received. */
   missing?: string[];
   reportSummary?: string;
-  /** R17: the grievance acknowledged: the member's words, when its resolution is due, whether it is urgent. */
+  /** R17: the grievance filed urgent or acknowledged: the member's words, when its resolution is due, whether it is urgent. */
   grievance?: { statement: string; resolutionDueDate: string; expedited: boolean };
   /** R17: how the grievance was resolved (its reasons are `reason`). */
   grievanceOutcome?: GrievanceOutcome;
@@ -33,9 +33,9 @@ export function letterLanguage(plan: PlanProfile, preferred: string | undefined)
 }
 
 /** H&S 1368.02(b): the notices that offer the grievance process (R10, R9's extension) and the responses to a grievance (R17). */
-const GRIEVANCE_PROCESS_NOTICES: ReadonlySet<LetterKind> = new Set(['denial', 'modification', 'extension', 'grievance-acknowledgment', 'grievance-resolution']);
+const GRIEVANCE_PROCESS_NOTICES: ReadonlySet<LetterKind> = new Set(['denial', 'modification', 'extension', 'grievance-urgent', 'grievance-acknowledgment', 'grievance-resolution']);
 
-/** A notice as HTML (every value escaped), worded to the member or, as a copy, to a provider: approval (R11), notice of action with "Your Rights" (R10, R17), delay and extension (R9), report (R14), grievance acknowledgment and resolution (R17). */
+/** A notice as HTML (every value escaped), worded to the member or, as a copy, to a provider: approval (R11), notice of action with "Your Rights" (R10, R17), delay and extension (R9), report (R14), urgent grievance notice, grievance acknowledgment and resolution (R17). */
 export function renderLetter(kind: LetterKind, f: LetterFacts): { title: string; html: string } {
   const t = WORDING[f.language][f.audience];
   const title = t.title[kind];
@@ -60,6 +60,11 @@ export function renderLetter(kind: LetterKind, f: LetterFacts): { title: string;
   // 42 CFR 438.404(c)(4)(i): the reason for the extension and the right to file a grievance.
   if (kind === 'extension') parts.push(`<p>${t.extension(esc(f.newDueDate))}</p>`, `<h2>${t.reason}</h2><p>${esc(f.reason)}</p>`, `<p>${t.extensionGrievance(f.plan)}</p>`);
   if (kind === 'report') parts.push(`<p>${t.report}</p>${f.reportSummary ? `<blockquote>${esc(f.reportSummary)}</blockquote>` : ''}`);
+  // H&S 1368.01(b): at filing, an urgent grievance's member is told at once of the right to notify the DMHC.
+  if (kind === 'grievance-urgent' && f.grievance) {
+    parts.push(`<p>${t.grievanceUrgent(esc(f.grievance.resolutionDueDate))}</p>`, `<p><strong>${t.grievanceDmhcNow}</strong></p>`);
+    parts.push(`<h2>${t.grievanceStatement}</h2><blockquote>${esc(f.grievance.statement)}</blockquote>`);
+  }
   if (kind === 'grievance-acknowledgment' && f.grievance) {
     parts.push(`<p>${t.grievanceReceived(esc(f.grievance.resolutionDueDate))}</p>`);
     if (f.grievance.expedited) parts.push(`<p>${t.grievanceExpedited}</p>`);

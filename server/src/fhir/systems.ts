@@ -47,6 +47,7 @@ export const VALUE_SETS = {
   businessStatus: `${CANONICAL_BASE}/ValueSet/second-opinion-business-status`,
   grievanceCategory: `${CANONICAL_BASE}/ValueSet/grievance-category`,
   grievanceStatus: `${CANONICAL_BASE}/ValueSet/grievance-status`,
+  userRole: `${CANONICAL_BASE}/ValueSet/user-role`,
 } as const;
 
 export const IDENTIFIER_SYSTEMS = {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import type { Coverage, Patient, Reference, ServiceRequest, Task, TaskOutput } from 'fhir/r4.js';
-import { grievanceDeadlines, inPeriod, localDate } from '../domain/clock.js';
-import { type GrievanceAction, type GrievanceCategory, type GrievanceOutcome, type GrievanceStep, GRIEVANCE_FILERS, GRIEVANCE_HANDLERS, GRIEVANCE_TASK_STATUS, grievanceTransition } from '../domain/grievance.js';
+import type { CodeableConcept, Coverage, Patient, Provenance, Reference, Resource, ServiceRequest, Task, TaskOutput } from 'fhir/r4.js';
+import { grievanceDeadlines, inPeriod, localDate, localDateTime } from '../domain/clock.js';
+import { type GrievanceAction, type GrievanceActor, type GrievanceCategory, type GrievanceOutcome, type GrievanceStep, GRIEVANCE_FILERS, GRIEVANCE_TASK_STATUS, grievanceHandlers, grievanceTransition } from '../domain/grievance.js';
 import type { PlanProfile } from '../domain/plans.js';
 import { ReviewRefusal } from '../domain/reviewPath.js';
 import { nonEmpty } from '../fhir/jsonRules.js';
@@ -10,9 +10,9 @@ import { parseLiteral } from '../fhir/references.js';
 import type { AccessContext } from '../fhir/request.js';
 import { CODE_SYSTEMS, GRIEVANCE_TASK_CODE, PROFILES } from '../fhir/systems.js';
 import type { FhirStore } from '../storage/FhirStore.js';
-import { type CallerAccess, uniqueReferences } from './caseParties.js';
+import { type CallerAccess, practitionerOf, uniqueReferences } from './caseParties.js';
 import { planOf } from './decide.js';
-import { sendLetter } from './letters.js';
+import { composeLetter, sendLetter } from './letters.js';
 import type { ProviderDelivery } from './providerDelivery.js';
 import { rolesOf } from './directory.js';
 import { worksForPlan } from './planStaff.js';
@@ -42,11 +42,13 @@ type Options = { now?: Date; delivery?: ProviderDelivery; ifMatch?: string };
 
 const outputRef = (label: string, reference: Reference): TaskOutput => ({ type: { text: label }, valueReference: reference });
 const stepOf = (task: Task) => task.businessStatus?.coding?.find((c) => c.system === CODE_SYSTEMS.grievanceStatus)?.code as GrievanceStep | undefined;
+const categoryOf = (task: Task) => task.reasonCode?.coding?.find((c) => c.system === CODE_SYSTEMS.grievanceCategory)?.code;
 const status = (step: GrievanceStep) => ({ coding: [{ system: CODE_SYSTEMS.grievanceStatus, code: step }], text: step });
 
 /**
  * `Task/$file-grievance`: the grievance Task (for the member, about their case if any, owned by the plan, with its
- * acknowledgment and resolution dues) and its Provenance, in one transaction. The caller must be able to read the
+ * acknowledgment and resolution dues) and its Provenance, in one transaction; an urgent one also with its notice to the
+ * member (and a provider who filed) of the right to notify the DMHC now (H&S 1368.01(b)). The caller must be able to read the
  * member and the case named (404 otherwise, as for a missing id); a provider must treat the member (403); a case of
  * another member is 422.
  */
@@ -84,14 +86,25 @@ export async function fileGrievance(store: FhirStore, filing: GrievanceFiling, a
       lastModified: dues.receivedAt,
       requester,
       owner: { reference: `Organization/${payor.id}`, display: `${plan.name}: Grievance Coordinator` },
+      performerType: performersOf(filing.category),
       insurance: [{ reference: `Coverage/${coverage.id}` }],
       restriction: { period: { start: dues.receivedAt, end: dues.resolutionDueAt } },
       input: [{ type: { text: 'acknowledgment-due' }, valueDateTime: dues.acknowledgmentDueAt }],
       note: [{ authorReference: requester, time: dues.receivedAt, text: filing.description }],
     };
-    const [stored] = await tx.createMany([task, provenance([task], actor.fhirUser ? { reference: actor.fhirUser } : requester, 'CREATE', 'Grievance received (R17)')]);
+    const parties = { plan, patient, regarding: { reference: `Task/${task.id}` }, recipients: uniqueReferences([member, requester]), sender: task.owner!, now };
+    const notice = filing.expedited ? composeLetter('grievance-urgent', parties, { grievance: { statement: filing.description, resolutionDueDate: localDateTime(plan, new Date(dues.resolutionDueAt)), expedited: true } }) : undefined;
+    if (notice) task.output = notice.refs.map((r) => outputRef('urgent-notice', r));
+    const [stored] = await tx.createMany([task, provenance([task], actor.fhirUser ? { reference: actor.fhirUser } : requester, 'CREATE', 'Grievance received (R17)'), ...(notice?.resources ?? [])]);
+    await notice?.deliver(tx, options.delivery);
     return stored as Task;
   });
+}
+
+/** Who acts on the grievance, to find it by (`performer`): the coordinator, and the physician who resolves a clinical one. */
+function performersOf(category: GrievanceCategory): CodeableConcept[] {
+  const roles = [...new Set([...grievanceHandlers('acknowledge', category), ...grievanceHandlers('resolve', category)])];
+  return roles.map((code) => ({ coding: [{ system: CODE_SYSTEMS.userRole, code }] }));
 }
 
 /** The member the grievance is for: named, or the member signed in. */
@@ -162,9 +175,11 @@ async function coverageOf(tx: FhirStore, patient: Patient, serviceRequest: Servi
 }
 
 /**
- * `$acknowledge-grievance`, `$resolve-grievance` (R17): only the owning plan's Grievance Coordinator, only in order
- * (acknowledge, then resolve once). Each sends the member (and whoever filed for them) a letter, leaves a new Task
- * version and a Provenance, in one transaction under a lock on the grievance.
+ * `$acknowledge-grievance`, `$resolve-grievance` (R17): only the owning plan's staff, only in order (acknowledge, then
+ * resolve once). The Grievance Coordinator acknowledges; a clinical grievance is resolved by the plan's physician
+ * (42 CFR 438.406(b)(2)(ii)), and nobody who reviewed or decided the case resolves a grievance about it
+ * (438.406(b)(2)(i)). Each sends the member (and whoever filed for them) a letter, leaves a new Task version and a
+ * Provenance, in one transaction under a lock on the grievance.
  */
 export async function handleGrievance(store: FhirStore, taskId: string, action: GrievanceAction, input: GrievanceHandling, actor: AccessContext, access: CallerAccess, options: Options = {}): Promise<Task> {
   const now = options.now ?? new Date();
@@ -177,11 +192,13 @@ export async function handleGrievance(store: FhirStore, taskId: string, action: 
     if (!current.meta?.profile?.includes(PROFILES.grievance) || !step || !resolutionDue) throw unprocessable(`Task/${taskId} is not a grievance (its profile, step and resolution due)`, ['Task.meta.profile']);
     if (options.ifMatch !== undefined && current.meta.versionId !== options.ifMatch) throw preconditionFailed(`Task/${taskId} changed (version ${current.meta.versionId}); reload and retry`);
     const { plan, patient } = await grievanceFiles(tx, current);
+    const category = categoryOf(current);
     // Parties first: staff of another plan learn nothing of where the grievance stands.
     if (!current.owner?.reference || !(await worksForPlan(tx, actor, current.owner.reference))) {
-      throw forbidden(`Only ${GRIEVANCE_HANDLERS.join(' or ')} staff of ${plan.name} may ${action} this grievance (PHC VI.E)`);
+      throw forbidden(`Only ${grievanceHandlers(action, category).join(' or ')} staff of ${plan.name} may ${action} this grievance (PHC VI.E)`);
     }
-    const next = refusalAsError(() => grievanceTransition(step, action, actor.roles));
+    const decider: GrievanceActor = { roles: actor.roles, involvedInCase: action === 'resolve' && (await tookPartInCase(tx, actor, current.focus)) };
+    const next = refusalAsError(() => grievanceTransition({ step, category }, action, decider));
     if (action === 'resolve' && (!input.outcome || !input.resolution)) throw unprocessable('A resolution needs its outcome and its reasons (28 CCR 1300.68(d)(3))', ['resolution']);
     const member = { reference: `Patient/${patient.id}` };
     const parties = { plan, patient, regarding: { reference: `Task/${taskId}` }, recipients: uniqueReferences([member, current.requester]), sender: current.owner, now, delivery: options.delivery };
@@ -208,6 +225,35 @@ export async function handleGrievance(store: FhirStore, taskId: string, action: 
     await tx.create(provenance([saved], actor.fhirUser ? { reference: actor.fhirUser } : current.owner, 'UPDATE', `grievance ${action}${input.outcome ? `: ${input.outcome}` : ''}`));
     return saved as Task;
   });
+}
+
+/**
+ * 42 CFR 438.406(b)(2)(i): whether the actor acted on the case the grievance is about: an agent (a PractitionerRole
+ * counts as its Practitioner) of a Provenance of its request or of its case Task: the submission, every review step, a
+ * consultative review, the report. A grievance about no case has no earlier level.
+ */
+async function tookPartInCase(tx: FhirStore, actor: AccessContext, focus: Reference | undefined): Promise<boolean> {
+  if (!actor.fhirUser || parseLiteral(focus?.reference)?.[0] !== 'ServiceRequest') return false;
+  const tasks = await searchAll(tx, 'Task', { param: 'focus', reference: focus!.reference! });
+  const cases = tasks.filter((t) => t.meta?.profile?.includes(PROFILES.task)).map((t) => `Task/${t.id}`);
+  for (const target of [focus!.reference!, ...cases]) {
+    for (const record of (await searchAll(tx, 'Provenance', { param: 'target', reference: target })) as Provenance[]) {
+      for (const agent of record.agent) if ((await practitionerOf(tx, agent.who)) === actor.fhirUser) return true;
+    }
+  }
+  return false;
+}
+
+const PAGE = 200;
+
+/** Every resource of the type whose reference parameter names the reference, page by page. */
+async function searchAll(tx: FhirStore, resourceType: string, by: { param: string; reference: string }): Promise<Resource[]> {
+  const found: Resource[] = [];
+  for (let offset = 0; ; offset += PAGE) {
+    const { resources } = await tx.search({ resourceType, clauses: [{ kind: 'reference', param: by.param, values: [`${by.param}|${by.reference}`] }], sort: [], count: PAGE, offset, total: false });
+    found.push(...resources);
+    if (resources.length < PAGE) return found;
+  }
 }
 
 function refusalAsError(decide: () => GrievanceStep): GrievanceStep {

@@ -55,13 +55,13 @@ export const BUSINESS_STATUSES: Concept[] = [
 export const USER_ROLES: Concept[] = [
   ['treating-provider', 'Treating provider', 'A PCP or treating specialist of the member (R1).'],
   ['um-clinician', 'UM clinician', 'Reviews requests, asks for information, approves and escalates (BSP D.III-V).'],
-  ['medical-director', 'Physician reviewer', 'Medical Director or physician designee: may deny, modify or refer (R10, BSP D.VI-VII).'],
+  ['medical-director', 'Physician reviewer', 'Medical Director or physician designee: may deny, modify or refer (R10, BSP D.VI-VII); resolves the grievances that involve clinical issues (R17, 42 CFR 438.406(b)(2)(ii)).'],
   ['second-opinion-provider', 'Second-opinion professional', 'Gives the opinion and posts the consultation report (R14).'],
   ['member', 'Member', 'The member or their authorized representative.'],
   ['plan-admin', 'Plan administrator', 'Administers the plan configuration.'],
   ['auditor', 'Auditor', 'Reads the audit log.'],
   ['delegated-group', 'Delegated IPA/medical group', 'Decides in its own name under delegation (R18).'],
-  ['grievance-coordinator', 'Grievance Coordinator', 'Acknowledges and resolves members’ grievances for the plan (R17, PHC VI.E).'],
+  ['grievance-coordinator', 'Grievance Coordinator', 'Acknowledges members’ grievances for the plan and resolves those that involve no clinical issue (R17, PHC VI.E).'],
 ];
 
 /** R17: the codes are the domain's (domain/grievance.ts); each must have its words here. */
@@ -69,8 +69,8 @@ const concepts = <C extends string>(words: Record<C, [display: string, definitio
   (Object.entries(words) as [C, [string, string]][]).map(([code, [display, definition]]) => [code, display, definition]);
 
 const GRIEVANCE_CATEGORIES = concepts<GrievanceCategory>({
-  'pcp-not-granted': ['The PCP or treating provider did not grant or submit the request', 'PHC VI.E: the primary care provider did not grant the member’s request for a second opinion.'],
-  'plan-decision': ['The plan denied or changed the request', 'A denial or modification of a second-opinion request (R10: the notice of action names the right to a grievance).'],
+  'pcp-not-granted': ['The PCP or treating provider did not grant or submit the request', 'PHC VI.E: the primary care provider did not grant the member’s request for a second opinion. Clinical: resolved by a physician (42 CFR 438.406(b)(2)(ii)).'],
+  'plan-decision': ['The plan denied or changed the request', 'A denial or modification of a second-opinion request (R10: the notice of action names the right to a grievance). Clinical: resolved by a physician (42 CFR 438.406(b)(2)(ii)).'],
   'deadline-missed': ['A deadline was missed', 'The request was not decided, notified or given in time (R9).'],
   other: ['Other', 'Any other dissatisfaction with the second-opinion process, described in words.'],
 });
@@ -169,7 +169,7 @@ function profiles(): StructureDefinition[] {
       ...receivedFor('R9'),
       ...dueBy('R9', 'decision', 'so-task-1'),
     ]),
-    profile('second-opinion-grievance', 'Task', 'Second-opinion grievance Task', 'A member’s grievance about a second opinion (R17, PHC VI.E): filed, acknowledged and resolved by the plan’s Grievance Coordinator within the California clocks.', [
+    profile('second-opinion-grievance', 'Task', 'Second-opinion grievance Task', 'A member’s grievance about a second opinion (R17, PHC VI.E): filed, acknowledged by the plan’s Grievance Coordinator and resolved within the California clocks, by the coordinator or, when it involves clinical issues, by the plan’s physician; never by someone who reviewed or decided the case (42 CFR 438.406(b)(2)).', [
       el('Task.businessStatus', { ...required(), binding: { strength: 'required', valueSet: VALUE_SETS.grievanceStatus } }),
       el('Task.code', { ...required(), short: 'second-opinion-grievance' }),
       el('Task.focus', { mustSupport: true, short: 'The second-opinion request it is about, if any (a PCP who never submitted leaves none)', type: [{ code: 'Reference', targetProfile: ['http://hl7.org/fhir/StructureDefinition/ServiceRequest'] }] }),
@@ -178,6 +178,7 @@ function profiles(): StructureDefinition[] {
       el('Task.owner', { ...required(), short: 'The plan (its Grievance Coordinator, PHC VI.E)' }),
       el('Task.reasonCode', { ...required(), binding: { strength: 'required', valueSet: VALUE_SETS.grievanceCategory } }),
       el('Task.note', { ...required(), short: 'The member’s words' }),
+      el('Task.performerType', { mustSupport: true, short: 'Who acts on it: the Grievance Coordinator, and the plan’s physician who resolves a clinical grievance (42 CFR 438.406(b)(2)(ii))', binding: { strength: 'required', valueSet: VALUE_SETS.userRole } }),
       ...dueBy('R17', 'resolution', 'so-grievance-1'),
     ]),
     profile('second-opinion-consultation-report', 'DocumentReference', 'Second-opinion consultation report', 'The report of the second-opinion professional, with recommended procedures and tests (R14).', [
@@ -297,7 +298,7 @@ function operations(): OperationDefinition[] {
       'Acknowledge a grievance in writing (Grievance Coordinator; 28 CCR 1300.68(d)(1)): the member is sent the acknowledgment letter.',
       [param('note', 'in', 0, '1', 'string', 'A note for the record'), param('return', 'out', 1, '1', 'Task', 'The grievance Task after the action')]),
     operation('Task-resolve-grievance', 'resolve-grievance', ['Task'], { system: false, type: false, instance: true }, true,
-      'Resolve an acknowledged grievance (Grievance Coordinator; H&S 1368.01, 28 CCR 1300.68(d)(3)): the member is sent the resolution with its reasons and their further rights (DMHC, Independent Medical Review, State Hearing).',
+      'Resolve an acknowledged grievance (H&S 1368.01, 28 CCR 1300.68(d)(3)): by the Grievance Coordinator, or by the plan’s physician (medical-director) when it involves clinical issues, and never by someone who reviewed or decided the case it is about (42 CFR 438.406(b)(2)); the member is sent the resolution with its reasons and their further rights (DMHC, Independent Medical Review, State Hearing).',
       [
         param('outcome', 'in', 1, '1', 'code', 'upheld | partly-upheld | not-upheld'),
         param('resolution', 'in', 1, '1', 'string', 'The resolution and its reasons, as the member is told them'),
