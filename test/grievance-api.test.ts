@@ -263,7 +263,8 @@ describe.each(STORE_DRIVERS)('R17 grievances on $name', (driver) => {
     expect([byCoordinator.status, byCoordinator.body.issue?.[0]?.diagnostics]).toEqual([403, expect.stringMatching(/^Only medical-director may resolve a grievance involving clinical issues, 42 CFR 438\.406\(b\)\(2\)\(ii\)/)]);
     const byDecider = await resolve(director);
     expect([byDecider.status, byDecider.body.resourceType, byDecider.body.issue?.[0]?.diagnostics]).toEqual([403, 'OperationOutcome', expect.stringMatching(/42 CFR 438\.406\(b\)\(2\)\(i\)/)]);
-    expect((await resolve(staff('Practitioner/hpsj-md-1', 'medical-director'))).status).toBe(403);
+    // Another plan's physician may not even see it (404, workflow/grievanceAccess.ts).
+    expect((await resolve(staff('Practitioner/hpsj-md-1', 'medical-director'))).status).toBe(404);
     expect(((await call(coordinator(), `Task/${filed.id}/_history`)).body as Bundle).entry).toHaveLength(2);
     expect(((await call(coordinator(), `Communication?based-on=Task/${filed.id}`)).body as Bundle).entry).toHaveLength(1);
 
