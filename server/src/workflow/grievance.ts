@@ -10,6 +10,7 @@ import { parseLiteral } from '../fhir/references.js';
 import type { AccessContext } from '../fhir/request.js';
 import { CODE_SYSTEMS, GRIEVANCE_TASK_CODE, PROFILES } from '../fhir/systems.js';
 import type { FhirStore } from '../storage/FhirStore.js';
+import { pagesInIdOrder } from '../storage/pages.js';
 import { type CallerAccess, practitionerOf, uniqueReferences } from './caseParties.js';
 import { planOf } from './decide.js';
 import { composeLetter, sendLetter } from './letters.js';
@@ -244,16 +245,12 @@ async function tookPartInCase(tx: FhirStore, actor: AccessContext, focus: Refere
   return false;
 }
 
-const PAGE = 200;
-
-/** Every resource of the type whose reference parameter names the reference, page by page. */
+/** Every resource of the type whose reference parameter names the reference. */
 async function searchAll(tx: FhirStore, resourceType: string, by: { param: string; reference: string }): Promise<Resource[]> {
   const found: Resource[] = [];
-  for (let offset = 0; ; offset += PAGE) {
-    const { resources } = await tx.search({ resourceType, clauses: [{ kind: 'reference', param: by.param, values: [`${by.param}|${by.reference}`] }], sort: [], count: PAGE, offset, total: false });
-    found.push(...resources);
-    if (resources.length < PAGE) return found;
-  }
+  const query = { resourceType, clauses: [{ kind: 'reference' as const, param: by.param, values: [`${by.param}|${by.reference}`] }], sort: [], count: 200, offset: 0, total: false };
+  for await (const page of pagesInIdOrder(tx, query, 200)) found.push(...page);
+  return found;
 }
 
 function refusalAsError(decide: () => GrievanceStep): GrievanceStep {
