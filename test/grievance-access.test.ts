@@ -98,6 +98,11 @@ describe.each(STORE_DRIVERS)('R17 grievance visibility on $name', (driver) => {
       expect(ids(included), who).not.toContain(`Task/${aboutCase.id}`);
       const history = (await call(token, `Task/_history?_count=1000`)).body as Bundle;
       expect(ids(history), who).not.toContain(`Task/${aboutCase.id}`);
+      // Nor does a search through it: `_has` and a chain would tell that a grievance exists.
+      const grieved = (await call(token, `ServiceRequest?_id=${serviceRequest.id}&_has:Task:focus:code=second-opinion-grievance`)).body as Bundle;
+      expect(ids(grieved), who).toEqual([]);
+      const filedBy = (await call(token, `Provenance?target:Task.code=second-opinion-grievance&_total=accurate`)).body as Bundle;
+      expect(filedBy.total, who).toBe(0);
     }
     // Another member: their compartment never held it.
     const otherMember = member('member-phc-2');

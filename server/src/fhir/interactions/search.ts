@@ -57,6 +57,10 @@ function restrictChain(req: FhirRequest, ctx: FhirContext, clause: SearchClause)
   // As for the matches themselves: only types of the patient compartment are held to it, not the directory.
   if (compartment && (through === 'Patient' || ctx.indexer.compartmentParams(through).length)) clause.compartment = compartment;
   restrictChain(req, ctx, clause.clause);
+  // The type's own access rule holds what a chain or `_has` passes through too, or it would tell what the caller may not see.
+  const rule = req.auth ? ctx.accessRules?.[through] : undefined;
+  const held = rule && req.auth ? rule.searchClauses({ ...req, auth: req.auth }, ctx) : [];
+  if (held.length) clause.clause = { kind: 'anyOf', alternatives: [[clause.clause, ...held]] };
 }
 
 export async function searchType(req: FhirRequest, ctx: FhirContext, type: string, params: [string, string][]): Promise<FhirResponse> {
