@@ -73,6 +73,11 @@ describe.each(STORE_DRIVERS)('R17 grievance visibility on $name', (driver) => {
       const found = (await call(token, `Task?code=second-opinion-grievance&_id=${grievance.id}`)).body as Bundle;
       expect(ids(found), who).toEqual([`Task/${grievance.id}`]);
     }
+    for (const token of [readers[0][1], readers[4][1]]) {
+      const provenances = (await call(token, `Provenance?target=Task/${aboutNoCase.id}`)).body as Bundle;
+      expect(provenances.entry?.length).toBe(1);
+      expect((await call(token, ids(provenances)[0])).status).toBe(200);
+    }
   });
 
   it('R17: to another plan\'s staff, a provider who did not file it, a delegated group\'s system and another member, a grievance is a missing id, and no search, include or history shows it', async () => {
@@ -91,6 +96,8 @@ describe.each(STORE_DRIVERS)('R17 grievance visibility on $name', (driver) => {
         expect((await call(token, `Task/${grievance.id}/_history`)).status, who).toBe(404);
         const searched = (await call(token, `Task?code=second-opinion-grievance&_id=${grievance.id}&_total=accurate`)).body as Bundle;
         expect(searched.total, who).toBe(0);
+        // Its Provenance names who filed it: kept to its parties too.
+        expect(ids((await call(token, `Provenance?target=Task/${grievance.id}`)).body as Bundle), who).toEqual([]);
       }
       // The case stays theirs to read as before; only the grievance about it is left out of an include and of the history.
       const included = (await call(token, `ServiceRequest?_id=${serviceRequest.id}&_revinclude=Task:focus`)).body as Bundle;

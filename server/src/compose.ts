@@ -21,7 +21,7 @@ import { metricsRouter } from './http/metricsRoutes.js';
 import { deliverableCopy, deliveredIdentifier, type ProviderDelivery } from './workflow/providerDelivery.js';
 import type { PartsEnv, ServerParts } from './server.js';
 import { decideWithPlanRules } from './workflow/decide.js';
-import { grievanceAccessRule, grievanceLetterAccessRule } from './workflow/grievanceAccess.js';
+import { grievanceAccessRule, grievanceRecordAccessRule } from './workflow/grievanceAccess.js';
 
 /** The composition root: every module the server runs with, wired in one place. */
 export async function buildParts(env: PartsEnv): Promise<ServerParts> {
@@ -69,8 +69,9 @@ export async function buildParts(env: PartsEnv): Promise<ServerParts> {
     accessRules: {
       ...outbound.accessRules,
       Task: grievanceAccessRule(env.registry),
-      Communication: grievanceLetterAccessRule(env.registry, 'Communication'),
-      DocumentReference: grievanceLetterAccessRule(env.registry, 'DocumentReference'),
+      Communication: grievanceRecordAccessRule(env.registry, 'Communication'),
+      DocumentReference: grievanceRecordAccessRule(env.registry, 'DocumentReference'),
+      Provenance: grievanceRecordAccessRule(env.registry, 'Provenance'),
     },
     workers: config.outboxEnabled ? outbound.workers : [],
     seed: async (store) => {

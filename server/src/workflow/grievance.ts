@@ -16,6 +16,7 @@ import { planOf } from './decide.js';
 import { composeLetter, sendLetter } from './letters.js';
 import type { ProviderDelivery } from './providerDelivery.js';
 import { rolesOf } from './directory.js';
+import { grievancePartyTags } from './grievanceAccess.js';
 import { worksForPlan } from './planStaff.js';
 import { provenance } from './submit.js';
 
@@ -96,10 +97,16 @@ export async function fileGrievance(store: FhirStore, filing: GrievanceFiling, a
     const parties = { plan, patient, regarding: { reference: `Task/${task.id}` }, recipients: uniqueReferences([member, requester]), sender: task.owner!, now };
     const notice = filing.expedited ? composeLetter('grievance-urgent', parties, { grievance: { statement: filing.description, resolutionDueDate: localDateTime(plan, new Date(dues.resolutionDueAt)), expedited: true } }) : undefined;
     if (notice) task.output = notice.refs.map((r) => outputRef('urgent-notice', r));
-    const [stored] = await tx.createMany([task, provenance([task], actor.fhirUser ? { reference: actor.fhirUser } : requester, 'CREATE', 'Grievance received (R17)'), ...(notice?.resources ?? [])]);
+    const [stored] = await tx.createMany([task, grievanceProvenance(task, actor.fhirUser ? { reference: actor.fhirUser } : requester, 'CREATE', 'Grievance received (R17)'), ...(notice?.resources ?? [])]);
     await notice?.deliver(tx, options.delivery);
     return stored as Task;
   });
+}
+
+/** A Provenance of the grievance, kept to its parties (the plan, the member, whoever filed it) as its letters are. */
+function grievanceProvenance(task: Task, agent: Reference | undefined, activity: string, reason: string): Provenance {
+  const parties = [task.owner, task.for, task.requester].map((r) => r?.reference).filter((r): r is string => Boolean(r));
+  return { ...provenance([task], agent, activity, reason), meta: { tag: grievancePartyTags(parties) } };
 }
 
 /** Who acts on the grievance, to find it by (`performer`): the coordinator, and the physician who resolves a clinical one. */
@@ -223,7 +230,7 @@ export async function handleGrievance(store: FhirStore, taskId: string, action: 
       output: nonEmpty([...(current.output ?? []), ...outputs]),
     };
     const { resource: saved } = await tx.update(task, current.meta.versionId);
-    await tx.create(provenance([saved], actor.fhirUser ? { reference: actor.fhirUser } : current.owner, 'UPDATE', `grievance ${action}${input.outcome ? `: ${input.outcome}` : ''}`));
+    await tx.create(grievanceProvenance(saved, actor.fhirUser ? { reference: actor.fhirUser } : current.owner, 'UPDATE', `grievance ${action}${input.outcome ? `: ${input.outcome}` : ''}`));
     return saved as Task;
   });
 }

@@ -34,19 +34,20 @@ export function grievanceAccessRule(registry: SearchParamRegistry): ResourceAcce
   };
 }
 
-/** meta.tag of a grievance's letters (Communication, DocumentReference): the marker code, and one code per party that may read them. */
+/** meta.tag of a grievance's records (its letters, its Provenances): the marker code, and one code per party that may read them. */
 export const GRIEVANCE_PARTY_SYSTEM = `${CANONICAL_BASE}/CodeSystem/grievance-party`;
 const MARKER = 'grievance';
 
-/** The tags that keep a grievance letter to its parties (`Organization/…`, `Patient/…`, `Practitioner/…` references). */
+/** The tags that keep a grievance's record to its parties (`Organization/…`, `Patient/…`, `Practitioner/…` references). */
 export const grievancePartyTags = (parties: string[]): Coding[] => [MARKER, ...new Set(parties)].map((code) => ({ system: GRIEVANCE_PARTY_SYSTEM, code }));
 
 /**
- * A grievance's letters (they quote the member's words and give the resolution) are shown to the parties their tags
- * name (the plan that sent them, the member, each recipient) and to those who see every grievance; to others they are
- * missing ids, left out of searches. Letters without the tags (a case's notices) are untouched.
+ * A grievance's records (its letters quote the member's words and give the resolution; its Provenances name who filed
+ * it) are shown to the parties their tags name (the plan, the member, whoever filed it or is sent a letter) and to those
+ * who see every grievance; to others they are missing ids, left out of searches. Records without the tags (a case's
+ * notices and Provenances) are untouched.
  */
-export function grievanceLetterAccessRule(registry: SearchParamRegistry, resourceType: 'Communication' | 'DocumentReference'): ResourceAccessRule {
+export function grievanceRecordAccessRule(registry: SearchParamRegistry, resourceType: 'Communication' | 'DocumentReference' | 'Provenance'): ResourceAccessRule {
   return {
     mayAccess(req, _ctx, resource) {
       const parties = resource.meta?.tag?.filter((t) => t.system === GRIEVANCE_PARTY_SYSTEM).map((t) => t.code) ?? [];
