@@ -8,7 +8,7 @@ import type { FhirRequest, FhirResponse } from '../request.js';
 import { linkUrl } from '../responses.js';
 import { RESOURCE_TYPES } from '../resourceTypes.js';
 import { DEFAULT_COUNT, MAX_COUNT } from '../search/parse.js';
-import { dateRange } from '../search/dates.js';
+import { dateRange, isInstant } from '../search/dates.js';
 
 /**
  * Pins a walk through history to the versions there were on its first page. History is newest first
@@ -65,9 +65,6 @@ function parsePaging(query: [string, string][]): HistoryPaging {
   return { count, offset, since: instant('_since'), at: params.get('_at') ? parsePeriod('_at', params.get('_at')!) : undefined, before: instant(PIN) };
 }
 
-/** An R4 instant: to the second, with its zone (datatypes.html#instant). */
-const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
-
 /**
  * `_since` (and the pin) take an instant (R4 http.html#history: "_since: instant"). A partial date or a time without
  * its zone is refused (400), not taken at its start: `_since=2026-11` read as UTC midnight began 7 hours before a
@@ -75,7 +72,7 @@ const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})
  * allows second or millisecond precision only); `_at`, a dateTime, keeps partial values as the period they name.
  */
 function parseInstant(name: string, value: string): Date {
-  const range = INSTANT.test(value) ? dateRange(value) : undefined;
+  const range = isInstant(value) ? dateRange(value) : undefined;
   if (!range) throw badRequest(`Invalid ${name} '${value.slice(0, 40)}': it takes an instant, to the second with a time zone (2026-11-01T00:00:00-07:00)`, name);
   return range.lo;
 }

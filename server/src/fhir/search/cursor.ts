@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { type PageCursor, SORT_KEY_KINDS, type SortPosition, type SortRule } from '../../storage/FhirStore.js';
 import { badRequest, type FhirError } from '../outcomes.js';
+import { isInstant } from './dates.js';
 import { ID_RE } from '../responses.js';
 
 /**
@@ -13,7 +14,6 @@ import { ID_RE } from '../responses.js';
 export const CURSOR_PARAM = '_cursor';
 
 const MAX_CURSOR_CHARS = 8192;
-const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
 const DECIMAL = /^-?\d{1,200}(\.\d{1,200})?$/;
 
 const CursorJson = z
@@ -64,18 +64,12 @@ function isKey(value: string, kind: (typeof SORT_KEY_KINDS)[SortRule['kind']]): 
   switch (kind) {
     case 'instant':
       // A real calendar instant: the database would refuse 2026-02-30 with an error, not a 400.
-      return INSTANT.test(value) && isCalendarInstant(`${value.slice(0, 23)}Z`);
+      return isInstant(value);
     case 'decimal':
       return DECIMAL.test(value);
     case 'text':
       return !value.includes('\u0000');
   }
-}
-
-/** A real calendar instant FHIR can write (years 0001-9999; PostgreSQL has no year 0000). */
-function isCalendarInstant(iso: string): boolean {
-  const ms = Date.parse(iso);
-  return !Number.isNaN(ms) && !iso.startsWith('0000') && new Date(ms).toISOString() === iso;
 }
 
 /** The sort a cursor belongs to, as `_sort` writes it. */
