@@ -138,6 +138,33 @@ describe.each(STORE_DRIVERS)('REST search and history paging, summary counts, Ca
       expect(backwards.flat()).toEqual(remaining);
     });
 
+    it.each(['due', '-due', 'due,-authored-on', '-authored-on,due', '_id', '-_lastUpdated', ''])('_sort=%s: previous from each page reached by next gives the page before it (ties, missing values, descending)', async (sort) => {
+      const code = `prev-${driver.name}-${sort.replace(/\W/g, '_') || 'default'}`;
+      await tasks(code, [...dues, '2026-05-03', undefined], (i) => (authored[i % authored.length] ? { authoredOn: authored[i % authored.length] } : {}));
+      const query = `Task?code=urn:test:paging|${code}${sort ? `&_sort=${sort}` : ''}&_count=2`;
+      const pages = [await get(query)];
+      for (let next = link(pages[0], 'next'); next && pages.length < 20; next = link(pages[pages.length - 1], 'next')) pages.push(await get(next));
+      expect(pages.flatMap(idsOf)).toHaveLength(dues.length + 2);
+      for (let i = 1; i < pages.length; i++) expect(idsOf(await get(link(pages[i], 'previous')!)), `page ${i + 1}`).toEqual(idsOf(pages[i - 1]));
+    });
+
+    it('previous after every match before a page stopped matching: the first page of what remains, not an empty page without links', async () => {
+      const code = `prev-gone-${driver.name}`;
+      const stored = await tasks(code, ['2026-10-01', '2026-10-02', '2026-10-03', '2026-10-04', '2026-10-05', undefined]);
+      const query = `Task?code=urn:test:paging|${code}&status=requested&_sort=due&_count=2`;
+      const page2 = await get(link(await get(query), 'next')!);
+      for (const gone of stored.slice(0, 2)) await put({ ...gone, status: 'cancelled' });
+      const previous = await get(link(page2, 'previous')!);
+      expect(idsOf(previous)).toEqual(stored.slice(2, 4).map((t) => t.id));
+      expect(link(previous, 'previous')).toBeUndefined();
+      expect(idsOf(await get(link(previous, 'next')!))).toEqual(stored.slice(4).map((t) => t.id));
+      // One left before the page: a short page, as where a walk back from last ends.
+      await put({ ...stored[1], status: 'requested' });
+      const short = await get(link(page2, 'previous')!);
+      expect([idsOf(short), link(short, 'previous')]).toEqual([[stored[1].id], undefined]);
+      expect(idsOf(await get(link(short, 'next')!))).toEqual(stored.slice(2, 4).map((t) => t.id));
+    });
+
     it('ties on the sort key are broken by id: a page boundary inside a run of equal dues neither skips nor repeats', async () => {
       const code = `ties-${driver.name}`;
       await tasks(code, Array.from({ length: 6 }, () => '2026-06-01'));
