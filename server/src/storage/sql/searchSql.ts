@@ -1,4 +1,5 @@
 import { badRequest } from '../../fhir/outcomes.js';
+import { undatedToken } from '../../fhir/search/indexer.js';
 import { type DateCondition, type NumberCondition, type Prefix, type SearchClause, type SearchQuery, SORT_KEY_KINDS, type SortPosition, type SortRule } from '../FhirStore.js';
 
 /**
@@ -74,7 +75,7 @@ export function planSearch(query: SearchQuery): SearchPlan {
       statement((params) => {
         const keys = [UNDATED, ...keysOf(rest, params)];
         const after = from ? ` AND ${keysetSql(keys.slice(1), { keys: from.keys.slice(1), id: from.id }, backward, params)}` : '';
-        return pageSql(`SELECT ${columns(keys)} FROM resources r WHERE ${buildWhere(query, params)} AND NOT ${hasDate(first.param, params)}${after} ORDER BY ${orderSql(keys, backward)} LIMIT ${params.add(limit)} OFFSET ${params.add(offset)}`, keys, backward);
+        return pageSql(`SELECT ${columns(keys)} FROM resources r WHERE ${buildWhere(query, params)} AND r.tokens @> ARRAY[${params.add(undatedToken(first.param))}::text]${after} ORDER BY ${orderSql(keys, backward)} LIMIT ${params.add(limit)} OFFSET ${params.add(offset)}`, keys, backward);
       });
     return {
       kind: 'dateOrdered',
