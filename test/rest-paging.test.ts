@@ -303,8 +303,55 @@ describe.each(STORE_DRIVERS)('REST search and history paging, summary counts, Ca
         const page = (await raw(request)).body as Bundle;
         expect(link(page, 'self')).toBe(request);
         const next = new URL(link(page, 'next')!);
-        expect([next.searchParams.get('_since'), next.searchParams.get('_count'), next.searchParams.get('_offset')]).toEqual([since, '1', '1']);
+        expect([next.searchParams.get('_since'), next.searchParams.get('_count'), next.searchParams.get('_offset'), next.searchParams.has('_cursor')]).toEqual([since, '1', null, true]);
       }
+    });
+
+    it('_cursor pages instance, type and system history: next then previous gives the page again, whatever is written between requests', async () => {
+      for (const path of [`Basic/${id}/_history`, 'Basic/_history', '_history']) {
+        const page1 = (await raw(url(`${path}?_count=2`))).body as Bundle;
+        expect([link(page1, 'previous'), link(page1, 'first')], path).toEqual([undefined, undefined]);
+        await raw(url('Basic'), { method: 'POST', json: basic('history-cursor') });
+        const page2 = (await raw(link(page1, 'next')!)).body as Bundle;
+        const next = new URL(link(page1, 'next')!);
+        expect([next.searchParams.get('_offset'), next.searchParams.get('_before'), cursorOf(next.href) !== null], path).toEqual([null, null, true]);
+        expect(versionsOf(page2).filter((v) => versionsOf(page1).includes(v)), path).toEqual([]);
+        await raw(url('Basic'), { method: 'POST', json: basic('history-cursor') });
+        const back = (await raw(link(page2, 'previous')!)).body as Bundle;
+        expect(versionsOf(back), path).toEqual(versionsOf(page1));
+        const page3 = (await raw(link(page2, 'next')!)).body as Bundle;
+        expect(versionsOf(page3).filter((v) => [...versionsOf(page1), ...versionsOf(page2)].includes(v)), path).toEqual([]);
+        expect(link(page2, 'first'), path).toBe(url(`${path}?_count=2`));
+      }
+      const walked = (await walk(url(`Basic/${id}/_history?_count=3`))).flatMap(versionsOf);
+      expect(walked).toEqual([7, 6, 5, 4, 3, 2, 1].map((v) => `Basic/${id}/${v}`));
+    });
+
+    it('a malformed or foreign _cursor on history is 400 with an OperationOutcome, never ignored or a 500', async () => {
+      const good = cursorOf(link((await raw(url(`Basic/${id}/_history?_count=1`))).body as Bundle, 'next'))!;
+      const decoded = JSON.parse(Buffer.from(good, 'base64url').toString()) as { d: string; s: string; p: (string | null)[] };
+      const forge = (change: Record<string, unknown>) => Buffer.from(JSON.stringify({ ...decoded, ...change })).toString('base64url');
+      const searchCursor = cursorOf(link((await raw(url('Basic?_count=1&_sort=-_lastUpdated'))).body as Bundle, 'next'))!;
+      const bad: [string, string][] = [
+        ['not base64url', 'abc$def'],
+        ['a search cursor', searchCursor],
+        ['no position', forge({ p: undefined })],
+        ['a null key', forge({ p: [null, ...decoded.p.slice(1)] })],
+        ['an impossible instant', forge({ p: ['2026-02-30T00:00:00.000000Z', ...decoded.p.slice(1)] })],
+        ['a version that is no number', forge({ p: [decoded.p[0], '1; DROP TABLE resources', ...decoded.p.slice(2)] })],
+        ['a fractional version', forge({ p: [decoded.p[0], '1.5', ...decoded.p.slice(2)] })],
+      ];
+      for (const [why, cursor] of bad) {
+        const res = await raw(url(`Basic/${id}/_history?_count=1&_cursor=${cursor}`));
+        if (why === 'a fractional version') {
+          expect([why, res.status]).toEqual([why, 200]); // a position between versions: the database compares it as a number
+          continue;
+        }
+        expect([why, res.status, res.body.resourceType]).toEqual([why, 400, 'OperationOutcome']);
+        expect((res.body as OperationOutcome).issue[0].expression).toEqual(['_cursor']);
+      }
+      const both = await raw(url(`_history?_count=1&_offset=1&_cursor=${good}`));
+      expect([both.status, both.body.resourceType]).toEqual([400, 'OperationOutcome']);
     });
 
     it('history with _count=0: no entries and no next link (it led to the same page again)', async () => {

@@ -122,9 +122,12 @@ function pageSql(inner: string, keys: SortKey[], backward: boolean): string {
 }
 
 function textOf(sql: string, type: SortKey['type']): string {
-  if (type === 'timestamptz') return `to_char(${sql} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+  if (type === 'timestamptz') return instantText(sql);
   return type === 'numeric' ? `${sql}::text` : sql;
 }
+
+/** A timestamp as a cursor carries it: UTC, with its microseconds. */
+export const instantText = (sql: string): string => `to_char(${sql} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 
 /**
  * The rows past `at` in the walk's order (keys, then id): for each key, a row is past when its key is,
