@@ -98,6 +98,15 @@ times (\`pg_terminate_backend\`, SQLSTATE 57P01). Every answer must be 200/201 o
 \`transient\` OperationOutcome; the server recovers without a restart; every acknowledged write is there; the
 AuditEvents of the acknowledged requests are written once the database is back.
 
+The CapabilityStatement is served through an outage: \`/metadata\` (every mode, \`_summary\`, \`_elements\`, ETag) and
+the reads of \`CapabilityStatement/server\` and \`TerminologyCapabilities/server\` read the store as any read does, and
+while it answers 503 they answer with the statement as last read from it (each process reads both at start, after
+publishing them, so a process that has started has one). A server starting while the database is away has nothing to
+serve it from: it answers every request, \`/metadata\` too, with 503 and \`Retry-After\` while it opens the database,
+and its start fails if the database cannot be reached (the process exits, for its supervisor to start it again). That
+is deliberate: the statement's version and date are the stored ones, and one made up without the store could differ
+from what clients read a moment later. The suite cuts the network and reads \`/metadata\` during the cut.
+
 ${table(of('pg-outage'), [['key', 'scenario'], ['requests', 'requests'], ['answered2xx', '2xx'], ['unavailable503WithRetryAfter', '503 + Retry-After'], ['otherStatuses', 'other statuses'], ['writesAcknowledged', 'writes acknowledged'], ['acknowledgedFoundAfterRecovery', 'found after recovery']])}
 Bugs this suite found, fixed: an error emitted by a checked-out \`pg\` client whose server went away ended the
 process (uncaught \`error\` event); "Client has encountered a connection error and is not queryable" answered 500;

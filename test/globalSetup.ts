@@ -2,6 +2,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { wrapPglite } from '../server/src/storage/sql/pglite.js';
+import { ourSearchParameters, readConformanceResources } from '../server/src/fhir/conformance.js';
+import { Indexer } from '../server/src/fhir/search/indexer.js';
+import { SearchParamRegistry } from '../server/src/fhir/search/registry.js';
 import { migrate } from '../server/src/storage/sql/schema.js';
 import { buildServer } from '../scripts/build-server.js';
 import { SNAPSHOT_PATH } from './helpers/paths.js';
@@ -14,7 +17,7 @@ import { SNAPSHOT_PATH } from './helpers/paths.js';
 export default async function setup(): Promise<void> {
   await buildServer();
   const db = await PGlite.create('memory://');
-  await migrate(wrapPglite(db));
+  await migrate(wrapPglite(db), new Indexer(SearchParamRegistry.withStandard(ourSearchParameters(readConformanceResources()))));
   const dump = await db.dumpDataDir('none');
   mkdirSync(dirname(SNAPSHOT_PATH), { recursive: true });
   writeFileSync(SNAPSHOT_PATH, Buffer.from(await dump.arrayBuffer()));

@@ -28,7 +28,7 @@ describe.each(drivers)('schema migrations and re-indexing on $name', ({ name, co
 
   it('migration 3 moves every stored resource into its type partition, migration 4 every AuditEvent into the audit table; reads, searches, history and writes work after them', async () => {
     conn = await openConnection(cfg);
-    await migrate(conn, 2);
+    await migrate(conn, new Indexer(registry), 2);
     const before = new SqlFhirStore(conn, new Indexer(registry));
     const patient = await before.create({ resourceType: 'Patient', name: [{ family: 'Migrated' }], birthDate: '1970-01-01' } as Patient);
     const tasks = await before.createMany(
@@ -44,7 +44,7 @@ describe.each(drivers)('schema migrations and re-indexing on $name', ({ name, co
     await conn.query(`INSERT INTO sp_date (res_type, id, param, lo, hi) VALUES ('AuditEvent', 'old-audit', 'date', '2026-10-31T12:00:00Z', '2026-10-31T12:00:00Z')`);
     await conn.query(`INSERT INTO sp_string (res_type, id, param, value, exact) VALUES ('AuditEvent', 'old-audit', 'type:text', 'rest', 'rest')`);
 
-    await migrate(conn);
+    await migrate(conn, new Indexer(registry));
     const partitions = await conn.query(`SELECT tableoid::regclass::text AS part, res_type FROM resources WHERE id = ANY($1::text[]) ORDER BY res_type`, [[patient.id, tasks[1].id, binary.id]]);
     expect(partitions.rows.map((r) => [r.res_type, String(r.part).replace(/^.*\./, '')])).toEqual([
       ['Binary', 'resources_other'],
@@ -151,7 +151,7 @@ describe.each(drivers)('schema migrations and re-indexing on $name', ({ name, co
     const own = config();
     const c = await openConnection(own);
     try {
-      await migrate(c, 5);
+      await migrate(c, new Indexer(registry), 5);
       const store = new SqlFhirStore(c, new Indexer(registry));
       const tagged = await store.create({ resourceType: 'Patient', meta: { tag: [{ system: 'urn:t', code: 'x' }], security: [{ system: 'urn:s', code: 'R' }] } } as Patient);
       await store.create({ resourceType: 'Patient' } as Patient);
@@ -161,8 +161,31 @@ describe.each(drivers)('schema migrations and re-indexing on $name', ({ name, co
       const having = async (resourceType: string, param: string) =>
         (await store.search({ resourceType, clauses: [{ kind: 'missing', param, missing: false }], sort: [], count: 10, offset: 0, total: false })).resources.map((r) => r.id);
       expect([await having('Patient', '_tag'), await having('AuditEvent', '_tag')]).toEqual([[], []]);
-      await migrate(c);
+      await migrate(c, new Indexer(registry));
       expect([await having('Patient', '_tag'), await having('Patient', '_security'), await having('Patient', '_profile'), await having('AuditEvent', '_tag')]).toEqual([[tagged.id], [tagged.id], [], [audited.id]]);
+    } finally {
+      await c.close();
+      await dropSchema(own);
+    }
+  });
+
+  it('migration 8 marks the stored resources without a value for a date parameter, so the last page of a sort by that date finds them through the index', async () => {
+    const own = config();
+    const c = await openConnection(own);
+    try {
+      await migrate(c, new Indexer(registry), 7);
+      const store = new SqlFhirStore(c, new Indexer(registry));
+      const tasks = await store.createMany(['2026-01-02', undefined, '2026-01-01', undefined].map((end) => ({ resourceType: 'Task', status: 'requested', intent: 'order', ...(end ? { restriction: { period: { end } } } : {}) }) as Task));
+      // As stored before the indexer marked missing dates.
+      await c.query(`UPDATE resources SET tokens = ARRAY(SELECT t FROM unnest(tokens) t WHERE t NOT LIKE '!%')`);
+      const last = async () =>
+        (await store.search({ resourceType: 'Task', clauses: [], sort: [{ param: 'due', kind: 'date', descending: false }], count: 3, offset: 0, total: false, cursor: { direction: 'before' } })).resources.map((r) => r.id);
+      expect(await last()).toEqual([tasks[2].id, tasks[0].id]); // the undated ones not found
+      await migrate(c, new Indexer(registry));
+      const undated = [tasks[1].id!, tasks[3].id!].sort();
+      expect(await last()).toEqual([tasks[0].id, ...undated]);
+      const marked = async (mark: string) => (await c.query(`SELECT id FROM resources WHERE tokens @> ARRAY[$1] ORDER BY id`, [mark])).rows.map((r) => r.id);
+      expect([await marked('!due'), await marked('!authored-on')]).toEqual([undated, tasks.map((t) => t.id).sort()]);
     } finally {
       await c.close();
       await dropSchema(own);

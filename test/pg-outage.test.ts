@@ -108,6 +108,29 @@ describe.skipIf(!TEST_DATABASE_URL)('PostgreSQL outages under load', () => {
     });
   }
 
+  it('the CapabilityStatement is still served while the database is away (as last read), and follows the stored one again after', async () => {
+    const metadata = async (path: string) => {
+      const res = await fetch(`${server.fhirBase}/${path}`, { signal: AbortSignal.timeout(15_000) });
+      return { status: res.status, etag: res.headers.get('etag'), body: (await res.json()) as { resourceType?: string; id?: string; rest?: unknown[] } };
+    };
+    const before = await metadata('metadata');
+    expect([before.status, before.body.resourceType]).toEqual([200, 'CapabilityStatement']);
+    await proxy.cut();
+    try {
+      await waitFor(async () => (await send('GET', 'Patient/outage-1')).status === 503, 15_000, 'the database to be away');
+      for (const path of ['metadata', 'CapabilityStatement/server', 'metadata?_summary=true', 'metadata?mode=terminology']) {
+        const during = await metadata(path);
+        expect([path, during.status], JSON.stringify(during.body).slice(0, 300)).toEqual([path, 200]);
+        expect(during.body.id).toBe('server');
+        if (path === 'metadata') expect([during.body, during.etag]).toEqual([before.body, before.etag]);
+      }
+    } finally {
+      await proxy.restore();
+    }
+    await waitFor(async () => (await send('GET', 'Patient/outage-1')).status === 200, 15_000, 'reads to recover');
+    expect((await metadata('metadata')).etag).toBe(before.etag);
+  });
+
   it('the network to the database drops and comes back: 503 with Retry-After, then recovery', async () => {
     const done = (async () => {
       await new Promise((r) => setTimeout(r, 600));

@@ -41,9 +41,9 @@ describe.each(STORE_DRIVERS)('REST conformance gaps on $name', (driver) => {
   });
 
   describe('_since takes an instant (R4 http.html#history)', () => {
-    it('a partial date or a time without its zone is a 400 naming _since; an instant, with any offset, is taken', async () => {
+    it('a partial date, a time without its zone, or what R4\'s instant pattern refuses (year 0000, a zone past +14:00) is a 400 naming _since; an instant, with any offset, is taken', async () => {
       const created = await create(basic('since-instant'));
-      for (const since of ['2026-11', '2026-11-30', '2026-11-30T10:00:00', '2026-11-30T10:00Z', '2026-13-01T00:00:00Z', 'ge2026-11-30T10:00:00Z']) {
+      for (const since of ['2026-11', '2026-11-30', '2026-11-30T10:00:00', '2026-11-30T10:00Z', '2026-13-01T00:00:00Z', 'ge2026-11-30T10:00:00Z', '0000-01-01T00:00:00Z', '2026-11-30T10:00:00+14:30', '2026-02-29T00:00:00Z']) {
         const res = await raw(url(`Basic/${created.id}/_history?_since=${encodeURIComponent(since)}`));
         expect(res.status, since).toBe(400);
         expect(res.body.issue[0].expression, since).toEqual(['_since']);

@@ -138,6 +138,33 @@ describe.each(STORE_DRIVERS)('REST search and history paging, summary counts, Ca
       expect(backwards.flat()).toEqual(remaining);
     });
 
+    it.each(['due', '-due', 'due,-authored-on', '-authored-on,due', '_id', '-_lastUpdated', ''])('_sort=%s: previous from each page reached by next gives the page before it (ties, missing values, descending)', async (sort) => {
+      const code = `prev-${driver.name}-${sort.replace(/\W/g, '_') || 'default'}`;
+      await tasks(code, [...dues, '2026-05-03', undefined], (i) => (authored[i % authored.length] ? { authoredOn: authored[i % authored.length] } : {}));
+      const query = `Task?code=urn:test:paging|${code}${sort ? `&_sort=${sort}` : ''}&_count=2`;
+      const pages = [await get(query)];
+      for (let next = link(pages[0], 'next'); next && pages.length < 20; next = link(pages[pages.length - 1], 'next')) pages.push(await get(next));
+      expect(pages.flatMap(idsOf)).toHaveLength(dues.length + 2);
+      for (let i = 1; i < pages.length; i++) expect(idsOf(await get(link(pages[i], 'previous')!)), `page ${i + 1}`).toEqual(idsOf(pages[i - 1]));
+    });
+
+    it('previous after every match before a page stopped matching: the first page of what remains, not an empty page without links', async () => {
+      const code = `prev-gone-${driver.name}`;
+      const stored = await tasks(code, ['2026-10-01', '2026-10-02', '2026-10-03', '2026-10-04', '2026-10-05', undefined]);
+      const query = `Task?code=urn:test:paging|${code}&status=requested&_sort=due&_count=2`;
+      const page2 = await get(link(await get(query), 'next')!);
+      for (const gone of stored.slice(0, 2)) await put({ ...gone, status: 'cancelled' });
+      const previous = await get(link(page2, 'previous')!);
+      expect(idsOf(previous)).toEqual(stored.slice(2, 4).map((t) => t.id));
+      expect(link(previous, 'previous')).toBeUndefined();
+      expect(idsOf(await get(link(previous, 'next')!))).toEqual(stored.slice(4).map((t) => t.id));
+      // One left before the page: a short page, as where a walk back from last ends.
+      await put({ ...stored[1], status: 'requested' });
+      const short = await get(link(page2, 'previous')!);
+      expect([idsOf(short), link(short, 'previous')]).toEqual([[stored[1].id], undefined]);
+      expect(idsOf(await get(link(short, 'next')!))).toEqual(stored.slice(2, 4).map((t) => t.id));
+    });
+
     it('ties on the sort key are broken by id: a page boundary inside a run of equal dues neither skips nor repeats', async () => {
       const code = `ties-${driver.name}`;
       await tasks(code, Array.from({ length: 6 }, () => '2026-06-01'));
@@ -276,8 +303,55 @@ describe.each(STORE_DRIVERS)('REST search and history paging, summary counts, Ca
         const page = (await raw(request)).body as Bundle;
         expect(link(page, 'self')).toBe(request);
         const next = new URL(link(page, 'next')!);
-        expect([next.searchParams.get('_since'), next.searchParams.get('_count'), next.searchParams.get('_offset')]).toEqual([since, '1', '1']);
+        expect([next.searchParams.get('_since'), next.searchParams.get('_count'), next.searchParams.get('_offset'), next.searchParams.has('_cursor')]).toEqual([since, '1', null, true]);
       }
+    });
+
+    it('_cursor pages instance, type and system history: next then previous gives the page again, whatever is written between requests', async () => {
+      for (const path of [`Basic/${id}/_history`, 'Basic/_history', '_history']) {
+        const page1 = (await raw(url(`${path}?_count=2`))).body as Bundle;
+        expect([link(page1, 'previous'), link(page1, 'first')], path).toEqual([undefined, undefined]);
+        await raw(url('Basic'), { method: 'POST', json: basic('history-cursor') });
+        const page2 = (await raw(link(page1, 'next')!)).body as Bundle;
+        const next = new URL(link(page1, 'next')!);
+        expect([next.searchParams.get('_offset'), next.searchParams.get('_before'), cursorOf(next.href) !== null], path).toEqual([null, null, true]);
+        expect(versionsOf(page2).filter((v) => versionsOf(page1).includes(v)), path).toEqual([]);
+        await raw(url('Basic'), { method: 'POST', json: basic('history-cursor') });
+        const back = (await raw(link(page2, 'previous')!)).body as Bundle;
+        expect(versionsOf(back), path).toEqual(versionsOf(page1));
+        const page3 = (await raw(link(page2, 'next')!)).body as Bundle;
+        expect(versionsOf(page3).filter((v) => [...versionsOf(page1), ...versionsOf(page2)].includes(v)), path).toEqual([]);
+        expect(link(page2, 'first'), path).toBe(url(`${path}?_count=2`));
+      }
+      const walked = (await walk(url(`Basic/${id}/_history?_count=3`))).flatMap(versionsOf);
+      expect(walked).toEqual([7, 6, 5, 4, 3, 2, 1].map((v) => `Basic/${id}/${v}`));
+    });
+
+    it('a malformed or foreign _cursor on history is 400 with an OperationOutcome, never ignored or a 500', async () => {
+      const good = cursorOf(link((await raw(url(`Basic/${id}/_history?_count=1`))).body as Bundle, 'next'))!;
+      const decoded = JSON.parse(Buffer.from(good, 'base64url').toString()) as { d: string; s: string; p: (string | null)[] };
+      const forge = (change: Record<string, unknown>) => Buffer.from(JSON.stringify({ ...decoded, ...change })).toString('base64url');
+      const searchCursor = cursorOf(link((await raw(url('Basic?_count=1&_sort=-_lastUpdated'))).body as Bundle, 'next'))!;
+      const bad: [string, string][] = [
+        ['not base64url', 'abc$def'],
+        ['a search cursor', searchCursor],
+        ['no position', forge({ p: undefined })],
+        ['a null key', forge({ p: [null, ...decoded.p.slice(1)] })],
+        ['an impossible instant', forge({ p: ['2026-02-30T00:00:00.000000Z', ...decoded.p.slice(1)] })],
+        ['a version that is no number', forge({ p: [decoded.p[0], '1; DROP TABLE resources', ...decoded.p.slice(2)] })],
+        ['a fractional version', forge({ p: [decoded.p[0], '1.5', ...decoded.p.slice(2)] })],
+      ];
+      for (const [why, cursor] of bad) {
+        const res = await raw(url(`Basic/${id}/_history?_count=1&_cursor=${cursor}`));
+        if (why === 'a fractional version') {
+          expect([why, res.status]).toEqual([why, 200]); // a position between versions: the database compares it as a number
+          continue;
+        }
+        expect([why, res.status, res.body.resourceType]).toEqual([why, 400, 'OperationOutcome']);
+        expect((res.body as OperationOutcome).issue[0].expression).toEqual(['_cursor']);
+      }
+      const both = await raw(url(`_history?_count=1&_offset=1&_cursor=${good}`));
+      expect([both.status, both.body.resourceType]).toEqual([400, 'OperationOutcome']);
     });
 
     it('history with _count=0: no entries and no next link (it led to the same page again)', async () => {

@@ -4,7 +4,7 @@ import type { Resource, StructureDefinition } from 'fhir/r4.js';
 import type { AddressInfo } from 'node:net';
 import type express from 'express';
 import { createApp } from './app.js';
-import { capabilityStatement, publishCapabilityStatement } from './fhir/capability.js';
+import { capabilityStatement, publishCapabilityStatement, rememberServerStatements } from './fhir/capability.js';
 import type { ServerConfig } from './config.js';
 import { BufferedAuditSink } from './fhir/audit.js';
 import { ourSearchParameters, publishConformance, readConformanceResources } from './fhir/conformance.js';
@@ -112,6 +112,7 @@ export async function startServer(
     onUnexpectedError: (err) => logger.error('unexpected_error', errorFields(err)),
   };
   await publishCapabilityStatement(store, capabilityStatement(ctx, fhirBase, parts.security, VERSION));
+  await rememberServerStatements(store);
   const app = createApp({
     ctx,
     fhirBase,

@@ -1,9 +1,10 @@
-import type { CapabilityStatement, CapabilityStatementRestResource } from 'fhir/r4.js';
+import type { CapabilityStatement, CapabilityStatementRestResource, Resource } from 'fhir/r4.js';
 import type { FhirStore } from '../storage/FhirStore.js';
 import { publishConformance, sameContent } from './conformance.js';
 import type { FhirContext } from './context.js';
 import { readResource } from './interactions/crud.js';
-import { badRequest } from './outcomes.js';
+import type { VersionReader } from './guard.js';
+import { badRequest, FhirError } from './outcomes.js';
 import { SERVER_STATEMENT_ID } from './profiles/terminology.js';
 import type { FhirRequest, FhirResponse } from './request.js';
 import { isAppendOnlyType, isReadOnlyType, RESOURCE_TYPES } from './resourceTypes.js';
@@ -40,7 +41,54 @@ export async function capabilities(req: FhirRequest, ctx: FhirContext): Promise<
   if (more.length) throw badRequest('The capabilities interaction takes one mode', 'mode');
   const type = Object.hasOwn(MODES, mode) ? MODES[mode] : undefined;
   if (!type) throw badRequest(`Unknown mode '${mode.slice(0, 64)}': the capabilities interaction takes mode full, normative or terminology`, 'mode');
-  return readResource({ ...req, auth: undefined, query: req.query.filter(([name]) => name !== 'mode') }, ctx, type, SERVER_STATEMENT_ID);
+  return readServerStatement({ ...req, auth: undefined, query: req.query.filter(([name]) => name !== 'mode') }, ctx, type);
+}
+
+type ServerStatementType = (typeof MODES)[keyof typeof MODES];
+export const isServerStatement = (type: string, id: string): type is ServerStatementType => id === SERVER_STATEMENT_ID && Object.values(MODES).includes(type as ServerStatementType);
+
+/** Each store's server statements as last read from it. */
+const lastRead = new WeakMap<FhirStore, Map<string, Resource>>();
+
+/**
+ * A read of CapabilityStatement/server or TerminologyCapabilities/server. It reads the store, as any read does, so a
+ * changed statement is served at once; while the store is unavailable (503) it answers with the statement as last
+ * read (and at start, rememberServerStatements), so that a conformance client still learns what the server does
+ * (docs/reliability.md). Access and shaping are those of a read either way.
+ */
+export async function readServerStatement(req: FhirRequest, ctx: FhirContext, type: ServerStatementType): Promise<FhirResponse> {
+  const copies = copiesOf(ctx.store);
+  const remembering: VersionReader = {
+    read: async (t, id) => {
+      const resource = await ctx.store.read(t, id);
+      copies.set(t, resource);
+      return resource;
+    },
+    vread: (t, id, vid) => ctx.store.vread(t, id, vid),
+    history: (query) => ctx.store.history(query),
+  };
+  try {
+    return await readResource(req, ctx, type, SERVER_STATEMENT_ID, remembering);
+  } catch (err) {
+    const copy = copies.get(type);
+    if (!(err instanceof FhirError && err.status === 503) || !copy) throw err;
+    return readResource(req, ctx, type, SERVER_STATEMENT_ID, { ...remembering, read: async () => copy });
+  }
+}
+
+/** Reads the server's statements once, so that they are served through an outage that begins before anyone asked. */
+export async function rememberServerStatements(store: FhirStore): Promise<void> {
+  const copies = copiesOf(store);
+  for (const type of new Set(Object.values(MODES))) {
+    const stored = await store.find(type, SERVER_STATEMENT_ID);
+    if (stored) copies.set(type, stored);
+  }
+}
+
+function copiesOf(store: FhirStore): Map<string, Resource> {
+  const copies = lastRead.get(store) ?? new Map<string, Resource>();
+  lastRead.set(store, copies);
+  return copies;
 }
 
 /**

@@ -114,7 +114,7 @@ export function requireVisible(req: FhirRequest, ctx: FhirContext, resource: Res
  * token's query-restricted scopes). A deletion is 410 only to a caller who could see its last stored version:
  * to the others, and to query-restricted scopes (whose queries no deletion matches), it is 404.
  */
-export async function readVisible(req: FhirRequest, ctx: FhirContext, store: FhirStore, type: string, id: string, restriction?: SearchClause, versionId?: string): Promise<Resource> {
+export async function readVisible(req: FhirRequest, ctx: FhirContext, store: VersionReader, type: string, id: string, restriction?: SearchClause, versionId?: string): Promise<Resource> {
   const asked = versionId === undefined ? `${type}/${id}` : `${type}/${id}/_history/${versionId}`;
   let resource: Resource;
   try {
@@ -128,6 +128,9 @@ export async function readVisible(req: FhirRequest, ctx: FhirContext, store: Fhi
   return resource;
 }
 
+/** What a read needs of the store. */
+export type VersionReader = Pick<FhirStore, 'read' | 'vread' | 'history'>;
+
 /** Whether a deleted resource's 410 may be told: see `readVisible`. */
 function requireDeletionVisible(req: FhirRequest, ctx: FhirContext, last: Resource | undefined, restriction: SearchClause | undefined, asked: string): void {
   if (!last) return;
@@ -136,7 +139,7 @@ function requireDeletionVisible(req: FhirRequest, ctx: FhirContext, last: Resour
 }
 
 /** The newest version of a resource that holds content (a deleted resource's last state). */
-export async function lastStoredVersion(store: FhirStore, type: string, id: string): Promise<Resource | undefined> {
+export async function lastStoredVersion(store: VersionReader, type: string, id: string): Promise<Resource | undefined> {
   const versions = await store.history({ resourceType: type, id, count: 2, offset: 0 });
   return versions.find((v) => v.resource)?.resource;
 }

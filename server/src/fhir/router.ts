@@ -14,7 +14,7 @@ import {
   updateResource,
   vreadResource,
 } from './interactions/crud.js';
-import { capabilities } from './capability.js';
+import { capabilities, isServerStatement, readServerStatement } from './capability.js';
 import { history } from './interactions/history.js';
 import { searchType } from './interactions/search.js';
 import { badRequest, FhirError, normalizeError, notFound, unprocessableIssues } from './outcomes.js';
@@ -41,7 +41,7 @@ const ROUTES: RouteEntry[] = [
   { shape: 'T', method: 'PUT', interaction: 'update', run: (req, ctx, [t]) => conditionalUpdate(req, ctx, t) },
   { shape: 'T', method: 'DELETE', interaction: 'delete', run: (req, ctx, [t]) => conditionalDelete(req, ctx, t) },
   { shape: 'T/_history', method: 'GET', interaction: 'history', run: (req, ctx, [t]) => history(req, ctx, t) },
-  { shape: 'T/i', method: 'GET', interaction: 'read', run: (req, ctx, [t, i]) => readResource(req, ctx, t, i) },
+  { shape: 'T/i', method: 'GET', interaction: 'read', run: (req, ctx, [t, i]) => (isServerStatement(t, i) ? readServerStatement(req, ctx, t) : readResource(req, ctx, t, i)) },
   { shape: 'T/i', method: 'PUT', interaction: 'update', run: (req, ctx, [t, i]) => updateResource(req, ctx, t, i) },
   { shape: 'T/i', method: 'PATCH', interaction: 'patch', run: (req, ctx, [t, i]) => patchResource(req, ctx, t, i) },
   { shape: 'T/i', method: 'DELETE', interaction: 'delete', run: (req, ctx, [t, i]) => deleteResource(req, ctx, t, i) },

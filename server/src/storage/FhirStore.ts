@@ -105,7 +105,19 @@ export interface HistoryEntry {
   resource?: Resource;
   /** The version was the first one (a create). */
   created: boolean;
+  /** Its place in HISTORY_ORDER (newest first), for a cursor. */
+  position: SortPosition;
 }
+
+/**
+ * History's order, newest first, as sort rules (a cursor's keys: when written, version, type; then the id):
+ * what a history cursor (`_cursor`) is checked against, as a search's is against its `_sort`.
+ */
+export const HISTORY_ORDER: readonly SortRule[] = [
+  { param: '_lastUpdated', kind: 'lastUpdated', descending: true },
+  { param: '_version', kind: 'number', descending: true },
+  { param: '_type', kind: 'string', descending: true },
+];
 
 export interface HistoryQuery {
   resourceType?: string;
@@ -121,6 +133,11 @@ export interface HistoryQuery {
   compartment?: { patient: string; types: readonly string[] };
   count: number;
   offset: number;
+  /**
+   * The versions after `at` in HISTORY_ORDER (older ones), or before it (newer ones, read nearest first: oldest first),
+   * instead of `offset`: a version written meanwhile shifts nothing.
+   */
+  cursor?: { direction: PageCursor['direction']; at: SortPosition };
 }
 
 export interface OutboxMessage {

@@ -14,7 +14,8 @@ import { SqlFhirStore } from './sql/SqlFhirStore.js';
  */
 export async function openStore(config: StoreConfig, registry: SearchParamRegistry, connection: Promise<SqlConnection> = openConnection(config)): Promise<FhirStore> {
   const conn = await connection;
-  await migrate(conn);
+  const indexer = new Indexer(registry);
+  await migrate(conn, indexer);
   // PGlite has one process writing to it, so caches of current versions and of directory searches are
   // always coherent there. Several server processes share a PostgreSQL server: they read current
   // versions through, except those of rarely written types, which they cache, with those types'
@@ -23,9 +24,9 @@ export async function openStore(config: StoreConfig, registry: SearchParamRegist
   if (conn.changes) {
     searchCache.suspend(); // until the process hears the others' changes
     conn.changes.listen({ changed: (type) => searchCache.invalidate(type), lost: () => searchCache.suspend(), ready: () => searchCache.resume() });
-    return new SqlFhirStore(conn, new Indexer(registry), [], undefined, searchCache);
+    return new SqlFhirStore(conn, indexer, [], undefined, searchCache);
   }
-  return new SqlFhirStore(conn, new Indexer(registry), [], new ReadCache(20_000), searchCache);
+  return new SqlFhirStore(conn, indexer, [], new ReadCache(20_000), searchCache);
 }
 
 /**

@@ -2,7 +2,7 @@ import type { OperationOutcomeIssue, Resource } from 'fhir/r4.js';
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import type { FhirStore } from '../../storage/FhirStore.js';
 import type { FhirContext, ValidationOptions } from '../context.js';
-import { hasScope, lastStoredVersion, readVisible, requireAccess, requireCaseRecordWrite, requireScope, requireVisible, scopeRestriction } from '../guard.js';
+import { hasScope, lastStoredVersion, readVisible, requireAccess, requireCaseRecordWrite, requireScope, requireVisible, scopeRestriction, type VersionReader } from '../guard.js';
 import { badRequest, conflict, FhirError, issuesOutcome, methodNotAllowed, notFound, preconditionFailed, unprocessableIssues } from '../outcomes.js';
 import { type FhirRequest, type FhirResponse, JSON_PATCH } from '../request.js';
 import { isBundleLocal, isConditionalReference, referencesIn, relativizeOwnReferences } from '../references.js';
@@ -11,10 +11,10 @@ import { appendOnlyRefusal, isAppendOnlyType, isReadOnlyType } from '../resource
 import { parseSearch } from '../search/parse.js';
 import { runSearch } from './search.js';
 
-export async function readResource(req: FhirRequest, ctx: FhirContext, type: string, id: string): Promise<FhirResponse> {
+export async function readResource(req: FhirRequest, ctx: FhirContext, type: string, id: string, store: VersionReader = ctx.store): Promise<FhirResponse> {
   const restriction = scopeRestriction(req, ctx, type, 'read');
   const shape = readShape(req, ctx, type);
-  const resource = await readVisible(req, ctx, ctx.store, type, checkId(id), restriction);
+  const resource = await readVisible(req, ctx, store, type, checkId(id), restriction);
   return notModified(req, resource) ?? { status: 200, body: shape(resource), headers: versionHeaders(resource) };
 }
 

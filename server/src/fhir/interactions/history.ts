@@ -1,6 +1,6 @@
 import { nonEmpty } from '../jsonRules.js';
 import type { Bundle, BundleEntry, BundleLink } from 'fhir/r4.js';
-import type { HistoryEntry, HistoryQuery } from '../../storage/FhirStore.js';
+import { HISTORY_ORDER, type HistoryEntry, type HistoryQuery, type PageCursor } from '../../storage/FhirStore.js';
 import type { FhirContext } from '../context.js';
 import { compartmentOf, lastStoredVersion, mayAccess, requireScope, requireVisible } from '../guard.js';
 import { badRequest } from '../outcomes.js';
@@ -8,14 +8,12 @@ import type { FhirRequest, FhirResponse } from '../request.js';
 import { linkUrl } from '../responses.js';
 import { RESOURCE_TYPES } from '../resourceTypes.js';
 import { DEFAULT_COUNT, MAX_COUNT } from '../search/parse.js';
-import { dateRange } from '../search/dates.js';
+import { CURSOR_PARAM, decodeCursor, encodeCursor } from '../search/cursor.js';
+import { dateRange, isInstant } from '../search/dates.js';
 
 /**
- * Pins a walk through history to the versions there were on its first page. History is newest first
- * and paged by offset, and every request appends an AuditEvent (and others write meanwhile): without
- * the pin each new version shifts the next page by one, repeating what the last page showed. The first
- * page reads everything and pins its links to the newest version it found (at or before it); later pages
- * count offsets in that same list. Not an R4 parameter (R4 leaves history paging to the server).
+ * Not an R4 parameter: the pin that links of earlier versions of this server carried (versions written at or before
+ * it). Still honoured when sent; links now carry a cursor, which new versions cannot shift.
  */
 const PIN = '_before';
 /** Versions read per query when some of them may be filtered out (a patient-bound token). */
@@ -26,30 +24,37 @@ interface HistoryPaging {
   offset: number;
   since?: Date;
   at?: { from: Date; to: Date };
-  /** The pin a link carried; none on a first page. */
   before?: Date;
+  /** Where a page link's page starts (`_cursor`): after or before a version's place in HISTORY_ORDER. */
+  cursor?: NonNullable<HistoryQuery['cursor']>;
 }
 
-/** Instance, type and system history (3.1.0.11), newest first, with paging. */
+/**
+ * Instance, type and system history (3.1.0.11), newest first, paged by cursor as searches are (search.ts pageLinks):
+ * `next` reads on from this page's oldest version and `previous` back from its newest, so versions written between
+ * requests (each request appends an AuditEvent; others write meanwhile) neither shift nor repeat what the pages show.
+ */
 export async function history(req: FhirRequest, ctx: FhirContext, type?: string, id?: string): Promise<FhirResponse> {
   if (type) requireScope(req, ctx, type, 'history');
   // A deleted resource still has a history; access is judged on its last stored version.
   if (type && id) requireVisible(req, ctx, (await ctx.store.find(type, id)) ?? (await lastStoredVersion(ctx.store, type, id)) ?? (await ctx.store.read(type, id)));
-  const requestedAt = new Date();
-  const paging = parsePaging(req.query);
+  let paging = parsePaging(req.query);
   const types = type ? undefined : allowedTypes(req, ctx);
   const compartment = id ? undefined : compartmentQuery(req, ctx, type ? [type] : (types ?? []));
   const query = { resourceType: type, id, since: paging.since, at: paging.at, before: paging.before, types, compartment };
-  // Under a patient compartment versions are left out one by one, so offsets no longer count pages of `_count`.
-  const oneByOne = compartment !== undefined;
-  const page = paging.count === 0 ? { versions: [] } : await visiblePage(req, ctx, query, paging, oneByOne);
-  // A first page pins its links to the newest version there was (the first row read, newest first).
-  const pin = paging.before ?? (paging.offset === 0 && page.newest ? new Date(page.newest) : requestedAt);
+  // Under a patient compartment versions are left out one by one, so a query reads more than a page of them.
+  const batch = compartment ? Math.max(paging.count + 1, FILTERED_BATCH) : paging.count + 1;
+  let page = paging.count === 0 ? { versions: [], hasMore: false } : await visiblePage(req, ctx, query, paging, batch);
+  // As a search's: a previous page that finds nothing (nothing newer is left to see) is the first page.
+  if (paging.cursor?.direction === 'before' && !page.versions.length && paging.count > 0) {
+    paging = { ...paging, cursor: undefined, offset: 0 };
+    page = await visiblePage(req, ctx, query, paging, batch);
+  }
   const bundle: Bundle = {
     resourceType: 'Bundle',
     type: 'history',
     timestamp: new Date().toISOString(),
-    link: historyLinks(req, [type, id, '_history'].filter(Boolean).join('/'), { ...paging, before: pin }, page.next, !oneByOne),
+    link: historyLinks(req, [type, id, '_history'].filter(Boolean).join('/'), paging, page),
   };
   // R4 JSON has no empty arrays (json.html, ele-1): a history with no versions has no entry.
   bundle.entry = nonEmpty(page.versions.map((v) => historyEntry(req.baseUrl, v)));
@@ -62,11 +67,19 @@ function parsePaging(query: [string, string][]): HistoryPaging {
   const offset = Number(params.get('_offset') ?? 0);
   if (!Number.isInteger(count) || count < 0 || !Number.isInteger(offset) || offset < 0) throw badRequest('_count and _offset must be non-negative integers');
   const instant = (name: string) => (params.get(name) ? parseInstant(name, params.get(name)!) : undefined);
-  return { count, offset, since: instant('_since'), at: params.get('_at') ? parsePeriod('_at', params.get('_at')!) : undefined, before: instant(PIN) };
+  const paging = { count, offset, since: instant('_since'), at: params.get('_at') ? parsePeriod('_at', params.get('_at')!) : undefined, before: instant(PIN) };
+  const cursor = params.get(CURSOR_PARAM);
+  if (cursor === undefined) return paging;
+  if (params.has('_offset')) throw badRequest(`${CURSOR_PARAM} and _offset cannot be combined: each says where the page starts`, CURSOR_PARAM);
+  return { ...paging, cursor: historyCursor(cursor) };
 }
 
-/** An R4 instant: to the second, with its zone (datatypes.html#instant). */
-const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+/** A history page link's cursor: one the server wrote for history, at a version's place (400 otherwise, as for a search's). */
+function historyCursor(raw: string): NonNullable<HistoryQuery['cursor']> {
+  const { direction, at } = decodeCursor(raw, HISTORY_ORDER);
+  if (!at || at.keys.some((key) => key === null)) throw badRequest(`Invalid ${CURSOR_PARAM}: its position does not fit a history`, CURSOR_PARAM);
+  return { direction, at };
+}
 
 /**
  * `_since` (and the pin) take an instant (R4 http.html#history: "_since: instant"). A partial date or a time without
@@ -75,38 +88,41 @@ const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})
  * allows second or millisecond precision only); `_at`, a dateTime, keeps partial values as the period they name.
  */
 function parseInstant(name: string, value: string): Date {
-  const range = INSTANT.test(value) ? dateRange(value) : undefined;
+  const range = isInstant(value) ? dateRange(value) : undefined;
   if (!range) throw badRequest(`Invalid ${name} '${value.slice(0, 40)}': it takes an instant, to the second with a time zone (2026-11-01T00:00:00-07:00)`, name);
   return range.lo;
 }
 
 /**
- * The page's versions the caller may see and, when more follow, the offset of the next one. Versions of
- * types the caller's scopes refuse are left out by the query; those outside a patient-bound token's
- * compartment are left out here, reading on until the page is full or history ends, so a page is never
- * empty while more follow and a `next` link always leads to at least one version.
+ * The page's versions the caller may see, newest first, and whether more follow in the walk's direction (older ones;
+ * newer ones for a page read backwards). Versions of types the caller's scopes refuse are left out by the query; those
+ * outside a patient-bound token's compartment are left out here, reading on from the last version read until the page
+ * is full or history ends, so a page is never empty while more follow.
  */
 async function visiblePage(
   req: FhirRequest,
   ctx: FhirContext,
-  query: Omit<HistoryQuery, 'count' | 'offset'>,
+  query: Omit<HistoryQuery, 'count' | 'offset' | 'cursor'>,
   paging: HistoryPaging,
-  oneByOne: boolean,
-): Promise<{ versions: HistoryEntry[]; next?: number; newest?: string }> {
+  batch: number,
+): Promise<{ versions: HistoryEntry[]; hasMore: boolean }> {
   const versions: HistoryEntry[] = [];
-  let newest: string | undefined;
-  const batch = oneByOne ? Math.max(paging.count + 1, FILTERED_BATCH) : paging.count + 1;
-  for (let offset = paging.offset; ; offset += batch) {
-    const rows = await ctx.store.history({ ...query, count: batch, offset });
-    newest ??= rows[0]?.lastUpdated;
-    for (const [i, version] of rows.entries()) {
-      if (!visible(req, ctx, version)) continue;
-      if (versions.length === paging.count) return { versions, next: offset + i, newest };
+  let cursor = paging.cursor;
+  let offset = paging.offset;
+  for (;;) {
+    const rows = await ctx.store.history({ ...query, count: batch, offset, cursor });
+    for (const version of rows.filter((v) => visible(req, ctx, v))) {
+      if (versions.length === paging.count) return { versions: inOrder(versions, cursor), hasMore: true };
       versions.push(version);
     }
-    if (rows.length < batch) return { versions, newest };
+    if (rows.length < batch) return { versions: inOrder(versions, cursor), hasMore: false };
+    cursor = { direction: cursor?.direction ?? 'after', at: rows[rows.length - 1].position };
+    offset = 0;
   }
 }
+
+/** Read backwards, the versions nearest the cursor (the oldest) come first: the page shows them newest first. */
+const inOrder = (versions: HistoryEntry[], cursor: HistoryPaging['cursor']) => (cursor?.direction === 'before' ? versions.reverse() : versions);
 
 function visible(req: FhirRequest, ctx: FhirContext, v: HistoryEntry): boolean {
   if (!v.resource) return !compartmentOf(req, ctx, v.resourceType) && (!req.auth || allowed(req, ctx, v.resourceType));
@@ -132,20 +148,21 @@ function allowedTypes(req: FhirRequest, ctx: FhirContext): string[] | undefined 
 }
 
 /**
- * Self is the request as made; the others repeat its parameters (`_since`, `_at`...) with their own
- * `_offset` and the pin (R4 http.html#paging). A previous page is linked only where offsets count
- * visible versions: under a compartment filter where it starts is not known without reading back.
+ * Self is the request as made; the others repeat its parameters (`_since`, `_at`...) with `_count` and a cursor
+ * (R4 http.html#paging): `next` after this page's oldest version, `previous` before its newest; `first` starts over.
  */
-function historyLinks(req: FhirRequest, path: string, paging: HistoryPaging & { before: Date }, next: number | undefined, countsVisible: boolean): BundleLink[] {
-  const url = (params: [string, string][]) => linkUrl(req.baseUrl, path, params);
-  const kept = req.query.filter(([k]) => k !== '_count' && k !== '_offset' && k !== PIN);
-  const page = (offset: number) => url([...kept, ['_count', String(paging.count)], ['_offset', String(offset)], [PIN, paging.before.toISOString()]]);
-  const links: BundleLink[] = [{ relation: 'self', url: url(req.query) }];
-  if (paging.offset > 0) {
-    links.push({ relation: 'first', url: page(0) });
-    if (countsVisible) links.push({ relation: 'previous', url: page(Math.max(0, paging.offset - paging.count)) });
-  }
-  if (next !== undefined) links.push({ relation: 'next', url: page(next) });
+function historyLinks(req: FhirRequest, path: string, paging: HistoryPaging, page: { versions: HistoryEntry[]; hasMore: boolean }): BundleLink[] {
+  const kept = req.query.filter(([k]) => k !== '_count' && k !== '_offset' && k !== CURSOR_PARAM && k !== PIN);
+  const url = (cursor?: PageCursor) =>
+    linkUrl(req.baseUrl, path, [...kept, ['_count', String(paging.count)], ...(cursor ? [[CURSOR_PARAM, encodeCursor(HISTORY_ORDER, cursor)] as [string, string]] : [])]);
+  const links: BundleLink[] = [{ relation: 'self', url: linkUrl(req.baseUrl, path, req.query) }];
+  const { versions, hasMore } = page;
+  const backward = paging.cursor?.direction === 'before';
+  const earlier = backward ? hasMore : paging.cursor !== undefined || paging.offset > 0;
+  const later = backward || hasMore;
+  if (earlier) links.push({ relation: 'first', url: url() });
+  if (earlier && versions.length) links.push({ relation: 'previous', url: url({ direction: 'before', at: versions[0].position }) });
+  if (later && versions.length) links.push({ relation: 'next', url: url({ direction: 'after', at: versions[versions.length - 1].position }) });
   return links;
 }
 

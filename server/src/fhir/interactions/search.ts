@@ -67,7 +67,7 @@ export async function searchType(req: FhirRequest, ctx: FhirContext, type: strin
   const restriction = scopeRestriction(req, ctx, type, 'search');
   const search = parseSearch(type, params, ctx.registry, { strict: preferStrict(req), baseUrl: req.baseUrl });
   restrictToCompartment(req, ctx, search.query.clauses, type, restriction);
-  const result = await ctx.store.search(search.query);
+  const result = await readPage(ctx, search);
   const bundle: Bundle = {
     resourceType: 'Bundle',
     type: 'searchset',
@@ -87,6 +87,19 @@ export async function searchType(req: FhirRequest, ctx: FhirContext, type: strin
   }
   bundle.entry = nonEmpty(entries);
   return { status: 200, body: bundle };
+}
+
+/**
+ * A page read backwards from a position that finds nothing is the first page instead: every match before the
+ * position stopped matching since its link was made, and an empty page would have no links to go on from. (A
+ * short page, where fewer remain, stays as read: it is where a walk back from `last` ends too.)
+ */
+async function readPage(ctx: FhirContext, search: SearchRequest): Promise<SearchResult> {
+  const result = await ctx.store.search(search.query);
+  const { cursor, count } = search.query;
+  if (cursor?.direction !== 'before' || !cursor.at || result.resources.length > 0 || count === 0) return result;
+  search.query = { ...search.query, cursor: undefined, offset: 0 };
+  return ctx.store.search(search.query);
 }
 
 function entry(baseUrl: string, resource: Resource, mode: 'match' | 'include'): BundleEntry {

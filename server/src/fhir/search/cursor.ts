@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { type PageCursor, SORT_KEY_KINDS, type SortPosition, type SortRule } from '../../storage/FhirStore.js';
 import { badRequest, type FhirError } from '../outcomes.js';
+import { isInstant } from './dates.js';
 import { ID_RE } from '../responses.js';
 
 /**
@@ -13,7 +14,6 @@ import { ID_RE } from '../responses.js';
 export const CURSOR_PARAM = '_cursor';
 
 const MAX_CURSOR_CHARS = 8192;
-const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
 const DECIMAL = /^-?\d{1,200}(\.\d{1,200})?$/;
 
 const CursorJson = z
@@ -27,13 +27,13 @@ const CursorJson = z
   })
   .strict();
 
-export function encodeCursor(sort: SortRule[], cursor: PageCursor): string {
+export function encodeCursor(sort: readonly SortRule[], cursor: PageCursor): string {
   const json: z.infer<typeof CursorJson> = { d: cursor.direction === 'after' ? 'a' : 'b', s: sortSignature(sort), p: cursor.at ? [...cursor.at.keys, cursor.at.id] : undefined };
   return Buffer.from(JSON.stringify(json)).toString('base64url');
 }
 
 /** The cursor `raw` names, for a search sorted by `sort`; 400 when it is not one the server could have written for it. */
-export function decodeCursor(raw: string, sort: SortRule[]): PageCursor {
+export function decodeCursor(raw: string, sort: readonly SortRule[]): PageCursor {
   if (raw.length > MAX_CURSOR_CHARS || !/^[A-Za-z0-9_-]+$/.test(raw)) throw invalid('it is not a cursor this server wrote');
   let json: unknown;
   try {
@@ -50,7 +50,7 @@ export function decodeCursor(raw: string, sort: SortRule[]): PageCursor {
   return { direction, at: position(p, sort) };
 }
 
-function position(values: (string | null)[], sort: SortRule[]): SortPosition {
+function position(values: (string | null)[], sort: readonly SortRule[]): SortPosition {
   const keys = values.slice(0, -1);
   const id = values[values.length - 1];
   if (keys.length !== sort.length || typeof id !== 'string' || !ID_RE.test(id)) throw invalid('its position does not fit the search');
@@ -64,7 +64,7 @@ function isKey(value: string, kind: (typeof SORT_KEY_KINDS)[SortRule['kind']]): 
   switch (kind) {
     case 'instant':
       // A real calendar instant: the database would refuse 2026-02-30 with an error, not a 400.
-      return INSTANT.test(value) && isCalendarInstant(`${value.slice(0, 23)}Z`);
+      return isInstant(value);
     case 'decimal':
       return DECIMAL.test(value);
     case 'text':
@@ -72,13 +72,7 @@ function isKey(value: string, kind: (typeof SORT_KEY_KINDS)[SortRule['kind']]): 
   }
 }
 
-/** A real calendar instant FHIR can write (years 0001-9999; PostgreSQL has no year 0000). */
-function isCalendarInstant(iso: string): boolean {
-  const ms = Date.parse(iso);
-  return !Number.isNaN(ms) && !iso.startsWith('0000') && new Date(ms).toISOString() === iso;
-}
-
 /** The sort a cursor belongs to, as `_sort` writes it. */
-const sortSignature = (sort: SortRule[]) => sort.map((rule) => `${rule.descending ? '-' : ''}${rule.param}`).join(',');
+const sortSignature = (sort: readonly SortRule[]) => sort.map((rule) => `${rule.descending ? '-' : ''}${rule.param}`).join(',');
 
 const invalid = (why: string): FhirError => badRequest(`Invalid ${CURSOR_PARAM}: ${why}`, CURSOR_PARAM);

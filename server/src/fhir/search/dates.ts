@@ -7,6 +7,19 @@ export interface DateRange {
 const DATE_RE =
   /^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$/;
 
+/**
+ * An R4 `instant` (datatypes.html#instant): a real calendar day (2026-02-30 is none), to the second, an optional
+ * fraction, and its zone. The pattern is R4's own: years 0001-9999 (PostgreSQL has no year 0000), zones from -13:59
+ * to +14:00. A leap second (`:60`), which that pattern allows, is refused: a JavaScript Date cannot hold it.
+ * The one definition `_since` and the cursors' sort keys are checked against.
+ */
+const INSTANT_RE =
+  /^([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)-(0[1-9]|1[0-2])-(0[1-9]|[1-2][0-9]|3[0-1])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]+)?(Z|(\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00))$/;
+
+export function isInstant(value: string): boolean {
+  return INSTANT_RE.test(value) && dateRange(value) !== undefined;
+}
+
 /** Returns the range a FHIR date value covers, or undefined if it is not a real date (e.g. 2026-02-30). */
 export function dateRange(value: string): DateRange | undefined {
   const m = DATE_RE.exec(value);
@@ -18,8 +31,8 @@ export function dateRange(value: string): DateRange | undefined {
   if (month !== undefined && (month < 1 || month > 12)) return undefined;
   if (day !== undefined && month !== undefined && (day < 1 || day > daysInMonth(year, month))) return undefined;
   if (h === undefined) {
-    const lo = Date.UTC(year, (month ?? 1) - 1, day ?? 1);
-    const hi = day !== undefined ? Date.UTC(year, month! - 1, day + 1) : month !== undefined ? Date.UTC(year, month, 1) : Date.UTC(year + 1, 0, 1);
+    const lo = utc(year, (month ?? 1) - 1, day ?? 1);
+    const hi = day !== undefined ? utc(year, month! - 1, day + 1) : month !== undefined ? utc(year, month, 1) : utc(year + 1, 0, 1);
     return { lo: new Date(lo), hi: new Date(hi - 1) };
   }
   const hour = Number(h);
@@ -29,7 +42,7 @@ export function dateRange(value: string): DateRange | undefined {
   const offsetMinutes = tz && tz !== 'Z' ? tzOffsetMinutes(tz) : 0;
   if (offsetMinutes === undefined) return undefined;
   const ms = frac ? Number(frac.slice(0, 3).padEnd(3, '0')) : 0;
-  const base = Date.UTC(year, month! - 1, day!, hour, minute, second ?? 0, ms) - offsetMinutes * 60_000;
+  const base = utc(year, month! - 1, day!, hour, minute, second ?? 0, ms) - offsetMinutes * 60_000;
   const width = frac ? 0 : second !== undefined ? 999 : 59_999;
   return { lo: new Date(base), hi: new Date(base + width) };
 }
@@ -42,5 +55,12 @@ function tzOffsetMinutes(tz: string): number | undefined {
 }
 
 function daysInMonth(year: number, month: number): number {
-  return new Date(Date.UTC(year, month, 0)).getUTCDate();
+  return new Date(utc(year, month, 0)).getUTCDate();
+}
+
+/** Date.UTC, except that years 0-99 are those years, not 1900-1999. */
+function utc(year: number, month: number, day: number, hour = 0, minute = 0, second = 0, ms = 0): number {
+  const date = new Date(0);
+  date.setUTCFullYear(year, month, day);
+  return date.setUTCHours(hour, minute, second, ms);
 }

@@ -4,10 +4,18 @@ import { dateRange } from './dates.js';
 import { fhirpathEngine, r4Model } from './fhirpathEngine.js';
 import { compileSimplePath } from './simplePath.js';
 import type { SearchParamDef, SearchParamRegistry } from './registry.js';
+import { RESOURCE_TYPES } from '../resourceTypes.js';
+
+/**
+ * The token of a resource that has no value for a date parameter. A search sorted by a date reads the matches
+ * without one last (as NULLS LAST): this mark finds them through the tokens' GIN index, where looking for the
+ * absence of a date row read every resource of the type (about 190 ms for 10k Tasks on PostgreSQL when none lacked it).
+ */
+export const undatedToken = (param: string): string => `!${param}`;
 
 /** What the store indexes for one resource version. */
 export interface ResourceIndex {
-  /** `code|system|value`, `code|*|value` (any system), `code|system|*` (system only), `#code` (present). */
+  /** `code|system|value`, `code|*|value` (any system), `code|system|*` (system only), `#code` (present), `!code` (a date parameter without a value: undatedToken). */
   tokens: string[];
   /** `code|Type/id` and `code|*` + `/id` (any type) for each reference a reference parameter holds. */
   refs: string[];
@@ -57,12 +65,18 @@ export class Indexer {
       const values = this.evaluate(def, resource);
       if (values.length) index.tokens.push(`#${def.code}`);
       for (const value of values) addValue(index, def, value);
+      if (def.type === 'date' && !index.dates.some((d) => d.param === def.code)) index.tokens.push(undatedToken(def.code));
     }
     addProfilesAndTags(index, resource);
     index.compartments = this.compartmentsOf(resource, index);
     index.tokens = [...new Set(index.tokens)];
     index.refs = [...new Set(index.refs)];
     return index;
+  }
+
+  /** Each type's date parameters, as [type, code]. */
+  dateParams(): [string, string][] {
+    return RESOURCE_TYPES.flatMap((type) => this.registry.forType(type).filter((def) => def.type === 'date').map((def): [string, string] => [type, def.code]));
   }
 
   evaluate(def: SearchParamDef, resource: Resource): unknown[] {

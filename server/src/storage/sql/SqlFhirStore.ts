@@ -8,7 +8,7 @@ import type { SqlConnection } from './connection.js';
 import { GroupCommit } from './groupCommit.js';
 import type { ReadCache } from './readCache.js';
 import type { CachedPage, SearchCache } from './searchCache.js';
-import { AUDIT_EVENT, buildWhere, Params, planSearch, type Statement, tableOf } from './searchSql.js';
+import { AUDIT_EVENT, buildWhere, instantText, Params, planSearch, type Statement, tableOf } from './searchSql.js';
 
 interface CurrentRow {
   version_id: number;
@@ -540,19 +540,21 @@ export class SqlFhirStore implements FhirStore {
   async history(query: HistoryQuery): Promise<HistoryEntry[]> {
     const params = new Params();
     const where = historyConditions(query, params);
+    const dir = query.cursor?.direction === 'before' ? 'ASC' : 'DESC';
     const { rows } = await this.conn.query(
-      `SELECT res_type, id, version_id, last_updated, deleted, content::text AS content FROM ${historySource(query)} ${where}
-       ORDER BY last_updated DESC, version_id DESC, res_type DESC, id DESC LIMIT ${params.add(query.count)} OFFSET ${params.add(query.offset)}`,
+      `SELECT res_type, id, version_id, ${instantText('last_updated')} AS updated_key, deleted, content::text AS content FROM ${historySource(query)} ${where}
+       ORDER BY last_updated ${dir}, version_id ${dir}, res_type ${dir}, id ${dir} LIMIT ${params.add(query.count)} OFFSET ${params.add(query.offset)}`,
       params.values,
     );
     return rows.map((row) => ({
       resourceType: String(row.res_type),
       id: String(row.id),
       versionId: String(row.version_id),
-      lastUpdated: new Date(row.last_updated as string | Date).toISOString(),
+      lastUpdated: new Date(String(row.updated_key)).toISOString(),
       deleted: Boolean(row.deleted),
       resource: row.content ? parseContent(row.content) : undefined,
       created: Number(row.version_id) === 1,
+      position: { keys: [String(row.updated_key), String(row.version_id), String(row.res_type)], id: String(row.id) },
     }));
   }
 
@@ -695,6 +697,7 @@ function historyConditions(query: HistoryQuery, params: Params): string {
     );
   }
   if (query.before) conditions.push(`last_updated <= ${params.add(query.before.toISOString())}::timestamptz`);
+  if (query.cursor) conditions.push(historyKeyset(query.cursor, params));
   if (query.compartment) {
     const { patient, types } = query.compartment;
     conditions.push(
@@ -702,6 +705,17 @@ function historyConditions(query: HistoryQuery, params: Params): string {
     );
   }
   return conditions.length ? `WHERE ${conditions.join(' AND ')}` : '';
+}
+
+/**
+ * The versions past a cursor's position in the walk's direction (older ones after it, newer ones before it), as one
+ * row comparison in HISTORY_ORDER, with the time alone as a bound that the index on last_updated starts from. The
+ * version is compared as numeric: whatever decimal a cursor carries, the database cannot refuse it.
+ */
+function historyKeyset(cursor: NonNullable<HistoryQuery['cursor']>, params: Params): string {
+  const [updated, version, type] = cursor.at.keys.map((key) => params.add(key));
+  const op = cursor.direction === 'after' ? '<' : '>';
+  return `last_updated ${op}= ${updated}::timestamptz AND (last_updated, version_id::numeric, res_type, id) ${op} (${updated}::timestamptz, ${version}::numeric, ${type}::text, ${params.add(cursor.at.id)}::text)`;
 }
 
 /**

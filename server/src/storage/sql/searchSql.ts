@@ -1,4 +1,5 @@
 import { badRequest } from '../../fhir/outcomes.js';
+import { undatedToken } from '../../fhir/search/indexer.js';
 import { type DateCondition, type NumberCondition, type Prefix, type SearchClause, type SearchQuery, SORT_KEY_KINDS, type SortPosition, type SortRule } from '../FhirStore.js';
 
 /**
@@ -74,7 +75,7 @@ export function planSearch(query: SearchQuery): SearchPlan {
       statement((params) => {
         const keys = [UNDATED, ...keysOf(rest, params)];
         const after = from ? ` AND ${keysetSql(keys.slice(1), { keys: from.keys.slice(1), id: from.id }, backward, params)}` : '';
-        return pageSql(`SELECT ${columns(keys)} FROM resources r WHERE ${buildWhere(query, params)} AND NOT ${hasDate(first.param, params)}${after} ORDER BY ${orderSql(keys, backward)} LIMIT ${params.add(limit)} OFFSET ${params.add(offset)}`, keys, backward);
+        return pageSql(`SELECT ${columns(keys)} FROM resources r WHERE ${buildWhere(query, params)} AND r.tokens @> ARRAY[${params.add(undatedToken(first.param))}::text]${after} ORDER BY ${orderSql(keys, backward)} LIMIT ${params.add(limit)} OFFSET ${params.add(offset)}`, keys, backward);
       });
     return {
       kind: 'dateOrdered',
@@ -121,9 +122,12 @@ function pageSql(inner: string, keys: SortKey[], backward: boolean): string {
 }
 
 function textOf(sql: string, type: SortKey['type']): string {
-  if (type === 'timestamptz') return `to_char(${sql} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+  if (type === 'timestamptz') return instantText(sql);
   return type === 'numeric' ? `${sql}::text` : sql;
 }
+
+/** A timestamp as a cursor carries it: UTC, with its microseconds. */
+export const instantText = (sql: string): string => `to_char(${sql} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 
 /**
  * The rows past `at` in the walk's order (keys, then id): for each key, a row is past when its key is,
