@@ -1,4 +1,4 @@
-import type { Bundle, OperationOutcome, Parameters, ServiceRequest, Task } from 'fhir/r4.js';
+import type { Bundle, DocumentReference, OperationOutcome, Parameters, ServiceRequest, Task } from 'fhir/r4.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { UserRole } from '../server/src/fhir/request.js';
 import { CODE_SYSTEMS, IDENTIFIER_SYSTEMS } from '../server/src/fhir/systems.js';
@@ -111,6 +111,10 @@ describe.each(STORE_DRIVERS)('R17 grievance visibility on $name', (driver) => {
       const filedBy = (await call(token, `Provenance?target:Task.code=second-opinion-grievance&_total=accurate`)).body as Bundle;
       expect(filedBy.total, who).toBe(0);
     }
+    // The audit log names who filed and resolved which grievance: not a delegated group's to read.
+    const delegated = tokenFor(server, { clientId: 'demo-backend', scope: 'system/*.rs', roles: ['delegated-group'], organization: 'bsp-ipa-a' });
+    expect((await call(delegated, 'AuditEvent?_count=1')).status).toBe(403);
+    expect((await call(tokenFor(server, { clientId: 'plan-warehouse', scope: 'system/*.rs', roles: [] }), 'AuditEvent?_count=1')).status).toBe(200);
     // Another member: their compartment never held it.
     const otherMember = member('member-phc-2');
     expect((await call(otherMember, `Task/${aboutNoCase.id}`)).status).toBe(404);
@@ -144,7 +148,23 @@ describe.each(STORE_DRIVERS)('R17 grievance visibility on $name', (driver) => {
       content: [{ attachment: { contentType: 'text/plain', data: Buffer.from('Referral note').toString('base64') } }],
     });
     expect(mine.status, JSON.stringify(mine.body)).toBe(201);
+    // A party may not write one by hand: a PUT or PATCH without its tags would show it to everyone.
+    const filer = user('Practitioner/phc-pcp-1', 'treating-provider', 'user/*.cruds');
+    const letterId = all.find((id) => id.startsWith('DocumentReference/'))!;
+    const letter = (await call(filer, letterId)).body as DocumentReference;
+    const put = await raw(`${server.fhirBase}/${letterId}`, { method: 'PUT', headers: { authorization: `Bearer ${filer}` }, json: { ...letter, meta: undefined } });
+    expect(put.status).toBe(403);
+    const patch = await raw(`${server.fhirBase}/${letterId}`, { method: 'PATCH', headers: { authorization: `Bearer ${filer}`, 'content-type': 'application/json-patch+json' }, body: JSON.stringify([{ op: 'remove', path: '/meta/tag' }]) });
+    expect(patch.status).toBe(403);
+    expect((await raw(`${server.fhirBase}/${letterId}`, { method: 'DELETE', headers: { authorization: `Bearer ${filer}` } })).status).toBe(403);
+    // Plan administration may delete one; the deletion shows in history only to who could see the letter.
+    const admin = user('Practitioner/hpsj-md-1', 'plan-admin', 'user/*.cruds');
+    expect((await raw(`${server.fhirBase}/${letterId}`, { method: 'DELETE', headers: { authorization: `Bearer ${admin}` } })).status).toBe(204);
+    const deletionsSeen = async (token: string) =>
+      (((await call(token, 'DocumentReference/_history?_count=1000')).body as Bundle).entry ?? []).filter((e) => e.request?.method === 'DELETE' && e.request.url?.endsWith(letterId));
+    expect(await deletionsSeen(coordinator)).toHaveLength(1);
     for (const [who, token] of [['another plan\'s Grievance Coordinator', user('Practitioner/hpsj-gc-1', 'grievance-coordinator')], ['a provider who did not file', user('Practitioner/hpsj-pcp-1', 'treating-provider')]]) {
+      expect(await deletionsSeen(token), who).toEqual([]);
       expect(await lettersOf(token, aboutNoCase), who).toEqual([]);
       for (const id of all) expect((await call(token, id)).status, `${who} ${id}`).toBe(404);
       // Other documents about the member are theirs to read as before.

@@ -446,6 +446,11 @@ describe('Subscription access control (auth on)', () => {
   it("R17: a grievance about a case is no event of the case topic: a provider subscribed to the member's Tasks is not sent it", async () => {
     const r = await receiver();
     const provider = tokenFor(server, { scope: 'user/*.cruds', fhirUser: 'Practitioner/hpsj-pcp-1', roles: ['treating-provider'] });
+    // A filter is the resource's own parameters: a chain or _has would be matched at each event without the subscriber's access.
+    for (const filter of ['ServiceRequest?_has:Task:focus:code=second-opinion-grievance', 'Task?focus:ServiceRequest.status=active']) {
+      const refused = await post(provider, subscription(r.url, [filter], 'empty'));
+      expect([refused.status, refused.body.resourceType], filter).toEqual([400, 'OperationOutcome']);
+    }
     const sub = (await post(provider, subscription(r.url, ['Task?patient=Patient/member-hpsj-2'], 'id-only'))).body as Subscription;
     const request: ServiceRequest = {
       resourceType: 'ServiceRequest',

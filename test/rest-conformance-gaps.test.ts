@@ -56,6 +56,20 @@ describe.each(STORE_DRIVERS)('REST conformance gaps on $name', (driver) => {
       // `_at` is a dateTime: a partial one still names its period.
       expect((await raw(url(`Basic/${created.id}/_history?_at=2999-01`))).body.entry?.length).toBe(1);
     });
+
+    it('year 0000 is no date (400), and an instant whose zone takes it outside the years 0001-9999 is read within them, never a 500', async () => {
+      const created = await create(basic('year-edges'));
+      for (const path of ['Basic?_lastUpdated=0000', `Basic/${created.id}/_history?_at=0000`, 'Basic/_history?_at=0000-06']) {
+        const res = await raw(url(path));
+        expect(res.status, path).toBe(400);
+        expect(res.body.resourceType, path).toBe('OperationOutcome');
+      }
+      const earliest = await raw(url(`Basic/${created.id}/_history?_since=${encodeURIComponent('0001-01-01T00:00:00+14:00')}`));
+      expect([earliest.status, earliest.body.entry?.length]).toEqual([200, 1]);
+      const latest = await raw(url(`Basic?_lastUpdated=${encodeURIComponent('le9999-12-31T23:59:59-13:59')}&_id=${created.id}`));
+      expect([latest.status, latest.body.entry?.length]).toEqual([200, 1]);
+      expect((await raw(url(`Basic/_history?_since=${encodeURIComponent('9999-12-31T23:59:59-13:59')}`))).status).toBe(200);
+    });
   });
 
   describe('If-None-Match on PATCH and DELETE (RFC 9110 §13.1.2): 412 and nothing written when the condition is false', () => {

@@ -66,9 +66,8 @@ export async function memberGrievances(app: HTMLElement, api: SecondOpinionApi, 
   await refresh();
 }
 
-/** 42 CFR 438.406(b)(2)(ii): the categories the plan's physician resolves (as the server's domain/grievance.ts). */
-const CLINICAL = ['pcp-not-granted', 'plan-decision'];
-const isClinical = (t: Task) => CLINICAL.includes(t.reasonCode?.coding?.[0]?.code ?? '');
+/** 42 CFR 438.406(b)(2)(ii): a grievance the plan's physician resolves names that role among its performers (the server decides which). */
+const isClinical = (t: Task) => Boolean(t.performerType?.some((p) => p.coding?.some((c) => c.system === SYSTEMS.userRole && c.code === 'medical-director')));
 
 /** What the signed-in staff member does at the desk: the coordinator acknowledges and resolves what is not clinical; the physician resolves clinical grievances. */
 interface DeskRole {

@@ -50,7 +50,6 @@ const CAPABILITIES = [
   'sso-openid-connect', 'authorize-post',
 ];
 
-/** The SMART authorization server: discovery, authorize, token, introspection, revocation, registration, sandbox. */
 interface VerifiedToken {
   context: AccessContext;
   exp: number;
@@ -62,6 +61,7 @@ interface VerifiedToken {
 
 const STAFF_PLANS_MS = 30_000;
 
+/** The SMART authorization server: discovery, authorize, token, introspection, revocation, registration, sandbox. */
 export function createAuthServer(store: FhirStore, config: AuthServerConfig, audit: AuditSink) {
   const clients = ClientRegistry.fromFile(store, config.clientsFile, config.clients);
   const tokens: TokenIssuer = { issuer: config.issuer, fhirBase: config.fhirBase, key: config.key, accessTokenSeconds: config.accessTokenSeconds };

@@ -77,8 +77,10 @@ export function createAccessPolicy(isCompartmentType: (type: string) => boolean)
 
 /** What only some roles may do whatever the scopes say. */
 function requireRoleFor(ctx: AccessContext, resourceType: string, permission: Permission, interaction: Interaction): void {
-  // The audit log says who looked at which member: plan auditors and administrators only.
-  if (resourceType === 'AuditEvent' && ctx.kind !== 'system' && !ctx.roles.some((r) => r === 'auditor' || r === 'plan-admin')) {
+  // The audit log says who looked at which member: plan auditors and administrators, and the plan's own systems (a
+  // backend client acting for no organization; a delegated group's system acts for its group and is not one).
+  const plansOwnSystem = ctx.kind === 'system' && !ctx.organization;
+  if (resourceType === 'AuditEvent' && !plansOwnSystem && !ctx.roles.some((r) => r === 'auditor' || r === 'plan-admin')) {
     throw forbidden('Only plan auditors may read the audit log');
   }
   if (isDirectoryType(resourceType) && WRITES.has(permission) && !ctx.roles.includes('plan-admin')) {

@@ -108,6 +108,11 @@ export function parseFilters(subscription: Subscription, registry: SearchParamRe
     if (bad) throw badRequest(`Filter parameter '${bad[0]}' does not select resources`, 'Subscription.criteria');
     // An empty value would be ignored, widening the filter to every resource of the type.
     const parsed = parseSearch(resourceType, params, registry, { strict: true, baseUrl, refuseEmpty: true });
+    // Each event is matched without the subscriber's token: what a chain or `_has` passes through (another member's
+    // records, a grievance) would be judged by nobody's access, and its events would tell what it found.
+    if (parsed.query.clauses.some((c) => c.kind === 'chain' || c.kind === 'reverseChain')) {
+      throw badRequest(`Filter '${value.slice(0, 100)}' uses a chain or _has: a filter names the ${resourceType}'s own search parameters`, 'Subscription.criteria');
+    }
     return { resourceType, params, query: { ...parsed.query, sort: [], offset: 0, total: false } };
   });
 }

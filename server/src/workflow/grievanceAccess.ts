@@ -45,13 +45,16 @@ export const grievancePartyTags = (parties: string[]): Coding[] => [MARKER, ...n
  * A grievance's records (its letters quote the member's words and give the resolution; its Provenances name who filed
  * it) are shown to the parties their tags name (the plan, the member, whoever filed it or is sent a letter) and to those
  * who see every grievance; to others they are missing ids, left out of searches. Records without the tags (a case's
- * notices and Provenances) are untouched.
+ * notices and Provenances) are untouched. Only plan administration changes or deletes one by hand.
  */
 export function grievanceRecordAccessRule(registry: SearchParamRegistry, resourceType: 'Communication' | 'DocumentReference' | 'Provenance'): ResourceAccessRule {
   return {
     mayAccess(req, _ctx, resource) {
       const parties = resource.meta?.tag?.filter((t) => t.system === GRIEVANCE_PARTY_SYSTEM).map((t) => t.code) ?? [];
-      if (!parties.includes(MARKER) || seesEveryGrievance(req.auth)) return true;
+      if (!parties.includes(MARKER)) return true;
+      // Written by the grievance operations only: a PUT or PATCH without the tags would show it to everyone.
+      if (req.interaction === 'update' || req.interaction === 'patch' || req.interaction === 'delete') return req.auth.roles.includes('plan-admin');
+      if (seesEveryGrievance(req.auth)) return true;
       return callerParties(req.auth).some((code) => parties.includes(code));
     },
     searchClauses(req) {

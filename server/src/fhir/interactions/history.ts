@@ -111,7 +111,8 @@ async function visiblePage(
   let offset = paging.offset;
   for (;;) {
     const rows = await ctx.store.history({ ...query, count: batch, offset, cursor });
-    for (const version of rows.filter((v) => visible(req, ctx, v))) {
+    for (const version of rows) {
+      if (!(await visible(req, ctx, version))) continue;
       if (versions.length === paging.count) return { versions: inOrder(versions, cursor), hasMore: true };
       versions.push(version);
     }
@@ -124,9 +125,13 @@ async function visiblePage(
 /** Read backwards, the versions nearest the cursor (the oldest) come first: the page shows them newest first. */
 const inOrder = (versions: HistoryEntry[], cursor: HistoryPaging['cursor']) => (cursor?.direction === 'before' ? versions.reverse() : versions);
 
-function visible(req: FhirRequest, ctx: FhirContext, v: HistoryEntry): boolean {
-  if (!v.resource) return !compartmentOf(req, ctx, v.resourceType) && (!req.auth || allowed(req, ctx, v.resourceType));
-  return allowed(req, ctx, v.resourceType) && mayAccess(req, ctx, v.resource);
+async function visible(req: FhirRequest, ctx: FhirContext, v: HistoryEntry): Promise<boolean> {
+  if (v.resource) return allowed(req, ctx, v.resourceType) && mayAccess(req, ctx, v.resource);
+  if (compartmentOf(req, ctx, v.resourceType) || (req.auth && !allowed(req, ctx, v.resourceType))) return false;
+  // A deletion of a type with its own access rule (a grievance's records) is shown to who could see what it deleted.
+  if (!req.auth || !ctx.accessRules?.[v.resourceType]) return true;
+  const last = await lastStoredVersion(ctx.store, v.resourceType, v.id);
+  return !last || mayAccess(req, ctx, last);
 }
 
 /**

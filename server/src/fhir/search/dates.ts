@@ -16,6 +16,13 @@ const DATE_RE =
 const INSTANT_RE =
   /^([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)-(0[1-9]|1[0-2])-(0[1-9]|[1-2][0-9]|3[0-1])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]+)?(Z|(\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00))$/;
 
+/** FHIR's first and last instants (years 0001 and 9999): PostgreSQL refuses year 0000 and years past 9999 written out. */
+const FIRST_INSTANT = Date.parse('0001-01-01T00:00:00.000Z');
+const LAST_INSTANT = Date.parse('9999-12-31T23:59:59.999Z');
+
+/** The instant, moved into FHIR's years where a zone offset or an open end took it outside them. */
+export const withinFhirYears = (ms: number): Date => new Date(Math.min(Math.max(ms, FIRST_INSTANT), LAST_INSTANT));
+
 export function isInstant(value: string): boolean {
   return INSTANT_RE.test(value) && dateRange(value) !== undefined;
 }
@@ -26,6 +33,7 @@ export function dateRange(value: string): DateRange | undefined {
   if (!m) return undefined;
   const [, y, mo, d, h, mi, s, frac, tz] = m;
   const year = Number(y);
+  if (year === 0) return undefined;
   const month = mo ? Number(mo) : undefined;
   const day = d ? Number(d) : undefined;
   if (month !== undefined && (month < 1 || month > 12)) return undefined;
@@ -33,7 +41,7 @@ export function dateRange(value: string): DateRange | undefined {
   if (h === undefined) {
     const lo = utc(year, (month ?? 1) - 1, day ?? 1);
     const hi = day !== undefined ? utc(year, month! - 1, day + 1) : month !== undefined ? utc(year, month, 1) : utc(year + 1, 0, 1);
-    return { lo: new Date(lo), hi: new Date(hi - 1) };
+    return { lo: withinFhirYears(lo), hi: withinFhirYears(hi - 1) };
   }
   const hour = Number(h);
   const minute = Number(mi);
@@ -44,7 +52,7 @@ export function dateRange(value: string): DateRange | undefined {
   const ms = frac ? Number(frac.slice(0, 3).padEnd(3, '0')) : 0;
   const base = utc(year, month! - 1, day!, hour, minute, second ?? 0, ms) - offsetMinutes * 60_000;
   const width = frac ? 0 : second !== undefined ? 999 : 59_999;
-  return { lo: new Date(base), hi: new Date(base + width) };
+  return { lo: withinFhirYears(base), hi: withinFhirYears(base + width) };
 }
 
 function tzOffsetMinutes(tz: string): number | undefined {

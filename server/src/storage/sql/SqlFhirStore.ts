@@ -3,6 +3,7 @@ import type { Resource } from 'fhir/r4.js';
 import { conflict, gone, notFound, preconditionFailed } from '../../fhir/outcomes.js';
 import { appendOnlyRefusal, isAppendOnlyType } from '../../fhir/resourceTypes.js';
 import type { Indexer, ResourceIndex } from '../../fhir/search/indexer.js';
+import { withinFhirYears } from '../../fhir/search/dates.js';
 import type { FhirStore, HistoryEntry, HistoryQuery, OutboxMessage, SearchQuery, SearchResult, SortPosition, SubscriptionEventRecord, WriteHook } from '../FhirStore.js';
 import type { SqlConnection } from './connection.js';
 import { GroupCommit } from './groupCommit.js';
@@ -738,8 +739,6 @@ function parseContent(value: unknown): Resource {
  * Open-ended periods index as FHIR's first and last instants (years 0001 and 9999): written with four-digit years,
  * which PostgreSQL reads (an extended year such as -004000 it refuses) and which sort keys and cursors carry as text.
  */
-const FIRST_INSTANT = Date.parse('0001-01-01T00:00:00.000Z');
-const LAST_INSTANT = Date.parse('9999-12-31T23:59:59.999Z');
 function clampDate(d: Date): string {
-  return new Date(Math.min(Math.max(d.getTime(), FIRST_INSTANT), LAST_INSTANT)).toISOString();
+  return withinFhirYears(d.getTime()).toISOString();
 }

@@ -25,7 +25,7 @@ function markUndated(dateParams: [string, string][]): string {
   UPDATE resources r SET tokens = r.tokens || m.marks
   FROM (SELECT u.res_type, u.id, array_agg(s.mark) AS marks
         FROM resources u JOIN (VALUES ${served}) s (res_type, param, mark) ON s.res_type = u.res_type
-        WHERE NOT EXISTS (SELECT 1 FROM sp_date d WHERE d.res_type = u.res_type AND d.id = u.id AND d.param = s.param) AND NOT s.mark = ANY(u.tokens)
+        WHERE NOT u.deleted AND NOT EXISTS (SELECT 1 FROM sp_date d WHERE d.res_type = u.res_type AND d.id = u.id AND d.param = s.param) AND NOT s.mark = ANY(u.tokens)
         GROUP BY u.res_type, u.id) m
   WHERE r.res_type = m.res_type AND r.id = m.id`;
 }
