@@ -69,6 +69,8 @@ describe.each(STORE_DRIVERS)('REST conformance gaps on $name', (driver) => {
       const latest = await raw(url(`Basic?_lastUpdated=${encodeURIComponent('le9999-12-31T23:59:59-13:59')}&_id=${created.id}`));
       expect([latest.status, latest.body.entry?.length]).toEqual([200, 1]);
       expect((await raw(url(`Basic/_history?_since=${encodeURIComponent('9999-12-31T23:59:59-13:59')}`))).status).toBe(200);
+      // Nor is an offset past what the database counts.
+      for (const path of ['Basic/_history?_offset=1e20', 'Basic/_history?_offset=99999999999999999999', 'Basic/_history?_count=1.5']) expect((await raw(url(path))).status, path).toBe(400);
     });
   });
 

@@ -7,7 +7,7 @@ import { badRequest } from '../outcomes.js';
 import type { FhirRequest, FhirResponse } from '../request.js';
 import { linkUrl } from '../responses.js';
 import { RESOURCE_TYPES } from '../resourceTypes.js';
-import { DEFAULT_COUNT, MAX_COUNT } from '../search/parse.js';
+import { DEFAULT_COUNT, MAX_COUNT, parseNonNegative } from '../search/parse.js';
 import { CURSOR_PARAM, decodeCursor, encodeCursor } from '../search/cursor.js';
 import { dateRange, isInstant } from '../search/dates.js';
 
@@ -63,9 +63,8 @@ export async function history(req: FhirRequest, ctx: FhirContext, type?: string,
 
 function parsePaging(query: [string, string][]): HistoryPaging {
   const params = new Map(query);
-  const count = Math.min(Number(params.get('_count') ?? DEFAULT_COUNT), MAX_COUNT);
-  const offset = Number(params.get('_offset') ?? 0);
-  if (!Number.isInteger(count) || count < 0 || !Number.isInteger(offset) || offset < 0) throw badRequest('_count and _offset must be non-negative integers');
+  const count = Math.min(params.has('_count') ? parseNonNegative('_count', params.get('_count')!) : DEFAULT_COUNT, MAX_COUNT);
+  const offset = params.has('_offset') ? parseNonNegative('_offset', params.get('_offset')!) : 0;
   const instant = (name: string) => (params.get(name) ? parseInstant(name, params.get(name)!) : undefined);
   const paging = { count, offset, since: instant('_since'), at: params.get('_at') ? parsePeriod('_at', params.get('_at')!) : undefined, before: instant(PIN) };
   const cursor = params.get(CURSOR_PARAM);

@@ -168,7 +168,8 @@ function applyResultParam(request: SearchRequest, key: string, value: string, re
   }
 }
 
-function parseNonNegative(key: string, value: string): number {
+/** A `_count` or `_offset`: at most nine digits (an offset past PostgreSQL's bigint was a 500). */
+export function parseNonNegative(key: string, value: string): number {
   if (!/^\d{1,9}$/.test(value)) throw badRequest(`${key} must be a non-negative integer`, key);
   return Number(value);
 }
