@@ -494,7 +494,8 @@ of the demo data. Our server checks a SMART token on every request and writes an
 
 In short, for each target missed (benchmarks-history.md gives the evidence and what was changed, with dates):
 
-- **Audited read: 0.6× the peer, 0.45× Express, p99 under 20 ms.** Our read without its AuditEvent comes close to the
+- **Audited read: 0.6× the peer, 0.45× Express, p99 under 20 ms.** Met on PGlite in the full run of 2026-12-01 19:59
+  (0.65× and 0.50×), missed on PostgreSQL and in the p99. Our read without its AuditEvent comes close to the
   peer's; the AuditEvent every read stores is what lowers the rate on PGlite, whose engine runs on the thread that
   serves requests (a CPU profile under load: about 28% of the CPU in the AuditEvent, 30% in HTTP, 11% in garbage
   collection). On PostgreSQL the read itself costs more (no cache shared between server processes, a round trip
@@ -505,7 +506,8 @@ In short, for each target missed (benchmarks-history.md gives the evidence and w
   have to be split across two databases; not kept. An audit repository outside the process (IHE BALP) would do the
   same without the memory. For a few percent more: serving the stored JSON without parsing it again. The
   p99 follows the rate: with 50 requests in flight, 20 ms needs well over 2,500 answers per second.
-- **Create: 0.5× the peer.** The peer writes to memory; a create here is a durable row, a history row and index
+- **Create: 0.5× the peer.** Met on PostgreSQL in the full run of 2026-12-01 19:59 (0.50×), missed on PGlite (0.44×).
+  The peer writes to memory; a create here is a durable row, a history row and index
   rows, validated and audited, in an engine that on PGlite shares the request thread. Creates that arrive together
   already share one statement and one commit. What would close it: fewer rows per resource, or the engine off the
   request thread.
@@ -526,7 +528,10 @@ In short, for each target missed (benchmarks-history.md gives the evidence and w
   26 ms). What would close it: more cores, or fewer connections per instance.
 - **1M within 1.5× of 100k (met by every search on both drivers in the run of 2026-12-01 10:03, the
   PractitionerRole search at 1.28× on PGlite and 1.38× on PostgreSQL; missed by PGlite's PractitionerRole search at
-  06:30 that day).** Every other search
+  06:30 that day, and by PostgreSQL's open-Task search at 19:59, 1.78×).** At 19:59 every PostgreSQL search ran slower
+  at 1M (1.43-1.78× its 100k p50) while the plans shown below did not change: the open-Task page walks the due-date
+  index at both sizes and executed in 14.8 ms at 1M against 37.0 ms at 100k (for the statuses sampled). The database
+  was likely still busy with the 1M store it had just loaded; not measured again. Every other search
   met it in that run on both drivers, as every PGlite search did in the full runs of 2026-11-30 and at 04:12 on
   2026-12-01. The PractitionerRole search took 1.55× its 100k p50 on PGlite (1.50× on PostgreSQL): it is answered from
   the search cache at both sizes, and its 1M pages hold more roles (see the search bullet of benchmarks-history.md). In the run of 04:53
