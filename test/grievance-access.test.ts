@@ -1,4 +1,4 @@
-import type { Bundle, DocumentReference, OperationOutcome, Parameters, ServiceRequest, Task } from 'fhir/r4.js';
+import type { Bundle, DocumentReference, OperationOutcome, Parameters, PractitionerRole, ServiceRequest, Task } from 'fhir/r4.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { UserRole } from '../server/src/fhir/request.js';
 import { CODE_SYSTEMS, IDENTIFIER_SYSTEMS } from '../server/src/fhir/systems.js';
@@ -170,6 +170,21 @@ describe.each(STORE_DRIVERS)('R17 grievance visibility on $name', (driver) => {
       // Other documents about the member are theirs to read as before.
       expect(ids((await call(token, 'DocumentReference?patient=Patient/member-phc-1')).body as Bundle), who).toEqual([`DocumentReference/${mine.body.id}`]);
     }
+  });
+
+  it('R17: a coordinator who also holds many clinical roles is still known as their plan\'s staff', async () => {
+    // More PractitionerRoles than one directory page holds, none of them a staff role, written after the staff role.
+    for (let i = 0; i < 60; i++) {
+      await server.store.create({
+        resourceType: 'PractitionerRole',
+        active: true,
+        practitioner: { reference: 'Practitioner/phc-gc-1' },
+        organization: { reference: 'Organization/phc-ipa-a' },
+        code: [{ coding: [{ system: CODE_SYSTEMS.userRole, code: 'treating-provider' }] }],
+      } as PractitionerRole);
+    }
+    const coordinator = user('Practitioner/phc-gc-1', 'grievance-coordinator');
+    expect((await call(coordinator, `Task/${aboutNoCase.id}`)).status).toBe(200);
   });
 
   it('R17: a search for every Task by another plan\'s staff leaves grievances out and keeps the case Tasks, with a total that agrees', async () => {

@@ -2,7 +2,7 @@ import type { Organization, PractitionerRole } from 'fhir/r4.js';
 import { planByPayorIdentifier, type PlanId } from '../domain/plans.js';
 import { parseLiteral } from '../fhir/references.js';
 import type { AccessContext, UserRole } from '../fhir/request.js';
-import { IDENTIFIER_SYSTEMS } from '../fhir/systems.js';
+import { CODE_SYSTEMS, IDENTIFIER_SYSTEMS } from '../fhir/systems.js';
 import type { FhirStore } from '../storage/FhirStore.js';
 
 /** The roles that act for a plan (R10, R11, R17): they act only on their own plan's cases, grievances and figures. */
@@ -21,6 +21,8 @@ async function staffRoles(store: FhirStore, actor: AccessContext, organization?:
     resourceType: 'PractitionerRole',
     clauses: [
       { kind: 'reference', param: 'practitioner', values: [`practitioner|${actor.fhirUser}`] },
+      // Only the staff roles are read: a practitioner with many clinical roles would push them past the page.
+      { kind: 'token', param: 'role', values: PLAN_STAFF_ROLES.map((role) => `role|${CODE_SYSTEMS.userRole}|${role}`), not: false },
       ...(organization ? [{ kind: 'reference' as const, param: 'organization', values: [`organization|${organization}`] }] : []),
     ],
     sort: [],
