@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { inPeriod, localDate } from './clock.js';
+import { inPeriod, isBusinessDay, localDate } from './clock.js';
 import { planById } from './plans.js';
 
 describe('Medi-Cal calendar days', () => {
@@ -18,6 +18,17 @@ describe('Medi-Cal calendar days', () => {
     expect(inPeriod({ end: '2026-12-31T12:00:00Z' }, new Date('2026-12-31T13:00:00Z'))).toBe(false);
     expect(inPeriod({ start: '2026-12-31T12:00:00-08:00' }, new Date('2026-12-31T20:00:00Z'))).toBe(true);
     expect(inPeriod(undefined, new Date())).toBe(true);
+  });
+
+  it('R9 business days: a Saturday holiday closes the Friday before only where the plan observes substitutes; a Sunday one closes the Monday after either way', () => {
+    const plan = planById('phc')!;
+    const stateCalendar = { ...plan, holidays: { ...plan.holidays, fridaySubstitutes: false } };
+    // 4 July 2026 is a Saturday; 4 July 2027 a Sunday.
+    expect(isBusinessDay(plan, '2026-07-03')).toBe(false);
+    expect(isBusinessDay(stateCalendar, '2026-07-03')).toBe(true);
+    expect(isBusinessDay(stateCalendar, '2027-07-05')).toBe(false);
+    expect(isBusinessDay(stateCalendar, '2026-11-27')).toBe(false); // the day after Thanksgiving is no substitute
+    expect(isBusinessDay(stateCalendar, '2026-07-02')).toBe(true);
   });
 
   it("a letter's date is the day of sending in the plan's zone", () => {

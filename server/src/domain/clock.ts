@@ -31,12 +31,14 @@ export function isBusinessDay(plan: PlanProfile, date: string): boolean {
 const publicHolidays = new Map<string, boolean>();
 
 function isPublicHoliday(plan: PlanProfile, iso: string): boolean {
-  const key = `${plan.holidays.country}/${plan.holidays.state ?? ''}/${iso}`;
+  const { country, state, fridaySubstitutes } = plan.holidays;
+  const key = `${country}/${state ?? ''}/${fridaySubstitutes}/${iso}`;
   let closed = publicHolidays.get(key);
   if (closed === undefined) {
     // date-holidays answers per local date; only `public` holidays close the plan (not observances).
     const found = holidayCalendar(plan).isHoliday(new Date(`${iso}T12:00:00Z`));
-    closed = Boolean(found && found.some((h) => h.type === 'public'));
+    const friday = new Date(`${iso}T00:00:00Z`).getUTCDay() === 5;
+    closed = Boolean(found && found.some((h) => h.type === 'public' && !(h.substitute && friday && !fridaySubstitutes)));
     publicHolidays.set(key, closed);
   }
   return closed;

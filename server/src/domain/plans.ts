@@ -16,6 +16,12 @@ export const PlanProfileSchema = z.object({
     state: z.string().optional(),
     /** Extra plan holidays, YYYY-MM-DD. */
     extraDates: z.array(z.string().regex(/^\d{4}-\d{2}-\d{2}$/)),
+    /**
+     * Whether the plan closes on the Friday before a holiday that falls on a Saturday, as the calendar's substitute day
+     * (as federal offices do). California's state offices do not (Gov. Code 6700: only a Sunday holiday moves, to Monday);
+     * a plan that keeps their calendar sets this false.
+     */
+    fridaySubstitutes: z.boolean(),
   }),
   routing: z.object({
     /** R3: in-network requests need no authorization and are approved at once. */
@@ -87,7 +93,7 @@ const FEDERAL_TIMEFRAMES = {
   imminentThreatOpinionHours: 72,
 };
 
-const CALIFORNIA_HOLIDAYS = { country: 'US', state: 'CA', extraDates: [] as string[] };
+const CALIFORNIA_HOLIDAYS = { country: 'US', state: 'CA', extraDates: [] as string[], fridaySubstitutes: true };
 
 const URGENT_DEFAULT =
   'Urgent: waiting the standard time for a decision could seriously jeopardize the member’s life, health or ability to regain maximum function (42 CFR 438.210(d)(2)).';
