@@ -29,6 +29,8 @@ describe('Medi-Cal calendar days', () => {
     expect(isBusinessDay(stateCalendar, '2027-07-05')).toBe(false);
     expect(isBusinessDay(stateCalendar, '2026-11-27')).toBe(false); // the day after Thanksgiving is no substitute
     expect(isBusinessDay(stateCalendar, '2026-07-02')).toBe(true);
+    // Gov. Code 6701: a Saturday November 11th (2028) still closes the Friday before on the state's calendar.
+    expect(isBusinessDay(stateCalendar, '2028-11-10')).toBe(false);
   });
 
   it("a letter's date is the day of sending in the plan's zone", () => {

@@ -38,7 +38,10 @@ function isPublicHoliday(plan: PlanProfile, iso: string): boolean {
     // date-holidays answers per local date; only `public` holidays close the plan (not observances).
     const found = holidayCalendar(plan).isHoliday(new Date(`${iso}T12:00:00Z`));
     const friday = new Date(`${iso}T00:00:00Z`).getUTCDay() === 5;
-    closed = Boolean(found && found.some((h) => h.type === 'public' && !(h.substitute && friday && !fridaySubstitutes)));
+    closed =
+      Boolean(found && found.some((h) => h.type === 'public' && !(h.substitute && friday && !fridaySubstitutes))) ||
+      // Gov. Code 6701: where only Sunday holidays move, a Saturday November 11th still closes the Friday before.
+      (!fridaySubstitutes && friday && iso.endsWith('-11-10'));
     publicHolidays.set(key, closed);
   }
   return closed;

@@ -18,8 +18,8 @@ export const PlanProfileSchema = z.object({
     extraDates: z.array(z.string().regex(/^\d{4}-\d{2}-\d{2}$/)),
     /**
      * Whether the plan closes on the Friday before a holiday that falls on a Saturday, as the calendar's substitute day
-     * (as federal offices do). California's state offices do not (Gov. Code 6700: only a Sunday holiday moves, to Monday);
-     * a plan that keeps their calendar sets this false.
+     * (as federal offices do). California's state offices do not (Gov. Code 6701, 19853(b): a Sunday holiday moves to the
+     * Monday, and of the Saturday ones only November 11th to the Friday before); a plan that keeps their calendar sets this false.
      */
     fridaySubstitutes: z.boolean(),
   }),
