@@ -268,9 +268,7 @@ describe.each(STORE_DRIVERS)('R17 grievances on $name', (driver) => {
     expect(((await call(coordinator(), `Task/${filed.id}/_history`)).body as Bundle).entry).toHaveLength(2);
     expect(((await call(coordinator(), `Communication?based-on=Task/${filed.id}`)).body as Bundle).entry).toHaveLength(1);
 
-    // Another physician of the plan, who took no part, resolves it; the Provenance names them.
-    await server.store.create({ resourceType: 'Practitioner', id: 'phc-md-2', active: true, name: [{ family: 'Osei', given: ['Kwame'] }] });
-    await server.store.create({ resourceType: 'PractitionerRole', id: 'role-phc-md-2', active: true, practitioner: { reference: 'Practitioner/phc-md-2' }, organization: { reference: 'Organization/phc' }, code: [{ coding: [{ system: CODE_SYSTEMS.userRole, code: 'medical-director' }] }] });
+    // The plan's physician designee (demo data), who took no part, resolves it; the Provenance names them.
     const resolved = await resolve(staff('Practitioner/phc-md-2', 'medical-director'));
     expect(resolved.status, JSON.stringify(resolved.body)).toBe(200);
     expect(step(resolved.body)).toBe('resolved');

@@ -268,6 +268,24 @@ function grievanceCoordinators(): Resource[] {
   ]);
 }
 
+/**
+ * Each plan's physician designee (BSP C.I: "the Medical Director or physician designee"), plan staff who treat no one
+ * here: the physician who resolves a clinical grievance about a case the Medical Director decided (42 CFR 438.406(b)(2)).
+ */
+function physicianDesignees(): Resource[] {
+  return PLANS.flatMap((plan): [Practitioner, PractitionerRole] => [
+    { resourceType: 'Practitioner', id: `${plan.id}-md-2`, active: true, name: [{ family: 'Ahmadi', given: ['Farah'], prefix: ['Dr.'] }], qualification: [qualification('board-certified', 'Board certified')] },
+    {
+      resourceType: 'PractitionerRole',
+      id: `role-${plan.id}-md-2`,
+      active: true,
+      practitioner: { reference: `Practitioner/${plan.id}-md-2`, display: 'Dr. Farah Ahmadi' },
+      organization: { reference: `Organization/${plan.id}` },
+      code: [userRole('medical-director')],
+    },
+  ]);
+}
+
 export function demoResources(): Resource[] {
-  return [...organizations(), ...professionals(), ...grievanceCoordinators(), ...MEMBERS.flatMap((m, i) => member(m, i + 1)), representative()];
+  return [...organizations(), ...professionals(), ...grievanceCoordinators(), ...physicianDesignees(), ...MEMBERS.flatMap((m, i) => member(m, i + 1)), representative()];
 }
