@@ -16,7 +16,7 @@ import { planOf } from './decide.js';
 import { composeLetter, sendLetter } from './letters.js';
 import type { ProviderDelivery } from './providerDelivery.js';
 import { rolesOf } from './directory.js';
-import { grievancePartyTags } from './grievanceAccess.js';
+import { grievanceParties, grievancePartyTags } from './grievanceAccess.js';
 import { worksForPlan } from './planStaff.js';
 import { provenance } from './submit.js';
 
@@ -105,8 +105,7 @@ export async function fileGrievance(store: FhirStore, filing: GrievanceFiling, a
 
 /** A Provenance of the grievance, kept to its parties (the plan, the member, whoever filed it) as its letters are. */
 function grievanceProvenance(task: Task, agent: Reference | undefined, activity: string, reason: string): Provenance {
-  const parties = [task.owner, task.for, task.requester].map((r) => r?.reference).filter((r): r is string => Boolean(r));
-  return { ...provenance([task], agent, activity, reason), meta: { tag: grievancePartyTags(parties) } };
+  return { ...provenance([task], agent, activity, reason), meta: { tag: grievancePartyTags(grievanceParties(task)) } };
 }
 
 /** Who acts on the grievance, to find it by (`performer`): the coordinator, and the physician who resolves a clinical one. */

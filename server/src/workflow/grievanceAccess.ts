@@ -77,10 +77,8 @@ const seesEveryGrievance = (auth: AccessContext): boolean =>
 /** `Patient/x` for the member (or representative) signed in: a member identity, not a practitioner with a patient in context. */
 const memberPatient = (auth: AccessContext): string | undefined => (auth.roles.includes('member') && auth.patient ? `Patient/${auth.patient}` : undefined);
 
-function isParty(auth: AccessContext, grievance: Task): boolean {
-  const owner = grievance.owner?.reference;
-  if (owner && auth.staffOf?.includes(owner)) return true;
-  if (auth.fhirUser && grievance.requester?.reference === auth.fhirUser) return true;
-  const member = memberPatient(auth);
-  return member !== undefined && grievance.for?.reference === member;
-}
+/** The parties of a grievance, as references: the plan that owns it, the member it is for, whoever filed it. */
+export const grievanceParties = (grievance: Task): string[] =>
+  [grievance.owner, grievance.for, grievance.requester].map((r) => r?.reference).filter((r): r is string => Boolean(r));
+
+const isParty = (auth: AccessContext, grievance: Task): boolean => callerParties(auth).some((code) => grievanceParties(grievance).includes(code));
