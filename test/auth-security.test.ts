@@ -1,5 +1,6 @@
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import jwt from 'jsonwebtoken';
+import type { Bundle } from 'fhir/r4.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DemoServer, startDemoServer } from './helpers/demoServer.js';
 import { raw } from './helpers/fhir.js';
@@ -154,6 +155,32 @@ describe('access control: tokens, scopes, compartments', () => {
       const audit = await get(`AuditEvent?entity=Condition/${theirs}&_count=50`, admin);
       const descriptions = (audit.body.entry ?? []).map((e: { resource: { outcomeDesc: string } }) => e.resource.outcomeDesc);
       expect(descriptions.filter((d: string) => d === 'HTTP 404 (access refused, answered as not found)').length).toBeGreaterThanOrEqual(4);
+    });
+    it('pages a type history by cursor inside its compartment: next walks every version of its own once, previous leads back, others never show', async () => {
+      const admin = tokenFor(server, { scope: 'system/*.cruds' });
+      const post = (patient: string) =>
+        raw(`${server.fhirBase}/Condition`, { method: 'POST', headers: { authorization: `Bearer ${admin}` }, json: { resourceType: 'Condition', code: { text: 'history paging probe' }, subject: { reference: `Patient/${patient}` } } });
+      for (let i = 0; i < 5; i++) for (const patient of ['member-hpsj-1', 'member-phc-1']) expect((await post(patient)).status).toBe(201);
+      const whole = (await get('Condition/_history?_count=100', token)).body;
+      const keyOf = (e: { fullUrl?: string; request?: { url?: string }; resource?: { id?: string; meta?: { versionId?: string }; subject?: { reference?: string } } }) => `${e.resource?.id}/${e.resource?.meta?.versionId}`;
+      expect(whole.entry.length).toBeGreaterThanOrEqual(5);
+      expect(whole.entry.every((e: { resource: { subject: { reference: string } } }) => e.resource.subject.reference === 'Patient/member-hpsj-1')).toBe(true);
+      const walked: string[] = [];
+      let url: string | undefined = `${server.fhirBase}/Condition/_history?_count=2`;
+      const pages: { self: string; keys: string[]; next?: string; previous?: string }[] = [];
+      while (url) {
+        const page = (await raw(url, { headers: { authorization: `Bearer ${token}` } })).body as Bundle;
+        const link = (rel: string): string | undefined => page.link?.find((l) => l.relation === rel)?.url;
+        const keys = (page.entry ?? []).map(keyOf);
+        pages.push({ self: url, keys, next: link('next'), previous: link('previous') });
+        walked.push(...keys);
+        url = link('next');
+        expect(pages.length).toBeLessThan(50);
+      }
+      expect(walked).toEqual(whole.entry.map(keyOf));
+      expect(pages[1].next ?? pages[1].keys.length).toBeTruthy();
+      const back = (await raw(pages[1].previous!, { headers: { authorization: `Bearer ${token}` } })).body;
+      expect((back.entry ?? []).map(keyOf)).toEqual(pages[0].keys);
     });
     it('inside a batch Bundle', async () => {
       const res = await raw(server.fhirBase, {
