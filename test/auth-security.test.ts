@@ -178,7 +178,7 @@ describe('access control: tokens, scopes, compartments', () => {
         expect(pages.length).toBeLessThan(50);
       }
       expect(walked).toEqual(whole.entry.map(keyOf));
-      expect(pages[1].next ?? pages[1].keys.length).toBeTruthy();
+      expect(pages.length).toBeGreaterThanOrEqual(3);
       const back = (await raw(pages[1].previous!, { headers: { authorization: `Bearer ${token}` } })).body;
       expect((back.entry ?? []).map(keyOf)).toEqual(pages[0].keys);
     });
