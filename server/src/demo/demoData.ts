@@ -253,37 +253,34 @@ function representative(): RelatedPerson {
   };
 }
 
-/** R17 (PHC VI.E): each plan's Grievance Coordinator, plan staff who treat no one (no specialty, network or clinic). */
-function grievanceCoordinators(): Resource[] {
-  return PLANS.flatMap((plan): [Practitioner, PractitionerRole] => [
-    { resourceType: 'Practitioner', id: `${plan.id}-gc-1`, active: true, name: [{ family: 'Reyes', given: ['Morgan'] }] },
+/** A plan-staff member who treats no one (no specialty, network or clinic): a Practitioner and one role at the plan. */
+function planStaffMember(planId: string, practitioner: Omit<Practitioner, 'resourceType' | 'active'> & { id: string }, display: string, role: string): [Practitioner, PractitionerRole] {
+  return [
+    { resourceType: 'Practitioner', active: true, ...practitioner },
     {
       resourceType: 'PractitionerRole',
-      id: `role-${plan.id}-gc-1`,
+      id: `role-${practitioner.id}`,
       active: true,
-      practitioner: { reference: `Practitioner/${plan.id}-gc-1`, display: 'Morgan Reyes' },
-      organization: { reference: `Organization/${plan.id}` },
-      code: [userRole('grievance-coordinator')],
+      practitioner: { reference: `Practitioner/${practitioner.id}`, display },
+      organization: { reference: `Organization/${planId}` },
+      code: [userRole(role)],
     },
-  ]);
+  ];
+}
+
+/** R17 (PHC VI.E): each plan's Grievance Coordinator. */
+function grievanceCoordinators(): Resource[] {
+  return PLANS.flatMap((plan) => planStaffMember(plan.id, { id: `${plan.id}-gc-1`, name: [{ family: 'Reyes', given: ['Morgan'] }] }, 'Morgan Reyes', 'grievance-coordinator'));
 }
 
 /**
- * Each plan's physician designee (BSP C.I: "the Medical Director or physician designee"), plan staff who treat no one
- * here: the physician who resolves a clinical grievance about a case the Medical Director decided (42 CFR 438.406(b)(2)).
+ * Each plan's physician designee (BSP C.I: "the Medical Director or physician designee"): the physician who resolves
+ * a clinical grievance about a case the Medical Director decided (42 CFR 438.406(b)(2)).
  */
 function physicianDesignees(): Resource[] {
-  return PLANS.flatMap((plan): [Practitioner, PractitionerRole] => [
-    { resourceType: 'Practitioner', id: `${plan.id}-md-2`, active: true, name: [{ family: 'Ahmadi', given: ['Farah'], prefix: ['Dr.'] }], qualification: [qualification('board-certified', 'Board certified')] },
-    {
-      resourceType: 'PractitionerRole',
-      id: `role-${plan.id}-md-2`,
-      active: true,
-      practitioner: { reference: `Practitioner/${plan.id}-md-2`, display: 'Dr. Farah Ahmadi' },
-      organization: { reference: `Organization/${plan.id}` },
-      code: [userRole('medical-director')],
-    },
-  ]);
+  return PLANS.flatMap((plan) =>
+    planStaffMember(plan.id, { id: `${plan.id}-md-2`, name: [{ family: 'Ahmadi', given: ['Farah'], prefix: ['Dr.'] }], qualification: [qualification('board-certified', 'Board certified')] }, 'Dr. Farah Ahmadi', 'medical-director'),
+  );
 }
 
 export function demoResources(): Resource[] {
