@@ -35,7 +35,7 @@ export async function identify(store: FhirStore, fhirUser: string): Promise<User
   const practitioner = (await store.find('Practitioner', id)) as Practitioner | undefined;
   if (!practitioner) return undefined;
   const roles = new Set<UserRole>();
-  for (const role of await rolesOf(store, id, 50)) {
+  for (const role of await rolesOf(store, id)) {
     if (role.active === false) continue;
     for (const c of (role.code ?? []).flatMap((x) => x.coding ?? [])) {
       if (c.system === CODE_SYSTEMS.userRole && (USER_ROLES as readonly string[]).includes(c.code ?? '')) roles.add(c.code as UserRole);

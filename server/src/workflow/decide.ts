@@ -168,7 +168,7 @@ async function participates(store: FhirStore, requester: Reference, practitioner
   const literal = parseLiteral(requester.reference);
   const roles = literal?.[0] === 'PractitionerRole'
     ? [(await store.find('PractitionerRole', literal[1])) as PractitionerRole | undefined].filter((r): r is PractitionerRole => Boolean(r))
-    : await rolesOf(store, practitionerId, 100);
+    : await rolesOf(store, practitionerId);
   return roles.some((role) => networksOf(role).includes(planNetworkId));
 }
 
@@ -226,7 +226,7 @@ async function professionalAt(store: FhirStore, ref: Reference): Promise<Profess
   const literal = parseLiteral(ref.reference);
   let role: Resource | undefined;
   if (literal?.[0] === 'PractitionerRole') role = await store.find('PractitionerRole', literal[1]);
-  else if (literal?.[0] === 'Practitioner') role = (await rolesOf(store, literal[1], 1))[0];
+  else if (literal?.[0] === 'Practitioner') role = (await rolesOf(store, literal[1]))[0];
   return role ? (await professionalsFrom(store, [role as PractitionerRole]))[0] : undefined;
 }
 

@@ -3,9 +3,11 @@ import type { Professional } from '../domain/model.js';
 import { PRIMARY_CARE_SPECIALTIES } from '../domain/network.js';
 import { parseLiteral } from '../fhir/references.js';
 import { CODE_SYSTEMS, EXTENSIONS, IDENTIFIER_SYSTEMS } from '../fhir/systems.js';
-import type { FhirStore } from '../storage/FhirStore.js';
+import type { FhirStore, SearchQuery } from '../storage/FhirStore.js';
+import { pagesInIdOrder } from '../storage/pages.js';
 
 
+const ROLES_PAGE = 100;
 const NEW_PATIENTS = 'http://hl7.org/fhir/us/davinci-pdex-plan-net/StructureDefinition/newpatients';
 
 export const specialtiesOf = (role: PractitionerRole): string[] =>
@@ -95,20 +97,22 @@ export async function specialtiesOfReference(store: FhirStore, ref: Reference | 
     return role ? specialtiesOf(role) : [];
   }
   if (literal?.[0] !== 'Practitioner') return [];
-  return [...new Set((await rolesOf(store, literal[1], 100)).flatMap(specialtiesOf))];
+  return [...new Set((await rolesOf(store, literal[1])).flatMap(specialtiesOf))];
 }
 
-/** The directory's PractitionerRoles of a Practitioner (at most `count`). */
-export async function rolesOf(store: FhirStore, practitionerId: string, count: number): Promise<PractitionerRole[]> {
-  const { resources } = await store.search({
+/** Every PractitionerRole of a Practitioner in the directory, read a page at a time (some hold more roles than a page). */
+export async function rolesOf(store: FhirStore, practitionerId: string): Promise<PractitionerRole[]> {
+  const query: SearchQuery = {
     resourceType: 'PractitionerRole',
     clauses: [{ kind: 'reference', param: 'practitioner', values: [`practitioner|Practitioner/${practitionerId}`] }],
     sort: [],
-    count,
+    count: ROLES_PAGE,
     offset: 0,
     total: false,
-  });
-  return resources as PractitionerRole[];
+  };
+  const roles: PractitionerRole[] = [];
+  for await (const page of pagesInIdOrder(store, query, ROLES_PAGE)) roles.push(...(page as PractitionerRole[]));
+  return roles;
 }
 
 /**

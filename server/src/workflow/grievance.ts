@@ -129,7 +129,7 @@ async function grievant(tx: FhirStore, named: Reference | undefined, actor: Acce
 async function treats(tx: FhirStore, actor: AccessContext, patient: Patient): Promise<boolean> {
   const practitioner = parseLiteral(actor.fhirUser);
   if (practitioner?.[0] !== 'Practitioner') return false;
-  const own = [actor.fhirUser!, ...(await rolesOf(tx, practitioner[1], 50)).map((role) => `PractitionerRole/${role.id}`)];
+  const own = [actor.fhirUser!, ...(await rolesOf(tx, practitioner[1])).map((role) => `PractitionerRole/${role.id}`)];
   if (patient.generalPractitioner?.some((pcp) => own.includes(pcp.reference ?? ''))) return true;
   const { resources } = await tx.search({
     resourceType: 'ServiceRequest',

@@ -3,10 +3,13 @@ import { planByPayorIdentifier, type PlanId } from '../domain/plans.js';
 import { parseLiteral } from '../fhir/references.js';
 import type { AccessContext, UserRole } from '../fhir/request.js';
 import { CODE_SYSTEMS, IDENTIFIER_SYSTEMS } from '../fhir/systems.js';
-import type { FhirStore } from '../storage/FhirStore.js';
+import type { FhirStore, SearchQuery } from '../storage/FhirStore.js';
+import { pagesInIdOrder } from '../storage/pages.js';
 
 /** The roles that act for a plan (R10, R11, R17): they act only on their own plan's cases, grievances and figures. */
 export const PLAN_STAFF_ROLES: UserRole[] = ['um-clinician', 'medical-director', 'grievance-coordinator'];
+
+const STAFF_ROLES_PAGE = 50;
 
 export const isPlanStaff = (actor: AccessContext): boolean => actor.roles.some((r) => PLAN_STAFF_ROLES.includes(r));
 
@@ -17,20 +20,22 @@ export const isPlanStaff = (actor: AccessContext): boolean => actor.roles.some((
 async function staffRoles(store: FhirStore, actor: AccessContext, organization?: string): Promise<PractitionerRole[]> {
   const literal = parseLiteral(actor.fhirUser);
   if (!literal || literal[0] !== 'Practitioner') return [];
-  const { resources } = await store.search({
+  const query: SearchQuery = {
     resourceType: 'PractitionerRole',
     clauses: [
       { kind: 'reference', param: 'practitioner', values: [`practitioner|${actor.fhirUser}`] },
-      // Only the staff roles are read: a practitioner with many clinical roles would push them past the page.
+      // Only the staff roles are read: a practitioner may also hold many clinical ones.
       { kind: 'token', param: 'role', values: PLAN_STAFF_ROLES.map((role) => `role|${CODE_SYSTEMS.userRole}|${role}`), not: false },
       ...(organization ? [{ kind: 'reference' as const, param: 'organization', values: [`organization|${organization}`] }] : []),
     ],
     sort: [],
-    count: 50,
+    count: STAFF_ROLES_PAGE,
     offset: 0,
     total: false,
-  });
-  return (resources as PractitionerRole[]).filter((r) => r.active !== false && r.code?.some((cc) => cc.coding?.some((cd) => PLAN_STAFF_ROLES.includes(cd.code as UserRole))));
+  };
+  const resources: PractitionerRole[] = [];
+  for await (const page of pagesInIdOrder(store, query, STAFF_ROLES_PAGE)) resources.push(...(page as PractitionerRole[]));
+  return resources.filter((r) => r.active !== false && r.code?.some((cc) => cc.coding?.some((cd) => PLAN_STAFF_ROLES.includes(cd.code as UserRole))));
 }
 
 /** The actor holds a plan-staff PractitionerRole at the plan's Organization (`Organization/<id>`). */
