@@ -8,7 +8,7 @@ import type { FhirRequest, FhirResponse } from '../request.js';
 import { linkUrl } from '../responses.js';
 import { RESOURCE_TYPES } from '../resourceTypes.js';
 import { DEFAULT_COUNT, MAX_COUNT, parseNonNegative } from '../search/parse.js';
-import { CURSOR_PARAM, decodeCursor, encodeCursor } from '../search/cursor.js';
+import { CURSOR_PARAM, decodeCursor, encodeCursor, pageOrFirst } from '../search/cursor.js';
 import { dateRange, isInstant } from '../search/dates.js';
 
 /**
@@ -38,18 +38,14 @@ export async function history(req: FhirRequest, ctx: FhirContext, type?: string,
   if (type) requireScope(req, ctx, type, 'history');
   // A deleted resource still has a history; access is judged on its last stored version.
   if (type && id) requireVisible(req, ctx, (await ctx.store.find(type, id)) ?? (await lastStoredVersion(ctx.store, type, id)) ?? (await ctx.store.read(type, id)));
-  let paging = parsePaging(req.query);
+  const requested = parsePaging(req.query);
   const types = type ? undefined : allowedTypes(req, ctx);
   const compartment = id ? undefined : compartmentQuery(req, ctx, type ? [type] : (types ?? []));
-  const query = { resourceType: type, id, since: paging.since, at: paging.at, before: paging.before, types, compartment };
+  const query = { resourceType: type, id, since: requested.since, at: requested.at, before: requested.before, types, compartment };
   // Under a patient compartment versions are left out one by one, so a query reads more than a page of them.
-  const batch = compartment ? Math.max(paging.count + 1, FILTERED_BATCH) : paging.count + 1;
-  let page = paging.count === 0 ? { versions: [], hasMore: false } : await visiblePage(req, ctx, query, paging, batch);
-  // As a search's: a previous page that finds nothing (nothing newer is left to see) is the first page.
-  if (paging.cursor?.direction === 'before' && !page.versions.length && paging.count > 0) {
-    paging = { ...paging, cursor: undefined, offset: 0 };
-    page = await visiblePage(req, ctx, query, paging, batch);
-  }
+  const batch = compartment ? Math.max(requested.count + 1, FILTERED_BATCH) : requested.count + 1;
+  const read = (p: HistoryPaging) => (p.count === 0 ? Promise.resolve({ versions: [], hasMore: false }) : visiblePage(req, ctx, query, p, batch));
+  const { paging, page } = await pageOrFirst(requested, read, (p) => p.versions.length === 0);
   const bundle: Bundle = {
     resourceType: 'Bundle',
     type: 'history',

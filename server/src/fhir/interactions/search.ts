@@ -7,7 +7,7 @@ import { badRequest, type FhirError, outcome } from '../outcomes.js';
 import { relativeToBase } from '../references.js';
 import type { FhirRequest, FhirResponse } from '../request.js';
 import { linkUrl, preferStrict, shapeResource } from '../responses.js';
-import { CURSOR_PARAM, encodeCursor } from '../search/cursor.js';
+import { CURSOR_PARAM, encodeCursor, pageOrFirst } from '../search/cursor.js';
 import { type IncludeSpec, parseSearch, type SearchRequest } from '../search/parse.js';
 
 /**
@@ -89,17 +89,11 @@ export async function searchType(req: FhirRequest, ctx: FhirContext, type: strin
   return { status: 200, body: bundle };
 }
 
-/**
- * A page read backwards from a position that finds nothing is the first page instead: every match before the
- * position stopped matching since its link was made, and an empty page would have no links to go on from. (A
- * short page, where fewer remain, stays as read: it is where a walk back from `last` ends too.)
- */
+/** The page the search asks for (pageOrFirst: an empty `previous` page is the first page). */
 async function readPage(ctx: FhirContext, search: SearchRequest): Promise<SearchResult> {
-  const result = await ctx.store.search(search.query);
-  const { cursor, count } = search.query;
-  if (cursor?.direction !== 'before' || !cursor.at || result.resources.length > 0 || count === 0) return result;
-  search.query = { ...search.query, cursor: undefined, offset: 0 };
-  return ctx.store.search(search.query);
+  const { paging, page } = await pageOrFirst(search.query, (query) => ctx.store.search(query), (result) => result.resources.length === 0);
+  search.query = paging;
+  return page;
 }
 
 function entry(baseUrl: string, resource: Resource, mode: 'match' | 'include'): BundleEntry {

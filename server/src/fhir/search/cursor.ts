@@ -76,3 +76,19 @@ function isKey(value: string, kind: (typeof SORT_KEY_KINDS)[SortRule['kind']]): 
 const sortSignature = (sort: readonly SortRule[]) => sort.map((rule) => `${rule.descending ? '-' : ''}${rule.param}`).join(',');
 
 const invalid = (why: string): FhirError => badRequest(`Invalid ${CURSOR_PARAM}: ${why}`, CURSOR_PARAM);
+
+/**
+ * A page read backwards from a cursor (`previous`) that finds nothing is the first page instead: everything before the
+ * position stopped matching since its link was made, and an empty page would have no links to go on from. (A short
+ * page, where fewer remain, stays as read: it is where a walk back from `last` ends too; so does `last` itself.) Searches and history both.
+ */
+export async function pageOrFirst<P extends { cursor?: PageCursor; count: number; offset: number }, R>(
+  paging: P,
+  read: (paging: P) => Promise<R>,
+  isEmpty: (page: R) => boolean,
+): Promise<{ paging: P; page: R }> {
+  const page = await read(paging);
+  if (paging.cursor?.direction !== 'before' || !paging.cursor.at || paging.count === 0 || !isEmpty(page)) return { paging, page };
+  const first = { ...paging, cursor: undefined, offset: 0 };
+  return { paging: first, page: await read(first) };
+}
