@@ -5,6 +5,7 @@ import { createResourceValidator } from '../server/src/fhir/resourceValidator.js
 import { localDateTime } from '../server/src/domain/clock.js';
 import { planById } from '../server/src/domain/plans.js';
 import { CODE_SYSTEMS, IDENTIFIER_SYSTEMS, PROFILES } from '../server/src/fhir/systems.js';
+import { namePerformersOfEarlierGrievances } from '../server/src/workflow/grievance.js';
 import { type DemoServer, startDemoServer } from './helpers/demoServer.js';
 import { raw } from './helpers/fhir.js';
 import { STORE_DRIVERS } from './helpers/stores.js';
@@ -315,5 +316,30 @@ describe.each(STORE_DRIVERS)('R17 grievances on $name', (driver) => {
     expect(hpsjReceived).toBe(0);
     const csv = await (await fetch(`${server.url}/reports/second-opinion.csv?period=${period}&plan=phc`, { headers: { authorization: `Bearer ${auditor}` } })).text();
     expect(csv).toContain(`grievances-by-outcome,partly-upheld,${after.outcomes['partly-upheld']}`);
+  });
+
+  it('R17: grievances stored before Task.performerType named who acts get it at start from their category, so the physician finds the clinical ones; resolved ones stay as they were', async () => {
+    const storedWithout = async (category: string, status?: Task['status']) => {
+      const filed = (await file(member('member-phc-2'), filing([], category))).body as Task;
+      const { performerType: _, ...earlier } = filed;
+      return (await server.store.update({ ...earlier, status: status ?? filed.status } as Task)).resource;
+    };
+    const clinical = await storedWithout('pcp-not-granted');
+    const late = await storedWithout('deadline-missed');
+    const resolved = await storedWithout('plan-decision', 'completed');
+    const desk = async () => {
+      const bundle = (await call(staff('Practitioner/phc-md-2', 'medical-director'), `Task?code=second-opinion-grievance&performer=${encodeURIComponent(`${CODE_SYSTEMS.userRole}|medical-director`)}&_count=1000`)).body as Bundle;
+      return bundle.entry?.map((e) => e.resource!.id) ?? [];
+    };
+    expect(await desk()).not.toContain(clinical.id);
+
+    expect(await namePerformersOfEarlierGrievances(server.store)).toBe(2);
+    const roles = async (task: Task) => ((await server.store.read('Task', task.id!)) as Task).performerType?.map((p) => p.coding?.[0]?.code);
+    expect(await roles(clinical)).toEqual(['grievance-coordinator', 'medical-director']);
+    expect(await roles(late)).toEqual(['grievance-coordinator']);
+    expect(await roles(resolved)).toBeUndefined();
+    expect(await desk()).toContain(clinical.id);
+    expect(await desk()).not.toContain(late.id);
+    expect(await namePerformersOfEarlierGrievances(server.store)).toBe(0);
   });
 });

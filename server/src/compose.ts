@@ -21,6 +21,7 @@ import { metricsRouter } from './http/metricsRoutes.js';
 import { deliverableCopy, deliveredIdentifier, type ProviderDelivery } from './workflow/providerDelivery.js';
 import type { PartsEnv, ServerParts } from './server.js';
 import { decideWithPlanRules } from './workflow/decide.js';
+import { namePerformersOfEarlierGrievances } from './workflow/grievance.js';
 import { grievanceAccessRule, grievanceRecordAccessRule } from './workflow/grievanceAccess.js';
 
 /** The composition root: every module the server runs with, wired in one place. */
@@ -76,6 +77,8 @@ export async function buildParts(env: PartsEnv): Promise<ServerParts> {
     workers: config.outboxEnabled ? outbound.workers : [],
     seed: async (store) => {
       await publishConformance(store, criteriaLibraries(env.publicUrl));
+      const grievancesNamed = await namePerformersOfEarlierGrievances(store);
+      if (grievancesNamed) env.logger.info('grievance_performers_named', { grievances: grievancesNamed });
       if (!config.demoMode) return;
       const written = await seedDemoData(store);
       env.logger.info('demo_data', { written });

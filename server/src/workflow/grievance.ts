@@ -5,11 +5,11 @@ import { type GrievanceAction, type GrievanceActor, type GrievanceCategory, type
 import type { PlanProfile } from '../domain/plans.js';
 import { ReviewRefusal } from '../domain/reviewPath.js';
 import { nonEmpty } from '../fhir/jsonRules.js';
-import { badRequest, conflict, forbidden, preconditionFailed, unprocessable } from '../fhir/outcomes.js';
+import { badRequest, conflict, FhirError, forbidden, preconditionFailed, unprocessable } from '../fhir/outcomes.js';
 import { parseLiteral } from '../fhir/references.js';
 import type { AccessContext } from '../fhir/request.js';
 import { CODE_SYSTEMS, GRIEVANCE_TASK_CODE, PROFILES } from '../fhir/systems.js';
-import type { FhirStore } from '../storage/FhirStore.js';
+import type { FhirStore, SearchQuery } from '../storage/FhirStore.js';
 import { pagesInIdOrder } from '../storage/pages.js';
 import { type CallerAccess, practitionerOf, uniqueReferences } from './caseParties.js';
 import { planOf } from './decide.js';
@@ -109,9 +109,41 @@ function grievanceProvenance(task: Task, agent: Reference | undefined, activity:
 }
 
 /** Who acts on the grievance, to find it by (`performer`): the coordinator, and the physician who resolves a clinical one. */
-function performersOf(category: GrievanceCategory): CodeableConcept[] {
+function performersOf(category: string | undefined): CodeableConcept[] {
   const roles = [...new Set([...grievanceHandlers('acknowledge', category), ...grievanceHandlers('resolve', category)])];
   return roles.map((code) => ({ coding: [{ system: CODE_SYSTEMS.userRole, code }] }));
+}
+
+/**
+ * Grievances filed before `Task.performerType` named who acts on them are on no physician's desk (it finds them by
+ * `performer`): at start, each one still open without it gets it from its category, as a new version. The next start
+ * finds none; a version another process wrote meanwhile (412) is left to it.
+ */
+export async function namePerformersOfEarlierGrievances(store: FhirStore): Promise<number> {
+  const query: SearchQuery = {
+    resourceType: 'Task',
+    clauses: [
+      { kind: 'token', param: 'code', values: [`code|${GRIEVANCE_TASK_CODE.system}|${GRIEVANCE_TASK_CODE.code}`], not: false },
+      { kind: 'token', param: 'status', values: [GRIEVANCE_TASK_STATUS.received, GRIEVANCE_TASK_STATUS.acknowledged].map((code) => `status|*|${code}`), not: false },
+      { kind: 'missing', param: 'performer', missing: true },
+    ],
+    sort: [],
+    count: 200,
+    offset: 0,
+    total: false,
+  };
+  const unnamed: Task[] = [];
+  for await (const page of pagesInIdOrder(store, query, 200)) unnamed.push(...(page as Task[]));
+  let named = 0;
+  for (const task of unnamed) {
+    try {
+      await store.update({ ...task, performerType: performersOf(categoryOf(task)) }, task.meta?.versionId);
+      named++;
+    } catch (err) {
+      if (!(err instanceof FhirError && err.status === 412)) throw err;
+    }
+  }
+  return named;
 }
 
 /** The member the grievance is for: named, or the member signed in. */
