@@ -2,6 +2,8 @@ import { createRequire } from 'node:module';
 import type { CompartmentDefinition, Resource } from 'fhir/r4.js';
 import { dateRange } from './dates.js';
 import { fhirpathEngine, r4Model } from './fhirpathEngine.js';
+import { normalize } from './normalize.js';
+import { isPhonetic, nameWords, phoneticTexts, soundsOf, soundToken } from './phonetic.js';
 import { compileSimplePath } from './simplePath.js';
 import type { SearchParamDef, SearchParamRegistry } from './registry.js';
 import { RESOURCE_TYPES } from '../resourceTypes.js';
@@ -15,7 +17,10 @@ export const undatedToken = (param: string): string => `!${param}`;
 
 /** What the store indexes for one resource version. */
 export interface ResourceIndex {
-  /** `code|system|value`, `code|*|value` (any system), `code|system|*` (system only), `#code` (present), `!code` (a date parameter without a value: undatedToken). */
+  /**
+   * `code|system|value`, `code|*|value` (any system), `code|system|*` (system only), `#code` (present), `!code` (a date parameter
+   * without a value: undatedToken), `phonetic||KRS` (a sound of a phonetic parameter's value: soundToken).
+   */
   tokens: string[];
   /** `code|Type/id` and `code|*` + `/id` (any type) for each reference a reference parameter holds. */
   refs: string[];
@@ -25,6 +30,8 @@ export interface ResourceIndex {
   dates: { param: string; lo: Date; hi: Date }[];
   numbers: { param: string; value: number; system: string; unit: string }[];
 }
+
+const emptyIndex = (): ResourceIndex => ({ tokens: [], refs: [], compartments: [], strings: [], dates: [], numbers: [] });
 
 type Compiled = (resource: unknown) => unknown[];
 
@@ -51,7 +58,7 @@ export class Indexer {
   /** `Patient/x` for each patient compartment `resource` belongs to (evaluates only those parameters). */
   patientCompartments(resource: Resource): string[] {
     if (resource.resourceType === 'Patient') return resource.id ? [`Patient/${resource.id}`] : [];
-    const index: ResourceIndex = { tokens: [], refs: [], compartments: [], strings: [], dates: [], numbers: [] };
+    const index = emptyIndex();
     for (const code of this.compartmentParams(resource.resourceType)) {
       const def = this.registry.get(resource.resourceType, code);
       if (def) for (const value of this.evaluate(def, resource)) addValue(index, def, value);
@@ -60,7 +67,7 @@ export class Indexer {
   }
 
   index(resource: Resource): ResourceIndex {
-    const index: ResourceIndex = { tokens: [], refs: [], compartments: [], strings: [], dates: [], numbers: [] };
+    const index = emptyIndex();
     for (const def of this.registry.forType(resource.resourceType)) {
       const values = this.evaluate(def, resource);
       if (values.length) index.tokens.push(`#${def.code}`);
@@ -72,6 +79,18 @@ export class Indexer {
     index.tokens = [...new Set(index.tokens)];
     index.refs = [...new Set(index.refs)];
     return index;
+  }
+
+  /** Each type's phonetic parameters (phonetic.ts), as [type, definition]. */
+  phoneticParams(): [string, SearchParamDef][] {
+    return RESOURCE_TYPES.flatMap((type) => this.registry.forType(type).filter(isPhonetic).map((def): [string, SearchParamDef] => [type, def]));
+  }
+
+  /** The sound tokens a resource has for one phonetic parameter. */
+  soundTokens(def: SearchParamDef, resource: Resource): string[] {
+    const index = emptyIndex();
+    for (const value of this.evaluate(def, resource)) addSounds(index, def.code, value);
+    return [...new Set(index.tokens)];
   }
 
   /** Each type's date parameters, as [type, code]. */
@@ -127,7 +146,7 @@ function addValue(index: ResourceIndex, def: SearchParamDef, value: unknown): vo
     case 'reference':
       return addReference(index, def.code, value);
     case 'string':
-      return addStrings(index, def.code, value);
+      return isPhonetic(def) ? addSounds(index, def.code, value) : addStrings(index, def.code, value);
     case 'date':
       return addDate(index, def.code, value);
     case 'number':
@@ -198,6 +217,12 @@ function addStrings(index: ResourceIndex, code: string, value: unknown): void {
   }
 }
 
+function addSounds(index: ResourceIndex, code: string, value: unknown): void {
+  for (const word of phoneticTexts(value).flatMap(nameWords)) {
+    for (const sound of soundsOf(word)) index.tokens.push(soundToken(code, sound));
+  }
+}
+
 function addDate(index: ResourceIndex, code: string, value: unknown): void {
   if (typeof value === 'string') {
     const range = dateRange(value);
@@ -222,10 +247,3 @@ function addNumber(index: ResourceIndex, code: string, value: unknown): void {
   }
 }
 
-/** Case- and accent-insensitive form used by string search (FHIR R4 3.1.1.5.8). */
-export function normalize(value: string): string {
-  return value
-    .normalize('NFD')
-    .replace(/[\u0300-\u036f]/g, '')
-    .toLowerCase();
-}

@@ -6,7 +6,8 @@ import { elementNamesOf } from '../responses.js';
 import { CURSOR_PARAM, decodeCursor } from './cursor.js';
 import { dateRange } from './dates.js';
 import { implicitSystemOf } from './implicitSystems.js';
-import { normalize } from './indexer.js';
+import { normalize } from './normalize.js';
+import { isPhonetic, nameWords, soundsOf, soundToken } from './phonetic.js';
 import { elementPaths, elementTypes } from './simplePath.js';
 import type { SearchParamDef, SearchParamRegistry } from './registry.js';
 
@@ -179,10 +180,12 @@ function parseSort(resourceType: string, spec: string, registry: SearchParamRegi
   const code = descending ? spec.slice(1) : spec;
   if (code === '_id') return { param: code, kind: 'id', descending };
   if (code === '_lastUpdated') return { param: code, kind: 'lastUpdated', descending };
+  if (META_TOKEN_PARAMS.has(code)) throw badRequest(`Sorting by ${code === '_profile' ? 'uri' : 'token'} parameter '${code}' is not supported`, '_sort');
   const def = registry.get(resourceType, code);
   if (!def) throw badRequest(`Unknown sort parameter '${code}' for ${resourceType}`, '_sort');
   const kind = def.type === 'date' ? 'date' : def.type === 'string' ? 'string' : def.type === 'number' || def.type === 'quantity' ? 'number' : 'token';
   if (def.type === 'reference') throw badRequest(`Sorting by reference parameter '${code}' is not supported`, '_sort');
+  if (isPhonetic(def)) throw badRequest(`Sorting by '${code}' is not supported: it matches names by their sound (sort by family or given)`, '_sort');
   return { param: code, kind, descending };
 }
 
@@ -263,6 +266,7 @@ function clauseFor(def: SearchParamDef, modifier: string | undefined, value: str
       if (modifier) throw unsupportedModifier(key, modifier);
       return { kind: 'token', param: def.code, values: splitValues(value).map((v) => `${def.code}||${v}`), not: false };
     case 'string': {
+      if (isPhonetic(def)) return phoneticClause(def.code, modifier, value, key);
       if (modifier && modifier !== 'exact' && modifier !== 'contains') throw unsupportedModifier(key, modifier);
       const mode = modifier === 'exact' ? 'exact' : modifier === 'contains' ? 'contains' : 'starts';
       return { kind: 'string', param: def.code, mode, values: splitValues(value).map((v) => (mode === 'exact' ? v : normalize(v))) };
@@ -277,6 +281,21 @@ function clauseFor(def: SearchParamDef, modifier: string | undefined, value: str
       if (modifier) throw unsupportedModifier(key, modifier);
       return { kind: 'number', param: def.code, values: splitValues(value).map((v) => parseNumber(key, v, def.type === 'quantity')) };
   }
+}
+
+/**
+ * A phonetic parameter's values (phonetic.ts), each ORed: every word of a value must sound like a word of the
+ * resource's names (one of its Double Metaphone codes, primary or alternate). A value with no sound matches
+ * nothing. String modifiers make no sense on a match by sound.
+ */
+function phoneticClause(code: string, modifier: string | undefined, value: string, key: string): SearchClause {
+  if (modifier) throw badRequest(`Modifier ':${modifier}' is not supported on '${code}': it matches names by their sound`, key);
+  const alternatives = splitValues(value).map((v): SearchClause[] => {
+    const words = nameWords(v).map(soundsOf).filter((sounds) => sounds.length);
+    if (!words.length) return [{ kind: 'token', param: code, values: [], not: false }];
+    return words.map((sounds) => ({ kind: 'token', param: code, values: sounds.map((sound) => soundToken(code, sound)), not: false }));
+  });
+  return { kind: 'anyOf', alternatives };
 }
 
 /**

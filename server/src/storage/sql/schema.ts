@@ -1,3 +1,4 @@
+import type { Resource } from 'fhir/r4.js';
 import { type Indexer, undatedToken } from '../../fhir/search/indexer.js';
 import type { SqlConnection } from './connection.js';
 
@@ -30,11 +31,38 @@ function markUndated(dateParams: [string, string][]): string {
   WHERE r.res_type = m.res_type AND r.id = m.id`;
 }
 
+/** How many stored rows migration 9 reads and rewrites at a time (their JSON is parsed in the server). */
+const SOUND_BATCH = 1000;
+
+/**
+ * Migration 9: the phonetic parameters were indexed as strings and matched as prefixes; the indexer now writes
+ * the sounds of the names as tokens (soundToken). Double Metaphone runs in JavaScript, not in SQL, so the rows of
+ * the types with such a parameter are read in batches, given their sound tokens, and their string rows dropped.
+ */
+async function addSoundTokens(tx: SqlConnection, indexer: Indexer): Promise<void> {
+  for (const [type, def] of indexer.phoneticParams()) {
+    for (let after = ''; ; ) {
+      const { rows } = await tx.query(`SELECT id, content::text AS content FROM resources WHERE res_type = $1 AND id > $2 AND NOT deleted ORDER BY id LIMIT ${SOUND_BATCH}`, [type, after]);
+      if (!rows.length) break;
+      const sounds = rows.map((row) => indexer.soundTokens(def, JSON.parse(String(row.content)) as Resource).join('\u001f'));
+      await tx.query(
+        `UPDATE resources r SET tokens = r.tokens || ARRAY(SELECT t FROM unnest(string_to_array(u.tk, chr(31))) t WHERE NOT t = ANY(r.tokens))
+         FROM unnest($2::text[], $3::text[]) AS u(i, tk) WHERE r.res_type = $1 AND r.id = u.i AND u.tk <> ''`,
+        [type, rows.map((row) => String(row.id)), sounds],
+      );
+      after = String(rows[rows.length - 1].id);
+    }
+    await tx.query('DELETE FROM sp_string WHERE res_type = $1 AND param = $2', [type, def.code]);
+  }
+}
+
+type Migration = { version: number } & ({ sql: string | ((indexer: Indexer) => string) } | { run: (tx: SqlConnection, indexer: Indexer) => Promise<void> });
+
 /**
  * Schema migrations, applied in order on start. Each runs once, in a transaction, and is recorded
  * in schema_migrations. Never edit a released migration; add a new one.
  */
-const MIGRATIONS: { version: number; sql: string | ((indexer: Indexer) => string) }[] = [
+const MIGRATIONS: Migration[] = [
   {
     version: 1,
     sql: `
@@ -243,7 +271,18 @@ const MIGRATIONS: { version: number; sql: string | ((indexer: Indexer) => string
     version: 8,
     sql: (indexer) => markUndated(indexer.dateParams()),
   },
+  {
+    // `phonetic=Garsia` found no Garcia, and `phonetic=gar` did: the parameter was a prefix match on the names.
+    version: 9,
+    run: addSoundTokens,
+  },
 ];
+
+async function apply(migration: Migration, tx: SqlConnection, indexer: Indexer): Promise<void> {
+  if ('run' in migration) return migration.run(tx, indexer);
+  const sql = typeof migration.sql === 'string' ? migration.sql : migration.sql(indexer);
+  for (const statement of sql.split(';').map((x) => x.trim()).filter(Boolean)) await tx.query(statement);
+}
 
 /** Applies the migrations not yet applied, up to `upTo` (all of them by default; tests stop earlier). */
 export async function migrate(conn: SqlConnection, indexer: Indexer, upTo = Infinity): Promise<void> {
@@ -255,8 +294,7 @@ export async function migrate(conn: SqlConnection, indexer: Indexer, upTo = Infi
       await tx.query('SELECT pg_advisory_xact_lock(727274)');
       const done = await tx.query('SELECT 1 FROM schema_migrations WHERE version = $1', [migration.version]);
       if (done.rows.length) return;
-      const sql = typeof migration.sql === 'string' ? migration.sql : migration.sql(indexer);
-      for (const statement of sql.split(';').map((x) => x.trim()).filter(Boolean)) await tx.query(statement);
+      await apply(migration, tx, indexer);
       await tx.query('INSERT INTO schema_migrations (version) VALUES ($1)', [migration.version]);
     });
   }
