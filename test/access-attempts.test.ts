@@ -166,6 +166,8 @@ const ATTEMPTS: Attempt[] = [
   { category: 'missing token', name: 'search of the target\'s conditions with no Authorization header', status: 401, audit: 'login-failure', run: (t) => t.fhir('GET', `Condition?patient=${TARGET}`), check: www },
   { category: 'missing token', name: 'an empty Bearer credential', status: 401, audit: 'login-failure', run: (t) => t.fhir('GET', `Patient/${TARGET}`, undefined, undefined, { authorization: 'Bearer ' }), check: www },
   { category: 'missing token', name: 'Basic credentials of the app instead of a bearer token', status: 401, audit: 'login-failure', run: (t) => t.fhir('GET', `Patient/${TARGET}`, undefined, undefined, { authorization: `Basic ${Buffer.from('second-opinion-app:x').toString('base64')}` }), check: www },
+  { category: 'missing token', name: 'Digest credentials instead of a bearer token (RFC 6750 §3.1: no error code)', status: 401, audit: 'login-failure', run: (t) => t.fhir('GET', `Patient/${TARGET}`, undefined, undefined, { authorization: 'Digest username="second-opinion-app", realm="fhir"' }), check: (res) => { www(res); expect(res.headers.get('www-authenticate')).not.toMatch(/error=/); } },
+  { category: 'token endpoint by GET', name: 'a token request by GET with the client credentials in the query string', status: 405, audit: 'login-failure', run: () => raw(`${server.url}/auth/token?grant_type=client_credentials&client_id=demo-backend&client_secret=guess`), check: oauthError('invalid_request') },
   { category: 'missing token', name: 'a valid token passed in the query string (access_token=) is not accepted', status: 401, audit: 'login-failure', run: (t) => t.fhir('GET', `Patient/${TARGET}?access_token=${t.token({ scope: 'user/*.rs', fhirUser: 'Practitioner/hpsj-pcp-1', roles: ['treating-provider'] })}`), check: www },
   { category: 'missing token', name: 'an update of the target\'s Patient with no token', status: 401, audit: 'login-failure', run: (t) => t.fhir('PUT', `Patient/${TARGET}`, undefined, { resourceType: 'Patient', id: TARGET, active: false }), check: www },
 
@@ -360,10 +362,10 @@ const ATTEMPTS: Attempt[] = [
   { category: 'system token without system scopes', name: 'client_credentials asking for openid and launch only', status: 400, audit: 'login-failure', check: oauthError('invalid_scope'), run: () => clientCredentials(backendAssertion(server), 'openid launch') },
 
   // ── CORS ───────────────────────────────────────────────────────────────────
-  { category: 'CORS preflight from an unregistered origin', name: 'https://evil.example.org to /fhir/Patient/{id}', status: 401, audit: 'login-failure', run: () => preflight(`/fhir/Patient/${TARGET}`, 'https://evil.example.org'), check: noCors },
-  { category: 'CORS preflight from an unregistered origin', name: 'Origin: null (sandboxed frame)', status: 401, audit: 'login-failure', run: () => preflight(`/fhir/Patient/${TARGET}`, 'null'), check: noCors },
-  { category: 'CORS preflight from an unregistered origin', name: 'the server under another host name (http://localhost:port)', status: 401, audit: 'login-failure', run: () => preflight('/fhir/Task', server.url.replace('127.0.0.1', 'localhost')), check: noCors },
-  { category: 'CORS preflight from an unregistered origin', name: 'https://evil.example.org to /auth/token', status: 200, audit: 'pre-auth', run: () => preflight('/auth/token', 'https://evil.example.org'), check: noCors },
+  { category: 'CORS preflight from an unregistered origin', name: 'https://evil.example.org to /fhir/Patient/{id}', status: 204, audit: 'pre-auth', run: () => preflight(`/fhir/Patient/${TARGET}`, 'https://evil.example.org'), check: noCors },
+  { category: 'CORS preflight from an unregistered origin', name: 'Origin: null (sandboxed frame)', status: 204, audit: 'pre-auth', run: () => preflight(`/fhir/Patient/${TARGET}`, 'null'), check: noCors },
+  { category: 'CORS preflight from an unregistered origin', name: 'the server under another host name (http://localhost:port)', status: 204, audit: 'pre-auth', run: () => preflight('/fhir/Task', server.url.replace('127.0.0.1', 'localhost')), check: noCors },
+  { category: 'CORS preflight from an unregistered origin', name: 'https://evil.example.org to /auth/token', status: 204, audit: 'pre-auth', run: () => preflight('/auth/token', 'https://evil.example.org'), check: noCors },
 ];
 
 /** Every resource the answer carries, including those inside batch responses and search Bundles. */

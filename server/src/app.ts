@@ -1,5 +1,7 @@
 import express, { type Request, type Response, type NextFunction } from 'express';
 import type { FhirContext } from './fhir/context.js';
+import { bearerChallenge } from './auth/accessTokens.js';
+import { outcome } from './fhir/outcomes.js';
 import { fhirRouter, type Authenticate } from './http/fhirRoutes.js';
 
 export interface AppDeps {
@@ -33,23 +35,26 @@ export function createApp(deps: AppDeps): express.Express {
       maxBodyBytes: deps.maxBodyBytes,
       authenticate: deps.authenticate,
       authRequired: deps.authRequired,
-      wwwAuthenticate: `Bearer realm="${deps.fhirBase}"`,
+      wwwAuthenticate: bearerChallenge(deps.fhirBase),
     }),
   );
   app.get('/', (_req, res) => res.redirect(deps.routers?.length ? '/sandbox' : '/fhir/metadata'));
   app.get('/healthz', (_req, res) => res.json({ status: 'ok' }));
+  app.use(unknownPath);
   app.use(lastErrorHandler);
   return app;
+}
+
+/** A path no router serves (the OAuth endpoints and /fhir answer their own): 404 as an OperationOutcome, never Express's HTML page. */
+function unknownPath(_req: Request, res: Response): void {
+  res.status(404).json(outcome('error', 'not-found', 'Nothing is served at this path; the FHIR API is at /fhir'));
 }
 
 /** The routers answer their own errors; anything else gets an OperationOutcome, never an HTML page with a stack. */
 function lastErrorHandler(err: unknown, _req: Request, res: Response, _next: NextFunction): void {
   const status = (err as { status?: number })?.status;
   const clientError = typeof status === 'number' && status >= 400 && status < 500;
-  res.status(clientError ? status : 500).json({
-    resourceType: 'OperationOutcome',
-    issue: [{ severity: 'error', code: clientError ? 'invalid' : 'exception', diagnostics: clientError ? 'The request could not be read' : 'Internal server error' }],
-  });
+  res.status(clientError ? status : 500).json(outcome('error', clientError ? 'invalid' : 'exception', clientError ? 'The request could not be read' : 'Internal server error'));
 }
 
 function accessLog(log: NonNullable<AppDeps['logRequest']>) {
@@ -125,9 +130,16 @@ function cors(allowed?: (origin: string) => boolean | Promise<boolean>) {
       res.setHeader('Access-Control-Expose-Headers', 'Location, ETag, Last-Modified, Content-Location, WWW-Authenticate, Allow');
       if (req.method === 'OPTIONS') return preflight(res, 'GET, POST, PUT, PATCH, DELETE, OPTIONS');
     }
+    if (isPreflight(req)) return void res.status(204).end();
     next();
   };
 }
+
+/**
+ * A CORS preflight carries no token, so it never reaches the API or the OAuth endpoints: from an origin not
+ * registered, 204 without Access-Control-Allow-Origin, and the browser sends nothing further.
+ */
+const isPreflight = (req: Request): boolean => req.method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined;
 
 function preflight(res: Response, methods: string): void {
   res.setHeader('Access-Control-Allow-Methods', methods);

@@ -95,6 +95,9 @@ export function verifyAccessToken(t: TokenIssuer, token: string): AccessClaims {
   return parsed.data;
 }
 
+/** The challenge to a request that sent no Bearer token: RFC 6750 §3.1, no error code then. */
+export const bearerChallenge = (fhirBase: string): string => `Bearer realm="${fhirBase}"`;
+
 export function invalidToken(reason: string) {
   return unauthorized(`Invalid access token: ${reason}`, `Bearer error="invalid_token", error_description="${reason.replace(/"/g, "'")}"`);
 }

@@ -4,11 +4,11 @@ import type { SecurityUrls } from '../fhir/capability.js';
 import type { AuditSink } from '../fhir/context.js';
 import type { AccessContext } from '../fhir/request.js';
 import type { FhirStore } from '../storage/FhirStore.js';
-import { absoluteFhirUser, accessContextOf, invalidToken, type TokenIssuer, verifyAccessToken } from './accessTokens.js';
+import { absoluteFhirUser, accessContextOf, bearerChallenge, invalidToken, type TokenIssuer, verifyAccessToken } from './accessTokens.js';
 import { authorizeHandler } from './authorizeEndpoint.js';
 import { type Client, ClientRegistry } from './clientRegistry.js';
 import { insufficientScope, invalidBearerToken, invalidClient, invalidRequest, OAuthError } from './oauthErrors.js';
-import { FhirError } from '../fhir/outcomes.js';
+import { FhirError, unauthorized } from '../fhir/outcomes.js';
 import { createAccessPolicy } from './policy.js';
 import { sandboxRouter } from './sandboxEhr.js';
 import type { SigningKey } from './signingKeys.js';
@@ -37,10 +37,13 @@ export interface AuthServerConfig {
   isRestrictionQuery?: (resourceType: string, query: [string, string][]) => boolean;
 }
 
-// No encounter context and no styling: this server has no Encounter resources, and no EHR style sheet to offer.
+/**
+ * No encounter context and no styling: this server has no Encounter resources, and no EHR style sheet to offer.
+ * Resource scopes: v2 `rs` and `cruds`, v1 `read` and `write`, in each context (smartScopes.ts parses them all alike).
+ */
 export const SCOPES_SUPPORTED = [
   'openid', 'fhirUser', 'launch', 'launch/patient', 'offline_access', 'online_access',
-  'patient/*.rs', 'patient/*.cruds', 'patient/*.read', 'user/*.rs', 'user/*.cruds', 'user/*.read', 'user/*.write', 'system/*.rs', 'system/*.cruds', 'system/*.read',
+  ...['patient', 'user', 'system'].flatMap((context) => ['rs', 'cruds', 'read', 'write'].map((permissions) => `${context}/*.${permissions}`)),
 ];
 
 const CAPABILITIES = [
@@ -106,7 +109,8 @@ export function createAuthServer(store: FhirStore, config: AuthServerConfig, aud
   /** For the HTTP layer: Bearer token → AccessContext (401 on any flaw), undefined when there is none. */
   async function authenticate(authorization: string | undefined): Promise<AccessContext | undefined> {
     if (!authorization) return undefined;
-    // RFC 7235: the scheme is case-insensitive.
+    // RFC 7235: the scheme is case-insensitive. RFC 6750 §3.1: a request with no Bearer token (Basic, say) gets no error code.
+    if (!/^Bearer(\s|$)/i.test(authorization.trim())) throw unauthorized('A bearer access token is required', bearerChallenge(config.fhirBase));
     const m = /^Bearer\s+([A-Za-z0-9\-_.]+)$/i.exec(authorization.trim());
     if (!m) throw invalidToken('expected a Bearer token');
     let entry = verified.get(m[1]);
@@ -193,14 +197,16 @@ export function createAuthServer(store: FhirStore, config: AuthServerConfig, aud
   router.post('/auth/register', async (req, res) => {
     if (!config.demoMode) throw new OAuthError('access_denied', 'Dynamic registration is open in demo mode only; register clients in the clients file', 403);
     try {
-      const client = await clients.register(req.body);
-      // RFC 7591 §3.2.1: client_secret_expires_at is required with a secret; 0 says it does not expire.
-      res.status(201).json({ ...client, client_id_issued_at: Math.floor(Date.now() / 1000), ...(client.client_secret ? { client_secret_expires_at: 0 } : {}) });
+      res.setHeader('Cache-Control', 'no-store');
+      res.status(201).json(await clients.register(req.body));
     } catch (err) {
       if (err instanceof z.ZodError) throw registrationError(err);
       throw err;
     }
   });
+  for (const [path, allow] of Object.entries(OAUTH_ENDPOINT_METHODS)) router.all(path, methodNotAllowed(allow));
+  router.use('/auth', (_req, _res, next) => next(new OAuthError('invalid_request', 'No OAuth endpoint at this path', 404)));
+  router.use('/auth/register', unreadableRegistration);
   router.use('/auth', oauthErrors);
   if (config.sandboxEnabled) router.use(sandboxRouter({ store, clients, fhirBase: config.fhirBase }));
 
@@ -308,6 +314,30 @@ function refuseControlCharacters(req: Request, _res: Response, next: (err?: unkn
   const values = [...Object.values(req.query as Record<string, unknown>), ...Object.values((req.body ?? {}) as Record<string, unknown>)];
   const hasControl = (v: unknown): boolean => (typeof v === 'string' ? /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/.test(v) : Array.isArray(v) ? v.some(hasControl) : false);
   next(values.some(hasControl) ? invalidRequest('Parameters may not contain control characters') : undefined);
+}
+
+/** What each OAuth endpoint answers to; Express answers HEAD with GET. */
+const OAUTH_ENDPOINT_METHODS: Record<string, string> = {
+  '/auth/authorize': 'GET, HEAD, POST',
+  '/auth/token': 'POST',
+  '/auth/introspect': 'POST',
+  '/auth/revoke': 'POST',
+  '/auth/register': 'POST',
+};
+
+/** RFC 9110 §15.5.6: 405 with Allow; the body an OAuth error, as every answer of these endpoints. */
+function methodNotAllowed(allow: string) {
+  return (req: Request, res: Response): void => {
+    res.setHeader('Allow', allow);
+    new OAuthError('invalid_request', `${req.method} is not allowed here; use ${allow}`, 405).render(res);
+  };
+}
+
+/** RFC 7591 §3.2.2 has no invalid_request: a registration body that is not JSON is invalid client metadata. */
+function unreadableRegistration(err: unknown, _req: Request, _res: Response, next: (err?: unknown) => void): void {
+  if ((err as { type?: string } | undefined)?.type === 'entity.parse.failed') return next(new OAuthError('invalid_client_metadata', 'The registration body is not valid JSON'));
+  if (err instanceof OAuthError && err.error === 'invalid_request' && err.status === 400) return next(new OAuthError('invalid_client_metadata', err.description));
+  next(err);
 }
 
 /**

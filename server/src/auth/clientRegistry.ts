@@ -58,12 +58,46 @@ export type Client = z.infer<typeof ClientSchema>;
  */
 export const REGISTERED_CLIENT_MAX_SCOPE = APP_SCOPE;
 
-/** RFC 7591 client metadata we accept; redirect and launch URIs must be https or http to loopback (RFC 8252 §7.3). */
+/**
+ * The grants a registered client can use: never client_credentials, since registration grants no `system/`
+ * scope (backend services are registered in the clients file), nor implicit or password, which SMART does not offer.
+ */
+const REGISTRABLE_GRANT_TYPES = ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:token-exchange'] as const;
+
+/**
+ * RFC 7591 client metadata we accept (and `origins`, our own: browser origins besides those of the redirect URIs);
+ * redirect and launch URIs must be https or http to loopback (RFC 8252 §7.3).
+ */
 const RegistrationSchema = ClientSchema.omit({ client_id: true, client_secret: true, type: true, system_roles: true, organization: true }).extend({
   redirect_uris: z.array(checkedUrl(redirectUriProblem)).default([]),
   launch_uri: checkedUrl(redirectUriProblem).optional(),
   token_endpoint_auth_method: z.enum(['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt']).default('none'),
+  // RFC 7591 §2: authorization_code when omitted.
+  grant_types: z
+    .array(z.enum(REGISTRABLE_GRANT_TYPES, { error: `registration offers ${REGISTRABLE_GRANT_TYPES.join(', ')}; backend services are registered in the clients file` }))
+    .min(1)
+    .default(['authorization_code']),
+  response_types: z.array(z.literal('code', { error: 'the only response type is code' })).optional(),
 });
+type RegistrationRequest = z.infer<typeof RegistrationSchema>;
+
+/** RFC 7591 §3.2.1: the client's registered metadata, as sent back; server-internal fields (type, system_roles) stay out. */
+export interface RegisteredClient {
+  client_id: string;
+  client_secret?: string;
+  client_id_issued_at: number;
+  client_secret_expires_at?: number;
+  client_name?: string;
+  redirect_uris: string[];
+  launch_uri?: string;
+  grant_types: string[];
+  response_types: string[];
+  token_endpoint_auth_method: string;
+  scope: string;
+  jwks?: Client['jwks'];
+  jwks_uri?: string;
+  origins?: string[];
+}
 
 /** Clients from the config file, the demo set, and dynamic registrations (RFC 7591) kept in the store. */
 export class ClientRegistry {
@@ -102,7 +136,7 @@ export class ClientRegistry {
   }
 
   /** RFC 7591 dynamic registration: scopes capped to REGISTERED_CLIENT_MAX_SCOPE (§3.2.1 lets the server replace them). */
-  async register(body: unknown): Promise<Client> {
+  async register(body: unknown): Promise<RegisteredClient> {
     const req = RegistrationSchema.parse(body);
     const type = req.token_endpoint_auth_method === 'private_key_jwt' ? 'confidential-asymmetric' : req.token_endpoint_auth_method === 'none' ? 'public' : 'confidential-symmetric';
     if (type === 'confidential-asymmetric' && !req.jwks && !req.jwks_uri) throw metadataError(body, 'jwks', 'private_key_jwt needs jwks or jwks_uri');
@@ -120,8 +154,27 @@ export class ClientRegistry {
     const expiresAt = new Date(Date.now() + 10 * 365 * 86_400_000);
     await this.store.putEphemeral(`client:${client.client_id}`, client, expiresAt);
     for (const origin of originsOf(client)) await this.store.putEphemeral(`origin:${origin}`, client.client_id, expiresAt);
-    return client;
+    return registeredClient(client, req);
   }
+}
+
+function registeredClient(client: Client, req: RegistrationRequest): RegisteredClient {
+  return {
+    client_id: client.client_id,
+    client_id_issued_at: Math.floor(Date.now() / 1000),
+    // RFC 7591 §3.2.1: client_secret_expires_at is required with a secret; 0 says it does not expire.
+    ...(client.client_secret ? { client_secret: client.client_secret, client_secret_expires_at: 0 } : {}),
+    client_name: client.client_name,
+    redirect_uris: client.redirect_uris,
+    launch_uri: client.launch_uri,
+    grant_types: req.grant_types,
+    response_types: req.grant_types.includes('authorization_code') ? ['code'] : [],
+    token_endpoint_auth_method: req.token_endpoint_auth_method,
+    scope: client.scope,
+    jwks: client.jwks,
+    jwks_uri: client.jwks_uri,
+    origins: client.origins.length ? client.origins : undefined,
+  };
 }
 
 /** The operator's clients file, validated at start-up: the error names the file and each wrong field. */

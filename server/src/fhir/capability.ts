@@ -171,6 +171,7 @@ function resourceComponent(ctx: FhirContext, type: string): CapabilityStatementR
       { name: '_lastUpdated', type: 'date', definition: 'http://hl7.org/fhir/SearchParameter/Resource-lastUpdated' },
       { name: '_profile', type: 'uri', definition: 'http://hl7.org/fhir/SearchParameter/Resource-profile' },
       { name: '_tag', type: 'token', definition: 'http://hl7.org/fhir/SearchParameter/Resource-tag' },
+      { name: '_security', type: 'token', definition: 'http://hl7.org/fhir/SearchParameter/Resource-security' },
       ...ctx.registry.forType(type).map((d) => ({ name: d.code, type: d.type, definition: d.url, documentation: d.description || undefined })),
     ],
     operation: nonEmpty(ctx.operations.filter((o) => o.resourceTypes.includes(type) && !o.levels.includes('system')).map((o) => ({ name: o.name, definition: o.definition }))),
