@@ -121,6 +121,19 @@ describe('conformance probe: OAuth endpoints, discovery, bearer challenges, pref
       expect(res.status).toBe(401);
       expect(res.headers.get('www-authenticate')).toMatch(/error="invalid_token"/);
     });
+
+    it('/metrics answers as the FHIR API does: the realm\'s challenge without a token, invalid_token for one that does not verify, 403 for a token of no plan staff', async () => {
+      const metrics = (authorization?: string) => fetch(`${server.url}/metrics`, { headers: authorization ? { authorization } : {} });
+      const missing = await metrics();
+      expect([missing.status, missing.headers.get('www-authenticate')]).toEqual([401, `Bearer realm="${server.fhirBase}"`]);
+      expect((await metrics(`Basic ${Buffer.from('a:b').toString('base64')}`)).headers.get('www-authenticate')).toBe(`Bearer realm="${server.fhirBase}"`);
+      const forged = await metrics('Bearer not-a-jwt');
+      expect([forged.status, forged.headers.get('www-authenticate')]).toEqual([401, expect.stringMatching(/error="invalid_token"/)]);
+      const member = tokenFor(server, { scope: 'launch/patient patient/*.rs', patient: 'member-hpsj-1', fhirUser: 'Patient/member-hpsj-1', roles: ['member'] });
+      expect((await metrics(`Bearer ${member}`)).status).toBe(403);
+      const staff = await metrics(`Bearer ${tokenFor(server, { scope: 'user/*.rs', fhirUser: 'Practitioner/hpsj-um-1', roles: ['um-clinician'] })}`);
+      expect([staff.status, await staff.text()]).toEqual([200, expect.stringMatching(/outbox_sent_total/)]);
+    });
   });
 
   describe('CORS preflights never reach the API', () => {

@@ -56,7 +56,7 @@ export async function buildParts(env: PartsEnv): Promise<ServerParts> {
     policy: auth.policy,
     authenticate: auth.authenticate,
     security: auth.security,
-    routers: [auth.router, reportRouter(env.store, auth.policy, auth.authenticate, env.fhirBase), metricsRouter(env.store, () => outbound.metrics(), auth.authenticate), ...appRouter()],
+    routers: [auth.router, reportRouter(env.store, auth.policy, auth.authenticate, env.fhirBase), metricsRouter(env.store, () => outbound.metrics(), auth.authenticate, env.fhirBase), ...appRouter()],
     allowedOrigin: auth.allowedOrigin,
     operations: [
       submitOperation(definitions, decideWithPlanRules, delivery),
