@@ -76,6 +76,13 @@ export interface FhirResponse {
   status: number;
   body?: Resource;
   headers?: Record<string, string>;
+  /**
+   * The meta.lastUpdated of the version a bodiless answer is about (a 304, `Prefer: return=minimal`): a Bundle
+   * entry's lastModified keeps the milliseconds the Last-Modified header (an HTTP-date) drops.
+   */
+  lastUpdated?: string;
+  /** A refused access answered as an id that does not exist would be (a DELETE's 204): the audit log records the refusal. */
+  concealsRefusal?: boolean;
 }
 
 /** The media type of a JSON Patch (RFC 6902): a PATCH body, or the contentType of a PATCH entry's Binary in a Bundle. */

@@ -175,8 +175,9 @@ export function splitCarried(resource: Resource, path: string = resource.resourc
     });
   const record = resource as unknown as Record<string, unknown>;
   let own = resource;
-  if (resource.resourceType === 'Bundle') own = { ...record, entry: each(record.entry, `${path}.entry`, lift) } as unknown as Resource;
-  if (resource.resourceType === 'Parameters') own = { ...record, parameter: parameters(record.parameter, `${path}.parameter`) } as unknown as Resource;
+  // A Bundle without entries stays without: an `entry` member holding undefined is "not an array" to the `fhir` package.
+  if (resource.resourceType === 'Bundle' && 'entry' in record) own = { ...record, entry: each(record.entry, `${path}.entry`, lift) } as unknown as Resource;
+  if (resource.resourceType === 'Parameters' && 'parameter' in record) own = { ...record, parameter: parameters(record.parameter, `${path}.parameter`) } as unknown as Resource;
   return { own, carried };
 }
 

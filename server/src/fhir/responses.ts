@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import type { Bundle, Resource, StructureDefinition } from 'fhir/r4.js';
-import { allOk, FhirError, methodNotAllowed } from './outcomes.js';
+import { allOk, badRequest, FhirError, methodNotAllowed } from './outcomes.js';
 import type { FhirRequest, FhirResponse } from './request.js';
 
 export function versionHeaders(resource: Resource): Record<string, string> {
@@ -31,18 +31,32 @@ export function preferStrict(req: FhirRequest): boolean {
   return /handling=strict/.test(req.headers.prefer ?? '');
 }
 
+/**
+ * Parameters an interaction does not take (`known` names those it does), as a search treats unknown ones: ignored
+ * (`Prefer: handling=lenient`, the default), or refused with 400 under `Prefer: handling=strict`.
+ */
+export function refuseUnknownWhenStrict(req: FhirRequest, known: ReadonlySet<string>, interaction: string): void {
+  const unknown = req.query.find(([name]) => !known.has(name));
+  if (unknown && preferStrict(req)) throw badRequest(`Unknown parameter '${unknown[0].slice(0, 64)}' on ${interaction}`, unknown[0].slice(0, 64));
+}
+
 /** Response to a write, honouring `Prefer: return=` (3.1.0.8.4). */
 export function writeResponse(req: FhirRequest, resource: Resource, status: number): FhirResponse {
   const headers = versionHeaders(resource);
   if (status === 201 || status === 200) headers.Location = locationOf(req.baseUrl, resource);
   switch (preferReturn(req)) {
     case 'minimal':
-      return { status, headers };
+      return versionAnswer(status, resource, headers);
     case 'OperationOutcome':
-      return { status, headers, body: allOk(`${resource.resourceType}/${resource.id} version ${resource.meta?.versionId} stored`) };
+      return { ...versionAnswer(status, resource, headers), body: allOk(`${resource.resourceType}/${resource.id} version ${resource.meta?.versionId} stored`) };
     default:
       return { status, headers, body: resource };
   }
+}
+
+/** An answer about a stored version without the version itself: its headers, and when it was written (FhirResponse.lastUpdated). */
+export function versionAnswer(status: number, resource: Resource, headers: Record<string, string> = versionHeaders(resource)): FhirResponse {
+  return { status, headers, lastUpdated: resource.meta?.lastUpdated };
 }
 
 /**

@@ -167,6 +167,7 @@ export async function handleRequest(req: FhirRequest, ctx: FhirContext): Promise
   let concealedRefusal = false;
   try {
     response = presentResponse(req, ctx, await dispatch(req, ctx));
+    concealedRefusal = response.concealsRefusal === true;
   } catch (err) {
     let error: FhirError = normalizeError(err);
     concealedRefusal = error.concealsRefusal;
@@ -182,6 +183,8 @@ export async function handleRequest(req: FhirRequest, ctx: FhirContext): Promise
     operation: req.path.find((s) => s.startsWith('$')),
     status: response.status,
     concealedRefusal,
+    // A refusal answered as a success (a DELETE's 204) is still a failure.
+    failed: concealedRefusal || undefined,
     auth: req.auth,
     patient: patientOf(response),
   });

@@ -105,6 +105,8 @@ export interface HistoryEntry {
   resource?: Resource;
   /** The version was the first one (a create). */
   created: boolean;
+  /** The version came after a deletion (a create at the deleted id). */
+  recreated: boolean;
   /** Its place in HISTORY_ORDER (newest first), for a cursor. */
   position: SortPosition;
 }

@@ -55,7 +55,7 @@ export function parseSubmission(body: unknown): Submission {
     const key = entry.fullUrl ?? (resource.id ? `${resource.resourceType}/${resource.id}` : `urn:uuid:${randomUUID()}`);
     included.set(key, { resource, path: `Bundle.entry[${i}].resource` });
   }
-  if (!serviceRequest) throw badRequest('The Bundle holds no ServiceRequest', 'Bundle.entry');
+  if (!serviceRequest) throw badRequest(bundle.entry?.length ? 'The Bundle holds no ServiceRequest' : 'The Bundle has no entry: it needs one holding the second-opinion ServiceRequest', 'Bundle.entry');
   return { serviceRequest, included };
 }
 

@@ -20,15 +20,12 @@ type Method = (typeof METHODS)[number];
 /** The order a transaction runs its entries in (3.1.0.11.2): deletes, creates, updates, reads. */
 const METHOD_ORDER: Record<Method, number> = { DELETE: 0, POST: 1, PUT: 2, PATCH: 3, GET: 4, HEAD: 4 };
 
-/** What a batch or transaction Bundle is before any entry runs; each entry is then checked on its own (`checkEntry`). */
-const BundleShape = z.object(
-  {
-    resourceType: z.literal('Bundle', { error: 'POST to the base needs a Bundle' }),
-    type: z.enum(['batch', 'transaction'], { error: (issue) => `Bundle.type must be batch or transaction, not '${String(issue.input)}'` }),
-    entry: z.array(z.looseObject({}, { error: 'A Bundle entry must be an object' })).optional(),
-  },
-  { error: 'POST to the base needs a Bundle' },
-);
+/** What a batch or transaction Bundle is before any entry runs (anything else is refused first: `checkBundle`); each entry is then checked on its own (`checkEntry`). */
+const BundleShape = z.object({
+  resourceType: z.literal('Bundle'),
+  type: z.enum(['batch', 'transaction'], { error: (issue) => `Bundle.type must be batch or transaction${issue.input === undefined ? '' : `, not '${String(issue.input).slice(0, 40)}'`}` }),
+  entry: z.array(z.looseObject({}, { error: 'A Bundle entry must be an object' })).optional(),
+});
 
 const optionalString = z.string().optional();
 
@@ -61,10 +58,13 @@ export async function processBundle(req: FhirRequest, ctx: FhirContext, dispatch
   const entries = bundle.entry ?? [];
   if (bundle.type === 'batch') return { status: 200, body: await batch(req, ctx, entries, handleEntry) };
   const checked = entries.map((entry, index) => checkEntry(entry, index));
-  return { status: 200, body: await ctx.store.transaction((store) => transaction(req, { ...ctx, store }, checked, dispatch)) };
+  return ctx.store.transaction((store) => transaction(req, { ...ctx, store }, checked, dispatch));
 }
 
 function checkBundle(body: unknown, maxEntries: number): z.infer<typeof BundleShape> {
+  // Anything but a Bundle is refused as such alone: its missing Bundle.type says nothing more.
+  const type = isResource(body) ? body.resourceType : undefined;
+  if (type !== 'Bundle') throw badRequest(`POST to the base takes a batch or transaction Bundle${type ? `, not a ${type.slice(0, 64)}` : ''}`, type ? 'Bundle.resourceType' : 'Bundle');
   const parsed = BundleShape.safeParse(body);
   if (!parsed.success) throw shapeError(parsed.error, []);
   if ((parsed.data.entry?.length ?? 0) > maxEntries) throw badRequest(`A Bundle may hold at most ${maxEntries} entries`, 'Bundle.entry');
@@ -119,9 +119,10 @@ async function batchEntry(req: FhirRequest, ctx: FhirContext, raw: unknown, inde
 /**
  * All entries in one database transaction: any failure throws, so nothing of the Bundle is stored.
  * `urn:uuid:` fullUrls are given server ids first, and references to them rewritten, so entries
- * may refer to each other in any order.
+ * may refer to each other in any order. A refusal an entry answers as a success (a DELETE's 204) is the
+ * transaction's to record.
  */
-async function transaction(req: FhirRequest, ctx: FhirContext, entries: Entry[], dispatch: Dispatch): Promise<Bundle> {
+async function transaction(req: FhirRequest, ctx: FhirContext, entries: Entry[], dispatch: Dispatch): Promise<FhirResponse> {
   const ids = new Map<string, string>();
   const order = entries
     .map((entry, index) => ({ entry, index }))
@@ -133,6 +134,7 @@ async function transaction(req: FhirRequest, ctx: FhirContext, entries: Entry[],
   const identities = await resolveIdentities(req, ctx, order, ids);
   const claims = claimIdentities(req.baseUrl, entries, ids, identities);
   const responses: BundleEntry[] = new Array(entries.length);
+  let concealsRefusal = false;
   const run = async ({ entry, index }: Ordered) => {
     const response = await atEntry(index, entry.resource, async () => {
       const resolved = await resolveReferences(req, ctx, entry, ids);
@@ -142,6 +144,7 @@ async function transaction(req: FhirRequest, ctx: FhirContext, entries: Entry[],
     if (entry.fullUrl && response.body && entry.request.method === 'POST') {
       ids.set(entry.fullUrl, `${response.body.resourceType}/${response.body.id}`);
     }
+    concealsRefusal ||= response.concealsRefusal === true;
     claimWritten(claims, req.baseUrl, entry.request.method, index, response);
     requireWrittenAsResolved(req.baseUrl, entry, index, identities[index], response);
     responses[index] = responseEntry(req.baseUrl, response);
@@ -152,7 +155,7 @@ async function transaction(req: FhirRequest, ctx: FhirContext, entries: Entry[],
     const failure = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failure) throw failure.reason;
   }
-  return responseBundle('transaction-response', responses);
+  return { status: 200, body: responseBundle('transaction-response', responses), concealsRefusal };
 }
 
 /** The answer to a Bundle; to one without entries, without `entry` (R4 JSON has no empty arrays). */
@@ -535,9 +538,9 @@ function responseEntry(baseUrl: string, response: FhirResponse): BundleEntry {
   return entry;
 }
 
-/** meta.lastUpdated keeps the milliseconds the Last-Modified header (an HTTP-date) drops; the header is the fallback (Prefer: return=minimal). */
-function lastModifiedOf({ body, headers }: FhirResponse): string | undefined {
-  const lastUpdated = body?.meta?.lastUpdated;
+/** meta.lastUpdated keeps the milliseconds the Last-Modified header (an HTTP-date) drops; the header is the last resort. */
+function lastModifiedOf({ body, headers, lastUpdated: versionWritten }: FhirResponse): string | undefined {
+  const lastUpdated = versionWritten ?? body?.meta?.lastUpdated;
   if (lastUpdated) return lastUpdated;
   const header = headers?.['Last-Modified'];
   return header ? new Date(header).toISOString() : undefined;

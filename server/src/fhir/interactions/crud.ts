@@ -3,10 +3,10 @@ import jsonpatch, { type Operation } from 'fast-json-patch';
 import type { FhirStore } from '../../storage/FhirStore.js';
 import type { FhirContext, ValidationOptions } from '../context.js';
 import { hasScope, lastStoredVersion, readVisible, requireAccess, requireCaseRecordWrite, requireScope, requireVisible, scopeRestriction, type VersionReader } from '../guard.js';
-import { badRequest, conflict, FhirError, issuesOutcome, methodNotAllowed, notFound, preconditionFailed, unprocessableIssues } from '../outcomes.js';
+import { badRequest, conflict, FhirError, issuesOutcome, methodNotAllowed, preconditionFailed, unprocessableIssues } from '../outcomes.js';
 import { type FhirRequest, type FhirResponse, JSON_PATCH } from '../request.js';
 import { isBundleLocal, isConditionalReference, referencesIn, relativizeOwnReferences } from '../references.js';
-import { ID_RE, preferStrict, shapeResource, versionHeaders, writeResponse } from '../responses.js';
+import { ID_RE, refuseUnknownWhenStrict, shapeResource, versionAnswer, versionHeaders, writeResponse } from '../responses.js';
 import { appendOnlyRefusal, isAppendOnlyType, isReadOnlyType } from '../resourceTypes.js';
 import { parseSearch } from '../search/parse.js';
 import { runSearch } from './search.js';
@@ -26,19 +26,24 @@ export async function vreadResource(req: FhirRequest, ctx: FhirContext, type: st
 }
 
 /** What a read may be asked besides the resource: its shape; `_format` and `_pretty` reach here only from Bundle entries. */
-const READ_PARAMS = new Set(['_summary', '_elements', '_format', '_pretty']);
+const READ_PARAMS: ReadonlySet<string> = new Set(['_summary', '_elements', '_format', '_pretty']);
+
+/** A read's parameters: unknown ones as a search treats them (`refuseUnknownWhenStrict`), then the shape asked for. */
+function readShape(req: FhirRequest, ctx: FhirContext, type: string): (resource: Resource) => Resource {
+  refuseUnknownWhenStrict(req, READ_PARAMS, 'a read');
+  return resultShape(req, ctx, type, 'a read');
+}
 
 /**
- * `_summary` and `_elements` on a read (3.1.1.5.7-8), parsed and applied as a search parses and applies
- * them (SUBSETTED tag included); `_summary=count` counts search matches, so a read refuses it. Other
- * parameters are ignored, as a lenient search ignores them, and refused under `Prefer: handling=strict`.
+ * `_summary` and `_elements` on a read or a history (3.1.1.5.7-8), parsed and applied as a search parses and applies
+ * them (SUBSETTED tag included); `_summary=count` counts search matches, so they refuse it. `_elements` names elements
+ * of one type: the system history, of every type, refuses it.
  */
-function readShape(req: FhirRequest, ctx: FhirContext, type: string): (resource: Resource) => Resource {
-  const unknown = req.query.find(([name]) => !READ_PARAMS.has(name));
-  if (unknown && preferStrict(req)) throw badRequest(`Unknown parameter '${unknown[0].slice(0, 64)}' on a read`, unknown[0].slice(0, 64));
+export function resultShape(req: FhirRequest, ctx: FhirContext, type: string | undefined, interaction: string): (resource: Resource) => Resource {
   const shaping = req.query.filter(([name]) => name === '_summary' || name === '_elements');
-  const { summary, elements } = parseSearch(type, shaping, ctx.registry, { strict: true, baseUrl: req.baseUrl });
-  if (summary === 'count') throw badRequest('_summary=count applies to searches, not to a read', '_summary');
+  if (!type && shaping.some(([name, value]) => name === '_elements' && value)) throw badRequest(`_elements names elements of one type, not on ${interaction}`, '_elements');
+  const { summary, elements } = parseSearch(type ?? 'Resource', shaping, ctx.registry, { strict: true, baseUrl: req.baseUrl });
+  if (summary === 'count') throw badRequest(`_summary=count applies to searches, not to ${interaction}`, '_summary');
   return (resource) => shapeResource(resource, summary, elements);
 }
 
@@ -49,7 +54,7 @@ function readShape(req: FhirRequest, ctx: FhirContext, type: string): (resource:
 function notModified(req: FhirRequest, resource: Resource): FhirResponse | undefined {
   const { ifNoneMatch, ifModifiedSince } = req.headers;
   const unchanged = ifNoneMatch ? tagsMatch(entityTags(ifNoneMatch, 'If-None-Match'), resource.meta?.versionId) : unmodifiedSince(ifModifiedSince, resource);
-  return unchanged ? { status: 304, headers: versionHeaders(resource) } : undefined;
+  return unchanged ? versionAnswer(304, resource) : undefined;
 }
 
 /** HTTP-dates have whole seconds, meta.lastUpdated milliseconds: a change within the second named is no change. */
@@ -87,7 +92,7 @@ async function conditionalCreate(req: FhirRequest, ctx: FhirContext, type: strin
     if (matches.length === 1) {
       const existing = matches[0];
       const headers = { ...versionHeaders(existing), Location: `${req.baseUrl}/${type}/${existing.id}` };
-      return hasScope(req, ctx, type, 'read') ? { status: 200, body: existing, headers } : { status: 200, headers };
+      return hasScope(req, ctx, type, 'read') ? { status: 200, body: existing, headers } : versionAnswer(200, existing, headers);
     }
     const resource = prepare(req, ctx, { ...body, id: presetId } as Resource);
     requireWrite(req, ctx, resource);
@@ -180,25 +185,47 @@ export async function patchResource(req: FhirRequest, ctx: FhirContext, type: st
   });
 }
 
+/**
+ * DELETE of an id (R4 http.html#delete): what does not exist, never did or is already deleted, is answered as a
+ * deletion is ("or if the resource does not exist at all, the server should return either a 200 OK ... or a
+ * 204"), writing nothing; and so is a resource the caller may neither read nor use (`concealed`), which stays.
+ */
 export async function deleteResource(req: FhirRequest, ctx: FhirContext, type: string, id: string): Promise<FhirResponse> {
   requireScope(req, ctx, type, 'delete');
   refuseChange(type);
   checkId(id);
   return ctx.store.transaction(async (store) => {
-    const existing = await store.find(type, id);
-    if (existing) {
-      requireVisible(req, ctx, existing);
-      requireWrite(req, ctx, existing);
-    }
-    const deleted = await store.delete(type, id, writePreconditions(req, existing, `${type}/${id}`));
-    if (!deleted && !existing) {
-      // Deleting what is already deleted succeeds (idempotent) for who could see it; what never existed is 404.
-      const last = await lastStoredVersion(store, type, id);
-      if (!last) throw notFound(`${type}/${id} not found`);
-      requireVisible(req, ctx, last);
-    }
+    const stored = await store.find(type, id);
+    const hidden = concealed(req, ctx, stored ?? (await lastStoredVersion(store, type, id)));
+    const existing = hidden ? undefined : stored;
+    if (existing) requireWrite(req, ctx, existing);
+    const version = concealing(hidden, () => writePreconditions(req, existing, `${type}/${id}`));
+    if (hidden) return { status: 204, concealsRefusal: true };
+    if (existing) await store.delete(type, id, version);
     return { status: 204 };
   });
+}
+
+/** Whether the resource (a deleted one's last version) is one the caller may neither read nor use: see `requireVisible`. */
+function concealed(req: FhirRequest, ctx: FhirContext, resource: Resource | undefined): boolean {
+  if (!resource) return false;
+  try {
+    requireVisible(req, ctx, resource);
+    return false;
+  } catch (err) {
+    if (err instanceof FhirError && err.concealsRefusal) return true;
+    throw err;
+  }
+}
+
+/** A step answered as for a missing id: when `hidden`, what it refuses is recorded as the refusal it hides. */
+function concealing<T>(hidden: boolean, step: () => T): T {
+  try {
+    return step();
+  } catch (err) {
+    if (hidden && err instanceof FhirError) throw new FhirError(err.status, err.outcome, err.headers, true);
+    throw err;
+  }
 }
 
 export async function conditionalDelete(req: FhirRequest, ctx: FhirContext, type: string): Promise<FhirResponse> {

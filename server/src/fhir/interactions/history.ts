@@ -1,21 +1,24 @@
 import { nonEmpty } from '../jsonRules.js';
-import type { Bundle, BundleEntry, BundleLink } from 'fhir/r4.js';
+import type { Bundle, BundleEntry, BundleLink, Resource } from 'fhir/r4.js';
 import { HISTORY_ORDER, type HistoryEntry, type HistoryQuery, type PageCursor } from '../../storage/FhirStore.js';
 import type { FhirContext } from '../context.js';
 import { compartmentOf, lastStoredVersion, mayAccess, requireScope, requireVisible } from '../guard.js';
 import { badRequest } from '../outcomes.js';
 import type { FhirRequest, FhirResponse } from '../request.js';
-import { linkUrl } from '../responses.js';
+import { linkUrl, refuseUnknownWhenStrict } from '../responses.js';
 import { RESOURCE_TYPES } from '../resourceTypes.js';
 import { DEFAULT_COUNT, MAX_COUNT, parseNonNegative } from '../search/parse.js';
 import { CURSOR_PARAM, decodeCursor, encodeCursor, pageOrFirst } from '../search/cursor.js';
 import { dateRange, isInstant } from '../search/dates.js';
+import { resultShape } from './crud.js';
 
 /**
  * Not an R4 parameter: the pin that links of earlier versions of this server carried (versions written at or before
  * it). Still honoured when sent; links now carry a cursor, which new versions cannot shift.
  */
 const PIN = '_before';
+/** What a history takes (R4 http.html#history, and the result parameters a read takes); others as `refuseUnknownWhenStrict` says. */
+const HISTORY_PARAMS: ReadonlySet<string> = new Set(['_count', '_since', '_at', '_offset', CURSOR_PARAM, PIN, '_summary', '_elements', '_format', '_pretty']);
 /** Versions read per query when some of them may be filtered out (a patient-bound token). */
 const FILTERED_BATCH = 200;
 
@@ -38,6 +41,7 @@ export async function history(req: FhirRequest, ctx: FhirContext, type?: string,
   if (type) requireScope(req, ctx, type, 'history');
   // A deleted resource still has a history; access is judged on its last stored version.
   if (type && id) requireVisible(req, ctx, (await ctx.store.find(type, id)) ?? (await lastStoredVersion(ctx.store, type, id)) ?? (await ctx.store.read(type, id)));
+  const shape = historyShape(req, ctx, type);
   const requested = parsePaging(req.query);
   const types = type ? undefined : allowedTypes(req, ctx);
   const compartment = id ? undefined : compartmentQuery(req, ctx, type ? [type] : (types ?? []));
@@ -53,8 +57,19 @@ export async function history(req: FhirRequest, ctx: FhirContext, type?: string,
     link: historyLinks(req, [type, id, '_history'].filter(Boolean).join('/'), paging, page),
   };
   // R4 JSON has no empty arrays (json.html, ele-1): a history with no versions has no entry.
-  bundle.entry = nonEmpty(page.versions.map((v) => historyEntry(req.baseUrl, v)));
+  bundle.entry = nonEmpty(page.versions.map((v) => historyEntry(req.baseUrl, v, shape)));
   return { status: 200, body: bundle };
+}
+
+/**
+ * A history's parameters: `_list`, an R4 history parameter, is refused as not supported (an answer without it would
+ * pass for one with it), whatever `Prefer` says; unknown ones as a search treats them; `_summary` and `_elements`
+ * shape each version as a read's do (`resultShape`).
+ */
+function historyShape(req: FhirRequest, ctx: FhirContext, type: string | undefined): (resource: Resource) => Resource {
+  if (req.query.some(([name]) => name === '_list')) throw badRequest('_list is not supported on history: versions are not filtered by a List', '_list');
+  refuseUnknownWhenStrict(req, HISTORY_PARAMS, 'a history');
+  return resultShape(req, ctx, type, 'a history');
 }
 
 function parsePaging(query: [string, string][]): HistoryPaging {
@@ -152,10 +167,12 @@ function allowedTypes(req: FhirRequest, ctx: FhirContext): string[] | undefined 
  * (R4 http.html#paging): `next` after this page's oldest version, `previous` before its newest; `first` starts over.
  */
 function historyLinks(req: FhirRequest, path: string, paging: HistoryPaging, page: { versions: HistoryEntry[]; hasMore: boolean }): BundleLink[] {
-  const kept = req.query.filter(([k]) => k !== '_count' && k !== '_offset' && k !== CURSOR_PARAM && k !== PIN);
+  // As a search's links, they name the history as understood: without the parameters ignored.
+  const understood = req.query.filter(([k]) => HISTORY_PARAMS.has(k));
+  const kept = understood.filter(([k]) => k !== '_count' && k !== '_offset' && k !== CURSOR_PARAM && k !== PIN);
   const url = (cursor?: PageCursor) =>
     linkUrl(req.baseUrl, path, [...kept, ['_count', String(paging.count)], ...(cursor ? [[CURSOR_PARAM, encodeCursor(HISTORY_ORDER, cursor)] as [string, string]] : [])]);
-  const links: BundleLink[] = [{ relation: 'self', url: linkUrl(req.baseUrl, path, req.query) }];
+  const links: BundleLink[] = [{ relation: 'self', url: linkUrl(req.baseUrl, path, understood) }];
   const { versions, hasMore } = page;
   const backward = paging.cursor?.direction === 'before';
   const earlier = backward ? hasMore : paging.cursor !== undefined || paging.offset > 0;
@@ -166,20 +183,28 @@ function historyLinks(req: FhirRequest, path: string, paging: HistoryPaging, pag
   return links;
 }
 
-function historyEntry(baseUrl: string, v: HistoryEntry): BundleEntry {
+function historyEntry(baseUrl: string, v: HistoryEntry, shape: (resource: Resource) => Resource): BundleEntry {
+  const { method, url, status } = writtenBy(v);
   return {
     fullUrl: `${baseUrl}/${v.resourceType}/${v.id}`,
-    resource: v.resource,
-    request: {
-      method: v.deleted ? 'DELETE' : v.created ? 'POST' : 'PUT',
-      url: v.created && !v.deleted ? v.resourceType : `${v.resourceType}/${v.id}`,
-    },
-    response: {
-      status: v.deleted ? '204' : v.created ? '201' : '200',
-      etag: `W/"${v.versionId}"`,
-      lastModified: v.lastUpdated,
-    },
+    resource: v.resource && shape(v.resource),
+    request: { method, url },
+    response: { status, etag: `W/"${v.versionId}"`, lastModified: v.lastUpdated },
   };
+}
+
+type EntryMethod = NonNullable<BundleEntry['request']>['method'];
+
+/**
+ * The request that wrote a version and its answer, as far as what is stored tells: a deletion; a create (the first
+ * version: a POST, or a PUT naming a new id, which is not stored apart); a version after a deletion (only a PUT names
+ * a deleted id, and it is answered 201); an update (a PUT, or a PATCH, not stored apart either).
+ */
+function writtenBy(v: HistoryEntry): { method: EntryMethod; url: string; status: string } {
+  const instance = `${v.resourceType}/${v.id}`;
+  if (v.deleted) return { method: 'DELETE', url: instance, status: '204' };
+  if (v.created) return { method: 'POST', url: v.resourceType, status: '201' };
+  return { method: 'PUT', url: instance, status: v.recreated ? '201' : '200' };
 }
 
 function allowed(req: FhirRequest, ctx: FhirContext, type: string): boolean {

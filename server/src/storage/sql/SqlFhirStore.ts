@@ -543,7 +543,7 @@ export class SqlFhirStore implements FhirStore {
     const where = historyConditions(query, params);
     const dir = query.cursor?.direction === 'before' ? 'ASC' : 'DESC';
     const { rows } = await this.conn.query(
-      `SELECT res_type, id, version_id, ${instantText('last_updated')} AS updated_key, deleted, content::text AS content FROM ${historySource(query)} ${where}
+      `SELECT res_type, id, version_id, ${instantText('last_updated')} AS updated_key, deleted, content::text AS content, ${AFTER_DELETION} AS recreated FROM ${historySource(query)} ${where}
        ORDER BY last_updated ${dir}, version_id ${dir}, res_type ${dir}, id ${dir} LIMIT ${params.add(query.count)} OFFSET ${params.add(query.offset)}`,
       params.values,
     );
@@ -555,6 +555,7 @@ export class SqlFhirStore implements FhirStore {
       deleted: Boolean(row.deleted),
       resource: row.content ? parseContent(row.content) : undefined,
       created: Number(row.version_id) === 1,
+      recreated: Boolean(row.recreated),
       position: { keys: [String(row.updated_key), String(row.version_id), String(row.res_type)], id: String(row.id) },
     }));
   }
@@ -723,6 +724,9 @@ function historyKeyset(cursor: NonNullable<HistoryQuery['cursor']>, params: Para
  * The versions a history query reads: an AuditEvent's one version is its row in the audit table,
  * which a system history leaves out when the caller may not see AuditEvents (it holds most rows).
  */
+/** Whether a history row's version follows a deletion: one primary-key lookup of the version before it. */
+const AFTER_DELETION = `(v.version_id > 1 AND EXISTS (SELECT 1 FROM resource_history p WHERE p.res_type = v.res_type AND p.id = v.id AND p.version_id = v.version_id - 1 AND p.deleted))`;
+
 function historySource(query: HistoryQuery): string {
   const auditVersions = `SELECT res_type, id, 1 AS version_id, last_updated, deleted, content FROM audit_events`;
   if (query.resourceType === AUDIT_EVENT) return `(${auditVersions}) v`;
