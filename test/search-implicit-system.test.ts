@@ -1,7 +1,7 @@
-import type { Bundle, Patient, Resource, Task } from 'fhir/r4.js';
+import type { Patient, Resource, Task } from 'fhir/r4.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../server/src/server.js';
-import { raw } from './helpers/fhir.js';
+import { createdId, foundIds } from './helpers/fhir.js';
 import { STORE_DRIVERS } from './helpers/stores.js';
 import { startFhirOnlyServer } from './helpers/testServer.js';
 
@@ -18,12 +18,8 @@ describe.each(STORE_DRIVERS)('token search with the implicit system of a code on
   const config = driver.config();
   const marker = `implicit${Date.now()}`;
   const ids: Record<string, string> = {};
-  const create = async <T extends Resource>(resource: T): Promise<string> => (await raw(`${server.fhirBase}/${resource.resourceType}`, { method: 'POST', json: resource })).body.id;
-  const found = async (query: string): Promise<string[]> => {
-    const res = await raw(`${server.fhirBase}/${query}`);
-    expect(res.status, query).toBe(200);
-    return ((res.body as Bundle).entry ?? []).map((e) => e.resource!.id!).sort();
-  };
+  const create = <T extends Resource>(resource: T) => createdId(server.fhirBase, resource);
+  const found = (query: string) => foundIds(server.fhirBase, query);
   const patients = (gender: string) => found(`Patient?family=${marker}&gender=${encodeURIComponent(gender)}`);
 
   beforeAll(async () => {

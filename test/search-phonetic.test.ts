@@ -1,4 +1,4 @@
-import type { Bundle, OperationOutcome, Organization, Patient, Practitioner, Resource } from 'fhir/r4.js';
+import type { OperationOutcome, Organization, Patient, Practitioner, Resource } from 'fhir/r4.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ourSearchParameters, readConformanceResources } from '../server/src/fhir/conformance.js';
 import { Indexer } from '../server/src/fhir/search/indexer.js';
@@ -8,7 +8,7 @@ import { openConnection, type StoreConfig } from '../server/src/storage/connect.
 import type { SearchQuery } from '../server/src/storage/FhirStore.js';
 import { migrate } from '../server/src/storage/sql/schema.js';
 import { SqlFhirStore } from '../server/src/storage/sql/SqlFhirStore.js';
-import { raw } from './helpers/fhir.js';
+import { createdId, foundIds, raw } from './helpers/fhir.js';
 import { dropSchema, postgresConfig, STORE_DRIVERS, TEST_DATABASE_URL } from './helpers/stores.js';
 import { startFhirOnlyServer } from './helpers/testServer.js';
 
@@ -22,12 +22,8 @@ describe.each(STORE_DRIVERS)('phonetic search on $name', (driver) => {
   const config = driver.config();
   const marker = `phonetic${Date.now()}`;
   const ids: Record<string, string> = {};
-  const create = async <T extends Resource>(resource: T): Promise<string> => (await raw(`${server.fhirBase}/${resource.resourceType}`, { method: 'POST', json: resource })).body.id;
-  const found = async (query: string): Promise<string[]> => {
-    const res = await raw(`${server.fhirBase}/${query}`);
-    expect(res.status, query).toBe(200);
-    return ((res.body as Bundle).entry ?? []).map((e) => e.resource!.id!).sort();
-  };
+  const create = <T extends Resource>(resource: T) => createdId(server.fhirBase, resource);
+  const found = (query: string) => foundIds(server.fhirBase, query);
   const patients = (value: string) => found(`Patient?identifier=urn:test|${marker}&phonetic=${encodeURIComponent(value)}`);
   const refused = async (query: string): Promise<string> => {
     const res = await raw(`${server.fhirBase}/${query}`);

@@ -1,5 +1,5 @@
 import { Client } from 'fhir-kit-client';
-import type { Resource } from 'fhir/r4.js';
+import type { Bundle, Resource } from 'fhir/r4.js';
 
 export interface HttpError {
   status: number;
@@ -50,4 +50,15 @@ export async function raw(url: string, init: RequestInit & { json?: unknown } = 
     /* not JSON */
   }
   return { status: res.status, headers: res.headers, body: parsed };
+}
+
+/** The id of a resource created by a raw POST to the FHIR base (no token: a server with auth off). */
+export const createdId = async (fhirBase: string, resource: Resource): Promise<string> =>
+  (await raw(`${fhirBase}/${resource.resourceType}`, { method: 'POST', json: resource })).body.id;
+
+/** The ids a search answers (200 expected), sorted. */
+export async function foundIds(fhirBase: string, query: string): Promise<string[]> {
+  const res = await raw(`${fhirBase}/${query}`);
+  if (res.status !== 200) throw new Error(`${query} answered ${res.status}: ${JSON.stringify(res.body)}`);
+  return ((res.body as Bundle).entry ?? []).map((e) => e.resource!.id!).sort();
 }
