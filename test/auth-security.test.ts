@@ -415,8 +415,9 @@ describe('access control: tokens, scopes, compartments', () => {
       expect(reg.status, JSON.stringify(reg.body)).toBe(201);
       expect(reg.body.scope).toBe('user/*.cruds openid');
       const cc = await clientCredentials({ client_id: reg.body.client_id, client_secret: reg.body.client_secret });
+      // It registered no client_credentials grant (registration offers none), so the grant is refused before its scope.
       expect(cc.status).toBe(400);
-      expect(cc.body.error).toBe('invalid_scope');
+      expect(cc.body.error).toBe('unauthorized_client');
       noCredentials(cc);
       const systemOnly = await register({ redirect_uris: ['https://x.example/cb'], token_endpoint_auth_method: 'client_secret_post', scope: 'system/*.cruds system/*.rs' });
       expect(systemOnly.status).toBe(400);
@@ -563,7 +564,7 @@ describe('access control: tokens, scopes, compartments', () => {
 
     /** A dynamically registered confidential client, and a form POST carrying its HTTP Basic credentials. */
     async function basicClient() {
-      const confidential = await register({ redirect_uris: ['https://x.example/cb'], token_endpoint_auth_method: 'client_secret_basic' });
+      const confidential = await register({ redirect_uris: ['https://x.example/cb'], token_endpoint_auth_method: 'client_secret_basic', grant_types: ['authorization_code', 'refresh_token'] });
       expect(confidential.status).toBe(201);
       const basic = `Basic ${Buffer.from(`${confidential.body.client_id}:${confidential.body.client_secret}`).toString('base64')}`;
       const withBasic = (path: string, body: Record<string, string>) =>
@@ -674,7 +675,7 @@ describe('access control: tokens, scopes, compartments', () => {
       const { refresh_token } = await appTokens('Patient/member-hpsj-2', 'openid fhirUser patient/*.rs offline_access');
       const wider = await post('/auth/token', { grant_type: 'refresh_token', refresh_token, client_id: 'second-opinion-app', scope: 'patient/*.cruds' });
       expect(wider.body.error).toBe('invalid_scope');
-      const other = await register({ redirect_uris: ['https://other-app.example.org/cb'] });
+      const other = await register({ redirect_uris: ['https://other-app.example.org/cb'], grant_types: ['authorization_code', 'refresh_token'] });
       const stolen = await post('/auth/token', { grant_type: 'refresh_token', refresh_token, client_id: other.body.client_id });
       expect(stolen.body.error).toBe('invalid_grant');
       noCredentials(stolen);

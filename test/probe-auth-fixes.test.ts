@@ -196,6 +196,21 @@ describe('conformance probe: OAuth endpoints, discovery, bearer challenges, pref
       expectOAuthError(await register(metadata), 400, 'invalid_client_metadata');
     });
 
+    it('the token endpoint gives a registered client only the grants it registered (§2): no refresh token scopes, and any other grant is unauthorized_client', async () => {
+      const token = (form: Record<string, string>) =>
+        raw(`${server.url}/auth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(form).toString() });
+      const codeOnly = await register({ redirect_uris: ['https://app.example.org/cb'], scope: 'openid fhirUser launch offline_access online_access patient/*.rs' });
+      expect(codeOnly.body.scope).toBe('openid fhirUser launch patient/*.rs');
+      expectOAuthError(await token({ grant_type: 'refresh_token', refresh_token: 'x', client_id: codeOnly.body.client_id }), 400, 'unauthorized_client');
+      const tokenExchange = await token({ grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', client_id: codeOnly.body.client_id, subject_token: 'x', subject_token_type: 'urn:ietf:params:oauth:token-type:id_token' });
+      expectOAuthError(tokenExchange, 400, 'unauthorized_client');
+      // Its own grant goes on to check the code as before.
+      expectOAuthError(await token({ grant_type: 'authorization_code', code: 'x', redirect_uri: 'https://app.example.org/cb', client_id: codeOnly.body.client_id }), 400, 'invalid_grant');
+      const refreshing = await register({ redirect_uris: ['https://app.example.org/cb'], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access patient/*.rs' });
+      expect(refreshing.body.scope).toBe('openid offline_access patient/*.rs');
+      expectOAuthError(await token({ grant_type: 'refresh_token', refresh_token: 'x', client_id: refreshing.body.client_id }), 400, 'invalid_grant');
+    });
+
     it('a body that is not JSON is invalid_client_metadata (§3.2.2), not invalid_request', async () => {
       const res = await raw(`${server.url}/auth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"redirect_uris": [' });
       expectOAuthError(res, 400, 'invalid_client_metadata');

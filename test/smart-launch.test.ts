@@ -15,7 +15,7 @@ describe('SMART App Launch with fhirclient', () => {
     const reg = await fetch(`${server.url}/auth/register`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ client_name: 'fhirclient test app', redirect_uris: [`${app.url}/redirect`], launch_uri: `${app.url}/launch`, token_endpoint_auth_method: 'none' }),
+      body: JSON.stringify({ client_name: 'fhirclient test app', redirect_uris: [`${app.url}/redirect`], launch_uri: `${app.url}/launch`, token_endpoint_auth_method: 'none', grant_types: ['authorization_code', 'refresh_token'] }),
     });
     expect(reg.status).toBe(201);
     registration.clientId = ((await reg.json()) as { client_id: string }).client_id;

@@ -48,6 +48,8 @@ export const ClientSchema = z.object({
   organization: z.string().optional(),
   /** Browser origins allowed by CORS. */
   origins: z.array(z.url()).default([]),
+  /** The grants the client registered (RFC 7591 §2), the only ones the token endpoint gives it; absent, those its type allows. */
+  grant_types: z.array(z.string()).optional(),
 });
 export type Client = z.infer<typeof ClientSchema>;
 
@@ -143,9 +145,12 @@ export class ClientRegistry {
     if (type !== 'confidential-asymmetric' && !req.redirect_uris.length) throw metadataError(body, 'redirect_uris', 'redirect_uris is required');
     const scope = ScopeSet.parse(REGISTERED_CLIENT_MAX_SCOPE).narrow(ScopeSet.parse(req.scope)).toString();
     if (!scope) throw metadataError(body, 'scope', `none of the requested scopes may be registered (at most: ${REGISTERED_CLIENT_MAX_SCOPE})`);
+    // offline_access and online_access ask for a refresh token, which a client that did not register the grant never uses.
+    const refreshes = req.grant_types.includes('refresh_token');
+    const lastingScope = refreshes ? scope : scope.split(' ').filter((s) => s !== 'offline_access' && s !== 'online_access').join(' ');
     const client: Client = {
       ...req,
-      scope,
+      scope: lastingScope,
       type,
       client_id: `dyn-${randomBytes(12).toString('hex')}`,
       client_secret: type === 'confidential-symmetric' ? randomBytes(32).toString('base64url') : undefined,

@@ -49,6 +49,7 @@ const USED_CODE_SECONDS = 3600;
 
 const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const KNOWN_GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials', TOKEN_EXCHANGE];
 
 export type Form = Record<string, string | undefined>;
 
@@ -60,6 +61,7 @@ export function tokenHandler(deps: TokenDeps) {
       requireForm(req);
       const form = formOf(req);
       const client = await authenticateClient(deps, req, form);
+      requireRegisteredGrant(client, form.grant_type);
       switch (form.grant_type) {
         case 'authorization_code':
           return void res.json(await authorizationCode(deps, client, form));
@@ -192,6 +194,12 @@ async function verifyAssertion(deps: TokenDeps, assertion: string): Promise<Clie
     throw invalidClient('client_assertion jti was already used');
   }
   return client;
+}
+
+/** RFC 7591 §2: a client that registered its grant types uses only those (RFC 6749 §5.2 unauthorized_client). */
+function requireRegisteredGrant(client: Client, grantType: string | undefined): void {
+  if (!client.grant_types || !grantType || !KNOWN_GRANT_TYPES.includes(grantType) || client.grant_types.includes(grantType)) return;
+  throw unauthorizedClient(`The client registered the grant types ${client.grant_types.join(', ')}; ${grantType} is not one of them`);
 }
 
 /**
