@@ -98,6 +98,9 @@ export function verifyAccessToken(t: TokenIssuer, token: string): AccessClaims {
 /** The challenge to a request that sent no Bearer token: RFC 6750 §3.1, no error code then. */
 export const bearerChallenge = (fhirBase: string): string => `Bearer realm="${fhirBase}"`;
 
+/** The 401 to a request that sent no Bearer token, with that challenge. */
+export const bearerTokenRequired = (fhirBase: string) => unauthorized('A bearer access token is required', bearerChallenge(fhirBase));
+
 export function invalidToken(reason: string) {
   return unauthorized(`Invalid access token: ${reason}`, `Bearer error="invalid_token", error_description="${reason.replace(/"/g, "'")}"`);
 }

@@ -4,11 +4,11 @@ import type { SecurityUrls } from '../fhir/capability.js';
 import type { AuditSink } from '../fhir/context.js';
 import type { AccessContext } from '../fhir/request.js';
 import type { FhirStore } from '../storage/FhirStore.js';
-import { absoluteFhirUser, accessContextOf, bearerChallenge, invalidToken, type TokenIssuer, verifyAccessToken } from './accessTokens.js';
+import { absoluteFhirUser, accessContextOf, bearerTokenRequired, invalidToken, type TokenIssuer, verifyAccessToken } from './accessTokens.js';
 import { authorizeHandler } from './authorizeEndpoint.js';
 import { type Client, ClientRegistry } from './clientRegistry.js';
 import { insufficientScope, invalidBearerToken, invalidClient, invalidRequest, OAuthError } from './oauthErrors.js';
-import { FhirError, unauthorized } from '../fhir/outcomes.js';
+import { FhirError } from '../fhir/outcomes.js';
 import { createAccessPolicy } from './policy.js';
 import { sandboxRouter } from './sandboxEhr.js';
 import type { SigningKey } from './signingKeys.js';
@@ -110,7 +110,7 @@ export function createAuthServer(store: FhirStore, config: AuthServerConfig, aud
   async function authenticate(authorization: string | undefined): Promise<AccessContext | undefined> {
     if (!authorization) return undefined;
     // RFC 7235: the scheme is case-insensitive. RFC 6750 §3.1: a request with no Bearer token (Basic, say) gets no error code.
-    if (!/^Bearer(\s|$)/i.test(authorization.trim())) throw unauthorized('A bearer access token is required', bearerChallenge(config.fhirBase));
+    if (!/^Bearer(\s|$)/i.test(authorization.trim())) throw bearerTokenRequired(config.fhirBase);
     const m = /^Bearer\s+([A-Za-z0-9\-_.]+)$/i.exec(authorization.trim());
     if (!m) throw invalidToken('expected a Bearer token');
     let entry = verified.get(m[1]);

@@ -106,7 +106,12 @@ export async function requireRestrictedAccess(req: FhirRequest, ctx: FhirContext
  * What the caller may read but not change is refused 403 by the write's own check.
  */
 export function requireVisible(req: FhirRequest, ctx: FhirContext, resource: Resource, asked = `${resource.resourceType}/${resource.id}`): void {
-  if (refusalOf(req, ctx, resource) && refusalOf(req, ctx, resource, 'read')) throw concealedRefusal(asked);
+  if (!isVisible(req, ctx, resource)) throw concealedRefusal(asked);
+}
+
+/** Whether the caller may read or use the resource; if neither, `requireVisible` answers it as a missing id. */
+export function isVisible(req: FhirRequest, ctx: FhirContext, resource: Resource): boolean {
+  return !refusalOf(req, ctx, resource) || !refusalOf(req, ctx, resource, 'read');
 }
 
 /**

@@ -1,7 +1,7 @@
 import { isPrimitiveType, tryGetDataType, type InternalSchemaElement, type InternalTypeSchema } from '@medplum/core';
 import type { OperationOutcomeIssue, Resource } from 'fhir/r4.js';
 import { narrativeProblem } from './narrative.js';
-import { dateRange, isInstant } from './search/dates.js';
+import { temporalProblem } from './search/dates.js';
 
 /**
  * The R4 JSON rules that @medplum/core's validator lets through, checked in one walk over the resource
@@ -94,33 +94,14 @@ function primitiveProblem(value: unknown, type: string): string | undefined {
   if (value === '') return 'Invalid empty string';
   if (typeof value === 'number' && INTEGER_TYPES.has(type) && (value < INT32_MIN || value > INT32_MAX)) return `${type} must lie within ${INT32_MIN}..${INT32_MAX}`;
   if (typeof value !== 'string') return undefined;
-  if (TEMPORAL_TYPES.has(type)) return temporalProblem(value, type);
+  if (isTemporal(type)) return temporalProblem(value, type);
   if (type !== 'xhtml') return undefined;
   const narrative = narrativeProblem(value);
   return narrative && `Invalid narrative XHTML: ${narrative}`;
 }
 
 const TEMPORAL_TYPES = new Set(['date', 'dateTime', 'instant']);
-
-/** R4's patterns (datatypes.html#date, #dateTime): a dateTime with a time has its seconds and its zone. */
-const R4_DATE = /^([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1]))?)?$/;
-const R4_DATE_TIME =
-  /^([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1])(T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?(Z|(\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00)))?)?)?$/;
-
-/**
- * A date, dateTime or instant that R4 refuses and Medplum's patterns let through: a day the calendar does not have
- * (2021-02-29, 2021-04-31), a time without its zone ("If hours and minutes are specified, a time zone SHALL be
- * populated"). Stored, such a value would be in no date search's range. A leap second (`:60`), which R4's pattern
- * allows, is refused as the search dates refuse it: a JavaScript Date cannot hold it.
- */
-function temporalProblem(value: string, type: string): string | undefined {
-  const shown = value.slice(0, 40);
-  if (type === 'instant') return isInstant(value) ? undefined : `Invalid instant '${shown}': R4 takes a calendar day, a time to the second and its time zone`;
-  if (!(type === 'date' ? R4_DATE : R4_DATE_TIME).test(value)) {
-    return type === 'dateTime' && value.includes('T') ? `Invalid ${type} '${shown}': a time needs its seconds and its time zone (2021-04-30T10:00:00Z)` : `Invalid ${type} '${shown}'`;
-  }
-  return dateRange(value) ? undefined : `Invalid ${type} '${shown}': the calendar has no such day or time`;
-}
+const isTemporal = (type: string): type is 'date' | 'dateTime' | 'instant' => TEMPORAL_TYPES.has(type);
 
 /** The schema element a JSON member name stands for, or undefined for a name Medplum reports as unknown. */
 function memberElement(schema: InternalTypeSchema, key: string): MemberElement | undefined {

@@ -1,7 +1,7 @@
 import express from 'express';
 import type { OutboxMetrics } from '../outbound/worker.js';
 import type { FhirStore } from '../storage/FhirStore.js';
-import { bearerChallenge } from '../auth/accessTokens.js';
+import { bearerTokenRequired } from '../auth/accessTokens.js';
 import { FhirError } from '../fhir/outcomes.js';
 import type { Authenticate } from './fhirRoutes.js';
 
@@ -42,7 +42,7 @@ export function metricsRouter(store: FhirStore, outbox: () => OutboxMetrics, aut
 async function refusalOf(authenticate: () => ReturnType<Authenticate>, fhirBase: string): Promise<{ status: number; message: string; headers: Record<string, string> } | undefined> {
   try {
     const auth = await authenticate();
-    if (!auth) return { status: 401, message: 'A bearer access token is required', headers: { 'WWW-Authenticate': bearerChallenge(fhirBase) } };
+    if (!auth) throw bearerTokenRequired(fhirBase);
     if (auth.kind === 'system' || auth.roles.some((r) => STAFF.includes(r))) return undefined;
     return { status: 403, message: 'Plan staff or a backend service token is required', headers: {} };
   } catch (err) {

@@ -1,10 +1,11 @@
 import express from 'express';
+import { bearerTokenRequired } from '../auth/accessTokens.js';
 import { criteriaHtml } from '../domain/criteria.js';
 import { planById } from '../domain/plans.js';
 import type { AccessPolicy } from '../fhir/context.js';
 import type { FhirStore } from '../storage/FhirStore.js';
 import { REPORT_ROLES } from '../fhir/operations/report.js';
-import { forbidden, normalizeError, unauthorized } from '../fhir/outcomes.js';
+import { forbidden, normalizeError } from '../fhir/outcomes.js';
 import { committeeCsv, committeeFigures, committeePlanFor } from '../workflow/reports.js';
 import type { Authenticate } from './fhirRoutes.js';
 import { send } from './fhirRoutes.js';
@@ -18,7 +19,7 @@ export function reportRouter(store: FhirStore, policy: AccessPolicy, authenticat
   router.get('/reports/second-opinion.csv', async (req, res) => {
     try {
       const auth = await authenticate(req.headers.authorization);
-      if (!auth) throw unauthorized('A bearer access token is required', `Bearer realm="${fhirBase}"`);
+      if (!auth) throw bearerTokenRequired(fhirBase);
       policy.requireScope(auth, 'Task', 'search');
       if (!auth.roles.some((r) => (REPORT_ROLES as readonly string[]).includes(r))) throw forbidden('Only plan staff may read the committee report');
       const period = typeof req.query.period === 'string' ? req.query.period : '';

@@ -8,7 +8,7 @@ import { parseSearch } from '../fhir/search/parse.js';
 import type { SearchParamRegistry } from '../fhir/search/registry.js';
 import type { Logger } from '../log.js';
 import type { FhirStore, WriteHook } from '../storage/FhirStore.js';
-import { pagesInIdOrder } from '../storage/pages.js';
+import { everyMatch } from '../storage/pages.js';
 import type { NetworkPolicy, OutboundConfig } from './config.js';
 import { classifyHttpError, describeError, isSuccessfulNonJson, PermanentError, TransientError } from './errors.js';
 import { fhirClient, requestOptions } from './http.js';
@@ -212,10 +212,8 @@ const COUNTING: SubscriptionStatus[] = ['requested', 'active', 'error'];
 
 /** Topic Subscriptions of the given statuses, in id order (the order their counters are locked in, so writers cannot deadlock). */
 export async function subscriptionsWithStatus(store: FhirStore, registry: SearchParamRegistry, baseUrl: string, statuses: SubscriptionStatus[]): Promise<Subscription[]> {
-  const found: Subscription[] = [];
   const { query } = parseSearch('Subscription', [['status', statuses.join(',')]], registry, { strict: true, baseUrl });
-  for await (const page of pagesInIdOrder(store, query)) found.push(...(page as Subscription[]).filter((s) => namesOurTopic(s.criteria)));
-  return found;
+  return ((await everyMatch(store, query)) as Subscription[]).filter((s) => namesOurTopic(s.criteria));
 }
 
 

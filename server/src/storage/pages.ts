@@ -11,3 +11,10 @@ export async function* pagesInIdOrder(store: FhirStore, query: SearchQuery, page
     cursor = { direction: 'after', at: page.edges.last };
   }
 }
+
+/** Every match of a query, read a page at a time (pagesInIdOrder), in id order. */
+export async function everyMatch(store: FhirStore, query: SearchQuery, pageSize = 500): Promise<Resource[]> {
+  const found: Resource[] = [];
+  for await (const page of pagesInIdOrder(store, query, pageSize)) found.push(...page);
+  return found;
+}

@@ -4,7 +4,7 @@ import { PRIMARY_CARE_SPECIALTIES } from '../domain/network.js';
 import { parseLiteral } from '../fhir/references.js';
 import { CODE_SYSTEMS, EXTENSIONS, IDENTIFIER_SYSTEMS } from '../fhir/systems.js';
 import type { FhirStore, SearchQuery } from '../storage/FhirStore.js';
-import { pagesInIdOrder } from '../storage/pages.js';
+import { everyMatch } from '../storage/pages.js';
 
 
 const ROLES_PAGE = 100;
@@ -110,9 +110,7 @@ export async function rolesOf(store: FhirStore, practitionerId: string): Promise
     offset: 0,
     total: false,
   };
-  const roles: PractitionerRole[] = [];
-  for await (const page of pagesInIdOrder(store, query, ROLES_PAGE)) roles.push(...(page as PractitionerRole[]));
-  return roles;
+  return (await everyMatch(store, query, ROLES_PAGE)) as PractitionerRole[];
 }
 
 /**

@@ -10,7 +10,7 @@ import { parseLiteral } from '../fhir/references.js';
 import type { AccessContext } from '../fhir/request.js';
 import { CODE_SYSTEMS, GRIEVANCE_TASK_CODE, PROFILES } from '../fhir/systems.js';
 import type { FhirStore, SearchQuery } from '../storage/FhirStore.js';
-import { pagesInIdOrder } from '../storage/pages.js';
+import { everyMatch } from '../storage/pages.js';
 import { type CallerAccess, practitionerOf, uniqueReferences } from './caseParties.js';
 import { planOf } from './decide.js';
 import { composeLetter, sendLetter } from './letters.js';
@@ -132,8 +132,7 @@ export async function namePerformersOfEarlierGrievances(store: FhirStore): Promi
     offset: 0,
     total: false,
   };
-  const unnamed: Task[] = [];
-  for await (const page of pagesInIdOrder(store, query, 200)) unnamed.push(...(page as Task[]));
+  const unnamed = (await everyMatch(store, query, 200)) as Task[];
   let named = 0;
   for (const task of unnamed) {
     try {
@@ -285,10 +284,8 @@ async function tookPartInCase(tx: FhirStore, actor: AccessContext, focus: Refere
 
 /** Every resource of the type whose reference parameter names the reference. */
 async function searchAll(tx: FhirStore, resourceType: string, by: { param: string; reference: string }): Promise<Resource[]> {
-  const found: Resource[] = [];
   const query = { resourceType, clauses: [{ kind: 'reference' as const, param: by.param, values: [`${by.param}|${by.reference}`] }], sort: [], count: 200, offset: 0, total: false };
-  for await (const page of pagesInIdOrder(tx, query, 200)) found.push(...page);
-  return found;
+  return everyMatch(tx, query, 200);
 }
 
 function refusalAsError(decide: () => GrievanceStep): GrievanceStep {

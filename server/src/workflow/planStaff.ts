@@ -4,7 +4,7 @@ import { parseLiteral } from '../fhir/references.js';
 import type { AccessContext, UserRole } from '../fhir/request.js';
 import { CODE_SYSTEMS, IDENTIFIER_SYSTEMS } from '../fhir/systems.js';
 import type { FhirStore, SearchQuery } from '../storage/FhirStore.js';
-import { pagesInIdOrder } from '../storage/pages.js';
+import { everyMatch } from '../storage/pages.js';
 
 /** The roles that act for a plan (R10, R11, R17): they act only on their own plan's cases, grievances and figures. */
 export const PLAN_STAFF_ROLES: UserRole[] = ['um-clinician', 'medical-director', 'grievance-coordinator'];
@@ -33,8 +33,7 @@ async function staffRoles(store: FhirStore, actor: AccessContext, organization?:
     offset: 0,
     total: false,
   };
-  const resources: PractitionerRole[] = [];
-  for await (const page of pagesInIdOrder(store, query, STAFF_ROLES_PAGE)) resources.push(...(page as PractitionerRole[]));
+  const resources = (await everyMatch(store, query, STAFF_ROLES_PAGE)) as PractitionerRole[];
   return resources.filter((r) => r.active !== false && r.code?.some((cc) => cc.coding?.some((cd) => PLAN_STAFF_ROLES.includes(cd.code as UserRole))));
 }
 

@@ -2,7 +2,7 @@ import type { OperationOutcomeIssue, Resource } from 'fhir/r4.js';
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import type { FhirStore } from '../../storage/FhirStore.js';
 import type { FhirContext, ValidationOptions } from '../context.js';
-import { hasScope, lastStoredVersion, readVisible, requireAccess, requireCaseRecordWrite, requireScope, requireVisible, scopeRestriction, type VersionReader } from '../guard.js';
+import { hasScope, isVisible, lastStoredVersion, readVisible, requireAccess, requireCaseRecordWrite, requireScope, requireVisible, scopeRestriction, type VersionReader } from '../guard.js';
 import { badRequest, conflict, FhirError, issuesOutcome, methodNotAllowed, preconditionFailed, unprocessableIssues } from '../outcomes.js';
 import { type FhirRequest, type FhirResponse, JSON_PATCH } from '../request.js';
 import { isBundleLocal, isConditionalReference, referencesIn, relativizeOwnReferences } from '../references.js';
@@ -196,7 +196,8 @@ export async function deleteResource(req: FhirRequest, ctx: FhirContext, type: s
   checkId(id);
   return ctx.store.transaction(async (store) => {
     const stored = await store.find(type, id);
-    const hidden = concealed(req, ctx, stored ?? (await lastStoredVersion(store, type, id)));
+    const judged = stored ?? (await lastStoredVersion(store, type, id));
+    const hidden = judged !== undefined && !isVisible(req, ctx, judged);
     const existing = hidden ? undefined : stored;
     if (existing) requireWrite(req, ctx, existing);
     const version = concealing(hidden, () => writePreconditions(req, existing, `${type}/${id}`));
@@ -204,18 +205,6 @@ export async function deleteResource(req: FhirRequest, ctx: FhirContext, type: s
     if (existing) await store.delete(type, id, version);
     return { status: 204 };
   });
-}
-
-/** Whether the resource (a deleted one's last version) is one the caller may neither read nor use: see `requireVisible`. */
-function concealed(req: FhirRequest, ctx: FhirContext, resource: Resource | undefined): boolean {
-  if (!resource) return false;
-  try {
-    requireVisible(req, ctx, resource);
-    return false;
-  } catch (err) {
-    if (err instanceof FhirError && err.concealsRefusal) return true;
-    throw err;
-  }
 }
 
 /** A step answered as for a missing id: when `hidden`, what it refuses is recorded as the refusal it hides. */

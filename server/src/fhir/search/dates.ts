@@ -7,14 +7,22 @@ export interface DateRange {
 const DATE_RE =
   /^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$/;
 
+/** The pieces of R4's patterns (datatypes.html): years 0001-9999 (PostgreSQL has no year 0000), zones from -13:59 to +14:00. */
+const YEAR = '([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)';
+const MONTH = '(0[1-9]|1[0-2])';
+const DAY = '(0[1-9]|[1-2][0-9]|3[0-1])';
+const CLOCK = '([01][0-9]|2[0-3]):[0-5][0-9]';
+const ZONE = '(Z|(\\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00))';
+
 /**
  * An R4 `instant` (datatypes.html#instant): a real calendar day (2026-02-30 is none), to the second, an optional
- * fraction, and its zone. The pattern is R4's own: years 0001-9999 (PostgreSQL has no year 0000), zones from -13:59
- * to +14:00. A leap second (`:60`), which that pattern allows, is refused: a JavaScript Date cannot hold it.
- * The one definition `_since` and the cursors' sort keys are checked against.
+ * fraction, and its zone. A leap second (`:60`), which R4's pattern allows, is refused: a JavaScript Date cannot hold it.
+ * The one definition `_since`, the cursors' sort keys and stored instants are checked against.
  */
-const INSTANT_RE =
-  /^([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)-(0[1-9]|1[0-2])-(0[1-9]|[1-2][0-9]|3[0-1])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]+)?(Z|(\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00))$/;
+const INSTANT_RE = new RegExp(`^${YEAR}-${MONTH}-${DAY}T${CLOCK}:[0-5][0-9](\\.[0-9]+)?${ZONE}$`);
+/** R4's `date` and `dateTime` patterns: a dateTime with a time has its seconds and its zone. */
+const R4_DATE_RE = new RegExp(`^${YEAR}(-${MONTH}(-${DAY})?)?$`);
+const R4_DATE_TIME_RE = new RegExp(`^${YEAR}(-${MONTH}(-${DAY}(T${CLOCK}:([0-5][0-9]|60)(\\.[0-9]+)?${ZONE})?)?)?$`);
 
 /** FHIR's first and last instants (years 0001 and 9999): PostgreSQL refuses year 0000 and years past 9999 written out. */
 const FIRST_INSTANT = Date.parse('0001-01-01T00:00:00.000Z');
@@ -25,6 +33,20 @@ export const withinFhirYears = (ms: number): Date => new Date(Math.min(Math.max(
 
 export function isInstant(value: string): boolean {
   return INSTANT_RE.test(value) && dateRange(value) !== undefined;
+}
+
+/**
+ * Why a stored date, dateTime or instant is not one R4 takes, or undefined: a day the calendar does not have
+ * (2021-02-29, 2021-04-31), a time without its zone ("If hours and minutes are specified, a time zone SHALL be
+ * populated"). Stored, such a value would be in no date search's range. A leap second is refused as `isInstant` does.
+ */
+export function temporalProblem(value: string, type: 'date' | 'dateTime' | 'instant'): string | undefined {
+  const shown = value.slice(0, 40);
+  if (type === 'instant') return isInstant(value) ? undefined : `Invalid instant '${shown}': R4 takes a calendar day, a time to the second and its time zone`;
+  if (!(type === 'date' ? R4_DATE_RE : R4_DATE_TIME_RE).test(value)) {
+    return type === 'dateTime' && value.includes('T') ? `Invalid ${type} '${shown}': a time needs its seconds and its time zone (2021-04-30T10:00:00Z)` : `Invalid ${type} '${shown}'`;
+  }
+  return dateRange(value) ? undefined : `Invalid ${type} '${shown}': the calendar has no such day or time`;
 }
 
 /** Returns the range a FHIR date value covers, or undefined if it is not a real date (e.g. 2026-02-30). */

@@ -720,13 +720,13 @@ function historyKeyset(cursor: NonNullable<HistoryQuery['cursor']>, params: Para
   return `last_updated ${op}= ${updated}::timestamptz AND (last_updated, version_id::numeric, res_type, id) ${op} (${updated}::timestamptz, ${version}::numeric, ${type}::text, ${params.add(cursor.at.id)}::text)`;
 }
 
+/** Whether a history row's version follows a deletion: one primary-key lookup of the version before it. */
+const AFTER_DELETION = `(v.version_id > 1 AND EXISTS (SELECT 1 FROM resource_history p WHERE p.res_type = v.res_type AND p.id = v.id AND p.version_id = v.version_id - 1 AND p.deleted))`;
+
 /**
  * The versions a history query reads: an AuditEvent's one version is its row in the audit table,
  * which a system history leaves out when the caller may not see AuditEvents (it holds most rows).
  */
-/** Whether a history row's version follows a deletion: one primary-key lookup of the version before it. */
-const AFTER_DELETION = `(v.version_id > 1 AND EXISTS (SELECT 1 FROM resource_history p WHERE p.res_type = v.res_type AND p.id = v.id AND p.version_id = v.version_id - 1 AND p.deleted))`;
-
 function historySource(query: HistoryQuery): string {
   const auditVersions = `SELECT res_type, id, 1 AS version_id, last_updated, deleted, content FROM audit_events`;
   if (query.resourceType === AUDIT_EVENT) return `(${auditVersions}) v`;
