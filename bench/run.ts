@@ -492,66 +492,54 @@ of the demo data. Our server checks a SMART token on every request and writes an
 
   lines.push(`\n## Why the missed targets are missed, and what would close them
 
-In short, for each target missed (benchmarks-history.md gives the evidence and what was changed, with dates):
+The verdicts of this run are in the tables above. Every target still missed is bound by CPU: the server, its
+database and the load generator share two cores. Measured in one process with no load generator (the dates are
+those of the entries in [benchmarks-history.md](benchmarks-history.md), which give the evidence):
 
-- **Audited read: 0.6× the peer, 0.45× Express, p99 under 20 ms.** Met on PGlite in the full run of 2026-12-01 19:59
-  (0.65× and 0.50×), missed on PostgreSQL and in the p99. Our read without its AuditEvent comes close to the
-  peer's; the AuditEvent every read stores is what lowers the rate on PGlite, whose engine runs on the thread that
-  serves requests (a CPU profile under load: about 28% of the CPU in the AuditEvent, 30% in HTTP, 11% in garbage
-  collection). On PostgreSQL the read itself costs more (no cache shared between server processes, a round trip
-  per read). What would close it: the audit trail off the request thread. Probed on 2026-12-01 with PGlite's audit
-  table in an engine of its own on a worker thread: audited reads at 10k rose by about 28% (median 2,436 against
-  1,907/s, four interleaved rounds), which would meet 0.6× the peer, but peak RSS rose by about 240 MB (a second
-  engine) and the SQL that joins the audit trail to the records (chains, \`_has\`, history of the whole system) would
-  have to be split across two databases; not kept. An audit repository outside the process (IHE BALP) would do the
-  same without the memory. For a few percent more: serving the stored JSON without parsing it again. The
-  p99 follows the rate: with 50 requests in flight, 20 ms needs well over 2,500 answers per second.
-- **Create: 0.5× the peer.** Met on PostgreSQL in the full run of 2026-12-01 19:59 (0.50×), missed on PGlite (0.44×).
-  The peer writes to memory; a create here is a durable row, a history row and index
-  rows, validated and audited, in an engine that on PGlite shares the request thread. Creates that arrive together
+- **Audited read: 0.6× the peer, 0.45× Express, p99 under 20 ms.** Our read without its AuditEvent runs near the
+  peer's rate (the row "auditing off"); the AuditEvent every read must store is the difference. On PGlite the engine
+  runs on the thread that serves requests (CPU profile under load: about 28% of the CPU in the AuditEvent, 30% in
+  HTTP, 11% in garbage collection). On PostgreSQL each read is also a round trip to a database on the same two cores:
+  only the provider directory is cached in the process (kept coherent across instances by LISTEN/NOTIFY); other
+  types are read through so that every instance answers the current version. What would close it: the audit trail
+  written off the request thread, by an audit repository of its own (IHE BALP). PGlite's audit table in a second
+  engine on a worker thread gave about 28% more audited reads at 10k (2026-12-01), but 240 MB more RSS and the SQL
+  that joins the audit trail to the records split over two databases; not kept. The p99 follows the rate: 50
+  requests in flight wait about 50 / rate seconds each, so 20 ms needs well over 2,500 answers per second.
+- **Create: 0.5× the peer.** The peer writes to memory. A create here is validated against R4 (Medplum's validator,
+  about 0.1 ms for the benchmark's Patient), indexed, written as a durable row with its history and index rows, and
+  audited: about 1.1 ms of CPU per create on PGlite at 10k, of which about 40% in the engine, 13% validating and 6%
+  indexing (CPU profile under load, 2026-12-02). 0.5× the peer needs about 0.75 ms. Creates that arrive together
   already share one statement and one commit. What would close it: fewer rows per resource, or the engine off the
   request thread.
-- **\`$submit\`: 500/s on PGlite, 1,000/s on PostgreSQL, p99 under 50 ms.** A case takes about 6 statements on
-  either driver (since 2026-12-01 on PostgreSQL too), a lock and one insert; the rest of its CPU is spread over HTTP,
-  checking what was sent, the decision and building the case. Probed on 2026-12-01 at 10k: about 4.4 ms of Node and
-  2.2 ms of PostgreSQL per \`$submit\`, so two cores with no load generator on them would answer some 300 a second;
-  on PGlite about half of 8-12 ms is the engine, which runs one transaction at a time. Group-committing whole
-  cases, which this doc named as the way to close it, would save little: one case's four resources took 1.6 ms of
-  engine time written alone and 0.6 ms per case in batches of ten, about 1 ms of a \`$submit\`'s 8-15. What would
-  close it: more cores for the instances and the database than this machine has, or fewer rows per case.
-- **Search p99 under 30 ms at 50 connections.** The plans use indexes only, and the 1M latencies stay within 1.5×
-  of the 100k ones; the p99 is 50 clients queueing for one PGlite thread or two shared cores. Until 2026-12-01 PGlite's
-  p99 read seconds where the server's own timings stayed under 0.85 s: the first requests of each run waited to be
-  accepted (see the search bullet of benchmarks-history.md; fixed that day). In the run of 06:30 that day, the first with the fix,
-  autocannon's p99 and the server's own agreed within 0.1 s, and the PractitionerRole search met the target at 100k
-  on both drivers (25 and 26 ms); in the run of 10:03 it missed again (50 and 42 ms, the server's own p99 29 and
-  26 ms). What would close it: more cores, or fewer connections per instance.
-- **1M within 1.5× of 100k (met by every search on both drivers in the run of 2026-12-01 10:03, the
-  PractitionerRole search at 1.28× on PGlite and 1.38× on PostgreSQL; missed by PGlite's PractitionerRole search at
-  06:30 that day, and by PostgreSQL's open-Task search at 19:59, 1.78×).** At 19:59 every PostgreSQL search ran slower
-  at 1M (1.43-1.78× its 100k p50) while the plans shown below did not change: the open-Task page walks the due-date
-  index at both sizes and executed in 14.8 ms at 1M against 37.0 ms at 100k (for the statuses sampled). Measured again
-  after the run on a new 1M PostgreSQL store (the same search, 50 connections, 3 × 5 s, twice): 471 and 551
-  searches/s, p50 98 and 85 ms, against the run's 470/s and 98 ms at 100k, so within 1.0×; no autovacuum ran
-  either time. The 1.78× was that phase of the run, not the store's size. Every other search
-  met it in that run on both drivers, as every PGlite search did in the full runs of 2026-11-30 and at 04:12 on
-  2026-12-01. The PractitionerRole search took 1.55× its 100k p50 on PGlite (1.50× on PostgreSQL): it is answered from
-  the search cache at both sizes, and its 1M pages hold more roles (see the search bullet of benchmarks-history.md). In the run of 04:53
-  two PGlite searches went over (by patient 1.53×, PractitionerRole 1.61×), measured some 15 minutes after their 100k
-  figures on a machine that moved.
-- **PractitionerRole search at 50× the peer.** The peer scans only its PractitionerRoles (about 800 at 100k): 50×
-  its rate would be some 10,000 searches per second, more than this server answers for any authenticated, audited
-  request on two shared cores.
-- **Peak RSS under 300 MB.** On PGlite the engine's WebAssembly memory (128 MB, the least its module accepts) and
-  compiled code are held at rest (337 MB just after start on the 100k store), and V8's heap grows between
-  collections under load; on PostgreSQL the figure is Node's heap alone (met there for the first time on 2026-12-01:
-  232 MB). Since 2026-12-01 the server lets V8's old
-  space grow to at most twice what survived each full collection (\`server/src/main.ts\`), which is no cap. What
-  would close it on PGlite: fewer allocations per request (the stored JSON served as text); a heap cap
-  (\`--max-old-space-size\`) would turn one large request into a crash. Keeping PGlite's code at V8's baseline tier
-  (\`--liftoff-only\`, probed 2026-12-01) held about 60 MB less, but searches took about 25% more CPU each.
-- **Start-up under 1.5 s on PGlite** is met or missed with the machine's speed (1.1-1.7 s in the full runs of
-  2026-11-30): what remains is work on the main thread (opening PGlite 0.6-0.9 s, loading modules 0.3 s).
+- **\`$submit\`: 500/s on PGlite, 1,000/s on PostgreSQL, p99 under 50 ms.** A case takes about 6 SQL statements, a
+  lock and one insert of its four resources (the profile below); the rest of its CPU is spread over HTTP, checking
+  what was sent, the decision and building the case, none of it over 10% (2026-12-01). About 4.4 ms of Node and
+  2.2 ms of PostgreSQL per \`$submit\` (2026-12-01, 10k): 1,000/s needs about 7 cores, and two cores with no load
+  generator on them would answer some 300/s. On PGlite about half of 8-12 ms is the engine, which runs one
+  transaction at a time. Group-committing whole cases would save about 1 ms of the 8-15. What would close it: more
+  cores for the instances and the database than this machine has.
+- **Search p99 under 30 ms at 50 connections.** The plans below use indexes only. The p99 is queueing: 50 searches
+  in flight at a rate r wait about 50 / r seconds, so 30 ms needs well over 1,700 searches per second from one
+  PGlite thread, or from two cores shared with PostgreSQL and the load generator. The server's own p99 (in brackets)
+  leaves out the wait before a request is read. What would close it: more cores, or fewer connections per instance.
+- **1M within 1.5× of 100k.** The plans at both sizes are the same index walks (below). Where a search goes over
+  1.5×, compare the execution times in its plans: on 2026-12-01 the open-Task search on PostgreSQL took 1.78× in
+  the run while its plan executed faster at 1M (14.8 against 37.0 ms), and measured again on a new 1M store it
+  answered within 1.0× of the run's 100k figure. The machine moves between the phases of a run.
+- **PractitionerRole search at 50× the peer.** The peer scans only its PractitionerRoles (about 800 at 100k), fast:
+  50× its rate is over 10,000 searches per second, more than this machine answers for any authenticated, audited
+  request (see bare Express above).
+- **Peak RSS under 300 MB on PGlite.** The engine's WebAssembly memory (128 MB, the least its module accepts) and
+  its compiled code are held at rest (337 MB just after start on the 100k store), and V8's heap grows between
+  collections under load; on PostgreSQL the figure is Node's heap alone. The server lets V8's old space grow to
+  twice what survived each full collection (\`server/src/main.ts\`), which is no cap. What would close it on
+  PGlite: fewer allocations per request (the stored JSON served as text). A heap cap
+  (\`--max-old-space-size\`) would turn one large request into a crash; PGlite's code kept at V8's baseline tier
+  (\`--liftoff-only\`) held about 60 MB less but cost searches 25% more CPU (2026-12-01).
+- **Start-up under 1.5 s on PGlite** is met or missed with the machine's speed (1.1-1.7 s in the full runs):
+  the work left is on the main thread, opening PGlite (0.6-0.9 s) and loading the modules (0.3 s). V8 already
+  compiles WebAssembly lazily (its default).
 
 Evidence: \`npm run bench:profile\` (run at the end of this benchmark, output below) counts the SQL statements of one
 \`$submit\` and of one 20-entry transaction, times one AuditEvent, and times the phases of start-up, in one process
