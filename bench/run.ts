@@ -493,8 +493,8 @@ of the demo data. Our server checks a SMART token on every request and writes an
   lines.push(`\n## Why the missed targets are missed, and what would close them
 
 The verdicts of this run are in the tables above. Every target still missed is bound by CPU: the server, its
-database and the load generator share two cores. Measured in one process with no load generator (the dates are
-those of the entries in [benchmarks-history.md](benchmarks-history.md), which give the evidence):
+database and the load generator share two cores. The figures below were measured outside the benchmark runs (the
+dates are those of the entries in [benchmarks-history.md](benchmarks-history.md), which give the evidence):
 
 - **Audited read: 0.6× the peer, 0.45× Express, p99 under 20 ms.** Our read without its AuditEvent runs near the
   peer's rate (the row "auditing off"); the AuditEvent every read must store is the difference. On PGlite the engine
