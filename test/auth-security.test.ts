@@ -356,7 +356,7 @@ describe('access control: tokens, scopes, compartments', () => {
   });
 
   it('patient-level writes stay in the patient compartment when the token also reads at user level', async () => {
-    const token = tokenFor(server, { scope: 'launch/patient patient/*.cruds user/*.rs', patient: 'member-hpsj-1', fhirUser: 'Practitioner/hpsj-pcp-1' });
+    const token = tokenFor(server, { scope: 'launch/patient patient/*.cruds user/*.rs', patient: 'member-hpsj-1', fhirUser: 'Practitioner/hpsj-um-1', roles: ['um-clinician'] });
     const send = (method: string, path: string, json?: unknown, contentType = 'application/fhir+json') =>
       raw(`${server.fhirBase}/${path}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': contentType }, json });
     expect((await get('Patient/member-hpsj-2', token)).status).toBe(200); // user-level read

@@ -64,17 +64,19 @@ describe('query-restricted v2 scopes', () => {
     expect((await get(`Condition/${ids.memberDiagnosis}/_history`, token.access_token)).status).toBe(403);
   });
 
-  it('a user/ scope with a query reaches every patient, only through its query; several scopes of a type add up', async () => {
+  it('a user/ scope with a query reaches the patients the user may see, only through its query; several scopes of a type add up', async () => {
     const token = await grant('Practitioner/hpsj-pcp-1', `openid fhirUser user/Condition.rs?category=${DIAGNOSIS}`);
     const found = conditionIds((await get('Condition', token.access_token)).body);
     expect(found).toContain(ids.memberDiagnosis);
-    expect(found).toContain(ids.otherDiagnosis);
     expect(found).not.toContain(ids.memberProblem);
+    // Another plan's member, whom this PCP does not treat (workflow/memberAccess.ts): not through a query either.
+    expect(found).not.toContain(ids.otherDiagnosis);
+    expect((await get(`Condition/${ids.otherDiagnosis}`, token.access_token)).status).toBe(404);
 
     const both = await grant('Practitioner/hpsj-pcp-1', `openid fhirUser user/Condition.rs?category=${DIAGNOSIS} user/Condition.rs?_id=${ids.memberProblem}`);
     const union = conditionIds((await get('Condition', both.access_token)).body);
     expect(union).toContain(ids.memberProblem);
-    expect(union).toContain(ids.otherDiagnosis);
+    expect(union).toContain(ids.memberDiagnosis);
     expect((await get(`Condition/${ids.memberProblem}`, both.access_token)).status).toBe(200);
   });
 

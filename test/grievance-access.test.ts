@@ -81,13 +81,15 @@ describe.each(STORE_DRIVERS)('R17 grievance visibility on $name', (driver) => {
   });
 
   it('R17: to another plan\'s staff, a provider who did not file it, a delegated group\'s system and another member, a grievance is a missing id, and no search, include or history shows it', async () => {
-    const others: [string, string][] = [
-      ['another plan\'s Grievance Coordinator', user('Practitioner/hpsj-gc-1', 'grievance-coordinator')],
-      ['another plan\'s UM clinician', user('Practitioner/hpsj-um-1', 'um-clinician')],
-      ['a provider who did not file it', user('Practitioner/hpsj-pcp-1', 'treating-provider')],
-      ['a delegated group\'s system', tokenFor(server, { clientId: 'demo-backend', scope: 'system/*.rs', roles: ['delegated-group'], organization: 'bsp-ipa-a' })],
+    // Whether each may see the member's case at all: another plan's staff and a provider with no care relationship may not.
+    const others: [string, string, boolean][] = [
+      ['another plan\'s Grievance Coordinator', user('Practitioner/hpsj-gc-1', 'grievance-coordinator'), false],
+      ['another plan\'s UM clinician', user('Practitioner/hpsj-um-1', 'um-clinician'), false],
+      ['a provider who did not file it and does not treat the member', user('Practitioner/hpsj-pcp-1', 'treating-provider'), false],
+      ['the second-opinion professional the case names, who did not file it', user('Practitioner/oon-neuro-1', 'second-opinion-provider'), true],
+      ['a delegated group\'s system', tokenFor(server, { clientId: 'demo-backend', scope: 'system/*.rs', roles: ['delegated-group'], organization: 'bsp-ipa-a' }), true],
     ];
-    for (const [who, token] of others) {
+    for (const [who, token, seesMember] of others) {
       for (const grievance of [aboutNoCase, aboutCase]) {
         const read = await call(token, `Task/${grievance.id}`);
         const missing = await call(token, 'Task/no-such-grievance');
@@ -99,9 +101,10 @@ describe.each(STORE_DRIVERS)('R17 grievance visibility on $name', (driver) => {
         // Its Provenance names who filed it: kept to its parties too.
         expect(ids((await call(token, `Provenance?target=Task/${grievance.id}`)).body as Bundle), who).toEqual([]);
       }
-      // The case stays theirs to read as before; only the grievance about it is left out of an include and of the history.
+      // Whoever may see the case reads it as before; only the grievance about it is left out of an include and of the history.
       const included = (await call(token, `ServiceRequest?_id=${serviceRequest.id}&_revinclude=Task:focus`)).body as Bundle;
-      expect(ids(included), who).toContain(`Task/${caseTask.id}`);
+      if (seesMember) expect(ids(included), who).toContain(`Task/${caseTask.id}`);
+      else expect(ids(included), who).toEqual([]);
       expect(ids(included), who).not.toContain(`Task/${aboutCase.id}`);
       const history = (await call(token, `Task/_history?_count=1000`)).body as Bundle;
       expect(ids(history), who).not.toContain(`Task/${aboutCase.id}`);
@@ -163,12 +166,16 @@ describe.each(STORE_DRIVERS)('R17 grievance visibility on $name', (driver) => {
     const deletionsSeen = async (token: string) =>
       (((await call(token, 'DocumentReference/_history?_count=1000')).body as Bundle).entry ?? []).filter((e) => e.request?.method === 'DELETE' && e.request.url?.endsWith(letterId));
     expect(await deletionsSeen(coordinator)).toHaveLength(1);
-    for (const [who, token] of [['another plan\'s Grievance Coordinator', user('Practitioner/hpsj-gc-1', 'grievance-coordinator')], ['a provider who did not file', user('Practitioner/hpsj-pcp-1', 'treating-provider')]]) {
+    for (const [who, token, seesMember] of [
+      ['another plan\'s Grievance Coordinator', user('Practitioner/hpsj-gc-1', 'grievance-coordinator'), false],
+      ['a provider who did not file and does not treat the member', user('Practitioner/hpsj-pcp-1', 'treating-provider'), false],
+      ['the second-opinion professional the case names', user('Practitioner/oon-neuro-1', 'second-opinion-provider'), true],
+    ] as const) {
       expect(await deletionsSeen(token), who).toEqual([]);
       expect(await lettersOf(token, aboutNoCase), who).toEqual([]);
       for (const id of all) expect((await call(token, id)).status, `${who} ${id}`).toBe(404);
-      // Other documents about the member are theirs to read as before.
-      expect(ids((await call(token, 'DocumentReference?patient=Patient/member-phc-1')).body as Bundle), who).toEqual([`DocumentReference/${mine.body.id}`]);
+      // Other documents about the member are read by who may see the member, as before.
+      expect(ids((await call(token, 'DocumentReference?patient=Patient/member-phc-1')).body as Bundle), who).toEqual(seesMember ? [`DocumentReference/${mine.body.id}`] : []);
     }
   });
 
@@ -187,14 +194,14 @@ describe.each(STORE_DRIVERS)('R17 grievance visibility on $name', (driver) => {
     expect((await call(coordinator, `Task/${aboutNoCase.id}`)).status).toBe(200);
   });
 
-  it('R17: a search for every Task by another plan\'s staff leaves grievances out and keeps the case Tasks, with a total that agrees', async () => {
-    const token = user('Practitioner/hpsj-um-1', 'um-clinician');
-    const all = (await call(token, 'Task?_count=1000&_total=accurate')).body as Bundle;
+  it('R17: a search for every Task by the case\'s second-opinion professional leaves grievances out and keeps the case Tasks, with a total that agrees', async () => {
+    const token = user('Practitioner/oon-neuro-1', 'second-opinion-provider');
+    const all = (await call(token, 'Task?patient=Patient/member-phc-1&_count=1000&_total=accurate')).body as Bundle;
     expect(ids(all)).toContain(`Task/${caseTask.id}`);
     expect(ids(all)).not.toContain(`Task/${aboutCase.id}`);
     expect(ids(all)).not.toContain(`Task/${aboutNoCase.id}`);
     expect(all.total).toBe(all.entry?.length);
-    const own = (await call(user('Practitioner/phc-um-1', 'um-clinician'), 'Task?_count=1000&_total=accurate')).body as Bundle;
+    const own = (await call(user('Practitioner/phc-um-1', 'um-clinician'), 'Task?patient=Patient/member-phc-1&_count=1000&_total=accurate')).body as Bundle;
     expect(own.total).toBe((all.total ?? 0) + 2);
   });
 });

@@ -1,3 +1,4 @@
+import { patientsVisibleTo } from './workflow/memberAccess.js';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { createAuthServer } from './auth/authServer.js';
@@ -74,6 +75,7 @@ export async function buildParts(env: PartsEnv): Promise<ServerParts> {
       DocumentReference: grievanceRecordAccessRule(env.registry, 'DocumentReference'),
       Provenance: grievanceRecordAccessRule(env.registry, 'Provenance'),
     },
+    visiblePatients: patientsVisibleTo,
     workers: config.outboxEnabled ? outbound.workers : [],
     seed: async (store) => {
       await publishConformance(store, criteriaLibraries(env.publicUrl));

@@ -38,6 +38,8 @@ export interface ServerParts {
   createInterceptors?: FhirContext['createInterceptors'];
   /** Per-type access rules (see FhirContext.accessRules). */
   accessRules?: FhirContext['accessRules'];
+  /** Whose records a user may see (see FhirContext.visiblePatients). */
+  visiblePatients?: FhirContext['visiblePatients'];
   /** Background work (outbox delivery) started once serving and stopped before the store closes. */
   workers?: { start(): void; stop(): Promise<void> }[];
 }
@@ -107,6 +109,7 @@ export async function startServer(
     operations: parts.operations ?? [],
     createInterceptors: parts.createInterceptors,
     accessRules: parts.accessRules,
+    visiblePatients: parts.visiblePatients,
     limits: { maxBundleEntries: config.maxBundleEntries },
     supportedProfiles: profilesByType(conformance),
     onUnexpectedError: (err) => logger.error('unexpected_error', errorFields(err)),

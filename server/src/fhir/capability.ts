@@ -66,6 +66,7 @@ export async function readServerStatement(req: FhirRequest, ctx: FhirContext, ty
     },
     vread: (t, id, vid) => ctx.store.vread(t, id, vid),
     history: (query) => ctx.store.history(query),
+    search: (query) => ctx.store.search(query),
   };
   try {
     return await readResource(req, ctx, type, SERVER_STATEMENT_ID, remembering);

@@ -125,6 +125,11 @@ export interface FhirContext {
   createInterceptors?: Record<string, (req: FhirRequest, ctx: FhirContext, resource: Resource) => Promise<FhirResponse | undefined>>;
   /** Per resource type: who may see and change each resource (see ResourceAccessRule). */
   accessRules?: Record<string, ResourceAccessRule>;
+  /**
+   * The Patients whose records (the patient compartment's types) the caller may see and change, as a clause on
+   * Patient; undefined when the caller is not so limited (workflow/memberAccess.ts, registered in compose.ts).
+   */
+  visiblePatients?: (auth: AccessContext) => SearchClause | undefined;
   /** Called with errors that became a 500, for the log (never sent to the client). */
   onUnexpectedError?: (err: unknown) => void;
 }

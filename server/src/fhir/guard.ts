@@ -125,22 +125,78 @@ export async function readVisible(req: FhirRequest, ctx: FhirContext, store: Ver
   try {
     resource = versionId === undefined ? await store.read(type, id) : await store.vread(type, id, versionId);
   } catch (err) {
-    if (err instanceof FhirError && err.status === 410) requireDeletionVisible(req, ctx, await lastStoredVersion(store, type, id), restriction, asked);
+    if (err instanceof FhirError && err.status === 410) await requireDeletionVisible(req, ctx, store, await lastStoredVersion(store, type, id), restriction, asked);
     throw err;
   }
   if (restriction) await requireRestrictedAccess(req, ctx, resource, restriction);
   else requireVisible(req, ctx, resource, asked);
+  if (!(await aboutVisiblePatient(req, ctx, resource, store))) throw concealedRefusal(asked);
   return resource;
 }
 
+/**
+ * The clause holding a search of `type` to the patients the caller may see (FhirContext.visiblePatients): on Patient,
+ * the patients themselves; on another type of the patient compartment, what is in one of their compartments.
+ * Undefined for the directory's types and for a caller who is not so limited.
+ */
+export function visiblePatientsClause(req: FhirRequest, ctx: FhirContext, type: string): SearchClause | undefined {
+  const patients = req.auth && ctx.visiblePatients?.(req.auth);
+  if (!patients) return undefined;
+  if (type === 'Patient') return patients;
+  return ctx.indexer.compartmentParams(type).length ? { kind: 'patientCompartment', patient: [patients] } : undefined;
+}
+
+/** Whether the resource is about a patient the caller may see (`visiblePatientsClause`); a record about no patient is not held. */
+export async function aboutVisiblePatient(req: FhirRequest, ctx: FhirContext, resource: Resource, store: PatientFinder = ctx.store): Promise<boolean> {
+  const patients = req.auth && ctx.visiblePatients?.(req.auth);
+  const type = resource.resourceType;
+  if (!patients || (type !== 'Patient' && !ctx.indexer.compartmentParams(type).length)) return true;
+  const ids = ctx.indexer.patientCompartments(resource).map((ref) => ref.slice('Patient/'.length));
+  if (!ids.length) return type !== 'Patient';
+  const { resources } = await store.search({ resourceType: 'Patient', clauses: [{ kind: 'id', ids }, patients], sort: [], count: 1, offset: 0, total: false });
+  return resources.length > 0;
+}
+
+/** Those of the resources that are about patients the caller may see: one query per type. */
+export async function aboutVisiblePatients(req: FhirRequest, ctx: FhirContext, resources: Resource[]): Promise<Resource[]> {
+  const kept = new Set<Resource>();
+  for (const type of new Set(resources.map((r) => r.resourceType))) {
+    const ofType = resources.filter((r) => r.resourceType === type && r.id);
+    const clause = visiblePatientsClause(req, ctx, type);
+    if (!clause) {
+      ofType.forEach((r) => kept.add(r));
+      continue;
+    }
+    const ids = [...new Set(ofType.map((r) => r.id!))];
+    const found = await ctx.store.search({ resourceType: type, clauses: [{ kind: 'id', ids }, clause], sort: [], count: ids.length, offset: 0, total: false });
+    const visible = new Set(found.resources.map((r) => r.id));
+    ofType.filter((r) => visible.has(r.id)).forEach((r) => kept.add(r));
+  }
+  return resources.filter((r) => kept.has(r));
+}
+
+/**
+ * The store a check of the patients runs its query on: in a transaction, the transaction's (PGlite has one
+ * connection, which a query outside the transaction would wait for until the transaction ends).
+ */
+export type PatientFinder = Pick<FhirStore, 'search'>;
+
+/** A write about a patient the caller may not see: 403 (a PUT or POST names what it writes, so there is nothing to hide). */
+export async function requireAboutVisiblePatient(req: FhirRequest, ctx: FhirContext, resource: Resource, store: PatientFinder = ctx.store): Promise<void> {
+  if (!(await aboutVisiblePatient(req, ctx, resource, store))) {
+    throw forbidden(`${resource.resourceType}/${resource.id ?? '(new)'} is about a patient this user has no care or plan relationship with`);
+  }
+}
+
 /** What a read needs of the store. */
-export type VersionReader = Pick<FhirStore, 'read' | 'vread' | 'history'>;
+export type VersionReader = Pick<FhirStore, 'read' | 'vread' | 'history' | 'search'>;
 
 /** Whether a deleted resource's 410 may be told: see `readVisible`. */
-function requireDeletionVisible(req: FhirRequest, ctx: FhirContext, last: Resource | undefined, restriction: SearchClause | undefined, asked: string): void {
+async function requireDeletionVisible(req: FhirRequest, ctx: FhirContext, store: PatientFinder, last: Resource | undefined, restriction: SearchClause | undefined, asked: string): Promise<void> {
   if (!last) return;
   if (restriction) throw concealedRefusal(asked);
   requireVisible(req, ctx, last, asked);
+  if (!(await aboutVisiblePatient(req, ctx, last, store))) throw concealedRefusal(asked);
 }
 
 /** The newest version of a resource that holds content (a deleted resource's last state). */

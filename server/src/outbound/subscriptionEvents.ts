@@ -1,6 +1,6 @@
 import type { OperationDefinitionParameter, OperationOutcomeIssue, Resource, Subscription } from 'fhir/r4.js';
 import type { FhirContext, OperationDefinitionEntry } from '../fhir/context.js';
-import { hasScope, mayAccess } from '../fhir/guard.js';
+import { aboutVisiblePatient, hasScope, mayAccess } from '../fhir/guard.js';
 import { single, type ParsedParameters } from '../fhir/operations/parameters.js';
 import { badRequest, FhirError, issuesOutcome } from '../fhir/outcomes.js';
 import type { FhirRequest } from '../fhir/request.js';
@@ -115,7 +115,7 @@ async function readableVersion(reading: FhirRequest, ctx: FhirContext, focus: Su
     if (err instanceof FhirError && (err.status === 404 || err.status === 410)) return undefined;
     throw err;
   }
-  return mayAccess(reading, ctx, version) ? version : undefined;
+  return mayAccess(reading, ctx, version) && (await aboutVisiblePatient(reading, ctx, version)) ? version : undefined;
 }
 
 const span = (from: number, to: number) => (from === to ? `Event ${from} is` : `Events ${from}-${to} are`);

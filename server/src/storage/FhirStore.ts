@@ -50,7 +50,9 @@ export type SearchClause =
   | { kind: 'chain'; param: string; targetType: string; clause: SearchClause; compartment?: string }
   | { kind: 'reverseChain'; sourceType: string; refParam: string; clause: SearchClause; compartment?: string }
   /** Every clause of at least one alternative matches (the query restrictions of a token's v2 scopes). */
-  | { kind: 'anyOf'; alternatives: SearchClause[][] };
+  | { kind: 'anyOf'; alternatives: SearchClause[][] }
+  /** The resource is in no patient's compartment, or in that of a stored Patient every clause of `patient` matches (whom a user may see). */
+  | { kind: 'patientCompartment'; patient: SearchClause[] };
 
 export type Prefix = 'eq' | 'ne' | 'gt' | 'lt' | 'ge' | 'le' | 'sa' | 'eb' | 'ap';
 export interface DateCondition {

@@ -2,7 +2,7 @@ import type { OperationOutcomeIssue, Resource } from 'fhir/r4.js';
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import type { FhirStore } from '../../storage/FhirStore.js';
 import type { FhirContext, ValidationOptions } from '../context.js';
-import { hasScope, isVisible, lastStoredVersion, readVisible, requireAccess, requireCaseRecordWrite, requireScope, requireVisible, scopeRestriction, type VersionReader } from '../guard.js';
+import { aboutVisiblePatient, hasScope, isVisible, requireAboutVisiblePatient, lastStoredVersion, readVisible, requireAccess, requireCaseRecordWrite, requireScope, requireVisible, scopeRestriction, type VersionReader } from '../guard.js';
 import { badRequest, conflict, FhirError, issuesOutcome, methodNotAllowed, preconditionFailed, unprocessableIssues } from '../outcomes.js';
 import { type FhirRequest, type FhirResponse, JSON_PATCH } from '../request.js';
 import { isBundleLocal, isConditionalReference, referencesIn, relativizeOwnReferences } from '../references.js';
@@ -72,7 +72,7 @@ export async function createResource(req: FhirRequest, ctx: FhirContext, type: s
   // A blank If-None-Exist is criteria with nothing in them, refused as such: not a plain create.
   if (req.headers.ifNoneExist !== undefined) return conditionalCreate(req, ctx, type, body, presetId);
   const resource = prepare(req, ctx, { ...body, id: presetId } as Resource);
-  requireWrite(req, ctx, resource);
+  await requireWrite(req, ctx, resource);
   const stored = await ctx.store.create(resource);
   return writeResponse(req, stored, 201);
 }
@@ -95,7 +95,7 @@ async function conditionalCreate(req: FhirRequest, ctx: FhirContext, type: strin
       return hasScope(req, ctx, type, 'read') ? { status: 200, body: existing, headers } : versionAnswer(200, existing, headers);
     }
     const resource = prepare(req, ctx, { ...body, id: presetId } as Resource);
-    requireWrite(req, ctx, resource);
+    await requireWrite(req, ctx, resource, store);
     return writeResponse(req, await store.create(resource), 201);
   });
 }
@@ -117,10 +117,10 @@ export async function updateResource(req: FhirRequest, ctx: FhirContext, type: s
   if (body.id !== id) throw badRequest(`Resource id '${body.id ?? ''}' does not match the URL id '${id}'`, `${type}.id`);
   return ctx.store.transaction(async (store) => {
     const existing = await store.find(type, id);
-    if (existing) requireWrite(req, ctx, existing);
+    if (existing) await requireWrite(req, ctx, existing, store);
     else requireScope(req, ctx, type, 'create'); // update-as-create creates (SMART v2: c)
     const resource = prepare(req, ctx, body);
-    requireWrite(req, ctx, resource);
+    await requireWrite(req, ctx, resource, store);
     const { resource: stored, created } = await putVersion(req, store, resource, existing, `${type}/${id}`);
     return writeResponse(req, stored, created ? 201 : 200);
   });
@@ -139,14 +139,14 @@ export async function conditionalUpdate(req: FhirRequest, ctx: FhirContext, type
     if (matches.length > 1) throw preconditionFailed(`Conditional update matched ${matches.length} ${type} resources`);
     const target = matches[0];
     if (target && body.id && body.id !== target.id) throw badRequest(`Resource id '${body.id}' does not match the matched resource ${type}/${target.id}`, `${type}.id`);
-    if (target) requireWrite(req, ctx, target);
+    if (target) await requireWrite(req, ctx, target, store);
     else {
       requireScope(req, ctx, type, 'create');
       await requireNewId(store, type, body.id);
     }
     // In a transaction, a create takes the id references to this entry were given (bundle.ts updateTarget).
     const resource = prepare(req, ctx, { ...body, id: target?.id ?? body.id ?? req.presetId } as Resource);
-    requireWrite(req, ctx, resource);
+    await requireWrite(req, ctx, resource, store);
     const { resource: stored, created } = await putVersion(req, store, resource, target, `the ${type} matched`);
     return writeResponse(req, stored, created ? 201 : 200);
   });
@@ -165,7 +165,7 @@ export async function patchResource(req: FhirRequest, ctx: FhirContext, type: st
   const ops = parsePatch(req);
   return ctx.store.transaction(async (store) => {
     const current = await readVisible(req, ctx, store, type, id);
-    requireWrite(req, ctx, current);
+    await requireWrite(req, ctx, current, store);
     writePreconditions(req, current, `${type}/${id}`);
     let patched: Resource;
     try {
@@ -179,7 +179,7 @@ export async function patchResource(req: FhirRequest, ctx: FhirContext, type: st
       throw unprocessableIssues([{ severity: 'error', code: 'processing', diagnostics: 'A patch may not replace the resource or change its resourceType or id' }]);
     }
     const resource = prepare(req, ctx, patched);
-    requireWrite(req, ctx, resource);
+    await requireWrite(req, ctx, resource, store);
     const { resource: stored } = await store.update(resource, current.meta?.versionId);
     return writeResponse(req, stored, 200);
   });
@@ -197,9 +197,9 @@ export async function deleteResource(req: FhirRequest, ctx: FhirContext, type: s
   return ctx.store.transaction(async (store) => {
     const stored = await store.find(type, id);
     const judged = stored ?? (await lastStoredVersion(store, type, id));
-    const hidden = judged !== undefined && !isVisible(req, ctx, judged);
+    const hidden = judged !== undefined && (!isVisible(req, ctx, judged) || !(await aboutVisiblePatient(req, ctx, judged, store)));
     const existing = hidden ? undefined : stored;
-    if (existing) requireWrite(req, ctx, existing);
+    if (existing) await requireWrite(req, ctx, existing, store);
     const version = concealing(hidden, () => writePreconditions(req, existing, `${type}/${id}`));
     if (hidden) return { status: 204, concealsRefusal: true };
     if (existing) await store.delete(type, id, version);
@@ -226,17 +226,18 @@ export async function conditionalDelete(req: FhirRequest, ctx: FhirContext, type
     const matches = await runSearch(req, { ...ctx, store }, type, req.query, 2);
     if (matches.length > 1) throw preconditionFailed(`Conditional delete matched ${matches.length} ${type} resources`);
     const target = matches[0];
-    if (target) requireWrite(req, ctx, target);
+    if (target) await requireWrite(req, ctx, target, store);
     const version = writePreconditions(req, target, `the ${type} matched`);
     if (target) await store.delete(type, target.id!, version);
     return { status: 204 };
   });
 }
 
-/** A write's checks on a resource it touches, before and after: the caller's compartment, and a case's records. */
-function requireWrite(req: FhirRequest, ctx: FhirContext, resource: Resource): void {
+/** A write's checks on a resource it touches, before and after: the caller's compartment and patients, and a case's records. */
+async function requireWrite(req: FhirRequest, ctx: FhirContext, resource: Resource, store: FhirStore = ctx.store): Promise<void> {
   requireAccess(req, ctx, resource);
   requireCaseRecordWrite(req, resource);
+  await requireAboutVisiblePatient(req, ctx, resource, store);
 }
 
 function parsePatch(req: FhirRequest): Operation[] {

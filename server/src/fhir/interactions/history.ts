@@ -2,7 +2,8 @@ import { nonEmpty } from '../jsonRules.js';
 import type { Bundle, BundleEntry, BundleLink, Resource } from 'fhir/r4.js';
 import { HISTORY_ORDER, type HistoryEntry, type HistoryQuery, type PageCursor } from '../../storage/FhirStore.js';
 import type { FhirContext } from '../context.js';
-import { compartmentOf, lastStoredVersion, mayAccess, requireScope, requireVisible } from '../guard.js';
+import { aboutVisiblePatient, compartmentOf, lastStoredVersion, mayAccess, requireScope, requireVisible } from '../guard.js';
+import { concealedRefusal } from '../outcomes.js';
 import { badRequest } from '../outcomes.js';
 import type { FhirRequest, FhirResponse } from '../request.js';
 import { linkUrl, refuseUnknownWhenStrict } from '../responses.js';
@@ -40,7 +41,11 @@ interface HistoryPaging {
 export async function history(req: FhirRequest, ctx: FhirContext, type?: string, id?: string): Promise<FhirResponse> {
   if (type) requireScope(req, ctx, type, 'history');
   // A deleted resource still has a history; access is judged on its last stored version.
-  if (type && id) requireVisible(req, ctx, (await ctx.store.find(type, id)) ?? (await lastStoredVersion(ctx.store, type, id)) ?? (await ctx.store.read(type, id)));
+  if (type && id) {
+    const judged = (await ctx.store.find(type, id)) ?? (await lastStoredVersion(ctx.store, type, id)) ?? (await ctx.store.read(type, id));
+    requireVisible(req, ctx, judged);
+    if (!(await aboutVisiblePatient(req, ctx, judged))) throw concealedRefusal(`${type}/${id}`);
+  }
   const shape = historyShape(req, ctx, type);
   const requested = parsePaging(req.query);
   const types = type ? undefined : allowedTypes(req, ctx);
@@ -136,12 +141,12 @@ async function visiblePage(
 const inOrder = (versions: HistoryEntry[], cursor: HistoryPaging['cursor']) => (cursor?.direction === 'before' ? versions.reverse() : versions);
 
 async function visible(req: FhirRequest, ctx: FhirContext, v: HistoryEntry): Promise<boolean> {
-  if (v.resource) return allowed(req, ctx, v.resourceType) && mayAccess(req, ctx, v.resource);
+  if (v.resource) return allowed(req, ctx, v.resourceType) && mayAccess(req, ctx, v.resource) && (await aboutVisiblePatient(req, ctx, v.resource));
   if (compartmentOf(req, ctx, v.resourceType) || (req.auth && !allowed(req, ctx, v.resourceType))) return false;
-  // A deletion of a type with its own access rule (a grievance's records) is shown to who could see what it deleted.
-  if (!req.auth || !ctx.accessRules?.[v.resourceType]) return true;
+  // A deletion of a type with its own access rule (a grievance's records), or of a patient's record, is shown to who could see what it deleted.
+  if (!req.auth || (!ctx.accessRules?.[v.resourceType] && !ctx.visiblePatients?.(req.auth))) return true;
   const last = await lastStoredVersion(ctx.store, v.resourceType, v.id);
-  return !last || mayAccess(req, ctx, last);
+  return !last || (mayAccess(req, ctx, last) && (await aboutVisiblePatient(req, ctx, last)));
 }
 
 /**

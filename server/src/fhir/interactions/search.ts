@@ -2,7 +2,7 @@ import { nonEmpty } from '../jsonRules.js';
 import type { Bundle, BundleEntry, BundleLink, Resource } from 'fhir/r4.js';
 import type { PageCursor, SearchClause, SearchResult } from '../../storage/FhirStore.js';
 import type { FhirContext } from '../context.js';
-import { compartmentOf, mayAccess, requireScope, scopeRestriction } from '../guard.js';
+import { aboutVisiblePatients, compartmentOf, mayAccess, requireScope, scopeRestriction, visiblePatientsClause } from '../guard.js';
 import { badRequest, type FhirError, outcome } from '../outcomes.js';
 import { relativeToBase } from '../references.js';
 import type { FhirRequest, FhirResponse } from '../request.js';
@@ -39,14 +39,13 @@ function noCriteria(type: string, params: [string, string][]): FhirError {
 /**
  * A patient-bound token's search: the matches, and the resources its chains and `_has` pass through, stay in the
  * patient's compartment. A search granted through query-restricted scopes (`restriction`) is held to what they grant,
- * each in its own compartment.
+ * each in its own compartment. A user's search stays with the patients the user may see (`visiblePatientsClause`).
  */
 function restrictToCompartment(req: FhirRequest, ctx: FhirContext, clauses: SearchClause[], type: string, restriction?: SearchClause): void {
   const compartment = restriction ? undefined : compartmentOf(req, ctx, type);
   if (restriction) clauses.push(restriction);
   if (compartment && (type === 'Patient' || ctx.indexer.compartmentParams(type).length)) clauses.push({ kind: 'compartment', compartment });
-  const rule = ctx.accessRules?.[type];
-  if (rule && req.auth) clauses.push(...rule.searchClauses({ ...req, auth: req.auth }, ctx));
+  clauses.push(...heldTo(req, ctx, type));
   for (const clause of clauses) restrictChain(req, ctx, clause);
 }
 
@@ -57,10 +56,17 @@ function restrictChain(req: FhirRequest, ctx: FhirContext, clause: SearchClause)
   // As for the matches themselves: only types of the patient compartment are held to it, not the directory.
   if (compartment && (through === 'Patient' || ctx.indexer.compartmentParams(through).length)) clause.compartment = compartment;
   restrictChain(req, ctx, clause.clause);
-  // The type's own access rule holds what a chain or `_has` passes through too, or it would tell what the caller may not see.
-  const rule = req.auth ? ctx.accessRules?.[through] : undefined;
-  const held = rule && req.auth ? rule.searchClauses({ ...req, auth: req.auth }, ctx) : [];
+  // What holds the matches holds what a chain or `_has` passes through too, or it would tell what the caller may not see.
+  const held = heldTo(req, ctx, through);
   if (held.length) clause.clause = { kind: 'anyOf', alternatives: [[clause.clause, ...held]] };
+}
+
+/** The clauses a user's search of the type is held to besides scopes and compartment: the type's own access rule, the patients the user may see. */
+function heldTo(req: FhirRequest, ctx: FhirContext, type: string): SearchClause[] {
+  if (!req.auth) return [];
+  const rule = ctx.accessRules?.[type];
+  const patients = visiblePatientsClause(req, ctx, type);
+  return [...(rule ? rule.searchClauses({ ...req, auth: req.auth }, ctx) : []), ...(patients ? [patients] : [])];
 }
 
 export async function searchType(req: FhirRequest, ctx: FhirContext, type: string, params: [string, string][]): Promise<FhirResponse> {
@@ -135,11 +141,11 @@ async function includes(req: FhirRequest, ctx: FhirContext, matches: Resource[],
     const next: Resource[] = [];
     for (const spec of search.includes.filter((s) => depth === 0 || s.iterate)) next.push(...(await forwardIncludes(ctx, req.baseUrl, frontier, spec)));
     for (const spec of search.revIncludes.filter((s) => depth === 0 || s.iterate)) next.push(...(await reverseIncludes(ctx, frontier, spec)));
-    frontier = next.filter((r) => {
+    frontier = await aboutVisiblePatients(req, ctx, next.filter((r) => {
       if (seen.has(key(r)) || !visible(req, ctx, r)) return false;
       seen.add(key(r));
       return true;
-    });
+    }));
     found.push(...frontier);
   }
   return found;

@@ -88,4 +88,4 @@ export class SearchCache {
 }
 
 const ownTypeOnly = (clause: SearchClause): boolean =>
-  clause.kind === 'anyOf' ? clause.alternatives.every((all) => all.every(ownTypeOnly)) : clause.kind !== 'chain' && clause.kind !== 'reverseChain';
+  clause.kind === 'anyOf' ? clause.alternatives.every((all) => all.every(ownTypeOnly)) : clause.kind !== 'chain' && clause.kind !== 'reverseChain' && clause.kind !== 'patientCompartment';

@@ -245,6 +245,13 @@ function clauseSql(clause: SearchClause, alias: string, params: Params): string 
       const t = `${alias}h`;
       return `EXISTS (SELECT 1 FROM ${tableOf(clause.sourceType)} ${t} WHERE ${t}.res_type = ${params.add(clause.sourceType)} AND NOT ${t}.deleted${inCompartment(clause, t, params)} AND ${t}.refs @> ARRAY[${params.add(`${clause.refParam}|`)} || ${r}.res_type || '/' || ${r}.id] AND ${clauseOf(clause.sourceType)(clause.clause, t, params)})`;
     }
+    case 'patientCompartment': {
+      const t = `${alias}p`;
+      const patients = `SELECT substr(c, 9) FROM unnest(${r}.compartments) c WHERE c LIKE 'Patient/%'`;
+      const held = clause.patient.map((c) => ` AND ${clauseSql(c, t, params)}`).join('');
+      // A record in no patient's compartment is about no patient: it is not held (as guard.ts aboutVisiblePatient judges it).
+      return `(cardinality(${r}.compartments) = 0 OR EXISTS (SELECT 1 FROM ${tableOf('Patient')} ${t} WHERE ${t}.res_type = 'Patient' AND NOT ${t}.deleted AND ${t}.id = ANY (ARRAY(${patients}))${held}))`;
+    }
     case 'anyOf':
       if (!clause.alternatives.length) return 'false';
       return `(${clause.alternatives.map((all) => (all.length ? `(${all.map((c) => clauseSql(c, r, params)).join(' AND ')})` : 'true')).join(' OR ')})`;
