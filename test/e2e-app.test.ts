@@ -83,7 +83,7 @@ describe.each(STORE_DRIVERS)('SMART app end to end (Chromium) on $name', (driver
     await expect(um.locator('table[aria-label^="Outcomes by reason"] th[scope=row]').allTextContents()).resolves.toContain('surgery-necessity');
     await um.screenshot({ path: shot('04-um-queue'), fullPage: true });
     // The UM clinician asks for information; the physician answers in the app with a document.
-    await um.fill('.card input[aria-label^=Reason]', 'Latest echocardiogram report');
+    await um.fill('.card input[id^=what-]', 'Latest echocardiogram report');
     await um.locator('button[data-action=request-info]').first().click();
     await um.waitForSelector('text=info-requested');
     await page.reload();
@@ -100,10 +100,10 @@ describe.each(STORE_DRIVERS)('SMART app end to end (Chromium) on $name', (driver
     await md.waitForSelector('text=medical-director-review', { timeout: 20_000 });
     const mdCard = md.locator('.card', { hasText: 'medical-director-review' });
     // Naming another professional than the one requested is a modification (R10): the app shows the refusal.
-    await mdCard.locator('input[id^=professional-]').fill('PractitionerRole/role-hpsj-card-2');
+    await mdCard.locator('select[id^=professional-]').selectOption('PractitionerRole/role-hpsj-card-2');
     await mdCard.locator('button[data-action=approve]').click();
     await md.waitForSelector('text=use $modify', { timeout: 20_000 });
-    await mdCard.locator('input[id^=professional-]').fill('PractitionerRole/role-oon-card-1');
+    await mdCard.locator('select[id^=professional-]').selectOption('PractitionerRole/role-oon-card-1');
     await mdCard.locator('button[data-action=approve]').click();
     // The case leaves the queue (the committee figures below it still name the step as an outcome).
     await md.waitForFunction(() => ![...document.querySelectorAll('.card h3')].some((h) => h.textContent?.includes('medical-director-review')));
@@ -119,10 +119,10 @@ describe.each(STORE_DRIVERS)('SMART app end to end (Chromium) on $name', (driver
 
     await page.reload();
     await page.waitForSelector('details');
-    await page.locator('details').first().click();
+    await page.locator('summary', { hasText: 'Letters and reports' }).first().click();
     await page.waitForSelector('article h4');
     const titles = await page.locator('article h4').allTextContents();
-    expect(titles).toEqual(expect.arrayContaining([expect.stringMatching(/transesophageal echocardiogram/), expect.stringMatching(/approved|aprobada/)]));
+    expect(titles).toEqual(expect.arrayContaining([expect.stringMatching(/^Consultation report for Maria Garcia, /), expect.stringMatching(/approved|aprobada/)]));
     // The treating physician also sees the copy the provider was sent (R10); the member's view leaves it out.
     expect(titles).toEqual(expect.arrayContaining([expect.stringMatching(/^(Copy|Copia)/)]));
     await page.screenshot({ path: shot('07-physician-reads-report'), fullPage: true });
@@ -131,7 +131,7 @@ describe.each(STORE_DRIVERS)('SMART app end to end (Chromium) on $name', (driver
     const member = await signIn('Patient/member-hpsj-1', 'member');
     await member.waitForSelector('details', { timeout: 20_000 });
     await expect(member.textContent('main')).resolves.toMatch(/Sus derechos/);
-    await member.locator('details').first().click();
+    await member.locator('summary', { hasText: 'Letters and reports' }).first().click();
     await member.waitForSelector('article h4');
     await expect(member.locator('article h4').allTextContents()).resolves.toEqual(expect.arrayContaining([expect.stringMatching(/aprobada|approved/)]));
     await expect(member.locator('article h4').allTextContents()).resolves.not.toEqual(expect.arrayContaining([expect.stringMatching(/^(Copy|Copia)/)]));
@@ -200,7 +200,8 @@ describe.each(STORE_DRIVERS)('SMART app end to end (Chromium) on $name', (driver
 
     const desk = await signIn('Practitioner/phc-gc-1', 'grievances', '&pageSize=3');
     await desk.waitForSelector('#grievances .grievance', { timeout: 20_000 });
-    const dues = async () => (await desk.locator('#grievances .grievance').allTextContents()).map((text) => /Resolution due (\S+)/.exec(text)![1]);
+    // Each card shows its resolution due in local time; the <time> element keeps the instant.
+    const dues = () => desk.$$eval('#grievances .grievance', (cards) => cards.map((card) => [...card.querySelectorAll('p')].find((p) => p.textContent?.startsWith('Resolution due'))?.querySelector('time')?.getAttribute('datetime') ?? ''));
     const pageText = () => desk.textContent('#grievances-page');
     const firstPage = await dues();
     expect(firstPage).toHaveLength(3);

@@ -1,4 +1,4 @@
-import type { Bundle, CareTeam, Condition, Coverage, CoverageEligibilityResponse, DocumentReference, Library, MeasureReport, Organization, Parameters, Patient, PractitionerRole, Resource, ServiceRequest, Task } from 'fhir/r4.js';
+import type { Bundle, CareTeam, Condition, Coverage, CoverageEligibilityResponse, DocumentReference, Library, MeasureReport, Organization, Parameters, Patient, Practitioner, PractitionerRole, Resource, ServiceRequest, Task } from 'fhir/r4.js';
 
 /** What the UI needs from the FHIR server; the UI never calls fetch itself. */
 export interface FhirRequester {
@@ -64,6 +64,33 @@ export interface RequestForm {
 }
 
 const json = (body: unknown) => ({ method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/fhir+json' } });
+/** A case and what its card shows: the member, who asked, the professional asked for, the plan (its id). */
+export interface CaseView {
+  task: Task;
+  request?: ServiceRequest;
+  patient?: Patient;
+  requester?: Resource;
+  performer?: PractitionerRole;
+  planId?: string;
+}
+
+/** A person's or organization's name as a reader would say it; its reference when it has none. */
+export function nameOf(r: Resource | undefined): string {
+  if (!r) return '';
+  if (r.resourceType === 'PractitionerRole') return (r as PractitionerRole).practitioner?.display ?? `PractitionerRole/${r.id}`;
+  if (r.resourceType === 'Organization') return (r as Organization).name ?? `Organization/${r.id}`;
+  const name = (r as Patient | Practitioner).name?.[0];
+  const text = name?.text ?? [name?.prefix?.join(' '), name?.given?.join(' '), name?.family].filter(Boolean).join(' ');
+  return text || `${r.resourceType}/${r.id}`;
+}
+
+/** Bytes as base64, a chunk at a time (spreading a large array into String.fromCharCode overflows the stack). */
+export function base64Of(bytes: Uint8Array): string {
+  let binary = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(binary);
+}
+
 const entries = <T extends Resource>(b: Bundle) => (b.entry ?? []).map((e) => e.resource as T).filter(Boolean);
 
 export class SecondOpinionApi {
@@ -128,11 +155,67 @@ export class SecondOpinionApi {
     return entries<Task>(result).find((r) => r.resourceType === 'Task')!;
   }
 
-  async cases(query: string): Promise<{ task: Task; request?: ServiceRequest }[]> {
-    // Cases only (not the information-request Tasks that belong to them).
-    const b = await this.fhir.request<Bundle>(`Task?${query}&_profile=${encodeURIComponent(SYSTEMS.caseProfile)}&_include=Task:focus&_count=50`);
-    const requests = new Map(entries<ServiceRequest>(b).filter((r) => r.resourceType === 'ServiceRequest').map((r) => [`ServiceRequest/${r.id}`, r]));
-    return entries<Task>(b).filter((r) => r.resourceType === 'Task').map((task) => ({ task, request: requests.get(task.focus?.reference ?? '') }));
+  /** Cases only (not the information-request Tasks that belong to them), each with the resources a reader of its card needs. */
+  async cases(query: string): Promise<CaseView[]> {
+    const includes = ['_include=Task:focus', '_include=Task:patient', '_include=Task:requester', '_include=Task:owner', '_include:iterate=ServiceRequest:performer'].join('&');
+    const b = await this.fhir.request<Bundle>(`Task?${query}&_profile=${encodeURIComponent(SYSTEMS.caseProfile)}&${includes}&_count=50`);
+    const byRef = new Map(entries<Resource>(b).map((r) => [`${r.resourceType}/${r.id}`, r]));
+    const get = <T extends Resource>(ref: string | undefined) => (ref ? (byRef.get(ref) as T | undefined) : undefined);
+    return entries<Task>(b).filter((r) => r.resourceType === 'Task' && (b.entry ?? []).some((e) => e.resource === r && e.search?.mode !== 'include')).map((task) => {
+      const request = get<ServiceRequest>(task.focus?.reference);
+      const owner = get<Organization>(task.owner?.reference);
+      return {
+        task,
+        request,
+        patient: get<Patient>(task.for?.reference),
+        requester: get<Resource>(task.requester?.reference),
+        performer: get<PractitionerRole>(request?.performer?.[0]?.reference),
+        planId: owner?.identifier?.find((i) => i.system?.endsWith('/sid/plan'))?.value ?? task.owner?.reference?.split('/')[1],
+      };
+    });
+  }
+
+  /** The requests a practitioner made, as a Practitioner (fhirUser) or through one of their PractitionerRoles; latest first. */
+  async requestsBy(practitioner: string): Promise<CaseView[]> {
+    const who = encodeURIComponent(practitioner);
+    const [direct, throughRole] = await Promise.all([this.cases(`requester=${who}&_sort=-authored-on`), this.cases(`requester:PractitionerRole.practitioner=${who}&_sort=-authored-on`)]);
+    const byId = new Map([...direct, ...throughRole].map((c) => [c.task.id, c]));
+    return [...byId.values()].sort((a, b) => (b.task.authoredOn ?? '').localeCompare(a.task.authoredOn ?? ''));
+  }
+
+  /** The steps a case has been through, in order, each with when it was reached (from the Task's versions). */
+  async timeline(taskId: string): Promise<{ step: string; at?: string }[]> {
+    const versions = entries<Task>(await this.fhir.request<Bundle>(`Task/${taskId}/_history?_count=100`));
+    const when = (t: Task) => t.lastModified ?? t.meta?.lastUpdated ?? '';
+    const steps: { step: string; at?: string }[] = [];
+    for (const version of versions.sort((a, b) => when(a).localeCompare(when(b)))) {
+      const step = version.businessStatus?.coding?.[0]?.code;
+      if (step && steps.at(-1)?.step !== step) steps.push({ step, at: when(version) || undefined });
+    }
+    return steps;
+  }
+
+  /** Professionals of a specialty (NUCC code) to choose from, by name. */
+  async professionals(specialty: string): Promise<{ reference: string; display: string }[]> {
+    const roles = entries<PractitionerRole>(await this.fhir.request<Bundle>(`PractitionerRole?specialty=${encodeURIComponent(`${SYSTEMS.nucc}|${specialty}`)}&active=true&_count=30`));
+    return roles.map((r) => ({ reference: `PractitionerRole/${r.id}`, display: nameOf(r) }));
+  }
+
+  /** What each reference is, as the reader would name it (a condition, a document); the reference itself when it cannot be read. */
+  async labels(references: string[]): Promise<string[]> {
+    return Promise.all(references.map(async (ref) => {
+      const r = await this.fhir.request<Resource>(ref).catch(() => undefined);
+      if (r?.resourceType === 'Condition') return `Condition: ${(r as Condition).code?.text ?? (r as Condition).code?.coding?.[0]?.display ?? r.id}`;
+      if (r?.resourceType === 'DocumentReference') return `Document: ${(r as DocumentReference).description ?? (r as DocumentReference).type?.text ?? r.id}`;
+      return r ? nameOf(r) : ref;
+    }));
+  }
+
+  /** The member's preferred language (its two-letter code), if the record gives one. */
+  async preferredLanguage(patientId: string): Promise<string | undefined> {
+    const patient = await this.fhir.request<Patient>(`Patient/${patientId}`);
+    const communication = patient.communication?.find((c) => c.preferred) ?? patient.communication?.[0];
+    return communication?.language.coding?.[0]?.code?.slice(0, 2).toLowerCase();
   }
 
   /** The letters and reports of a case (its ServiceRequest) or a grievance (its Task): HTML (the plan's letters) and plain text are shown; other types are only named. */
@@ -220,13 +303,37 @@ function atobUtf8(b64: string): string {
   return new TextDecoder().decode(bytes);
 }
 
-/** The readable message of a failed call: the OperationOutcome's diagnostics when there is one. */
+/** What the user is told about a failed call, and whether they must launch the app again. */
+export interface ErrorDescription {
+  message: string;
+  sessionEnded: boolean;
+}
+
+/**
+ * The readable message of a failed call: the OperationOutcome's diagnostics (or details text) when there is one.
+ * fhirclient's HttpError has read the body into its message: the status line, the URL, a blank line, then the
+ * JSON; a 401 (or fhirclient's own "launch again" errors) means the session has ended.
+ */
+export function describeError(err: unknown): ErrorDescription {
+  const { status, message = String(err), body } = (err ?? {}) as { status?: number; message?: string; body?: unknown };
+  if (status === 401 || /No 'state' parameter found|No state found|session has expired|re-?launch the app/i.test(message)) {
+    return { message: 'Your session has ended (or the app was opened without a launch). Please launch the app again.', sessionEnded: true };
+  }
+  const issues = outcomeIssues(typeof body === 'string' ? safeParse(body) : body ?? safeParse(message.slice(message.indexOf('\n\n') + 2)));
+  if (issues.length) return { message: issues.join(' '), sessionEnded: false };
+  if (status) return { message: `The server could not do this (${status}${(err as { statusText?: string }).statusText ? ` ${(err as { statusText?: string }).statusText}` : ''}).`, sessionEnded: false };
+  if (/Failed to fetch|NetworkError/i.test(message)) return { message: 'The server could not be reached. Check the connection and try again.', sessionEnded: false };
+  return { message, sessionEnded: false };
+}
+
 export function errorMessage(err: unknown): string {
-  const body = (err as { body?: unknown; message?: string })?.body;
-  const outcome = typeof body === 'string' ? safeParse(body) : body;
-  const issues = (outcome as { issue?: { diagnostics?: string }[] } | undefined)?.issue;
-  if (issues?.length) return issues.map((i) => i.diagnostics).filter(Boolean).join('; ');
-  return err instanceof Error ? err.message : String(err);
+  return describeError(err).message;
+}
+
+/** Each issue of an OperationOutcome as a sentence. */
+function outcomeIssues(outcome: unknown): string[] {
+  const issues = (outcome as { resourceType?: string; issue?: { diagnostics?: string; details?: { text?: string } }[] } | undefined)?.issue ?? [];
+  return issues.map((i) => i.diagnostics ?? i.details?.text ?? '').filter(Boolean).map((text) => (/[.!?]$/.test(text) ? text : `${text}.`));
 }
 
 function safeParse(s: string): unknown {

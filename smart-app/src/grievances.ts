@@ -1,6 +1,6 @@
 import type { Task } from 'fhir/r4.js';
-import { type SecondOpinionApi, SYSTEMS } from './api.js';
-import { dueClass, el, esc, lettersBox, progress } from './ui.js';
+import { nameOf, type SecondOpinionApi, SYSTEMS } from './api.js';
+import { clearInvalid, dueLine, el, esc, lettersBox, progress, showInvalid } from './ui.js';
 
 /** R17 (PHC VI.E): what a grievance can be about, in the member's words. */
 const CATEGORIES: [string, string][] = [
@@ -15,19 +15,16 @@ const stepOf = (t: Task) => t.businessStatus?.coding?.[0]?.code ?? '';
 const categoryOf = (t: Task) => CATEGORIES.find(([code]) => code === t.reasonCode?.coding?.[0]?.code)?.[1] ?? 'Grievance';
 const acknowledgmentDue = (t: Task) => t.input?.find((i) => i.type.text === 'acknowledgment-due')?.valueDateTime;
 
-/** A grievance's card: what it is about, where it stands, its dues (overdue flagged while open) and, for the member, its letters. */
-function grievanceCard(api: SecondOpinionApi, task: Task): HTMLElement {
+/** A grievance's card: what it is about, for whom, where it stands, its dues (overdue flagged while open) and its letters. */
+function grievanceCard(api: SecondOpinionApi, task: Task, names: Map<string, string> = new Map()): HTMLElement {
   const card = el('div', { class: 'card grievance' });
   const open = task.status !== 'completed';
-  const due = (label: string, at: string | undefined, running: boolean) => {
-    const { className, hoursLeft } = dueClass(at, running);
-    return `<p class="${className}">${label} ${esc(at)}${hoursLeft !== undefined ? ` (${Math.round(hoursLeft)} h left)` : ''}</p>`;
-  };
+  const about = task.focus?.reference ? names.get(task.focus.reference) ?? task.focus.display ?? task.focus.reference : '';
   card.innerHTML = `<h3>${esc(categoryOf(task))} — ${esc(stepOf(task))}</h3>
-    <p>${esc(task.for?.reference)}${task.focus?.reference ? ` · about ${esc(task.focus.reference)}` : ''}${task.priority === 'urgent' ? ' · <strong>urgent (72 hours)</strong>' : ''}</p>
+    <p>${esc(names.get(task.for?.reference ?? '') ?? task.for?.display ?? task.for?.reference)}${about ? ` · about ${esc(about)}` : ''}${task.priority === 'urgent' ? ' · <strong>urgent (72 hours)</strong>' : ''}</p>
     <blockquote>${esc(task.note?.[0]?.text)}</blockquote>
-    ${due('Acknowledgment due', acknowledgmentDue(task), stepOf(task) === 'received')}
-    ${due('Resolution due', task.restriction?.period?.end, open)}`;
+    ${dueLine('Acknowledgment due', acknowledgmentDue(task), stepOf(task) === 'received')}
+    ${dueLine('Resolution due', task.restriction?.period?.end, open)}`;
   card.append(lettersBox('Grievance letters', () => api.letters(`Task/${task.id}`)));
   return card;
 }
@@ -36,11 +33,14 @@ function grievanceCard(api: SecondOpinionApi, task: Task): HTMLElement {
 export async function memberGrievances(app: HTMLElement, api: SecondOpinionApi, patientId: string): Promise<void> {
   const section = el('section', { 'aria-labelledby': 'grievance-h' });
   const cases = await api.cases(`patient=${patientId}&_sort=-authored-on`);
+  const requestName = (c: (typeof cases)[number]) => `${nameOf(c.performer) || 'Second opinion'}${c.task.authoredOn ? `, asked ${new Date(c.task.authoredOn).toLocaleDateString()}` : ''}`;
+  const names = new Map(cases.filter((c) => c.request?.id).map((c) => [`ServiceRequest/${c.request!.id}`, `my request (${requestName(c)})`]));
+  names.set(`Patient/${patientId}`, 'Me');
   section.innerHTML = `<h2 id="grievance-h">File a grievance</h2>
     <p class="note">If your doctor did not grant your request for a second opinion, or you are unhappy with how we handled it, tell our Grievance Coordinator. We write back within 5 days and decide within 30 days (72 hours if your health is at serious risk).</p>
-    <form id="grievance-form">
-      <label for="grievance-category">What is it about?</label><select id="grievance-category">${CATEGORIES.map(([v, l]) => `<option value="${v}">${esc(l)}</option>`).join('')}</select>
-      <label for="grievance-case">Which request?</label><select id="grievance-case"><option value="">None (no request was made)</option>${cases.filter((c) => c.request?.id).map((c) => `<option value="ServiceRequest/${esc(c.request!.id)}">${esc(c.request!.reasonCode?.[0]?.coding?.[0]?.code ?? 'Request')} — ${esc(c.task.authoredOn?.slice(0, 10))}</option>`).join('')}</select>
+    <form id="grievance-form" novalidate>
+      <label for="grievance-category">What is it about?</label><select id="grievance-category" required><option value="">Choose…</option>${CATEGORIES.map(([v, l]) => `<option value="${v}">${esc(l)}</option>`).join('')}</select>
+      <label for="grievance-case">Which request?</label><select id="grievance-case"><option value="">None (no request was made)</option>${cases.filter((c) => c.request?.id).map((c) => `<option value="ServiceRequest/${esc(c.request!.id)}">${esc(requestName(c))}</option>`).join('')}</select>
       <label for="grievance-text">Tell us what happened</label><textarea id="grievance-text" rows="3" required></textarea>
       <label><input type="checkbox" id="grievance-urgent" /> My health is at serious and immediate risk</label>
       <button type="submit" id="file-grievance">File the grievance</button>
@@ -50,18 +50,24 @@ export async function memberGrievances(app: HTMLElement, api: SecondOpinionApi, 
   const list = section.querySelector<HTMLElement>('#grievances')!;
   const refresh = async () => {
     const grievances = await api.grievances(`patient=${patientId}&_sort=-authored-on`);
-    list.replaceChildren(...grievances.map((t) => grievanceCard(api, t)));
+    list.replaceChildren(...grievances.map((t) => grievanceCard(api, t, names)));
     if (!grievances.length) list.textContent = 'None.';
   };
-  section.querySelector('form')!.addEventListener('submit', async (e) => {
+  const form = section.querySelector('form')!;
+  const field = (id: string) => section.querySelector(`#${id}`) as HTMLInputElement;
+  form.addEventListener('input', () => clearInvalid(form));
+  form.addEventListener('submit', async (e) => {
     e.preventDefault();
     const answer = section.querySelector<HTMLElement>('#grievance-answer')!;
+    if (!field('grievance-category').value) return showInvalid(form, field('grievance-category'), 'Choose what the grievance is about.');
+    const description = field('grievance-text').value.trim();
+    if (!description) return showInvalid(form, field('grievance-text'), 'Tell us what happened.');
     await progress(answer, async () => {
-      const value = (id: string) => (section.querySelector(`#${id}`) as HTMLInputElement).value;
-      const task = await api.fileGrievance({ category: value('grievance-category'), description: value('grievance-text'), expedited: (section.querySelector('#grievance-urgent') as HTMLInputElement).checked, regarding: value('grievance-case') || undefined });
-      answer.innerHTML = `<div class="notice" id="grievance-filed">Grievance received. We will decide by ${esc(task.restriction?.period?.end)}.</div>`;
+      const task = await api.fileGrievance({ category: field('grievance-category').value, description, expedited: field('grievance-urgent').checked, regarding: field('grievance-case').value || undefined });
+      answer.innerHTML = `<div class="notice" id="grievance-filed">Grievance received. ${dueLine('We will decide by', task.restriction?.period?.end, true)}</div>`;
+      form.reset();
       await refresh();
-    });
+    }, form);
   });
   await refresh();
 }
@@ -140,12 +146,17 @@ class DeskPager {
 function withActions(api: SecondOpinionApi, task: Task, role: DeskRole, refresh: () => Promise<void>): HTMLElement {
   const card = grievanceCard(api, task);
   const box = el('div');
-  const act = (action: string, label: string, parameter: () => { name: string; valueCode?: string; valueString?: string }[]) => {
+  const act = (action: string, label: string, parameter: () => { name: string; valueCode?: string; valueString?: string }[] | { problem: string; field: HTMLElement }) => {
     const button = el('button', { type: 'button', 'data-action': action }, label);
-    button.addEventListener('click', () => progress(box, async () => {
-      await api.reviewAction(task.id!, action, parameter());
-      await refresh();
-    }));
+    button.addEventListener('click', () => {
+      clearInvalid(box);
+      const prepared = parameter();
+      if ('problem' in prepared) return showInvalid(box, prepared.field, prepared.problem);
+      return progress(box, async () => {
+        await api.reviewAction(task.id!, action, prepared);
+        await refresh();
+      }, box);
+    });
     box.append(button);
   };
   const step = stepOf(task);
@@ -153,10 +164,14 @@ function withActions(api: SecondOpinionApi, task: Task, role: DeskRole, refresh:
   if (step === 'received' && role.coordinator) act('acknowledge-grievance', 'Acknowledge (letter to the member)', () => []);
   else if (step === 'received') box.innerHTML = '<p class="note">Waiting for the Grievance Coordinator’s acknowledgment.</p>';
   if (step === 'acknowledged' && resolver) {
-    box.innerHTML = `<label for="outcome-${esc(task.id)}">Outcome</label><select id="outcome-${esc(task.id)}">${OUTCOMES.map(([v, l]) => `<option value="${v}">${esc(l)}</option>`).join('')}</select>
+    box.innerHTML = `<label for="outcome-${esc(task.id)}">Outcome</label><select id="outcome-${esc(task.id)}"><option value="">Choose…</option>${OUTCOMES.map(([v, l]) => `<option value="${v}">${esc(l)}</option>`).join('')}</select>
       <label for="resolution-${esc(task.id)}">Resolution and its reasons, as the member will read them</label><textarea id="resolution-${esc(task.id)}" rows="3"></textarea>`;
-    const field = (id: string) => (box.querySelector(`#${id}-${CSS.escape(task.id!)}`) as HTMLInputElement).value;
-    act('resolve-grievance', 'Resolve (letter with the member’s rights)', () => [{ name: 'outcome', valueCode: field('outcome') }, { name: 'resolution', valueString: field('resolution') }]);
+    const field = (id: string) => box.querySelector(`#${id}-${CSS.escape(task.id!)}`) as HTMLInputElement;
+    act('resolve-grievance', 'Resolve (letter with the member’s rights)', () => {
+      if (!field('outcome').value) return { problem: 'Choose the outcome.', field: field('outcome') };
+      if (!field('resolution').value.trim()) return { problem: 'Write the resolution and its reasons.', field: field('resolution') };
+      return [{ name: 'outcome', valueCode: field('outcome').value }, { name: 'resolution', valueString: field('resolution').value.trim() }];
+    });
   } else if (step === 'acknowledged') {
     box.innerHTML = '<p class="note awaiting-physician">Clinical: a physician of the plan who took no part in the case resolves it (42 CFR 438.406(b)(2)).</p>';
   }

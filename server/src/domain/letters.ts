@@ -26,10 +26,17 @@ export interface LetterFacts {
   grievanceOutcome?: GrievanceOutcome;
 }
 
-/** The member's language when the plan has templates for it; English otherwise (R10). */
-export function letterLanguage(plan: PlanProfile, preferred: string | undefined): Language {
-  const code = (preferred ?? 'en').slice(0, 2).toLowerCase();
-  return code === 'es' && plan.languages.includes('es') ? 'es' : 'en';
+/**
+ * The first of the languages asked for (the request's choice, then the member's) that the plan has letters in;
+ * English otherwise (R10).
+ */
+export function letterLanguage(plan: PlanProfile, ...wanted: (string | undefined)[]): Language {
+  for (const choice of wanted) {
+    const code = choice?.slice(0, 2).toLowerCase();
+    if (code === 'en') return 'en';
+    if (code === 'es' && plan.languages.includes('es')) return 'es';
+  }
+  return 'en';
 }
 
 /** H&S 1368.02(b): the notices that offer the grievance process (R10, R9's extension) and the responses to a grievance (R17). */

@@ -1,6 +1,7 @@
 import type { DocumentReference, Patient, ServiceRequest } from 'fhir/r4.js';
 import { describe, expect, it } from 'vitest';
 import { planById } from '../domain/plans.js';
+import { EXTENSIONS } from '../fhir/systems.js';
 import { composeLetter } from './letters.js';
 
 const plan = planById('hpsj')!;
@@ -35,5 +36,21 @@ describe('letters', () => {
     expect(letter.refs.map((r) => r.reference)).toEqual([...letter.documents.map((d) => `DocumentReference/${d.id}`), ...sent.map((c) => `Communication/${c.id}`)]);
     // A letter only the member is sent has no provider copy.
     expect(composeLetter('approval', { plan, patient, serviceRequest, recipients: [recipients[0]], sender: { reference: 'Organization/hpsj' }, now: new Date() }, {}).documents).toHaveLength(1);
+  });
+
+  it('R10: letters in the language the request asks for when the plan has letters in it, else the member\'s, else English', () => {
+    const language = (requested: string | undefined, spoken: string | undefined) => {
+      const member: Patient = { ...patient, communication: spoken ? [{ language: { coding: [{ system: 'urn:ietf:bcp:47', code: spoken }] }, preferred: true }] : undefined };
+      const request: ServiceRequest = { ...serviceRequest, extension: requested ? [{ url: EXTENSIONS.preferredLanguage, valueCode: requested }] : undefined };
+      const [doc] = composeLetter('approval', { plan, patient: member, serviceRequest: request, recipients: [{ reference: 'Patient/m1' }], sender: { reference: 'Organization/hpsj' }, now: new Date() }, { professionalName: 'Dr. X' }).documents;
+      return doc.content[0].attachment.language;
+    };
+    expect(language('es', 'en')).toBe('es');
+    expect(language('en', 'es')).toBe('en');
+    // A language the plan has no letters in: the member's, then English.
+    expect(language('ru', 'es')).toBe('es');
+    expect(language('ru', undefined)).toBe('en');
+    expect(language(undefined, 'es')).toBe('es');
+    expect(language(undefined, undefined)).toBe('en');
   });
 });

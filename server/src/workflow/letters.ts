@@ -3,7 +3,7 @@ import type { Coding, Communication, DocumentReference, Patient, Reference, Serv
 import { localDate } from '../domain/clock.js';
 import { type Audience, type LetterFacts, type LetterKind, letterLanguage, renderLetter } from '../domain/letters.js';
 import type { PlanProfile } from '../domain/plans.js';
-import { PROFILES } from '../fhir/systems.js';
+import { EXTENSIONS, PROFILES } from '../fhir/systems.js';
 import type { FhirStore } from '../storage/FhirStore.js';
 import { grievancePartyTags } from './grievanceAccess.js';
 import type { ProviderDelivery } from './providerDelivery.js';
@@ -15,6 +15,10 @@ type LetterParties = { plan: PlanProfile; patient: Patient; recipients: Referenc
   /** What a letter answers when it is not a case's request: a grievance's Task (R17). */
   | { regarding: Reference }
 );
+
+/** The language the request asks letters in (the preferred-language extension the requester set), if any. */
+const requestedLanguage = (c: LetterParties): string | undefined =>
+  'serviceRequest' in c ? c.serviceRequest.extension?.find((e) => e.url === EXTENSIONS.preferredLanguage)?.valueCode : undefined;
 
 const regardingOf = (c: LetterParties): Reference => ('regarding' in c ? c.regarding : { reference: `ServiceRequest/${c.serviceRequest.id}` });
 
@@ -82,7 +86,7 @@ function sending(kind: LetterKind, c: LetterParties, recipient: Reference, doc: 
  */
 export function composeLetter(kind: LetterKind, c: LetterParties, facts: Partial<LetterFacts>): ComposedLetter {
   const preferred = c.patient.communication?.find((x) => x.preferred)?.language.coding?.[0]?.code ?? c.patient.communication?.[0]?.language.coding?.[0]?.code;
-  const language = letterLanguage(c.plan, preferred);
+  const language = letterLanguage(c.plan, requestedLanguage(c), preferred);
   const audiences = (['member', 'provider'] as const).filter((a) => c.recipients.some((r) => audienceOf(r) === a));
   const byAudience = new Map(audiences.map((audience) => [audience, letterDocument(kind, c, { plan: c.plan, language, memberName: patientName(c.patient), date: localDate(c.plan, c.now), ...facts, audience })]));
   const documents = [...byAudience.values()];
