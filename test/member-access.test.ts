@@ -98,8 +98,13 @@ describe.each(STORE_DRIVERS)('whose records a user sees on $name', (driver) => {
     const task = (submitted.body as Bundle).entry!.find((e) => e.resource?.resourceType === 'Task')!.resource!;
     expect((await call(consultant, 'Patient/member-bsp-2')).status).toBe(200);
     expect(await found(consultant, `Task?patient=Patient/member-bsp-2&_id=${task.id}`)).toEqual([`Task/${task.id}`]);
-    // Another plan's staff still do not see it.
-    await missing(user('Practitioner/hpsj-um-1', 'um-clinician'), `Task/${task.id}`);
+    // Another plan's staff still do not see it, nor learn from an operation on it that it exists.
+    const otherPlanUm = user('Practitioner/hpsj-um-1', 'um-clinician', 'user/*.cruds');
+    await missing(otherPlanUm, `Task/${task.id}`);
+    const approve = await call(otherPlanUm, `Task/${task.id}/$approve`, { json: { resourceType: 'Parameters', parameter: [{ name: 'authorizedPractitionerRole', valueReference: { reference: 'PractitionerRole/role-oon-neuro-1' } }] } });
+    const unknown = await call(otherPlanUm, 'Task/no-such-id/$approve', { json: { resourceType: 'Parameters', parameter: [{ name: 'authorizedPractitionerRole', valueReference: { reference: 'PractitionerRole/role-oon-neuro-1' } }] } });
+    expect([approve.status, (approve.body as OperationOutcome).issue[0].code]).toEqual([unknown.status, (unknown.body as OperationOutcome).issue[0].code]);
+    expect(approve.status).toBe(404);
   });
 
   it('a user writes only about patients they may see: a create or update about another is 403, a DELETE is answered as for a missing id and deletes nothing', async () => {

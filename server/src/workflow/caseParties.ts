@@ -22,6 +22,8 @@ export interface CallerAccess {
   requireRead(resource: Resource): void;
   /** Whether the caller may read the resource. */
   may(resource: Resource): boolean;
+  /** Throws 404, as for a missing id, unless the resource is about a patient the caller may see (workflow/memberAccess.ts); `store` is the transaction's. */
+  requireAboutVisiblePatient(resource: Resource, store: FhirStore): Promise<void>;
   /** `Patient/x` for each patient compartment the resource is in. */
   compartmentsOf(resource: Resource): string[];
 }

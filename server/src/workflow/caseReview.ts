@@ -44,6 +44,7 @@ const outputRef = (label: string, reference: Reference): TaskOutput => ({ type: 
 async function loadCase(tx: FhirStore, taskId: string, access: CallerAccess): Promise<CaseFiles> {
   const task = (await tx.read('Task', taskId)) as Task;
   access.require(task);
+  await access.requireAboutVisiblePatient(task, tx);
   const notCase = (why: string, expression: string) => unprocessable(`Task/${taskId} is not a second-opinion case: ${why}`, [expression]);
   if (!task.meta?.profile?.includes(PROFILES.task)) throw unprocessable(`Task/${taskId} is not a second-opinion case`, ['Task.meta.profile']);
   const srRef = parseLiteral(task.focus?.reference);

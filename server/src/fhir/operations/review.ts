@@ -3,9 +3,9 @@ import type { ReviewAction } from '../../domain/reviewPath.js';
 import { type CallerAccess, performReviewAction, type ReviewInput } from '../../workflow/caseReview.js';
 import type { ProviderDelivery } from '../../workflow/providerDelivery.js';
 import type { FhirContext, OperationDefinitionEntry } from '../context.js';
-import { mayAccess, requireAccess, requireVisible } from '../guard.js';
+import { aboutVisiblePatient, mayAccess, requireAccess, requireVisible } from '../guard.js';
 import { ifMatchVersion } from '../interactions/crud.js';
-import { badRequest, forbidden } from '../outcomes.js';
+import { badRequest, concealedRefusal, forbidden } from '../outcomes.js';
 import type { FhirRequest } from '../request.js';
 import { ID_RE } from '../responses.js';
 import { CANONICAL_BASE } from '../systems.js';
@@ -46,6 +46,9 @@ export const callerAccess = (req: FhirRequest, ctx: FhirContext): CallerAccess =
     },
     requireRead: (resource) => requireVisible(reading, ctx, resource),
     may: (resource) => mayAccess(reading, ctx, resource),
+    async requireAboutVisiblePatient(resource, store) {
+      if (!(await aboutVisiblePatient(reading, ctx, resource, store))) throw concealedRefusal(`${resource.resourceType}/${resource.id}`);
+    },
     compartmentsOf: (resource) => ctx.indexer.patientCompartments(resource),
   };
 };
