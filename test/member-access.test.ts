@@ -74,8 +74,9 @@ describe.each(STORE_DRIVERS)('whose records a user sees on $name', (driver) => {
     expect((await call(launched, 'Patient/member-phc-2')).status).toBe(200);
     expect(await found(launched, 'Condition?patient=Patient/member-phc-2')).toEqual(['Condition/condition-member-phc-2']);
     await missing(launched, 'Patient/member-phc-1');
-    // No relationship, no members.
+    // No relationship, no members; a user in no clinical or staff role sees the launch patient alone.
     expect(await members(user('Practitioner/oon-neuro-2', 'second-opinion-provider'))).toEqual([]);
+    expect(await members(tokenFor(server, { scope: 'launch user/*.rs', fhirUser: 'Practitioner/hpsj-pcp-1', roles: [], patient: 'member-phc-2' }))).toEqual(['Patient/member-phc-2']);
   });
 
   it('R14: the second-opinion professional a request names sees that member once it is submitted, with the case', async () => {

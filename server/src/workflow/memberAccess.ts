@@ -1,4 +1,4 @@
-import type { AccessContext } from '../fhir/request.js';
+import type { AccessContext, UserRole } from '../fhir/request.js';
 import type { SearchClause } from '../storage/FhirStore.js';
 import { isPlanStaff } from './planStaff.js';
 
@@ -7,12 +7,12 @@ import { isPlanStaff } from './planStaff.js';
  * may access; HIPAA's minimum necessary, 45 CFR 164.502(b)). Not every member of every plan:
  *   - plan administration and auditors: every member;
  *   - plan staff (R10, R11, R17): the members of the plans they are staff of, by a Coverage whose payor is that plan;
- *   - a practitioner: the patients they have a care relationship with: the patient the EHR launched them with
- *     (the EHR vouches for it), and the patients whose PCP they are, whose CareTeam they are on, whose
- *     ServiceRequests they asked for or are to perform (R1, R14), or whose Tasks they own (an information request,
- *     BSP D.IV), each directly or through one of their PractitionerRoles.
- * A user with both kinds of role sees both. Members and representatives are held to their own compartment by the
- * scopes' policy, and backend systems are no users: neither is limited here.
+ *   - every user: the patient the EHR launched them with (the EHR vouches for it);
+ *   - a practitioner in a clinical role (treating provider, second-opinion professional): the patients whose PCP they
+ *     are, whose CareTeam they are on, whose ServiceRequests they asked for or are to perform (R1, R14), or whose
+ *     Tasks they own (an information request, BSP D.IV), each directly or through one of their PractitionerRoles.
+ * A user with both kinds of role sees both; one with neither, the launch patient alone. Members and representatives
+ * are held to their own compartment by the scopes' policy, and backend systems are no users: neither is limited here.
  *
  * The answer is a clause on Patient (any of its alternatives makes a patient visible), or undefined when the caller
  * is not limited. The FHIR layer holds searches, reads, history and writes of the patient compartment's types to it.
@@ -22,7 +22,8 @@ export function patientsVisibleTo(auth: AccessContext): SearchClause | undefined
   const alternatives: SearchClause[][] = [];
   if (auth.patient) alternatives.push([{ kind: 'id', ids: [auth.patient] }]);
   if (isPlanStaff(auth) && auth.staffOf?.length) alternatives.push([referredBy('Coverage', 'beneficiary', { kind: 'reference', param: 'payor', values: auth.staffOf.map((o) => `payor|${o}`) })]);
-  const practitioner = auth.fhirUser?.startsWith('Practitioner/') ? auth.fhirUser : undefined;
+  // Staff see as staff; a search checks every alternative for each record, so the clinical ones only where they apply.
+  const practitioner = auth.fhirUser?.startsWith('Practitioner/') && auth.roles.some((r) => CLINICAL_ROLES.includes(r)) ? auth.fhirUser : undefined;
   if (practitioner) {
     alternatives.push([names('general-practitioner', practitioner)]);
     alternatives.push([referredBy('CareTeam', 'patient', names('participant', practitioner))]);
@@ -32,6 +33,9 @@ export function patientsVisibleTo(auth: AccessContext): SearchClause | undefined
   }
   return { kind: 'anyOf', alternatives };
 }
+
+/** The roles in which a practitioner treats patients or gives an opinion on them. */
+const CLINICAL_ROLES: UserRole[] = ['treating-provider', 'second-opinion-provider'];
 
 /** The resource's `param` names the practitioner, or one of the practitioner's PractitionerRoles. */
 const names = (param: string, practitioner: string): SearchClause => ({
