@@ -545,6 +545,24 @@ describe('Subscription access control (auth on)', () => {
     expect(exported.entity?.map((e) => e.what?.reference)).toContain('Patient/member-hpsj-1');
   });
 
+  it("sends a practitioner's Subscription the events about the patients they may see only, and counts no other (workflow/memberAccess.ts)", async () => {
+    const r = await receiver();
+    const provider = tokenFor(server, { scope: 'user/*.cruds', fhirUser: 'Practitioner/hpsj-pcp-1', roles: ['treating-provider'] });
+    const created = await post(provider, subscription(r.url, ['ServiceRequest?status=active'], 'id-only'));
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const id = (created.body as Subscription).id!;
+    await waitFor(async () => ((await server.store.read('Subscription', id)) as Subscription).status === 'active' || undefined, 10_000, 'active');
+    const caseRequest = (patient: string): ServiceRequest => ({ resourceType: 'ServiceRequest', meta: { profile: [PROFILES.serviceRequest] }, ...PROFILE_REQUIRED(), status: 'active', intent: 'order', subject: { reference: `Patient/${patient}` } });
+    // Another plan's member, whom this PCP does not treat, then their own patient.
+    await server.store.create(caseRequest('member-phc-1'));
+    const own = await server.store.create(caseRequest('member-hpsj-1'));
+    await waitFor(() => events(r).length >= 1 || undefined, 10_000, 'notification');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const foci = events(r).flatMap((b) => ((b.entry?.[0]?.resource as Parameters).parameter ?? []).filter((p) => p.name === 'notification-event').map((p) => p.part?.find((x) => x.name === 'focus')?.valueReference?.reference));
+    expect(foci).toEqual([`${server.fhirBase}/ServiceRequest/${own.id}`]);
+    expect(statusOf(events(r)[0])['events-since-subscription-start']).toBe('1');
+  });
+
   it('stops notifying, and turns the Subscription off, once the authorization grant it was made under is revoked', async () => {
     const r = await receiver();
     const granted = await smartAppGrant(server, 'Patient/member-hpsj-1', 'launch/patient openid fhirUser offline_access patient/*.cruds');

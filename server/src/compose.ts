@@ -1,4 +1,4 @@
-import { patientsVisibleTo } from './workflow/memberAccess.js';
+import type { Resource } from 'fhir/r4.js';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { createAuthServer } from './auth/authServer.js';
@@ -15,7 +15,9 @@ import { reportRouter } from './http/reportRoutes.js';
 import { criteriaLibraries } from './workflow/criteria.js';
 import { eligibilityCheckOperation, submitOnCreate, submitOperation } from './fhir/operations/submit.js';
 import { Indexer } from './fhir/search/indexer.js';
-import { isRestrictionQuery } from './fhir/guard.js';
+import { aboutPatientsMatching, isRestrictionQuery } from './fhir/guard.js';
+import type { AccessContext } from './fhir/request.js';
+import type { FhirStore } from './storage/FhirStore.js';
 import { createOutbound, type Outbound } from './outbound/index.js';
 import { appRouter } from './http/appRoutes.js';
 import { metricsRouter } from './http/metricsRoutes.js';
@@ -24,6 +26,8 @@ import type { PartsEnv, ServerParts } from './server.js';
 import { decideWithPlanRules } from './workflow/decide.js';
 import { namePerformersOfEarlierGrievances } from './workflow/grievance.js';
 import { grievanceAccessRule, grievanceRecordAccessRule } from './workflow/grievanceAccess.js';
+import { patientsVisibleTo } from './workflow/memberAccess.js';
+import { isPlanStaff, staffOrganizationsOf } from './workflow/planStaff.js';
 
 /** The composition root: every module the server runs with, wired in one place. */
 export async function buildParts(env: PartsEnv): Promise<ServerParts> {
@@ -33,9 +37,18 @@ export async function buildParts(env: PartsEnv): Promise<ServerParts> {
   const ownerStands = async ({ clientId, user }: { clientId: string; user?: string }) =>
     (await auth.clients.get(clientId)) !== undefined && (user === undefined || ((await identify(env.store, user))?.roles.length ?? 0) > 0);
   const grantEnded = (grantId: string) => auth.hasGrantEnded(grantId);
-  const outbound = await createOutbound({ store: env.store, registry: env.registry, fhirBase: env.fhirBase, logger: env.logger, config: config.outboundConfigFile, audit: env.audit, ownerStands, grantEnded });
-  env.store.addWriteHook(outbound.writeHook);
   const indexer = new Indexer(env.registry);
+  // A Subscription's events are about the members its owner may see now, as their searches are (no launch patient: no token).
+  const ownerSees = async ({ clientId, user }: { clientId: string; user?: string }, resource: Resource, tx: FhirStore) => {
+    const identity = user ? await identify(tx, user) : undefined;
+    // An owner who no longer stands (no such user, no role) is left to ownerStands, which turns the Subscription off.
+    if (!identity?.roles.length) return true;
+    const owner: AccessContext = { kind: identity.roles.includes('member') ? 'patient' : 'user', clientId, scopes: [], fhirUser: user, roles: identity.roles, patient: identity.patient };
+    const patients = patientsVisibleTo({ ...owner, staffOf: isPlanStaff(owner) ? await staffOrganizationsOf(tx, owner) : undefined });
+    return !patients || aboutPatientsMatching(indexer, tx, resource, patients);
+  };
+  const outbound = await createOutbound({ store: env.store, registry: env.registry, fhirBase: env.fhirBase, logger: env.logger, config: config.outboundConfigFile, audit: env.audit, ownerStands, ownerSees, grantEnded });
+  env.store.addWriteHook(outbound.writeHook);
   const delivery = providerDelivery(outbound, env.fhirBase);
   const auth = createAuthServer(env.store, {
     issuer: env.publicUrl,

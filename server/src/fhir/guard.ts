@@ -5,6 +5,7 @@ import { concealedRefusal, FhirError, forbidden } from './outcomes.js';
 import { GRIEVANCE_TASK_CODE, PROFILES } from './systems.js';
 import type { FhirRequest } from './request.js';
 import { parseSearch } from './search/parse.js';
+import type { Indexer } from './search/indexer.js';
 import type { SearchParamRegistry } from './search/registry.js';
 
 /** Scope check for an interaction on a type; no-op when auth is off (tests of the FHIR layer alone). */
@@ -149,9 +150,14 @@ export function visiblePatientsClause(req: FhirRequest, ctx: FhirContext, type: 
 /** Whether the resource is about a patient the caller may see (`visiblePatientsClause`); a record about no patient is not held. */
 export async function aboutVisiblePatient(req: FhirRequest, ctx: FhirContext, resource: Resource, store: PatientFinder = ctx.store): Promise<boolean> {
   const patients = req.auth && ctx.visiblePatients?.(req.auth);
+  return !patients || aboutPatientsMatching(ctx.indexer, store, resource, patients);
+}
+
+/** Whether the resource is about a stored Patient that `patients` matches; the directory and a record about no patient are. */
+export async function aboutPatientsMatching(indexer: Indexer, store: PatientFinder, resource: Resource, patients: SearchClause): Promise<boolean> {
   const type = resource.resourceType;
-  if (!patients || (type !== 'Patient' && !ctx.indexer.compartmentParams(type).length)) return true;
-  const ids = ctx.indexer.patientCompartments(resource).map((ref) => ref.slice('Patient/'.length));
+  if (type !== 'Patient' && !indexer.compartmentParams(type).length) return true;
+  const ids = indexer.patientCompartments(resource).map((ref) => ref.slice('Patient/'.length));
   if (!ids.length) return type !== 'Patient';
   const { resources } = await store.search({ resourceType: 'Patient', clauses: [{ kind: 'id', ids }, patients], sort: [], count: 1, offset: 0, total: false });
   return resources.length > 0;

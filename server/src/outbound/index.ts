@@ -38,6 +38,8 @@ export interface OutboundEnv {
   audit?: AuditSink;
   /** Whether a Subscription's owner is still authorized (SubscriptionDeps.ownerStands). */
   ownerStands?: SubscriptionDeps['ownerStands'];
+  /** Whether a Subscription's owner may see what an event is about (SubscriptionDeps.ownerSees). */
+  ownerSees?: SubscriptionDeps['ownerSees'];
   /** Whether an authorization grant has ended (SubscriptionDeps.grantEnded). */
   grantEnded?: SubscriptionDeps['grantEnded'];
 }
@@ -76,7 +78,7 @@ export async function createOutbound(env: OutboundEnv): Promise<Outbound> {
   const { store, registry, fhirBase, logger } = env;
   const auth = new ProviderAuth(config.credentials, { network: config.network, fetch: env.fetch });
   const delivery = { auth, network: config.network, fhirBase, audit: env.audit };
-  const subscriptionDeps = { store, registry, fhirBase, network: config.network, settings: config.subscriptions, logger, audit: env.audit, ownerStands: env.ownerStands, grantEnded: env.grantEnded };
+  const subscriptionDeps = { store, registry, fhirBase, network: config.network, settings: config.subscriptions, logger, audit: env.audit, ownerStands: env.ownerStands, ownerSees: env.ownerSees, grantEnded: env.grantEnded };
   await publishTopic(store);
   const worker = new OutboxWorker({
     store,

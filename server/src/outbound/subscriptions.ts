@@ -45,6 +45,11 @@ export interface SubscriptionDeps {
    * every token of it expired. Asked before each event notification and at each scheduler pass; unset, never.
    */
   grantEnded?: (grantId: string) => Promise<boolean>;
+  /**
+   * Whether a Subscription's owner may see the record an event is about (a user sees only some members, see
+   * workflow/memberAccess.ts); asked in the writing transaction (`tx`) before an event is counted. Unset, always.
+   */
+  ownerSees?: (owner: { clientId: string; user?: string }, resource: Resource, tx: FhirStore) => Promise<boolean>;
 }
 
 /** Writes of this module to Subscriptions (status changes) are not client requests: the hook lets them through. */
@@ -247,6 +252,7 @@ async function onTopicEvent(deps: SubscriptionDeps, tx: FhirStore, resource: Res
     const settings = settingsOrUndefined(sub, deps);
     if (!settings || (settings.end !== undefined && settings.end < Date.now())) continue;
     if (!(await passesFilters(tx, settings.filters, resource))) continue;
+    if (!(await ownerSees(deps, tx, sub, resource))) continue;
     const number = await nextEventNumber(tx, settings.id);
     const focus = { resourceType: resource.resourceType, id: resource.id!, versionId: resource.meta?.versionId ?? '1' };
     // Logged for $events whatever the status: what a Subscription in error missed is what a client asks for.
@@ -255,6 +261,13 @@ async function onTopicEvent(deps: SubscriptionDeps, tx: FhirStore, resource: Res
     const payload: RestHookPayload = { type: 'event-notification', subscription: settings.id, eventNumber: number, timestamp, focus, created };
     await tx.enqueue(REST_HOOK, payload, `${REST_HOOK}:${settings.id}:event:${number}`);
   }
+}
+
+/** An event is the Subscription's only if its owner may see what it is about: else it is neither counted nor sent. */
+async function ownerSees(deps: SubscriptionDeps, tx: FhirStore, sub: Subscription, resource: Resource): Promise<boolean> {
+  const code = subscriptionOwner(sub);
+  const owner = code ? ownerOf(code) : undefined;
+  return !deps.ownerSees || !owner || deps.ownerSees(owner, resource, tx);
 }
 
 /** A stored Subscription's settings, or undefined when it was stored before a rule changed: it gets nothing until it is fixed. */
