@@ -87,7 +87,8 @@ describe.each(STORE_DRIVERS)('R17 grievance visibility on $name', (driver) => {
       ['another plan\'s UM clinician', user('Practitioner/hpsj-um-1', 'um-clinician'), false],
       ['a provider who did not file it and does not treat the member', user('Practitioner/hpsj-pcp-1', 'treating-provider'), false],
       ['the second-opinion professional the case names, who did not file it', user('Practitioner/oon-neuro-1', 'second-opinion-provider'), true],
-      ['a delegated group\'s system', tokenFor(server, { clientId: 'demo-backend', scope: 'system/*.rs', roles: ['delegated-group'], organization: 'bsp-ipa-a' }), true],
+      ['another plan\'s delegated group\'s system', tokenFor(server, { clientId: 'demo-backend', scope: 'system/*.rs', roles: ['delegated-group'], organization: 'bsp-ipa-a' }), false],
+      ['the member\'s own group\'s system', tokenFor(server, { clientId: 'phc-ipa-a-system', scope: 'system/*.rs', roles: ['delegated-group'], organization: 'phc-ipa-a' }), true],
     ];
     for (const [who, token, seesMember] of others) {
       for (const grievance of [aboutNoCase, aboutCase]) {

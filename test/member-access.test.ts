@@ -132,10 +132,13 @@ describe.each(STORE_DRIVERS)('whose records a user sees on $name', (driver) => {
     expect((await call(admin(), 'Condition/condition-member-phc-1')).status).toBe(200);
   });
 
-  it('plan administration, auditors and the plan\'s backend systems see every member; a relationship that ends ends what the user sees', async () => {
+  it('plan administration, auditors and the plan\'s backend systems see every member, an IPA\'s system its group\'s (R18); a relationship that ends ends what the user sees', async () => {
     const all = await members(admin());
     for (const token of [user('Practitioner/auditor-1', 'auditor'), tokenFor(server, { clientId: 'plan-warehouse', scope: 'system/*.rs', roles: [] })]) expect(await members(token)).toEqual(all);
     expect(all).toEqual(expect.arrayContaining(['Patient/member-hpsj-1', 'Patient/member-phc-1', 'Patient/member-bsp-1', 'Patient/member-ant-1']));
+    const ipa = tokenFor(server, { clientId: 'demo-backend', scope: 'system/*.rs', roles: ['delegated-group'], organization: 'bsp-ipa-a' });
+    expect(await members(ipa)).toEqual(['Patient/member-bsp-1']);
+    await missing(ipa, 'Condition/condition-member-bsp-2');
     // The specialist leaves the member's care team.
     const specialist = user('Practitioner/phc-onc-1', 'treating-provider');
     expect(await members(specialist)).toContain('Patient/member-phc-1');

@@ -16,7 +16,7 @@ import { criteriaLibraries } from './workflow/criteria.js';
 import { eligibilityCheckOperation, submitOnCreate, submitOperation } from './fhir/operations/submit.js';
 import { Indexer } from './fhir/search/indexer.js';
 import { aboutPatientsMatching, isRestrictionQuery } from './fhir/guard.js';
-import type { AccessContext } from './fhir/request.js';
+import type { AccessContext, UserRole } from './fhir/request.js';
 import type { FhirStore } from './storage/FhirStore.js';
 import { createOutbound, type Outbound } from './outbound/index.js';
 import { appRouter } from './http/appRoutes.js';
@@ -40,12 +40,20 @@ export async function buildParts(env: PartsEnv): Promise<ServerParts> {
   const indexer = new Indexer(env.registry);
   // A Subscription's events are about the members its owner may see now, as their searches are (no launch patient: no token).
   const ownerSees = async ({ clientId, user }: { clientId: string; user?: string }, resource: Resource, tx: FhirStore) => {
-    const identity = user ? await identify(tx, user) : undefined;
-    // An owner who no longer stands (no such user, no role) is left to ownerStands, which turns the Subscription off.
-    if (!identity?.roles.length) return true;
-    const owner: AccessContext = { kind: identity.roles.includes('member') ? 'patient' : 'user', clientId, scopes: [], fhirUser: user, roles: identity.roles, patient: identity.patient };
-    const patients = patientsVisibleTo({ ...owner, staffOf: isPlanStaff(owner) ? await staffOrganizationsOf(tx, owner) : undefined });
+    const owner = await subscriptionOwnerAccess(tx, clientId, user);
+    // An owner who no longer stands (no such client or user, no role) is left to ownerStands, which turns the Subscription off.
+    const patients = owner && patientsVisibleTo({ ...owner, staffOf: isPlanStaff(owner) ? await staffOrganizationsOf(tx, owner) : undefined });
     return !patients || aboutPatientsMatching(indexer, tx, resource, patients);
+  };
+  /** A Subscription owner's access as a token of theirs would carry it (no scopes, no launch patient). */
+  const subscriptionOwnerAccess = async (tx: FhirStore, clientId: string, user: string | undefined): Promise<AccessContext | undefined> => {
+    if (!user) {
+      const client = await auth.clients.get(clientId);
+      return client && { kind: 'system', clientId, scopes: [], roles: client.system_roles as UserRole[], organization: client.organization };
+    }
+    const identity = await identify(tx, user);
+    if (!identity?.roles.length) return undefined;
+    return { kind: identity.roles.includes('member') ? 'patient' : 'user', clientId, scopes: [], fhirUser: user, roles: identity.roles, patient: identity.patient };
   };
   const outbound = await createOutbound({ store: env.store, registry: env.registry, fhirBase: env.fhirBase, logger: env.logger, config: config.outboundConfigFile, audit: env.audit, ownerStands, ownerSees, grantEnded });
   env.store.addWriteHook(outbound.writeHook);

@@ -12,12 +12,14 @@ import { isPlanStaff } from './planStaff.js';
  *     are, whose CareTeam they are on, whose ServiceRequests they asked for or are to perform (R1, R14), or whose
  *     Tasks they own (an information request, BSP D.IV), each directly or through one of their PractitionerRoles.
  * A user with both kinds of role sees both; one with neither, the launch patient alone. Members and representatives
- * are held to their own compartment by the scopes' policy, and backend systems are no users: neither is limited here.
+ * are held to their own compartment by the scopes' policy. A backend system acting for an IPA or medical group (R18,
+ * its registration's organization) sees the members of that group; the plan's own systems (no organization) everyone.
  *
  * The answer is a clause on Patient (any of its alternatives makes a patient visible), or undefined when the caller
  * is not limited. The FHIR layer holds searches, reads, history and writes of the patient compartment's types to it.
  */
 export function patientsVisibleTo(auth: AccessContext): SearchClause | undefined {
+  if (auth.kind === 'system') return auth.organization ? { kind: 'anyOf', alternatives: [[membersOfGroup(auth.organization)]] } : undefined;
   if (auth.kind !== 'user' || auth.roles.includes('member') || auth.roles.some((r) => r === 'plan-admin' || r === 'auditor')) return undefined;
   const alternatives: SearchClause[][] = [];
   if (auth.patient) alternatives.push([{ kind: 'id', ids: [auth.patient] }]);
@@ -33,6 +35,9 @@ export function patientsVisibleTo(auth: AccessContext): SearchClause | undefined
   }
   return { kind: 'anyOf', alternatives };
 }
+
+/** Members whose Coverage names the organization as their IPA or medical group (its `class` value), as R18 delegation reads it. */
+const membersOfGroup = (organization: string): SearchClause => referredBy('Coverage', 'beneficiary', { kind: 'string', param: 'class-value', mode: 'exact', values: [organization] });
 
 /** The roles in which a practitioner treats patients or gives an opinion on them. */
 const CLINICAL_ROLES: UserRole[] = ['treating-provider', 'second-opinion-provider'];
