@@ -141,7 +141,7 @@ describe.each(STORE_DRIVERS)('SMART app case actions (Chromium) on $name', (driv
     await md.screenshot({ path: shot('02-timeline'), fullPage: true });
   });
 
-  it('the physician who made a request withdraws it, after confirming: the case ends (withdrawn, Task cancelled) and the member sees it withdrawn', async () => {
+  it('the physician who made a request withdraws it, after confirming: the case ends (withdrawn, Task cancelled), their lists and the member’s view show it withdrawn', async () => {
     const physician = await physicianLaunch();
     await submit(physician, byPhysician);
     const card = cardOf(physician, byPhysician);
@@ -161,6 +161,8 @@ describe.each(STORE_DRIVERS)('SMART app case actions (Chromium) on $name', (driv
     // Withdrawn cases offer no further withdrawal.
     await expect(card.getAttribute('data-step')).resolves.toBe('withdrawn');
     await expect(card.locator('button[data-action=withdraw]').count()).resolves.toBe(0);
+    // The physician's own list (all patients) says so too, not the step it had before.
+    await expect(physician.locator('#mine .card.case', { hasText: byPhysician }).getAttribute('data-step')).resolves.toBe('withdrawn');
 
     const member = await signIn('Patient/member-hpsj-1', 'member');
     const seen = cardOf(member, byPhysician);
