@@ -130,8 +130,10 @@ async function physicianView(app: HTMLElement, api: SecondOpinionApi, fhir: Fhir
   let mine: HTMLElement | undefined;
   const casesBox = document.getElementById('cases')!;
   const announce = actionStatus();
+  /** After any action, both lists: this patient's requests and, for a physician, their own (a withdrawal shows in each). */
   const refresh = async (message?: string) => {
     await renderCases(api, `patient=${fhir.patientId}&_sort=-authored-on`, casesBox, cardActions);
+    if (mine) await renderCaseList(api, api.requestsBy(fhir.fhirUser!), mine);
     if (message) announce(message);
   };
   const cardActions = (c: CaseView): HTMLElement => {
@@ -168,7 +170,6 @@ async function physicianView(app: HTMLElement, api: SecondOpinionApi, fhir: Fhir
       const task = await api.submit(fhir.patientId!, banner.coverageId!, requester, form());
       answer.innerHTML = `<div class="notice" id="submitted">Request received. Status: <strong>${esc(task.businessStatus?.coding?.[0]?.code)}</strong>; ${dueLine('decision due', task.restriction?.period?.end, isOpen(task)).replace(/^<p[^>]*>|<\/p>$/g, '')}.</div>`;
       await refresh();
-      if (mine) await renderCaseList(api, api.requestsBy(fhir.fhirUser!), mine);
     }, formEl);
   });
   await refresh();

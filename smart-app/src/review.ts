@@ -14,10 +14,13 @@ export function userRoles(codes: string[]): UserRole[] {
 
 export const stepOf = (c: CaseView): CaseStep => (c.task.businessStatus?.coding?.[0]?.code ?? 'um-review') as CaseStep;
 
-/** What the roles may do at the case's step under its plan (the stricter BSP rules when the plan is unknown). */
+/** A case is extended once at most (42 CFR 438.210(d)(1)(ii)): the server records it as an `extended` output and refuses another. */
+const wasExtended = (c: CaseView): boolean => (c.task.output ?? []).some((o) => o.type.text === 'extended');
+
+/** What the roles may do at the case's step under its plan (the stricter BSP rules when the plan is unknown); no second extension. */
 export function allowedFor(c: CaseView, roles: UserRole[]): ReviewAction[] {
   const plan = planById(c.planId ?? '') ?? planById('bsp')!;
-  return allowedActions(plan, stepOf(c), roles);
+  return allowedActions(plan, stepOf(c), roles).filter((a) => a !== 'extend' || !wasExtended(c));
 }
 
 /** The actions of the review queue, in the order offered, and what the user is told once each is done. */
