@@ -1,13 +1,11 @@
 import type { Parameters } from 'fhir/r4.js';
 import { allowedActions, type CaseStep, type ReviewAction } from '../../server/src/domain/reviewPath.js';
 import { planById } from '../../server/src/domain/plans.js';
-import type { UserRole } from '../../server/src/fhir/request.js';
+import { USER_ROLES, type UserRole } from '../../server/src/fhir/request.js';
 import { type CaseView, nameOf, type SecondOpinionApi } from './api.js';
 import { clearError, clearInvalid, el, esc, progress, showInvalid } from './ui.js';
 
 /** The review path's table (server/src/domain/reviewPath.ts) is the app's too: a card offers what the step allows the user's roles. */
-const USER_ROLES: UserRole[] = ['treating-provider', 'um-clinician', 'medical-director', 'second-opinion-provider', 'member', 'plan-admin', 'auditor', 'delegated-group', 'grievance-coordinator'];
-
 export function userRoles(codes: string[]): UserRole[] {
   return USER_ROLES.filter((r) => codes.includes(r));
 }

@@ -2,11 +2,10 @@ import { randomUUID } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { z } from 'zod';
 import { unauthorized } from '../fhir/outcomes.js';
-import type { AccessContext, UserRole } from '../fhir/request.js';
+import { type AccessContext, USER_ROLES, type UserRole } from '../fhir/request.js';
 import type { SigningKey } from './signingKeys.js';
 import { ScopeSet } from './smartScopes.js';
 
-export const USER_ROLES = ['treating-provider', 'um-clinician', 'medical-director', 'second-opinion-provider', 'member', 'plan-admin', 'auditor', 'delegated-group', 'grievance-coordinator'] as const;
 
 const AccessClaims = z.object({
   iss: z.string(),

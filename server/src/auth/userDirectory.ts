@@ -1,10 +1,9 @@
 import type { Patient, Practitioner, RelatedPerson } from 'fhir/r4.js';
-import type { UserRole } from '../fhir/request.js';
+import { USER_ROLES, type UserRole } from '../fhir/request.js';
 import { parseLiteral } from '../fhir/references.js';
 import { CODE_SYSTEMS } from '../fhir/systems.js';
 import type { FhirStore } from '../storage/FhirStore.js';
 import { rolesOf } from '../workflow/directory.js';
-import { USER_ROLES } from './accessTokens.js';
 
 export interface UserIdentity {
   fhirUser: string;

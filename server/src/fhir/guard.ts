@@ -131,7 +131,7 @@ export async function readVisible(req: FhirRequest, ctx: FhirContext, store: Ver
   }
   if (restriction) await requireRestrictedAccess(req, ctx, resource, restriction);
   else requireVisible(req, ctx, resource, asked);
-  if (!(await aboutVisiblePatient(req, ctx, resource, store))) throw concealedRefusal(asked);
+  await requireVisiblePatient(req, ctx, resource, asked, store);
   return resource;
 }
 
@@ -187,6 +187,11 @@ export async function aboutVisiblePatients(req: FhirRequest, ctx: FhirContext, r
  */
 export type PatientFinder = Pick<FhirStore, 'search'>;
 
+/** A resource asked for (`asked`) about a patient the caller may not see: answered as a missing id, as `requireVisible` answers. */
+export async function requireVisiblePatient(req: FhirRequest, ctx: FhirContext, resource: Resource, asked = `${resource.resourceType}/${resource.id}`, store: PatientFinder = ctx.store): Promise<void> {
+  if (!(await aboutVisiblePatient(req, ctx, resource, store))) throw concealedRefusal(asked);
+}
+
 /** A write about a patient the caller may not see: 403 (a PUT or POST names what it writes, so there is nothing to hide). */
 export async function requireAboutVisiblePatient(req: FhirRequest, ctx: FhirContext, resource: Resource, store: PatientFinder = ctx.store): Promise<void> {
   if (!(await aboutVisiblePatient(req, ctx, resource, store))) {
@@ -202,7 +207,7 @@ async function requireDeletionVisible(req: FhirRequest, ctx: FhirContext, store:
   if (!last) return;
   if (restriction) throw concealedRefusal(asked);
   requireVisible(req, ctx, last, asked);
-  if (!(await aboutVisiblePatient(req, ctx, last, store))) throw concealedRefusal(asked);
+  await requireVisiblePatient(req, ctx, last, asked, store);
 }
 
 /** The newest version of a resource that holds content (a deleted resource's last state). */

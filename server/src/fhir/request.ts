@@ -2,16 +2,8 @@ import type { Resource } from 'fhir/r4.js';
 import type { Interaction } from './context.js';
 
 /** Roles of users of this server; a user/ token carries one or more (from the client or user registry). */
-export type UserRole =
-  | 'treating-provider'
-  | 'um-clinician'
-  | 'medical-director'
-  | 'second-opinion-provider'
-  | 'member'
-  | 'plan-admin'
-  | 'auditor'
-  | 'delegated-group'
-  | 'grievance-coordinator';
+export const USER_ROLES = ['treating-provider', 'um-clinician', 'medical-director', 'second-opinion-provider', 'member', 'plan-admin', 'auditor', 'delegated-group', 'grievance-coordinator'] as const;
+export type UserRole = (typeof USER_ROLES)[number];
 
 /**
  * Who is calling, as established by the auth layer from a verified token. The FHIR layer never

@@ -2,8 +2,7 @@ import { nonEmpty } from '../jsonRules.js';
 import type { Bundle, BundleEntry, BundleLink, Resource } from 'fhir/r4.js';
 import { HISTORY_ORDER, type HistoryEntry, type HistoryQuery, type PageCursor } from '../../storage/FhirStore.js';
 import type { FhirContext } from '../context.js';
-import { aboutVisiblePatient, compartmentOf, lastStoredVersion, mayAccess, requireScope, requireVisible } from '../guard.js';
-import { concealedRefusal } from '../outcomes.js';
+import { aboutVisiblePatient, compartmentOf, lastStoredVersion, mayAccess, requireScope, requireVisible, requireVisiblePatient } from '../guard.js';
 import { badRequest } from '../outcomes.js';
 import type { FhirRequest, FhirResponse } from '../request.js';
 import { linkUrl, refuseUnknownWhenStrict } from '../responses.js';
@@ -44,7 +43,7 @@ export async function history(req: FhirRequest, ctx: FhirContext, type?: string,
   if (type && id) {
     const judged = (await ctx.store.find(type, id)) ?? (await lastStoredVersion(ctx.store, type, id)) ?? (await ctx.store.read(type, id));
     requireVisible(req, ctx, judged);
-    if (!(await aboutVisiblePatient(req, ctx, judged))) throw concealedRefusal(`${type}/${id}`);
+    await requireVisiblePatient(req, ctx, judged, `${type}/${id}`);
   }
   const shape = historyShape(req, ctx, type);
   const requested = parsePaging(req.query);

@@ -3,9 +3,9 @@ import type { ReviewAction } from '../../domain/reviewPath.js';
 import { type CallerAccess, performReviewAction, type ReviewInput } from '../../workflow/caseReview.js';
 import type { ProviderDelivery } from '../../workflow/providerDelivery.js';
 import type { FhirContext, OperationDefinitionEntry } from '../context.js';
-import { aboutVisiblePatient, mayAccess, requireAccess, requireVisible } from '../guard.js';
+import { mayAccess, requireAccess, requireVisible, requireVisiblePatient } from '../guard.js';
 import { ifMatchVersion } from '../interactions/crud.js';
-import { badRequest, concealedRefusal, forbidden } from '../outcomes.js';
+import { badRequest, forbidden } from '../outcomes.js';
 import type { FhirRequest } from '../request.js';
 import { ID_RE } from '../responses.js';
 import { CANONICAL_BASE } from '../systems.js';
@@ -46,9 +46,7 @@ export const callerAccess = (req: FhirRequest, ctx: FhirContext): CallerAccess =
     },
     requireRead: (resource) => requireVisible(reading, ctx, resource),
     may: (resource) => mayAccess(reading, ctx, resource),
-    async requireAboutVisiblePatient(resource, store) {
-      if (!(await aboutVisiblePatient(reading, ctx, resource, store))) throw concealedRefusal(`${resource.resourceType}/${resource.id}`);
-    },
+    requireAboutVisiblePatient: (resource, store) => requireVisiblePatient(reading, ctx, resource, undefined, store),
     compartmentsOf: (resource) => ctx.indexer.patientCompartments(resource),
   };
 };
